@@ -1,0 +1,30 @@
+//! The tinyq model IR: one graph type for every stage, from import to export.
+//!
+//! A [`Graph`] holds tensors (static shapes, NHWC activations, constants inline) and a
+//! topologically ordered list of [`Node`]s, each carrying one variant of the closed [`Op`] enum in
+//! TFLite's operator dialect (conv weights OHWI, depthwise `[1, H, W, C·M]`, fully-connected
+//! `[out, in]`). Quantization lives on the tensor ([`QParams`]), never in the dtype.
+//!
+//! This crate is deliberately not an engine and not a format: it knows shapes and semantics, not
+//! how to compute values or how bytes are laid out in a file. Graph changes go through named
+//! rewrite [`rules`], each returning a [`Patch`] or nothing.
+
+mod dtype;
+mod error;
+mod graph;
+pub mod op;
+mod patch;
+pub mod rules;
+mod tensor;
+
+pub use dtype::{DType, TensorData};
+pub use error::IrError;
+pub use graph::{Graph, Node, NodeId, TensorId};
+pub use op::{FusedActivation, Op, Padding};
+pub use patch::Patch;
+pub use tensor::{QParams, Tensor};
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}

@@ -1,0 +1,313 @@
+//! The closed operator set, in TFLite's dialect: NHWC activations, weights OHWI (conv),
+//! `[1, H, W, C·M]` (depthwise) and `[out, in]` (fully connected).
+//!
+//! Each family lives in its own module with its parameters, its shape rule and links to the specs
+//! it follows. Matches on [`Op`] are written without a catch-all arm so that a new variant makes
+//! the compiler list every place that must learn about it.
+
+mod activation;
+mod binary;
+mod conv;
+mod data_movement;
+mod fully_connected;
+mod pool;
+mod reduce;
+
+pub use activation::{Clip, LeakyRelu, Softmax};
+pub use binary::{broadcast_shapes, Binary};
+pub use conv::{Conv2D, DepthwiseConv2D};
+pub use data_movement::{Concat, Pad, Transpose};
+pub use fully_connected::FullyConnected;
+pub use pool::Pool2D;
+pub use reduce::Mean;
+
+/// An activation applied to an op's output before it is stored (TFLite `fused_activation_function`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FusedActivation {
+    #[default]
+    None,
+    Relu,
+    Relu6,
+    ReluN1To1,
+}
+
+impl FusedActivation {
+    /// The output interval the activation clamps to.
+    pub fn range(self) -> (f32, f32) {
+        match self {
+            FusedActivation::None => (f32::NEG_INFINITY, f32::INFINITY),
+            FusedActivation::Relu => (0.0, f32::INFINITY),
+            FusedActivation::Relu6 => (0.0, 6.0),
+            FusedActivation::ReluN1To1 => (-1.0, 1.0),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FusedActivation::None => "",
+            FusedActivation::Relu => "RELU",
+            FusedActivation::Relu6 => "RELU6",
+            FusedActivation::ReluN1To1 => "RELU_N1_TO_1",
+        }
+    }
+}
+
+/// Spatial padding of convolutions and pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// TFLite SAME: output `ceil(in / stride)`, the odd pixel of padding goes bottom/right.
+    Same,
+    Valid,
+    /// Explicit pixels; TFLite cannot express it directly (export adds a PAD).
+    Explicit { top: usize, bottom: usize, left: usize, right: usize },
+}
+
+/// Resolved geometry of one spatial axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Axis {
+    pub out: usize,
+    /// Padding before the first input element.
+    pub pad_before: usize,
+}
+
+impl Padding {
+    /// Output size and leading padding along height (`dim = 0`) or width (`dim = 1`).
+    pub fn resolve(
+        self,
+        dim: usize,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+    ) -> Result<Axis, String> {
+        let eff = (kernel - 1) * dilation + 1;
+        let (before, after) = match self {
+            Padding::Same => {
+                let out = input.div_ceil(stride);
+                let total = ((out - 1) * stride + eff).saturating_sub(input);
+                (total / 2, total - total / 2)
+            }
+            Padding::Valid => (0, 0),
+            Padding::Explicit { top, bottom, left, right } => {
+                if dim == 0 {
+                    (top, bottom)
+                } else {
+                    (left, right)
+                }
+            }
+        };
+        let padded = input + before + after;
+        if padded < eff {
+            return Err(format!(
+                "window {eff} is larger than the padded input {padded} (input {input}, stride {stride})"
+            ));
+        }
+        Ok(Axis { out: (padded - eff) / stride + 1, pad_before: before })
+    }
+
+    /// Rewrites explicit padding as SAME or VALID when it is numerically the same thing.
+    pub fn canonical(self, input: [usize; 2], kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Padding {
+        let Padding::Explicit { top, bottom, left, right } = self else { return self };
+        if top + bottom + left + right == 0 {
+            return Padding::Valid;
+        }
+        let same = |d: usize| Padding::Same.resolve(d, input[d], kernel[d], stride[d], dilation[d]);
+        let (Ok(h), Ok(w)) = (same(0), same(1)) else { return self };
+        let total = |d: usize, a: Axis| ((a.out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1).saturating_sub(input[d]);
+        if h.pad_before == top && total(0, h) == top + bottom && w.pad_before == left && total(1, w) == left + right {
+            Padding::Same
+        } else {
+            self
+        }
+    }
+}
+
+/// Every operation tinyq represents. Inputs are listed on each variant's parameter struct.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Conv2D(Conv2D),
+    DepthwiseConv2D(DepthwiseConv2D),
+    FullyConnected(FullyConnected),
+    Add(Binary),
+    Sub(Binary),
+    Mul(Binary),
+    Concat(Concat),
+    /// Inputs: data. The output tensor's shape is the new shape (Squeeze, Unsqueeze and Flatten
+    /// import as Reshape: with static shapes they are the same op).
+    Reshape,
+    Transpose(Transpose),
+    Pad(Pad),
+    MaxPool2D(Pool2D),
+    AvgPool2D(Pool2D),
+    Mean(Mean),
+    Relu,
+    Relu6,
+    Clip(Clip),
+    LeakyRelu(LeakyRelu),
+    Sigmoid,
+    Tanh,
+    HardSwish,
+    Softmax(Softmax),
+    /// Float (or int) → quantized; the output tensor's qparams say how.
+    Quantize,
+    /// Quantized → float with the input tensor's qparams.
+    Dequantize,
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2D(_) => "Conv2D",
+            Op::DepthwiseConv2D(_) => "DepthwiseConv2D",
+            Op::FullyConnected(_) => "FullyConnected",
+            Op::Add(_) => "Add",
+            Op::Sub(_) => "Sub",
+            Op::Mul(_) => "Mul",
+            Op::Concat(_) => "Concat",
+            Op::Reshape => "Reshape",
+            Op::Transpose(_) => "Transpose",
+            Op::Pad(_) => "Pad",
+            Op::MaxPool2D(_) => "MaxPool2D",
+            Op::AvgPool2D(_) => "AvgPool2D",
+            Op::Mean(_) => "Mean",
+            Op::Relu => "Relu",
+            Op::Relu6 => "Relu6",
+            Op::Clip(_) => "Clip",
+            Op::LeakyRelu(_) => "LeakyRelu",
+            Op::Sigmoid => "Sigmoid",
+            Op::Tanh => "Tanh",
+            Op::HardSwish => "HardSwish",
+            Op::Softmax(_) => "Softmax",
+            Op::Quantize => "Quantize",
+            Op::Dequantize => "Dequantize",
+        }
+    }
+
+    /// The fused activation, for ops that have one.
+    pub fn activation(&self) -> Option<FusedActivation> {
+        match self {
+            Op::Conv2D(p) => Some(p.activation),
+            Op::DepthwiseConv2D(p) => Some(p.conv.activation),
+            Op::FullyConnected(p) => Some(p.activation),
+            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some(p.activation),
+            Op::Concat(p) => Some(p.activation),
+            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some(p.activation),
+            Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::Mean(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_)
+            | Op::Quantize
+            | Op::Dequantize => None,
+        }
+    }
+
+    /// Mutable access to the fused activation, for ops that have one.
+    pub fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        match self {
+            Op::Conv2D(p) => Some(&mut p.activation),
+            Op::DepthwiseConv2D(p) => Some(&mut p.conv.activation),
+            Op::FullyConnected(p) => Some(&mut p.activation),
+            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some(&mut p.activation),
+            Op::Concat(p) => Some(&mut p.activation),
+            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some(&mut p.activation),
+            Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::Mean(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_)
+            | Op::Quantize
+            | Op::Dequantize => None,
+        }
+    }
+
+    /// Output shapes from input shapes; the error says what does not fit.
+    ///
+    /// `Reshape` cannot know its target from shapes alone and returns its input element count
+    /// as a flat shape; [`crate::Graph::validate`] compares element counts for it instead.
+    pub fn infer_shapes(&self, inputs: &[&[usize]]) -> Result<Vec<Vec<usize>>, String> {
+        let need = |n: usize| -> Result<(), String> {
+            if inputs.len() < n {
+                Err(format!("expects {n} inputs, has {}", inputs.len()))
+            } else {
+                Ok(())
+            }
+        };
+        let out = match self {
+            Op::Conv2D(p) => {
+                need(2)?;
+                p.output_shape(inputs[0], inputs[1], inputs.get(2).copied())?
+            }
+            Op::DepthwiseConv2D(p) => {
+                need(2)?;
+                p.output_shape(inputs[0], inputs[1], inputs.get(2).copied())?
+            }
+            Op::FullyConnected(p) => {
+                need(2)?;
+                p.output_shape(inputs[0], inputs[1], inputs.get(2).copied())?
+            }
+            Op::Add(_) | Op::Sub(_) | Op::Mul(_) => {
+                need(2)?;
+                broadcast_shapes(inputs[0], inputs[1])?
+            }
+            Op::Concat(p) => {
+                need(1)?;
+                p.output_shape(inputs)?
+            }
+            Op::Reshape => {
+                need(1)?;
+                vec![crate::numel(inputs[0])]
+            }
+            Op::Transpose(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::Pad(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::MaxPool2D(p) | Op::AvgPool2D(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::Mean(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::Softmax(_) => {
+                need(1)?;
+                if inputs[0].is_empty() {
+                    return Err("softmax needs at least one axis".into());
+                }
+                inputs[0].to_vec()
+            }
+            Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Quantize
+            | Op::Dequantize => {
+                need(1)?;
+                inputs[0].to_vec()
+            }
+        };
+        Ok(vec![out])
+    }
+}
