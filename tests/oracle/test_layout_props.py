@@ -337,3 +337,48 @@ def test_generated_graphs_are_valid_onnx(nhwc_input):
             assert ref.shape[0] == 1 and ref.shape[3] == c
 
     build_and_run()
+
+
+# ---------------------------------------------------------------- fixed coverage
+
+def _conv(out, group=1, kernel=(3, 3), strides=(1, 1), dilations=(1, 1), auto_pad="NOTSET",
+          pads=(1, 1, 1, 1)):
+    return {"op": "Conv", "out": out, "group": group, "kernel": list(kernel), "strides": list(strides),
+            "dilations": list(dilations), "auto_pad": auto_pad, "pads": list(pads)}
+
+
+def _spec(chw, layers, head="tensor", dense="gemm_transB1", nhwc=False, units=4, seed=7):
+    return {"nhwc_input": nhwc, "input_chw": list(chw), "layers": layers, "head": head,
+            "dense": dense, "units": units, "seed": seed}
+
+
+# Every layer kind, padding mode and head at least once, whatever hypothesis happens to draw.
+FIXED_SPECS = {
+    "conv_pads_asym": _spec([3, 9, 8], [_conv(5, kernel=(3, 2), pads=(0, 2, 1, 0))]),
+    "conv_same_upper_s2": _spec([2, 9, 7], [_conv(4, kernel=(4, 3), strides=(2, 2), auto_pad="SAME_UPPER", pads=(0, 0, 0, 0))]),
+    "conv_valid_dilated": _spec([2, 12, 11], [_conv(3, kernel=(3, 3), dilations=(2, 1), auto_pad="VALID", pads=(0, 0, 0, 0))]),
+    "depthwise_mult2": _spec([4, 10, 10], [_conv(8, group=4, strides=(2, 1))]),
+    "maxpool_pads": _spec([3, 11, 9], [{"op": "MaxPool", "kernel": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 1]}]),
+    "avgpool_pads": _spec([3, 11, 9], [{"op": "AveragePool", "kernel": [3, 3], "strides": [2, 1], "pads": [1, 2, 0, 1]}]),
+    "relu": _spec([2, 5, 6], [_conv(3), {"op": "Relu"}]),
+    "clip06": _spec([2, 5, 6], [_conv(3), {"op": "Clip"}]),
+    "leaky": _spec([2, 5, 6], [_conv(3), {"op": "LeakyRelu", "alpha": 0.2}]),
+    "sigmoid": _spec([2, 5, 6], [_conv(3), {"op": "Sigmoid"}]),
+    "bn": _spec([3, 6, 5], [{"op": "BatchNormalization"}, _conv(2)]),
+    "add_branch": _spec([3, 7, 6], [{"op": "Add", "other": "branch_conv3"}]),
+    "add_channel_const": _spec([3, 7, 6], [_conv(4), {"op": "Add", "other": "channel_const"}]),
+    "flatten_gemm_transB1": _spec([3, 6, 5], [_conv(4)], head="flatten_gemm", dense="gemm_transB1"),
+    "flatten_gemm_transB0": _spec([3, 6, 5], [_conv(4)], head="flatten_gemm", dense="gemm_transB0"),
+    "reshape_gemm": _spec([3, 6, 5], [_conv(4)], head="reshape_gemm", dense="gemm_transB1"),
+    "gap_gemm": _spec([3, 6, 5], [_conv(4)], head="gap_gemm", dense="gemm_transB0"),
+    "flatten_matmul_add": _spec([3, 6, 5], [_conv(4)], head="flatten_gemm", dense="matmul_add"),
+    "nhwc_tensor": _spec([3, 6, 5], [_conv(4, strides=(2, 1))], nhwc=True),
+    "nhwc_reshape_matmul": _spec([3, 6, 5], [_conv(4)], head="reshape_gemm", dense="matmul_add", nhwc=True),
+    "nhwc_flatten_gemm": _spec([3, 6, 5], [_conv(4), {"op": "Relu"}], head="flatten_gemm", nhwc=True),
+    "nhwc_gap_gemm": _spec([3, 6, 5], [_conv(4)], head="gap_gemm", nhwc=True),
+}
+
+
+@pytest.mark.parametrize("spec", FIXED_SPECS.values(), ids=FIXED_SPECS.keys())
+def test_fixed_graph_matches_onnxruntime(tinyq_bin, spec):
+    check_against_onnxruntime(tinyq_bin, spec)

@@ -30,11 +30,11 @@ def _collect_cases():
             for file_name, info in sorted(card["files"].items()):
                 if info.get("role") in FP32_ROLES:
                     cases.append(
-                        pytest.param(card_path, file_name, id=f"{card_path.parent.name}/{file_name}")
+                        pytest.param((card_path, file_name), id=f"{card_path.parent.name}/{file_name}")
                     )
     if not cases:
         reason = f"../shared not present (looked at {shared}; set TINYQ_SHARED)"
-        cases.append(pytest.param(None, None, id="no-shared", marks=pytest.mark.skip(reason=reason)))
+        cases.append(pytest.param(None, id="no-shared", marks=pytest.mark.skip(reason=reason)))
     return cases
 
 

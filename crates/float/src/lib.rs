@@ -1,1 +1,154 @@
+//! The float engine: evaluates an IR graph in f32, one sample at a time.
+//!
+//! It is the numeric oracle of tinyq (calibration statistics, FP32 metrics, the reference that
+//! quantized results are compared with), so it follows the ONNX/TFLite float semantics plainly:
+//! im2col + `gemm` for convolutions and dense layers, straightforward loops elsewhere. Parallelism
+//! is across samples (the caller's rayon loop), never inside a kernel, so results do not depend
+//! on the thread count.
+//!
+//! Every tensor of a run is kept in [`Activations`] (indexed by tensor id) and can be watched
+//! through the observer hook: calibration reads them, and a backward pass can walk them in
+//! reverse. The engine does not quantize; fake quantization is a graph rewrite, not an engine mode.
 
+mod ops;
+
+use tinyq_ir::{numel, DType, Graph, Node, Op, TensorId};
+
+/// Why a graph cannot be prepared or a sample cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum FloatError {
+    #[error("node `{node}` ({op}): {msg}")]
+    Unsupported { node: String, op: &'static str, msg: String },
+    #[error("input `{name}`: expected {expected} values (shape {shape:?}), got {got}")]
+    InputSize { name: String, shape: Vec<usize>, expected: usize, got: usize },
+    #[error("expected {expected} inputs, got {got}")]
+    InputCount { expected: usize, got: usize },
+}
+
+/// A graph prepared for float evaluation. Cheap to share across threads (`&Plan` is `Sync`).
+pub struct Plan {
+    graph: Graph,
+    /// f32 copy of every constant, by tensor id.
+    consts: Vec<Option<Vec<f32>>>,
+}
+
+/// All tensors computed for one sample (constants excluded), by tensor id.
+pub struct Activations {
+    pub values: Vec<Option<Vec<f32>>>,
+}
+
+impl Activations {
+    pub fn get(&self, t: TensorId) -> Option<&[f32]> {
+        self.values[t].as_deref()
+    }
+}
+
+impl Plan {
+    /// Checks that every op and dtype can run in float and converts constants to f32.
+    pub fn new(graph: &Graph) -> Result<Plan, FloatError> {
+        for n in &graph.nodes {
+            let bad = |msg: &str| FloatError::Unsupported { node: n.name.clone(), op: n.op.name(), msg: msg.into() };
+            if matches!(n.op, Op::Quantize | Op::Dequantize) {
+                return Err(bad("the float engine runs float graphs; use the integer engine"));
+            }
+            for &t in n.inputs.iter().chain(&n.outputs) {
+                let tensor = graph.tensor(t);
+                if !tensor.is_constant() && tensor.dtype != DType::F32 {
+                    return Err(bad(&format!("tensor `{}` is {}, not float32", tensor.name, tensor.dtype.name())));
+                }
+            }
+        }
+        let consts = graph.tensors.iter().map(|t| t.f32_data()).collect();
+        Ok(Plan { graph: graph.clone(), consts })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs one sample and returns the graph outputs.
+    pub fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>, FloatError> {
+        let acts = self.run_observed(inputs, &mut |_, _| {})?;
+        Ok(self.graph.outputs.iter().map(|&o| self.value(&acts, o).to_vec()).collect())
+    }
+
+    /// Runs one sample, calling `observe` on every input and computed tensor in execution order,
+    /// and returns all of them.
+    pub fn run_observed(
+        &self,
+        inputs: &[&[f32]],
+        observe: &mut dyn FnMut(TensorId, &[f32]),
+    ) -> Result<Activations, FloatError> {
+        let g = &self.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(FloatError::InputCount { expected: g.inputs.len(), got: inputs.len() });
+        }
+        let mut values: Vec<Option<Vec<f32>>> = vec![None; g.tensors.len()];
+        for (&id, data) in g.inputs.iter().zip(inputs) {
+            let t = g.tensor(id);
+            if data.len() != t.numel() {
+                return Err(FloatError::InputSize {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    expected: t.numel(),
+                    got: data.len(),
+                });
+            }
+            observe(id, data);
+            values[id] = Some(data.to_vec());
+        }
+        for node in &g.nodes {
+            let out = {
+                let args: Vec<&[f32]> = node
+                    .inputs
+                    .iter()
+                    .map(|&i| values[i].as_deref().or(self.consts[i].as_deref()).expect("topological order"))
+                    .collect();
+                self.eval(node, &args)
+            };
+            observe(node.outputs[0], &out);
+            values[node.outputs[0]] = Some(out);
+        }
+        Ok(Activations { values })
+    }
+
+    /// The value of `t` in a finished run (computed or constant).
+    pub fn value<'a>(&'a self, acts: &'a Activations, t: TensorId) -> &'a [f32] {
+        acts.get(t).or(self.consts[t].as_deref()).unwrap_or(&[])
+    }
+
+    fn eval(&self, node: &Node, x: &[&[f32]]) -> Vec<f32> {
+        let g = &self.graph;
+        let shape = |k: usize| &g.tensor(node.inputs[k]).shape[..];
+        let out_shape = &g.tensor(node.outputs[0]).shape[..];
+        let mut out = vec![0f32; numel(out_shape)];
+        match &node.op {
+            Op::Conv2D(p) => ops::conv::conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out),
+            Op::DepthwiseConv2D(p) => ops::conv::depthwise_conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out),
+            Op::FullyConnected(p) => ops::fully_connected::fully_connected(x[0], x[1], shape(1), x.get(2).copied(), p.activation, &mut out),
+            Op::Add(p) => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a + b, &mut out),
+            Op::Sub(p) => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a - b, &mut out),
+            Op::Mul(p) => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a * b, &mut out),
+            Op::Concat(p) => {
+                let shapes: Vec<&[usize]> = (0..x.len()).map(shape).collect();
+                ops::data_movement::concat(x, &shapes, p.axis, p.activation, &mut out)
+            }
+            Op::Reshape => out.copy_from_slice(x[0]),
+            Op::Transpose(p) => ops::data_movement::transpose(x[0], shape(0), &p.perm, &mut out),
+            Op::Pad(p) => ops::data_movement::pad(x[0], shape(0), &p.pads, p.value, out_shape, &mut out),
+            Op::MaxPool2D(p) => ops::pool::max_pool(x[0], shape(0), p, out_shape, &mut out),
+            Op::AvgPool2D(p) => ops::pool::average_pool(x[0], shape(0), p, out_shape, &mut out),
+            Op::Mean(p) => ops::reduce::mean(x[0], shape(0), &p.axes, &mut out),
+            Op::Relu => ops::activation::map(x[0], &mut out, |v| v.max(0.0)),
+            Op::Relu6 => ops::activation::map(x[0], &mut out, |v| v.clamp(0.0, 6.0)),
+            Op::Clip(c) => ops::activation::map(x[0], &mut out, |v| v.max(c.min).min(c.max)),
+            Op::LeakyRelu(p) => ops::activation::map(x[0], &mut out, |v| if v >= 0.0 { v } else { p.alpha * v }),
+            Op::Sigmoid => ops::activation::map(x[0], &mut out, |v| 1.0 / (1.0 + (-v).exp())),
+            Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
+            Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
+            Op::Softmax(p) => ops::activation::softmax(x[0], *shape(0).last().unwrap_or(&1), p.beta, &mut out),
+            Op::Quantize | Op::Dequantize => unreachable!("refused by Plan::new"),
+        }
+        out
+    }
+}

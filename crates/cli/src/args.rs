@@ -1,0 +1,92 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// tinyq: squeeze trained networks into microcontrollers.
+#[derive(Parser)]
+#[command(name = "tinyq", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Inputs, outputs, op counts, parameters, MACs and tensor shapes of a model.
+    Inspect {
+        model: PathBuf,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every sample through the model and write the raw outputs (`y`, `y_1`, …) to an .npz.
+    Run {
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Output .npz file.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compute a metric of the model on a labelled dataset.
+    Eval {
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Array holding the labels.
+        #[arg(long = "y", default_value = "y")]
+        y: String,
+        /// top1, rmse or auc (default: top1 for class labels, rmse otherwise).
+        #[arg(long)]
+        metric: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The ONNX ops tinyq imports.
+    Ops {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where samples come from and how to read them.
+#[derive(Args)]
+pub struct DataArgs {
+    /// Dataset: .npz, .npy, MNIST-style IDX (.gz), an image folder (one subfolder per class),
+    /// or raw .bin files (with --shape and --dtype).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Array(s) holding the inputs, comma-separated in model-input order (default: `x`, or the
+    /// model's input names when it has several).
+    #[arg(long = "x", value_delimiter = ',')]
+    pub x: Vec<String>,
+    /// Use only the first N samples.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images: resize to HxW (e.g. 32x32).
+    #[arg(long)]
+    pub resize: Option<String>,
+    /// Images: multiply pixel values by this (default 1/255).
+    #[arg(long)]
+    pub scale: Option<f32>,
+    /// Images: per-channel mean subtracted after scaling (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub mean: Vec<f32>,
+    /// Images: per-channel standard deviation divided after the mean (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Vec<f32>,
+    /// Images: nhwc or nchw.
+    #[arg(long, default_value = "nhwc")]
+    pub layout: String,
+    /// Images: load as one grayscale channel.
+    #[arg(long)]
+    pub grayscale: bool,
+    /// Raw .bin: shape of one sample (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub shape: Vec<usize>,
+    /// Raw .bin: element type (float32, uint8, int8, int16, int32, int64).
+    #[arg(long)]
+    pub dtype: Option<String>,
+}

@@ -1,0 +1,224 @@
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tinyq::data::{Dataset, ImageOptions, Layout, LoadOptions, NdArray, RawOptions};
+use tinyq::{Metric, Model};
+
+use crate::args::{Cli, Command, DataArgs};
+use crate::render;
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Inspect { model, json } => inspect(&model, json),
+        Command::Run { model, data, output, json } => run(&model, &data, &output, json),
+        Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
+        Command::Ops { json } => ops(json),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+fn load(model: &Path) -> Result<Model> {
+    Ok(tinyq::load_model(model)?)
+}
+
+fn progress(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} samples [{elapsed_precise} < {eta}]")
+            .expect("static template"),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn load_options(d: &DataArgs) -> Result<LoadOptions> {
+    let mut opts = LoadOptions::default();
+    let img: &mut ImageOptions = &mut opts.image;
+    if let Some(r) = &d.resize {
+        let (h, w) = r
+            .split_once(['x', 'X'])
+            .and_then(|(h, w)| Some((h.parse().ok()?, w.parse().ok()?)))
+            .with_context(|| format!("--resize `{r}`: expected HxW, e.g. 32x32"))?;
+        img.resize = Some((h, w));
+    }
+    if let Some(s) = d.scale {
+        img.scale = s;
+    }
+    img.mean = d.mean.clone();
+    img.std = d.std.clone();
+    if img.std.contains(&0.0) {
+        bail!("--std: a standard deviation of 0 divides by zero");
+    }
+    img.layout = match d.layout.as_str() {
+        "nhwc" => Layout::Nhwc,
+        "nchw" => Layout::Nchw,
+        other => bail!("--layout `{other}`: expected nhwc or nchw"),
+    };
+    img.grayscale = d.grayscale;
+    match (d.shape.is_empty(), &d.dtype) {
+        (true, None) => {}
+        (false, Some(dtype)) => opts.raw = Some(RawOptions { shape: d.shape.clone(), dtype: dtype.clone() }),
+        _ => bail!("--shape and --dtype go together (raw .bin data)"),
+    }
+    Ok(opts)
+}
+
+/// Opens the dataset and binds its arrays to the model's inputs.
+fn bind(model: &Model, d: &DataArgs) -> Result<(Dataset, tinyq::BoundInputs)> {
+    let ds = Dataset::open(&d.data, &load_options(d)?)?;
+    let keys = if d.x.is_empty() { tinyq::default_input_keys(&model.graph) } else { d.x.clone() };
+    let mut inputs = tinyq::bind_inputs(&model.graph, &ds, &keys)?;
+    if let Some(n) = d.limit {
+        if n == 0 {
+            bail!("--limit 0 leaves no samples");
+        }
+        inputs.truncate(n);
+    }
+    Ok((ds, inputs))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn inspect(path: &Path, json: bool) -> Result<()> {
+    let model = load(path)?;
+    let s = tinyq::inspect(&model);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let io: Vec<Vec<String>> = s
+        .inputs
+        .iter()
+        .map(|t| ("input", t))
+        .chain(s.outputs.iter().map(|t| ("output", t)))
+        .map(|(k, t)| vec![k.into(), t.name.clone(), render::shape(&t.shape), t.dtype.into()])
+        .collect();
+    println!("{}\n{}", s.model, render::table(&["", "name", "shape", "dtype"], io));
+    let layers: Vec<Vec<String>> = s
+        .layers
+        .iter()
+        .map(|l| vec![l.name.clone(), l.op.into(), render::shape(&l.output_shape), render::count(l.macs), render::count(l.parameters as u64)])
+        .collect();
+    println!("{}", render::table(&["layer", "op", "output", "MACs", "params"], layers));
+    let ops: Vec<String> = s.ops.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+    println!("ops: {}", ops.join(", "));
+    println!(
+        "parameters: {} ({} as FP32) · MACs: {} · file: {}",
+        render::count(s.parameters as u64),
+        render::bytes(s.fp32_bytes as u64),
+        render::count(s.macs),
+        render::bytes(s.file_bytes)
+    );
+    Ok(())
+}
+
+fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
+    if same_file(output, path) || same_file(output, &d.data) {
+        bail!("-o {}: refusing to overwrite an input file", output.display());
+    }
+    if output.extension().and_then(|e| e.to_str()) != Some("npz") {
+        bail!("-o {}: the output must be an .npz file", output.display());
+    }
+    let model = load(path)?;
+    let (_, inputs) = bind(&model, d)?;
+    let bar = progress(inputs.samples, "run");
+    let start = Instant::now();
+    let out = tinyq::run_samples(&model, &inputs, &|n| bar.set_position(n as u64))?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let arrays: Vec<(String, NdArray)> = out
+        .values
+        .into_iter()
+        .zip(&out.shapes)
+        .enumerate()
+        .map(|(k, (v, s))| {
+            let key = if k == 0 { "y".to_string() } else { format!("y_{k}") };
+            (key, NdArray { shape: s.clone(), data: tinyq::data::ArrayData::F32(v) })
+        })
+        .collect();
+    let refs: Vec<(&str, &NdArray)> = arrays.iter().map(|(k, a)| (k.as_str(), a)).collect();
+    tinyq::data::write_npz(output, &refs)?;
+    if json {
+        let shapes: serde_json::Map<String, serde_json::Value> = arrays.iter().map(|(k, a)| (k.clone(), json!(a.shape))).collect();
+        println!("{}", json!({ "output": output.display().to_string(), "samples": out.samples, "arrays": shapes, "seconds": seconds }));
+    } else {
+        println!("{} samples → {} ({:.2} s)", out.samples, output.display(), seconds);
+    }
+    Ok(())
+}
+
+fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) -> Result<()> {
+    let model = load(path)?;
+    let (ds, inputs) = bind(&model, d)?;
+    let mut labels = ds.array(y)?;
+    if labels.shape.first().is_some_and(|&n| n > inputs.samples) && d.limit.is_some() {
+        labels = truncate_rows(labels, inputs.samples);
+    }
+    let per_sample = model.graph.tensor(model.graph.outputs[0]).numel();
+    let metric = match metric {
+        Some(m) => Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))?,
+        None => tinyq::default_metric(&labels, per_sample),
+    };
+    let bar = progress(inputs.samples, "eval");
+    let start = Instant::now();
+    let v = tinyq::evaluate(&model, &inputs, &labels, metric, &|n| bar.set_position(n as u64))
+        .with_context(|| format!("{}: labels `{y}`", d.data.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "model": path.display().to_string(),
+                "metric": v.metric.name(),
+                "value": v.value,
+                "samples": v.samples,
+                "seconds": seconds,
+                "samples_per_second": v.samples as f64 / seconds.max(1e-9),
+            })
+        );
+    } else {
+        println!("{}: {} = {:.4} over {} samples ({:.2} s)", path.display(), v.metric.name(), v.value, v.samples, seconds);
+    }
+    Ok(())
+}
+
+fn truncate_rows(a: NdArray, n: usize) -> NdArray {
+    use tinyq::data::ArrayData as A;
+    let per: usize = a.shape[1..].iter().product();
+    let k = n * per;
+    let data = match a.data {
+        A::F32(v) => A::F32(v[..k].to_vec()),
+        A::F64(v) => A::F64(v[..k].to_vec()),
+        A::U8(v) => A::U8(v[..k].to_vec()),
+        A::I8(v) => A::I8(v[..k].to_vec()),
+        A::I16(v) => A::I16(v[..k].to_vec()),
+        A::I32(v) => A::I32(v[..k].to_vec()),
+        A::I64(v) => A::I64(v[..k].to_vec()),
+        A::Bool(v) => A::Bool(v[..k].to_vec()),
+    };
+    let mut shape = a.shape;
+    shape[0] = n;
+    NdArray { shape, data }
+}
+
+fn ops(json: bool) -> Result<()> {
+    let ops = tinyq::supported_onnx_ops();
+    if json {
+        let list: Vec<_> = ops.iter().map(|o| json!({ "op": o.op, "since": o.since, "until": o.until })).collect();
+        println!("{}", json!({ "onnx": list }));
+    } else {
+        let rows = ops.iter().map(|o| vec![o.op.to_string(), format!("{}–{}", o.since, o.until)]).collect();
+        println!("{}", render::table(&["ONNX op", "opsets"], rows));
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Convolutions over NHWC: im2col per group followed by one GEMM, or the input itself for
+//! pointwise convolutions; depthwise as a direct loop (no GEMM shape fits it).
+
+use tinyq_ir::op::{Conv2D, DepthwiseConv2D};
+
+use super::{apply_activation, matmul};
+
+struct Geom {
+    n: usize,
+    ih: usize,
+    iw: usize,
+    ic: usize,
+    oh: usize,
+    ow: usize,
+    oc: usize,
+    kh: usize,
+    kw: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+fn geom(x: &[usize], w: &[usize], p: &Conv2D, out: &[usize]) -> Geom {
+    let h = p.padding.resolve(0, x[1], w[1], p.stride[0], p.dilation[0]).expect("validated shapes");
+    let wd = p.padding.resolve(1, x[2], w[2], p.stride[1], p.dilation[1]).expect("validated shapes");
+    Geom {
+        n: x[0],
+        ih: x[1],
+        iw: x[2],
+        ic: x[3],
+        oh: out[1],
+        ow: out[2],
+        oc: out[3],
+        kh: w[1],
+        kw: w[2],
+        pad_top: h.pad_before,
+        pad_left: wd.pad_before,
+    }
+}
+
+/// Input row and column for output pixel (oy, ox) and kernel tap (ky, kx), if inside the image.
+#[inline]
+fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+    let iy = (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(g.pad_top)?;
+    let ix = (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(g.pad_left)?;
+    (iy < g.ih && ix < g.iw).then_some((iy, ix))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f32]>, p: &Conv2D, os: &[usize], out: &mut [f32]) {
+    let g = geom(xs, ws, p, os);
+    let cin_g = ws[3];
+    let groups = g.ic / cin_g;
+    let cout_g = g.oc / groups;
+    let k = g.kh * g.kw * cin_g;
+    let pixels = g.oh * g.ow;
+    let pointwise = g.kh == 1 && g.kw == 1 && p.stride == [1, 1] && g.pad_top == 0 && g.pad_left == 0 && g.oh == g.ih && g.ow == g.iw;
+    let mut patch = if pointwise { Vec::new() } else { vec![0f32; pixels * k] };
+    for b in 0..g.n {
+        let xb = &x[b * g.ih * g.iw * g.ic..(b + 1) * g.ih * g.iw * g.ic];
+        let ob = &mut out[b * pixels * g.oc..(b + 1) * pixels * g.oc];
+        for grp in 0..groups {
+            let (lhs, lhs_rs): (&[f32], usize) = if pointwise {
+                (&xb[grp * cin_g..], g.ic)
+            } else {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let row = &mut patch[(oy * g.ow + ox) * k..(oy * g.ow + ox + 1) * k];
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let dst = &mut row[(ky * g.kw + kx) * cin_g..(ky * g.kw + kx + 1) * cin_g];
+                                match source(&g, p, oy, ox, ky, kx) {
+                                    Some((iy, ix)) => {
+                                        let s = (iy * g.iw + ix) * g.ic + grp * cin_g;
+                                        dst.copy_from_slice(&xb[s..s + cin_g]);
+                                    }
+                                    None => dst.fill(0.0),
+                                }
+                            }
+                        }
+                    }
+                }
+                (&patch, k)
+            };
+            matmul(pixels, cout_g, k, &mut ob[grp * cout_g..], g.oc, lhs, lhs_rs, 1, &w[grp * cout_g * k..], 1, k);
+        }
+    }
+    add_bias(out, bias, g.oc);
+    apply_activation(out, p.activation);
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f32]>, p: &DepthwiseConv2D, os: &[usize], out: &mut [f32]) {
+    let g = geom(xs, ws, &p.conv, os);
+    let m = p.depth_multiplier;
+    for b in 0..g.n {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let o = &mut out[((b * g.oh + oy) * g.ow + ox) * g.oc..][..g.oc];
+                o.fill(0.0);
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let Some((iy, ix)) = source(&g, &p.conv, oy, ox, ky, kx) else { continue };
+                        let xi = &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
+                        let wi = &w[(ky * g.kw + kx) * g.oc..][..g.oc];
+                        if m == 1 {
+                            for ((o, &xv), &wv) in o.iter_mut().zip(xi).zip(wi) {
+                                *o += xv * wv;
+                            }
+                        } else {
+                            for (c, o) in o.iter_mut().enumerate() {
+                                *o += xi[c / m] * wi[c];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    add_bias(out, bias, g.oc);
+    apply_activation(out, p.conv.activation);
+}
+
+pub(crate) fn add_bias(out: &mut [f32], bias: Option<&[f32]>, channels: usize) {
+    if let Some(b) = bias {
+        for row in out.chunks_exact_mut(channels) {
+            row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+        }
+    }
+}

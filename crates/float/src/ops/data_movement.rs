@@ -1,0 +1,68 @@
+//! Concat, transpose and pad: copies only.
+
+use tinyq_ir::FusedActivation;
+
+use super::apply_activation;
+
+pub fn concat(xs: &[&[f32]], shapes: &[&[usize]], axis: usize, act: FusedActivation, out: &mut [f32]) {
+    let outer: usize = shapes[0][..axis].iter().product();
+    let mut o = 0;
+    for i in 0..outer {
+        for (x, s) in xs.iter().zip(shapes) {
+            let block: usize = s[axis..].iter().product();
+            out[o..o + block].copy_from_slice(&x[i * block..(i + 1) * block]);
+            o += block;
+        }
+    }
+    apply_activation(out, act);
+}
+
+pub fn transpose(x: &[f32], s: &[usize], perm: &[usize], out: &mut [f32]) {
+    let rank = s.len();
+    let mut in_strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        in_strides[i] = in_strides[i + 1] * s[i + 1];
+    }
+    let os: Vec<usize> = perm.iter().map(|&p| s[p]).collect();
+    let st: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let mut pos = vec![0usize; rank];
+    let mut src = 0usize;
+    for o in out.iter_mut() {
+        *o = x[src];
+        for ax in (0..rank).rev() {
+            pos[ax] += 1;
+            src += st[ax];
+            if pos[ax] < os[ax] {
+                break;
+            }
+            src -= st[ax] * os[ax];
+            pos[ax] = 0;
+        }
+    }
+}
+
+pub fn pad(x: &[f32], s: &[usize], pads: &[[usize; 2]], value: f32, so: &[usize], out: &mut [f32]) {
+    out.fill(value);
+    let rank = s.len();
+    if x.is_empty() {
+        return;
+    }
+    let mut out_strides = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        out_strides[i] = out_strides[i + 1] * so[i + 1];
+    }
+    let inner = s[rank - 1];
+    let rows = x.len() / inner;
+    let mut pos = vec![0usize; rank.saturating_sub(1)];
+    for r in 0..rows {
+        let base: usize = pos.iter().enumerate().map(|(a, &p)| (p + pads[a][0]) * out_strides[a]).sum::<usize>() + pads[rank - 1][0];
+        out[base..base + inner].copy_from_slice(&x[r * inner..(r + 1) * inner]);
+        for ax in (0..pos.len()).rev() {
+            pos[ax] += 1;
+            if pos[ax] < s[ax] {
+                break;
+            }
+            pos[ax] = 0;
+        }
+    }
+}

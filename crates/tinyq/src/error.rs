@@ -1,0 +1,16 @@
+/// Errors of the facade; each message carries its context (file, array, node).
+#[derive(Debug, thiserror::Error)]
+pub enum TinyqError {
+    #[error(transparent)]
+    Onnx(#[from] tinyq_onnx::OnnxError),
+    #[error(transparent)]
+    Data(#[from] tinyq_data::DataError),
+    #[error("{0}")]
+    Model(String),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Engine(String),
+    #[error("{0}")]
+    Metric(String),
+}
