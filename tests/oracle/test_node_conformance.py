@@ -5,7 +5,9 @@ no pre-generated data/node folder, so the selected cases are written to a tempor
 per session.
 
 Selected: every node (including nodes of subgraphs) is an ai.onnx op that `tinyq ops --json` lists
-for the model's opset, and every graph input and output is a float32 tensor.
+with the model's opset inside its since..until range, and every graph input and output is a
+float32 tensor. A selected case with several inputs also yields `<name>__const_inputs`, the same
+case with every input but the first stored as an initializer (tinyq takes weights as constants).
 
 `onnx_node_passlist.txt` names the cases that must pass (one parametrized test each); the summary
 test runs every selected case, prints the count and the failing ones with a one-line reason.
@@ -72,13 +74,6 @@ def _graph_nodes(graph: onnx.GraphProto):
                     yield from _graph_nodes(g)
 
 
-def _op_version(op: str, opset: int) -> int | None:
-    try:
-        return onnx.defs.get_schema(op, opset, "").since_version
-    except Exception:  # unknown op or op not defined at this opset
-        return None
-
-
 def _is_float_tensor(value_info: onnx.ValueInfoProto) -> bool:
     t = value_info.type
     return t.HasField("tensor_type") and t.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -95,9 +90,7 @@ def selection_reason(case, ops: dict[str, tuple[int, int]]) -> str | None:
         if node.op_type not in ops:
             return f"op {node.op_type} not in tinyq ops"
         since, until = ops[node.op_type]
-        version = _op_version(node.op_type, opset) if opset else None
-        # tinyq's range may mean model opsets or op versions: accept either reading.
-        if not any(v is not None and since <= v <= until for v in (opset, version)):
+        if opset is None or not since <= opset <= until:
             return f"op {node.op_type} at opset {opset} outside tinyq's {since}..{until}"
     initializers = {t.name for t in model.graph.initializer}
     inputs = [vi for vi in model.graph.input if vi.name not in initializers]
@@ -112,6 +105,38 @@ def selection_reason(case, ops: dict[str, tuple[int, int]]) -> str | None:
         if not all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays):
             return "non-float32 data"
     return None
+
+
+CONST_SUFFIX = "__const_inputs"
+
+
+@dataclass
+class DerivedCase:
+    name: str
+    model: onnx.ModelProto
+    data_sets: list
+
+
+def with_constant_inputs(case) -> DerivedCase | None:
+    """The case with every graph input but the first turned into an initializer.
+
+    tinyq wants weights as constants (TFLite style), while many node cases feed W, B or the second
+    operand as graph inputs; this variant still checks the op's numerics.
+    """
+    initializers = {t.name for t in case.model.graph.initializer}
+    inputs = [vi for vi in case.model.graph.input if vi.name not in initializers]
+    if len(inputs) < 2 or len(case.data_sets) != 1:
+        return None
+    (values, outputs), = case.data_sets
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    keep = inputs[0].name
+    del model.graph.input[:]
+    model.graph.input.extend([inputs[0]])
+    for vi, value in zip(inputs[1:], values[1:]):
+        model.graph.initializer.append(onnx.numpy_helper.from_array(value, vi.name))
+    assert keep == model.graph.input[0].name
+    return DerivedCase(case.name + CONST_SUFFIX, model, [([values[0]], outputs)])
 
 
 @dataclass
@@ -190,10 +215,13 @@ class NodeSuite:
         self.selected: dict[str, MaterializedCase] = {}
         for case in collect_all_cases():
             reason = selection_reason(case, self.ops)
-            if reason is None:
-                self.selected[case.name] = materialize(case, root)
-            else:
+            if reason is not None:
                 self.excluded[case.name] = reason
+                continue
+            self.selected[case.name] = materialize(case, root)
+            derived = with_constant_inputs(case)
+            if derived is not None:
+                self.selected[derived.name] = materialize(derived, root)
         self._results: dict[str, str | None] = {}
 
     def result(self, name: str) -> str | None:

@@ -106,7 +106,10 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
     let layers: Vec<Vec<String>> = s
         .layers
         .iter()
-        .map(|l| vec![l.name.clone(), l.op.into(), render::shape(&l.output_shape), render::count(l.macs), render::count(l.parameters as u64)])
+        .map(|l| {
+            let op = if l.activation.is_empty() { l.op.to_string() } else { format!("{} + {}", l.op, l.activation) };
+            vec![l.name.clone(), op, render::shape(&l.output_shape), render::count(l.macs), render::count(l.parameters as u64)]
+        })
         .collect();
     println!("{}", render::table(&["layer", "op", "output", "MACs", "params"], layers));
     let ops: Vec<String> = s.ops.iter().map(|(k, v)| format!("{k} ×{v}")).collect();

@@ -69,9 +69,10 @@ pub(crate) struct Importer {
     values: HashMap<String, Value>,
     names: HashSet<String>,
     pub opset: i64,
-    /// Name of the ONNX node being translated (IR nodes emitted for it are named after it).
+    /// Name of the ONNX node being translated: the IR node computing one of its outputs is
+    /// named after it, glue nodes after the tensor they produce.
     pub node_name: String,
-    emitted: usize,
+    node_outputs: Vec<String>,
 }
 
 /// Reads an `.onnx` file and returns the cleaned-up NHWC IR graph.
@@ -103,7 +104,7 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         names: HashSet::new(),
         opset,
         node_name: String::new(),
-        emitted: 0,
+        node_outputs: Vec::new(),
     };
     for t in &graph.initializer {
         let c = constfold::from_proto(t).map_err(|msg| OnnxError::Model(format!("initializer `{}`: {msg}", t.name)))?;
@@ -124,7 +125,7 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
     }
     for (i, node) in graph.node.iter().enumerate() {
         imp.node_name = if node.name.is_empty() { format!("{}_{i}", node.op_type) } else { node.name.clone() };
-        imp.emitted = 0;
+        imp.node_outputs = node.output.clone();
         let fail = |msg: String| OnnxError::Node {
             node: imp_name(node, i),
             op_type: node.op_type.clone(),
@@ -246,12 +247,8 @@ impl Importer {
             None => inferred,
         };
         let name = self.unique(out_name);
+        let node_name = if self.node_outputs.iter().any(|o| o == out_name) { self.node_name.clone() } else { name.clone() };
         let out = self.g.add_tensor(Tensor::activation(name, out_shape, DType::F32));
-        let node_name = match self.emitted {
-            0 => self.node_name.clone(),
-            k => format!("{}/{k}", self.node_name),
-        };
-        self.emitted += 1;
         self.g.nodes.push(Node { name: node_name, op, inputs, outputs: vec![out] });
         Ok(out)
     }

@@ -414,7 +414,7 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
     };
     let (sa, sb) = (imp.shape(&a), imp.shape(&b));
     let rank = sa.len().max(sb.len());
-    let out_shape = irop::broadcast_shapes(&sa, &sb)?;
+    irop::broadcast_shapes(&sa, &sb)?;
     // The layout both operands can share: a tensor's own when the other is a constant of no
     // greater rank or a tensor stored the same way; ONNX's own otherwise.
     let layout_of = |v: &Value| match v {
@@ -426,8 +426,10 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
         (Some(l1), Some(l2)) if l1 == l2 && sa == sb => Some(l1),
         _ => None,
     };
+    // Constants are expanded to the full rank in place; tensors must already have it.
+    let full_rank = |v: &Value, s: &[usize]| matches!(v, Value::Const(_)) || s.len() == rank;
     let fits = |l: &Layout| match l {
-        Layout::Perm(p) => p.len() == rank && out_shape.len() == rank && (sa.len() == rank || numel(&sa) == 1) && (sb.len() == rank || numel(&sb) == 1),
+        Layout::Perm(p) => p.len() == rank && full_rank(&a, &sa) && full_rank(&b, &sb),
         Layout::Flat { .. } => numel(&sa) == 1 || numel(&sb) == 1 || sa == sb,
     };
     let layout = layout.filter(fits).unwrap_or(Layout::Perm(identity(rank)));

@@ -24,6 +24,8 @@ impl TensorSummary {
 pub struct LayerSummary {
     pub name: String,
     pub op: &'static str,
+    /// Fused activation (RELU, RELU6, …), empty when none.
+    pub activation: &'static str,
     pub output_shape: Vec<usize>,
     pub macs: u64,
     pub parameters: usize,
@@ -87,6 +89,7 @@ pub fn inspect(model: &Model) -> ModelSummary {
             LayerSummary {
                 name: n.name.clone(),
                 op: n.op.name(),
+                activation: n.op.activation().map_or("", |a| a.name()),
                 output_shape: g.tensor(n.outputs[0]).shape.clone(),
                 macs: node_macs(g, n),
                 parameters: n.inputs.iter().map(|&i| g.tensor(i)).filter(|t| t.is_constant()).map(Tensor::numel).sum(),
