@@ -93,6 +93,9 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *must_mention: str,
     )
     if out is not None:
         assert not out.exists(), f"output file {out.name} left behind"
+        if out.parent.is_dir():
+            leftovers = [p.name for p in out.parent.iterdir() if out.name in p.name]
+            assert not leftovers, f"temporary output files left behind: {leftovers}"
     for word in must_mention:
         assert word.lower() in stderr.lower(), f"error does not mention {word!r}:\n{stderr}"
     for path in hide:
@@ -236,7 +239,21 @@ def test_eval_label_count_mismatch(run_tinyq, tmp_path, model_file):
     assert "7" in stderr and "6" in stderr, f"error does not give both counts (7, 6):\n{proc.stderr}"
 
 
+def test_eval_labels_outside_the_class_range(run_tinyq, tmp_path, model_file):
+    """Labels 0..N_CLASSES-1 are the only ones a top-1 can match; 99 means the wrong array."""
+    data = tmp_path / "labels.npz"
+    np.savez(data, x=np.zeros([4, 3, 8, 8], np.float32), lbls=np.array([0, 1, 99, 2], np.int64))
+    proc = run_tinyq("eval", model_file, "--data", data, "--y", "lbls", "--metric", "top1", "--json")
+    assert_clean_error(proc, "lbls", "99")
+
+
 # ---------------------------------------------------------------- output path
+
+def test_output_into_missing_directory_names_the_given_path(run_tinyq, tmp_path, model_file, data_file):
+    out = tmp_path / "no_such_dir" / "out.npz"
+    proc = run_tinyq("run", model_file, "--data", data_file, "-o", out)
+    assert_clean_error(proc, str(out), out=out)
+
 
 @pytest.mark.parametrize("spelling", ["same", "via_subdir", "data_file"])
 def test_output_onto_an_input_is_refused(run_tinyq, tmp_path, model_file, data_file, spelling):

@@ -31,6 +31,7 @@ ABS_FLOOR = 1e-5
 
 PROPS = settings(
     derandomize=True,
+    database=None,
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -382,3 +383,125 @@ FIXED_SPECS = {
 @pytest.mark.parametrize("spec", FIXED_SPECS.values(), ids=FIXED_SPECS.keys())
 def test_fixed_graph_matches_onnxruntime(tinyq_bin, spec):
     check_against_onnxruntime(tinyq_bin, spec)
+
+
+# ---------------------------------------------------------------- ops with axes after a conv
+
+def _i64(v):
+    return np.array(v, np.int64)
+
+
+def _f32(v):
+    return np.array(v, np.float32)
+
+
+def _rand(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+AXIS_C, AXIS_H, AXIS_W = 3, 6, 5  # input [1,3,6,5]; the conv makes c = [1,4,6,5]
+
+
+def _n(op, inputs, output, **attrs):
+    return helper.make_node(op, inputs, [output], **attrs)
+
+
+# name -> (nodes reading "c" and writing "y", extra initializers as {name: array}, opset)
+# Each op carries an axis, pads or a broadcast that tinyq must remap when it goes NHWC.
+AXIS_CASES = {
+    "concat_axis1": ([_n("Relu", ["c"], "r"), _n("Concat", ["c", "r"], "y", axis=1)], {}, 13),
+    "concat_axis2": ([_n("Relu", ["c"], "r"), _n("Concat", ["c", "r"], "y", axis=2)], {}, 13),
+    "concat_axis_neg1": ([_n("Relu", ["c"], "r"), _n("Concat", ["c", "r"], "y", axis=-1)], {}, 13),
+    "concat_const_axis1": ([_n("Concat", ["c", "k"], "y", axis=1)],
+                           {"k": _rand([1, 2, AXIS_H, AXIS_W], 1)}, 13),
+    "softmax_axis1": ([_n("Softmax", ["c"], "y", axis=1)], {}, 13),
+    "softmax_axis2": ([_n("Softmax", ["c"], "y", axis=2)], {}, 13),
+    "softmax_axis3": ([_n("Softmax", ["c"], "y", axis=3)], {}, 13),
+    "reducemean_hw_keepdims": ([_n("ReduceMean", ["c"], "y", axes=[2, 3], keepdims=1)], {}, 13),
+    "reducemean_hw_squeezed": ([_n("ReduceMean", ["c"], "y", axes=[2, 3], keepdims=0)], {}, 13),
+    "reducemean_c": ([_n("ReduceMean", ["c"], "y", axes=[1], keepdims=1)], {}, 13),
+    "reducemean_h_squeezed": ([_n("ReduceMean", ["c"], "y", axes=[2], keepdims=0)], {}, 13),
+    "pad_hw": ([_n("Pad", ["c", "p"], "y")], {"p": _i64([0, 0, 1, 2, 0, 0, 2, 1])}, 13),
+    "pad_c": ([_n("Pad", ["c", "p"], "y")], {"p": _i64([0, 1, 0, 0, 0, 2, 0, 0])}, 13),
+    "pad_value": ([_n("Pad", ["c", "p", "v"], "y")],
+                  {"p": _i64([0, 0, 1, 0, 0, 0, 0, 1]), "v": _f32(2.5)}, 13),
+    "transpose_to_nhwc": ([_n("Transpose", ["c"], "y", perm=[0, 2, 3, 1])], {}, 13),
+    "transpose_0312": ([_n("Transpose", ["c"], "y", perm=[0, 3, 1, 2])], {}, 13),
+    "reshape_4d": ([_n("Reshape", ["c", "s"], "y")], {"s": _i64([1, 2, 2, 30])}, 13),
+    "reshape_3d_softmax": ([_n("Reshape", ["c", "s"], "r"), _n("Softmax", ["r"], "y", axis=2)],
+                           {"s": _i64([1, 4, 30])}, 13),
+    "mul_per_channel": ([_n("Mul", ["c", "k"], "y")], {"k": _rand([4, 1, 1], 2)}, 13),
+    "mul_along_w": ([_n("Mul", ["c", "k"], "y")], {"k": _rand([AXIS_W], 3)}, 13),
+    "add_along_h": ([_n("Add", ["c", "k"], "y")], {"k": _rand([AXIS_H, 1], 4)}, 13),
+    "sub_const_minus_tensor": ([_n("Sub", ["k", "c"], "y")], {"k": _rand([4, 1, 1], 5)}, 13),
+    "div_by_channel_const": ([_n("Div", ["c", "k"], "y")],
+                             {"k": np.linspace(1, 2, 4, dtype=np.float32).reshape(4, 1, 1)}, 13),
+    "gap_squeeze": ([_n("GlobalAveragePool", ["c"], "g"), _n("Squeeze", ["g", "ax"], "y")],
+                    {"ax": _i64([2, 3])}, 13),
+    "unsqueeze_axis2": ([_n("Unsqueeze", ["c", "ax"], "y")], {"ax": _i64([2])}, 13),
+    "torch_flatten_shape_gather": (
+        [_n("Shape", ["c"], "s"), _n("Gather", ["s", "i0"], "g", axis=0),
+         _n("Unsqueeze", ["g", "ax0"], "u"), _n("Concat", ["u", "m1"], "sh", axis=0),
+         _n("Reshape", ["c", "sh"], "y")],
+        {"i0": _i64(0), "ax0": _i64([0]), "m1": _i64([-1])}, 13),
+    "global_max_pool": ([_n("GlobalMaxPool", ["c"], "y")], {}, 13),
+    "maxpool_same_lower": ([_n("MaxPool", ["c"], "y", kernel_shape=[2, 2], strides=[2, 2],
+                               auto_pad="SAME_LOWER")], {}, 13),
+    "avgpool_same_lower": ([_n("AveragePool", ["c"], "y", kernel_shape=[3, 2], strides=[2, 2],
+                               auto_pad="SAME_LOWER")], {}, 13),
+    "avgpool_count_include_pad": ([_n("AveragePool", ["c"], "y", kernel_shape=[3, 3],
+                                      pads=[1, 1, 1, 1], count_include_pad=1)], {}, 13),
+    "conv_same_lower": ([_n("Conv", ["c", "w2"], "y", kernel_shape=[2, 3], strides=[2, 2],
+                            auto_pad="SAME_LOWER")], {"w2": _rand([2, 4, 2, 3], 6)}, 13),
+    "conv_group2": ([_n("Conv", ["c", "w2"], "y", group=2)], {"w2": _rand([6, 2, 3, 3], 7)}, 13),
+    "matmul_4d_by_const": ([_n("MatMul", ["c", "mw"], "y")], {"mw": _rand([AXIS_W, 7], 8)}, 13),
+    "gemm_alpha_beta": ([_n("Flatten", ["c"], "f"),
+                         _n("Gemm", ["f", "gw", "gb"], "y", alpha=0.5, beta=2.0, transB=1)],
+                        {"gw": _rand([3, 4 * AXIS_H * AXIS_W], 9), "gb": _rand([3], 10)}, 13),
+    "gemm_no_bias": ([_n("Flatten", ["c"], "f"), _n("Gemm", ["f", "gw"], "y")],
+                     {"gw": _rand([4 * AXIS_H * AXIS_W, 3], 11)}, 13),
+    "gemm_bias_1xN": ([_n("Flatten", ["c"], "f"), _n("Gemm", ["f", "gw", "gb"], "y")],
+                      {"gw": _rand([4 * AXIS_H * AXIS_W, 3], 12), "gb": _rand([1, 3], 13)}, 13),
+    "hardswish": ([_n("HardSwish", ["c"], "y")], {}, 14),
+    "tanh": ([_n("Tanh", ["c"], "y")], {}, 13),
+    "clip_min_only": ([_n("Clip", ["c", "mn"], "y")], {"mn": _f32(0.1)}, 13),
+    "clip_max_only": ([_n("Clip", ["c", "", "mx"], "y")], {"mx": _f32(0.1)}, 13),
+}
+
+
+def axis_case_model(name: str) -> onnx.ModelProto:
+    nodes, inits, opset = AXIS_CASES[name]
+    conv = _n("Conv", ["x", "w", "b"], "c", pads=[1, 1, 1, 1])
+    tensors = {"w": _rand([4, AXIS_C, 3, 3], 0), "b": _rand([4], 14), **inits}
+
+    def make(out_shape):
+        graph = helper.make_graph(
+            [conv, *nodes], name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, AXIS_C, AXIS_H, AXIS_W])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+            initializer=[numpy_helper.from_array(v, k) for k, v in tensors.items()],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = IR_VERSION
+        return model
+
+    # Declare the output shape onnxruntime computes, then check the finished model.
+    out_shape = ort_run(make(None), _rand([1, AXIS_C, AXIS_H, AXIS_W], 15)).shape
+    model = make(list(out_shape))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("name", AXIS_CASES)
+def test_axis_op_after_conv_matches_onnxruntime(tinyq_bin, tmp_path, name):
+    model = axis_case_model(name)
+    x = _rand([3, AXIS_C, AXIS_H, AXIS_W], 16)  # three samples
+    ref = np.concatenate([ort_run(model, s[None]) for s in x])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "d.npz", x=x)
+    proc = oracle_lib.run_tinyq(tinyq_bin, "run", tmp_path / "m.onnx", "--data", tmp_path / "d.npz",
+                                "-o", tmp_path / "o.npz")
+    assert proc.returncode == 0, f"tinyq run failed: {oracle_lib.describe_failure(proc)}"
+    got = oracle_lib.load_npz(tmp_path / "o.npz")["y"]
+    assert got.shape == ref.shape, f"shape {got.shape}, onnxruntime {ref.shape}"
+    assert oracle_lib.rel_max_diff(got, ref) <= REL_TOL

@@ -440,7 +440,9 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
                 expanded.shape = std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect();
                 imp.to_layout(&Value::Const(expanded), p)
             }
-            (Layout::Perm(p), t) => imp.to_layout(t, p),
+            (Layout::Perm(p), t) if s.len() == p.len() => imp.to_layout(t, p),
+            // A lower-rank tensor broadcasts from the right: only in ONNX's own layout.
+            (Layout::Perm(_), t) => imp.identity(t),
             (Layout::Flat { .. }, Value::Const(k)) if numel(&k.shape) == 1 => Ok(imp.add_const(&k.reshaped(vec![1]), out)),
             (Layout::Flat { .. }, Value::Tensor { id, .. }) => Ok(*id),
             (Layout::Flat { .. }, Value::Const(_)) => Err("constant does not fit a flattened layout".into()),
@@ -847,15 +849,25 @@ fn gemm(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let w = if c.int("transB", 0) != 0 { b } else { b.transposed(&[1, 0]) };
     let units = w.shape[0];
     let w = Const::f32(w.shape.clone(), w.data.to_f32().iter().map(|v| v * alpha).collect());
-    let bias = match c.const_input(imp, 2)? {
-        None => None,
+    let scaled = |k: &Const| Const::f32(k.shape.clone(), k.data.to_f32().iter().map(|v| beta * v).collect());
+    match c.const_input(imp, 2)? {
+        None => dense(imp, c, a, w, None, false),
         Some(k) if numel(&k.shape) == 1 || (numel(&k.shape) == units && k.shape.last() == Some(&units)) => {
             let v = k.data.to_f32();
-            Some(Const::f32(vec![units], (0..units).map(|i| beta * v[i % v.len()]).collect()))
+            dense(imp, c, a, w, Some(Const::f32(vec![units], (0..units).map(|i| beta * v[i % v.len()]).collect())), false)
         }
-        Some(k) => return Err(format!("bias C of shape {:?} is not a per-unit vector", k.shape)),
-    };
-    dense(imp, c, a, w, bias, false)
+        Some(k) => {
+            // A bias with a row per sample: a dense layer, then an Add.
+            let out = c.out(0)?.to_string();
+            let rows = imp.shape(&a)[0];
+            irop::broadcast_shapes(&k.shape, &[rows, units])?;
+            dense(imp, c, a, w, None, false)?;
+            let y = imp.value(&out)?;
+            let sum = binary_values(imp, y, Value::Const(scaled(&k)), BinKind::Add, &format!("{out}/bias"))?;
+            imp.set(&out, sum);
+            Ok(())
+        }
+    }
 }
 
 fn matmul(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
