@@ -6,7 +6,9 @@ and heads that flatten (where the element order depends on the layout). A second
 from a tf2onnx-style NHWC input and Transposes in and out.
 
 A graph is first drawn as a plain "spec" (lists and dicts, printed by hypothesis on failure) and
-then built with onnx.helper.
+then built with onnx.helper. FIXED_SPECS make sure every layer kind and head runs whatever
+hypothesis draws; AXIS_CASES put one op with an axis, pads or broadcast after a conv (Concat,
+Softmax, ReduceMean, Pad, Transpose, Reshape, Squeeze, ...), where an NHWC importer must remap it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
-    t.set_header(header.iter().map(|h| Cell::new(h)));
+    t.set_header(header.iter().map(Cell::new));
     for r in rows {
         t.add_row(r.into_iter().map(|c| {
             let numeric = c.chars().next().is_some_and(|ch| ch.is_ascii_digit());

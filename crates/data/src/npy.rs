@@ -255,6 +255,9 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &NdArray)]) -> Result<(), DataErr
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !dir.is_dir() {
+        return Err(format_err(path, format!("the folder {} does not exist", dir.display())));
+    }
     let file_name = path.file_name().ok_or_else(|| format_err(path, "not a file path"))?;
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(".{}.{}-{nanos}.tmp", file_name.to_string_lossy(), std::process::id()));

@@ -91,7 +91,7 @@ pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
         7 => TensorData::I64(t.int64_data.clone()),
         9 if from_raw => TensorData::U8(raw.clone()),
         9 => TensorData::U8(t.int32_data.iter().map(|&v| v as u8).collect()),
-        10 if from_raw => TensorData::F16(le(raw, n, |b| half::f16::from_le_bytes(b))?),
+        10 if from_raw => TensorData::F16(le(raw, n, half::f16::from_le_bytes)?),
         10 => TensorData::F16(t.int32_data.iter().map(|&v| half::f16::from_bits(v as u16)).collect()),
         11 if from_raw => TensorData::F32(le(raw, n, |b| f64::from_le_bytes(b) as f32)?),
         11 => TensorData::F32(t.double_data.iter().map(|&v| v as f32).collect()),

@@ -261,7 +261,7 @@ impl Importer {
     }
 
     /// The value stored with layout `Perm(perm)`, adding a transpose (or a constant) as needed.
-    pub fn to_layout(&mut self, v: &Value, perm: &[usize]) -> Result<TensorId, String> {
+    pub fn stored_as(&mut self, v: &Value, perm: &[usize]) -> Result<TensorId, String> {
         match v {
             Value::Const(c) => {
                 let t = c.transposed(perm);
@@ -284,10 +284,10 @@ impl Importer {
                 let base = self.g.tensors[*id].name.clone();
                 let x = self.reshape(*id, vec![n, *h, *w, *c], &format!("{base}/nhwc"))?;
                 let nchw = Value::Tensor { id: x, layout: Layout::Perm(channels_last(4)) };
-                let x = self.to_layout(&nchw, &identity(4))?;
+                let x = self.stored_as(&nchw, &identity(4))?;
                 let flat = self.reshape(x, vec![n, c * h * w], &format!("{base}/flat"))?;
                 let v = Value::Tensor { id: flat, layout: Layout::Perm(identity(2)) };
-                self.to_layout(&v, perm)
+                self.stored_as(&v, perm)
             }
         }
     }
@@ -295,6 +295,6 @@ impl Importer {
     /// The value stored exactly as ONNX has it.
     pub fn identity(&mut self, v: &Value) -> Result<TensorId, String> {
         let rank = self.shape(v).len();
-        self.to_layout(v, &identity(rank))
+        self.stored_as(v, &identity(rank))
     }
 }

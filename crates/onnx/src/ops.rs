@@ -277,7 +277,7 @@ fn reshape(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     }
     if let Some(i) = infer {
         let known = numel(&target);
-        if known == 0 || numel(&src) % known != 0 {
+        if known == 0 || !numel(&src).is_multiple_of(known) {
             return Err(format!("cannot reshape {src:?} to {spec:?}"));
         }
         target[i] = numel(&src) / known;
@@ -364,7 +364,7 @@ fn concat(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     }).collect();
     let tensors = vals.iter().filter(|v| matches!(v, Value::Tensor { .. })).count();
     let perm = if perms.len() == tensors && perms.iter().all(|p| *p == perms[0]) { perms[0].clone() } else { identity(rank) };
-    let ids: Vec<TensorId> = vals.iter().map(|v| imp.to_layout(v, &perm)).collect::<Result<_, _>>()?;
+    let ids: Vec<TensorId> = vals.iter().map(|v| imp.stored_as(v, &perm)).collect::<Result<_, _>>()?;
     let stored_axis = perm.iter().position(|&a| a == axis).ok_or("axis out of range")?;
     let id = imp.emit(Op::Concat(Concat { axis: stored_axis, activation: FusedActivation::None }), ids, c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
@@ -438,9 +438,9 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
             (Layout::Perm(p), Value::Const(k)) => {
                 let mut expanded = k.clone();
                 expanded.shape = std::iter::repeat_n(1, rank - s.len()).chain(s.iter().copied()).collect();
-                imp.to_layout(&Value::Const(expanded), p)
+                imp.stored_as(&Value::Const(expanded), p)
             }
-            (Layout::Perm(p), t) if s.len() == p.len() => imp.to_layout(t, p),
+            (Layout::Perm(p), t) if s.len() == p.len() => imp.stored_as(t, p),
             // A lower-rank tensor broadcasts from the right: only in ONNX's own layout.
             (Layout::Perm(_), t) => imp.identity(t),
             (Layout::Flat { .. }, Value::Const(k)) if numel(&k.shape) == 1 => Ok(imp.add_const(&k.reshaped(vec![1]), out)),
@@ -505,7 +505,7 @@ fn softmax(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         }
         let mut perm: Vec<usize> = (0..rank).filter(|&a| a != axis).collect();
         perm.push(axis);
-        let x = imp.to_layout(&v, &perm)?;
+        let x = imp.stored_as(&v, &perm)?;
         let id = imp.emit(op, vec![x], out, None)?;
         imp.set(out, Value::Tensor { id, layout: Layout::Perm(perm) });
         return Ok(());
@@ -581,9 +581,9 @@ fn window(c: &Ctx, spatial: &[usize], kernel: Vec<usize>) -> Result<Window, Stri
 fn spatial_input(imp: &mut Importer, v: &Value, what: &str) -> Result<(TensorId, usize), String> {
     let s = imp.shape(v);
     match s.len() {
-        4 => Ok((imp.to_layout(v, &channels_last(4))?, 2)),
+        4 => Ok((imp.stored_as(v, &channels_last(4))?, 2)),
         3 => {
-            let x = imp.to_layout(v, &channels_last(3))?;
+            let x = imp.stored_as(v, &channels_last(3))?;
             let name = format!("{}/as2d", imp.g.tensors[x].name);
             Ok((imp.reshape(x, vec![s[0], 1, s[2], s[1]], &name)?, 1))
         }
@@ -697,7 +697,7 @@ fn global_average_pool(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         return Err("GlobalAveragePool needs spatial dims".into());
     }
     let perm = channels_last(rank);
-    let xi = imp.to_layout(&x, &perm)?;
+    let xi = imp.stored_as(&x, &perm)?;
     let id = imp.emit(Op::Mean(Mean { axes: (1..rank - 1).collect(), keep_dims: true }), vec![xi], c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
     Ok(())

@@ -34,6 +34,7 @@ fn op_names(g: &tinyq_ir::Graph) -> Vec<&'static str> {
 }
 
 /// NCHW reference: conv (stride 1, pad 1, 3x3) → batchnorm → relu → flatten → gemm(transB=1).
+#[allow(clippy::too_many_arguments)]
 fn reference(x: &[f32], c: usize, h: usize, w: usize, k: usize, wt: &[f32], b: &[f32], bn: [&[f32]; 4], fc: &[f32], fcb: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; k * h * w];
     for o in 0..k {

@@ -63,7 +63,10 @@ pub fn compute_metric(metric: Metric, outputs: &[f32], per_sample: usize, labels
         Metric::Top1 => {
             let truth: Vec<usize> = if labels.len() == samples {
                 let Some(ids) = labels.to_i64() else { return bad("top1 needs integer class labels".into()) };
-                ids.into_iter().map(|v| v.max(0) as usize).collect()
+                if let Some((i, v)) = ids.iter().enumerate().find(|(_, &v)| v < 0 || v as usize >= per_sample) {
+                    return bad(format!("label {v} of sample {i} is not one of the model's {per_sample} classes"));
+                }
+                ids.into_iter().map(|v| v as usize).collect()
             } else if labels.len() == samples * per_sample {
                 labels.to_f32().chunks_exact(per_sample).map(argmax).collect()
             } else {
@@ -153,6 +156,13 @@ mod tests {
         let reversed = compute_metric(Metric::Auc, &[0.9, 0.8, 0.2, 0.1], 1, &y, 4).unwrap();
         assert_eq!(perfect.value, 1.0);
         assert_eq!(reversed.value, 0.0);
+    }
+
+    #[test]
+    fn labels_outside_the_classes_are_an_error() {
+        let y = arr(vec![2], ArrayData::I64(vec![0, 7]));
+        let err = compute_metric(Metric::Top1, &[0.0; 4], 2, &y, 2).unwrap_err().to_string();
+        assert!(err.contains("label 7 of sample 1"), "{err}");
     }
 
     #[test]

@@ -37,11 +37,11 @@ impl Conv2D {
         if x.len() != 4 || w.len() != 4 {
             return Err(format!("expects 4-D input and weights, got {x:?} and {w:?}"));
         }
-        if w[3] == 0 || x[3] % w[3] != 0 {
+        if w[3] == 0 || !x[3].is_multiple_of(w[3]) {
             return Err(format!("input channels {} are not a multiple of the weights' {}", x[3], w[3]));
         }
         let groups = x[3] / w[3];
-        if w[0] % groups != 0 {
+        if !w[0].is_multiple_of(groups) {
             return Err(format!("output channels {} are not a multiple of groups {groups}", w[0]));
         }
         check_bias(bias, w[0])?;

@@ -1,0 +1,253 @@
+//! DEPTHWISE_CONV_2D with int8 activations, per-channel int8 weights and int32 bias.
+//!
+//! Mirrors `reference/integer_ops/depthwise_conv.h::DepthwiseConvPerChannel`, prepared as in
+//! `micro/kernels/depthwise_conv_common.cc`. Output channel `oc = ic · depth_multiplier + m` reads
+//! filter `[0, ky, kx, oc]`; the quantized dimension is 3.
+
+use crate::conv::{
+    check_conv_qparams, check_len, check_positive, populate_convolution_quantization_params, ConvQParams,
+};
+use crate::fixedpoint::{
+    calculate_activation_range_quantized, multiply_by_quantized_multiplier_with, FusedActivation, Rounding,
+};
+use crate::padding::{compute_padding_height_width, Padding, PaddingValues};
+use crate::KernelError;
+
+/// Builtin options of DEPTHWISE_CONV_2D. The depth multiplier is derived from the shapes
+/// (`filter_shape[3] / input_shape[3]`); callers holding the option should check it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DepthwiseConvOptions {
+    pub padding: Padding,
+    pub stride_height: usize,
+    pub stride_width: usize,
+    pub dilation_height: usize,
+    pub dilation_width: usize,
+    pub activation: FusedActivation,
+}
+
+/// TFLM `DepthwiseParams` plus shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DepthwiseConvPerChannelParams {
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub stride_height: usize,
+    pub stride_width: usize,
+    pub dilation_height: usize,
+    pub dilation_width: usize,
+    pub padding_values: PaddingValues,
+    pub depth_multiplier: usize,
+    pub quantized_activation_min: i32,
+    pub quantized_activation_max: i32,
+    /// NHWC.
+    pub input_shape: [usize; 4],
+    /// `[1, H, W, C·M]`.
+    pub filter_shape: [usize; 4],
+    /// NHWC.
+    pub output_shape: [usize; 4],
+    pub rounding: Rounding,
+}
+
+/// Validates a DEPTHWISE_CONV_2D and writes one multiplier and shift per output channel
+/// (`filter_shape[3]` of each). As in TFLM, the filter must carry as many zero points as scales.
+pub fn prepare_depthwise_conv_per_channel(
+    input_shape: [usize; 4],
+    filter_shape: [usize; 4],
+    options: &DepthwiseConvOptions,
+    qparams: &ConvQParams<'_>,
+    rounding: Rounding,
+    output_multiplier: &mut [i32],
+    output_shift: &mut [i32],
+) -> Result<DepthwiseConvPerChannelParams, KernelError> {
+    check_conv_qparams(qparams)?;
+    check_len(
+        "filter zero point count (must equal the scale count)",
+        qparams.filter_scales.len(),
+        qparams.filter_zero_points.len(),
+    )?;
+    check_positive("depthwise input dimension is 0", &input_shape)?;
+    check_positive("depthwise filter dimension is 0", &filter_shape)?;
+    check_positive(
+        "depthwise stride and dilation must be >= 1",
+        &[options.stride_height, options.stride_width, options.dilation_height, options.dilation_width],
+    )?;
+    let [batches, in_height, in_width, in_depth] = input_shape;
+    let [one, filter_height, filter_width, out_depth] = filter_shape;
+    if one != 1 {
+        return Err(KernelError::InvalidShape { what: "depthwise filter must be [1, H, W, C*M]" });
+    }
+    if out_depth % in_depth != 0 {
+        return Err(KernelError::InvalidShape { what: "depthwise output depth is not a multiple of the input depth" });
+    }
+    check_len("output_multiplier length", out_depth, output_multiplier.len())?;
+    populate_convolution_quantization_params(
+        qparams.input.scale,
+        qparams.filter_scales,
+        qparams.output.scale,
+        rounding,
+        output_multiplier,
+        output_shift,
+    )?;
+    let (padding_values, out_height, out_width) = compute_padding_height_width(
+        options.stride_height,
+        options.stride_width,
+        options.dilation_height,
+        options.dilation_width,
+        in_height,
+        in_width,
+        filter_height,
+        filter_width,
+        options.padding,
+    );
+    check_positive("depthwise output would be empty", &[out_height, out_width])?;
+    let (act_min, act_max) = calculate_activation_range_quantized(options.activation, qparams.output);
+    Ok(DepthwiseConvPerChannelParams {
+        input_offset: -qparams.input.zero_point,
+        output_offset: qparams.output.zero_point,
+        stride_height: options.stride_height,
+        stride_width: options.stride_width,
+        dilation_height: options.dilation_height,
+        dilation_width: options.dilation_width,
+        padding_values,
+        depth_multiplier: out_depth / in_depth,
+        quantized_activation_min: act_min,
+        quantized_activation_max: act_max,
+        input_shape,
+        filter_shape,
+        output_shape: [batches, out_height, out_width, out_depth],
+        rounding,
+    })
+}
+
+/// TFLM `reference_integer_ops::DepthwiseConvPerChannel`.
+///
+/// # Panics
+/// If a slice length disagrees with `params`.
+pub fn depthwise_conv_per_channel(
+    params: &DepthwiseConvPerChannelParams,
+    output_multiplier: &[i32],
+    output_shift: &[i32],
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    let [batches, in_height, in_width, in_depth] = params.input_shape;
+    let [_, filter_height, filter_width, out_depth] = params.filter_shape;
+    let [_, out_height, out_width, _] = params.output_shape;
+    assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
+    assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
+    assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
+    assert!(output_multiplier.len() == out_depth && output_shift.len() == out_depth);
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), out_depth);
+    }
+    for batch in 0..batches {
+        for out_y in 0..out_height {
+            let in_y_origin = (out_y * params.stride_height) as isize - params.padding_values.height as isize;
+            for out_x in 0..out_width {
+                let in_x_origin = (out_x * params.stride_width) as isize - params.padding_values.width as isize;
+                for in_channel in 0..in_depth {
+                    for m in 0..params.depth_multiplier {
+                        let out_channel = in_channel * params.depth_multiplier + m;
+                        let mut acc: i32 = 0;
+                        for filter_y in 0..filter_height {
+                            let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
+                            if in_y < 0 || in_y >= in_height as isize {
+                                continue;
+                            }
+                            for filter_x in 0..filter_width {
+                                let in_x = in_x_origin + (params.dilation_width * filter_x) as isize;
+                                if in_x < 0 || in_x >= in_width as isize {
+                                    continue;
+                                }
+                                let input_val = input[((batch * in_height + in_y as usize) * in_width + in_x as usize)
+                                    * in_depth
+                                    + in_channel] as i32;
+                                let filter_val =
+                                    filter[(filter_y * filter_width + filter_x) * out_depth + out_channel] as i32;
+                                acc = acc.wrapping_add(filter_val * (input_val + params.input_offset));
+                            }
+                        }
+                        if let Some(bias) = bias {
+                            acc = acc.wrapping_add(bias[out_channel]);
+                        }
+                        acc = multiply_by_quantized_multiplier_with(
+                            acc,
+                            output_multiplier[out_channel],
+                            output_shift[out_channel],
+                            params.rounding,
+                        );
+                        acc = acc.wrapping_add(params.output_offset);
+                        acc = acc.clamp(params.quantized_activation_min, params.quantized_activation_max);
+                        output[((batch * out_height + out_y) * out_width + out_x) * out_depth + out_channel] =
+                            acc as i8;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::QParamsS8;
+
+    #[test]
+    fn depth_multiplier_two_by_hand() {
+        // 1x2x1x2 input, 2x1 filter, depth multiplier 2 → 4 output channels, VALID → 1x1.
+        // Input (x − zp): pixel0 = [1, 2], pixel1 = [3, 4]  (zp 1, raw +1).
+        // Filter [1,2,1,4]: ky=0: [1, 2, 3, 4], ky=1: [−1, 0, 1, 2].
+        // oc0 (ic0,m0): 1·1 + 3·(−1) = −2; oc1 (ic0,m1): 1·2 + 3·0 = 2;
+        // oc2 (ic1,m0): 2·3 + 4·1 = 10; oc3 (ic1,m1): 2·4 + 4·2 = 16.
+        // Scales: in 0.5, w [1, 1, 0.5, 0.25], out 0.5 → multipliers [1, 1, 0.5, 0.25].
+        let qparams = ConvQParams {
+            input: QParamsS8::new(0.5, 1),
+            filter_scales: &[1.0, 1.0, 0.5, 0.25],
+            filter_zero_points: &[0; 4],
+            output: QParamsS8::new(0.5, 0),
+        };
+        let options = DepthwiseConvOptions {
+            padding: Padding::Valid,
+            stride_height: 1,
+            stride_width: 1,
+            dilation_height: 1,
+            dilation_width: 1,
+            activation: FusedActivation::None,
+        };
+        let (mut m, mut s) = ([0; 4], [0; 4]);
+        let params = prepare_depthwise_conv_per_channel(
+            [1, 2, 1, 2],
+            [1, 2, 1, 4],
+            &options,
+            &qparams,
+            Rounding::Double,
+            &mut m,
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(params.depth_multiplier, 2);
+        let mut out = [0i8; 4];
+        depthwise_conv_per_channel(
+            &params,
+            &m,
+            &s,
+            &[2, 3, 4, 5],
+            &[1, 2, 3, 4, -1, 0, 1, 2],
+            Some(&[0, 1, 0, 0]),
+            &mut out,
+        );
+        assert_eq!(out, [-2, 3, 5, 4]);
+        let bad = ConvQParams { filter_zero_points: &[0], ..qparams };
+        assert!(prepare_depthwise_conv_per_channel(
+            [1, 2, 1, 2],
+            [1, 2, 1, 4],
+            &options,
+            &bad,
+            Rounding::Double,
+            &mut m,
+            &mut s
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! MEAN on int8 over any set of axes.
+//!
+//! Mirrors `reference/reduce.h::QuantizedMeanOrSum` (mean branch), prepared as in
+//! `micro/kernels/reduce_common.cc`: raw int8 values are summed in int32, the zero point times the
+//! element count is subtracted, and one multiplier `(in_s / out_s) / N` is applied. TFLM folds `N`
+//! into the multiplier at eval time; shapes are static here, so it is folded in prepare with the
+//! same integer steps. Global average pooling in current converter output is MEAN over `[1, 2]`.
+
+use crate::fixedpoint::{multiply_by_quantized_multiplier_with, quantize_multiplier_with, Rounding};
+use crate::shape::{next_index, resolve_axis, Dims, MAX_DIMS};
+use crate::{saturate_s8, KernelError, QParamsS8};
+
+/// Everything [`mean_s8`] needs. The output holds the kept dimensions in row-major order, whether
+/// or not the graph keeps the reduced ones as size 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MeanParams {
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    /// Already divided by `num_elements_in_axis`.
+    pub output_multiplier: i32,
+    pub output_shift: i32,
+    pub num_elements_in_axis: usize,
+    pub input_shape: Dims,
+    pub reduced: [bool; MAX_DIMS],
+    pub rounding: Rounding,
+}
+
+impl MeanParams {
+    pub fn output_size(&self) -> usize {
+        self.input_shape.flat_size() / self.num_elements_in_axis.max(1)
+    }
+}
+
+/// Validates a MEAN and computes its parameters. `axes` may be negative and may repeat.
+pub fn prepare_mean_s8(
+    input_shape: &[usize],
+    axes: &[i32],
+    input: QParamsS8,
+    output: QParamsS8,
+    rounding: Rounding,
+) -> Result<MeanParams, KernelError> {
+    input.validate("input")?;
+    output.validate("output")?;
+    let dims = Dims::new(input_shape)?;
+    let mut reduced = [false; MAX_DIMS];
+    for &axis in axes {
+        reduced[resolve_axis(axis, dims.rank())?] = true;
+    }
+    let num_elements_in_axis: usize = (0..dims.rank()).filter(|&a| reduced[a]).map(|a| input_shape[a]).product();
+    let q = quantize_multiplier_with(input.scale as f64 / output.scale as f64, rounding)?;
+    let (mut multiplier, mut shift) = (q.multiplier, q.shift);
+    if num_elements_in_axis > 0 {
+        let n = num_elements_in_axis as u64;
+        // Shifting by at most 32 keeps `multiplier << shift` in i64, and `shift ≤ 31 + q.shift`
+        // keeps the final shift ≥ −31 as MultiplyByQuantizedMultiplier requires.
+        let extra_shift = (63 - n.leading_zeros() as i32).min(32).min(31 + q.shift);
+        multiplier = (((q.multiplier as i64) << extra_shift) / n as i64) as i32;
+        shift = q.shift - extra_shift;
+    }
+    Ok(MeanParams {
+        input_zero_point: input.zero_point,
+        output_zero_point: output.zero_point,
+        output_multiplier: multiplier,
+        output_shift: shift,
+        num_elements_in_axis,
+        input_shape: dims,
+        reduced,
+        rounding,
+    })
+}
+
+/// TFLM `reference_ops::QuantizedMeanOrSum` (mean) for int8.
+///
+/// # Panics
+/// If a slice length disagrees with `params`.
+pub fn mean_s8(params: &MeanParams, input: &[i8], output: &mut [i8]) {
+    let shape = params.input_shape.as_slice();
+    let rank = shape.len();
+    assert_eq!(input.len(), params.input_shape.flat_size());
+    assert_eq!(output.len(), params.output_size());
+    if params.num_elements_in_axis == 0 || output.is_empty() {
+        return;
+    }
+    let strides = params.input_shape.strides();
+    let mut kept_dims = [1; MAX_DIMS];
+    let mut kept_strides = [0; MAX_DIMS];
+    let mut reduced_dims = [1; MAX_DIMS];
+    let mut reduced_strides = [0; MAX_DIMS];
+    let (mut n_kept, mut n_reduced) = (0, 0);
+    for axis in 0..rank {
+        if params.reduced[axis] {
+            reduced_dims[n_reduced] = shape[axis];
+            reduced_strides[n_reduced] = strides[axis];
+            n_reduced += 1;
+        } else {
+            kept_dims[n_kept] = shape[axis];
+            kept_strides[n_kept] = strides[axis];
+            n_kept += 1;
+        }
+    }
+    let zero_point_sum = params.input_zero_point.wrapping_mul(params.num_elements_in_axis as i32);
+    let mut kept_index = [0; MAX_DIMS];
+    for out in output.iter_mut() {
+        let base: usize = (0..n_kept).map(|a| kept_index[a] * kept_strides[a]).sum();
+        let mut reduced_index = [0; MAX_DIMS];
+        let mut sum: i32 = 0;
+        loop {
+            let offset: usize = (0..n_reduced).map(|a| reduced_index[a] * reduced_strides[a]).sum();
+            sum = sum.wrapping_add(input[base + offset] as i32);
+            if !next_index(&mut reduced_index[..n_reduced], &reduced_dims[..n_reduced]) {
+                break;
+            }
+        }
+        let shifted_sum = sum.wrapping_sub(zero_point_sum);
+        let value = multiply_by_quantized_multiplier_with(
+            shifted_sum,
+            params.output_multiplier,
+            params.output_shift,
+            params.rounding,
+        )
+        .wrapping_add(params.output_zero_point);
+        *out = saturate_s8(value);
+        next_index(&mut kept_index[..n_kept], &kept_dims[..n_kept]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_average_by_hand() {
+        // [1, 2, 2, 2] NHWC, mean over H and W: channel 0 = [1, 2, 3, 4], channel 1 = [−8, 0, 0, 1].
+        // Same params (scale 0.5, zp 0): 10/4 = 2.5 → 3 ; −7/4 = −1.75 → −2.
+        let q = QParamsS8::new(0.5, 0);
+        let params = prepare_mean_s8(&[1, 2, 2, 2], &[1, 2], q, q, Rounding::Double).unwrap();
+        assert_eq!(params.output_size(), 2);
+        let mut out = [0i8; 2];
+        mean_s8(&params, &[1, -8, 2, 0, 3, 0, 4, 1], &mut out);
+        assert_eq!(out, [3, -2]);
+    }
+
+    #[test]
+    fn zero_points_and_rescale() {
+        // Input zp 10, scale 0.1; output zp −5, scale 0.2. Row [20, 30, 40] → real [1, 2, 3] →
+        // mean 2 → /0.2 = 10 → + (−5) = 5.
+        let params =
+            prepare_mean_s8(&[2, 3], &[-1], QParamsS8::new(0.1, 10), QParamsS8::new(0.2, -5), Rounding::Double)
+                .unwrap();
+        let mut out = [0i8; 2];
+        mean_s8(&params, &[20, 30, 40, 10, 10, 10], &mut out);
+        assert_eq!(out, [5, -5]);
+    }
+
+    #[test]
+    fn non_contiguous_axes_match_float_mean() {
+        let shape = [3, 4, 5];
+        let input: Vec<i8> = (0..60).map(|i| ((i * 37) % 256) as u8 as i8).collect();
+        let q = QParamsS8::new(0.05, -7);
+        let params = prepare_mean_s8(&shape, &[0, 2], q, q, Rounding::Double).unwrap();
+        let mut out = [0i8; 4];
+        mean_s8(&params, &input, &mut out);
+        for (j, &got) in out.iter().enumerate() {
+            let sum: i32 =
+                (0..3).flat_map(|i| (0..5).map(move |k| (i, k))).map(|(i, k)| input[i * 20 + j * 5 + k] as i32).sum();
+            let expected = ((sum + 7 * 15) as f64 / 15.0).round() - 7.0;
+            assert!((got as f64 - expected).abs() <= 1.0, "j={j} got={got} expected={expected}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_axis() {
+        let q = QParamsS8::new(0.5, 0);
+        assert!(prepare_mean_s8(&[2, 2], &[2], q, q, Rounding::Double).is_err());
+        assert!(prepare_mean_s8(&[2, 2], &[-3], q, q, Rounding::Double).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! Quantization arithmetic that does not depend on an engine: calibration statistics and the
+//! choice of a range from them, and the TFLite int8 parameter rules.
+//!
+//! Statistics are streamed: a [`TensorStats`] has a fixed size whatever the number of samples,
+//! and two of them [`TensorStats::merge`], so calibration can run in parallel over samples and
+//! reduce. Methods other than min/max need a histogram, whose bounds come from a first min/max
+//! pass ([`Histogram::new`] takes them).
+//!
+//! This crate does not walk graphs or run models; the facade feeds it the float engine's tensors.
+
+mod params;
+mod range;
+
+pub use params::{asymmetric_qparams, quantize_bias, symmetric_per_channel, ActivationQParams, QuantError};
+pub use range::{choose_range, Calibration, Histogram, TensorStats, HISTOGRAM_BINS};
