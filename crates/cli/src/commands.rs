@@ -173,7 +173,8 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
     };
     let bar = progress(inputs.samples, "eval");
     let start = Instant::now();
-    let v = tinyq::evaluate(&model, &inputs, &labels, metric, &|n| bar.set_position(n as u64))
+    let out = tinyq::run_samples(&model, &inputs, &|n| bar.set_position(n as u64))?;
+    let v = tinyq::compute_metric(metric, &out.values[0], per_sample, &labels, out.samples)
         .with_context(|| format!("{}: labels `{y}`", d.data.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();

@@ -54,7 +54,11 @@ impl Plan {
             for &t in n.inputs.iter().chain(&n.outputs) {
                 let tensor = graph.tensor(t);
                 if !tensor.is_constant() && tensor.dtype != DType::F32 {
-                    return Err(bad(&format!("tensor `{}` is {}, not float32", tensor.name, tensor.dtype.name())));
+                    return Err(bad(&format!(
+                        "tensor `{}` is {}: the float engine runs float models only",
+                        tensor.name,
+                        tensor.dtype.name()
+                    )));
                 }
             }
         }

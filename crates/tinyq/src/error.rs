@@ -4,6 +4,8 @@ pub enum TinyqError {
     #[error(transparent)]
     Onnx(#[from] tinyq_onnx::OnnxError),
     #[error(transparent)]
+    Tflite(#[from] tinyq_tflite::TfliteError),
+    #[error(transparent)]
     Data(#[from] tinyq_data::DataError),
     #[error("{0}")]
     Model(String),

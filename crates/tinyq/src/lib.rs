@@ -1,6 +1,6 @@
 //! tinyq's facade: every stage of the pipeline as one plain function call.
 //!
-//! `load_model` → [`run_samples`] / [`evaluate`] / [`inspect`] (and, as the pipeline grows,
+//! `load_model` → [`run_samples`] / [`compute_metric`] / [`inspect`] (and, as the pipeline grows,
 //! calibrate, quantize, export, report). The CLI is a thin layer of flags over these calls; all
 //! logic that a user can reach lives here or below.
 //!
@@ -37,7 +37,8 @@ pub struct RunOutputs {
 /// Runs every sample through the float engine in parallel (order preserved, results independent
 /// of the thread count). `progress` is called with the number of samples finished so far.
 pub fn run_samples(model: &Model, inputs: &BoundInputs, progress: &(dyn Fn(usize) + Sync)) -> Result<RunOutputs, TinyqError> {
-    let plan = tinyq_float::Plan::new(&model.graph).map_err(|e| TinyqError::Engine(e.to_string()))?;
+    let plan = tinyq_float::Plan::new(&model.graph)
+        .map_err(|e| TinyqError::Engine(format!("{}: {e}", model.path.display())))?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let per_sample: Vec<Vec<Vec<f32>>> = (0..inputs.samples)
         .into_par_iter()
@@ -57,17 +58,4 @@ pub fn run_samples(model: &Model, inputs: &BoundInputs, progress: &(dyn Fn(usize
     }
     let shapes = g.outputs.iter().map(|&o| inputs.output_shape(&g.tensor(o).shape)).collect();
     Ok(RunOutputs { samples: inputs.samples, values, shapes })
-}
-
-/// Runs the model on `inputs` and scores output 0 against `labels`.
-pub fn evaluate(
-    model: &Model,
-    inputs: &BoundInputs,
-    labels: &tinyq_data::NdArray,
-    metric: Metric,
-    progress: &(dyn Fn(usize) + Sync),
-) -> Result<MetricValue, TinyqError> {
-    let out = run_samples(model, inputs, progress)?;
-    let per_sample = out.values[0].len() / out.samples.max(1);
-    compute_metric(metric, &out.values[0], per_sample, labels, out.samples)
 }

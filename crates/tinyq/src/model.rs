@@ -7,6 +7,7 @@ use crate::TinyqError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelFormat {
     Onnx,
+    Tflite,
 }
 
 /// A model loaded into the IR, with where it came from.
@@ -19,25 +20,23 @@ pub struct Model {
     pub file_bytes: u64,
 }
 
-/// Loads a model file by extension (`.onnx`).
+/// Loads a model file by extension (`.onnx`, `.tflite`).
 pub fn load_model(path: &Path) -> Result<Model, TinyqError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let format = match ext.as_str() {
         "onnx" => ModelFormat::Onnx,
-        "tflite" => {
-            return Err(TinyqError::Model(format!(
-                "{}: reading .tflite files is not available in this version of tinyq",
-                path.display()
-            )))
-        }
+        "tflite" => ModelFormat::Tflite,
         _ => {
             return Err(TinyqError::Model(format!(
-                "{}: unknown model format (expected a .onnx file)",
+                "{}: unknown model format (expected a .onnx or .tflite file)",
                 path.display()
             )))
         }
     };
-    let graph = tinyq_onnx::import_model(path, &Default::default())?;
+    let graph = match format {
+        ModelFormat::Onnx => tinyq_onnx::import_model(path, &Default::default())?,
+        ModelFormat::Tflite => tinyq_tflite::read_tflite_file(path)?,
+    };
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Model { graph, path: path.to_path_buf(), format, file_bytes })
 }
