@@ -44,6 +44,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Post-training quantization to a fully-integer INT8 .tflite, calibrated on real data.
+    Quantize(QuantizeArgs),
     /// The ONNX ops tinyq imports.
     Ops {
         #[arg(long)]
@@ -65,6 +67,13 @@ pub struct DataArgs {
     /// Use only the first N samples.
     #[arg(long)]
     pub limit: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// How to read image folders and raw files.
+#[derive(Args)]
+pub struct LoadArgs {
     /// Images: resize to HxW (e.g. 32x32).
     #[arg(long)]
     pub resize: Option<String>,
@@ -89,4 +98,48 @@ pub struct DataArgs {
     /// Raw .bin: element type (float32, uint8, int8, int16, int32, int64).
     #[arg(long)]
     pub dtype: Option<String>,
+}
+
+/// `tinyq quantize` flags.
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// The FP32 model (.onnx or .tflite).
+    pub model: PathBuf,
+    /// Calibration data (any format `--data` takes).
+    #[arg(long)]
+    pub calib: PathBuf,
+    /// Calibration array(s) (default: `x_calib` when present, else `x`).
+    #[arg(long = "x", value_delimiter = ',')]
+    pub x: Vec<String>,
+    /// Use only the first N calibration samples.
+    #[arg(long)]
+    pub calib_samples: Option<usize>,
+    /// minmax, percentile[=P], entropy or mse.
+    #[arg(long, default_value = "minmax")]
+    pub calibration: String,
+    /// One weight scale per tensor instead of per output channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// int8 (model inputs and outputs are int8) or float (QUANTIZE/DEQUANTIZE at the edges).
+    #[arg(long, default_value = "int8")]
+    pub io: String,
+    /// Labelled evaluation set: report FP32 and INT8 metrics side by side.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Labels array of --data.
+    #[arg(long = "y", default_value = "y")]
+    pub y: String,
+    /// Input array of --data (default `x`).
+    #[arg(long = "eval-x", default_value = "x")]
+    pub eval_x: String,
+    /// top1, rmse or auc.
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Output .tflite file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }

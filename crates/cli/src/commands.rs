@@ -8,7 +8,7 @@ use serde_json::json;
 use tinyq::data::{Dataset, ImageOptions, Layout, LoadOptions, NdArray, RawOptions};
 use tinyq::{Metric, Model};
 
-use crate::args::{Cli, Command, DataArgs};
+use crate::args::{Cli, Command, DataArgs, LoadArgs, QuantizeArgs};
 use crate::render;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -16,6 +16,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Run { model, data, output, json } => run(&model, &data, &output, json),
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
+        Command::Quantize(q) => quantize(&q),
         Command::Ops { json } => ops(json),
     }
     .map(|()| ExitCode::SUCCESS)
@@ -35,7 +36,7 @@ fn progress(total: usize, what: &str) -> ProgressBar {
     bar
 }
 
-fn load_options(d: &DataArgs) -> Result<LoadOptions> {
+fn load_options(d: &LoadArgs) -> Result<LoadOptions> {
     let mut opts = LoadOptions::default();
     let img: &mut ImageOptions = &mut opts.image;
     if let Some(r) = &d.resize {
@@ -69,12 +70,17 @@ fn load_options(d: &DataArgs) -> Result<LoadOptions> {
 
 /// Opens the dataset and binds its arrays to the model's inputs.
 fn bind(model: &Model, d: &DataArgs) -> Result<(Dataset, tinyq::BoundInputs)> {
-    let ds = Dataset::open(&d.data, &load_options(d)?)?;
-    let keys = if d.x.is_empty() { tinyq::default_input_keys(&model.graph) } else { d.x.clone() };
+    bind_file(model, &d.data, &d.x, &d.load, d.limit)
+}
+
+/// Opens `path` and binds arrays `keys` (or the defaults) to the model's inputs.
+fn bind_file(model: &Model, path: &Path, keys: &[String], load: &LoadArgs, limit: Option<usize>) -> Result<(Dataset, tinyq::BoundInputs)> {
+    let ds = Dataset::open(path, &load_options(load)?)?;
+    let keys = if keys.is_empty() { tinyq::default_input_keys(&model.graph) } else { keys.to_vec() };
     let mut inputs = tinyq::bind_inputs(&model.graph, &ds, &keys)?;
-    if let Some(n) = d.limit {
+    if let Some(n) = limit {
         if n == 0 {
-            bail!("--limit 0 leaves no samples");
+            bail!("a sample limit of 0 leaves no samples");
         }
         inputs.truncate(n);
     }
@@ -223,6 +229,103 @@ fn ops(json: bool) -> Result<()> {
     } else {
         let rows = ops.iter().map(|o| vec![o.op.to_string(), format!("{}–{}", o.since, o.until)]).collect();
         println!("{}", render::table(&["ONNX op", "opsets"], rows));
+    }
+    Ok(())
+}
+
+/// Runs `model` on `inputs` and scores it against `labels` (the metric picked from the labels
+/// unless given).
+fn score(model: &Model, inputs: &tinyq::BoundInputs, labels: &NdArray, metric: Option<Metric>, what: &str) -> Result<tinyq::MetricValue> {
+    let per_sample = model.graph.tensor(model.graph.outputs[0]).numel();
+    let metric = metric.unwrap_or_else(|| tinyq::default_metric(labels, per_sample));
+    let bar = progress(inputs.samples, what);
+    let out = tinyq::run_samples(model, inputs, &|n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    Ok(tinyq::compute_metric(metric, &out.values[0], per_sample, labels, out.samples)?)
+}
+
+fn quantize(a: &QuantizeArgs) -> Result<()> {
+    if same_file(&a.output, &a.model) || same_file(&a.output, &a.calib) || a.data.as_deref().is_some_and(|d| same_file(&a.output, d)) {
+        bail!("-o {}: refusing to overwrite an input file", a.output.display());
+    }
+    if a.output.extension().and_then(|e| e.to_str()) != Some("tflite") {
+        bail!("-o {}: the output must be a .tflite file", a.output.display());
+    }
+    let calibration: tinyq::Calibration = a.calibration.parse().map_err(|e| anyhow::anyhow!("--calibration {e}"))?;
+    let float_io = match a.io.as_str() {
+        "int8" => false,
+        "float" => true,
+        other => bail!("--io `{other}`: expected int8 or float"),
+    };
+    let metric = a.metric.as_deref().map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))).transpose()?;
+    let model = load(&a.model)?;
+    let ds = Dataset::open(&a.calib, &load_options(&a.load)?)?;
+    let keys = if !a.x.is_empty() {
+        a.x.clone()
+    } else if model.graph.inputs.len() == 1 && ds.has("x_calib") {
+        vec!["x_calib".to_string()]
+    } else {
+        tinyq::default_input_keys(&model.graph)
+    };
+    drop(ds);
+    let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
+    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io };
+    let bar = progress(calib.samples, "calibrate");
+    let start = Instant::now();
+    let (graph, ranges) = tinyq::quantize(&model, &calib, &opts, &|n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    tinyq::tflite::write_tflite_file(&graph, &a.output)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let int8_bytes = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    let fp32_bytes = model.graph.parameter_count().0 as u64 * 4;
+
+    let mut metrics = None;
+    if let Some(data) = &a.data {
+        let quantized = tinyq::Model { graph, path: a.output.clone(), format: tinyq::ModelFormat::Tflite, file_bytes: int8_bytes };
+        let (ds, inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
+        let labels = ds.array(&a.y)?;
+        let fp32 = score(&model, &inputs, &labels, metric, "FP32 eval")?;
+        let (_, q_inputs) = bind_file(&quantized, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
+        let int8 = score(&quantized, &q_inputs, &labels, Some(fp32.metric), "INT8 eval")?;
+        metrics = Some((fp32, int8));
+    }
+
+    if a.json {
+        let m = metrics.as_ref().map(|(f, q)| json!({ "metric": f.metric.name(), "fp32": f.value, "int8": q.value, "samples": f.samples }));
+        println!(
+            "{}",
+            json!({
+                "model": a.model.display().to_string(),
+                "output": a.output.display().to_string(),
+                "calibration": a.calibration,
+                "calibration_samples": calib.samples,
+                "fp32_weight_bytes": fp32_bytes,
+                "int8_file_bytes": int8_bytes,
+                "seconds": seconds,
+                "metrics": m,
+                "ranges": ranges,
+            })
+        );
+        return Ok(());
+    }
+    let rows = ranges
+        .iter()
+        .map(|r| vec![r.tensor.clone(), format!("{:.4} … {:.4}", r.observed.0, r.observed.1), format!("{:.4} … {:.4}", r.chosen.0, r.chosen.1), format!("{:.6}", r.scale), r.zero_point.to_string()])
+        .collect();
+    println!("{}", render::table(&["tensor", "observed", "chosen", "scale", "zero point"], rows));
+    println!(
+        "{} → {} · FP32 weights {} → INT8 file {} ({:.2}×) · {} calibration samples, {} · {:.2} s",
+        a.model.display(),
+        a.output.display(),
+        render::bytes(fp32_bytes),
+        render::bytes(int8_bytes),
+        int8_bytes as f64 / fp32_bytes.max(1) as f64,
+        calib.samples,
+        a.calibration,
+        seconds
+    );
+    if let Some((f, q)) = metrics {
+        println!("{}", render::table(&["metric", "FP32", "INT8", "change"], vec![vec![f.metric.name().into(), format!("{:.4}", f.value), format!("{:.4}", q.value), format!("{:+.4}", q.value - f.value)]]));
     }
     Ok(())
 }

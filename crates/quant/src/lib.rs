@@ -6,10 +6,13 @@
 //! reduce. Methods other than min/max need a histogram, whose bounds come from a first min/max
 //! pass ([`Histogram::new`] takes them).
 //!
-//! This crate does not walk graphs or run models; the facade feeds it the float engine's tensors.
+//! [`quantize_graph`] applies the TFLite int8 rules to a whole graph, one rule per op. The crate
+//! does not run models: the facade feeds it the float engine's tensors.
 
 mod params;
+mod ptq;
 mod range;
 
+pub use ptq::{quantize_graph, PtqConfig};
 pub use params::{asymmetric_qparams, quantize_bias, symmetric_per_channel, ActivationQParams, QuantError};
 pub use range::{choose_range, Calibration, Histogram, TensorStats, HISTOGRAM_BINS};

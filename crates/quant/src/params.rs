@@ -7,6 +7,12 @@
 pub enum QuantError {
     #[error("range [{min}, {max}] is not finite")]
     NotFinite { min: f32, max: f32 },
+    #[error("node `{node}` ({op}): {msg}")]
+    Node { node: String, op: &'static str, msg: String },
+    #[error("tensor `{tensor}` {msg}")]
+    Tensor { tensor: String, msg: String },
+    #[error("quantized graph is inconsistent: {0}")]
+    Graph(String),
 }
 
 /// Scale and zero point of an int8 activation.

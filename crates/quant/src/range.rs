@@ -82,25 +82,37 @@ pub struct TensorStats {
     pub min: f32,
     pub max: f32,
     pub count: u64,
+    /// NaN and ±Inf values seen (left out of min, max and the histogram).
+    pub nonfinite: u64,
     pub hist: Option<Histogram>,
 }
 
 impl Default for TensorStats {
     fn default() -> Self {
-        TensorStats { min: f32::INFINITY, max: f32::NEG_INFINITY, count: 0, hist: None }
+        TensorStats { min: f32::INFINITY, max: f32::NEG_INFINITY, count: 0, nonfinite: 0, hist: None }
     }
 }
 
 impl TensorStats {
     /// Records values (min/max always, the histogram when one was set up).
     pub fn observe(&mut self, values: &[f32]) {
+        let mut finite = true;
         for &v in values {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
+            if v.is_finite() {
+                self.min = self.min.min(v);
+                self.max = self.max.max(v);
+            } else {
+                self.nonfinite += 1;
+                finite = false;
+            }
         }
         self.count += values.len() as u64;
         if let Some(h) = &mut self.hist {
-            h.add(values);
+            if finite {
+                h.add(values);
+            } else {
+                h.add(&values.iter().copied().filter(|v| v.is_finite()).collect::<Vec<_>>());
+            }
         }
     }
 
@@ -109,6 +121,7 @@ impl TensorStats {
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.count += other.count;
+        self.nonfinite += other.nonfinite;
         match (&mut self.hist, &other.hist) {
             (Some(a), Some(b)) => a.counts.iter_mut().zip(&b.counts).for_each(|(x, y)| *x += y),
             (None, Some(b)) => self.hist = Some(b.clone()),

@@ -12,13 +12,17 @@ mod error;
 mod inputs;
 mod metrics;
 mod model;
+mod quantize;
 mod summary;
 
 pub use error::TinyqError;
 pub use inputs::{bind_inputs, default_input_keys, BoundInputs};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};
+pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
+pub use tinyq_quant::Calibration;
+pub use tinyq_tflite as tflite;
 pub use tinyq_data as data;
 pub use tinyq_ir as ir;
 pub use tinyq_onnx::supported_ops as supported_onnx_ops;

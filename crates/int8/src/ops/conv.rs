@@ -1,0 +1,143 @@
+//! CONV_2D and DEPTHWISE_CONV_2D: int8 activations, int8 weights quantized per channel (axis 0
+//! for conv, 3 for depthwise) or per tensor, optional int32 bias. Kernels:
+//! `tinyq_kernels::conv::conv_per_channel` and `tinyq_kernels::depthwise_conv::depthwise_conv_per_channel`
+//! (TFLM `reference_integer_ops::ConvPerChannel` / `DepthwiseConvPerChannel`).
+
+use tinyq_ir::op;
+use tinyq_kernels::conv::{conv_per_channel, prepare_conv_per_channel, ConvOptions, ConvPerChannelParams, ConvQParams};
+use tinyq_kernels::depthwise_conv::{
+    depthwise_conv_per_channel, prepare_depthwise_conv_per_channel, DepthwiseConvOptions, DepthwiseConvPerChannelParams,
+};
+use tinyq_kernels::Rounding;
+
+use super::{activation, Ctx, Kernel, Prepared};
+use crate::Int8Error;
+
+pub(crate) struct Conv2D {
+    params: ConvPerChannelParams,
+    multiplier: Vec<i32>,
+    shift: Vec<i32>,
+    filter: Vec<i8>,
+    bias: Option<Vec<i32>>,
+}
+
+pub(crate) struct DepthwiseConv2D {
+    params: DepthwiseConvPerChannelParams,
+    multiplier: Vec<i32>,
+    shift: Vec<i32>,
+    filter: Vec<i8>,
+    bias: Option<Vec<i32>>,
+}
+
+pub(crate) fn prepare_conv2d(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(2..=3)?;
+    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let filter_shape = ctx.nhwc(w)?;
+    let channels = filter_shape[0];
+    let wq = ctx.weight_qparams(w, 0, channels)?;
+    let qparams = ConvQParams {
+        input: ctx.s8(x)?,
+        filter_scales: &wq.scale,
+        filter_zero_points: &wq.zero_point,
+        output: ctx.s8(ctx.output())?,
+    };
+    let options = ConvOptions {
+        padding: ctx.padding(p.padding)?,
+        stride_height: p.stride[0],
+        stride_width: p.stride[1],
+        dilation_height: p.dilation[0],
+        dilation_width: p.dilation[1],
+        activation: activation(p.activation),
+    };
+    let (mut multiplier, mut shift) = (vec![0; channels], vec![0; channels]);
+    let params = prepare_conv_per_channel(
+        ctx.nhwc(x)?,
+        filter_shape,
+        &options,
+        &qparams,
+        Rounding::Double,
+        &mut multiplier,
+        &mut shift,
+    )
+    .map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(&params.output_shape)?;
+    let kernel = Conv2D { params, multiplier, shift, filter: ctx.const_i8(w)?.to_vec(), bias: ctx.bias(2, channels)? };
+    Ok((Kernel::Conv2D(kernel), vec![ctx.input_id(0)]))
+}
+
+pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(2..=3)?;
+    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let (input_shape, filter_shape) = (ctx.nhwc(x)?, ctx.nhwc(w)?);
+    let channels = filter_shape[3];
+    if input_shape[3] * p.depth_multiplier != channels {
+        return Err(ctx.err(format!(
+            "depth multiplier {} does not match input depth {} and filter depth {channels}",
+            p.depth_multiplier, input_shape[3]
+        )));
+    }
+    let wq = ctx.weight_qparams(w, 3, channels)?;
+    let qparams = ConvQParams {
+        input: ctx.s8(x)?,
+        filter_scales: &wq.scale,
+        filter_zero_points: &wq.zero_point,
+        output: ctx.s8(ctx.output())?,
+    };
+    let c = &p.conv;
+    let options = DepthwiseConvOptions {
+        padding: ctx.padding(c.padding)?,
+        stride_height: c.stride[0],
+        stride_width: c.stride[1],
+        dilation_height: c.dilation[0],
+        dilation_width: c.dilation[1],
+        activation: activation(c.activation),
+    };
+    let (mut multiplier, mut shift) = (vec![0; channels], vec![0; channels]);
+    let params = prepare_depthwise_conv_per_channel(
+        input_shape,
+        filter_shape,
+        &options,
+        &qparams,
+        Rounding::Double,
+        &mut multiplier,
+        &mut shift,
+    )
+    .map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(&params.output_shape)?;
+    let kernel = DepthwiseConv2D {
+        params,
+        multiplier,
+        shift,
+        filter: ctx.const_i8(w)?.to_vec(),
+        bias: ctx.bias(2, channels)?,
+    };
+    Ok((Kernel::DepthwiseConv2D(kernel), vec![ctx.input_id(0)]))
+}
+
+impl Conv2D {
+    pub fn eval(&self, input: &[i8], output: &mut [i8]) {
+        conv_per_channel(
+            &self.params,
+            &self.multiplier,
+            &self.shift,
+            input,
+            &self.filter,
+            self.bias.as_deref(),
+            output,
+        );
+    }
+}
+
+impl DepthwiseConv2D {
+    pub fn eval(&self, input: &[i8], output: &mut [i8]) {
+        depthwise_conv_per_channel(
+            &self.params,
+            &self.multiplier,
+            &self.shift,
+            input,
+            &self.filter,
+            self.bias.as_deref(),
+            output,
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! FULLY_CONNECTED: int8 input viewed as `[batches, depth]`, int8 weights `[units, depth]`
+//! quantized per tensor (any zero point; the scale product taken in f32, as TFLM does) or per
+//! unit along axis 0 (zero points 0), optional int32 bias. Kernels:
+//! `tinyq_kernels::fully_connected::{fully_connected, fully_connected_per_channel}` (TFLM
+//! `reference_integer_ops::FullyConnected` / `FullyConnectedPerChannel`). TFLM picks the
+//! per-channel kernel exactly when the weights carry more than one scale; so does this.
+
+use tinyq_ir::op;
+use tinyq_kernels::conv::ConvQParams;
+use tinyq_kernels::fully_connected::{
+    fully_connected, fully_connected_per_channel, prepare_fully_connected as prepare_fully_connected_s8,
+    prepare_fully_connected_per_channel,
+    FullyConnectedParams, FullyConnectedPerChannelParams, FullyConnectedQParams, FullyConnectedShape,
+};
+use tinyq_kernels::{QParamsS8, Rounding};
+
+use super::{activation, Ctx, Kernel, Prepared};
+use crate::Int8Error;
+
+pub(crate) struct FullyConnected {
+    scheme: Scheme,
+    filter: Vec<i8>,
+    bias: Option<Vec<i32>>,
+}
+
+enum Scheme {
+    PerTensor(FullyConnectedParams),
+    PerChannel { params: FullyConnectedPerChannelParams, multiplier: Vec<i32>, shift: Vec<i32> },
+}
+
+pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(2..=3)?;
+    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let [units, depth] = w.shape[..] else {
+        return Err(ctx.err(format!("weights `{}` have shape {:?}, expected [units, depth]", w.name, w.shape)));
+    };
+    let out = ctx.output();
+    if units == 0 || out.numel() % units != 0 {
+        return Err(ctx.err(format!("output `{}` of shape {:?} is not a multiple of {units} units", out.name, out.shape)));
+    }
+    let shape = FullyConnectedShape { batches: out.numel() / units, accum_depth: depth, output_depth: units };
+    if x.numel() != shape.batches * depth {
+        return Err(ctx.err(format!(
+            "input `{}` of shape {:?} is not {} rows of {depth} features",
+            x.name, x.shape, shape.batches
+        )));
+    }
+    let input = ctx.s8(x)?;
+    let output = ctx.s8(out)?;
+    let wq = ctx.weight_qparams(w, 0, units)?;
+    let bias = ctx.bias(2, units)?;
+    let act = activation(p.activation);
+    let scheme = if wq.scale.len() == 1 {
+        let bias_scale = match ctx.node.inputs.get(2) {
+            Some(&b) => Some(
+                *ctx.qparams(ctx.graph.tensor(b))?
+                    .scale
+                    .first()
+                    .ok_or_else(|| ctx.err("the bias has quantization without a scale"))?,
+            ),
+            None => None,
+        };
+        let filter = QParamsS8::new(wq.scale[0], wq.zero_point[0]);
+        let qparams = FullyConnectedQParams { input, filter, bias_scale, output };
+        Scheme::PerTensor(prepare_fully_connected_s8(shape, &qparams, act, Rounding::Double).map_err(ctx.kernel_err())?)
+    } else {
+        let qparams = ConvQParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
+        let (mut multiplier, mut shift) = (vec![0; units], vec![0; units]);
+        let params = prepare_fully_connected_per_channel(
+            shape,
+            &qparams,
+            act,
+            Rounding::Double,
+            &mut multiplier,
+            &mut shift,
+        )
+        .map_err(ctx.kernel_err())?;
+        Scheme::PerChannel { params, multiplier, shift }
+    };
+    let kernel = FullyConnected { scheme, filter: ctx.const_i8(w)?.to_vec(), bias };
+    Ok((Kernel::FullyConnected(kernel), vec![ctx.input_id(0)]))
+}
+
+impl FullyConnected {
+    pub fn eval(&self, input: &[i8], output: &mut [i8]) {
+        match &self.scheme {
+            Scheme::PerTensor(params) => fully_connected(params, input, &self.filter, self.bias.as_deref(), output),
+            Scheme::PerChannel { params, multiplier, shift } => fully_connected_per_channel(
+                params,
+                multiplier,
+                shift,
+                input,
+                &self.filter,
+                self.bias.as_deref(),
+                output,
+            ),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! One module per op family, each with a `prepare_*` that checks a node and builds its
+//! [`Kernel`], and an `eval` over the prepared kernel. This module holds the two dispatching
+//! matches (exhaustive over [`Op`]) and [`Ctx`], the helpers every prepare shares.
+
+mod activation;
+mod binary;
+mod conv;
+mod data_movement;
+mod fully_connected;
+mod pool;
+mod quantize;
+mod reduce;
+
+use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, QParams, Tensor, TensorData, TensorId};
+use tinyq_kernels::{KernelError, QParamsS8};
+
+use crate::{Int8Error, TensorValue};
+
+/// A prepared node: its kernel, the tensors it reads at run time (weights and biases live inside
+/// the kernel) and the tensor it writes.
+pub(crate) struct Step {
+    pub kernel: Kernel,
+    pub inputs: Vec<TensorId>,
+    pub output: TensorId,
+}
+
+pub(crate) enum Kernel {
+    Conv2D(conv::Conv2D),
+    DepthwiseConv2D(conv::DepthwiseConv2D),
+    FullyConnected(fully_connected::FullyConnected),
+    Binary(binary::Binary),
+    Concat(data_movement::Concat),
+    Reshape,
+    Transpose(data_movement::Transpose),
+    Pad(data_movement::Pad),
+    Pool(pool::Pool),
+    Mean(reduce::Mean),
+    Activation(activation::Activation),
+    Quantize(quantize::Quantize),
+    Dequantize(quantize::Dequantize),
+}
+
+/// Prepares node `index` of `graph`.
+pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
+    let node = &graph.nodes[index];
+    let ctx = Ctx { graph, node };
+    if node.outputs.len() != 1 {
+        return Err(ctx.err(format!("has {} outputs, every op here has exactly one", node.outputs.len())));
+    }
+    let (kernel, inputs) = match &node.op {
+        Op::Conv2D(p) => conv::prepare_conv2d(&ctx, p)?,
+        Op::DepthwiseConv2D(p) => conv::prepare_depthwise_conv2d(&ctx, p)?,
+        Op::FullyConnected(p) => fully_connected::prepare_fully_connected(&ctx, p)?,
+        Op::Add(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Add, p)?,
+        Op::Sub(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Sub, p)?,
+        Op::Mul(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Mul, p)?,
+        Op::Concat(p) => data_movement::prepare_concat(&ctx, p)?,
+        Op::Reshape => data_movement::prepare_reshape(&ctx)?,
+        Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
+        Op::Pad(p) => data_movement::prepare_pad(&ctx, p)?,
+        Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p)?,
+        Op::AvgPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Average, p)?,
+        Op::Mean(p) => reduce::prepare_mean(&ctx, p)?,
+        Op::Relu => activation::prepare_relu(&ctx)?,
+        Op::Relu6 => activation::prepare_relu6(&ctx)?,
+        Op::Clip(p) => activation::prepare_clip(&ctx, p)?,
+        Op::LeakyRelu(p) => activation::prepare_leaky_relu(&ctx, p)?,
+        Op::Sigmoid => activation::prepare_logistic(&ctx)?,
+        Op::Tanh => activation::prepare_tanh(&ctx)?,
+        Op::HardSwish => activation::prepare_hard_swish(&ctx)?,
+        Op::Softmax(p) => activation::prepare_softmax(&ctx, p)?,
+        Op::Quantize => quantize::prepare_quantize(&ctx)?,
+        Op::Dequantize => quantize::prepare_dequantize(&ctx)?,
+    };
+    Ok(Step { kernel, inputs, output: node.outputs[0] })
+}
+
+/// Runs one prepared step. `args` follow `step.inputs`; `out` has the output's dtype and size.
+pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
+    match &step.kernel {
+        Kernel::Conv2D(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::DepthwiseConv2D(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::FullyConnected(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Binary(k) => k.eval(s8(args[0]), s8(args[1]), s8_mut(out)),
+        Kernel::Concat(k) => {
+            let inputs: Vec<&[i8]> = args.iter().map(|a| s8(a)).collect();
+            k.eval(&inputs, s8_mut(out))
+        }
+        Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
+        Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Pad(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Pool(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Mean(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Activation(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Quantize(k) => k.eval(args[0], s8_mut(out)),
+        Kernel::Dequantize(k) => k.eval(s8(args[0]), f32_mut(out)),
+    }
+}
+
+fn s8(v: &TensorValue) -> &[i8] {
+    v.as_i8().expect("int8 operand checked in prepare")
+}
+
+fn s8_mut(v: &mut TensorValue) -> &mut [i8] {
+    match v {
+        TensorValue::I8(v) => v,
+        TensorValue::F32(_) | TensorValue::I32(_) => unreachable!("int8 output checked in prepare"),
+    }
+}
+
+fn f32_mut(v: &mut TensorValue) -> &mut [f32] {
+    match v {
+        TensorValue::F32(v) => v,
+        TensorValue::I8(_) | TensorValue::I32(_) => unreachable!("float32 output checked in prepare"),
+    }
+}
+
+/// What a prepare function returns: the kernel and the tensors it reads at run time.
+pub(crate) type Prepared = (Kernel, Vec<TensorId>);
+
+/// The node being prepared, with the checks and conversions every op family needs.
+pub(crate) struct Ctx<'a> {
+    pub graph: &'a Graph,
+    pub node: &'a Node,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn err(&self, msg: impl Into<String>) -> Int8Error {
+        Int8Error::Node { node: self.node.name.clone(), op: self.node.op.name(), msg: msg.into() }
+    }
+
+    pub fn kernel_err(&self) -> impl FnOnce(KernelError) -> Int8Error + '_ {
+        |error| Int8Error::Kernel { node: self.node.name.clone(), op: self.node.op.name(), error }
+    }
+
+    pub fn input(&self, k: usize) -> Result<&'a Tensor, Int8Error> {
+        let id = *self.node.inputs.get(k).ok_or_else(|| self.err(format!("input {k} is missing")))?;
+        Ok(self.graph.tensor(id))
+    }
+
+    pub fn input_id(&self, k: usize) -> TensorId {
+        self.node.inputs[k]
+    }
+
+    pub fn output(&self) -> &'a Tensor {
+        self.graph.tensor(self.node.outputs[0])
+    }
+
+    pub fn expect_inputs(&self, range: std::ops::RangeInclusive<usize>) -> Result<(), Int8Error> {
+        let n = self.node.inputs.len();
+        if range.contains(&n) {
+            Ok(())
+        } else {
+            Err(self.err(format!("has {n} inputs, expects {} to {}", range.start(), range.end())))
+        }
+    }
+
+    /// Per-tensor quantization of an int8 tensor.
+    pub fn s8(&self, t: &Tensor) -> Result<QParamsS8, Int8Error> {
+        if t.dtype != DType::I8 {
+            return Err(self.err(format!("tensor `{}` is {}, expected int8", t.name, t.dtype.name())));
+        }
+        let q = self.qparams(t)?;
+        match (&q.scale[..], &q.zero_point[..]) {
+            ([scale], [zero_point]) => Ok(QParamsS8::new(*scale, *zero_point)),
+            _ => Err(self.err(format!(
+                "tensor `{}` needs per-tensor quantization, has {} scales and {} zero points",
+                t.name,
+                q.scale.len(),
+                q.zero_point.len()
+            ))),
+        }
+    }
+
+    pub fn qparams(&self, t: &'a Tensor) -> Result<&'a QParams, Int8Error> {
+        t.qparams.as_ref().ok_or_else(|| self.err(format!("tensor `{}` has no quantization parameters", t.name)))
+    }
+
+    /// Scales and zero points of int8 weights with `channels` channels along `axis`: one pair
+    /// (per-tensor) or one per channel, quantized along `axis`.
+    pub fn weight_qparams(&self, w: &'a Tensor, axis: usize, channels: usize) -> Result<&'a QParams, Int8Error> {
+        let q = self.qparams(w)?;
+        if q.scale.len() != q.zero_point.len() {
+            return Err(self.err(format!(
+                "weights `{}` have {} scales but {} zero points",
+                w.name,
+                q.scale.len(),
+                q.zero_point.len()
+            )));
+        }
+        if q.scale.len() != 1 && q.scale.len() != channels {
+            return Err(self.err(format!(
+                "weights `{}` have {} scales, expected 1 or {channels} (one per channel)",
+                w.name,
+                q.scale.len()
+            )));
+        }
+        if q.scale.len() > 1 && q.axis != Some(axis) {
+            return Err(self.err(format!(
+                "weights `{}` are quantized along axis {:?}, the kernel needs axis {axis}",
+                w.name, q.axis
+            )));
+        }
+        Ok(q)
+    }
+
+    pub fn const_i8(&self, t: &'a Tensor) -> Result<&'a [i8], Int8Error> {
+        match &t.data {
+            Some(TensorData::I8(v)) => Ok(v),
+            _ => Err(self.err(format!("`{}` must be a constant int8 tensor, is {}", t.name, describe(t)))),
+        }
+    }
+
+    /// The optional int32 bias at input `k` with `channels` entries.
+    pub fn bias(&self, k: usize, channels: usize) -> Result<Option<Vec<i32>>, Int8Error> {
+        let Some(&id) = self.node.inputs.get(k) else { return Ok(None) };
+        let t = self.graph.tensor(id);
+        match &t.data {
+            Some(TensorData::I32(v)) if v.len() == channels => Ok(Some(v.clone())),
+            Some(TensorData::I32(v)) => {
+                Err(self.err(format!("bias `{}` has {} values, expected {channels}", t.name, v.len())))
+            }
+            _ => Err(self.err(format!("bias `{}` must be a constant int32 tensor, is {}", t.name, describe(t)))),
+        }
+    }
+
+    pub fn nhwc(&self, t: &Tensor) -> Result<[usize; 4], Int8Error> {
+        t.shape
+            .as_slice()
+            .try_into()
+            .map_err(|_| self.err(format!("tensor `{}` has shape {:?}, expected 4-D", t.name, t.shape)))
+    }
+
+    pub fn padding(&self, p: Padding) -> Result<tinyq_kernels::Padding, Int8Error> {
+        match p {
+            Padding::Same => Ok(tinyq_kernels::Padding::Same),
+            Padding::Valid => Ok(tinyq_kernels::Padding::Valid),
+            Padding::Explicit { .. } => {
+                Err(self.err("explicit padding is not a TFLite padding; lower it to PAD + VALID first"))
+            }
+        }
+    }
+
+    pub fn check_output_shape(&self, computed: &[usize]) -> Result<(), Int8Error> {
+        let out = self.output();
+        if out.shape != computed {
+            return Err(self.err(format!(
+                "output `{}` has shape {:?}, the kernel computes {computed:?}",
+                out.name, out.shape
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn check_output_numel(&self, computed: usize) -> Result<(), Int8Error> {
+        let out = self.output();
+        if out.numel() != computed {
+            return Err(self.err(format!(
+                "output `{}` has {} elements, the kernel computes {computed}",
+                out.name,
+                out.numel()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Input 0 and the output: int8 with identical quantization, as data-movement ops need.
+    pub fn same_qparams_s8(&self) -> Result<QParamsS8, Int8Error> {
+        let input = self.s8(self.input(0)?)?;
+        let output = self.s8(self.output())?;
+        tinyq_kernels::check_same_qparams_s8("output", output, input).map_err(self.kernel_err())?;
+        Ok(output)
+    }
+}
+
+pub(crate) fn activation(a: FusedActivation) -> tinyq_kernels::FusedActivation {
+    match a {
+        FusedActivation::None => tinyq_kernels::FusedActivation::None,
+        FusedActivation::Relu => tinyq_kernels::FusedActivation::Relu,
+        FusedActivation::Relu6 => tinyq_kernels::FusedActivation::Relu6,
+        FusedActivation::ReluN1To1 => tinyq_kernels::FusedActivation::ReluN1To1,
+    }
+}
+
+fn describe(t: &Tensor) -> String {
+    match &t.data {
+        Some(d) => format!("a constant {}", d.dtype().name()),
+        None => format!("a computed {} tensor", t.dtype.name()),
+    }
+}

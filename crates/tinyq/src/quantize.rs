@@ -1,0 +1,117 @@
+//! Post-training quantization: calibrate on real data with the float engine, choose ranges,
+//! apply the int8 rules.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use tinyq_float::Plan;
+use tinyq_ir::Graph;
+use tinyq_quant::{choose_range, quantize_graph, Calibration, Histogram, PtqConfig, TensorStats};
+
+use crate::{BoundInputs, Model, TinyqError};
+
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions {
+    pub calibration: Calibration,
+    pub per_tensor: bool,
+    pub float_io: bool,
+}
+
+/// The range chosen for one activation tensor.
+#[derive(Clone, Debug, Serialize)]
+pub struct RangeRow {
+    pub tensor: String,
+    pub observed: (f32, f32),
+    pub chosen: (f32, f32),
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+/// Statistics of every tensor the float engine computes over all samples (one pass per
+/// [`TensorStats`] kind; memory does not grow with the number of samples).
+pub fn calibrate(
+    model: &Model,
+    inputs: &BoundInputs,
+    method: Calibration,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<TensorStats>, TinyqError> {
+    let plan = Plan::new(&model.graph).map_err(|e| TinyqError::Engine(format!("{}: {e}", model.path.display())))?;
+    let n_tensors = model.graph.tensors.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let passes = if method.needs_histogram() { 2 } else { 1 };
+    let pass = |seed: Vec<TensorStats>| -> Result<Vec<TensorStats>, TinyqError> {
+        (0..inputs.samples)
+            .into_par_iter()
+            .try_fold(
+                || seed.clone(),
+                |mut acc, i| {
+                    plan.run_observed(&inputs.sample(i), &mut |t, v| acc[t].observe(v))
+                        .map_err(|e| TinyqError::Engine(e.to_string()))?;
+                    progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / passes + 1);
+                    Ok(acc)
+                },
+            )
+            .try_reduce(
+                || seed.clone(),
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| x.merge(y));
+                    Ok(a)
+                },
+            )
+    };
+    let mut stats = pass(vec![TensorStats::default(); n_tensors])?;
+    if let Some((t, s)) = stats.iter().enumerate().find(|(_, s)| s.nonfinite > 0) {
+        return Err(TinyqError::Engine(format!(
+            "calibration: tensor `{}` took {} NaN/Inf values (of {}): check the data and the model",
+            model.graph.tensor(t).name,
+            s.nonfinite,
+            s.count
+        )));
+    }
+    if method.needs_histogram() {
+        let seed = stats
+            .iter()
+            .map(|s| TensorStats { hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))), ..TensorStats::default() })
+            .collect();
+        stats = pass(seed)?;
+    }
+    Ok(stats)
+}
+
+/// Calibrates on `calib` and returns the int8 graph with the range chosen for each activation.
+pub fn quantize(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Graph, Vec<RangeRow>), TinyqError> {
+    if calib.samples < 2 {
+        return Err(TinyqError::Input(format!(
+            "calibration needs at least 2 samples, got {} (a few hundred representative samples is typical)",
+            calib.samples
+        )));
+    }
+    let stats = calibrate(model, calib, opts.calibration, progress)?;
+    let g = &model.graph;
+    let ranges: Vec<Option<(f32, f32)>> = stats
+        .iter()
+        .enumerate()
+        .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
+        .collect();
+    let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let q = quantize_graph(g, &ranges, &cfg).map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
+    let rows = (0..g.tensors.len())
+        .filter_map(|t| {
+            let chosen = ranges[t]?;
+            // quantize_graph keeps tensor ids, so the int8 tensor `t` is the float tensor `t`.
+            let qp = q.tensors[t].qparams.as_ref()?;
+            Some(RangeRow {
+                tensor: g.tensor(t).name.clone(),
+                observed: (stats[t].min, stats[t].max),
+                chosen,
+                scale: qp.scale[0],
+                zero_point: qp.zero_point[0],
+            })
+        })
+        .collect();
+    Ok((q, rows))
+}
