@@ -181,7 +181,10 @@ fn magnitude(h: &Histogram) -> (Vec<f64>, f64) {
 }
 
 fn entropy(h: &Histogram) -> (f32, f32) {
-    let (mag, w) = magnitude(h);
+    let (mut mag, w) = magnitude(h);
+    // Exact zeros (half of every ReLU output) are represented exactly whatever the range;
+    // left in, their spike swamps the divergence and the search clips far too hard.
+    mag[0] = 0.0;
     let levels = if h.lo < 0.0 { 128 } else { 256 };
     let n = mag.len();
     let mut best = (f64::INFINITY, n);
