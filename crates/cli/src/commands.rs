@@ -151,7 +151,7 @@ fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
         .enumerate()
         .map(|(k, (v, s))| {
             let key = if k == 0 { "y".to_string() } else { format!("y_{k}") };
-            (key, NdArray { shape: s.clone(), data: tinyq::data::ArrayData::F32(v) })
+            (key, NdArray { shape: s.clone(), data: v })
         })
         .collect();
     let refs: Vec<(&str, &NdArray)> = arrays.iter().map(|(k, a)| (k.as_str(), a)).collect();
@@ -180,7 +180,7 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
     let bar = progress(inputs.samples, "eval");
     let start = Instant::now();
     let out = tinyq::run_samples(&model, &inputs, &|n| bar.set_position(n as u64))?;
-    let v = tinyq::compute_metric(metric, &out.values[0], per_sample, &labels, out.samples)
+    let v = tinyq::compute_metric(metric, &out.real(&model, 0), per_sample, &labels, out.samples)
         .with_context(|| format!("{}: labels `{y}`", d.data.display()))?;
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -241,7 +241,7 @@ fn score(model: &Model, inputs: &tinyq::BoundInputs, labels: &NdArray, metric: O
     let bar = progress(inputs.samples, what);
     let out = tinyq::run_samples(model, inputs, &|n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
-    Ok(tinyq::compute_metric(metric, &out.values[0], per_sample, labels, out.samples)?)
+    Ok(tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels, out.samples)?)
 }
 
 fn quantize(a: &QuantizeArgs) -> Result<()> {

@@ -76,6 +76,13 @@ pub fn quantize_graph(g: &Graph, ranges: &[Option<(f32, f32)>], cfg: &PtqConfig)
     for n in &g.nodes {
         let out = n.outputs[0];
         act[out] = Some(match output_rule(&n.op).map_err(|m| node_err(n, m))? {
+            OutputRule::Own if n.op == Op::HardSwish => {
+                // TFLM needs input_scale / 128 / output_scale < 1: widen a narrow output range.
+                let floor = act[n.inputs[0]].map_or(0.0, |p| p.scale / 128.0) * (1.0 + 1e-5);
+                let (lo, hi) = range_of(out)?;
+                let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+                qp(out, (lo, hi.max(lo + 255.0 * floor)))?
+            }
             OutputRule::Own => qp(out, range_of(out)?)?,
             OutputRule::SameAsInput => act[n.inputs[0]].ok_or_else(|| node_err(n, "input has no quantization".into()))?,
             OutputRule::Fixed(scale, zero_point) => ActivationQParams { scale, zero_point },

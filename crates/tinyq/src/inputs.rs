@@ -5,8 +5,12 @@
 //! - `S[0] == 1` and `D[1..] == S[1..]`: `D[0]` samples along the batch axis; outputs are
 //!   `[N] + out[1..]`.
 //! - `D[1..] == S`: `D[0]` samples stacked on a new axis; outputs are `[N] + out`.
+//!
+//! A float input takes float data. An int8 input takes int8 data as-is, or float data quantized
+//! with the input's scale and zero point exactly as TFLite's QUANTIZE does (float division,
+//! rounding half away from zero, saturation).
 
-use tinyq_data::{Dataset, NdArray};
+use tinyq_data::{ArrayData, Dataset, NdArray};
 use tinyq_ir::{DType, Graph};
 
 use crate::TinyqError;
@@ -18,18 +22,43 @@ enum Stacking {
     NewAxis,
 }
 
+/// The values of one model input over all samples, in the input's dtype.
+enum InputData {
+    F32(Vec<f32>),
+    I8(Vec<i8>),
+}
+
+/// One sample's value for one input.
+#[derive(Clone, Copy, Debug)]
+pub enum SampleRef<'a> {
+    F32(&'a [f32]),
+    I8(&'a [i8]),
+}
+
 /// Data bound to a model's inputs, ready to be cut into samples.
 pub struct BoundInputs {
     pub samples: usize,
-    data: Vec<Vec<f32>>,
+    data: Vec<InputData>,
     sample_len: Vec<usize>,
     stacking: Stacking,
 }
 
 impl BoundInputs {
     /// The inputs of sample `i`, in model-input order.
-    pub fn sample(&self, i: usize) -> Vec<&[f32]> {
-        self.data.iter().zip(&self.sample_len).map(|(d, &l)| &d[i * l..(i + 1) * l]).collect()
+    pub fn sample(&self, i: usize) -> Vec<SampleRef<'_>> {
+        self.data
+            .iter()
+            .zip(&self.sample_len)
+            .map(|(d, &l)| match d {
+                InputData::F32(v) => SampleRef::F32(&v[i * l..(i + 1) * l]),
+                InputData::I8(v) => SampleRef::I8(&v[i * l..(i + 1) * l]),
+            })
+            .collect()
+    }
+
+    /// The float inputs of sample `i` (`None` if an input is integer).
+    pub fn sample_f32(&self, i: usize) -> Option<Vec<&[f32]>> {
+        self.sample(i).into_iter().map(|s| if let SampleRef::F32(v) = s { Some(v) } else { None }).collect()
     }
 
     /// The array shape that the per-sample outputs of shape `out` form.
@@ -46,7 +75,10 @@ impl BoundInputs {
         if n < self.samples && self.stacking != Stacking::Single {
             self.samples = n;
             for (d, &l) in self.data.iter_mut().zip(&self.sample_len) {
-                d.truncate(n * l);
+                match d {
+                    InputData::F32(v) => v.truncate(n * l),
+                    InputData::I8(v) => v.truncate(n * l),
+                }
             }
         }
     }
@@ -80,11 +112,19 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
     for (&id, key) in graph.inputs.iter().zip(keys) {
         let t = graph.tensor(id);
         let arr: NdArray = data.array(key)?;
-        if t.dtype == DType::F32 && !matches!(arr.dtype_name(), "float32" | "float64" | "float16") {
+        let float_data = matches!(arr.dtype_name(), "float32" | "float64" | "float16");
+        let wrong = match t.dtype {
+            DType::F32 => !float_data,
+            DType::I8 => !float_data && arr.dtype_name() != "int8",
+            _ => true,
+        };
+        if wrong {
             return Err(TinyqError::Input(format!(
-                "{file}: array `{key}` is {}, but model input `{}` is float32: convert the data to float (with its preprocessing) first",
+                "{file}: array `{key}` is {}, but model input `{}` is {}: {}",
                 arr.dtype_name(),
-                t.name
+                t.name,
+                t.dtype.name(),
+                if t.dtype == DType::I8 { "pass int8 data, or float data to be quantized with the input's scale" } else { "convert the data to float (with its preprocessing) first" }
             )));
         }
         let s = &t.shape;
@@ -111,9 +151,24 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
         }
         bound = Some((n, stacking));
         arr.check_finite(&format!("{file}: array `{key}`"))?;
-        arrays.push(arr.to_f32());
+        arrays.push(match (t.dtype, &arr.data) {
+            (DType::I8, ArrayData::I8(v)) => InputData::I8(v.clone()),
+            (DType::I8, _) => {
+                let q = t.qparams.as_ref().filter(|q| q.scale.len() == 1).ok_or_else(|| {
+                    TinyqError::Input(format!("model input `{}` is int8 without per-tensor quantization", t.name))
+                })?;
+                InputData::I8(quantize_s8(&arr.to_f32(), q.scale[0], q.zero_point[0]))
+            }
+            _ => InputData::F32(arr.to_f32()),
+        });
         lens.push(t.numel());
     }
     let (samples, stacking) = bound.expect("a graph has at least one input");
     Ok(BoundInputs { samples, data: arrays, sample_len: lens, stacking })
+}
+
+/// TFLite's QUANTIZE of float data: `clamp(round_half_away(x / scale) + zero_point)`, the division
+/// in float32.
+pub fn quantize_s8(x: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
+    x.iter().map(|&v| ((v / scale).round() as i32 + zero_point).clamp(-128, 127) as i8).collect()
 }

@@ -16,7 +16,7 @@ mod quantize;
 mod summary;
 
 pub use error::TinyqError;
-pub use inputs::{bind_inputs, default_input_keys, BoundInputs};
+pub use inputs::{bind_inputs, default_input_keys, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};
 pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
@@ -29,37 +29,117 @@ pub use tinyq_onnx::supported_ops as supported_onnx_ops;
 
 use rayon::prelude::*;
 
-/// Outputs of a run over many samples: one flat f32 buffer per graph output, samples stacked.
+/// Outputs of a run over many samples: one buffer per graph output (in the output's dtype),
+/// samples stacked.
 pub struct RunOutputs {
     pub samples: usize,
     /// Per output: all samples' values back to back.
-    pub values: Vec<Vec<f32>>,
+    pub values: Vec<tinyq_data::ArrayData>,
     /// Per output: the array shape the values form (leading sample axis per [`BoundInputs`] rules).
     pub shapes: Vec<Vec<usize>>,
 }
 
-/// Runs every sample through the float engine in parallel (order preserved, results independent
-/// of the thread count). `progress` is called with the number of samples finished so far.
+impl RunOutputs {
+    /// Output `k` as real values (int8 outputs dequantized with the output's qparams).
+    pub fn real(&self, model: &Model, k: usize) -> Vec<f32> {
+        let t = model.graph.tensor(model.graph.outputs[k]);
+        match (&self.values[k], &t.qparams) {
+            (tinyq_data::ArrayData::I8(v), Some(q)) => v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect(),
+            (other, _) => tinyq_data::NdArray { shape: vec![], data: other.clone() }.to_f32(),
+        }
+    }
+}
+
+/// The engine a graph runs on: float graphs on the float engine, quantized graphs on the integer
+/// engine (bit-exact with TFLM's reference kernels).
+enum Engine {
+    Float(tinyq_float::Plan),
+    Int8(tinyq_int8::Int8Plan),
+}
+
+fn is_float_graph(g: &tinyq_ir::Graph) -> bool {
+    g.tensors.iter().all(|t| t.is_constant() || t.dtype == tinyq_ir::DType::F32)
+}
+
+impl Engine {
+    fn new(model: &Model) -> Result<Engine, TinyqError> {
+        let err = |e: String| TinyqError::Engine(format!("{}: {e}", model.path.display()));
+        if is_float_graph(&model.graph) {
+            tinyq_float::Plan::new(&model.graph).map(Engine::Float).map_err(|e| err(e.to_string()))
+        } else {
+            tinyq_int8::Int8Plan::new(&model.graph).map(Engine::Int8).map_err(|e| err(e.to_string()))
+        }
+    }
+
+    fn run(&self, sample: &[inputs::SampleRef<'_>]) -> Result<Vec<tinyq_data::ArrayData>, TinyqError> {
+        use inputs::SampleRef;
+        use tinyq_data::ArrayData;
+        use tinyq_int8::TensorValue;
+        let err = |e: String| TinyqError::Engine(e);
+        match self {
+            Engine::Float(plan) => {
+                let args: Vec<&[f32]> = sample
+                    .iter()
+                    .map(|s| if let SampleRef::F32(v) = s { Ok(*v) } else { Err(err("integer data for a float model".into())) })
+                    .collect::<Result<_, _>>()?;
+                Ok(plan.run(&args).map_err(|e| err(e.to_string()))?.into_iter().map(ArrayData::F32).collect())
+            }
+            Engine::Int8(plan) => {
+                let args: Vec<TensorValue> = sample
+                    .iter()
+                    .map(|s| match s {
+                        SampleRef::F32(v) => TensorValue::F32(v.to_vec()),
+                        SampleRef::I8(v) => TensorValue::I8(v.to_vec()),
+                    })
+                    .collect();
+                let out = plan.run(&args).map_err(|e| err(e.to_string()))?;
+                Ok(out
+                    .into_iter()
+                    .map(|v| match v {
+                        TensorValue::I8(v) => ArrayData::I8(v),
+                        TensorValue::F32(v) => ArrayData::F32(v),
+                        TensorValue::I32(v) => ArrayData::I32(v),
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Runs every sample through the model's engine in parallel (order preserved, results
+/// independent of the thread count). `progress` is called with the number of samples finished.
 pub fn run_samples(model: &Model, inputs: &BoundInputs, progress: &(dyn Fn(usize) + Sync)) -> Result<RunOutputs, TinyqError> {
-    let plan = tinyq_float::Plan::new(&model.graph)
-        .map_err(|e| TinyqError::Engine(format!("{}: {e}", model.path.display())))?;
+    let engine = Engine::new(model)?;
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let per_sample: Vec<Vec<Vec<f32>>> = (0..inputs.samples)
+    let per_sample: Vec<Vec<tinyq_data::ArrayData>> = (0..inputs.samples)
         .into_par_iter()
         .map(|i| {
-            let args: Vec<&[f32]> = inputs.sample(i);
-            let out = plan.run(&args).map_err(|e| TinyqError::Engine(e.to_string()));
+            let out = engine.run(&inputs.sample(i));
             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
             out
         })
         .collect::<Result<_, _>>()?;
     let g = &model.graph;
-    let mut values: Vec<Vec<f32>> = g.outputs.iter().map(|&o| Vec::with_capacity(g.tensor(o).numel() * inputs.samples)).collect();
+    let mut values: Vec<tinyq_data::ArrayData> = Vec::new();
     for sample in per_sample {
-        for (k, v) in sample.into_iter().enumerate() {
-            values[k].extend(v);
+        if values.is_empty() {
+            values = sample;
+            continue;
+        }
+        for (acc, v) in values.iter_mut().zip(sample) {
+            append(acc, v);
         }
     }
     let shapes = g.outputs.iter().map(|&o| inputs.output_shape(&g.tensor(o).shape)).collect();
     Ok(RunOutputs { samples: inputs.samples, values, shapes })
+}
+
+fn append(acc: &mut tinyq_data::ArrayData, v: tinyq_data::ArrayData) {
+    use tinyq_data::ArrayData as A;
+    match (acc, v) {
+        (A::F32(a), A::F32(b)) => a.extend(b),
+        (A::I8(a), A::I8(b)) => a.extend(b),
+        (A::I32(a), A::I32(b)) => a.extend(b),
+        _ => unreachable!("an output keeps its dtype across samples"),
+    }
 }

@@ -44,7 +44,8 @@ pub fn calibrate(
             .try_fold(
                 || seed.clone(),
                 |mut acc, i| {
-                    plan.run_observed(&inputs.sample(i), &mut |t, v| acc[t].observe(v))
+                    let sample = inputs.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
+                    plan.run_observed(&sample, &mut |t, v| acc[t].observe(v))
                         .map_err(|e| TinyqError::Engine(e.to_string()))?;
                     progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / passes + 1);
                     Ok(acc)

@@ -32,15 +32,11 @@ pub(crate) struct DepthwiseConv2D {
 pub(crate) fn prepare_conv2d(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let (input, output) = (ctx.s8(x)?, ctx.s8(ctx.output())?);
     let filter_shape = ctx.nhwc(w)?;
     let channels = filter_shape[0];
     let wq = ctx.weight_qparams(w, 0, channels)?;
-    let qparams = ConvQParams {
-        input: ctx.s8(x)?,
-        filter_scales: &wq.scale,
-        filter_zero_points: &wq.zero_point,
-        output: ctx.s8(ctx.output())?,
-    };
+    let qparams = ConvQParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
     let options = ConvOptions {
         padding: ctx.padding(p.padding)?,
         stride_height: p.stride[0],
@@ -68,6 +64,7 @@ pub(crate) fn prepare_conv2d(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepared, 
 pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let (input, output) = (ctx.s8(x)?, ctx.s8(ctx.output())?);
     let (input_shape, filter_shape) = (ctx.nhwc(x)?, ctx.nhwc(w)?);
     let channels = filter_shape[3];
     if input_shape[3] * p.depth_multiplier != channels {
@@ -77,12 +74,7 @@ pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -
         )));
     }
     let wq = ctx.weight_qparams(w, 3, channels)?;
-    let qparams = ConvQParams {
-        input: ctx.s8(x)?,
-        filter_scales: &wq.scale,
-        filter_zero_points: &wq.zero_point,
-        output: ctx.s8(ctx.output())?,
-    };
+    let qparams = ConvQParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
     let c = &p.conv;
     let options = DepthwiseConvOptions {
         padding: ctx.padding(c.padding)?,
@@ -104,13 +96,8 @@ pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -
     )
     .map_err(ctx.kernel_err())?;
     ctx.check_output_shape(&params.output_shape)?;
-    let kernel = DepthwiseConv2D {
-        params,
-        multiplier,
-        shift,
-        filter: ctx.const_i8(w)?.to_vec(),
-        bias: ctx.bias(2, channels)?,
-    };
+    let kernel =
+        DepthwiseConv2D { params, multiplier, shift, filter: ctx.const_i8(w)?.to_vec(), bias: ctx.bias(2, channels)? };
     Ok((Kernel::DepthwiseConv2D(kernel), vec![ctx.input_id(0)]))
 }
 

@@ -9,8 +9,8 @@ use tinyq_ir::op;
 use tinyq_kernels::conv::ConvQParams;
 use tinyq_kernels::fully_connected::{
     fully_connected, fully_connected_per_channel, prepare_fully_connected as prepare_fully_connected_s8,
-    prepare_fully_connected_per_channel,
-    FullyConnectedParams, FullyConnectedPerChannelParams, FullyConnectedQParams, FullyConnectedShape,
+    prepare_fully_connected_per_channel, FullyConnectedParams, FullyConnectedPerChannelParams, FullyConnectedQParams,
+    FullyConnectedShape,
 };
 use tinyq_kernels::{QParamsS8, Rounding};
 
@@ -31,12 +31,16 @@ enum Scheme {
 pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let input = ctx.s8(x)?;
+    let output = ctx.s8(ctx.output())?;
     let [units, depth] = w.shape[..] else {
         return Err(ctx.err(format!("weights `{}` have shape {:?}, expected [units, depth]", w.name, w.shape)));
     };
     let out = ctx.output();
-    if units == 0 || out.numel() % units != 0 {
-        return Err(ctx.err(format!("output `{}` of shape {:?} is not a multiple of {units} units", out.name, out.shape)));
+    if units == 0 || !out.numel().is_multiple_of(units) {
+        return Err(
+            ctx.err(format!("output `{}` of shape {:?} is not a multiple of {units} units", out.name, out.shape))
+        );
     }
     let shape = FullyConnectedShape { batches: out.numel() / units, accum_depth: depth, output_depth: units };
     if x.numel() != shape.batches * depth {
@@ -45,8 +49,6 @@ pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> 
             x.name, x.shape, shape.batches
         )));
     }
-    let input = ctx.s8(x)?;
-    let output = ctx.s8(out)?;
     let wq = ctx.weight_qparams(w, 0, units)?;
     let bias = ctx.bias(2, units)?;
     let act = activation(p.activation);
@@ -66,15 +68,9 @@ pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> 
     } else {
         let qparams = ConvQParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
         let (mut multiplier, mut shift) = (vec![0; units], vec![0; units]);
-        let params = prepare_fully_connected_per_channel(
-            shape,
-            &qparams,
-            act,
-            Rounding::Double,
-            &mut multiplier,
-            &mut shift,
-        )
-        .map_err(ctx.kernel_err())?;
+        let params =
+            prepare_fully_connected_per_channel(shape, &qparams, act, Rounding::Double, &mut multiplier, &mut shift)
+                .map_err(ctx.kernel_err())?;
         Scheme::PerChannel { params, multiplier, shift }
     };
     let kernel = FullyConnected { scheme, filter: ctx.const_i8(w)?.to_vec(), bias };

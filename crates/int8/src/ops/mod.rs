@@ -179,6 +179,7 @@ impl<'a> Ctx<'a> {
     /// Scales and zero points of int8 weights with `channels` channels along `axis`: one pair
     /// (per-tensor) or one per channel, quantized along `axis`.
     pub fn weight_qparams(&self, w: &'a Tensor, axis: usize, channels: usize) -> Result<&'a QParams, Int8Error> {
+        self.const_i8(w)?;
         let q = self.qparams(w)?;
         if q.scale.len() != q.zero_point.len() {
             return Err(self.err(format!(
@@ -244,10 +245,9 @@ impl<'a> Ctx<'a> {
     pub fn check_output_shape(&self, computed: &[usize]) -> Result<(), Int8Error> {
         let out = self.output();
         if out.shape != computed {
-            return Err(self.err(format!(
-                "output `{}` has shape {:?}, the kernel computes {computed:?}",
-                out.name, out.shape
-            )));
+            return Err(
+                self.err(format!("output `{}` has shape {:?}, the kernel computes {computed:?}", out.name, out.shape))
+            );
         }
         Ok(())
     }

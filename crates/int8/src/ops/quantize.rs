@@ -27,9 +27,9 @@ pub(crate) fn prepare_quantize(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
     let output = ctx.s8(ctx.output())?;
     let kernel = match x.dtype {
         DType::F32 => Quantize::FromF32(prepare_affine_quantize_s8(output).map_err(ctx.kernel_err())?),
-        DType::I8 => Quantize::Requantize(
-            prepare_requantize_s8(ctx.s8(x)?, output, Rounding::Double).map_err(ctx.kernel_err())?,
-        ),
+        DType::I8 => {
+            Quantize::Requantize(prepare_requantize_s8(ctx.s8(x)?, output, Rounding::Double).map_err(ctx.kernel_err())?)
+        }
         other => return Err(ctx.err(format!("quantizing {} to int8 is not supported", other.name()))),
     };
     Ok((Kernel::Quantize(kernel), vec![ctx.input_id(0)]))
