@@ -281,7 +281,8 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
 
     let mut metrics = None;
     if let Some(data) = &a.data {
-        let quantized = tinyq::Model { graph, path: a.output.clone(), format: tinyq::ModelFormat::Tflite, file_bytes: int8_bytes };
+        // Score the file as written, so the INT8 figure is the exported model's.
+        let quantized = load(&a.output)?;
         let (ds, inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
         let labels = ds.array(&a.y)?;
         let fp32 = score(&model, &inputs, &labels, metric, "FP32 eval")?;
