@@ -45,13 +45,19 @@ pub fn transpose_index(shape: &[usize], perm: &[usize]) -> Vec<usize> {
     }
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    strided_index(&out_shape, &strides)
+}
+
+/// The flat source offset `sum(pos[i] * strides[i])` of every position of `shape`, row-major.
+fn strided_index(shape: &[usize], strides: &[usize]) -> Vec<usize> {
+    let rank = shape.len();
     let mut idx = Vec::with_capacity(numel(shape));
     let mut pos = vec![0usize; rank];
     for _ in 0..numel(shape) {
-        idx.push(pos.iter().zip(&strides).map(|(p, s)| p * s).sum());
+        idx.push(pos.iter().zip(strides).map(|(p, s)| p * s).sum());
         for ax in (0..rank).rev() {
             pos[ax] += 1;
-            if pos[ax] < out_shape[ax] {
+            if pos[ax] < shape[ax] {
                 break;
             }
             pos[ax] = 0;
@@ -155,19 +161,7 @@ pub fn broadcast_index(shape: &[usize], out: &[usize]) -> Vec<usize> {
         strides[i] = if padded[i] == 1 { 0 } else { s };
         s *= padded[i];
     }
-    let mut idx = Vec::with_capacity(numel(out));
-    let mut pos = vec![0usize; rank];
-    for _ in 0..numel(out) {
-        idx.push(pos.iter().zip(&strides).map(|(p, s)| p * s).sum());
-        for ax in (0..rank).rev() {
-            pos[ax] += 1;
-            if pos[ax] < out[ax] {
-                break;
-            }
-            pos[ax] = 0;
-        }
-    }
-    idx
+    strided_index(out, &strides)
 }
 
 /// Normalizes a possibly negative axis against `rank`.
