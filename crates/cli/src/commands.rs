@@ -172,18 +172,10 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
     if labels.shape.first().is_some_and(|&n| n > inputs.samples) && d.limit.is_some() {
         labels = truncate_rows(labels, inputs.samples);
     }
-    let per_sample = model.graph.tensor(model.graph.outputs[0]).numel();
-    let metric = match metric {
-        Some(m) => Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))?,
-        None => tinyq::default_metric(&labels, per_sample),
-    };
-    let bar = progress(inputs.samples, "eval");
+    let metric = metric.map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))).transpose()?;
     let start = Instant::now();
-    let out = tinyq::run_samples(&model, &inputs, &|n| bar.set_position(n as u64))?;
-    let v = tinyq::compute_metric(metric, &out.real(&model, 0), per_sample, &labels, out.samples)
-        .with_context(|| format!("{}: labels `{y}`", d.data.display()))?;
+    let v = score(&model, &inputs, (&labels, &format!("{}: labels `{y}`", d.data.display())), metric, "eval")?;
     let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
     if json {
         println!(
             "{}",
@@ -233,15 +225,15 @@ fn ops(json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs `model` on `inputs` and scores it against `labels` (the metric picked from the labels
-/// unless given).
-fn score(model: &Model, inputs: &tinyq::BoundInputs, labels: &NdArray, metric: Option<Metric>, what: &str) -> Result<tinyq::MetricValue> {
+/// Runs `model` on `inputs` and scores it against `labels` (described by the `&str` in errors),
+/// with `metric` or the one the labels suggest.
+fn score(model: &Model, inputs: &tinyq::BoundInputs, labels: (&NdArray, &str), metric: Option<Metric>, what: &str) -> Result<tinyq::MetricValue> {
     let per_sample = model.graph.tensor(model.graph.outputs[0]).numel();
-    let metric = metric.unwrap_or_else(|| tinyq::default_metric(labels, per_sample));
+    let metric = metric.unwrap_or_else(|| tinyq::default_metric(labels.0, per_sample));
     let bar = progress(inputs.samples, what);
     let out = tinyq::run_samples(model, inputs, &|n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
-    Ok(tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels, out.samples)?)
+    tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels.0, out.samples).with_context(|| labels.1.to_string())
 }
 
 fn quantize(a: &QuantizeArgs) -> Result<()> {
@@ -285,9 +277,10 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         let quantized = load(&a.output)?;
         let (ds, inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
         let labels = ds.array(&a.y)?;
-        let fp32 = score(&model, &inputs, &labels, metric, "FP32 eval")?;
+        let described = format!("{}: labels `{}`", data.display(), a.y);
+        let fp32 = score(&model, &inputs, (&labels, &described), metric, "FP32 eval")?;
         let (_, q_inputs) = bind_file(&quantized, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
-        let int8 = score(&quantized, &q_inputs, &labels, Some(fp32.metric), "INT8 eval")?;
+        let int8 = score(&quantized, &q_inputs, (&labels, &described), Some(fp32.metric), "INT8 eval")?;
         metrics = Some((fp32, int8));
     }
 
