@@ -46,6 +46,44 @@ pub enum Command {
     },
     /// Post-training quantization to a fully-integer INT8 .tflite, calibrated on real data.
     Quantize(QuantizeArgs),
+    /// Flash, TFLM arena (RAM), parameters, MACs and a per-layer table of a .tflite model; checks
+    /// the fit on a board or against budgets (non-zero exit when it does not fit).
+    Report {
+        /// The model (.tflite).
+        model: Option<PathBuf>,
+        /// 32 for microcontrollers, 64 for the `tflite-micro` interpreter on a 64-bit host.
+        #[arg(long, default_value_t = 32)]
+        pointer_width: usize,
+        /// Check the fit on a board (`--list-devices` names them).
+        #[arg(long)]
+        device: Option<String>,
+        /// RAM budget for the arena, e.g. 64KiB.
+        #[arg(long)]
+        ram_budget: Option<String>,
+        /// Flash budget for the model, e.g. 512KiB.
+        #[arg(long)]
+        flash_budget: Option<String>,
+        /// List the built-in boards.
+        #[arg(long)]
+        list_devices: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// C sources for TensorFlow Lite Micro: model data, op resolver, settings with the exact
+    /// arena size, a main.cpp, an Arduino sketch and a platformio.ini.
+    Export {
+        /// The model (.tflite).
+        model: PathBuf,
+        /// Output folder.
+        #[arg(long = "c")]
+        c: PathBuf,
+        /// C identifier for the generated names (default: from the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Pointer width of the target, for the arena size.
+        #[arg(long, default_value_t = 32)]
+        pointer_width: usize,
+    },
     /// The ONNX ops tinyq imports.
     Ops {
         #[arg(long)]

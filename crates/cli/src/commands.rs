@@ -17,6 +17,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run { model, data, output, json } => run(&model, &data, &output, json),
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
         Command::Quantize(q) => quantize(&q),
+        Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, json } => {
+            return report(model.as_deref(), pointer_width, device.as_deref(), ram_budget.as_deref(), flash_budget.as_deref(), list_devices, json);
+        }
+        Command::Export { model, c, name, pointer_width } => export(&model, &c, name.as_deref(), pointer_width),
         Command::Ops { json } => ops(json),
     }
     .map(|()| ExitCode::SUCCESS)
@@ -320,6 +324,97 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     );
     if let Some((f, q)) = metrics {
         println!("{}", render::table(&["metric", "FP32", "INT8", "change"], vec![vec![f.metric.name().into(), format!("{:.4}", f.value), format!("{:.4}", q.value), format!("{:+.4}", q.value - f.value)]]));
+    }
+    Ok(())
+}
+
+fn list_devices(json: bool) -> Result<ExitCode> {
+    let boards = tinyq::boards();
+    if json {
+        let list: Vec<_> = boards
+            .iter()
+            .map(|b| json!({ "name": b.name, "mcu": b.mcu, "core": b.core, "clock_mhz": b.clock_mhz, "sram_bytes": b.sram_bytes, "flash_bytes": b.flash_bytes, "datasheet": b.datasheet }))
+            .collect();
+        println!("{}", json!({ "devices": list }));
+    } else {
+        let rows = boards
+            .iter()
+            .map(|b| vec![b.name.to_string(), b.mcu.to_string(), format!("{} @ {} MHz", b.core, b.clock_mhz), render::bytes(b.sram_bytes), render::bytes(b.flash_bytes), b.datasheet.split(" (").next().unwrap_or(b.datasheet).to_string()])
+            .collect();
+        println!("{}", render::table(&["device", "MCU", "core", "SRAM", "flash", "source"], rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(
+    model: Option<&Path>,
+    pointer_width: usize,
+    device: Option<&str>,
+    ram_budget: Option<&str>,
+    flash_budget: Option<&str>,
+    list: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    if list {
+        return list_devices(json);
+    }
+    let model = model.context("report needs a model (or --list-devices)")?;
+    let size = |flag: &str, v: Option<&str>| -> Result<Option<u64>> {
+        v.map(|s| tinyq::parse_size(s).with_context(|| format!("{flag} `{s}`: expected a size such as 64KiB, 1MiB or 4096"))).transpose()
+    };
+    let limits = tinyq::Limits {
+        board: device
+            .map(|d| tinyq::find_board(d).with_context(|| format!("--device `{d}`: unknown board (`tinyq report --list-devices` lists them)")))
+            .transpose()?,
+        ram_bytes: size("--ram-budget", ram_budget)?,
+        flash_bytes: size("--flash-budget", flash_budget)?,
+    };
+    let r = tinyq::report(model, pointer_width)?;
+    let over = tinyq::check_fit(&r, &limits);
+    if json {
+        println!("{}", json!({ "report": r, "fits": over.is_empty(), "overruns": over }));
+    } else {
+        let rows = r
+            .layers
+            .iter()
+            .map(|l| vec![l.name.clone(), l.op.to_string(), render::shape(&l.output_shape), render::count(l.macs), render::bytes(l.weight_bytes as u64), render::bytes(l.activation_bytes as u64), render::bytes(l.live_bytes as u64)])
+            .collect();
+        println!("{}", render::table(&["layer", "op", "output", "MACs", "weights", "activation", "live arena"], rows));
+        println!(
+            "{}: flash {} · RAM (TFLM arena, {}-bit) {} = head {} + tail {} · {} parameters · {} MACs",
+            r.model,
+            render::bytes(r.flash_bytes),
+            r.pointer_width,
+            render::bytes(r.arena_bytes as u64),
+            render::bytes(r.arena_head_bytes as u64),
+            render::bytes(r.arena_tail_bytes as u64),
+            render::count(r.parameters as u64),
+            render::count(r.macs)
+        );
+        if let Some(b) = limits.board {
+            println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));
+        }
+    }
+    if over.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for o in &over {
+        eprintln!(
+            "error: {} does not fit the {}: needs {}, has {} (over by {})",
+            r.model,
+            o.what,
+            render::bytes(o.needed),
+            render::bytes(o.available),
+            render::bytes(o.needed - o.available)
+        );
+    }
+    Ok(ExitCode::from(1))
+}
+
+fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<()> {
+    let written = tinyq::export_c(model, dir, name, pointer_width)?;
+    for f in &written {
+        println!("{}", f.display());
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
 //! data arrays map to model inputs, which metric applies, what a report contains).
 
+mod deploy;
 mod error;
 mod inputs;
 mod metrics;
@@ -15,7 +16,9 @@ mod model;
 mod quantize;
 mod summary;
 
+pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 pub use error::TinyqError;
+pub use tinyq_export_c::{boards, find_board, Board};
 pub use inputs::{bind_inputs, default_input_keys, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};

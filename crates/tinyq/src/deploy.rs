@@ -1,0 +1,165 @@
+//! Getting a quantized model onto a board: the footprint report (flash, the TFLM arena, per-layer
+//! figures), the fit against a board or budgets, and the C sources for TFLM.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tinyq_arena::{plan_arena, ArenaPlan, PointerWidth};
+use tinyq_export_c::Board;
+
+use crate::{summary::node_macs, TinyqError};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerFootprint {
+    pub name: String,
+    pub op: &'static str,
+    pub output_shape: Vec<usize>,
+    pub macs: u64,
+    pub weight_bytes: usize,
+    pub activation_bytes: usize,
+    /// Arena head bytes alive while this layer runs.
+    pub live_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub pointer_width: usize,
+    /// The `.tflite` file: what goes to flash.
+    pub flash_bytes: u64,
+    /// The smallest arena TFLM runs the model with.
+    pub arena_bytes: usize,
+    pub arena_head_bytes: usize,
+    pub arena_tail_bytes: usize,
+    pub parameters: usize,
+    pub macs: u64,
+    pub layers: Vec<LayerFootprint>,
+}
+
+/// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits.
+pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
+    let ctx = |e: String| TinyqError::Model(format!("{}: {e}", path.display()));
+    if path.extension().and_then(|e| e.to_str()) != Some("tflite") {
+        return Err(ctx("the report is about a .tflite file (run `tinyq quantize` first)".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| ctx(e.to_string()))?;
+    let width = match pointer_width {
+        32 => PointerWidth::Bits32,
+        64 => PointerWidth::Bits64,
+        other => return Err(TinyqError::Input(format!("--pointer-width {other}: expected 32 or 64"))),
+    };
+    let plan: ArenaPlan = plan_arena(&bytes, width).map_err(|e| ctx(e.to_string()))?;
+    let g = tinyq_tflite::read_tflite(&bytes).map_err(|e| ctx(e.to_string()))?;
+    let layers = g
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| LayerFootprint {
+            name: n.name.clone(),
+            op: n.op.name(),
+            output_shape: g.tensor(n.outputs[0]).shape.clone(),
+            macs: node_macs(&g, n),
+            weight_bytes: n.inputs.iter().map(|&t| g.tensor(t)).filter(|t| t.is_constant()).map(|t| t.size_bytes()).sum(),
+            activation_bytes: g.tensor(n.outputs[0]).size_bytes(),
+            live_bytes: plan.per_step_live_bytes.get(i + 1).copied().unwrap_or(0),
+        })
+        .collect();
+    let (parameters, _) = g.parameter_count();
+    Ok(Report {
+        model: path.display().to_string(),
+        pointer_width,
+        flash_bytes: bytes.len() as u64,
+        arena_bytes: plan.total_bytes,
+        arena_head_bytes: plan.head_bytes,
+        arena_tail_bytes: plan.tail_bytes,
+        parameters,
+        macs: g.nodes.iter().map(|n| node_macs(&g, n)).sum(),
+        layers,
+    })
+}
+
+/// Limits a model must fit: a board's memories and/or explicit budgets.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub board: Option<&'static Board>,
+    pub ram_bytes: Option<u64>,
+    pub flash_bytes: Option<u64>,
+}
+
+/// One way the model does not fit, by how much.
+#[derive(Clone, Debug, Serialize)]
+pub struct Overrun {
+    pub what: String,
+    pub needed: u64,
+    pub available: u64,
+}
+
+/// Every limit the report exceeds (empty when it fits). The arena must fit the SRAM and the model
+/// the flash; the runtime's own code and stack come on top and are not counted.
+pub fn check_fit(r: &Report, limits: &Limits) -> Vec<Overrun> {
+    let mut over = Vec::new();
+    let mut check = |what: String, needed: u64, available: u64| {
+        if needed > available {
+            over.push(Overrun { what, needed, available });
+        }
+    };
+    if let Some(b) = limits.board {
+        check(format!("{} SRAM", b.name), r.arena_bytes as u64, b.sram_bytes);
+        check(format!("{} flash", b.name), r.flash_bytes, b.flash_bytes);
+    }
+    if let Some(ram) = limits.ram_bytes {
+        check("RAM budget".into(), r.arena_bytes as u64, ram);
+    }
+    if let Some(flash) = limits.flash_bytes {
+        check("flash budget".into(), r.flash_bytes, flash);
+    }
+    over
+}
+
+/// Parses a size such as `64KiB`, `1.5MiB`, `256kB`, `2MB` or `4096`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().ok()?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1000.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        _ => return None,
+    };
+    (v >= 0.0).then(|| (v * mult).round() as u64)
+}
+
+/// Writes the C sources for TFLM (model data, op resolver, settings with the arena size, examples)
+/// into `dir`; returns the files written.
+pub fn export_c(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<Vec<std::path::PathBuf>, TinyqError> {
+    let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
+    let r = report(model, pointer_width)?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => tinyq_export_c::default_name(model).ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
+    };
+    let bytes = std::fs::read(model).map_err(|e| ctx(e.to_string()))?;
+    let files = tinyq_export_c::generate(&bytes, &name, r.arena_bytes).map_err(|e| ctx(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
+    let written = tinyq_export_c::write_dir(dir, &files).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
+    Ok(written.written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("64KiB"), Some(65536));
+        assert_eq!(parse_size("1.5MiB"), Some(1572864));
+        assert_eq!(parse_size("256kB"), Some(256000));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("KiB"), None);
+    }
+}
