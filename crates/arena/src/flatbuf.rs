@@ -1,117 +1,22 @@
-//! A minimal, bounds-checked reader for the parts of the TFLite flatbuffer the
-//! arena model needs (tensor shapes/types/buffers/quantization sizes, operator
-//! wiring, operator codes, buffers, metadata names).
-//!
-//! It is deliberately independent of `tinyq-tflite`: the IR drops things the
-//! allocator depends on (every tensor of every subgraph, unused tensors,
-//! `is_variable`, the exact operator list and the metadata entries).
+//! The parts of a TFLite flatbuffer the arena model needs (tensor shapes, types, buffers and
+//! quantization sizes, operator wiring, operator codes, metadata names), read through the schema
+//! types of `tinyq-tflite`. The IR is not enough: it drops things the allocator depends on (every
+//! tensor of every subgraph, unused tensors, `is_variable`, the metadata entries).
+
+use tinyq_tflite::{schema, ReadAsRoot};
 
 use crate::ArenaError;
-
-#[derive(Clone, Copy)]
-struct Buf<'a>(&'a [u8]);
-
-impl<'a> Buf<'a> {
-    fn bytes<const N: usize>(&self, pos: usize) -> Result<[u8; N], ArenaError> {
-        self.0
-            .get(pos..pos.checked_add(N).ok_or_else(|| bad("offset overflow"))?)
-            .map(|s| s.try_into().unwrap())
-            .ok_or_else(|| bad(format!("read of {N} bytes at {pos} is past the end ({} bytes)", self.0.len())))
-    }
-    fn u8(&self, pos: usize) -> Result<u8, ArenaError> {
-        Ok(self.bytes::<1>(pos)?[0])
-    }
-    fn u16(&self, pos: usize) -> Result<u16, ArenaError> {
-        Ok(u16::from_le_bytes(self.bytes(pos)?))
-    }
-    fn u32(&self, pos: usize) -> Result<u32, ArenaError> {
-        Ok(u32::from_le_bytes(self.bytes(pos)?))
-    }
-    fn i32(&self, pos: usize) -> Result<i32, ArenaError> {
-        Ok(i32::from_le_bytes(self.bytes(pos)?))
-    }
-    fn table(&self, pos: usize) -> Result<Table<'a>, ArenaError> {
-        let soff = self.i32(pos)? as i64;
-        let vt = pos as i64 - soff;
-        if vt < 0 {
-            return Err(bad(format!("vtable of table at {pos} is out of range")));
-        }
-        let vt = vt as usize;
-        let vt_len = self.u16(vt)? as usize;
-        Ok(Table { buf: *self, pos, vt, vt_len })
-    }
-}
 
 fn bad(msg: impl Into<String>) -> ArenaError {
     ArenaError::Malformed(msg.into())
 }
 
-#[derive(Clone, Copy)]
-struct Table<'a> {
-    buf: Buf<'a>,
-    pos: usize,
-    vt: usize,
-    vt_len: usize,
+fn at(what: &'static str) -> impl Fn(planus::Error) -> ArenaError {
+    move |e| bad(format!("{what}: {e}"))
 }
 
-impl<'a> Table<'a> {
-    fn field(&self, id: usize) -> Result<Option<usize>, ArenaError> {
-        let slot = 4 + 2 * id;
-        if slot + 2 > self.vt_len {
-            return Ok(None);
-        }
-        let off = self.buf.u16(self.vt + slot)? as usize;
-        Ok(if off == 0 { None } else { Some(self.pos + off) })
-    }
-    fn deref(&self, at: usize) -> Result<usize, ArenaError> {
-        Ok(at + self.buf.u32(at)? as usize)
-    }
-    fn table(&self, id: usize) -> Result<Option<Table<'a>>, ArenaError> {
-        match self.field(id)? {
-            Some(p) => Ok(Some(self.buf.table(self.deref(p)?)?)),
-            None => Ok(None),
-        }
-    }
-    /// (first element position, length) of a vector field.
-    fn vector(&self, id: usize) -> Result<Option<(usize, usize)>, ArenaError> {
-        match self.field(id)? {
-            Some(p) => {
-                let v = self.deref(p)?;
-                Ok(Some((v + 4, self.buf.u32(v)? as usize)))
-            }
-            None => Ok(None),
-        }
-    }
-    fn vec_len(&self, id: usize) -> Result<usize, ArenaError> {
-        Ok(self.vector(id)?.map_or(0, |v| v.1))
-    }
-    fn i32_vec(&self, id: usize) -> Result<Vec<i32>, ArenaError> {
-        let Some((start, len)) = self.vector(id)? else { return Ok(Vec::new()) };
-        (0..len).map(|i| self.buf.i32(start + 4 * i)).collect()
-    }
-    fn tables(&self, id: usize) -> Result<Vec<Table<'a>>, ArenaError> {
-        let Some((start, len)) = self.vector(id)? else { return Ok(Vec::new()) };
-        (0..len)
-            .map(|i| {
-                let at = start + 4 * i;
-                self.buf.table(self.deref(at)?)
-            })
-            .collect()
-    }
-    fn string(&self, id: usize) -> Result<Option<String>, ArenaError> {
-        let Some((start, len)) = self.vector(id)? else { return Ok(None) };
-        let s = self.buf.0.get(start..start + len).ok_or_else(|| bad("string past the end"))?;
-        Ok(Some(String::from_utf8_lossy(s).into_owned()))
-    }
-    fn u8_or(&self, id: usize, default: u8) -> Result<u8, ArenaError> {
-        self.field(id)?.map_or(Ok(default), |p| self.buf.u8(p))
-    }
-    fn i32_or(&self, id: usize, default: i32) -> Result<i32, ArenaError> {
-        self.field(id)?.map_or(Ok(default), |p| self.buf.i32(p))
-    }
-    fn u32_or(&self, id: usize, default: u32) -> Result<u32, ArenaError> {
-        self.field(id)?.map_or(Ok(default), |p| self.buf.u32(p))
-    }
+fn ints(v: Option<planus::Vector<'_, i32>>) -> Vec<i32> {
+    v.map(|v| v.iter().collect()).unwrap_or_default()
 }
 
 /// One tensor of a subgraph, as the allocator sees it.
@@ -156,55 +61,58 @@ pub fn parse(bytes: &[u8]) -> Result<FbModel, ArenaError> {
     if bytes.len() < 8 || &bytes[4..8] != b"TFL3" {
         return Err(ArenaError::NotTflite);
     }
-    let buf = Buf(bytes);
-    let root = buf.table(buf.u32(0)? as usize)?;
-    // Model: 0 version, 1 operator_codes, 2 subgraphs, 3 description, 4 buffers, 6 metadata.
+    let root = schema::ModelRef::read_as_root(bytes).map_err(at("the model table"))?;
     let mut codes = Vec::new();
-    for oc in root.tables(1)? {
-        // OperatorCode: 0 deprecated_builtin_code (byte), 3 builtin_code (int).
-        let dep = oc.u8_or(0, 0)? as i8 as i32;
-        let code = oc.i32_or(3, 0)?;
-        codes.push(dep.max(code));
+    for oc in root.operator_codes().map_err(at("Model.operator_codes"))?.into_iter().flatten() {
+        let oc = oc.map_err(at("operator code"))?;
+        let dep = oc.deprecated_builtin_code().map_err(at("operator code"))? as i32;
+        codes.push(dep.max(oc.builtin_code().map_err(at("operator code"))?));
     }
     let mut buffer_has_data = Vec::new();
-    for b in root.tables(4)? {
-        buffer_has_data.push(b.vec_len(0)? > 0);
+    for b in root.buffers().map_err(at("Model.buffers"))?.into_iter().flatten() {
+        let data = b.map_err(at("buffer"))?.data().map_err(at("buffer data"))?;
+        buffer_has_data.push(data.is_some_and(|d| !d.is_empty()));
     }
     let mut metadata_names = Vec::new();
-    for m in root.tables(6)? {
-        metadata_names.push(m.string(0)?.unwrap_or_default());
+    for m in root.metadata().map_err(at("Model.metadata"))?.into_iter().flatten() {
+        metadata_names.push(m.map_err(at("metadata"))?.name().map_err(at("metadata name"))?.unwrap_or_default().to_string());
     }
     let mut subgraphs = Vec::new();
-    for sg in root.tables(2)? {
-        // SubGraph: 0 tensors, 1 inputs, 2 outputs, 3 operators.
+    for sg in root.subgraphs().map_err(at("Model.subgraphs"))?.into_iter().flatten() {
+        let sg = sg.map_err(at("subgraph"))?;
         let mut tensors = Vec::new();
-        for t in sg.tables(0)? {
-            // Tensor: 0 shape, 1 type, 2 buffer, 3 name, 4 quantization, 5 is_variable.
-            let buffer = t.u32_or(2, 0)? as usize;
-            let quant_channels = match t.table(4)? {
-                // QuantizationParameters: 2 scale, 3 zero_point.
+        for t in sg.tensors().map_err(at("subgraph tensors"))?.into_iter().flatten() {
+            let t = t.map_err(at("tensor"))?;
+            let quant_channels = match t.quantization().map_err(at("tensor quantization"))? {
                 Some(q) => {
-                    let (s, z) = (q.vec_len(2)?, q.vec_len(3)?);
+                    let len = |v: Option<usize>| v.unwrap_or(0);
+                    let s = len(q.scale().map_err(at("scale"))?.map(|v| v.len()));
+                    let z = len(q.zero_point().map_err(at("zero_point"))?.map(|v| v.len()));
                     (s > 0 && z > 0).then_some(s)
                 }
                 None => None,
             };
+            let buffer = t.buffer().map_err(at("tensor buffer"))? as usize;
             tensors.push(FbTensor {
-                name: t.string(3)?.unwrap_or_default(),
-                shape: t.i32_vec(0)?,
-                ttype: t.u8_or(1, 0)?,
+                name: t.name().map_err(at("tensor name"))?.unwrap_or_default().to_string(),
+                shape: ints(t.shape().map_err(at("tensor shape"))?),
+                ttype: t.type_().map_err(at("tensor type"))? as u8,
                 has_data: buffer_has_data.get(buffer).copied().unwrap_or(false),
-                is_variable: t.u8_or(5, 0)? != 0,
+                is_variable: t.is_variable().map_err(at("tensor is_variable"))?,
                 quant_channels,
             });
         }
         let mut ops = Vec::new();
-        for (k, op) in sg.tables(3)?.into_iter().enumerate() {
-            // Operator: 0 opcode_index, 1 inputs, 2 outputs.
-            let idx = op.u32_or(0, 0)? as usize;
+        for (k, op) in sg.operators().map_err(at("subgraph operators"))?.into_iter().flatten().enumerate() {
+            let op = op.map_err(at("operator"))?;
+            let idx = op.opcode_index().map_err(at("opcode index"))? as usize;
             let builtin_code =
                 *codes.get(idx).ok_or_else(|| bad(format!("operator {k}: opcode index {idx} out of range")))?;
-            ops.push(FbOp { builtin_code, inputs: op.i32_vec(1)?, outputs: op.i32_vec(2)? });
+            ops.push(FbOp {
+                builtin_code,
+                inputs: ints(op.inputs().map_err(at("operator inputs"))?),
+                outputs: ints(op.outputs().map_err(at("operator outputs"))?),
+            });
         }
         let n = tensors.len() as i32;
         let check = |v: &[i32], what: &str| -> Result<(), ArenaError> {
@@ -213,7 +121,7 @@ pub fn parse(bytes: &[u8]) -> Result<FbModel, ArenaError> {
                 None => Ok(()),
             }
         };
-        let (inputs, outputs) = (sg.i32_vec(1)?, sg.i32_vec(2)?);
+        let (inputs, outputs) = (ints(sg.inputs().map_err(at("subgraph inputs"))?), ints(sg.outputs().map_err(at("subgraph outputs"))?));
         check(&inputs, "subgraph inputs")?;
         check(&outputs, "subgraph outputs")?;
         for (k, op) in ops.iter().enumerate() {
