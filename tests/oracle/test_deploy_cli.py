@@ -25,11 +25,11 @@ def int8_model(tmp_path_factory, tinyq_bin):
 def test_report_json_has_the_arena_and_a_row_per_layer(int8_model, run_tinyq):
     proc = run_tinyq("report", int8_model, "--json")
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    r = json.loads(proc.stdout)["report"]
+    r = json.loads(proc.stdout)
     assert r["flash_bytes"] == int8_model.stat().st_size
     assert r["arena_bytes"] >= r["arena_head_bytes"] + r["arena_tail_bytes"] > 0
     assert len(r["layers"]) >= 6 and all(l["activation_bytes"] > 0 for l in r["layers"])
-    wide = json.loads(run_tinyq("report", int8_model, "--json", "--pointer-width", "64").stdout)["report"]
+    wide = json.loads(run_tinyq("report", int8_model, "--json", "--pointer-width", "64").stdout)
     assert wide["arena_bytes"] > r["arena_bytes"], "64-bit pointers make the tail larger"
 
 
@@ -59,7 +59,7 @@ def test_export_writes_sources_with_the_reported_arena(int8_model, run_tinyq, tm
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
     names = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert names == sorted(["digits_model_data.h", "digits_model_data.cc", "digits_ops.h", "digits_settings.h", "main.cpp", "digits.ino", "platformio.ini"])
-    arena = json.loads(run_tinyq("report", int8_model, "--json").stdout)["report"]["arena_bytes"]
+    arena = json.loads(run_tinyq("report", int8_model, "--json").stdout)["arena_bytes"]
     settings = (tmp_path / "c" / "digits_settings.h").read_text()
     assert re.search(rf"kArenaSize = {arena};", settings), settings
     bad = run_tinyq("export", int8_model, "--c", tmp_path / "d", "--name", "2bad")

@@ -372,7 +372,10 @@ fn report(
     let r = tinyq::report(model, pointer_width)?;
     let over = tinyq::check_fit(&r, &limits);
     if json {
-        println!("{}", json!({ "report": r, "fits": over.is_empty(), "overruns": over }));
+        let mut body = serde_json::to_value(&r)?;
+        body["fits"] = json!(over.is_empty());
+        body["overruns"] = json!(over);
+        println!("{body}");
     } else {
         let rows = r
             .layers
