@@ -84,6 +84,18 @@ pub enum Command {
         #[arg(long, default_value_t = 32)]
         pointer_width: usize,
     },
+    /// Per-layer error of an INT8 model against its float original: SQNR, cosine, errors in LSB,
+    /// clipping, weight spread, the error each layer adds on its own; worst layers first.
+    Debug {
+        /// The float model (.onnx or .tflite).
+        fp32: PathBuf,
+        /// The INT8 model (.tflite) made from it.
+        int8: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// The ONNX ops tinyq imports.
     Ops {
         #[arg(long)]

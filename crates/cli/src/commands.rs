@@ -21,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             return report(model.as_deref(), pointer_width, device.as_deref(), ram_budget.as_deref(), flash_budget.as_deref(), list_devices, json);
         }
         Command::Export { model, c, name, pointer_width } => export(&model, &c, name.as_deref(), pointer_width),
+        Command::Debug { fp32, int8, data, json } => debug(&fp32, &int8, &data, json),
         Command::Ops { json } => ops(json),
     }
     .map(|()| ExitCode::SUCCESS)
@@ -418,6 +419,45 @@ fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) ->
     let written = tinyq::export_c(model, dir, name, pointer_width)?;
     for f in &written {
         println!("{}", f.display());
+    }
+    Ok(())
+}
+
+fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool) -> Result<()> {
+    let (fm, qm) = (load(fp32)?, load(int8)?);
+    let (_, f_inputs) = bind(&fm, d)?;
+    let (_, q_inputs) = bind(&qm, d)?;
+    let r = tinyq::debug(&fm, &qm, &f_inputs, &q_inputs)?;
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let db = |v: f64| if v.is_finite() { format!("{v:.1}") } else { "∞".into() };
+    let rows = r
+        .layers
+        .iter()
+        .map(|l| {
+            vec![
+                l.tensor.clone(),
+                l.op.to_string(),
+                db(l.sqnr_db),
+                format!("{:.4}", l.cosine),
+                format!("{:.1} / {:.2}", l.max_abs_error_lsb, l.mean_abs_error_lsb),
+                format!("{:.2}%", l.clipped_fraction * 100.0),
+                l.weight_spread.map_or("–".into(), |s| format!("{s:.0}×")),
+                l.own_sqnr_db.map_or("–".into(), db),
+                l.own_error_share.map_or("–".into(), |s| format!("{:.0}%", s * 100.0)),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        render::table(&["tensor", "op", "SQNR dB", "cosine", "max/mean err LSB", "clipped", "w spread", "own SQNR dB", "own share"], rows)
+    );
+    println!("{} samples · output SQNR {} dB · worst layers first:", r.samples, db(r.output_sqnr_db));
+    for name in r.ranking.iter().take(5) {
+        let l = r.layers.iter().find(|l| &l.tensor == name).expect("ranked layers exist");
+        println!("  {name}: own SQNR {} dB{}", l.own_sqnr_db.map_or("–".into(), db), l.suggestion.as_ref().map_or(String::new(), |s| format!(" — {s}")));
     }
     Ok(())
 }

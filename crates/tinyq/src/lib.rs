@@ -8,6 +8,7 @@
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
 //! data arrays map to model inputs, which metric applies, what a report contains).
 
+mod debug;
 mod deploy;
 mod error;
 mod inputs;
@@ -16,6 +17,7 @@ mod model;
 mod quantize;
 mod summary;
 
+pub use debug::{debug, DebugReport, LayerDebug};
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 pub use error::TinyqError;
 pub use tinyq_export_c::{boards, find_board, Board};
