@@ -29,6 +29,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+pub use codes::op_name;
 pub use error::TfliteError;
 pub use generated as schema;
 pub use planus::ReadAsRoot;
