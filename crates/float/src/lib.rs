@@ -11,6 +11,7 @@
 //! reverse. The engine does not quantize; fake quantization is a graph rewrite, not an engine mode.
 
 mod ops;
+pub mod backward;
 
 use tinyq_ir::{numel, DType, Graph, Node, Op, TensorId};
 

@@ -1,0 +1,69 @@
+//! Gradients of Add/Sub/Mul with numpy broadcasting: reduced over the broadcast axes. The
+//! output gradient passed in is already masked by the fused activation.
+
+/// Flat offset into an input of shape `s` (right-aligned against `out`) for each output axis.
+fn strides_for(s: &[usize], out: &[usize]) -> Vec<usize> {
+    let rank = out.len();
+    let mut strides = vec![0usize; rank];
+    let mut acc = 1;
+    for i in (0..s.len()).rev() {
+        let o = i + rank - s.len();
+        strides[o] = if s[i] == 1 { 0 } else { acc };
+        acc *= s[i];
+    }
+    strides
+}
+
+/// Calls `f(output index, a index, b index)` for every output element.
+fn walk(sa: &[usize], sb: &[usize], so: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+    let n: usize = so.iter().product();
+    let (ta, tb) = (strides_for(sa, so), strides_for(sb, so));
+    let rank = so.len();
+    let mut pos = vec![0usize; rank];
+    let (mut ia, mut ib) = (0usize, 0usize);
+    for o in 0..n {
+        f(o, ia, ib);
+        for ax in (0..rank).rev() {
+            pos[ax] += 1;
+            ia += ta[ax];
+            ib += tb[ax];
+            if pos[ax] < so[ax] {
+                break;
+            }
+            ia -= ta[ax] * so[ax];
+            ib -= tb[ax] * so[ax];
+            pos[ax] = 0;
+        }
+    }
+}
+
+fn zeros(s: &[usize]) -> Vec<f32> {
+    vec![0f32; s.iter().product()]
+}
+
+pub fn add(sa: &[usize], sb: &[usize], so: &[usize], go: &[f32]) -> Vec<Vec<f32>> {
+    let (mut da, mut db) = (zeros(sa), zeros(sb));
+    walk(sa, sb, so, |o, ia, ib| {
+        da[ia] += go[o];
+        db[ib] += go[o];
+    });
+    vec![da, db]
+}
+
+pub fn sub(sa: &[usize], sb: &[usize], so: &[usize], go: &[f32]) -> Vec<Vec<f32>> {
+    let (mut da, mut db) = (zeros(sa), zeros(sb));
+    walk(sa, sb, so, |o, ia, ib| {
+        da[ia] += go[o];
+        db[ib] -= go[o];
+    });
+    vec![da, db]
+}
+
+pub fn mul(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], so: &[usize], go: &[f32]) -> Vec<Vec<f32>> {
+    let (mut da, mut db) = (zeros(sa), zeros(sb));
+    walk(sa, sb, so, |o, ia, ib| {
+        da[ia] += go[o] * b[ib];
+        db[ib] += go[o] * a[ia];
+    });
+    vec![da, db]
+}

@@ -1,0 +1,32 @@
+//! Gradient of Mean: every input element receives its output's gradient divided by the count.
+
+pub fn mean(s: &[usize], axes: &[usize], go: &[f32]) -> Vec<f32> {
+    let rank = s.len();
+    let mut out_strides = vec![0usize; rank];
+    let mut stride = 1;
+    for i in (0..rank).rev() {
+        if !axes.contains(&i) {
+            out_strides[i] = stride;
+            stride *= s[i];
+        }
+    }
+    let count: usize = axes.iter().map(|&a| s[a]).product();
+    let inv = 1.0 / count.max(1) as f32;
+    let n: usize = s.iter().product();
+    let mut dx = vec![0f32; n];
+    let mut pos = vec![0usize; rank];
+    let mut o = 0usize;
+    for d in dx.iter_mut() {
+        *d = go[o] * inv;
+        for ax in (0..rank).rev() {
+            pos[ax] += 1;
+            o += out_strides[ax];
+            if pos[ax] < s[ax] {
+                break;
+            }
+            o -= out_strides[ax] * s[ax];
+            pos[ax] = 0;
+        }
+    }
+    dx
+}
