@@ -3,44 +3,7 @@
 
 use tinyq_ir::op::{Conv2D, DepthwiseConv2D};
 
-struct Geom {
-    n: usize,
-    ih: usize,
-    iw: usize,
-    ic: usize,
-    oh: usize,
-    ow: usize,
-    oc: usize,
-    kh: usize,
-    kw: usize,
-    pad_top: usize,
-    pad_left: usize,
-}
-
-fn geom(x: &[usize], w: &[usize], p: &Conv2D, out: &[usize]) -> Geom {
-    let h = p.padding.resolve(0, x[1], w[1], p.stride[0], p.dilation[0]).expect("validated shapes");
-    let wd = p.padding.resolve(1, x[2], w[2], p.stride[1], p.dilation[1]).expect("validated shapes");
-    Geom {
-        n: x[0],
-        ih: x[1],
-        iw: x[2],
-        ic: x[3],
-        oh: out[1],
-        ow: out[2],
-        oc: out[3],
-        kh: w[1],
-        kw: w[2],
-        pad_top: h.pad_before,
-        pad_left: wd.pad_before,
-    }
-}
-
-#[inline]
-fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
-    let iy = (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(g.pad_top)?;
-    let ix = (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(g.pad_left)?;
-    (iy < g.ih && ix < g.iw).then_some((iy, ix))
-}
+use crate::ops::conv::{geom, source};
 
 fn bias_grad(go: &[f32], channels: usize) -> Vec<f32> {
     let mut db = vec![0f64; channels];

@@ -5,21 +5,22 @@ use tinyq_ir::op::{Conv2D, DepthwiseConv2D};
 
 use super::{apply_activation, matmul};
 
-struct Geom {
-    n: usize,
-    ih: usize,
-    iw: usize,
-    ic: usize,
-    oh: usize,
-    ow: usize,
-    oc: usize,
-    kh: usize,
-    kw: usize,
-    pad_top: usize,
-    pad_left: usize,
+/// Resolved geometry of one convolution (shared with the backward pass).
+pub(crate) struct Geom {
+    pub n: usize,
+    pub ih: usize,
+    pub iw: usize,
+    pub ic: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub oc: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
 }
 
-fn geom(x: &[usize], w: &[usize], p: &Conv2D, out: &[usize]) -> Geom {
+pub(crate) fn geom(x: &[usize], w: &[usize], p: &Conv2D, out: &[usize]) -> Geom {
     let h = p.padding.resolve(0, x[1], w[1], p.stride[0], p.dilation[0]).expect("validated shapes");
     let wd = p.padding.resolve(1, x[2], w[2], p.stride[1], p.dilation[1]).expect("validated shapes");
     Geom {
@@ -39,7 +40,7 @@ fn geom(x: &[usize], w: &[usize], p: &Conv2D, out: &[usize]) -> Geom {
 
 /// Input row and column for output pixel (oy, ox) and kernel tap (ky, kx), if inside the image.
 #[inline]
-fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+pub(crate) fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
     let iy = (oy * p.stride[0] + ky * p.dilation[0]).checked_sub(g.pad_top)?;
     let ix = (ox * p.stride[1] + kx * p.dilation[1]).checked_sub(g.pad_left)?;
     (iy < g.ih && ix < g.iw).then_some((iy, ix))
