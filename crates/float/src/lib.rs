@@ -109,7 +109,7 @@ impl Plan {
                     .iter()
                     .map(|&i| values[i].as_deref().or(self.consts[i].as_deref()).expect("topological order"))
                     .collect();
-                self.eval(node, &args)
+                self.eval_node(node, &args)
             };
             observe(node.outputs[0], &out);
             values[node.outputs[0]] = Some(out);
@@ -122,7 +122,10 @@ impl Plan {
         acts.get(t).or(self.consts[t].as_deref()).unwrap_or(&[])
     }
 
-    fn eval(&self, node: &Node, x: &[&[f32]]) -> Vec<f32> {
+    /// Evaluates one node of this plan's graph on the given input values (constants included,
+    /// in the node's input order). Training uses it to run a graph whose weights change between
+    /// steps.
+    pub fn eval_node(&self, node: &Node, x: &[&[f32]]) -> Vec<f32> {
         let g = &self.graph;
         let shape = |k: usize| &g.tensor(node.inputs[k]).shape[..];
         let out_shape = &g.tensor(node.outputs[0]).shape[..];
