@@ -46,6 +46,9 @@ pub enum Command {
     },
     /// Post-training quantization to a fully-integer INT8 .tflite, calibrated on real data.
     Quantize(QuantizeArgs),
+    /// Quantization-aware training: fine-tune with INT8 rounding simulated (with labels, or
+    /// label-free by distillation from the FP32 model) and export the INT8 .tflite.
+    Train(crate::train::TrainArgs),
     /// Flash, TFLM arena (RAM), parameters, MACs and a per-layer table of a .tflite model; checks
     /// the fit on a board or against budgets (non-zero exit when it does not fit).
     Report {
@@ -95,7 +98,13 @@ pub enum Command {
         data: DataArgs,
         #[arg(long)]
         json: bool,
+        /// Also write a self-contained HTML report with plots (SQNR per layer, activation
+        /// histograms with the INT8 range, per-channel weight ranges, outputs, footprint).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
+    /// Write a float model (.onnx or FP32 .tflite) as ONNX, with the same inputs and outputs.
+    Convert(crate::convert::ConvertArgs),
     /// The ONNX ops tinyq imports.
     Ops {
         #[arg(long)]
@@ -185,6 +194,21 @@ pub struct QuantizeArgs {
     /// top1, rmse or auc.
     #[arg(long)]
     pub metric: Option<String>,
+    /// Accuracy budget on --data: the largest allowed drop from FP32, in points for top1/auc
+    /// (0.5 = half a percentage point), in % of the FP32 value for rmse. Searches per-tensor
+    /// calibration (and, with --allow-float, float layers) until it holds; refuses otherwise.
+    #[arg(long)]
+    pub max_drop: Option<f64>,
+    /// With --max-drop: allow leaving the most sensitive conv/dense layers in float32.
+    #[arg(long)]
+    pub allow_float: bool,
+    /// With --max-drop: candidates scored per search step at most.
+    #[arg(long, default_value_t = 24)]
+    pub max_candidates: usize,
+    /// Leave these layers in float32 (node or output tensor names, comma-separated; conv,
+    /// depthwise conv and fully connected only).
+    #[arg(long, value_delimiter = ',')]
+    pub keep_float: Vec<String>,
     /// Output .tflite file.
     #[arg(short, long)]
     pub output: PathBuf,

@@ -17,21 +17,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run { model, data, output, json } => run(&model, &data, &output, json),
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
         Command::Quantize(q) => quantize(&q),
+        Command::Train(t) => crate::train::train(&t),
         Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, json } => {
             return report(model.as_deref(), pointer_width, device.as_deref(), ram_budget.as_deref(), flash_budget.as_deref(), list_devices, json);
         }
         Command::Export { model, c, name, pointer_width } => export(&model, &c, name.as_deref(), pointer_width),
-        Command::Debug { fp32, int8, data, json } => debug(&fp32, &int8, &data, json),
+        Command::Debug { fp32, int8, data, json, html } => debug(&fp32, &int8, &data, json, html.as_deref()),
+        Command::Convert(a) => crate::convert::convert(&a),
         Command::Ops { json } => ops(json),
     }
     .map(|()| ExitCode::SUCCESS)
 }
 
-fn load(model: &Path) -> Result<Model> {
+pub(crate) fn load(model: &Path) -> Result<Model> {
     Ok(tinyq::load_model(model)?)
 }
 
-fn progress(total: usize, what: &str) -> ProgressBar {
+pub(crate) fn progress(total: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} samples [{elapsed_precise} < {eta}]")
@@ -41,7 +43,7 @@ fn progress(total: usize, what: &str) -> ProgressBar {
     bar
 }
 
-fn load_options(d: &LoadArgs) -> Result<LoadOptions> {
+pub(crate) fn load_options(d: &LoadArgs) -> Result<LoadOptions> {
     let mut opts = LoadOptions::default();
     let img: &mut ImageOptions = &mut opts.image;
     if let Some(r) = &d.resize {
@@ -79,7 +81,7 @@ fn bind(model: &Model, d: &DataArgs) -> Result<(Dataset, tinyq::BoundInputs)> {
 }
 
 /// Opens `path` and binds arrays `keys` (or the defaults) to the model's inputs.
-fn bind_file(model: &Model, path: &Path, keys: &[String], load: &LoadArgs, limit: Option<usize>) -> Result<(Dataset, tinyq::BoundInputs)> {
+pub(crate) fn bind_file(model: &Model, path: &Path, keys: &[String], load: &LoadArgs, limit: Option<usize>) -> Result<(Dataset, tinyq::BoundInputs)> {
     let ds = Dataset::open(path, &load_options(load)?)?;
     let keys = if keys.is_empty() { tinyq::default_input_keys(&model.graph) } else { keys.to_vec() };
     let mut inputs = tinyq::bind_inputs(&model.graph, &ds, &keys)?;
@@ -92,7 +94,7 @@ fn bind_file(model: &Model, path: &Path, keys: &[String], load: &LoadArgs, limit
     Ok((ds, inputs))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
@@ -199,7 +201,7 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
     Ok(())
 }
 
-fn truncate_rows(a: NdArray, n: usize) -> NdArray {
+pub(crate) fn truncate_rows(a: NdArray, n: usize) -> NdArray {
     use tinyq::data::ArrayData as A;
     let per: usize = a.shape[1..].iter().product();
     let k = n * per;
@@ -255,6 +257,12 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         other => bail!("--io `{other}`: expected int8 or float"),
     };
     let metric = a.metric.as_deref().map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))).transpose()?;
+    match (a.max_drop, &a.data) {
+        (Some(_), None) => bail!("--max-drop needs --data: the labelled evaluation set the drop is measured on"),
+        (Some(d), _) if !d.is_finite() || d < 0.0 => bail!("--max-drop {d}: expected a drop of 0 or more (points for top1/auc, % of FP32 for rmse)"),
+        (None, _) if a.allow_float => bail!("--allow-float goes with --max-drop (to keep chosen layers in float, name them with --keep-float)"),
+        _ => {}
+    }
     let model = load(&a.model)?;
     let ds = Dataset::open(&a.calib, &load_options(&a.load)?)?;
     let keys = if !a.x.is_empty() {
@@ -266,10 +274,34 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     };
     drop(ds);
     let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
-    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io };
+    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io, keep_float: a.keep_float.clone() };
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
-    let (graph, ranges) = tinyq::quantize(&model, &calib, &opts, &|n| bar.set_position(n as u64))?;
+    let mut budget = None;
+    let (graph, ranges) = match (a.max_drop, &a.data) {
+        (Some(max_drop), Some(data)) => {
+            let (ds, eval_inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
+            let labels = ds.array(&a.y)?;
+            let options = tinyq::budget::BudgetOptions { max_drop, allow_float: a.allow_float, max_candidates: a.max_candidates };
+            let (g, r, report) = tinyq::budget::quantize_within_budget(&model, &calib, &eval_inputs, &labels, metric, &opts, &options, &|n| bar.set_position(n as u64))
+                .map_err(|e| match e {
+                    tinyq::TinyqError::Metric(m) => anyhow::anyhow!("{}: labels `{}`: {m}", data.display(), a.y),
+                    other => other.into(),
+                })?;
+            bar.finish_and_clear();
+            if !report.met {
+                if a.json {
+                    println!("{}", json!({ "model": a.model.display().to_string(), "budget": report }));
+                } else {
+                    print_budget(&report);
+                }
+                bail!("{}", budget_refusal(&report, a.allow_float));
+            }
+            budget = Some(report);
+            (g, r)
+        }
+        _ => tinyq::quantize(&model, &calib, &opts, &|n| bar.set_position(n as u64))?,
+    };
     bar.finish_and_clear();
     tinyq::tflite::write_tflite_file(&graph, &a.output)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -302,10 +334,14 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 "int8_file_bytes": int8_bytes,
                 "seconds": seconds,
                 "metrics": m,
+                "budget": budget,
                 "ranges": ranges,
             })
         );
         return Ok(());
+    }
+    if let Some(report) = &budget {
+        print_budget(report);
     }
     let rows = ranges
         .iter()
@@ -327,6 +363,52 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         println!("{}", render::table(&["metric", "FP32", "INT8", "change"], vec![vec![f.metric.name().into(), format!("{:.4}", f.value), format!("{:.4}", q.value), format!("{:+.4}", q.value - f.value)]]));
     }
     Ok(())
+}
+
+/// The budget search as a table: plain PTQ, then every step kept with the metric after it.
+fn print_budget(r: &tinyq::budget::BudgetReport) {
+    let m = r.metric.name();
+    let mut rows = vec![vec!["0".into(), "plain PTQ".into(), "–".into(), "–".into(), format!("{:.4}", r.plain), format!("{:.2}", r.plain_drop)]];
+    rows.extend(r.steps.iter().enumerate().map(|(k, s)| {
+        vec![(k + 1).to_string(), s.kind.to_string(), s.target.clone(), s.change.clone(), format!("{:.4}", s.metric), format!("{:.2}", s.drop)]
+    }));
+    println!("{}", render::table(&["step", "kind", "layer / tensor", "change", m, &format!("drop ({})", r.drop_unit)], rows));
+    println!(
+        "budget: {m} drop ≤ {} {} on {} samples · FP32 {:.4} · final {:.4} (drop {:.2}) · {} · candidates scored: {} calibration, {} float (at most {} per step)",
+        r.max_drop,
+        r.drop_unit,
+        r.eval_samples,
+        r.fp32,
+        r.final_metric,
+        r.final_drop,
+        if r.met { "met" } else { "NOT met" },
+        r.calibration_candidates,
+        r.float_candidates,
+        r.max_candidates
+    );
+}
+
+/// Why the budget could not be met, and what might help.
+fn budget_refusal(r: &tinyq::budget::BudgetReport, allow_float: bool) -> String {
+    let hint = if !allow_float {
+        "try --allow-float to let the most sensitive layers stay in float, or a larger --max-drop"
+    } else if r.calibration_candidates >= r.max_candidates || r.float_candidates >= r.max_candidates {
+        "try a larger --max-candidates or --max-drop"
+    } else {
+        "try a larger --max-drop or calibration data closer to the evaluation data"
+    };
+    format!(
+        "--max-drop {}: the budget cannot be met; the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (plain PTQ: {:.2}) after {} step(s); {} — no file written",
+        r.max_drop,
+        r.metric.name(),
+        r.final_metric,
+        r.fp32,
+        r.final_drop,
+        r.drop_unit,
+        r.plain_drop,
+        r.steps.len(),
+        hint
+    )
 }
 
 fn list_devices(json: bool) -> Result<ExitCode> {
@@ -423,11 +505,29 @@ fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) ->
     Ok(())
 }
 
-fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool) -> Result<()> {
+fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>) -> Result<()> {
+    if let Some(out) = html {
+        if same_file(out, fp32) || same_file(out, int8) || same_file(out, &d.data) {
+            bail!("--html {}: refusing to overwrite an input file", out.display());
+        }
+        if !matches!(out.extension().and_then(|e| e.to_str()), Some("html" | "htm")) {
+            bail!("--html {}: the report must be an .html file", out.display());
+        }
+        let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!("--html {}: the folder {} does not exist", out.display(), dir.display());
+        }
+    }
     let (fm, qm) = (load(fp32)?, load(int8)?);
     let (_, f_inputs) = bind(&fm, d)?;
     let (_, q_inputs) = bind(&qm, d)?;
     let r = tinyq::debug(&fm, &qm, &f_inputs, &q_inputs)?;
+    if let Some(out) = html {
+        tinyq_html::write_debug_page(out, &r).with_context(|| format!("--html {}", out.display()))?;
+        if !json {
+            println!("HTML report: {}", out.display());
+        }
+    }
     if json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());

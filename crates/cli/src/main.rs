@@ -2,7 +2,9 @@
 
 mod args;
 mod commands;
+mod convert;
 mod render;
+mod train;
 
 use std::process::ExitCode;
 

@@ -11,12 +11,19 @@
 //! arithmetic of its own beyond gluing kernels to tensors (that is `tinyq-kernels`), or fall back
 //! to float for ops it cannot run — it refuses them in prepare, naming the node and op.
 //!
+//! Float nodes: a model may itself keep a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED in
+//! float32, between a DEQUANTIZE and a QUANTIZE (tinyq's accuracy-budget search does). Those run
+//! on `float_ref`, which follows TFLM's float reference kernels in summation order, so they stay
+//! bit-exact too; they are the one exception to "no float math while evaluating", besides the
+//! QUANTIZE / DEQUANTIZE kernels themselves.
+//!
 //! Key decision: the prepare/eval split of TFLM. All float → fixed-point work happens in
 //! [`Int8Plan::new`]; once the inputs are checked, evaluation cannot fail and does no float math,
 //! except at the graph edge where TFLM does too (QUANTIZE from float32, DEQUANTIZE to float32).
 //! The default build's double rounding is used throughout (`Rounding::Double`).
 
 mod error;
+mod float_ref;
 mod ops;
 
 use tinyq_ir::{DType, Graph, TensorData, TensorId};

@@ -7,15 +7,19 @@
 //! it and weights absorb the rest (a Flatten→Gemm after a conv permutes the Gemm's columns, not
 //! the activations). Shape subgraphs are evaluated at import time.
 //!
+//! [`export`] goes the other way: a float IR graph written back out as an ONNX model.
+//!
 //! This crate does not compute model numerics: it folds only constants.
 
 mod constfold;
 mod error;
+pub mod export;
 mod import;
 mod load;
 pub mod proto;
 mod ops;
 
 pub use error::OnnxError;
+pub use export::{to_onnx_bytes, write_onnx, ExportOptions};
 pub use import::{import_model, supported_ops, ImportOptions, OpSupport};
 pub use load::{load_model_proto, MAX_MODEL_BYTES};

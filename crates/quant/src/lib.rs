@@ -13,6 +13,6 @@ mod params;
 mod ptq;
 mod range;
 
-pub use ptq::{quantize_graph, PtqConfig};
+pub use ptq::{can_keep_in_float, output_rule, quantize_graph, quantize_graph_with_float, OutputRule, PtqConfig};
 pub use params::{asymmetric_qparams, quantize_bias, symmetric_per_channel, ActivationQParams, QuantError};
 pub use range::{choose_range, Calibration, Histogram, TensorStats, HISTOGRAM_BINS};

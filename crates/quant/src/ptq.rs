@@ -15,7 +15,8 @@ pub struct PtqConfig {
 }
 
 /// How an op's output quantization is decided.
-enum OutputRule {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OutputRule {
     /// From the output's own calibrated range.
     Own,
     /// Equal to input 0's (ops that only move or select values).
@@ -24,7 +25,8 @@ enum OutputRule {
     Fixed(f32, i32),
 }
 
-fn output_rule(op: &Op) -> Result<OutputRule, String> {
+/// The output rule of `op` under the TFLite int8 spec; an error for ops without an int8 kernel.
+pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
     Ok(match op {
         Op::Conv2D(_)
         | Op::DepthwiseConv2D(_)
@@ -50,9 +52,61 @@ fn per_tensor_q(p: ActivationQParams) -> QParams {
     QParams { scale: vec![p.scale], zero_point: vec![p.zero_point], axis: None }
 }
 
+/// Whether a node with `op` can be left in float inside an int8 graph: the ops whose float
+/// kernels the integer engine reproduces bit for bit (TFLM's float reference kernels) — the
+/// layers with weights, and the reshapes and transposes that move their values.
+pub fn can_keep_in_float(op: &Op) -> bool {
+    match op {
+        Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) | Op::Reshape | Op::Transpose(_) => true,
+        Op::Add(_)
+        | Op::Sub(_)
+        | Op::Mul(_)
+        | Op::Mean(_)
+        | Op::Relu
+        | Op::Relu6
+        | Op::LeakyRelu(_)
+        | Op::HardSwish
+        | Op::Concat(_)
+        | Op::Pad(_)
+        | Op::MaxPool2D(_)
+        | Op::AvgPool2D(_)
+        | Op::Softmax(_)
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::Clip(_)
+        | Op::Quantize
+        | Op::Dequantize => false,
+    }
+}
+
 /// Quantizes `g` given the calibrated `[min, max]` of every non-constant tensor (by tensor id).
 pub fn quantize_graph(g: &Graph, ranges: &[Option<(f32, f32)>], cfg: &PtqConfig) -> Result<Graph, QuantError> {
+    quantize_graph_with_float(g, ranges, cfg, &[])
+}
+
+/// [`quantize_graph`], leaving the nodes `float_nodes` (indices into `g.nodes`) in float: they
+/// keep their float32 weights and compute in float between a DEQUANTIZE of each int8 input and a
+/// QUANTIZE of their output, which keeps the parameters its range gives. A tensor between two
+/// float nodes stays float; with `float_io`, a float node's graph output stays float too.
+/// Only ops for which [`can_keep_in_float`] holds are accepted.
+pub fn quantize_graph_with_float(
+    g: &Graph,
+    ranges: &[Option<(f32, f32)>],
+    cfg: &PtqConfig,
+    float_nodes: &[usize],
+) -> Result<Graph, QuantError> {
     let node_err = |n: &Node, msg: String| QuantError::Node { node: n.name.clone(), op: n.op.name(), msg };
+    let mut is_float = vec![false; g.nodes.len()];
+    for &k in float_nodes {
+        let n = g.nodes.get(k).ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
+        if !can_keep_in_float(&n.op) {
+            return Err(node_err(
+                n,
+                "cannot be kept in float (only CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, RESHAPE and TRANSPOSE have float kernels checked against TFLM)".into(),
+            ));
+        }
+        is_float[k] = true;
+    }
     let mut ranges: Vec<Option<(f32, f32)>> = ranges.to_vec();
     ranges.resize(g.tensors.len(), None);
     // CONCATENATION needs its inputs and output on one scale: the union of their ranges.
@@ -96,7 +150,10 @@ pub fn quantize_graph(g: &Graph, ranges: &[Option<(f32, f32)>], cfg: &PtqConfig)
             q.tensors[t].qparams = Some(per_tensor_q(*p));
         }
     }
-    for n in &g.nodes {
+    for (k, n) in g.nodes.iter().enumerate() {
+        if is_float[k] {
+            continue;
+        }
         let input_scale = |k: usize| act[n.inputs[k]].map(|p| p.scale);
         match &n.op {
             Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
@@ -144,6 +201,9 @@ pub fn quantize_graph(g: &Graph, ranges: &[Option<(f32, f32)>], cfg: &PtqConfig)
             }
         }
     }
+    if !float_nodes.is_empty() {
+        keep_in_float(&mut q, g, &is_float, cfg.float_io);
+    }
     if cfg.float_io {
         add_float_edges(&mut q);
     }
@@ -151,8 +211,64 @@ pub fn quantize_graph(g: &Graph, ranges: &[Option<(f32, f32)>], cfg: &PtqConfig)
     Ok(q)
 }
 
-/// Float inputs and outputs around the int8 graph: QUANTIZE after each input, DEQUANTIZE
-/// before each output. The float tensors keep the model's names.
+/// Rewrites the float nodes of `q` (its nodes are still `g`'s, one for one): float32 weights and
+/// bias from `g`, a DEQUANTIZE per int8 tensor they read (shared between readers), a QUANTIZE of
+/// the output unless every reader is a float node too.
+fn keep_in_float(q: &mut Graph, g: &Graph, is_float: &[bool], float_io: bool) {
+    let old = std::mem::take(&mut q.nodes);
+    let mut float_twin: std::collections::HashMap<TensorId, TensorId> = Default::default();
+    let mut nodes = Vec::with_capacity(old.len() + 2);
+    for (k, mut n) in old.into_iter().enumerate() {
+        if !is_float[k] {
+            nodes.push(n);
+            continue;
+        }
+        for slot in 0..n.inputs.len() {
+            let t = n.inputs[slot];
+            if g.tensor(t).is_constant() {
+                let shared = g.consumers(t).iter().any(|&c| !is_float[c]);
+                if shared {
+                    let mut copy = g.tensor(t).clone();
+                    copy.name = format!("{}_float", copy.name);
+                    n.inputs[slot] = q.add_tensor(copy);
+                } else {
+                    q.tensors[t] = g.tensor(t).clone();
+                }
+                continue;
+            }
+            if let Some(&f) = float_twin.get(&t) {
+                n.inputs[slot] = f;
+                continue;
+            }
+            let name = q.tensors[t].name.clone();
+            let f = q.add_tensor(Tensor::activation(format!("{name}_float"), q.tensors[t].shape.clone(), DType::F32));
+            nodes.push(Node { name: format!("{name}/dequantize"), op: Op::Dequantize, inputs: vec![t], outputs: vec![f] });
+            float_twin.insert(t, f);
+            n.inputs[slot] = f;
+        }
+        let o = n.outputs[0];
+        let is_output = g.outputs.contains(&o);
+        let all_float = g.consumers(o).iter().all(|&c| is_float[c]);
+        if all_float && (!is_output || float_io) {
+            q.tensors[o].dtype = DType::F32;
+            q.tensors[o].qparams = None;
+            float_twin.insert(o, o);
+            nodes.push(n);
+        } else {
+            let name = q.tensors[o].name.clone();
+            let f = q.add_tensor(Tensor::activation(format!("{name}_float"), q.tensors[o].shape.clone(), DType::F32));
+            n.outputs[0] = f;
+            float_twin.insert(o, f);
+            nodes.push(n);
+            nodes.push(Node { name: format!("{name}/quantize"), op: Op::Quantize, inputs: vec![f], outputs: vec![o] });
+        }
+    }
+    q.nodes = nodes;
+}
+
+/// Float inputs and outputs around the int8 graph: QUANTIZE after each int8 input, DEQUANTIZE
+/// before each int8 output (an output a float node computes is float already). The float
+/// tensors keep the model's names.
 fn add_float_edges(q: &mut Graph) {
     let mut front = Vec::new();
     for k in 0..q.inputs.len() {
@@ -166,10 +282,100 @@ fn add_float_edges(q: &mut Graph) {
     q.nodes.splice(0..0, front);
     for k in 0..q.outputs.len() {
         let o = q.outputs[k];
+        if q.tensors[o].dtype == DType::F32 {
+            continue;
+        }
         let name = q.tensors[o].name.clone();
         q.tensors[o].name = format!("{name}_int8");
         let f = q.add_tensor(Tensor::activation(name.clone(), q.tensors[o].shape.clone(), DType::F32));
         q.nodes.push(Node { name: format!("{name}/dequantize"), op: Op::Dequantize, inputs: vec![o], outputs: vec![f] });
         q.outputs[k] = f;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyq_ir::op::FullyConnected;
+    use tinyq_ir::FusedActivation;
+
+    /// x [1, 4] → dense `fc1` → h [1, 3] → dense `fc2` → y [1, 2], with ReLU after fc1.
+    fn two_dense() -> (Graph, Vec<Option<(f32, f32)>>) {
+        let mut g = Graph::default();
+        let x = g.add_tensor(Tensor::activation("x", vec![1, 4], DType::F32));
+        let w1 = g.add_tensor(Tensor::constant("w1", vec![3, 4], TensorData::F32((0..12).map(|i| i as f32 / 10.0 - 0.5).collect())));
+        let b1 = g.add_tensor(Tensor::constant("b1", vec![3], TensorData::F32(vec![0.1, -0.2, 0.3])));
+        let h = g.add_tensor(Tensor::activation("h", vec![1, 3], DType::F32));
+        let w2 = g.add_tensor(Tensor::constant("w2", vec![2, 3], TensorData::F32(vec![0.5, -1.0, 0.25, 2.0, 0.0, -0.75])));
+        let y = g.add_tensor(Tensor::activation("y", vec![1, 2], DType::F32));
+        let dense = |activation| Op::FullyConnected(FullyConnected { activation, keep_num_dims: false });
+        g.nodes.push(Node { name: "fc1".into(), op: dense(FusedActivation::Relu), inputs: vec![x, w1, b1], outputs: vec![h] });
+        g.nodes.push(Node { name: "fc2".into(), op: dense(FusedActivation::None), inputs: vec![h, w2], outputs: vec![y] });
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        let ranges = vec![Some((-1.0, 1.0)), None, None, Some((0.0, 2.0)), None, Some((-3.0, 3.0))];
+        (g, ranges)
+    }
+
+    fn ops(q: &Graph) -> Vec<(&str, &'static str)> {
+        q.nodes.iter().map(|n| (n.name.as_str(), n.op.name())).collect()
+    }
+
+    #[test]
+    fn a_float_layer_sits_between_dequantize_and_quantize_with_float_weights() {
+        let (g, ranges) = two_dense();
+        let plain = quantize_graph(&g, &ranges, &PtqConfig::default()).unwrap();
+        let q = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[1]).unwrap();
+        let dq = plain.nodes[0].op.name();
+        assert_eq!(ops(&q).iter().map(|o| o.0).collect::<Vec<_>>(), ["fc1", "h/dequantize", "fc2", "y/quantize"], "{:?}", ops(&q));
+        assert_eq!(q.nodes[1].op, Op::Dequantize);
+        assert_eq!(q.nodes[3].op, Op::Quantize);
+        assert_eq!(dq, q.nodes[0].op.name());
+        // fc1 is quantized exactly as without float layers; fc2 keeps the float weights.
+        assert_eq!(q.nodes[0], plain.nodes[0]);
+        assert_eq!(q.tensors[1], plain.tensors[1]);
+        assert_eq!(q.tensors[4], g.tensors[4]);
+        let fc2 = &q.nodes[2];
+        assert!(fc2.inputs.iter().chain(&fc2.outputs).all(|&t| q.tensor(t).dtype == DType::F32));
+        // The int8 output keeps its name and its parameters from the range.
+        assert_eq!(q.tensor(q.outputs[0]).name, "y");
+        assert_eq!(q.tensor(q.outputs[0]).qparams, plain.tensor(plain.outputs[0]).qparams);
+    }
+
+    #[test]
+    fn a_tensor_between_float_layers_stays_float() {
+        let (g, ranges) = two_dense();
+        let q = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[0, 1]).unwrap();
+        let kinds: Vec<&str> = q.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(kinds.iter().filter(|&&k| k == Op::Dequantize.name()).count(), 1, "{kinds:?}");
+        assert_eq!(kinds.iter().filter(|&&k| k == Op::Quantize.name()).count(), 1, "{kinds:?}");
+        assert_eq!(q.tensors[3].dtype, DType::F32);
+        assert!(q.tensors[3].qparams.is_none());
+        assert_eq!(q.tensors[0].dtype, DType::I8, "the int8 graph input is dequantized for fc1");
+    }
+
+    #[test]
+    fn with_float_io_a_float_layer_writes_the_float_output_itself() {
+        let (g, ranges) = two_dense();
+        let cfg = PtqConfig { float_io: true, ..PtqConfig::default() };
+        let q = quantize_graph_with_float(&g, &ranges, &cfg, &[1]).unwrap();
+        let last = q.nodes.last().unwrap();
+        assert_eq!(last.name, "fc2");
+        assert_eq!(q.tensor(q.outputs[0]).name, "y");
+        assert_eq!(q.tensor(q.outputs[0]).dtype, DType::F32);
+        assert_eq!(q.nodes[0].op, Op::Quantize, "the float input is still quantized at the edge");
+    }
+
+    #[test]
+    fn only_layers_with_float_kernels_can_stay_float() {
+        let (mut g, mut ranges) = two_dense();
+        let y = g.outputs[0];
+        let r = g.add_tensor(Tensor::activation("r", vec![1, 2], DType::F32));
+        g.nodes.push(Node { name: "relu".into(), op: Op::Relu, inputs: vec![y], outputs: vec![r] });
+        g.outputs = vec![r];
+        ranges.push(Some((0.0, 3.0)));
+        let e = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[2]).unwrap_err().to_string();
+        assert!(e.contains("relu") && e.contains("cannot be kept in float"), "{e}");
+        assert!(quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[7]).is_err());
     }
 }

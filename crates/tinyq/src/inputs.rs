@@ -70,6 +70,32 @@ impl BoundInputs {
         }
     }
 
+    /// The same samples bound to `graph`, whose inputs have the same shapes (e.g. the int8
+    /// version of the model these were bound to): float data for an int8 input is quantized
+    /// with the input's scale and zero point.
+    pub fn rebind(&self, graph: &Graph) -> Result<BoundInputs, TinyqError> {
+        let data = self
+            .data
+            .iter()
+            .zip(&graph.inputs)
+            .map(|(d, &id)| {
+                let t = graph.tensor(id);
+                Ok(match (d, t.dtype) {
+                    (InputData::F32(v), DType::I8) => {
+                        let q = t.qparams.as_ref().filter(|q| q.scale.len() == 1).ok_or_else(|| {
+                            TinyqError::Input(format!("model input `{}` is int8 without per-tensor quantization", t.name))
+                        })?;
+                        InputData::I8(quantize_s8(v, q.scale[0], q.zero_point[0]))
+                    }
+                    (InputData::F32(v), DType::F32) => InputData::F32(v.clone()),
+                    (InputData::I8(v), DType::I8) => InputData::I8(v.clone()),
+                    _ => return Err(TinyqError::Input(format!("model input `{}` is {}: the data does not fit it", t.name, t.dtype.name()))),
+                })
+            })
+            .collect::<Result<_, TinyqError>>()?;
+        Ok(BoundInputs { samples: self.samples, data, sample_len: self.sample_len.clone(), stacking: self.stacking })
+    }
+
     /// Keeps only the first `n` samples.
     pub fn truncate(&mut self, n: usize) {
         if n < self.samples && self.stacking != Stacking::Single {

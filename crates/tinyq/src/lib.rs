@@ -8,24 +8,30 @@
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
 //! data arrays map to model inputs, which metric applies, what a report contains).
 
+pub mod budget;
 mod debug;
 mod deploy;
 mod error;
 mod inputs;
 mod metrics;
 mod model;
+mod onnx_out;
 mod quantize;
 mod summary;
+mod train;
 
-pub use debug::{debug, DebugReport, LayerDebug};
+pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 pub use error::TinyqError;
 pub use tinyq_export_c::{boards, find_board, Board};
 pub use inputs::{bind_inputs, default_input_keys, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};
+pub use onnx_out::{save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET, EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE};
 pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
+pub use train::{train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
+pub use tinyq_train::{OptimizerKind, RangeMode, Schedule};
 pub use tinyq_quant::Calibration;
 pub use tinyq_tflite as tflite;
 pub use tinyq_data as data;

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
 use tinyq_ir::Graph;
-use tinyq_quant::{choose_range, quantize_graph, Calibration, Histogram, PtqConfig, TensorStats};
+use tinyq_quant::{can_keep_in_float, choose_range, quantize_graph_with_float, Calibration, Histogram, PtqConfig, TensorStats};
 
 use crate::{BoundInputs, Model, TinyqError};
 
@@ -14,6 +14,54 @@ pub struct QuantizeOptions {
     pub calibration: Calibration,
     pub per_tensor: bool,
     pub float_io: bool,
+    /// Nodes to leave in float (by node name or output tensor name): CONV_2D, DEPTHWISE_CONV_2D,
+    /// FULLY_CONNECTED (and RESHAPE, TRANSPOSE), computed in float32 between DEQUANTIZE and
+    /// QUANTIZE.
+    pub keep_float: Vec<String>,
+}
+
+/// Indices of the nodes named (by node name or by output tensor name) in `names`; an error names
+/// a node that does not exist or cannot be kept in float.
+pub fn float_node_indices(g: &Graph, names: &[String]) -> Result<Vec<usize>, TinyqError> {
+    let mut found = Vec::new();
+    for name in names {
+        let k = g
+            .nodes
+            .iter()
+            .position(|n| &n.name == name || n.outputs.iter().any(|&o| &g.tensor(o).name == name))
+            .ok_or_else(|| TinyqError::Input(format!("--keep-float `{name}`: no node or node output has that name")))?;
+        let n = &g.nodes[k];
+        if !can_keep_in_float(&n.op) {
+            return Err(TinyqError::Input(format!(
+                "--keep-float `{name}`: node `{}` is {}; only conv, depthwise conv, fully connected, reshape and transpose nodes can stay in float",
+                n.name,
+                n.op.name()
+            )));
+        }
+        if !found.contains(&k) {
+            found.push(k);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// The range rows of the activations of `g` quantized as `q` (tensor ids shared).
+pub(crate) fn range_rows(g: &Graph, q: &Graph, stats: &[TensorStats], ranges: &[Option<(f32, f32)>]) -> Vec<RangeRow> {
+    (0..g.tensors.len())
+        .filter_map(|t| {
+            let chosen = ranges[t]?;
+            // quantize_graph keeps tensor ids, so the int8 tensor `t` is the float tensor `t`.
+            let qp = q.tensors[t].qparams.as_ref()?;
+            Some(RangeRow {
+                tensor: g.tensor(t).name.clone(),
+                observed: (stats[t].min, stats[t].max),
+                chosen,
+                scale: qp.scale[0],
+                zero_point: qp.zero_point[0],
+            })
+        })
+        .collect()
 }
 
 /// The range chosen for one activation tensor.
@@ -91,28 +139,17 @@ pub fn quantize(
             calib.samples
         )));
     }
-    let stats = calibrate(model, calib, opts.calibration, progress)?;
     let g = &model.graph;
+    let float_nodes = float_node_indices(g, &opts.keep_float)?;
+    let stats = calibrate(model, calib, opts.calibration, progress)?;
     let ranges: Vec<Option<(f32, f32)>> = stats
         .iter()
         .enumerate()
         .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
         .collect();
     let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
-    let q = quantize_graph(g, &ranges, &cfg).map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
-    let rows = (0..g.tensors.len())
-        .filter_map(|t| {
-            let chosen = ranges[t]?;
-            // quantize_graph keeps tensor ids, so the int8 tensor `t` is the float tensor `t`.
-            let qp = q.tensors[t].qparams.as_ref()?;
-            Some(RangeRow {
-                tensor: g.tensor(t).name.clone(),
-                observed: (stats[t].min, stats[t].max),
-                chosen,
-                scale: qp.scale[0],
-                zero_point: qp.zero_point[0],
-            })
-        })
-        .collect();
+    let q = quantize_graph_with_float(g, &ranges, &cfg, &float_nodes)
+        .map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
+    let rows = range_rows(g, &q, &stats, &ranges);
     Ok((q, rows))
 }

@@ -24,6 +24,7 @@ pub use rng::shuffled;
 use rayon::prelude::*;
 use tinyq_float::{backward::backward, Plan};
 use tinyq_ir::{DType, Graph, Op, Tensor, TensorData, TensorId};
+use tinyq_kernels::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier};
 use tinyq_quant::{quantize_graph, PtqConfig, QuantError};
 
 /// Samples per parallel work item; the sum over a batch is taken chunk by chunk in order.
@@ -116,11 +117,51 @@ impl Grid {
     }
 }
 
-/// What one step's forward passes use: constants as the int8 graph means them, and the grid
-/// of every int8 activation.
+/// How an int8 conv, depthwise conv or dense layer rounds its int32 accumulator to its output,
+/// as the integer kernels (and TFLM) do: per output channel (the last axis), a fixed-point
+/// multiplier and shift, rounded twice. Simulating this rather than `round(x / scale)` matters
+/// where a value sits within a hair of a rounding tie: on a constant image background a whole
+/// channel can sit there and flip together.
+#[derive(Clone, Debug)]
+struct Requant {
+    /// Real value of one accumulator unit per channel (`input_scale × weight_scale[c]`).
+    acc_scale: Vec<f64>,
+    multiplier: Vec<(i32, i32)>,
+}
+
+impl Requant {
+    fn new(input_scale: f32, weight_scales: &[f32], output_scale: f32) -> Option<Requant> {
+        let eff = |s: f32| input_scale as f64 * s as f64 / output_scale as f64;
+        let multiplier = weight_scales
+            .iter()
+            .map(|&s| quantize_multiplier(eff(s)).ok().map(|q| (q.multiplier, q.shift)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Requant { acc_scale: weight_scales.iter().map(|&s| input_scale as f64 * s as f64).collect(), multiplier })
+    }
+
+    /// `x` (the layer's float result from int8-grid operands, fused activation applied) on the
+    /// output grid, rounded the integer kernels' way.
+    fn apply(&self, x: &[f32], grid: Grid) -> Vec<f32> {
+        let channels = self.acc_scale.len();
+        x.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = if channels == 1 { 0 } else { i % channels };
+                let acc = (v as f64 / self.acc_scale[c]).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+                let (m, shift) = self.multiplier[c];
+                let q = (multiply_by_quantized_multiplier(acc, m, shift) as i64 + grid.zero_point as i64).clamp(-128, 127);
+                (q - grid.zero_point as i64) as f32 * grid.scale
+            })
+            .collect()
+    }
+}
+
+/// What one step's forward passes use: constants as the int8 graph means them, the grid of
+/// every int8 activation, and the integer rounding of layers with an accumulator.
 struct Snapshot {
     consts: Vec<Option<Vec<f32>>>,
     grids: Vec<Option<Grid>>,
+    requants: Vec<Option<Requant>>,
 }
 
 /// One sample's forward values: before fake quantization (`pre`) and after (`post`, only where
@@ -131,9 +172,11 @@ struct Tape {
 }
 
 impl Tape {
-    fn set(&mut self, t: TensorId, v: Vec<f32>, grid: Option<Grid>) {
-        if let Some(grid) = grid {
-            self.post[t] = Some(v.iter().map(|&x| grid.apply(x)).collect());
+    fn set(&mut self, t: TensorId, v: Vec<f32>, snap: &Snapshot) {
+        match (snap.grids[t], &snap.requants[t]) {
+            (Some(grid), Some(r)) => self.post[t] = Some(r.apply(&v, grid)),
+            (Some(grid), None) => self.post[t] = Some(v.iter().map(|&x| grid.apply(x)).collect()),
+            _ => {}
         }
         self.pre[t] = Some(v);
     }
@@ -318,7 +361,8 @@ impl Trainer {
         let g = self.plan.graph();
         if !self.cfg.fake_quant {
             let fg = self.float_graph();
-            return Ok(Snapshot { consts: fg.tensors.iter().map(Tensor::f32_data).collect(), grids: vec![None; g.tensors.len()] });
+            let none = vec![None; g.tensors.len()];
+            return Ok(Snapshot { consts: fg.tensors.iter().map(Tensor::f32_data).collect(), grids: none.clone(), requants: vec![None; none.len()] });
         }
         let q = self.quantized(&PtqConfig { float_io: false, ..self.cfg.ptq.clone() })?;
         let consts = q.tensors.iter().map(|t| t.is_constant().then(|| dequantize(t))).collect();
@@ -330,7 +374,16 @@ impl Trainer {
                 _ => None,
             })
             .collect();
-        Ok(Snapshot { consts, grids })
+        let mut requants = vec![None; g.tensors.len()];
+        for n in &q.nodes {
+            if matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)) {
+                let scale = |t: TensorId| q.tensor(t).qparams.as_ref().map(|p| p.scale.clone());
+                if let (Some(si), Some(sw), Some(so)) = (scale(n.inputs[0]), scale(n.inputs[1]), scale(n.outputs[0])) {
+                    requants[n.outputs[0]] = Requant::new(si[0], &sw, so[0]);
+                }
+            }
+        }
+        Ok(Snapshot { consts, grids, requants })
     }
 
     fn forward(&self, snap: &Snapshot, inputs: &[&[f32]]) -> Result<Tape, TrainError> {
@@ -344,22 +397,35 @@ impl Trainer {
             if x.len() != t.numel() {
                 return Err(TrainError::Sample(format!("input `{}` needs {} values, got {}", t.name, t.numel(), x.len())));
             }
-            tape.set(id, x.to_vec(), snap.grids[id]);
+            tape.set(id, x.to_vec(), snap);
         }
         for node in &g.nodes {
             let out = {
                 let args: Vec<&[f32]> = node.inputs.iter().map(|&i| tape.value(i, snap)).collect();
                 self.plan.eval_node(node, &args)
             };
-            tape.set(node.outputs[0], out, snap.grids[node.outputs[0]]);
+            tape.set(node.outputs[0], out, snap);
         }
         Ok(tape)
     }
 
     /// The output the loss sees (fake-quantized forward), for one sample.
     pub fn predict(&self, inputs: &[&[f32]]) -> Result<Vec<f32>, TrainError> {
+        Ok(self.predict_all(&[inputs.to_vec()])?.remove(0))
+    }
+
+    /// Every tensor of one sample's fake-quantized forward pass, by tensor id, as consumers see
+    /// it (on the int8 grid where the exported model stores int8).
+    pub fn simulate(&self, inputs: &[&[f32]]) -> Result<Vec<Option<Vec<f32>>>, TrainError> {
         let snap = self.snapshot()?;
-        Ok(self.forward(&snap, inputs)?.value(self.loss_at, &snap).to_vec())
+        let tape = self.forward(&snap, inputs)?;
+        Ok((0..tape.pre.len()).map(|t| tape.post[t].clone().or_else(|| tape.pre[t].clone())).collect())
+    }
+
+    /// [`Self::predict`] for many samples, in parallel.
+    pub fn predict_all(&self, samples: &[Vec<&[f32]>]) -> Result<Vec<Vec<f32>>, TrainError> {
+        let snap = self.snapshot()?;
+        samples.par_iter().map(|s| Ok(self.forward(&snap, s)?.value(self.loss_at, &snap).to_vec())).collect()
     }
 
     fn zero_acc(&self) -> Acc {

@@ -138,7 +138,7 @@ fn fake_quant_forward_matches_the_integer_engine() {
             worst_float = worst_float.max((fl[k] - real[k]).abs() / outq.scale[0]);
         }
     }
-    assert!(worst_fq <= 2.0, "fake quantization is {worst_fq} LSB from the int8 engine");
+    assert!(worst_fq <= 1.0 + 1e-3, "fake quantization is {worst_fq} LSB from the int8 engine");
     // The comparison has teeth: the plain float model is further from the int8 result.
     assert!(worst_float > worst_fq, "float {worst_float} LSB vs fake-quant {worst_fq} LSB");
 }

@@ -38,6 +38,12 @@ pub(crate) enum Kernel {
     Activation(activation::Activation),
     Quantize(quantize::Quantize),
     Dequantize(quantize::Dequantize),
+    /// Nodes the model keeps in float (see `float_ref`).
+    FloatConv(crate::float_ref::ConvF32),
+    FloatFullyConnected(crate::float_ref::FullyConnectedF32),
+    FloatPad(crate::float_ref::PadF32),
+    FloatReshape,
+    FloatTranspose(crate::float_ref::TransposeF32),
 }
 
 /// Prepares node `index` of `graph`.
@@ -47,7 +53,15 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
     if node.outputs.len() != 1 {
         return Err(ctx.err(format!("has {} outputs, every op here has exactly one", node.outputs.len())));
     }
+    // A node whose data input is float32 is one the model keeps in float.
+    let float = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::F32);
     let (kernel, inputs) = match &node.op {
+        Op::Conv2D(p) if float => crate::float_ref::prepare_conv2d_f32(&ctx, p)?,
+        Op::DepthwiseConv2D(p) if float => crate::float_ref::prepare_depthwise_conv2d_f32(&ctx, p)?,
+        Op::FullyConnected(p) if float => crate::float_ref::prepare_fully_connected_f32(&ctx, p)?,
+        Op::Pad(p) if float => crate::float_ref::prepare_pad_f32(&ctx, p)?,
+        Op::Reshape if float => crate::float_ref::prepare_reshape_f32(&ctx)?,
+        Op::Transpose(p) if float => crate::float_ref::prepare_transpose_f32(&ctx, p)?,
         Op::Conv2D(p) => conv::prepare_conv2d(&ctx, p)?,
         Op::DepthwiseConv2D(p) => conv::prepare_depthwise_conv2d(&ctx, p)?,
         Op::FullyConnected(p) => fully_connected::prepare_fully_connected(&ctx, p)?,
@@ -94,11 +108,20 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Activation(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Quantize(k) => k.eval(args[0], s8_mut(out)),
         Kernel::Dequantize(k) => k.eval(s8(args[0]), f32_mut(out)),
+        Kernel::FloatConv(k) => k.eval(f32s(args[0]), f32_mut(out)),
+        Kernel::FloatFullyConnected(k) => k.eval(f32s(args[0]), f32_mut(out)),
+        Kernel::FloatPad(k) => k.eval(f32s(args[0]), f32_mut(out)),
+        Kernel::FloatReshape => crate::float_ref::reshape_f32(f32s(args[0]), f32_mut(out)),
+        Kernel::FloatTranspose(k) => k.eval(f32s(args[0]), f32_mut(out)),
     }
 }
 
 fn s8(v: &TensorValue) -> &[i8] {
     v.as_i8().expect("int8 operand checked in prepare")
+}
+
+fn f32s(v: &TensorValue) -> &[f32] {
+    v.as_f32().expect("float32 operand checked in prepare")
 }
 
 fn s8_mut(v: &mut TensorValue) -> &mut [i8] {

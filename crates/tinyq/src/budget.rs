@@ -1,0 +1,439 @@
+//! Accuracy-budget quantization: quantize, measure the metric drop on a labelled evaluation set
+//! with the integer engine, and while the drop is over the budget, change the quantization of the
+//! layers that hurt most, one measured step at a time.
+//!
+//! The search, in order (see `docs/budget.md`):
+//! 1. Sensitivity: the quantization debugger ([`crate::debug`]) ranks layers by the error each
+//!    adds on its own, on the calibration set.
+//! 2. Per-tensor calibration: for the most sensitive tensors first, every other range method
+//!    (min/max, percentile 99.99 and 99.9, MSE, entropy) on statistics gathered once; a change is
+//!    kept only if it lowers the drop (or, at an equal drop, raises the output SQNR against FP32).
+//! 3. With `allow_float`, leave the most sensitive conv / depthwise / fully-connected layers in
+//!    float between DEQUANTIZE and QUANTIZE (with the layers reading their output, when that
+//!    keeps the sensitive tensor itself in float), under the same acceptance rule.
+//!
+//! Every candidate is written as a `.tflite` and read back before it is scored, so the metric
+//! is the one the file gives; scoring is parallel over samples, and each step tries at most
+//! [`BudgetOptions::max_candidates`] candidates.
+//!
+//! What this is not: int16 activations (16x8 kernels) are not among the steps yet.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use tinyq_data::NdArray;
+use tinyq_int8::{Int8Plan, TensorValue};
+use tinyq_ir::{DType, Graph, TensorId};
+use tinyq_quant::{
+    can_keep_in_float, choose_range, output_rule, quantize_graph_with_float, Calibration, OutputRule, PtqConfig,
+    TensorStats,
+};
+
+use crate::quantize::{float_node_indices, range_rows};
+use crate::{
+    calibrate, compute_metric, default_metric, BoundInputs, Metric, Model, QuantizeOptions, RangeRow, TinyqError,
+};
+
+/// The budget and how hard to search.
+#[derive(Clone, Debug)]
+pub struct BudgetOptions {
+    /// Largest allowed drop: metric points for top-1 and AUC (0.5 = half a percentage point),
+    /// percent of the FP32 value for RMSE (0.5 = RMSE at most 1.005 × FP32's).
+    pub max_drop: f64,
+    /// Allow leaving layers in float.
+    pub allow_float: bool,
+    /// Candidates scored per step at most.
+    pub max_candidates: usize,
+}
+
+/// The calibration methods tried per tensor.
+const METHODS: [Calibration; 5] = [
+    Calibration::MinMax,
+    Calibration::Percentile(99.99),
+    Calibration::Percentile(99.9),
+    Calibration::Mse,
+    Calibration::Entropy,
+];
+
+/// One change the search kept.
+#[derive(Clone, Debug, Serialize)]
+pub struct BudgetStep {
+    /// `calibration` or `float`.
+    pub kind: &'static str,
+    /// The tensor (calibration) or the layers (float) changed.
+    pub target: String,
+    pub change: String,
+    /// Metric and drop after the change.
+    pub metric: f64,
+    pub drop: f64,
+}
+
+/// What the search did and where it ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct BudgetReport {
+    pub metric: Metric,
+    pub max_drop: f64,
+    /// `points` (top-1, AUC) or `% of FP32` (RMSE).
+    pub drop_unit: &'static str,
+    pub eval_samples: usize,
+    pub fp32: f64,
+    /// Plain PTQ with the requested calibration.
+    pub plain: f64,
+    pub plain_drop: f64,
+    pub final_metric: f64,
+    pub final_drop: f64,
+    pub met: bool,
+    pub steps: Vec<BudgetStep>,
+    /// Candidates scored in the calibration and the float step.
+    pub calibration_candidates: usize,
+    pub float_candidates: usize,
+    pub max_candidates: usize,
+    /// Layers left in float in the result.
+    pub float_layers: Vec<String>,
+    /// The sensitivity order used (tensor names, worst first).
+    pub ranking: Vec<String>,
+}
+
+/// The drop of `value` from `fp32` in the budget's unit (positive = worse than FP32).
+pub fn metric_drop(metric: Metric, fp32: f64, value: f64) -> f64 {
+    match metric {
+        Metric::Top1 | Metric::Auc => (fp32 - value) * 100.0,
+        Metric::Rmse if fp32 > 0.0 => (value - fp32) / fp32 * 100.0,
+        Metric::Rmse if value == fp32 => 0.0,
+        Metric::Rmse => f64::INFINITY,
+    }
+}
+
+fn drop_unit(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Top1 | Metric::Auc => "points",
+        Metric::Rmse => "% of FP32",
+    }
+}
+
+/// How a candidate scored: the drop, then the output SQNR against FP32 as the tie-breaker.
+#[derive(Clone, Copy, Debug)]
+struct Score {
+    metric: f64,
+    drop: f64,
+    sqnr_db: f64,
+}
+
+impl Score {
+    fn better_than(&self, other: &Score) -> bool {
+        const EPS: f64 = 1e-9;
+        self.drop < other.drop - EPS || (self.drop <= other.drop + EPS && self.sqnr_db > other.sqnr_db + 0.01)
+    }
+}
+
+/// What the search evaluates against.
+struct Scorer<'a> {
+    eval: &'a BoundInputs,
+    labels: &'a NdArray,
+    metric: Metric,
+    fp32: f64,
+    fp32_out: Vec<f32>,
+    per_sample: usize,
+}
+
+impl Scorer<'_> {
+    /// Scores an int8 graph as its `.tflite` file gives it.
+    fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
+        let bytes = tinyq_tflite::write_tflite(q)?;
+        let file = tinyq_tflite::read_tflite(&bytes)?;
+        let plan = Int8Plan::new(&file).map_err(|e| TinyqError::Engine(e.to_string()))?;
+        let out_id = file.outputs[0];
+        let outs: Vec<Vec<f32>> = (0..self.eval.samples)
+            .into_par_iter()
+            .map(|i| {
+                let args = sample_values(&file, self.eval, i)?;
+                let out = plan.run(&args).map_err(|e| TinyqError::Engine(e.to_string()))?;
+                Ok(real_values(&file, out_id, &out[0]))
+            })
+            .collect::<Result<_, TinyqError>>()?;
+        let outs: Vec<f32> = outs.concat();
+        let m = compute_metric(self.metric, &outs, self.per_sample, self.labels, self.eval.samples)?;
+        let (signal, noise) = self
+            .fp32_out
+            .iter()
+            .zip(&outs)
+            .fold((0f64, 0f64), |(s, n), (&f, &q)| (s + (f as f64).powi(2), n + (f as f64 - q as f64).powi(2)));
+        let sqnr_db = if noise == 0.0 { f64::INFINITY } else { 10.0 * (signal / noise).log10() };
+        Ok(Score { metric: m.value, drop: metric_drop(self.metric, self.fp32, m.value), sqnr_db })
+    }
+}
+
+/// Sample `i` of float data for the inputs of `g` (int8 inputs quantized as TFLite's QUANTIZE).
+fn sample_values(g: &Graph, data: &BoundInputs, i: usize) -> Result<Vec<TensorValue>, TinyqError> {
+    let floats =
+        data.sample_f32(i).ok_or_else(|| TinyqError::Input("the evaluation set must hold float data".into()))?;
+    g.inputs
+        .iter()
+        .zip(floats)
+        .map(|(&t, v)| {
+            let t = g.tensor(t);
+            match (t.dtype, &t.qparams) {
+                (DType::I8, Some(q)) => Ok(TensorValue::I8(crate::quantize_s8(v, q.scale[0], q.zero_point[0]))),
+                (DType::F32, _) => Ok(TensorValue::F32(v.to_vec())),
+                _ => Err(TinyqError::Model(format!("input `{}` is neither float nor quantized int8", t.name))),
+            }
+        })
+        .collect()
+}
+
+fn real_values(g: &Graph, t: TensorId, v: &TensorValue) -> Vec<f32> {
+    match (v, &g.tensor(t).qparams) {
+        (TensorValue::I8(x), Some(q)) => {
+            x.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect()
+        }
+        (TensorValue::I8(x), None) => x.iter().map(|&x| x as f32).collect(),
+        (TensorValue::F32(x), _) => x.clone(),
+        (TensorValue::I32(x), _) => x.iter().map(|&x| x as f32).collect(),
+    }
+}
+
+/// The tensor whose range decides `t`'s parameters: `t` itself, or for ops that keep their
+/// input's parameters, that input's source. `None` for fixed parameters (softmax, logistic, tanh).
+fn range_source(g: &Graph, mut t: TensorId) -> Option<TensorId> {
+    while let Some(p) = g.producer(t) {
+        match output_rule(&g.nodes[p].op).ok()? {
+            OutputRule::Own => return Some(t),
+            OutputRule::SameAsInput => t = g.nodes[p].inputs[0],
+            OutputRule::Fixed(..) => return None,
+        }
+    }
+    Some(t)
+}
+
+fn method_name(m: Calibration) -> String {
+    match m {
+        Calibration::MinMax => "minmax".into(),
+        Calibration::Percentile(p) => format!("percentile={p}"),
+        Calibration::Entropy => "entropy".into(),
+        Calibration::Mse => "mse".into(),
+    }
+}
+
+/// Quantizes `model` so that the metric on `eval` drops by at most `budget.max_drop` from FP32,
+/// as described in the module docs. Returns the best graph found (with its range rows) and the
+/// report; `report.met` says whether the budget holds. `progress` reports calibration samples.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_within_budget(
+    model: &Model,
+    calib: &BoundInputs,
+    eval: &BoundInputs,
+    labels: &NdArray,
+    metric: Option<Metric>,
+    opts: &QuantizeOptions,
+    budget: &BudgetOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Graph, Vec<RangeRow>, BudgetReport), TinyqError> {
+    if !budget.max_drop.is_finite() {
+        return Err(TinyqError::Input(format!("--max-drop {}: expected a finite number", budget.max_drop)));
+    }
+    if calib.samples < 2 {
+        return Err(TinyqError::Input(format!(
+            "calibration needs at least 2 samples, got {} (a few hundred representative samples is typical)",
+            calib.samples
+        )));
+    }
+    let g = &model.graph;
+    let user_float = float_node_indices(g, &opts.keep_float)?;
+    let model_err = |e: tinyq_quant::QuantError| TinyqError::Model(format!("{}: {e}", model.path.display()));
+
+    // FP32 reference on the evaluation set.
+    let per_sample = g.tensor(g.outputs[0]).numel();
+    let metric = metric.unwrap_or_else(|| default_metric(labels, per_sample));
+    let fp32_run = crate::run_samples(model, eval, &|_| {})?;
+    let fp32_out = fp32_run.real(model, 0);
+    let fp32 = compute_metric(metric, &fp32_out, per_sample, labels, eval.samples)?.value;
+    let scorer = Scorer { eval, labels, metric, fp32, fp32_out, per_sample };
+
+    // Statistics once, with histograms, for every method.
+    let stats = calibrate(model, calib, Calibration::Mse, progress)?;
+    let range = |m: Calibration, t: TensorId, s: &TensorStats| {
+        (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))
+    };
+    let mut ranges: Vec<Option<(f32, f32)>> =
+        stats.iter().enumerate().map(|(t, s)| range(opts.calibration, t, s)).collect();
+    let mut method: Vec<Calibration> = vec![opts.calibration; g.tensors.len()];
+    let mut float_nodes = user_float.clone();
+    let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize]| {
+        quantize_graph_with_float(g, ranges, &cfg, float_nodes).map_err(model_err)
+    };
+
+    let mut best_q = build(&ranges, &float_nodes)?;
+    let mut best = scorer.score(&best_q)?;
+    let plain = best;
+    let mut steps = Vec::new();
+    let (mut calibration_candidates, mut float_candidates) = (0, 0);
+    let met = |s: &Score| s.drop <= budget.max_drop;
+    let mut ranking = Vec::new();
+
+    if !met(&best) {
+        // Sensitivity, on the calibration set, of the plain model with float I/O (so the float
+        // data serves both models).
+        let debug_cfg = PtqConfig { float_io: true, ..cfg.clone() };
+        let debug_q = quantize_graph_with_float(g, &ranges, &debug_cfg, &float_nodes).map_err(model_err)?;
+        let debug_file = tinyq_tflite::read_tflite(&tinyq_tflite::write_tflite(&debug_q)?)?;
+        let int8 = Model { graph: debug_file, ..model.clone() };
+        let report = crate::debug(model, &int8, calib, calib)?;
+        ranking = report.ranking.clone();
+        let by_name = |name: &str| g.tensors.iter().position(|t| t.name == name);
+        let ranked: Vec<TensorId> = report.ranking.iter().filter_map(|n| by_name(n)).collect();
+
+        // Step 1: per-tensor calibration.
+        let mut targets: Vec<TensorId> = Vec::new();
+        for &t in ranked.iter().chain(&g.inputs) {
+            if let Some(s) = range_source(g, t) {
+                if ranges[s].is_some() && !targets.contains(&s) {
+                    targets.push(s);
+                }
+            }
+        }
+        'calibration: for &t in &targets {
+            let mut tried: Vec<(f32, f32)> = ranges[t].into_iter().collect();
+            let mut best_here: Option<(Score, Calibration, (f32, f32), Graph)> = None;
+            for m in METHODS {
+                let Some(r) = range(m, t, &stats[t]) else { continue };
+                if tried.contains(&r) {
+                    continue;
+                }
+                if calibration_candidates >= budget.max_candidates {
+                    break 'calibration;
+                }
+                tried.push(r);
+                let mut candidate = ranges.clone();
+                candidate[t] = Some(r);
+                let q = build(&candidate, &float_nodes)?;
+                let s = scorer.score(&q)?;
+                calibration_candidates += 1;
+                if s.better_than(best_here.as_ref().map_or(&best, |b| &b.0)) {
+                    best_here = Some((s, m, r, q));
+                }
+            }
+            if let Some((s, m, r, q)) = best_here {
+                steps.push(BudgetStep {
+                    kind: "calibration",
+                    target: g.tensor(t).name.clone(),
+                    change: format!("{} → {} [{:.4}, {:.4}]", method_name(method[t]), method_name(m), r.0, r.1),
+                    metric: s.metric,
+                    drop: s.drop,
+                });
+                ranges[t] = Some(r);
+                method[t] = m;
+                best = s;
+                best_q = q;
+                if met(&best) {
+                    break;
+                }
+            }
+        }
+
+        // Step 2: layers in float.
+        if !met(&best) && budget.allow_float {
+            let mut tried: Vec<Vec<usize>> = Vec::new();
+            'float: for &t in &ranked {
+                let Some(p) = g.producer(t) else { continue };
+                // Layers with weights lead; reshapes and transposes only follow them.
+                let has_weights = g.nodes[p].inputs.get(1).is_some_and(|&w| g.tensor(w).is_constant());
+                if !can_keep_in_float(&g.nodes[p].op) || !has_weights || float_nodes.contains(&p) {
+                    continue;
+                }
+                let readers = g.consumers(t);
+                let mut sets = vec![vec![p]];
+                if !readers.is_empty() && readers.iter().all(|&c| can_keep_in_float(&g.nodes[c].op)) {
+                    sets.push(std::iter::once(p).chain(readers).collect());
+                }
+                let mut best_here: Option<(Score, Vec<usize>, Graph)> = None;
+                for set in sets {
+                    let mut candidate: Vec<usize> = float_nodes.iter().copied().chain(set.iter().copied()).collect();
+                    candidate.sort_unstable();
+                    candidate.dedup();
+                    if candidate == float_nodes || tried.contains(&candidate) {
+                        continue;
+                    }
+                    if float_candidates >= budget.max_candidates {
+                        break 'float;
+                    }
+                    tried.push(candidate.clone());
+                    let q = build(&ranges, &candidate)?;
+                    let s = scorer.score(&q)?;
+                    float_candidates += 1;
+                    if s.better_than(best_here.as_ref().map_or(&best, |b| &b.0)) {
+                        best_here = Some((s, candidate, q));
+                    }
+                }
+                if let Some((s, candidate, q)) = best_here {
+                    let added: Vec<String> = candidate
+                        .iter()
+                        .filter(|k| !float_nodes.contains(k))
+                        .map(|&k| g.nodes[k].name.clone())
+                        .collect();
+                    steps.push(BudgetStep {
+                        kind: "float",
+                        target: added.join(", "),
+                        change: format!(
+                            "kept in float32 ({} layer{})",
+                            added.len(),
+                            if added.len() == 1 { "" } else { "s" }
+                        ),
+                        metric: s.metric,
+                        drop: s.drop,
+                    });
+                    float_nodes = candidate;
+                    best = s;
+                    best_q = q;
+                    if met(&best) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    let rows = range_rows(g, &best_q, &stats, &ranges);
+    let report = BudgetReport {
+        metric,
+        max_drop: budget.max_drop,
+        drop_unit: drop_unit(metric),
+        eval_samples: eval.samples,
+        fp32,
+        plain: plain.metric,
+        plain_drop: plain.drop,
+        final_metric: best.metric,
+        final_drop: best.drop,
+        met: met(&best),
+        steps,
+        calibration_candidates,
+        float_candidates,
+        max_candidates: budget.max_candidates,
+        float_layers: float_nodes.iter().map(|&k| g.nodes[k].name.clone()).collect(),
+        ranking,
+    };
+    Ok((best_q, rows, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_points_for_accuracy_and_percent_for_rmse() {
+        assert!((metric_drop(Metric::Top1, 0.99, 0.985) - 0.5).abs() < 1e-9);
+        assert!((metric_drop(Metric::Auc, 0.90, 0.91) + 1.0).abs() < 1e-9);
+        assert!((metric_drop(Metric::Rmse, 0.02, 0.0201) - 0.5).abs() < 1e-9);
+        assert_eq!(metric_drop(Metric::Rmse, 0.0, 0.0), 0.0);
+        assert_eq!(metric_drop(Metric::Rmse, 0.0, 0.1), f64::INFINITY);
+    }
+
+    #[test]
+    fn ties_on_the_metric_go_to_the_better_output_sqnr() {
+        let a = Score { metric: 0.9, drop: 1.0, sqnr_db: 20.0 };
+        let b = Score { metric: 0.9, drop: 1.0, sqnr_db: 25.0 };
+        let c = Score { metric: 0.91, drop: 0.0, sqnr_db: 10.0 };
+        assert!(b.better_than(&a) && !a.better_than(&b));
+        assert!(c.better_than(&b));
+        assert!(!a.better_than(&a));
+    }
+}
