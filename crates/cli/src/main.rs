@@ -11,6 +11,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Behave like other command-line tools when the reader of stdout goes away
+    // (`tinyq … --json | head`): end quietly instead of failing on the write.
+    #[cfg(unix)]
+    // SAFETY: restores the default SIGPIPE disposition before any thread or I/O exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = args::Cli::parse();
     match commands::dispatch(cli) {
         Ok(code) => code,

@@ -19,21 +19,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> Table {
     t
 }
 
-pub fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 => format!("{:.2} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
-pub fn count(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1} k", n as f64 / 1e3),
-        n => n.to_string(),
-    }
-}
+pub use tinyq_html::text::{bytes, count};
 
 pub fn shape(s: &[usize]) -> String {
     format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))

@@ -69,10 +69,11 @@ pub struct TrainArgs {
     /// Validation metric: top1, rmse or auc.
     #[arg(long)]
     pub metric: Option<String>,
-    /// Calibration data for the starting ranges (default: the training data).
+    /// Calibration data for the starting ranges (default: --calib-samples samples spread evenly
+    /// over the training data).
     #[arg(long)]
     pub calib: Option<PathBuf>,
-    /// Calibration samples (default 500).
+    /// Calibration samples (the first ones of --calib; spread over the training data without it).
     #[arg(long, default_value_t = 500)]
     pub calib_samples: usize,
     /// minmax, percentile[=P], entropy or mse: the starting ranges.
@@ -181,7 +182,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             let keys = if a.x.is_empty() && Dataset::open(path, &load_options(&a.load)?)?.has("x_calib") { vec!["x_calib".into()] } else { a.x.clone() };
             bind_file(&model, path, &keys, &a.load, Some(a.calib_samples))?.1
         }
-        None => bind_file(&model, &a.data, &a.x, &a.load, Some(a.calib_samples.min(a.limit.unwrap_or(usize::MAX))))?.1,
+        None => data.spread(a.calib_samples),
     };
     let val = match &a.val {
         Some(path) => {

@@ -376,25 +376,11 @@ impl<'g> Exporter<'g> {
     }
 
     fn claim(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut k = 1;
-        while self.names.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        self.names.insert(name.clone());
-        name
+        crate::import::unique_name(&mut self.names, base)
     }
 
     fn claim_node(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut k = 1;
-        while self.node_names.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        self.node_names.insert(name.clone());
-        name
+        crate::import::unique_name(&mut self.node_names, base)
     }
 
     /// The name for a new view of `t`: a graph output's own name for its IR layout, the tensor's

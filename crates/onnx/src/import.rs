@@ -217,14 +217,7 @@ impl Importer {
     }
 
     fn unique(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut k = 1;
-        while self.names.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        self.names.insert(name.clone());
-        name
+        unique_name(&mut self.names, base)
     }
 
     /// Adds a constant to the IR (f16 and f64 become f32: the IR computes in f32).
@@ -297,4 +290,16 @@ impl Importer {
         let rank = self.shape(v).len();
         self.stored_as(v, &identity(rank))
     }
+}
+
+/// `base`, or `base_1`, `base_2`, … : the first that `taken` does not hold yet, now taken.
+pub(crate) fn unique_name(taken: &mut HashSet<String>, base: &str) -> String {
+    let mut name = base.to_string();
+    let mut k = 1;
+    while taken.contains(&name) {
+        name = format!("{base}_{k}");
+        k += 1;
+    }
+    taken.insert(name.clone());
+    name
 }

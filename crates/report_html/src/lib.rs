@@ -16,7 +16,7 @@
 //! is what `tests/oracle/test_html_report.py` reads from a headless browser.
 
 mod specs;
-mod text;
+pub mod text;
 
 use std::fmt::Write as _;
 use std::fs::{self, File};

@@ -96,6 +96,26 @@ impl BoundInputs {
         Ok(BoundInputs { samples: self.samples, data, sample_len: self.sample_len.clone(), stacking: self.stacking })
     }
 
+    /// At most `n` samples spread evenly over these (all of them when there are no more than `n`),
+    /// e.g. calibration samples taken from a training set that may be sorted.
+    pub fn spread(&self, n: usize) -> BoundInputs {
+        let picks: Vec<usize> = if n >= self.samples || self.stacking == Stacking::Single {
+            (0..self.samples).collect()
+        } else {
+            (0..n).map(|k| k * self.samples / n).collect()
+        };
+        let data = self
+            .data
+            .iter()
+            .zip(&self.sample_len)
+            .map(|(d, &l)| match d {
+                InputData::F32(v) => InputData::F32(picks.iter().flat_map(|&i| v[i * l..(i + 1) * l].iter().copied()).collect()),
+                InputData::I8(v) => InputData::I8(picks.iter().flat_map(|&i| v[i * l..(i + 1) * l].iter().copied()).collect()),
+            })
+            .collect();
+        BoundInputs { samples: picks.len(), data, sample_len: self.sample_len.clone(), stacking: self.stacking }
+    }
+
     /// Keeps only the first `n` samples.
     pub fn truncate(&mut self, n: usize) {
         if n < self.samples && self.stacking != Stacking::Single {

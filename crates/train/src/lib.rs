@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use tinyq_float::{backward::backward, Plan};
 use tinyq_ir::{DType, Graph, Op, Tensor, TensorData, TensorId};
 use tinyq_kernels::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier};
-use tinyq_quant::{quantize_graph, PtqConfig, QuantError};
+use tinyq_quant::{output_rule, quantize_graph, OutputRule, PtqConfig, QuantError};
 
 /// Samples per parallel work item; the sum over a batch is taken chunk by chunk in order.
 const CHUNK: usize = 4;
@@ -112,7 +112,7 @@ impl Grid {
     }
 
     fn apply(self, x: f32) -> f32 {
-        let q = ((x / self.scale).round() + self.zero_point as f32).clamp(-128.0, 127.0);
+        let q = (round_half_away((x / self.scale) as f64) as f32 + self.zero_point as f32).clamp(-128.0, 127.0);
         (q - self.zero_point as f32) * self.scale
     }
 }
@@ -124,8 +124,8 @@ impl Grid {
 /// channel can sit there and flip together.
 #[derive(Clone, Debug)]
 struct Requant {
-    /// Real value of one accumulator unit per channel (`input_scale × weight_scale[c]`).
-    acc_scale: Vec<f64>,
+    /// Accumulator units per real unit, per channel (`1 / (input_scale × weight_scale[c])`).
+    acc_per_unit: Vec<f64>,
     multiplier: Vec<(i32, i32)>,
 }
 
@@ -136,24 +136,35 @@ impl Requant {
             .iter()
             .map(|&s| quantize_multiplier(eff(s)).ok().map(|q| (q.multiplier, q.shift)))
             .collect::<Option<Vec<_>>>()?;
-        Some(Requant { acc_scale: weight_scales.iter().map(|&s| input_scale as f64 * s as f64).collect(), multiplier })
+        Some(Requant { acc_per_unit: weight_scales.iter().map(|&s| 1.0 / (input_scale as f64 * s as f64)).collect(), multiplier })
     }
 
     /// `x` (the layer's float result from int8-grid operands, fused activation applied) on the
     /// output grid, rounded the integer kernels' way.
     fn apply(&self, x: &[f32], grid: Grid) -> Vec<f32> {
-        let channels = self.acc_scale.len();
-        x.iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let c = if channels == 1 { 0 } else { i % channels };
-                let acc = (v as f64 / self.acc_scale[c]).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
-                let (m, shift) = self.multiplier[c];
-                let q = (multiply_by_quantized_multiplier(acc, m, shift) as i64 + grid.zero_point as i64).clamp(-128, 127);
-                (q - grid.zero_point as i64) as f32 * grid.scale
-            })
-            .collect()
+        let zp = grid.zero_point as i64;
+        let one = |v: f32, per_unit: f64, (m, shift): (i32, i32)| {
+            // The value is a whole number of accumulator units up to float error.
+            let acc = round_half_away(v as f64 * per_unit).clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+            let q = (multiply_by_quantized_multiplier(acc, m, shift) as i64 + zp).clamp(-128, 127);
+            (q - zp) as f32 * grid.scale
+        };
+        if let ([per_unit], [m]) = (&self.acc_per_unit[..], &self.multiplier[..]) {
+            return x.iter().map(|&v| one(v, *per_unit, *m)).collect();
+        }
+        let mut out = Vec::with_capacity(x.len());
+        for row in x.chunks_exact(self.acc_per_unit.len()) {
+            out.extend(row.iter().zip(&self.acc_per_unit).zip(&self.multiplier).map(|((&v, &u), &m)| one(v, u, m)));
+        }
+        out
     }
+}
+
+/// Rounding half away from zero (`f64::round`) without a libm call on the hot path; exact for
+/// values that came from f32 and for any |x| < 2^52.
+#[inline]
+fn round_half_away(x: f64) -> f64 {
+    (x + 0.5f64.copysign(x)) as i64 as f64
 }
 
 /// What one step's forward passes use: constants as the int8 graph means them, the grid of
@@ -210,35 +221,6 @@ impl Acc {
             *a = (a.0.min(b.0), a.1.max(b.1));
         }
         self.stats.add(&o.stats);
-    }
-}
-
-/// Ops whose int8 output range is their own (the rest copy their input's or have a fixed one).
-fn owns_range(op: &Op) -> bool {
-    match op {
-        Op::Conv2D(_)
-        | Op::DepthwiseConv2D(_)
-        | Op::FullyConnected(_)
-        | Op::Add(_)
-        | Op::Sub(_)
-        | Op::Mul(_)
-        | Op::Mean(_)
-        | Op::Relu
-        | Op::Relu6
-        | Op::LeakyRelu(_)
-        | Op::HardSwish
-        | Op::Concat(_) => true,
-        Op::Reshape
-        | Op::Transpose(_)
-        | Op::Pad(_)
-        | Op::MaxPool2D(_)
-        | Op::AvgPool2D(_)
-        | Op::Softmax(_)
-        | Op::Sigmoid
-        | Op::Tanh
-        | Op::Clip(_)
-        | Op::Quantize
-        | Op::Dequantize => false,
     }
 }
 
@@ -310,7 +292,7 @@ impl Trainer {
         let mut ranges = ranges;
         ranges.resize(g.tensors.len(), None);
         let learned: Vec<TensorId> = if cfg.fake_quant {
-            g.nodes.iter().filter(|n| owns_range(&n.op)).map(|n| n.outputs[0]).filter(|&t| ranges[t].is_some()).collect()
+            g.nodes.iter().filter(|n| matches!(output_rule(&n.op), Ok(OutputRule::Own))).map(|n| n.outputs[0]).filter(|&t| ranges[t].is_some()).collect()
         } else {
             Vec::new()
         };
@@ -571,8 +553,8 @@ fn straight_through(grad: &mut [f32], pre: &[f32], grid: Grid) -> [f64; 2] {
             dhi += *g as f64;
             *g = 0.0;
         } else {
-            let u = x / grid.scale;
-            let d = *g as f64 * (u.round() - u) as f64 / 255.0;
+            let u = (x / grid.scale) as f64;
+            let d = *g as f64 * (round_half_away(u) - u) / 255.0;
             dhi += d;
             dlo -= d;
         }
