@@ -196,12 +196,16 @@ pub struct QuantizeArgs {
     pub metric: Option<String>,
     /// Accuracy budget on --data: the largest allowed drop from FP32, in points for top1/auc
     /// (0.5 = half a percentage point), in % of the FP32 value for rmse. Searches per-tensor
-    /// calibration (and, with --allow-float, float layers) until it holds; refuses otherwise.
+    /// calibration, then int16 activations (16x8 layers) and, with --allow-float, float layers
+    /// until it holds; refuses otherwise.
     #[arg(long)]
     pub max_drop: Option<f64>,
     /// With --max-drop: allow leaving the most sensitive conv/dense layers in float32.
     #[arg(long)]
     pub allow_float: bool,
+    /// With --max-drop: do not try int16 activations (16x8 layers) for the sensitive layers.
+    #[arg(long)]
+    pub no_int16: bool,
     /// With --max-drop: candidates scored per search step at most.
     #[arg(long, default_value_t = 24)]
     pub max_candidates: usize,
@@ -209,6 +213,10 @@ pub struct QuantizeArgs {
     /// depthwise conv and fully connected only).
     #[arg(long, value_delimiter = ',')]
     pub keep_float: Vec<String>,
+    /// Run these layers with int16 activations and int8 weights (TFLM's 16x8 kernels; node or
+    /// output tensor names, comma-separated; conv, depthwise conv and fully connected only).
+    #[arg(long, value_delimiter = ',')]
+    pub int16: Vec<String>,
     /// Output .tflite file.
     #[arg(short, long)]
     pub output: PathBuf,

@@ -261,6 +261,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         (Some(_), None) => bail!("--max-drop needs --data: the labelled evaluation set the drop is measured on"),
         (Some(d), _) if !d.is_finite() || d < 0.0 => bail!("--max-drop {d}: expected a drop of 0 or more (points for top1/auc, % of FP32 for rmse)"),
         (None, _) if a.allow_float => bail!("--allow-float goes with --max-drop (to keep chosen layers in float, name them with --keep-float)"),
+        (None, _) if a.no_int16 => bail!("--no-int16 goes with --max-drop"),
         _ => {}
     }
     let model = load(&a.model)?;
@@ -274,7 +275,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     };
     drop(ds);
     let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
-    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io, keep_float: a.keep_float.clone() };
+    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
     let mut budget = None;
@@ -282,7 +283,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         (Some(max_drop), Some(data)) => {
             let (ds, eval_inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
             let labels = ds.array(&a.y)?;
-            let options = tinyq::budget::BudgetOptions { max_drop, allow_float: a.allow_float, max_candidates: a.max_candidates };
+            let options = tinyq::budget::BudgetOptions { max_drop, allow_float: a.allow_float, allow_int16: !a.no_int16, max_candidates: a.max_candidates };
             let (g, r, report) = tinyq::budget::quantize_within_budget(&model, &calib, &eval_inputs, &labels, metric, &opts, &options, &|n| bar.set_position(n as u64))
                 .map_err(|e| match e {
                     tinyq::TinyqError::Metric(m) => anyhow::anyhow!("{}: labels `{}`: {m}", data.display(), a.y),
@@ -374,7 +375,7 @@ fn print_budget(r: &tinyq::budget::BudgetReport) {
     }));
     println!("{}", render::table(&["step", "kind", "layer / tensor", "change", m, &format!("drop ({})", r.drop_unit)], rows));
     println!(
-        "budget: {m} drop ≤ {} {} on {} samples · FP32 {:.4} · final {:.4} (drop {:.2}) · {} · candidates scored: {} calibration, {} float (at most {} per step)",
+        "budget: {m} drop ≤ {} {} on {} samples · FP32 {:.4} · final {:.4} (drop {:.2}) · {} · candidates scored: {} calibration, {} int16, {} float (at most {} per step)",
         r.max_drop,
         r.drop_unit,
         r.eval_samples,
@@ -383,6 +384,7 @@ fn print_budget(r: &tinyq::budget::BudgetReport) {
         r.final_drop,
         if r.met { "met" } else { "NOT met" },
         r.calibration_candidates,
+        r.int16_candidates,
         r.float_candidates,
         r.max_candidates
     );
@@ -392,13 +394,16 @@ fn print_budget(r: &tinyq::budget::BudgetReport) {
 fn budget_refusal(r: &tinyq::budget::BudgetReport, allow_float: bool) -> String {
     let hint = if !allow_float {
         "try --allow-float to let the most sensitive layers stay in float, or a larger --max-drop"
-    } else if r.calibration_candidates >= r.max_candidates || r.float_candidates >= r.max_candidates {
+    } else if r.calibration_candidates >= r.max_candidates
+        || r.int16_candidates >= r.max_candidates
+        || r.float_candidates >= r.max_candidates
+    {
         "try a larger --max-candidates or --max-drop"
     } else {
         "try a larger --max-drop or calibration data closer to the evaluation data"
     };
     format!(
-        "--max-drop {}: the budget cannot be met; the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (plain PTQ: {:.2}) after {} step(s); {} — no file written",
+"--max-drop {}: the budget cannot be met; the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (plain PTQ: {:.2}) after {} step(s) ({} calibration, {} int16-activation, {} float candidate(s) scored); {} — no file written",
         r.max_drop,
         r.metric.name(),
         r.final_metric,
@@ -407,6 +412,9 @@ fn budget_refusal(r: &tinyq::budget::BudgetReport, allow_float: bool) -> String 
         r.drop_unit,
         r.plain_drop,
         r.steps.len(),
+        r.calibration_candidates,
+        r.int16_candidates,
+        r.float_candidates,
         hint
     )
 }

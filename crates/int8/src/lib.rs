@@ -17,6 +17,10 @@
 //! bit-exact too; they are the one exception to "no float math while evaluating", besides the
 //! QUANTIZE / DEQUANTIZE kernels themselves.
 //!
+//! 16x8 nodes: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 activations (zero point
+//! 0), int8 weights and int64 bias run on `tinyq_kernels::conv16`; QUANTIZE converts between int8
+//! and int16 at their edges. Graph inputs and outputs stay int8 or float32.
+//!
 //! Key decision: the prepare/eval split of TFLM. All float → fixed-point work happens in
 //! [`Int8Plan::new`]; once the inputs are checked, evaluation cannot fail and does no float math,
 //! except at the graph edge where TFLM does too (QUANTIZE from float32, DEQUANTIZE to float32).
@@ -36,6 +40,8 @@ pub enum TensorValue {
     I8(Vec<i8>),
     F32(Vec<f32>),
     I32(Vec<i32>),
+    /// The activations of 16x8 layers.
+    I16(Vec<i16>),
 }
 
 impl TensorValue {
@@ -44,6 +50,7 @@ impl TensorValue {
             TensorValue::I8(_) => DType::I8,
             TensorValue::F32(_) => DType::F32,
             TensorValue::I32(_) => DType::I32,
+            TensorValue::I16(_) => DType::I16,
         }
     }
 
@@ -52,6 +59,7 @@ impl TensorValue {
             TensorValue::I8(v) => v.len(),
             TensorValue::F32(v) => v.len(),
             TensorValue::I32(v) => v.len(),
+            TensorValue::I16(v) => v.len(),
         }
     }
 
@@ -62,21 +70,28 @@ impl TensorValue {
     pub fn as_i8(&self) -> Option<&[i8]> {
         match self {
             TensorValue::I8(v) => Some(v),
-            TensorValue::F32(_) | TensorValue::I32(_) => None,
+            TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I16(_) => None,
+        }
+    }
+
+    pub fn as_i16(&self) -> Option<&[i16]> {
+        match self {
+            TensorValue::I16(v) => Some(v),
+            TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I8(_) => None,
         }
     }
 
     pub fn as_f32(&self) -> Option<&[f32]> {
         match self {
             TensorValue::F32(v) => Some(v),
-            TensorValue::I8(_) | TensorValue::I32(_) => None,
+            TensorValue::I8(_) | TensorValue::I32(_) | TensorValue::I16(_) => None,
         }
     }
 
     pub fn as_i32(&self) -> Option<&[i32]> {
         match self {
             TensorValue::I32(v) => Some(v),
-            TensorValue::I8(_) | TensorValue::F32(_) => None,
+            TensorValue::I8(_) | TensorValue::F32(_) | TensorValue::I16(_) => None,
         }
     }
 
@@ -86,7 +101,8 @@ impl TensorValue {
             DType::I8 => Some(TensorValue::I8(vec![0; len])),
             DType::F32 => Some(TensorValue::F32(vec![0.0; len])),
             DType::I32 => Some(TensorValue::I32(vec![0; len])),
-            DType::F16 | DType::U8 | DType::I16 | DType::I64 => None,
+            DType::I16 => Some(TensorValue::I16(vec![0; len])),
+            DType::F16 | DType::U8 | DType::I64 => None,
         }
     }
 
@@ -95,7 +111,8 @@ impl TensorValue {
             TensorData::I8(v) => Some(TensorValue::I8(v.clone())),
             TensorData::F32(v) => Some(TensorValue::F32(v.clone())),
             TensorData::I32(v) => Some(TensorValue::I32(v.clone())),
-            TensorData::F16(_) | TensorData::U8(_) | TensorData::I16(_) | TensorData::I64(_) => None,
+            TensorData::I16(v) => Some(TensorValue::I16(v.clone())),
+            TensorData::F16(_) | TensorData::U8(_) | TensorData::I64(_) => None,
         }
     }
 }

@@ -315,3 +315,46 @@ fn concat_with_fused_activation_is_refused() {
     let msg = Int8Plan::new(&b.finish(vec![y])).err().unwrap().to_string();
     assert!(msg.starts_with("node `cat` (Concat): "), "{msg}");
 }
+
+/// int8 x → QUANTIZE → int16 → FULLY_CONNECTED 16x8 → int16 → QUANTIZE → int8 y, by hand:
+/// x (0.5, zp −1), int16 scales 2^-8 (in) and 2^-6 (out), weights scale 0.25, bias int64.
+fn sixteen_by_eight(bias: TensorData, out_zero_point: i32) -> Graph {
+    let mut b = Builder::default();
+    let x = b.input("x", &[1, 2], Some((0.5, -1)));
+    let wide = |b: &mut Builder, name: &str, scale: f32, zp: i32| {
+        let mut t = Tensor::activation(name, vec![1, 2], DType::I16);
+        t.qparams = per_tensor(scale, zp);
+        b.g.add_tensor(t)
+    };
+    let x16 = wide(&mut b, "x16", 1.0 / 256.0, 0);
+    let y16 = wide(&mut b, "y16", 1.0 / 64.0, out_zero_point);
+    let w = b.weights("w", &[2, 2], vec![4, 0, -4, 8], vec![0.25], 0);
+    let mut bt = Tensor::constant("b", vec![2], bias);
+    bt.qparams = per_tensor(0.25 / 256.0, 0);
+    let bias = b.g.add_tensor(bt);
+    let y = b.act("y", &[1, 2], Some((0.5, 0)));
+    b.node("to16", Op::Quantize, vec![x], x16);
+    let fc = Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims: false });
+    b.node("fc", fc, vec![x16, w, bias], y16);
+    b.node("to8", Op::Quantize, vec![y16], y);
+    b.finish(vec![y16, y])
+}
+
+#[test]
+fn a_16x8_layer_between_int8_tensors_by_hand() {
+    // x = [3, −1] → real [2, 0] → x16 = [512, 0]. fc: y = [1·2 + 0, −1·2 + 0] + bias [0.5, 0] =
+    // [2.5, −2] → y16 = [160, −128] at 2^-6 → y (0.5) = [5, −4].
+    let plan = Int8Plan::new(&sixteen_by_eight(TensorData::I64(vec![512, 0]), 0)).unwrap();
+    let out = plan.run(&[TensorValue::I8(vec![3, -1])]).unwrap();
+    assert_eq!(out[0], TensorValue::I16(vec![160, -128]));
+    assert_eq!(out[1], TensorValue::I8(vec![5, -4]));
+}
+
+#[test]
+fn bad_16x8_layers_are_refused_naming_the_node() {
+    let err = |g: Graph| Int8Plan::new(&g).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = err(sixteen_by_eight(TensorData::I32(vec![512, 0]), 0));
+    assert!(e.contains("fc") && e.contains("int64"), "{e}");
+    let e = err(sixteen_by_eight(TensorData::I64(vec![512, 0]), 3));
+    assert!(e.contains("zero point 3"), "{e}");
+}

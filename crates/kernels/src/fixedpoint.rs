@@ -125,6 +125,20 @@ pub fn multiply_by_quantized_multiplier_with(x: i32, quantized_multiplier: i32, 
     }
 }
 
+/// TFLM `MultiplyByQuantizedMultiplier(int64 x, int32 multiplier, int shift)`, the reduction of
+/// the 64-bit accumulators of the 16x8 kernels. Both TFLM builds (single and double rounding)
+/// compute it the same way: the multiplier is cut to 16 bits, `(m + 2^15) >> 16` (0x7FFF from
+/// 0x7FFF0000 up), then `(x · m16 + 2^(14 − shift)) >> (15 − shift)`, truncated to int32 as C's
+/// cast does. TFLM assumes `shift` in `[−31, 7]`; prepare functions refuse other shifts.
+#[inline]
+pub fn multiply_by_quantized_multiplier_i64(x: i64, quantized_multiplier: i32, shift: i32) -> i32 {
+    debug_assert!((-31..8).contains(&shift), "shift {shift}");
+    let reduced = if quantized_multiplier < 0x7FFF_0000 { (quantized_multiplier + (1 << 15)) >> 16 } else { 0x7FFF };
+    let total_shift = (15 - shift) as u32;
+    let round = 1i64 << (total_shift - 1);
+    (x.wrapping_mul(reduced as i64).wrapping_add(round) >> total_shift) as i32
+}
+
 /// TFLM `MultiplyByQuantizedMultiplierSmallerThanOneExp`: `shift ≤ 0`. Under double rounding this
 /// is `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m), −shift)`.
 #[inline]
@@ -411,6 +425,19 @@ pub enum FusedActivation {
 pub fn calculate_activation_range_quantized(activation: FusedActivation, output: QParamsS8) -> (i32, i32) {
     let (qmin, qmax) = (i8::MIN as i32, i8::MAX as i32);
     let quantize = |v: f32| output.zero_point.saturating_add((v / output.scale).round() as i32);
+    match activation {
+        FusedActivation::None => (qmin, qmax),
+        FusedActivation::Relu => (qmin.max(quantize(0.0)), qmax),
+        FusedActivation::Relu6 => (qmin.max(quantize(0.0)), qmax.min(quantize(6.0))),
+        FusedActivation::ReluN1To1 => (qmin.max(quantize(-1.0)), qmax.min(quantize(1.0))),
+    }
+}
+
+/// TFLM `CalculateActivationRangeQuantized` for an int16 output with zero point 0 (the 16x8
+/// kernels): `[act_min, act_max]` within `[−32768, 32767]`, `v` mapping to `round(v / scale)` in `f32`.
+pub fn calculate_activation_range_quantized_s16(activation: FusedActivation, output_scale: f32) -> (i32, i32) {
+    let (qmin, qmax) = (i16::MIN as i32, i16::MAX as i32);
+    let quantize = |v: f32| (v / output_scale).round() as i32;
     match activation {
         FusedActivation::None => (qmin, qmax),
         FusedActivation::Relu => (qmin.max(quantize(0.0)), qmax),

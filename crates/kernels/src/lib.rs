@@ -36,6 +36,7 @@ pub mod add;
 pub mod average_pool;
 pub mod concatenation;
 pub mod conv;
+pub mod conv16;
 pub mod depthwise_conv;
 pub mod dequantize;
 pub mod fully_connected;
@@ -56,7 +57,7 @@ pub mod tanh;
 pub mod transpose;
 
 pub use error::KernelError;
-pub use fixedpoint::{calculate_activation_range_quantized, FusedActivation, QuantizedMultiplier, Rounding};
+pub use fixedpoint::{calculate_activation_range_quantized, calculate_activation_range_quantized_s16, FusedActivation, QuantizedMultiplier, Rounding};
 pub use padding::{Padding, PaddingValues};
 pub use shape::{BroadcastShapes, MAX_DIMS};
 

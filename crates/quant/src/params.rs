@@ -76,10 +76,41 @@ pub fn quantize_bias(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> V
         .collect()
 }
 
+/// Scale of an int16 activation covering `[min, max]` (the 16x8 scheme): symmetric, zero point
+/// 0, `scale = max(|min|, |max|) / 32767` in float32. A range that is all 0 gets 2^-15.
+pub fn symmetric_int16_scale(min: f32, max: f32) -> Result<f32, QuantError> {
+    if !min.is_finite() || !max.is_finite() {
+        return Err(QuantError::NotFinite { min, max });
+    }
+    let m = min.abs().max(max.abs());
+    Ok(if m <= f32::MIN_POSITIVE { 1.0 / 32768.0 } else { m / 32767.0 })
+}
+
+/// int64 bias of a 16x8 layer: scale `input_scale × weight_scale[c]` in double, rounded half away
+/// from zero and saturated.
+pub fn quantize_bias_i64(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Vec<i64> {
+    bias.iter()
+        .enumerate()
+        .map(|(c, &b)| {
+            let s = input_scale as f64 * weight_scales[c % weight_scales.len()] as f64;
+            (b as f64 / s).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn int16_scales_are_symmetric() {
+        assert_eq!(symmetric_int16_scale(-3.0, 1.0).unwrap(), 3.0 / 32767.0);
+        assert_eq!(symmetric_int16_scale(0.0, 0.0).unwrap(), 1.0 / 32768.0);
+        assert!(symmetric_int16_scale(0.0, f32::INFINITY).is_err());
+        assert_eq!(quantize_bias_i64(&[1.0, -2.5], 0.5, &[0.001, 0.002]), vec![2000, -2500]);
+        assert_eq!(quantize_bias_i64(&[1e9], 1e-6, &[1e-6]), vec![i64::MAX], "saturated");
+    }
 
     #[test]
     fn relu_range_puts_zero_at_minus_128() {

@@ -3,7 +3,10 @@
 
 use tinyq_ir::{DType, Graph, Node, Op, QParams, Tensor, TensorData, TensorId};
 
-use crate::{asymmetric_qparams, quantize_bias, symmetric_per_channel, ActivationQParams, QuantError};
+use crate::{
+    asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel, ActivationQParams,
+    QuantError,
+};
 
 /// Knobs of the quantization rules.
 #[derive(Clone, Debug, Default)]
@@ -79,6 +82,34 @@ pub fn can_keep_in_float(op: &Op) -> bool {
     }
 }
 
+/// Whether a node with `op` can run as a 16x8 layer (int16 activations, int8 weights): the ops
+/// TFLM has 16x8 kernels for that tinyq's integer engine reproduces.
+pub fn can_run_16x8(op: &Op) -> bool {
+    match op {
+        Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => true,
+        Op::Reshape
+        | Op::Transpose(_)
+        | Op::Add(_)
+        | Op::Sub(_)
+        | Op::Mul(_)
+        | Op::Mean(_)
+        | Op::Relu
+        | Op::Relu6
+        | Op::LeakyRelu(_)
+        | Op::HardSwish
+        | Op::Concat(_)
+        | Op::Pad(_)
+        | Op::MaxPool2D(_)
+        | Op::AvgPool2D(_)
+        | Op::Softmax(_)
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::Clip(_)
+        | Op::Quantize
+        | Op::Dequantize => false,
+    }
+}
+
 /// Quantizes `g` given the calibrated `[min, max]` of every non-constant tensor (by tensor id).
 pub fn quantize_graph(g: &Graph, ranges: &[Option<(f32, f32)>], cfg: &PtqConfig) -> Result<Graph, QuantError> {
     quantize_graph_with_float(g, ranges, cfg, &[])
@@ -95,7 +126,39 @@ pub fn quantize_graph_with_float(
     cfg: &PtqConfig,
     float_nodes: &[usize],
 ) -> Result<Graph, QuantError> {
+    quantize_graph_mixed(g, ranges, cfg, float_nodes, &[])
+}
+
+/// [`quantize_graph_with_float`], running the nodes `int16_nodes` as 16x8 layers: their input
+/// and output activations are int16, symmetric (`max(|min|, |max|) / 32767`, zero point 0),
+/// their weights int8 as usual and their bias int64 with scale `input_scale · weight_scale`.
+/// An int16 tensor whose readers are all 16x8 layers (and which is not a graph output) is shared
+/// as it is; elsewhere a QUANTIZE converts int8 → int16 before a 16x8 layer (one per tensor,
+/// shared by its 16x8 readers) and int16 → int8 after it, to the int8 parameters the tensor's
+/// range gives. Graph inputs and outputs keep their int8 (or float) types. Only ops for which
+/// [`can_run_16x8`] holds are accepted, and a node cannot be both float and 16x8.
+pub fn quantize_graph_mixed(
+    g: &Graph,
+    ranges: &[Option<(f32, f32)>],
+    cfg: &PtqConfig,
+    float_nodes: &[usize],
+    int16_nodes: &[usize],
+) -> Result<Graph, QuantError> {
     let node_err = |n: &Node, msg: String| QuantError::Node { node: n.name.clone(), op: n.op.name(), msg };
+    let mut is_wide = vec![false; g.nodes.len()];
+    for &k in int16_nodes {
+        let n = g.nodes.get(k).ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
+        if !can_run_16x8(&n.op) {
+            return Err(node_err(
+                n,
+                "cannot run with int16 activations (only CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED have 16x8 kernels)".into(),
+            ));
+        }
+        if float_nodes.contains(&k) {
+            return Err(node_err(n, "cannot be both kept in float and run with int16 activations".into()));
+        }
+        is_wide[k] = true;
+    }
     let mut is_float = vec![false; g.nodes.len()];
     for &k in float_nodes {
         let n = g.nodes.get(k).ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
@@ -201,8 +264,13 @@ pub fn quantize_graph_with_float(
             }
         }
     }
+    let origin: Vec<Option<usize>> = if int16_nodes.is_empty() {
+        (0..g.nodes.len()).map(Some).collect()
+    } else {
+        to_16x8(&mut q, g, &ranges, &is_wide)?
+    };
     if !float_nodes.is_empty() {
-        keep_in_float(&mut q, g, &is_float, cfg.float_io);
+        keep_in_float(&mut q, g, &is_float, &origin, cfg.float_io);
     }
     if cfg.float_io {
         add_float_edges(&mut q);
@@ -211,15 +279,114 @@ pub fn quantize_graph_with_float(
     Ok(q)
 }
 
-/// Rewrites the float nodes of `q` (its nodes are still `g`'s, one for one): float32 weights and
-/// bias from `g`, a DEQUANTIZE per int8 tensor they read (shared between readers), a QUANTIZE of
-/// the output unless every reader is a float node too.
-fn keep_in_float(q: &mut Graph, g: &Graph, is_float: &[bool], float_io: bool) {
+/// Rewrites the 16x8 nodes of `q` (its nodes are still `g`'s, one for one): int16 activations
+/// with QUANTIZE nodes at the int8 boundaries, int64 bias. Returns, for each node of the new
+/// list, the index of the `g` node it comes from (`None` for an added QUANTIZE).
+fn to_16x8(
+    q: &mut Graph,
+    g: &Graph,
+    ranges: &[Option<(f32, f32)>],
+    is_wide: &[bool],
+) -> Result<Vec<Option<usize>>, QuantError> {
+    let scale_of = |t: TensorId| -> Result<f32, QuantError> {
+        let tensor_err = |msg: String| QuantError::Tensor { tensor: g.tensor(t).name.clone(), msg };
+        let (lo, hi) = ranges[t].ok_or_else(|| tensor_err("has no calibrated range".into()))?;
+        symmetric_int16_scale(lo, hi).map_err(|e| tensor_err(e.to_string()))
+    };
+    let int16_q = |scale: f32| QParams { scale: vec![scale], zero_point: vec![0], axis: None };
+    let old = std::mem::take(&mut q.nodes);
+    let mut twin: std::collections::HashMap<TensorId, TensorId> = Default::default();
+    let mut nodes = Vec::with_capacity(old.len() + 4);
+    let mut origin = Vec::with_capacity(old.len() + 4);
+    for (k, mut n) in old.into_iter().enumerate() {
+        if !is_wide[k] {
+            nodes.push(n);
+            origin.push(Some(k));
+            continue;
+        }
+        let x = n.inputs[0];
+        let x16 = match twin.get(&x) {
+            Some(&t) => t,
+            None => {
+                let name = q.tensors[x].name.clone();
+                let mut t = Tensor::activation(format!("{name}_int16"), q.tensors[x].shape.clone(), DType::I16);
+                t.qparams = Some(int16_q(scale_of(x)?));
+                let t = q.add_tensor(t);
+                nodes.push(Node { name: format!("{name}/to_int16"), op: Op::Quantize, inputs: vec![x], outputs: vec![t] });
+                origin.push(None);
+                twin.insert(x, t);
+                t
+            }
+        };
+        n.inputs[0] = x16;
+        let s_in = q.tensors[x16].qparams.as_ref().map_or(1.0, |p| p.scale[0]);
+        if let Some(&b) = n.inputs.get(2) {
+            let bias = g.const_f32(b).ok_or_else(|| QuantError::Node {
+                node: n.name.clone(),
+                op: n.op.name(),
+                msg: "bias is not constant".into(),
+            })?;
+            let wq = q.tensors[n.inputs[1]].qparams.clone().ok_or_else(|| QuantError::Graph("weights without quantization".into()))?;
+            let mut bt = q.tensors[b].clone();
+            bt.data = Some(TensorData::I64(quantize_bias_i64(&bias, s_in, &wq.scale)));
+            bt.dtype = DType::I64;
+            let scales: Vec<f32> = wq.scale.iter().map(|&s| (s_in as f64 * s as f64) as f32).collect();
+            bt.qparams = Some(QParams { zero_point: vec![0; scales.len()], scale: scales, axis: wq.axis.map(|_| 0) });
+            if g.consumers(b).len() > 1 {
+                bt.name = format!("{}_int64", bt.name);
+                n.inputs[2] = q.add_tensor(bt);
+            } else {
+                q.tensors[b] = bt;
+            }
+        }
+        let o = n.outputs[0];
+        let readers = g.consumers(o);
+        let shared = !g.outputs.contains(&o) && !readers.is_empty() && readers.iter().all(|&c| is_wide[c]);
+        let s_out = scale_of(o)?;
+        // TFLM's 16x8 kernels reduce the int64 accumulator with a left shift of at most 7.
+        if let Some(w) = q.tensors[n.inputs[1]].qparams.as_ref() {
+            if let Some(&ws) = w.scale.iter().find(|&&ws| s_in as f64 * ws as f64 / s_out as f64 >= 128.0) {
+                return Err(QuantError::Node {
+                    node: n.name.clone(),
+                    op: n.op.name(),
+                    msg: format!(
+                        "cannot run with int16 activations: input scale {s_in:e} × weight scale {ws:e} / output scale {s_out:e} is 128 or more (TFLM's 16x8 kernels need less)"
+                    ),
+                });
+            }
+        }
+        if shared {
+            q.tensors[o].dtype = DType::I16;
+            q.tensors[o].qparams = Some(int16_q(s_out));
+            twin.insert(o, o);
+            nodes.push(n);
+            origin.push(Some(k));
+        } else {
+            let name = q.tensors[o].name.clone();
+            let mut t = Tensor::activation(format!("{name}_int16"), q.tensors[o].shape.clone(), DType::I16);
+            t.qparams = Some(int16_q(s_out));
+            let t = q.add_tensor(t);
+            n.outputs[0] = t;
+            twin.insert(o, t);
+            nodes.push(n);
+            origin.push(Some(k));
+            nodes.push(Node { name: format!("{name}/to_int8"), op: Op::Quantize, inputs: vec![t], outputs: vec![o] });
+            origin.push(None);
+        }
+    }
+    q.nodes = nodes;
+    Ok(origin)
+}
+
+/// Rewrites the float nodes of `q` (`origin[i]` is the `g` node that node `i` of `q` comes
+/// from): float32 weights and bias from `g`, a DEQUANTIZE per int8 tensor they read (shared
+/// between readers), a QUANTIZE of the output unless every reader is a float node too.
+fn keep_in_float(q: &mut Graph, g: &Graph, is_float: &[bool], origin: &[Option<usize>], float_io: bool) {
     let old = std::mem::take(&mut q.nodes);
     let mut float_twin: std::collections::HashMap<TensorId, TensorId> = Default::default();
     let mut nodes = Vec::with_capacity(old.len() + 2);
-    for (k, mut n) in old.into_iter().enumerate() {
-        if !is_float[k] {
+    for (pos, mut n) in old.into_iter().enumerate() {
+        if !origin[pos].is_some_and(|k| is_float[k]) {
             nodes.push(n);
             continue;
         }
@@ -367,6 +534,45 @@ mod tests {
     }
 
     #[test]
+    fn int16_layers_share_int16_tensors_and_meet_int8_through_quantize() {
+        let (g, ranges) = two_dense();
+        let plain = quantize_graph(&g, &ranges, &PtqConfig::default()).unwrap();
+        let q = quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[], &[0, 1]).unwrap();
+        let names: Vec<&str> = q.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["x/to_int16", "fc1", "fc2", "y/to_int8"], "{names:?}");
+        // h is read only by a 16x8 layer: it is int16 itself, symmetric over [0, 2].
+        let h = &q.tensors[3];
+        assert_eq!((h.dtype, h.qparams.as_ref().unwrap().scale[0], h.qparams.as_ref().unwrap().zero_point[0]), (DType::I16, 2.0 / 32767.0, 0));
+        // Graph input and output keep their int8 types and parameters.
+        for t in [q.inputs[0], q.outputs[0]] {
+            assert_eq!(q.tensor(t).dtype, DType::I8);
+            assert_eq!(q.tensor(t).qparams, plain.tensor(t).qparams);
+        }
+        // fc1's bias is int64 at input_scale16 · weight_scale: 0.1 / (1/32767 · w_s).
+        let x16 = q.nodes[1].inputs[0];
+        assert_eq!(q.tensor(x16).qparams.as_ref().unwrap().scale[0], 1.0 / 32767.0);
+        let w_s = q.tensor(q.nodes[1].inputs[1]).qparams.as_ref().unwrap().scale[0];
+        let Some(TensorData::I64(b)) = &q.tensor(q.nodes[1].inputs[2]).data else { panic!("int64 bias") };
+        assert_eq!(b[0], (0.1f32 as f64 / ((1.0f32 / 32767.0) as f64 * w_s as f64)).round() as i64);
+        // One 16x8 layer next to an int8 one: its output goes back to int8 for fc2.
+        let q = quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[], &[0]).unwrap();
+        let names: Vec<&str> = q.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["x/to_int16", "fc1", "h/to_int8", "fc2"], "{names:?}");
+        assert_eq!(q.tensors[3].dtype, DType::I8);
+        // With a float layer after it.
+        let q = quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[1], &[0]).unwrap();
+        let kinds: Vec<&str> = q.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
+        assert!(quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[0], &[0]).is_err());
+        // An output range far narrower than input × weights needs a rescale TFLM cannot do.
+        let mut narrow = ranges.clone();
+        narrow[3] = Some((0.0, 1e-6));
+        let e = quantize_graph_mixed(&g, &narrow, &PtqConfig::default(), &[], &[0]).unwrap_err().to_string();
+        assert!(e.contains("fc1") && e.contains("128"), "{e}");
+        assert!(quantize_graph_mixed(&g, &narrow, &PtqConfig::default(), &[], &[]).is_ok());
+    }
+
+    #[test]
     fn only_layers_with_float_kernels_can_stay_float() {
         let (mut g, mut ranges) = two_dense();
         let y = g.outputs[0];
@@ -376,6 +582,8 @@ mod tests {
         ranges.push(Some((0.0, 3.0)));
         let e = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[2]).unwrap_err().to_string();
         assert!(e.contains("relu") && e.contains("cannot be kept in float"), "{e}");
+        let e = quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[], &[2]).unwrap_err().to_string();
+        assert!(e.contains("relu") && e.contains("int16"), "{e}");
         assert!(quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[7]).is_err());
     }
 }

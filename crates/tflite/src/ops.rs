@@ -28,6 +28,11 @@ const fn v(float: i32, int: i32) -> Versions {
 pub(crate) const CONV_2D_V: Versions = v(1, 3);
 pub(crate) const DEPTHWISE_CONV_2D_V: Versions = v(1, 3);
 pub(crate) const FULLY_CONNECTED_V: Versions = v(1, 4);
+/// The 16x8 versions (int16 activations, int8 weights): CONV_2D 4, DEPTHWISE_CONV_2D 5,
+/// FULLY_CONNECTED 7.
+pub(crate) const CONV_2D_16X8_V: i32 = 4;
+pub(crate) const DEPTHWISE_CONV_2D_16X8_V: i32 = 5;
+pub(crate) const FULLY_CONNECTED_16X8_V: i32 = 7;
 /// FULLY_CONNECTED with `keep_num_dims`.
 pub(crate) const FULLY_CONNECTED_KEEP_DIMS_V: i32 = 5;
 /// FULLY_CONNECTED without a bias input.
@@ -69,6 +74,9 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
         (FULLY_CONNECTED, FULLY_CONNECTED_KEEP_DIMS_V) => "2.0.0",
         (FULLY_CONNECTED, FULLY_CONNECTED_NO_BIAS_V) | (RELU, 2) => "2.1.0",
+        (CONV_2D, CONV_2D_16X8_V)
+        | (DEPTHWISE_CONV_2D, DEPTHWISE_CONV_2D_16X8_V)
+        | (FULLY_CONNECTED, FULLY_CONNECTED_16X8_V) => "2.3.0",
         (LEAKY_RELU, 2) => "2.3.0",
         (MUL, MUL_LARGE_SCALE_V) | (HARD_SWISH, 1) | (QUANTIZE, 2) | (DEQUANTIZE, DEQUANTIZE_F16_V) => "1.15.0",
         _ => "1.14.0",
@@ -103,6 +111,7 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
     let x = input(0)?;
     let out = n.outputs.first().map(|&t| &g.tensors[t]).ok_or("the node has no output")?;
     let int = is_int(x);
+    let wide = x.dtype == DType::I16;
     let ver = |vs: Versions| if int { vs.int } else { vs.float };
     let tensors = || n.inputs.iter().map(|&t| Input::Tensor(t)).collect::<Vec<_>>();
     let data_then = |extra: Vec<Tensor>| {
@@ -125,7 +134,8 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
         Op::Conv2D(p) => {
             check_weight_axis(input(1)?, 0)?;
             let bias = with_bias(input(1)?.shape[0])?;
-            ex(CONV_2D, ver(CONV_2D_V), Some(Opt::Conv2DOptions(Box::new(conv_options(p)?))), bias)
+            let version = if wide { CONV_2D_16X8_V } else { ver(CONV_2D_V) };
+            ex(CONV_2D, version, Some(Opt::Conv2DOptions(Box::new(conv_options(p)?))), bias)
         }
         Op::DepthwiseConv2D(p) => {
             check_weight_axis(input(1)?, 3)?;
@@ -139,11 +149,13 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 dilation_h_factor: dim(p.conv.dilation[0])?,
             };
             let bias = with_bias(input(1)?.shape[3])?;
-            ex(DEPTHWISE_CONV_2D, ver(DEPTHWISE_CONV_2D_V), Some(Opt::DepthwiseConv2DOptions(Box::new(o))), bias)
+            let version = if wide { DEPTHWISE_CONV_2D_16X8_V } else { ver(DEPTHWISE_CONV_2D_V) };
+            ex(DEPTHWISE_CONV_2D, version, Some(Opt::DepthwiseConv2DOptions(Box::new(o))), bias)
         }
         Op::FullyConnected(p) => {
             check_weight_axis(input(1)?, 0)?;
             let version = match (n.inputs.len() < 3, p.keep_num_dims) {
+                _ if wide => FULLY_CONNECTED_16X8_V,
                 (true, _) => FULLY_CONNECTED_NO_BIAS_V,
                 (false, true) => FULLY_CONNECTED_KEEP_DIMS_V,
                 (false, false) => ver(FULLY_CONNECTED_V),
@@ -496,7 +508,8 @@ fn check_weight_axis(w: &Tensor, axis: usize) -> Result<(), String> {
     }
 }
 
-/// Zeros for a conv without bias: f32, or int32 with scale `input_scale · weight_scale[c]`.
+/// Zeros for a conv without bias: f32, or int32 (int64 under int16 activations) with scale
+/// `input_scale · weight_scale[c]`.
 fn zero_bias(node: &str, x: &Tensor, w: &Tensor, channels: usize) -> Result<Tensor, String> {
     let name = format!("{node}/bias");
     if !is_int(x) {
@@ -505,7 +518,8 @@ fn zero_bias(node: &str, x: &Tensor, w: &Tensor, channels: usize) -> Result<Tens
     let (Some(xq), Some(wq)) = (&x.qparams, &w.qparams) else {
         return Err(format!("integer conv without bias needs quantized `{}` and `{}`", x.name, w.name));
     };
-    let mut t = Tensor::constant(name, vec![channels], TensorData::I32(vec![0; channels]));
+    let zeros = if x.dtype == DType::I16 { TensorData::I64(vec![0; channels]) } else { TensorData::I32(vec![0; channels]) };
+    let mut t = Tensor::constant(name, vec![channels], zeros);
     let xs = xq.scale.first().ok_or(format!("`{}` has no scale", x.name))?;
     let scale: Vec<f32> = wq.scale.iter().map(|&s| xs * s).collect();
     let axis = (scale.len() > 1).then_some(0);

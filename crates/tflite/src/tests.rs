@@ -474,3 +474,58 @@ fn file_errors_carry_the_path() {
     assert_eq!(crate::read_tflite_file(&good).unwrap(), fp32_graph());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// int8 x → QUANTIZE → int16 → CONV_2D (no bias) → DEPTHWISE_CONV_2D → FULLY_CONNECTED (16x8,
+/// int64 bias) → QUANTIZE → int8.
+fn int16_graph() -> Graph {
+    let mut b = B::new();
+    let x = b.input("x", &[1, 4, 4, 2], DType::I8, per_tensor(0.05, 3));
+    let x16 = b.op("x16", Op::Quantize, &[x], DType::I16, per_tensor(0.001, 0), None);
+    let w = b.i8_const("w", &[3, 1, 1, 2], 0);
+    let c = b.op("conv", Op::Conv2D(conv(1, Padding::Same, FusedActivation::Relu)), &[x16, w], DType::I16, per_tensor(0.002, 0), None);
+    let dw = b.i8_const("dw", &[1, 3, 3, 3], 3);
+    let dwc = DepthwiseConv2D { conv: conv(2, Padding::Valid, FusedActivation::None), depth_multiplier: 1 };
+    let d = b.op("dwconv", Op::DepthwiseConv2D(dwc), &[c, dw], DType::I16, per_tensor(0.003, 0), None);
+    let r = b.op("flat", Op::Reshape, &[d], DType::I16, per_tensor(0.003, 0), Some(&[1, 3]));
+    let fw = b.i8_const("fw", &[2, 3], 0);
+    let fw_q = &mut b.g.tensors[fw].qparams.as_mut().unwrap();
+    (fw_q.scale, fw_q.zero_point, fw_q.axis) = (vec![0.01], vec![0], None);
+    let mut bias = Tensor::constant("fb", vec![2], TensorData::I64(vec![5_000_000_000, -7]));
+    bias.qparams = per_tensor(0.003 * 0.01, 0);
+    let fb = b.g.add_tensor(bias);
+    let fc = Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims: false });
+    let y16 = b.op("fc", fc, &[r, fw, fb], DType::I16, per_tensor(0.004, 0), None);
+    let y = b.op("y", Op::Quantize, &[y16], DType::I8, per_tensor(0.5, -2), None);
+    b.finish(&[y])
+}
+
+#[test]
+fn int16_layers_get_the_16x8_versions_and_int64_biases() {
+    let g = int16_graph();
+    let bytes = write_tflite(&g).unwrap();
+    dump("builder_int16.tflite", &bytes);
+    let m = model(&bytes);
+    let versions: Vec<(i32, i32)> = m
+        .operator_codes()
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|c| c.unwrap())
+        .map(|c| (c.builtin_code().unwrap(), c.version().unwrap()))
+        .collect();
+    for want in [(codes::CONV_2D, 4), (codes::DEPTHWISE_CONV_2D, 5), (codes::FULLY_CONNECTED, 7), (codes::QUANTIZE, 2)] {
+        assert!(versions.contains(&want), "{want:?} missing from {versions:?}");
+    }
+    let back = read_tflite(&bytes).unwrap();
+    // The conv without bias got int64 zeros at input_scale · weight_scale[c]; the others keep theirs.
+    let conv = back.nodes.iter().find(|n| n.name == "conv").unwrap();
+    let bias = &back.tensors[conv.inputs[2]];
+    assert_eq!(bias.data, Some(TensorData::I64(vec![0; 3])));
+    assert_eq!(bias.qparams.as_ref().unwrap().scale[2], 0.001 * 0.012);
+    let fc = back.nodes.iter().find(|n| n.name == "fc").unwrap();
+    assert_eq!(back.tensors[fc.inputs[2]].data, Some(TensorData::I64(vec![5_000_000_000, -7])));
+    assert_eq!(back.tensors[fc.inputs[0]].dtype, DType::I16);
+    let rt = m.metadata().unwrap().unwrap().get(0).unwrap().unwrap().buffer().unwrap();
+    let rt = m.buffers().unwrap().unwrap().get(rt as usize).unwrap().unwrap().data().unwrap().unwrap();
+    assert!(rt.starts_with(b"2.3.0"), "{:?}", String::from_utf8_lossy(rt));
+}

@@ -8,7 +8,12 @@
 //! 2. Per-tensor calibration: for the most sensitive tensors first, every other range method
 //!    (min/max, percentile 99.99 and 99.9, MSE, entropy) on statistics gathered once; a change is
 //!    kept only if it lowers the drop (or, at an equal drop, raises the output SQNR against FP32).
-//! 3. With `allow_float`, leave the most sensitive conv / depthwise / fully-connected layers in
+//! 3. Int16 activations (unless `allow_int16` is off): for the most sensitive tensors produced
+//!    by a conv / depthwise / fully-connected layer and read by such layers, run the producer
+//!    and those readers as 16x8 layers (TFLM's int16-activation, int8-weight kernels), so the
+//!    tensor reaches them in int16; QUANTIZE converts at the int8 boundaries (other readers get
+//!    an int8 copy). Same acceptance rule; kept int16 layers accumulate.
+//! 4. With `allow_float`, leave the most sensitive conv / depthwise / fully-connected layers in
 //!    float between DEQUANTIZE and QUANTIZE (with the layers reading their output, when that
 //!    keeps the sensitive tensor itself in float), under the same acceptance rule.
 //!
@@ -16,7 +21,9 @@
 //! is the one the file gives; scoring is parallel over samples, and each step tries at most
 //! [`BudgetOptions::max_candidates`] candidates.
 //!
-//! What this is not: int16 activations (16x8 kernels) are not among the steps yet.
+//! What this is not: a 16x8 layer between int8 tensors gains nothing (its int8 input widens
+//! exactly and its output is rounded back to int8), so a tensor with no conv / dense reader (a
+//! reshape before a dense layer, a pool) is not a 16x8 candidate.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -24,11 +31,11 @@ use tinyq_data::NdArray;
 use tinyq_int8::{Int8Plan, TensorValue};
 use tinyq_ir::{DType, Graph, TensorId};
 use tinyq_quant::{
-    can_keep_in_float, choose_range, output_rule, quantize_graph_with_float, Calibration, OutputRule, PtqConfig,
-    TensorStats,
+    can_keep_in_float, can_run_16x8, choose_range, output_rule, quantize_graph_mixed, Calibration, OutputRule,
+    PtqConfig, TensorStats,
 };
 
-use crate::quantize::{float_node_indices, range_rows};
+use crate::quantize::{float_node_indices, int16_node_indices, range_rows};
 use crate::{
     calibrate, compute_metric, default_metric, BoundInputs, Metric, Model, QuantizeOptions, RangeRow, TinyqError,
 };
@@ -41,6 +48,8 @@ pub struct BudgetOptions {
     pub max_drop: f64,
     /// Allow leaving layers in float.
     pub allow_float: bool,
+    /// Try int16 activations (16x8 layers) before float layers.
+    pub allow_int16: bool,
     /// Candidates scored per step at most.
     pub max_candidates: usize,
 }
@@ -57,9 +66,9 @@ const METHODS: [Calibration; 5] = [
 /// One change the search kept.
 #[derive(Clone, Debug, Serialize)]
 pub struct BudgetStep {
-    /// `calibration` or `float`.
+    /// `calibration`, `int16` or `float`.
     pub kind: &'static str,
-    /// The tensor (calibration) or the layers (float) changed.
+    /// The tensor (calibration) or the layers (int16, float) changed.
     pub target: String,
     pub change: String,
     /// Metric and drop after the change.
@@ -83,12 +92,15 @@ pub struct BudgetReport {
     pub final_drop: f64,
     pub met: bool,
     pub steps: Vec<BudgetStep>,
-    /// Candidates scored in the calibration and the float step.
+    /// Candidates scored in the calibration, the int16 and the float step.
     pub calibration_candidates: usize,
+    pub int16_candidates: usize,
     pub float_candidates: usize,
     pub max_candidates: usize,
     /// Layers left in float in the result.
     pub float_layers: Vec<String>,
+    /// Layers running with int16 activations (16x8) in the result.
+    pub int16_layers: Vec<String>,
     /// The sensitivity order used (tensor names, worst first).
     pub ranking: Vec<String>,
 }
@@ -188,6 +200,10 @@ fn real_values(g: &Graph, t: TensorId, v: &TensorValue) -> Vec<f32> {
         (TensorValue::I8(x), None) => x.iter().map(|&x| x as f32).collect(),
         (TensorValue::F32(x), _) => x.clone(),
         (TensorValue::I32(x), _) => x.iter().map(|&x| x as f32).collect(),
+        (TensorValue::I16(x), Some(q)) => {
+            x.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect()
+        }
+        (TensorValue::I16(x), None) => x.iter().map(|&x| x as f32).collect(),
     }
 }
 
@@ -258,15 +274,16 @@ pub fn quantize_within_budget(
     let mut method: Vec<Calibration> = vec![opts.calibration; g.tensors.len()];
     let mut float_nodes = user_float.clone();
     let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
-    let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize]| {
-        quantize_graph_with_float(g, ranges, &cfg, float_nodes).map_err(model_err)
+    let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize], int16_nodes: &[usize]| {
+        quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };
+    let mut int16_nodes: Vec<usize> = int16_node_indices(g, &opts.int16)?;
 
-    let mut best_q = build(&ranges, &float_nodes)?;
+    let mut best_q = build(&ranges, &float_nodes, &int16_nodes)?;
     let mut best = scorer.score(&best_q)?;
     let plain = best;
     let mut steps = Vec::new();
-    let (mut calibration_candidates, mut float_candidates) = (0, 0);
+    let (mut calibration_candidates, mut int16_candidates, mut float_candidates) = (0, 0, 0);
     let met = |s: &Score| s.drop <= budget.max_drop;
     let mut ranking = Vec::new();
 
@@ -274,7 +291,7 @@ pub fn quantize_within_budget(
         // Sensitivity, on the calibration set, of the plain model with float I/O (so the float
         // data serves both models).
         let debug_cfg = PtqConfig { float_io: true, ..cfg.clone() };
-        let debug_q = quantize_graph_with_float(g, &ranges, &debug_cfg, &float_nodes).map_err(model_err)?;
+        let debug_q = quantize_graph_mixed(g, &ranges, &debug_cfg, &float_nodes, &[]).map_err(model_err)?;
         let debug_file = tinyq_tflite::read_tflite(&tinyq_tflite::write_tflite(&debug_q)?)?;
         let int8 = Model { graph: debug_file, ..model.clone() };
         let report = crate::debug(model, &int8, calib, calib)?;
@@ -305,7 +322,7 @@ pub fn quantize_within_budget(
                 tried.push(r);
                 let mut candidate = ranges.clone();
                 candidate[t] = Some(r);
-                let q = build(&candidate, &float_nodes)?;
+                let q = build(&candidate, &float_nodes, &int16_nodes)?;
                 let s = scorer.score(&q)?;
                 calibration_candidates += 1;
                 if s.better_than(best_here.as_ref().map_or(&best, |b| &b.0)) {
@@ -330,19 +347,99 @@ pub fn quantize_within_budget(
             }
         }
 
-        // Step 2: layers in float.
+        // Step 2: int16 activations. The ranked tensor reaches its conv / dense readers in
+        // int16 when its producer and those readers run as 16x8 layers (other readers keep an
+        // int8 copy).
+        if !met(&best) && budget.allow_int16 {
+            let mut tried: Vec<Vec<usize>> = Vec::new();
+            for &t in &ranked {
+                let Some(p) = g.producer(t) else { continue };
+                let eligible = |k: &usize| can_run_16x8(&g.nodes[*k].op) && !float_nodes.contains(k);
+                let readers: Vec<usize> = g.consumers(t).into_iter().filter(eligible).collect();
+                if !eligible(&p) || readers.is_empty() {
+                    continue;
+                }
+                let mut candidate: Vec<usize> =
+                    int16_nodes.iter().copied().chain(std::iter::once(p)).chain(readers).collect();
+                candidate.sort_unstable();
+                candidate.dedup();
+                if candidate == int16_nodes || tried.contains(&candidate) {
+                    continue;
+                }
+                tried.push(candidate.clone());
+                // The tensor's current range, and its full min/max range: int16 has the
+                // resolution to keep the outliers a narrower int8 range clipped.
+                let mut range_choices = vec![(ranges[t], method[t])];
+                let full = range(Calibration::MinMax, t, &stats[t]);
+                if full.is_some() && full != ranges[t] {
+                    range_choices.push((full, Calibration::MinMax));
+                }
+                type Candidate = (Score, Option<(f32, f32)>, Calibration, Graph);
+                let mut best_here: Option<Candidate> = None;
+                for (r, m) in range_choices {
+                    if int16_candidates >= budget.max_candidates {
+                        break;
+                    }
+                    let mut candidate_ranges = ranges.clone();
+                    candidate_ranges[t] = r;
+                    // A layer the 16x8 rules refuse (an output range far narrower than its
+                    // input's) is not a candidate.
+                    let Ok(q) = build(&candidate_ranges, &float_nodes, &candidate) else { continue };
+                    let s = scorer.score(&q)?;
+                    int16_candidates += 1;
+                    if s.better_than(best_here.as_ref().map_or(&best, |b| &b.0)) {
+                        best_here = Some((s, r, m, q));
+                    }
+                }
+                if let Some((s, r, m, q)) = best_here {
+                    let added: Vec<String> = candidate
+                        .iter()
+                        .filter(|k| !int16_nodes.contains(k))
+                        .map(|&k| g.nodes[k].name.clone())
+                        .collect();
+                    let range_note = match r {
+                        Some((lo, hi)) if m != method[t] => {
+                            format!(", range {} → {} [{lo:.4}, {hi:.4}]", method_name(method[t]), method_name(m))
+                        }
+                        _ => String::new(),
+                    };
+                    steps.push(BudgetStep {
+                        kind: "int16",
+                        target: added.join(", "),
+                        change: format!("int16 activations (16x8), tensor `{}` in int16{range_note}", g.tensor(t).name),
+                        metric: s.metric,
+                        drop: s.drop,
+                    });
+                    int16_nodes = candidate;
+                    ranges[t] = r;
+                    method[t] = m;
+                    best = s;
+                    best_q = q;
+                    if met(&best) {
+                        break;
+                    }
+                }
+                if int16_candidates >= budget.max_candidates {
+                    break;
+                }
+            }
+        }
+
+        // Step 3: layers in float.
         if !met(&best) && budget.allow_float {
             let mut tried: Vec<Vec<usize>> = Vec::new();
             'float: for &t in &ranked {
                 let Some(p) = g.producer(t) else { continue };
                 // Layers with weights lead; reshapes and transposes only follow them.
                 let has_weights = g.nodes[p].inputs.get(1).is_some_and(|&w| g.tensor(w).is_constant());
-                if !can_keep_in_float(&g.nodes[p].op) || !has_weights || float_nodes.contains(&p) {
+                if !can_keep_in_float(&g.nodes[p].op) || !has_weights || float_nodes.contains(&p) || int16_nodes.contains(&p) {
                     continue;
                 }
                 let readers = g.consumers(t);
                 let mut sets = vec![vec![p]];
-                if !readers.is_empty() && readers.iter().all(|&c| can_keep_in_float(&g.nodes[c].op)) {
+                if !readers.is_empty()
+                    && readers.iter().all(|&c| can_keep_in_float(&g.nodes[c].op) && !int16_nodes.contains(&c))
+                {
                     sets.push(std::iter::once(p).chain(readers).collect());
                 }
                 let mut best_here: Option<(Score, Vec<usize>, Graph)> = None;
@@ -357,7 +454,7 @@ pub fn quantize_within_budget(
                         break 'float;
                     }
                     tried.push(candidate.clone());
-                    let q = build(&ranges, &candidate)?;
+                    let q = build(&ranges, &candidate, &int16_nodes)?;
                     let s = scorer.score(&q)?;
                     float_candidates += 1;
                     if s.better_than(best_here.as_ref().map_or(&best, |b| &b.0)) {
@@ -406,9 +503,11 @@ pub fn quantize_within_budget(
         met: met(&best),
         steps,
         calibration_candidates,
+        int16_candidates,
         float_candidates,
         max_candidates: budget.max_candidates,
         float_layers: float_nodes.iter().map(|&k| g.nodes[k].name.clone()).collect(),
+        int16_layers: int16_nodes.iter().map(|&k| g.nodes[k].name.clone()).collect(),
         ranking,
     };
     Ok((best_q, rows, report))

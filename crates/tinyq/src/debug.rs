@@ -442,6 +442,10 @@ fn dequantize(v: &TensorValue, g: &Graph, t: TensorId) -> Option<Vec<f32>> {
             let q = g.tensor(t).qparams.as_ref()?;
             Some(x.iter().map(|&v| ((v as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect())
         }
+        TensorValue::I16(x) => {
+            let q = g.tensor(t).qparams.as_ref()?;
+            Some(x.iter().map(|&v| ((v as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect())
+        }
         TensorValue::I32(_) => None,
     }
 }

@@ -56,6 +56,7 @@ impl RunOutputs {
         let t = model.graph.tensor(model.graph.outputs[k]);
         match (&self.values[k], &t.qparams) {
             (tinyq_data::ArrayData::I8(v), Some(q)) => v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect(),
+            (tinyq_data::ArrayData::I16(v), Some(q)) => v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect(),
             (other, _) => tinyq_data::NdArray { shape: vec![], data: other.clone() }.to_f32(),
         }
     }
@@ -110,6 +111,7 @@ impl Engine {
                         TensorValue::I8(v) => ArrayData::I8(v),
                         TensorValue::F32(v) => ArrayData::F32(v),
                         TensorValue::I32(v) => ArrayData::I32(v),
+                        TensorValue::I16(v) => ArrayData::I16(v),
                     })
                     .collect())
             }
@@ -151,6 +153,7 @@ fn append(acc: &mut tinyq_data::ArrayData, v: tinyq_data::ArrayData) {
         (A::F32(a), A::F32(b)) => a.extend(b),
         (A::I8(a), A::I8(b)) => a.extend(b),
         (A::I32(a), A::I32(b)) => a.extend(b),
+        (A::I16(a), A::I16(b)) => a.extend(b),
         _ => unreachable!("an output keeps its dtype across samples"),
     }
 }

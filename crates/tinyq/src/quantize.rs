@@ -5,7 +5,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
 use tinyq_ir::Graph;
-use tinyq_quant::{can_keep_in_float, choose_range, quantize_graph_with_float, Calibration, Histogram, PtqConfig, TensorStats};
+use tinyq_quant::{
+    can_keep_in_float, can_run_16x8, choose_range, quantize_graph_mixed, Calibration, Histogram, PtqConfig, TensorStats,
+};
 
 use crate::{BoundInputs, Model, TinyqError};
 
@@ -18,6 +20,35 @@ pub struct QuantizeOptions {
     /// FULLY_CONNECTED (and RESHAPE, TRANSPOSE), computed in float32 between DEQUANTIZE and
     /// QUANTIZE.
     pub keep_float: Vec<String>,
+    /// Nodes to run with int16 activations and int8 weights (TFLM's 16x8 kernels), by node or
+    /// output tensor name: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED.
+    pub int16: Vec<String>,
+}
+
+/// Indices of the nodes named in `names` (by node or output tensor name) to run as 16x8
+/// layers; an error names a node that does not exist or has no 16x8 kernel.
+pub fn int16_node_indices(g: &Graph, names: &[String]) -> Result<Vec<usize>, TinyqError> {
+    let mut found = Vec::new();
+    for name in names {
+        let k = g
+            .nodes
+            .iter()
+            .position(|n| &n.name == name || n.outputs.iter().any(|&o| &g.tensor(o).name == name))
+            .ok_or_else(|| TinyqError::Input(format!("--int16 `{name}`: no node or node output has that name")))?;
+        let n = &g.nodes[k];
+        if !can_run_16x8(&n.op) {
+            return Err(TinyqError::Input(format!(
+                "--int16 `{name}`: node `{}` is {}; only conv, depthwise conv and fully connected nodes have 16x8 kernels",
+                n.name,
+                n.op.name()
+            )));
+        }
+        if !found.contains(&k) {
+            found.push(k);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
 }
 
 /// Indices of the nodes named (by node name or by output tensor name) in `names`; an error names
@@ -141,6 +172,7 @@ pub fn quantize(
     }
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
+    let int16_nodes = int16_node_indices(g, &opts.int16)?;
     let stats = calibrate(model, calib, opts.calibration, progress)?;
     let ranges: Vec<Option<(f32, f32)>> = stats
         .iter()
@@ -148,7 +180,7 @@ pub fn quantize(
         .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
         .collect();
     let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
-    let q = quantize_graph_with_float(g, &ranges, &cfg, &float_nodes)
+    let q = quantize_graph_mixed(g, &ranges, &cfg, &float_nodes, &int16_nodes)
         .map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
     let rows = range_rows(g, &q, &stats, &ranges);
     Ok((q, rows))

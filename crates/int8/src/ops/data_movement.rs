@@ -76,6 +76,32 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_>, p: &op::Pad) -> Result<Prepared, Int8Er
     Ok((Kernel::Pad(Pad { params, value }), vec![ctx.input_id(0)]))
 }
 
+/// PAD of an int16 tensor (explicit padding before a 16x8 conv): input and output share their
+/// quantization (zero point 0), filled with 0 as TFLM's PAD does without a constant.
+pub(crate) fn prepare_pad_16(ctx: &Ctx<'_>, p: &op::Pad) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    let (input, output) = (ctx.s16(ctx.input(0)?)?, ctx.s16(ctx.output())?);
+    if input != output || output.zero_point != 0 {
+        return Err(ctx.err("an int16 PAD needs the same quantization on input and output, with zero point 0"));
+    }
+    if p.value != 0.0 {
+        return Err(ctx.err(format!("an int16 PAD pads with 0, not {}", p.value)));
+    }
+    let params = prepare_pad_s8(&ctx.input(0)?.shape, &p.pads).map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(params.output_shape.as_slice())?;
+    Ok((Kernel::Pad16(Pad16 { params }), vec![ctx.input_id(0)]))
+}
+
+pub(crate) struct Pad16 {
+    params: PadParams,
+}
+
+impl Pad16 {
+    pub fn eval(&self, input: &[i16], output: &mut [i16]) {
+        pad(&self.params, 0, input, output);
+    }
+}
+
 impl Concat {
     pub fn eval(&self, inputs: &[&[i8]], output: &mut [i8]) {
         concatenation(&self.params, inputs, output);

@@ -5,6 +5,7 @@
 mod activation;
 mod binary;
 mod conv;
+mod conv16;
 mod data_movement;
 mod fully_connected;
 mod pool;
@@ -28,11 +29,16 @@ pub(crate) enum Kernel {
     Conv2D(conv::Conv2D),
     DepthwiseConv2D(conv::DepthwiseConv2D),
     FullyConnected(fully_connected::FullyConnected),
+    /// 16x8 layers (int16 activations).
+    Conv2D16(conv16::Conv2D16),
+    DepthwiseConv2D16(conv16::DepthwiseConv2D16),
+    FullyConnected16(conv16::FullyConnected16),
     Binary(binary::Binary),
     Concat(data_movement::Concat),
     Reshape,
     Transpose(data_movement::Transpose),
     Pad(data_movement::Pad),
+    Pad16(data_movement::Pad16),
     Pool(pool::Pool),
     Mean(reduce::Mean),
     Activation(activation::Activation),
@@ -55,6 +61,8 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
     }
     // A node whose data input is float32 is one the model keeps in float.
     let float = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::F32);
+    // A node whose data input is int16 is a 16x8 layer.
+    let wide = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::I16);
     let (kernel, inputs) = match &node.op {
         Op::Conv2D(p) if float => crate::float_ref::prepare_conv2d_f32(&ctx, p)?,
         Op::DepthwiseConv2D(p) if float => crate::float_ref::prepare_depthwise_conv2d_f32(&ctx, p)?,
@@ -62,6 +70,10 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
         Op::Pad(p) if float => crate::float_ref::prepare_pad_f32(&ctx, p)?,
         Op::Reshape if float => crate::float_ref::prepare_reshape_f32(&ctx)?,
         Op::Transpose(p) if float => crate::float_ref::prepare_transpose_f32(&ctx, p)?,
+        Op::Conv2D(p) if wide => conv16::prepare_conv2d_16x8(&ctx, p)?,
+        Op::DepthwiseConv2D(p) if wide => conv16::prepare_depthwise_conv2d_16x8(&ctx, p)?,
+        Op::FullyConnected(p) if wide => conv16::prepare_fully_connected_16x8(&ctx, p)?,
+        Op::Pad(p) if wide => data_movement::prepare_pad_16(&ctx, p)?,
         Op::Conv2D(p) => conv::prepare_conv2d(&ctx, p)?,
         Op::DepthwiseConv2D(p) => conv::prepare_depthwise_conv2d(&ctx, p)?,
         Op::FullyConnected(p) => fully_connected::prepare_fully_connected(&ctx, p)?,
@@ -95,6 +107,9 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Conv2D(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::DepthwiseConv2D(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::FullyConnected(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Conv2D16(k) => k.eval(s16(args[0]), s16_mut(out)),
+        Kernel::DepthwiseConv2D16(k) => k.eval(s16(args[0]), s16_mut(out)),
+        Kernel::FullyConnected16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Binary(k) => k.eval(s8(args[0]), s8(args[1]), s8_mut(out)),
         Kernel::Concat(k) => {
             let inputs: Vec<&[i8]> = args.iter().map(|a| s8(a)).collect();
@@ -103,10 +118,11 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
         Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Pad(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Pad16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Pool(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Mean(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Activation(k) => k.eval(s8(args[0]), s8_mut(out)),
-        Kernel::Quantize(k) => k.eval(args[0], s8_mut(out)),
+        Kernel::Quantize(k) => k.eval(args[0], out),
         Kernel::Dequantize(k) => k.eval(s8(args[0]), f32_mut(out)),
         Kernel::FloatConv(k) => k.eval(f32s(args[0]), f32_mut(out)),
         Kernel::FloatFullyConnected(k) => k.eval(f32s(args[0]), f32_mut(out)),
@@ -124,17 +140,30 @@ fn f32s(v: &TensorValue) -> &[f32] {
     v.as_f32().expect("float32 operand checked in prepare")
 }
 
+fn s16(v: &TensorValue) -> &[i16] {
+    v.as_i16().expect("int16 operand checked in prepare")
+}
+
 fn s8_mut(v: &mut TensorValue) -> &mut [i8] {
     match v {
         TensorValue::I8(v) => v,
-        TensorValue::F32(_) | TensorValue::I32(_) => unreachable!("int8 output checked in prepare"),
+        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I16(_) => unreachable!("int8 output checked in prepare"),
+    }
+}
+
+fn s16_mut(v: &mut TensorValue) -> &mut [i16] {
+    match v {
+        TensorValue::I16(v) => v,
+        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I8(_) => unreachable!("int16 output checked in prepare"),
     }
 }
 
 fn f32_mut(v: &mut TensorValue) -> &mut [f32] {
     match v {
         TensorValue::F32(v) => v,
-        TensorValue::I8(_) | TensorValue::I32(_) => unreachable!("float32 output checked in prepare"),
+        TensorValue::I8(_) | TensorValue::I32(_) | TensorValue::I16(_) => {
+            unreachable!("float32 output checked in prepare")
+        }
     }
 }
 
@@ -191,6 +220,41 @@ impl<'a> Ctx<'a> {
                 t.name,
                 q.scale.len(),
                 q.zero_point.len()
+            ))),
+        }
+    }
+
+    /// Per-tensor quantization of an int16 activation (zero point checked by the kernels).
+    pub fn s16(&self, t: &Tensor) -> Result<tinyq_kernels::conv16::QParamsS16, Int8Error> {
+        if t.dtype != DType::I16 {
+            return Err(self.err(format!("tensor `{}` is {}, expected int16", t.name, t.dtype.name())));
+        }
+        let q = self.qparams(t)?;
+        match (&q.scale[..], &q.zero_point[..]) {
+            ([scale], [zero_point]) => {
+                Ok(tinyq_kernels::conv16::QParamsS16 { scale: *scale, zero_point: *zero_point })
+            }
+            _ => Err(self.err(format!(
+                "int16 tensor `{}` needs per-tensor quantization, has {} scales",
+                t.name,
+                q.scale.len()
+            ))),
+        }
+    }
+
+    /// The optional int64 bias of a 16x8 layer at input `k` with `channels` entries.
+    pub fn bias_i64(&self, k: usize, channels: usize) -> Result<Option<Vec<i64>>, Int8Error> {
+        let Some(&id) = self.node.inputs.get(k) else { return Ok(None) };
+        let t = self.graph.tensor(id);
+        match &t.data {
+            Some(TensorData::I64(v)) if v.len() == channels => Ok(Some(v.clone())),
+            Some(TensorData::I64(v)) => {
+                Err(self.err(format!("bias `{}` has {} values, expected {channels}", t.name, v.len())))
+            }
+            _ => Err(self.err(format!(
+                "bias `{}` of a 16x8 layer must be a constant int64 tensor, is {}",
+                t.name,
+                describe(t)
             ))),
         }
     }
