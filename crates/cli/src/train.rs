@@ -35,8 +35,10 @@ pub struct TrainArgs {
     /// Use only the first N training samples.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Passes over the training data.
     #[arg(long)]
     pub epochs: usize,
+    /// Samples per optimizer step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Learning rate (default 1e-4 for adam, 1e-3 for sgd).
@@ -91,6 +93,7 @@ pub struct TrainArgs {
     /// Also write the fine-tuned float model as ONNX.
     #[arg(long)]
     pub save_fp32: Option<PathBuf>,
+    /// Print one JSON object (per-epoch rows, FP32/PTQ/best validation figures).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -178,19 +178,58 @@ pub fn prepare_conv_per_channel(
     })
 }
 
-/// TFLM `reference_integer_ops::ConvPerChannel`. Out-of-image taps are skipped; `bias`, when
-/// present, has one entry per output channel. Accumulation wraps modulo 2^32 as TFLM's does.
-///
-/// # Panics
-/// If a slice length disagrees with `params`.
-pub fn conv_per_channel(
+/// TFLM's int8 output stage, shared by the int8 conv-like kernels: bias added (wrapping), the
+/// int32 fixed-point rescale, the output offset, the activation clamp.
+#[derive(Clone, Copy)]
+pub(crate) struct OutputStageS8 {
+    pub offset: i32,
+    pub min: i32,
+    pub max: i32,
+    pub rounding: Rounding,
+}
+
+impl OutputStageS8 {
+    #[inline]
+    pub fn apply(self, mut acc: i32, bias: Option<i32>, multiplier: i32, shift: i32) -> i8 {
+        if let Some(bias) = bias {
+            acc = acc.wrapping_add(bias);
+        }
+        acc = multiply_by_quantized_multiplier_with(acc, multiplier, shift, self.rounding);
+        acc = acc.wrapping_add(self.offset);
+        acc.clamp(self.min, self.max) as i8
+    }
+}
+
+/// TFLM's int8 product: `weight · (input + input_offset)`, accumulated modulo 2^32.
+#[inline]
+pub(crate) fn mac_s8(input_offset: i32) -> impl Fn(i32, i8, i8) -> i32 {
+    move |acc, x, w| acc.wrapping_add(w as i32 * (x as i32 + input_offset))
+}
+
+/// Checks the per-output-channel slices of a conv-like kernel against its channel count.
+pub(crate) fn assert_channel_slices<B>(channels: usize, multiplier: &[i32], shift: &[i32], bias: Option<&[B]>) {
+    assert!(multiplier.len() == channels && shift.len() == channels);
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), channels);
+    }
+}
+
+/// The loop nest of TFLM's `ConvPerChannel`, shared by the int8 and the 16x8 kernel (TFLM's
+/// templates over the element and accumulator types). For each output position and channel it
+/// folds `mac` over the in-image taps of the channel's group, starting from `A::default()` (0),
+/// in TFLM's order, and writes `finish(sum, bias, multiplier, shift)` of that channel.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn conv_loops<X: Copy, B: Copy, A: Copy + Default, Y>(
     params: &ConvPerChannelParams,
     output_multiplier: &[i32],
     output_shift: &[i32],
-    input: &[i8],
+    input: &[X],
     filter: &[i8],
-    bias: Option<&[i32]>,
-    output: &mut [i8],
+    bias: Option<&[B]>,
+    output: &mut [Y],
+    mac: impl Fn(A, X, i8) -> A,
+    finish: impl Fn(A, Option<B>, i32, i32) -> Y,
 ) {
     let [batches, in_height, in_width, in_depth] = params.input_shape;
     let [out_depth, filter_height, filter_width, filter_in_depth] = params.filter_shape;
@@ -198,10 +237,7 @@ pub fn conv_per_channel(
     assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
     assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
     assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
-    assert!(output_multiplier.len() == out_depth && output_shift.len() == out_depth);
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), out_depth);
-    }
+    assert_channel_slices(out_depth, output_multiplier, output_shift, bias);
     let groups = in_depth / filter_in_depth;
     let filters_per_group = out_depth / groups;
     let mut out_index = 0;
@@ -212,7 +248,7 @@ pub fn conv_per_channel(
                 let in_x_origin = (out_x * params.stride_width) as isize - params.padding_values.width as isize;
                 for out_channel in 0..out_depth {
                     let group = out_channel / filters_per_group;
-                    let mut acc: i32 = 0;
+                    let mut acc = A::default();
                     for filter_y in 0..filter_height {
                         let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
                         if in_y < 0 || in_y >= in_height as isize {
@@ -231,27 +267,50 @@ pub fn conv_per_channel(
                             let input_row = &input[input_base..input_base + filter_in_depth];
                             let filter_row = &filter[filter_base..filter_base + filter_in_depth];
                             for (&input_val, &filter_val) in input_row.iter().zip(filter_row) {
-                                acc = acc.wrapping_add(filter_val as i32 * (input_val as i32 + params.input_offset));
+                                acc = mac(acc, input_val, filter_val);
                             }
                         }
                     }
-                    if let Some(bias) = bias {
-                        acc = acc.wrapping_add(bias[out_channel]);
-                    }
-                    acc = multiply_by_quantized_multiplier_with(
+                    output[out_index] = finish(
                         acc,
+                        bias.map(|b| b[out_channel]),
                         output_multiplier[out_channel],
                         output_shift[out_channel],
-                        params.rounding,
                     );
-                    acc = acc.wrapping_add(params.output_offset);
-                    acc = acc.clamp(params.quantized_activation_min, params.quantized_activation_max);
-                    output[out_index] = acc as i8;
                     out_index += 1;
                 }
             }
         }
     }
+}
+
+/// TFLM `reference_integer_ops::ConvPerChannel`. Out-of-image taps are skipped; `bias`, when
+/// present, has one entry per output channel. Accumulation wraps modulo 2^32 as TFLM's does.
+///
+/// # Panics
+/// If a slice length disagrees with `params`.
+pub fn conv_per_channel(
+    params: &ConvPerChannelParams,
+    output_multiplier: &[i32],
+    output_shift: &[i32],
+    input: &[i8],
+    filter: &[i8],
+    bias: Option<&[i32]>,
+    output: &mut [i8],
+) {
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    let stage = OutputStageS8 { offset: params.output_offset, min, max, rounding: params.rounding };
+    conv_loops(
+        params,
+        output_multiplier,
+        output_shift,
+        input,
+        filter,
+        bias,
+        output,
+        mac_s8(params.input_offset),
+        |acc, bias, multiplier, shift| stage.apply(acc, bias, multiplier, shift),
+    );
 }
 
 /// Scratch `conv_per_channel_im2col` needs: one patch of `KH · KW · Cin/groups` values.
@@ -285,6 +344,8 @@ pub fn conv_per_channel_im2col(
     assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
     assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
     let patch = &mut scratch[..patch_len];
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    let stage = OutputStageS8 { offset: params.output_offset, min, max, rounding: params.rounding };
     let groups = in_depth / filter_in_depth;
     let filters_per_group = out_depth / groups;
     let mut out_index = 0;
@@ -312,19 +373,13 @@ pub fn conv_per_channel_im2col(
                     }
                     for out_channel in group * filters_per_group..(group + 1) * filters_per_group {
                         let row = &filter[out_channel * patch_len..(out_channel + 1) * patch_len];
-                        let mut acc = patch.iter().zip(row).fold(0i32, |a, (&p, &w)| a.wrapping_add(p * w as i32));
-                        if let Some(bias) = bias {
-                            acc = acc.wrapping_add(bias[out_channel]);
-                        }
-                        acc = multiply_by_quantized_multiplier_with(
+                        let acc = patch.iter().zip(row).fold(0i32, |a, (&p, &w)| a.wrapping_add(p * w as i32));
+                        output[out_index + out_channel] = stage.apply(
                             acc,
+                            bias.map(|b| b[out_channel]),
                             output_multiplier[out_channel],
                             output_shift[out_channel],
-                            params.rounding,
                         );
-                        acc = acc.wrapping_add(params.output_offset);
-                        output[out_index + out_channel] =
-                            acc.clamp(params.quantized_activation_min, params.quantized_activation_max) as i8;
                     }
                 }
                 out_index += out_depth;

@@ -15,13 +15,15 @@
 //! Prepare reuses the int8 `prepare_*` functions (the multipliers and geometry are computed the
 //! same way, in double) and replaces the activation range with the int16 one.
 
-use crate::conv::{prepare_conv_per_channel, ConvOptions, ConvPerChannelParams, ConvQParams};
-use crate::depthwise_conv::{prepare_depthwise_conv_per_channel, DepthwiseConvOptions, DepthwiseConvPerChannelParams};
+use crate::conv::{conv_loops, prepare_conv_per_channel, ConvOptions, ConvPerChannelParams, ConvQParams};
+use crate::depthwise_conv::{
+    depthwise_conv_loops, prepare_depthwise_conv_per_channel, DepthwiseConvOptions, DepthwiseConvPerChannelParams,
+};
 use crate::fixedpoint::{
     calculate_activation_range_quantized_s16, multiply_by_quantized_multiplier_i64, FusedActivation, Rounding,
 };
 use crate::fully_connected::{
-    prepare_fully_connected, FullyConnectedParams, FullyConnectedQParams, FullyConnectedShape,
+    fully_connected_loops, prepare_fully_connected, FullyConnectedParams, FullyConnectedQParams, FullyConnectedShape,
 };
 use crate::{check_scale, KernelError, QParamsS8};
 
@@ -86,6 +88,46 @@ fn check_shifts(shifts: &[i32], multipliers: &[i32]) -> Result<(), KernelError> 
     Ok(())
 }
 
+/// The params structs whose activation range the 16x8 prepare replaces with the int16 one.
+trait ActivationRange {
+    fn set_activation_range(&mut self, range: (i32, i32));
+}
+
+impl ActivationRange for ConvPerChannelParams {
+    fn set_activation_range(&mut self, (min, max): (i32, i32)) {
+        (self.quantized_activation_min, self.quantized_activation_max) = (min, max);
+    }
+}
+
+impl ActivationRange for DepthwiseConvPerChannelParams {
+    fn set_activation_range(&mut self, (min, max): (i32, i32)) {
+        (self.quantized_activation_min, self.quantized_activation_max) = (min, max);
+    }
+}
+
+impl ActivationRange for FullyConnectedParams {
+    fn set_activation_range(&mut self, (min, max): (i32, i32)) {
+        (self.quantized_activation_min, self.quantized_activation_max) = (min, max);
+    }
+}
+
+/// A per-channel 16x8 prepare: `prepare_s8` (the int8 prepare, given the int16 scales as int8
+/// params with zero point 0) computes the geometry and multipliers; then the shift range is
+/// checked and the activation range becomes the int16 one.
+fn prepare_per_channel_16x8<P: ActivationRange>(
+    qparams: &Conv16QParams<'_>,
+    activation: FusedActivation,
+    output_multiplier: &mut [i32],
+    output_shift: &mut [i32],
+    prepare_s8: impl FnOnce(&ConvQParams<'_>, &mut [i32], &mut [i32]) -> Result<P, KernelError>,
+) -> Result<P, KernelError> {
+    let q = qparams.validated()?;
+    let mut p = prepare_s8(&q, output_multiplier, output_shift)?;
+    check_shifts(output_shift, output_multiplier)?;
+    p.set_activation_range(calculate_activation_range_quantized_s16(activation, qparams.output.scale));
+    Ok(p)
+}
+
 /// Validates a 16x8 CONV_2D; writes one multiplier and shift per output channel.
 pub fn prepare_conv_16x8(
     input_shape: [usize; 4],
@@ -95,20 +137,9 @@ pub fn prepare_conv_16x8(
     output_multiplier: &mut [i32],
     output_shift: &mut [i32],
 ) -> Result<ConvPerChannelParams, KernelError> {
-    let q = qparams.validated()?;
-    let mut p = prepare_conv_per_channel(
-        input_shape,
-        filter_shape,
-        options,
-        &q,
-        Rounding::Double,
-        output_multiplier,
-        output_shift,
-    )?;
-    check_shifts(output_shift, output_multiplier)?;
-    (p.quantized_activation_min, p.quantized_activation_max) =
-        calculate_activation_range_quantized_s16(options.activation, qparams.output.scale);
-    Ok(p)
+    prepare_per_channel_16x8(qparams, options.activation, output_multiplier, output_shift, |q, m, s| {
+        prepare_conv_per_channel(input_shape, filter_shape, options, q, Rounding::Double, m, s)
+    })
 }
 
 /// Validates a 16x8 DEPTHWISE_CONV_2D; writes one multiplier and shift per output channel.
@@ -120,20 +151,9 @@ pub fn prepare_depthwise_conv_16x8(
     output_multiplier: &mut [i32],
     output_shift: &mut [i32],
 ) -> Result<DepthwiseConvPerChannelParams, KernelError> {
-    let q = qparams.validated()?;
-    let mut p = prepare_depthwise_conv_per_channel(
-        input_shape,
-        filter_shape,
-        options,
-        &q,
-        Rounding::Double,
-        output_multiplier,
-        output_shift,
-    )?;
-    check_shifts(output_shift, output_multiplier)?;
-    (p.quantized_activation_min, p.quantized_activation_max) =
-        calculate_activation_range_quantized_s16(options.activation, qparams.output.scale);
-    Ok(p)
+    prepare_per_channel_16x8(qparams, options.activation, output_multiplier, output_shift, |q, m, s| {
+        prepare_depthwise_conv_per_channel(input_shape, filter_shape, options, q, Rounding::Double, m, s)
+    })
 }
 
 /// Validates a per-tensor 16x8 FULLY_CONNECTED (multiplier and bias-scale check as for int8).
@@ -153,9 +173,24 @@ pub fn prepare_fully_connected_16x8(
     let q = FullyConnectedQParams { input: input.as_s8(), filter, bias_scale, output: output.as_s8() };
     let mut p = prepare_fully_connected(shape, &q, activation, Rounding::Double)?;
     check_shifts(&[p.output_shift], &[p.output_multiplier])?;
-    (p.quantized_activation_min, p.quantized_activation_max) =
-        calculate_activation_range_quantized_s16(activation, output.scale);
+    p.set_activation_range(calculate_activation_range_quantized_s16(activation, output.scale));
     Ok(p)
+}
+
+/// TFLM's 16x8 output stage: bias added (wrapping), the int64 rescale, the output offset (the
+/// conv kernels have none: 0), the activation clamp.
+#[inline]
+fn output_s16(mut acc: i64, bias: Option<i64>, multiplier: i32, shift: i32, offset: i32, min: i32, max: i32) -> i16 {
+    if let Some(bias) = bias {
+        acc = acc.wrapping_add(bias);
+    }
+    multiply_by_quantized_multiplier_i64(acc, multiplier, shift).wrapping_add(offset).clamp(min, max) as i16
+}
+
+/// A 16x8 product: `weight · input` with no input offset, exact in int32, accumulated in int64.
+#[inline]
+fn mac_16x8(acc: i64, x: i16, w: i8) -> i64 {
+    acc + (w as i32 * x as i32) as i64
 }
 
 /// TFLM `reference_integer_ops::ConvPerChannel` for int16 input and output with int64 bias.
@@ -171,65 +206,10 @@ pub fn conv_16x8(
     bias: Option<&[i64]>,
     output: &mut [i16],
 ) {
-    let [batches, in_height, in_width, in_depth] = params.input_shape;
-    let [out_depth, filter_height, filter_width, filter_in_depth] = params.filter_shape;
-    let [_, out_height, out_width, _] = params.output_shape;
-    assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
-    assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
-    assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
-    assert!(output_multiplier.len() == out_depth && output_shift.len() == out_depth);
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), out_depth);
-    }
-    let groups = in_depth / filter_in_depth;
-    let filters_per_group = out_depth / groups;
-    let mut out_index = 0;
-    for batch in 0..batches {
-        for out_y in 0..out_height {
-            let in_y_origin = (out_y * params.stride_height) as isize - params.padding_values.height as isize;
-            for out_x in 0..out_width {
-                let in_x_origin = (out_x * params.stride_width) as isize - params.padding_values.width as isize;
-                for out_channel in 0..out_depth {
-                    let group = out_channel / filters_per_group;
-                    let mut acc: i64 = 0;
-                    for filter_y in 0..filter_height {
-                        let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
-                        if in_y < 0 || in_y >= in_height as isize {
-                            continue;
-                        }
-                        for filter_x in 0..filter_width {
-                            let in_x = in_x_origin + (params.dilation_width * filter_x) as isize;
-                            if in_x < 0 || in_x >= in_width as isize {
-                                continue;
-                            }
-                            let input_base = ((batch * in_height + in_y as usize) * in_width + in_x as usize)
-                                * in_depth
-                                + group * filter_in_depth;
-                            let filter_base =
-                                ((out_channel * filter_height + filter_y) * filter_width + filter_x) * filter_in_depth;
-                            let rows = input[input_base..input_base + filter_in_depth]
-                                .iter()
-                                .zip(&filter[filter_base..filter_base + filter_in_depth]);
-                            for (&x, &w) in rows {
-                                acc += (w as i32 * x as i32) as i64;
-                            }
-                        }
-                    }
-                    if let Some(bias) = bias {
-                        acc = acc.wrapping_add(bias[out_channel]);
-                    }
-                    let scaled = multiply_by_quantized_multiplier_i64(
-                        acc,
-                        output_multiplier[out_channel],
-                        output_shift[out_channel],
-                    );
-                    output[out_index] =
-                        scaled.clamp(params.quantized_activation_min, params.quantized_activation_max) as i16;
-                    out_index += 1;
-                }
-            }
-        }
-    }
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    conv_loops(params, output_multiplier, output_shift, input, filter, bias, output, mac_16x8, |acc, bias, m, s| {
+        output_s16(acc, bias, m, s, 0, min, max)
+    });
 }
 
 /// TFLM `reference_integer_ops::DepthwiseConvPerChannel` for int16 input and output, int64 bias.
@@ -245,57 +225,18 @@ pub fn depthwise_conv_16x8(
     bias: Option<&[i64]>,
     output: &mut [i16],
 ) {
-    let [batches, in_height, in_width, in_depth] = params.input_shape;
-    let [_, filter_height, filter_width, out_depth] = params.filter_shape;
-    let [_, out_height, out_width, _] = params.output_shape;
-    assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
-    assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
-    assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
-    assert!(output_multiplier.len() == out_depth && output_shift.len() == out_depth);
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), out_depth);
-    }
-    for batch in 0..batches {
-        for out_y in 0..out_height {
-            let in_y_origin = (out_y * params.stride_height) as isize - params.padding_values.height as isize;
-            for out_x in 0..out_width {
-                let in_x_origin = (out_x * params.stride_width) as isize - params.padding_values.width as isize;
-                for in_channel in 0..in_depth {
-                    for m in 0..params.depth_multiplier {
-                        let out_channel = in_channel * params.depth_multiplier + m;
-                        let mut acc: i64 = 0;
-                        for filter_y in 0..filter_height {
-                            let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
-                            if in_y < 0 || in_y >= in_height as isize {
-                                continue;
-                            }
-                            for filter_x in 0..filter_width {
-                                let in_x = in_x_origin + (params.dilation_width * filter_x) as isize;
-                                if in_x < 0 || in_x >= in_width as isize {
-                                    continue;
-                                }
-                                let x = input[((batch * in_height + in_y as usize) * in_width + in_x as usize)
-                                    * in_depth
-                                    + in_channel] as i64;
-                                let w = filter[(filter_y * filter_width + filter_x) * out_depth + out_channel] as i64;
-                                acc += w * x;
-                            }
-                        }
-                        if let Some(bias) = bias {
-                            acc = acc.wrapping_add(bias[out_channel]);
-                        }
-                        let scaled = multiply_by_quantized_multiplier_i64(
-                            acc,
-                            output_multiplier[out_channel],
-                            output_shift[out_channel],
-                        );
-                        output[((batch * out_height + out_y) * out_width + out_x) * out_depth + out_channel] =
-                            scaled.clamp(params.quantized_activation_min, params.quantized_activation_max) as i16;
-                    }
-                }
-            }
-        }
-    }
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    depthwise_conv_loops(
+        params,
+        output_multiplier,
+        output_shift,
+        input,
+        filter,
+        bias,
+        output,
+        mac_16x8,
+        |acc, bias, m, s| output_s16(acc, bias, m, s, 0, min, max),
+    );
 }
 
 /// TFLM `reference_integer_ops::FullyConnected<int16_t, int8_t, int16_t, int64_t>` (per tensor).
@@ -310,30 +251,20 @@ pub fn fully_connected_16x8(
     bias: Option<&[i64]>,
     output: &mut [i16],
 ) {
-    let FullyConnectedShape { batches, accum_depth, output_depth } = params.shape;
-    assert_eq!(input.len(), batches * accum_depth);
-    assert_eq!(filter.len(), output_depth * accum_depth);
-    assert_eq!(output.len(), batches * output_depth);
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), output_depth);
-    }
-    for b in 0..batches {
-        let input_row = &input[b * accum_depth..(b + 1) * accum_depth];
-        for out_c in 0..output_depth {
-            let filter_row = &filter[out_c * accum_depth..(out_c + 1) * accum_depth];
-            let mut acc: i64 = 0;
-            for (&x, &w) in input_row.iter().zip(filter_row) {
-                acc += ((w as i32 + params.weights_offset).wrapping_mul(x as i32 + params.input_offset)) as i64;
-            }
-            if let Some(bias) = bias {
-                acc = acc.wrapping_add(bias[out_c]);
-            }
-            let scaled = multiply_by_quantized_multiplier_i64(acc, params.output_multiplier, params.output_shift)
-                .wrapping_add(params.output_offset);
-            output[b * output_depth + out_c] =
-                scaled.clamp(params.quantized_activation_min, params.quantized_activation_max) as i16;
-        }
-    }
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    fully_connected_loops(
+        &params.shape,
+        input,
+        filter,
+        bias,
+        output,
+        |acc: i64, x: i16, w: i8| {
+            acc + ((w as i32 + params.weights_offset).wrapping_mul(x as i32 + params.input_offset)) as i64
+        },
+        |acc, bias, _| {
+            output_s16(acc, bias, params.output_multiplier, params.output_shift, params.output_offset, min, max)
+        },
+    );
 }
 
 #[cfg(test)]

@@ -5,11 +5,10 @@
 //! filter `[0, ky, kx, oc]`; the quantized dimension is 3.
 
 use crate::conv::{
-    check_conv_qparams, check_len, check_positive, populate_convolution_quantization_params, ConvQParams,
+    assert_channel_slices, check_conv_qparams, check_len, check_positive, mac_s8,
+    populate_convolution_quantization_params, ConvQParams, OutputStageS8,
 };
-use crate::fixedpoint::{
-    calculate_activation_range_quantized, multiply_by_quantized_multiplier_with, FusedActivation, Rounding,
-};
+use crate::fixedpoint::{calculate_activation_range_quantized, FusedActivation, Rounding};
 use crate::padding::{compute_padding_height_width, Padding, PaddingValues};
 use crate::KernelError;
 
@@ -118,6 +117,69 @@ pub fn prepare_depthwise_conv_per_channel(
     })
 }
 
+/// The loop nest of TFLM's `DepthwiseConvPerChannel`, shared by the int8 and the 16x8 kernel:
+/// for each output position and channel `ic · depth_multiplier + m` it folds `mac` over the
+/// in-image taps starting from `A::default()` (0), in TFLM's order, and writes
+/// `finish(sum, bias, multiplier, shift)` of that channel.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn depthwise_conv_loops<X: Copy, B: Copy, A: Copy + Default, Y>(
+    params: &DepthwiseConvPerChannelParams,
+    output_multiplier: &[i32],
+    output_shift: &[i32],
+    input: &[X],
+    filter: &[i8],
+    bias: Option<&[B]>,
+    output: &mut [Y],
+    mac: impl Fn(A, X, i8) -> A,
+    finish: impl Fn(A, Option<B>, i32, i32) -> Y,
+) {
+    let [batches, in_height, in_width, in_depth] = params.input_shape;
+    let [_, filter_height, filter_width, out_depth] = params.filter_shape;
+    let [_, out_height, out_width, _] = params.output_shape;
+    assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
+    assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
+    assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
+    assert_channel_slices(out_depth, output_multiplier, output_shift, bias);
+    for batch in 0..batches {
+        for out_y in 0..out_height {
+            let in_y_origin = (out_y * params.stride_height) as isize - params.padding_values.height as isize;
+            for out_x in 0..out_width {
+                let in_x_origin = (out_x * params.stride_width) as isize - params.padding_values.width as isize;
+                for in_channel in 0..in_depth {
+                    for m in 0..params.depth_multiplier {
+                        let out_channel = in_channel * params.depth_multiplier + m;
+                        let mut acc = A::default();
+                        for filter_y in 0..filter_height {
+                            let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
+                            if in_y < 0 || in_y >= in_height as isize {
+                                continue;
+                            }
+                            for filter_x in 0..filter_width {
+                                let in_x = in_x_origin + (params.dilation_width * filter_x) as isize;
+                                if in_x < 0 || in_x >= in_width as isize {
+                                    continue;
+                                }
+                                let input_val = input[((batch * in_height + in_y as usize) * in_width + in_x as usize)
+                                    * in_depth
+                                    + in_channel];
+                                let filter_val = filter[(filter_y * filter_width + filter_x) * out_depth + out_channel];
+                                acc = mac(acc, input_val, filter_val);
+                            }
+                        }
+                        output[((batch * out_height + out_y) * out_width + out_x) * out_depth + out_channel] = finish(
+                            acc,
+                            bias.map(|b| b[out_channel]),
+                            output_multiplier[out_channel],
+                            output_shift[out_channel],
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// TFLM `reference_integer_ops::DepthwiseConvPerChannel`.
 ///
 /// # Panics
@@ -131,61 +193,19 @@ pub fn depthwise_conv_per_channel(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
-    let [batches, in_height, in_width, in_depth] = params.input_shape;
-    let [_, filter_height, filter_width, out_depth] = params.filter_shape;
-    let [_, out_height, out_width, _] = params.output_shape;
-    assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
-    assert_eq!(filter.len(), params.filter_shape.iter().product::<usize>());
-    assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
-    assert!(output_multiplier.len() == out_depth && output_shift.len() == out_depth);
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), out_depth);
-    }
-    for batch in 0..batches {
-        for out_y in 0..out_height {
-            let in_y_origin = (out_y * params.stride_height) as isize - params.padding_values.height as isize;
-            for out_x in 0..out_width {
-                let in_x_origin = (out_x * params.stride_width) as isize - params.padding_values.width as isize;
-                for in_channel in 0..in_depth {
-                    for m in 0..params.depth_multiplier {
-                        let out_channel = in_channel * params.depth_multiplier + m;
-                        let mut acc: i32 = 0;
-                        for filter_y in 0..filter_height {
-                            let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
-                            if in_y < 0 || in_y >= in_height as isize {
-                                continue;
-                            }
-                            for filter_x in 0..filter_width {
-                                let in_x = in_x_origin + (params.dilation_width * filter_x) as isize;
-                                if in_x < 0 || in_x >= in_width as isize {
-                                    continue;
-                                }
-                                let input_val = input[((batch * in_height + in_y as usize) * in_width + in_x as usize)
-                                    * in_depth
-                                    + in_channel] as i32;
-                                let filter_val =
-                                    filter[(filter_y * filter_width + filter_x) * out_depth + out_channel] as i32;
-                                acc = acc.wrapping_add(filter_val * (input_val + params.input_offset));
-                            }
-                        }
-                        if let Some(bias) = bias {
-                            acc = acc.wrapping_add(bias[out_channel]);
-                        }
-                        acc = multiply_by_quantized_multiplier_with(
-                            acc,
-                            output_multiplier[out_channel],
-                            output_shift[out_channel],
-                            params.rounding,
-                        );
-                        acc = acc.wrapping_add(params.output_offset);
-                        acc = acc.clamp(params.quantized_activation_min, params.quantized_activation_max);
-                        output[((batch * out_height + out_y) * out_width + out_x) * out_depth + out_channel] =
-                            acc as i8;
-                    }
-                }
-            }
-        }
-    }
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    let stage = OutputStageS8 { offset: params.output_offset, min, max, rounding: params.rounding };
+    depthwise_conv_loops(
+        params,
+        output_multiplier,
+        output_shift,
+        input,
+        filter,
+        bias,
+        output,
+        mac_s8(params.input_offset),
+        |acc, bias, multiplier, shift| stage.apply(acc, bias, multiplier, shift),
+    );
 }
 
 #[cfg(test)]

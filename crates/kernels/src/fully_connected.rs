@@ -7,12 +7,10 @@
 //! `[batches, accum_depth]`, the filter as `[output_depth, accum_depth]`.
 
 use crate::conv::{
-    check_conv_qparams, check_len, check_positive, populate_convolution_quantization_params, ConvQParams,
+    assert_channel_slices, check_conv_qparams, check_len, check_positive, mac_s8,
+    populate_convolution_quantization_params, ConvQParams, OutputStageS8,
 };
-use crate::fixedpoint::{
-    calculate_activation_range_quantized, multiply_by_quantized_multiplier_with, quantize_multiplier_with,
-    FusedActivation, Rounding,
-};
+use crate::fixedpoint::{calculate_activation_range_quantized, quantize_multiplier_with, FusedActivation, Rounding};
 use crate::{KernelError, QParamsS8};
 
 /// Geometry of a FULLY_CONNECTED: `batches = flat_size(output) / output_depth`,
@@ -137,12 +135,36 @@ pub fn prepare_fully_connected_per_channel(
     })
 }
 
-fn check_slices(shape: &FullyConnectedShape, input: &[i8], filter: &[i8], bias: Option<&[i32]>, output: &[i8]) {
-    assert_eq!(input.len(), shape.batches * shape.accum_depth);
-    assert_eq!(filter.len(), shape.output_depth * shape.accum_depth);
-    assert_eq!(output.len(), shape.batches * shape.output_depth);
+/// The loop nest of TFLM's `FullyConnected`, shared by the int8 (per tensor and per channel) and
+/// the 16x8 kernel: for each batch row and unit it folds `mac` over the row and the unit's
+/// weights starting from `A::default()` (0), and writes `finish(sum, bias, unit)`.
+#[inline]
+pub(crate) fn fully_connected_loops<X: Copy, B: Copy, A: Copy + Default, Y>(
+    shape: &FullyConnectedShape,
+    input: &[X],
+    filter: &[i8],
+    bias: Option<&[B]>,
+    output: &mut [Y],
+    mac: impl Fn(A, X, i8) -> A,
+    finish: impl Fn(A, Option<B>, usize) -> Y,
+) {
+    let FullyConnectedShape { batches, accum_depth, output_depth } = *shape;
+    assert_eq!(input.len(), batches * accum_depth);
+    assert_eq!(filter.len(), output_depth * accum_depth);
+    assert_eq!(output.len(), batches * output_depth);
     if let Some(bias) = bias {
-        assert_eq!(bias.len(), shape.output_depth);
+        assert_eq!(bias.len(), output_depth);
+    }
+    for b in 0..batches {
+        let input_row = &input[b * accum_depth..(b + 1) * accum_depth];
+        for out_c in 0..output_depth {
+            let filter_row = &filter[out_c * accum_depth..(out_c + 1) * accum_depth];
+            let mut acc = A::default();
+            for (&x, &w) in input_row.iter().zip(filter_row) {
+                acc = mac(acc, x, w);
+            }
+            output[b * output_depth + out_c] = finish(acc, bias.map(|bias| bias[out_c]), out_c);
+        }
     }
 }
 
@@ -157,30 +179,19 @@ pub fn fully_connected(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
-    let FullyConnectedShape { batches, accum_depth, output_depth } = params.shape;
-    check_slices(&params.shape, input, filter, bias, output);
-    for b in 0..batches {
-        let input_row = &input[b * accum_depth..(b + 1) * accum_depth];
-        for out_c in 0..output_depth {
-            let filter_row = &filter[out_c * accum_depth..(out_c + 1) * accum_depth];
-            let mut acc: i32 = 0;
-            for (&x, &w) in input_row.iter().zip(filter_row) {
-                acc = acc.wrapping_add((w as i32 + params.weights_offset) * (x as i32 + params.input_offset));
-            }
-            if let Some(bias) = bias {
-                acc = acc.wrapping_add(bias[out_c]);
-            }
-            let acc = multiply_by_quantized_multiplier_with(
-                acc,
-                params.output_multiplier,
-                params.output_shift,
-                params.rounding,
-            )
-            .wrapping_add(params.output_offset);
-            output[b * output_depth + out_c] =
-                acc.clamp(params.quantized_activation_min, params.quantized_activation_max) as i8;
-        }
-    }
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    let stage = OutputStageS8 { offset: params.output_offset, min, max, rounding: params.rounding };
+    fully_connected_loops(
+        &params.shape,
+        input,
+        filter,
+        bias,
+        output,
+        |acc: i32, x: i8, w: i8| {
+            acc.wrapping_add((w as i32 + params.weights_offset) * (x as i32 + params.input_offset))
+        },
+        |acc, bias, _| stage.apply(acc, bias, params.output_multiplier, params.output_shift),
+    );
 }
 
 /// TFLM `reference_integer_ops::FullyConnectedPerChannel`.
@@ -196,31 +207,18 @@ pub fn fully_connected_per_channel(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) {
-    let FullyConnectedShape { batches, accum_depth, output_depth } = params.shape;
-    check_slices(&params.shape, input, filter, bias, output);
-    assert!(output_multiplier.len() == output_depth && output_shift.len() == output_depth);
-    for b in 0..batches {
-        let input_row = &input[b * accum_depth..(b + 1) * accum_depth];
-        for out_c in 0..output_depth {
-            let filter_row = &filter[out_c * accum_depth..(out_c + 1) * accum_depth];
-            let mut acc: i32 = 0;
-            for (&x, &w) in input_row.iter().zip(filter_row) {
-                acc = acc.wrapping_add(w as i32 * (x as i32 + params.input_offset));
-            }
-            if let Some(bias) = bias {
-                acc = acc.wrapping_add(bias[out_c]);
-            }
-            let acc = multiply_by_quantized_multiplier_with(
-                acc,
-                output_multiplier[out_c],
-                output_shift[out_c],
-                params.rounding,
-            )
-            .wrapping_add(params.output_offset);
-            output[b * output_depth + out_c] =
-                acc.clamp(params.quantized_activation_min, params.quantized_activation_max) as i8;
-        }
-    }
+    assert_channel_slices(params.shape.output_depth, output_multiplier, output_shift, bias);
+    let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
+    let stage = OutputStageS8 { offset: params.output_offset, min, max, rounding: params.rounding };
+    fully_connected_loops(
+        &params.shape,
+        input,
+        filter,
+        bias,
+        output,
+        mac_s8(params.input_offset),
+        |acc, bias, unit| stage.apply(acc, bias, output_multiplier[unit], output_shift[unit]),
+    );
 }
 
 #[cfg(test)]

@@ -67,13 +67,16 @@ pub fn symmetric_per_channel(w: &[f32], shape: &[usize], axis: usize) -> (Vec<i8
 /// int32 bias with scale `input_scale × weight_scale[c]` (computed in double, as TFLM does for
 /// per-channel ops), rounded half away from zero and saturated.
 pub fn quantize_bias(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Vec<i32> {
-    bias.iter()
-        .enumerate()
-        .map(|(c, &b)| {
-            let s = input_scale as f64 * weight_scales[c % weight_scales.len()] as f64;
-            (b as f64 / s).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32
-        })
-        .collect()
+    bias_steps(bias, input_scale, weight_scales).map(|v| v.clamp(i32::MIN as f64, i32::MAX as f64) as i32).collect()
+}
+
+/// Each bias value in steps of `input_scale × weight_scale[c]` (in double), rounded half away
+/// from zero; `weight_scales` holds one scale or one per channel.
+fn bias_steps<'a>(bias: &'a [f32], input_scale: f32, weight_scales: &'a [f32]) -> impl Iterator<Item = f64> + 'a {
+    bias.iter().enumerate().map(move |(c, &b)| {
+        let s = input_scale as f64 * weight_scales[c % weight_scales.len()] as f64;
+        (b as f64 / s).round()
+    })
 }
 
 /// Scale of an int16 activation covering `[min, max]` (the 16x8 scheme): symmetric, zero point
@@ -89,13 +92,7 @@ pub fn symmetric_int16_scale(min: f32, max: f32) -> Result<f32, QuantError> {
 /// int64 bias of a 16x8 layer: scale `input_scale × weight_scale[c]` in double, rounded half away
 /// from zero and saturated.
 pub fn quantize_bias_i64(bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> Vec<i64> {
-    bias.iter()
-        .enumerate()
-        .map(|(c, &b)| {
-            let s = input_scale as f64 * weight_scales[c % weight_scales.len()] as f64;
-            (b as f64 / s).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64
-        })
-        .collect()
+    bias_steps(bias, input_scale, weight_scales).map(|v| v.clamp(i64::MIN as f64, i64::MAX as f64) as i64).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
-use tinyq_ir::Graph;
+use tinyq_ir::{Graph, Op};
 use tinyq_quant::{
     can_keep_in_float, can_run_16x8, choose_range, quantize_graph_mixed, Calibration, Histogram, PtqConfig, TensorStats,
 };
@@ -28,46 +28,47 @@ pub struct QuantizeOptions {
 /// Indices of the nodes named in `names` (by node or output tensor name) to run as 16x8
 /// layers; an error names a node that does not exist or has no 16x8 kernel.
 pub fn int16_node_indices(g: &Graph, names: &[String]) -> Result<Vec<usize>, TinyqError> {
-    let mut found = Vec::new();
-    for name in names {
-        let k = g
-            .nodes
-            .iter()
-            .position(|n| &n.name == name || n.outputs.iter().any(|&o| &g.tensor(o).name == name))
-            .ok_or_else(|| TinyqError::Input(format!("--int16 `{name}`: no node or node output has that name")))?;
-        let n = &g.nodes[k];
-        if !can_run_16x8(&n.op) {
-            return Err(TinyqError::Input(format!(
-                "--int16 `{name}`: node `{}` is {}; only conv, depthwise conv and fully connected nodes have 16x8 kernels",
-                n.name,
-                n.op.name()
-            )));
-        }
-        if !found.contains(&k) {
-            found.push(k);
-        }
-    }
-    found.sort_unstable();
-    Ok(found)
+    node_indices(
+        g,
+        names,
+        "--int16",
+        can_run_16x8,
+        "only conv, depthwise conv and fully connected nodes have 16x8 kernels",
+    )
 }
 
 /// Indices of the nodes named (by node name or by output tensor name) in `names`; an error names
 /// a node that does not exist or cannot be kept in float.
 pub fn float_node_indices(g: &Graph, names: &[String]) -> Result<Vec<usize>, TinyqError> {
+    node_indices(
+        g,
+        names,
+        "--keep-float",
+        can_keep_in_float,
+        "only conv, depthwise conv, fully connected, reshape and transpose nodes can stay in float",
+    )
+}
+
+/// Sorted, deduplicated indices of the nodes named in `names` (by node or output tensor name)
+/// for the option `flag`; an error names a node that does not exist or whose op fails `allowed`
+/// (`rule` says which ops pass).
+fn node_indices(
+    g: &Graph,
+    names: &[String],
+    flag: &str,
+    allowed: fn(&Op) -> bool,
+    rule: &str,
+) -> Result<Vec<usize>, TinyqError> {
     let mut found = Vec::new();
     for name in names {
         let k = g
             .nodes
             .iter()
             .position(|n| &n.name == name || n.outputs.iter().any(|&o| &g.tensor(o).name == name))
-            .ok_or_else(|| TinyqError::Input(format!("--keep-float `{name}`: no node or node output has that name")))?;
+            .ok_or_else(|| TinyqError::Input(format!("{flag} `{name}`: no node or node output has that name")))?;
         let n = &g.nodes[k];
-        if !can_keep_in_float(&n.op) {
-            return Err(TinyqError::Input(format!(
-                "--keep-float `{name}`: node `{}` is {}; only conv, depthwise conv, fully connected, reshape and transpose nodes can stay in float",
-                n.name,
-                n.op.name()
-            )));
+        if !allowed(&n.op) {
+            return Err(TinyqError::Input(format!("{flag} `{name}`: node `{}` is {}; {rule}", n.name, n.op.name())));
         }
         if !found.contains(&k) {
             found.push(k);

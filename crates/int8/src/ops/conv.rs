@@ -15,20 +15,58 @@ use tinyq_kernels::Rounding;
 use super::{activation, Ctx, Kernel, Prepared};
 use crate::Int8Error;
 
-pub(crate) struct Conv2D {
-    params: ConvPerChannelParams,
-    multiplier: Vec<i32>,
-    shift: Vec<i32>,
-    filter: Vec<i8>,
-    bias: Option<Vec<i32>>,
+/// A prepared conv-like layer with per-channel multipliers: `P` is the kernel's params, `B` the
+/// bias type (int32 for int8 layers, int64 for 16x8 ones).
+pub(crate) struct PerChannelKernel<P, B> {
+    pub params: P,
+    pub multiplier: Vec<i32>,
+    pub shift: Vec<i32>,
+    pub filter: Vec<i8>,
+    pub bias: Option<Vec<B>>,
 }
 
-pub(crate) struct DepthwiseConv2D {
-    params: DepthwiseConvPerChannelParams,
-    multiplier: Vec<i32>,
-    shift: Vec<i32>,
-    filter: Vec<i8>,
-    bias: Option<Vec<i32>>,
+pub(crate) type Conv2D = PerChannelKernel<ConvPerChannelParams, i32>;
+pub(crate) type DepthwiseConv2D = PerChannelKernel<DepthwiseConvPerChannelParams, i32>;
+
+/// CONV_2D's builtin options.
+pub(super) fn conv_options(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<ConvOptions, Int8Error> {
+    Ok(ConvOptions {
+        padding: ctx.padding(p.padding)?,
+        stride_height: p.stride[0],
+        stride_width: p.stride[1],
+        dilation_height: p.dilation[0],
+        dilation_width: p.dilation[1],
+        activation: activation(p.activation),
+    })
+}
+
+/// Fails unless the op's depth multiplier is what the input and filter depths imply.
+pub(super) fn check_depth_multiplier(
+    ctx: &Ctx<'_>,
+    p: &op::DepthwiseConv2D,
+    input_shape: [usize; 4],
+    channels: usize,
+) -> Result<(), Int8Error> {
+    if input_shape[3] * p.depth_multiplier != channels {
+        return Err(ctx.err(format!(
+            "depth multiplier {} does not match input depth {} and filter depth {channels}",
+            p.depth_multiplier, input_shape[3]
+        )));
+    }
+    Ok(())
+}
+
+/// DEPTHWISE_CONV_2D's builtin options.
+pub(super) fn depthwise_options(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -> Result<DepthwiseConvOptions, Int8Error> {
+    let c = &p.conv;
+    Ok(DepthwiseConvOptions {
+        padding: ctx.padding(c.padding)?,
+        stride_height: c.stride[0],
+        stride_width: c.stride[1],
+        dilation_height: c.dilation[0],
+        dilation_width: c.dilation[1],
+        activation: activation(c.activation),
+    })
 }
 
 pub(crate) fn prepare_conv2d(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepared, Int8Error> {
@@ -39,14 +77,7 @@ pub(crate) fn prepare_conv2d(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepared, 
     let channels = filter_shape[0];
     let wq = ctx.weight_qparams(w, 0, channels)?;
     let qparams = ConvQParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
-    let options = ConvOptions {
-        padding: ctx.padding(p.padding)?,
-        stride_height: p.stride[0],
-        stride_width: p.stride[1],
-        dilation_height: p.dilation[0],
-        dilation_width: p.dilation[1],
-        activation: activation(p.activation),
-    };
+    let options = conv_options(ctx, p)?;
     let (mut multiplier, mut shift) = (vec![0; channels], vec![0; channels]);
     let params = prepare_conv_per_channel(
         ctx.nhwc(x)?,
@@ -69,23 +100,10 @@ pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -
     let (input, output) = (ctx.s8(x)?, ctx.s8(ctx.output())?);
     let (input_shape, filter_shape) = (ctx.nhwc(x)?, ctx.nhwc(w)?);
     let channels = filter_shape[3];
-    if input_shape[3] * p.depth_multiplier != channels {
-        return Err(ctx.err(format!(
-            "depth multiplier {} does not match input depth {} and filter depth {channels}",
-            p.depth_multiplier, input_shape[3]
-        )));
-    }
+    check_depth_multiplier(ctx, p, input_shape, channels)?;
     let wq = ctx.weight_qparams(w, 3, channels)?;
     let qparams = ConvQParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
-    let c = &p.conv;
-    let options = DepthwiseConvOptions {
-        padding: ctx.padding(c.padding)?,
-        stride_height: c.stride[0],
-        stride_width: c.stride[1],
-        dilation_height: c.dilation[0],
-        dilation_width: c.dilation[1],
-        activation: activation(c.activation),
-    };
+    let options = depthwise_options(ctx, p)?;
     let (mut multiplier, mut shift) = (vec![0; channels], vec![0; channels]);
     let params = prepare_depthwise_conv_per_channel(
         input_shape,

@@ -1,36 +1,26 @@
 //! The 16x8 layers: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 input and output
 //! (zero point 0), int8 weights (per channel along axis 0 / 3 or per tensor for the convs, per
 //! tensor for fully connected) and optional int64 bias. Kernels: `tinyq_kernels::conv16`
-//! (TFLM's int16 `ConvPerChannel`, `DepthwiseConvPerChannel`, `FullyConnected`).
+//! (TFLM's int16 `ConvPerChannel`, `DepthwiseConvPerChannel`, `FullyConnected`). The geometry
+//! and option checks are the int8 layers' (`conv.rs`, `fully_connected.rs`).
 
 use tinyq_ir::op;
-use tinyq_kernels::conv::{ConvOptions, ConvPerChannelParams};
+use tinyq_kernels::conv::ConvPerChannelParams;
 use tinyq_kernels::conv16::{
     conv_16x8, depthwise_conv_16x8, fully_connected_16x8, prepare_conv_16x8, prepare_depthwise_conv_16x8,
     prepare_fully_connected_16x8 as prepare_fc_kernel, Conv16QParams,
 };
-use tinyq_kernels::depthwise_conv::{DepthwiseConvOptions, DepthwiseConvPerChannelParams};
-use tinyq_kernels::fully_connected::{FullyConnectedParams, FullyConnectedShape};
+use tinyq_kernels::depthwise_conv::DepthwiseConvPerChannelParams;
+use tinyq_kernels::fully_connected::FullyConnectedParams;
 use tinyq_kernels::QParamsS8;
 
+use super::conv::{check_depth_multiplier, conv_options, depthwise_options, PerChannelKernel};
+use super::fully_connected::{bias_scale, fully_connected_shape};
 use super::{activation, Ctx, Kernel, Prepared};
 use crate::Int8Error;
 
-pub(crate) struct Conv2D16 {
-    params: ConvPerChannelParams,
-    multiplier: Vec<i32>,
-    shift: Vec<i32>,
-    filter: Vec<i8>,
-    bias: Option<Vec<i64>>,
-}
-
-pub(crate) struct DepthwiseConv2D16 {
-    params: DepthwiseConvPerChannelParams,
-    multiplier: Vec<i32>,
-    shift: Vec<i32>,
-    filter: Vec<i8>,
-    bias: Option<Vec<i64>>,
-}
+pub(crate) type Conv2D16 = PerChannelKernel<ConvPerChannelParams, i64>;
+pub(crate) type DepthwiseConv2D16 = PerChannelKernel<DepthwiseConvPerChannelParams, i64>;
 
 pub(crate) struct FullyConnected16 {
     params: FullyConnectedParams,
@@ -46,14 +36,7 @@ pub(crate) fn prepare_conv2d_16x8(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepa
     let channels = filter_shape[0];
     let wq = ctx.weight_qparams(w, 0, channels)?;
     let qparams = Conv16QParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
-    let options = ConvOptions {
-        padding: ctx.padding(p.padding)?,
-        stride_height: p.stride[0],
-        stride_width: p.stride[1],
-        dilation_height: p.dilation[0],
-        dilation_width: p.dilation[1],
-        activation: activation(p.activation),
-    };
+    let options = conv_options(ctx, p)?;
     let (mut multiplier, mut shift) = (vec![0; channels], vec![0; channels]);
     let params = prepare_conv_16x8(ctx.nhwc(x)?, filter_shape, &options, &qparams, &mut multiplier, &mut shift)
         .map_err(ctx.kernel_err())?;
@@ -69,23 +52,10 @@ pub(crate) fn prepare_depthwise_conv2d_16x8(ctx: &Ctx<'_>, p: &op::DepthwiseConv
     let (input, output) = (ctx.s16(x)?, ctx.s16(ctx.output())?);
     let (input_shape, filter_shape) = (ctx.nhwc(x)?, ctx.nhwc(w)?);
     let channels = filter_shape[3];
-    if input_shape[3] * p.depth_multiplier != channels {
-        return Err(ctx.err(format!(
-            "depth multiplier {} does not match input depth {} and filter depth {channels}",
-            p.depth_multiplier, input_shape[3]
-        )));
-    }
+    check_depth_multiplier(ctx, p, input_shape, channels)?;
     let wq = ctx.weight_qparams(w, 3, channels)?;
     let qparams = Conv16QParams { input, filter_scales: &wq.scale, filter_zero_points: &wq.zero_point, output };
-    let c = &p.conv;
-    let options = DepthwiseConvOptions {
-        padding: ctx.padding(c.padding)?,
-        stride_height: c.stride[0],
-        stride_width: c.stride[1],
-        dilation_height: c.dilation[0],
-        dilation_width: c.dilation[1],
-        activation: activation(c.activation),
-    };
+    let options = depthwise_options(ctx, p)?;
     let (mut multiplier, mut shift) = (vec![0; channels], vec![0; channels]);
     let params =
         prepare_depthwise_conv_16x8(input_shape, filter_shape, &options, &qparams, &mut multiplier, &mut shift)
@@ -105,22 +75,8 @@ pub(crate) fn prepare_fully_connected_16x8(ctx: &Ctx<'_>, p: &op::FullyConnected
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
     let (input, output) = (ctx.s16(x)?, ctx.s16(ctx.output())?);
-    let [units, depth] = w.shape[..] else {
-        return Err(ctx.err(format!("weights `{}` have shape {:?}, expected [units, depth]", w.name, w.shape)));
-    };
-    let out = ctx.output();
-    if units == 0 || !out.numel().is_multiple_of(units) {
-        return Err(
-            ctx.err(format!("output `{}` of shape {:?} is not a multiple of {units} units", out.name, out.shape))
-        );
-    }
-    let shape = FullyConnectedShape { batches: out.numel() / units, accum_depth: depth, output_depth: units };
-    if x.numel() != shape.batches * depth {
-        return Err(ctx.err(format!(
-            "input `{}` of shape {:?} is not {} rows of {depth} features",
-            x.name, x.shape, shape.batches
-        )));
-    }
+    let shape = fully_connected_shape(ctx, x, w)?;
+    let units = shape.output_depth;
     let wq = ctx.weight_qparams(w, 0, units)?;
     if wq.scale.len() != 1 {
         return Err(ctx.err(format!(
@@ -128,15 +84,7 @@ pub(crate) fn prepare_fully_connected_16x8(ctx: &Ctx<'_>, p: &op::FullyConnected
             w.name
         )));
     }
-    let bias_scale = match ctx.node.inputs.get(2) {
-        Some(&b) => Some(
-            *ctx.qparams(ctx.graph.tensor(b))?
-                .scale
-                .first()
-                .ok_or_else(|| ctx.err("the bias has quantization without a scale"))?,
-        ),
-        None => None,
-    };
+    let bias_scale = bias_scale(ctx)?;
     let filter = QParamsS8::new(wq.scale[0], wq.zero_point[0]);
     let params = prepare_fc_kernel(shape, input, filter, bias_scale, output, activation(p.activation))
         .map_err(ctx.kernel_err())?;

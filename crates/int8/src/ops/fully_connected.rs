@@ -5,7 +5,7 @@
 //! `reference_integer_ops::FullyConnected` / `FullyConnectedPerChannel`). TFLM picks the
 //! per-channel kernel exactly when the weights carry more than one scale; so does this.
 
-use tinyq_ir::op;
+use tinyq_ir::{op, Tensor};
 use tinyq_kernels::conv::ConvQParams;
 use tinyq_kernels::fully_connected::{
     fully_connected, fully_connected_per_channel, prepare_fully_connected as prepare_fully_connected_s8,
@@ -28,11 +28,9 @@ enum Scheme {
     PerChannel { params: FullyConnectedPerChannelParams, multiplier: Vec<i32>, shift: Vec<i32> },
 }
 
-pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> Result<Prepared, Int8Error> {
-    ctx.expect_inputs(2..=3)?;
-    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
-    let input = ctx.s8(x)?;
-    let output = ctx.s8(ctx.output())?;
+/// The `[batches, depth] × [units, depth]` view of a FULLY_CONNECTED, checked against its input
+/// and output sizes.
+pub(super) fn fully_connected_shape(ctx: &Ctx<'_>, x: &Tensor, w: &Tensor) -> Result<FullyConnectedShape, Int8Error> {
     let [units, depth] = w.shape[..] else {
         return Err(ctx.err(format!("weights `{}` have shape {:?}, expected [units, depth]", w.name, w.shape)));
     };
@@ -49,19 +47,34 @@ pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> 
             x.name, x.shape, shape.batches
         )));
     }
+    Ok(shape)
+}
+
+/// The scale of the optional bias (input 2), which the per-tensor prepare checks as TFLM does.
+pub(super) fn bias_scale(ctx: &Ctx<'_>) -> Result<Option<f32>, Int8Error> {
+    match ctx.node.inputs.get(2) {
+        Some(&b) => Ok(Some(
+            *ctx.qparams(ctx.graph.tensor(b))?
+                .scale
+                .first()
+                .ok_or_else(|| ctx.err("the bias has quantization without a scale"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(2..=3)?;
+    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let input = ctx.s8(x)?;
+    let output = ctx.s8(ctx.output())?;
+    let shape = fully_connected_shape(ctx, x, w)?;
+    let units = shape.output_depth;
     let wq = ctx.weight_qparams(w, 0, units)?;
     let bias = ctx.bias(2, units)?;
     let act = activation(p.activation);
     let scheme = if wq.scale.len() == 1 {
-        let bias_scale = match ctx.node.inputs.get(2) {
-            Some(&b) => Some(
-                *ctx.qparams(ctx.graph.tensor(b))?
-                    .scale
-                    .first()
-                    .ok_or_else(|| ctx.err("the bias has quantization without a scale"))?,
-            ),
-            None => None,
-        };
+        let bias_scale = bias_scale(ctx)?;
         let filter = QParamsS8::new(wq.scale[0], wq.zero_point[0]);
         let qparams = FullyConnectedQParams { input, filter, bias_scale, output };
         Scheme::PerTensor(prepare_fully_connected_s8(shape, &qparams, act, Rounding::Double).map_err(ctx.kernel_err())?)
