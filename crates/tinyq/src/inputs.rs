@@ -218,3 +218,55 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
 pub fn quantize_s8(x: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
     x.iter().map(|&v| ((v / scale).round() as i32 + zero_point).clamp(-128, 127) as i8).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyq_data::{write_npz, LoadOptions};
+    use tinyq_ir::{QParams, Tensor};
+
+    fn graph(dtype: DType, qparams: Option<QParams>) -> Graph {
+        let mut g = Graph::default();
+        let mut t = Tensor::activation("x", vec![1, 3], dtype);
+        t.qparams = qparams;
+        let x = g.add_tensor(t);
+        g.inputs = vec![x];
+        g.outputs = vec![x];
+        g
+    }
+
+    /// Five samples `[i, i + 0.25, i + 0.5]` bound to a float `[1, 3]` input (`tag` keeps the
+    /// file of each test apart, as tests run in parallel).
+    fn five_samples(tag: &str) -> BoundInputs {
+        let path = std::env::temp_dir().join(format!("tinyq-inputs-{}-{tag}.npz", std::process::id()));
+        let values: Vec<f32> = (0..5).flat_map(|i| [i as f32, i as f32 + 0.25, i as f32 + 0.5]).collect();
+        let x = NdArray { shape: vec![5, 3], data: ArrayData::F32(values) };
+        write_npz(&path, &[("x", &x)]).unwrap();
+        let ds = Dataset::open(&path, &LoadOptions::default()).unwrap();
+        let bound = bind_inputs(&graph(DType::F32, None), &ds, &["x".into()]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        bound
+    }
+
+    #[test]
+    fn spread_picks_evenly_and_keeps_all_when_asked_for_more() {
+        let b = five_samples("spread");
+        let s = b.spread(2);
+        assert_eq!(s.samples, 2);
+        assert_eq!(s.sample_f32(0).unwrap()[0], &[0.0, 0.25, 0.5]);
+        assert_eq!(s.sample_f32(1).unwrap()[0], &[2.0, 2.25, 2.5]);
+        let all = b.spread(9);
+        assert_eq!(all.samples, 5);
+        assert_eq!(all.sample_f32(4).unwrap()[0], &[4.0, 4.25, 4.5]);
+    }
+
+    #[test]
+    fn rebind_quantizes_float_data_for_an_int8_input() {
+        let b = five_samples("rebind");
+        let q = QParams { scale: vec![0.25], zero_point: vec![-3], axis: None };
+        let r = b.rebind(&graph(DType::I8, Some(q))).unwrap();
+        let SampleRef::I8(v) = r.sample(3)[0] else { panic!("int8 sample") };
+        assert_eq!(v, &[9, 10, 11]);
+        assert!(b.rebind(&graph(DType::I8, None)).is_err(), "an int8 input without per-tensor parameters");
+    }
+}
