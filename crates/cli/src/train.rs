@@ -122,7 +122,8 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         "ema" => RangeMode::Ema,
         other => bail!("--ranges `{other}`: expected learned or ema"),
     };
-    let schedule = Schedule::parse(&a.schedule).with_context(|| format!("--schedule `{}`: expected cosine, constant or step:EVERY:GAMMA", a.schedule))?;
+    let schedule = Schedule::parse(&a.schedule)
+        .with_context(|| format!("--schedule `{}`: expected cosine, constant or step:EVERY:GAMMA", a.schedule))?;
     if a.epochs == 0 {
         bail!("--epochs 0: train for at least one epoch");
     }
@@ -132,7 +133,11 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
     if !(a.temperature.is_finite() && a.temperature > 0.0) {
         bail!("--temperature {}: expected a positive number", a.temperature);
     }
-    let metric = a.metric.as_deref().map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))).transpose()?;
+    let metric = a
+        .metric
+        .as_deref()
+        .map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc")))
+        .transpose()?;
     Ok(TrainOptions {
         calibration,
         per_tensor: a.per_tensor,
@@ -177,12 +182,19 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         }
         Some(y)
     } else {
-        bail!("{}: no labels array `{label_key}` (name it with --labels KEY, or train without labels with --distill)", a.data.display());
+        bail!(
+            "{}: no labels array `{label_key}` (name it with --labels KEY, or train without labels with --distill)",
+            a.data.display()
+        );
     };
     drop(ds);
     let calib = match &a.calib {
         Some(path) => {
-            let keys = if a.x.is_empty() && Dataset::open(path, &load_options(&a.load)?)?.has("x_calib") { vec!["x_calib".into()] } else { a.x.clone() };
+            let keys = if a.x.is_empty() && Dataset::open(path, &load_options(&a.load)?)?.has("x_calib") {
+                vec!["x_calib".into()]
+            } else {
+                a.x.clone()
+            };
             bind_file(&model, path, &keys, &a.load, Some(a.calib_samples))?.1
         }
         None => data.spread(a.calib_samples),
@@ -222,12 +234,20 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         None => Supervision::Distill,
     };
     let validation = val.as_ref().map(|(inputs, labels)| Validation { inputs, labels });
-    let (int8, float, report) =
-        tinyq::train(&model, &data, &calib, supervision, validation, &opts, &TrainProgress { batch: &on_batch, epoch: &on_epoch })?;
+    let (int8, float, report) = tinyq::train(
+        &model,
+        &data,
+        &calib,
+        supervision,
+        validation,
+        &opts,
+        &TrainProgress { batch: &on_batch, epoch: &on_epoch },
+    )?;
     bar.finish_and_clear();
     tinyq::tflite::write_tflite_file(&int8, &a.output)?;
     if let Some(p) = &a.save_fp32 {
-        let tuned = tinyq::Model { graph: float, path: a.model.clone(), format: tinyq::ModelFormat::Onnx, file_bytes: 0 };
+        let tuned =
+            tinyq::Model { graph: float, path: a.model.clone(), format: tinyq::ModelFormat::Onnx, file_bytes: 0 };
         tinyq::save_onnx(&tuned, p)?;
     }
 
@@ -249,9 +269,19 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         let row = |what: &str, v: f64| vec![what.to_string(), format!("{v:.4}"), format!("{:+.4}", v - f)];
         println!(
             "{}",
-            render::table(&[m.name(), "validation", "vs FP32"], vec![row("FP32", f), row("INT8, PTQ", p), row(&format!("INT8, QAT (epoch {})", report.best_epoch), b)])
+            render::table(
+                &[m.name(), "validation", "vs FP32"],
+                vec![row("FP32", f), row("INT8, PTQ", p), row(&format!("INT8, QAT (epoch {})", report.best_epoch), b)]
+            )
         );
     }
-    println!("{} → {} ({} samples, {} loss, {} epochs)", a.model.display(), a.output.display(), report.samples, report.loss, a.epochs);
+    println!(
+        "{} → {} ({} samples, {} loss, {} epochs)",
+        a.model.display(),
+        a.output.display(),
+        report.samples,
+        report.loss,
+        a.epochs
+    );
     Ok(())
 }

@@ -112,6 +112,53 @@ pub(crate) fn check_positive(what: &'static str, values: &[usize]) -> Result<(),
     Ok(())
 }
 
+/// What CONV_2D's and DEPTHWISE_CONV_2D's prepare share after their shape checks.
+pub(crate) struct Spatial {
+    pub padding_values: PaddingValues,
+    pub out_height: usize,
+    pub out_width: usize,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// One multiplier and shift per output channel (`output_multiplier.len()` channels), the padding
+/// and output size (`empty` names the error when the output has no pixels), and the activation
+/// range, in TFLM's order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_spatial(
+    empty: &'static str,
+    options: &ConvOptions,
+    qparams: &ConvQParams<'_>,
+    rounding: Rounding,
+    [in_height, in_width]: [usize; 2],
+    [filter_height, filter_width]: [usize; 2],
+    output_multiplier: &mut [i32],
+    output_shift: &mut [i32],
+) -> Result<Spatial, KernelError> {
+    populate_convolution_quantization_params(
+        qparams.input.scale,
+        qparams.filter_scales,
+        qparams.output.scale,
+        rounding,
+        output_multiplier,
+        output_shift,
+    )?;
+    let (padding_values, out_height, out_width) = compute_padding_height_width(
+        options.stride_height,
+        options.stride_width,
+        options.dilation_height,
+        options.dilation_width,
+        in_height,
+        in_width,
+        filter_height,
+        filter_width,
+        options.padding,
+    );
+    check_positive(empty, &[out_height, out_width])?;
+    let (act_min, act_max) = calculate_activation_range_quantized(options.activation, qparams.output);
+    Ok(Spatial { padding_values, out_height, out_width, act_min, act_max })
+}
+
 /// Validates a CONV_2D and computes its parameters; writes one multiplier and shift per output
 /// channel into `output_multiplier` and `output_shift` (each of length `filter_shape[0]`).
 pub fn prepare_conv_per_channel(
@@ -140,27 +187,17 @@ pub fn prepare_conv_per_channel(
         return Err(KernelError::InvalidShape { what: "conv output depth is not a multiple of the group count" });
     }
     check_len("output_multiplier length", out_depth, output_multiplier.len())?;
-    populate_convolution_quantization_params(
-        qparams.input.scale,
-        qparams.filter_scales,
-        qparams.output.scale,
+    let spatial = prepare_spatial(
+        "conv output would be empty",
+        options,
+        qparams,
         rounding,
+        [in_height, in_width],
+        [filter_height, filter_width],
         output_multiplier,
         output_shift,
     )?;
-    let (padding_values, out_height, out_width) = compute_padding_height_width(
-        options.stride_height,
-        options.stride_width,
-        options.dilation_height,
-        options.dilation_width,
-        in_height,
-        in_width,
-        filter_height,
-        filter_width,
-        options.padding,
-    );
-    check_positive("conv output would be empty", &[out_height, out_width])?;
-    let (act_min, act_max) = calculate_activation_range_quantized(options.activation, qparams.output);
+    let Spatial { padding_values, out_height, out_width, act_min, act_max } = spatial;
     Ok(ConvPerChannelParams {
         input_offset: -qparams.input.zero_point,
         output_offset: qparams.output.zero_point,
@@ -359,7 +396,8 @@ pub fn conv_per_channel_im2col(
                         let in_y = in_y_origin + (params.dilation_height * filter_y) as isize;
                         for filter_x in 0..filter_width {
                             let in_x = in_x_origin + (params.dilation_width * filter_x) as isize;
-                            let tap = &mut patch[(filter_y * filter_width + filter_x) * filter_in_depth..][..filter_in_depth];
+                            let tap =
+                                &mut patch[(filter_y * filter_width + filter_x) * filter_in_depth..][..filter_in_depth];
                             if in_y < 0 || in_y >= in_height as isize || in_x < 0 || in_x >= in_width as isize {
                                 tap.fill(0);
                                 continue;

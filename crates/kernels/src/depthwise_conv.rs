@@ -5,24 +5,16 @@
 //! filter `[0, ky, kx, oc]`; the quantized dimension is 3.
 
 use crate::conv::{
-    assert_channel_slices, check_conv_qparams, check_len, check_positive, mac_s8,
-    populate_convolution_quantization_params, ConvQParams, OutputStageS8,
+    assert_channel_slices, check_conv_qparams, check_len, check_positive, mac_s8, prepare_spatial, ConvOptions,
+    ConvQParams, OutputStageS8, Spatial,
 };
-use crate::fixedpoint::{calculate_activation_range_quantized, FusedActivation, Rounding};
-use crate::padding::{compute_padding_height_width, Padding, PaddingValues};
+use crate::fixedpoint::Rounding;
+use crate::padding::PaddingValues;
 use crate::KernelError;
 
 /// Builtin options of DEPTHWISE_CONV_2D. The depth multiplier is derived from the shapes
 /// (`filter_shape[3] / input_shape[3]`); callers holding the option should check it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DepthwiseConvOptions {
-    pub padding: Padding,
-    pub stride_height: usize,
-    pub stride_width: usize,
-    pub dilation_height: usize,
-    pub dilation_width: usize,
-    pub activation: FusedActivation,
-}
+pub type DepthwiseConvOptions = ConvOptions;
 
 /// TFLM `DepthwiseParams` plus shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,27 +70,17 @@ pub fn prepare_depthwise_conv_per_channel(
         return Err(KernelError::InvalidShape { what: "depthwise output depth is not a multiple of the input depth" });
     }
     check_len("output_multiplier length", out_depth, output_multiplier.len())?;
-    populate_convolution_quantization_params(
-        qparams.input.scale,
-        qparams.filter_scales,
-        qparams.output.scale,
+    let spatial = prepare_spatial(
+        "depthwise output would be empty",
+        options,
+        qparams,
         rounding,
+        [in_height, in_width],
+        [filter_height, filter_width],
         output_multiplier,
         output_shift,
     )?;
-    let (padding_values, out_height, out_width) = compute_padding_height_width(
-        options.stride_height,
-        options.stride_width,
-        options.dilation_height,
-        options.dilation_width,
-        in_height,
-        in_width,
-        filter_height,
-        filter_width,
-        options.padding,
-    );
-    check_positive("depthwise output would be empty", &[out_height, out_width])?;
-    let (act_min, act_max) = calculate_activation_range_quantized(options.activation, qparams.output);
+    let Spatial { padding_values, out_height, out_width, act_min, act_max } = spatial;
     Ok(DepthwiseConvPerChannelParams {
         input_offset: -qparams.input.zero_point,
         output_offset: qparams.output.zero_point,
@@ -211,7 +193,7 @@ pub fn depthwise_conv_per_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::QParamsS8;
+    use crate::{FusedActivation, Padding, QParamsS8};
 
     #[test]
     fn depth_multiplier_two_by_hand() {

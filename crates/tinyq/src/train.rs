@@ -12,7 +12,10 @@ use tinyq_ir::Graph;
 use tinyq_quant::{choose_range, PtqConfig};
 use tinyq_train::{Example, Loss, OptimizerKind, QatConfig, RangeMode, Schedule, Target, Trainer};
 
-use crate::{calibrate, compute_metric, default_metric, run_samples, BoundInputs, Calibration, Metric, Model, ModelFormat, TinyqError};
+use crate::{
+    calibrate, compute_metric, default_metric, run_samples, BoundInputs, Calibration, Metric, Model, ModelFormat,
+    TinyqError,
+};
 
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
@@ -128,10 +131,15 @@ pub fn train(
         )));
     }
     if g.outputs.len() != 1 {
-        return Err(TinyqError::Model(format!("{}: training needs a model with one output; it has {}", model.path.display(), g.outputs.len())));
+        return Err(TinyqError::Model(format!(
+            "{}: training needs a model with one output; it has {}",
+            model.path.display(),
+            g.outputs.len()
+        )));
     }
-    let samples: Vec<Vec<&[f32]>> =
-        (0..data.samples).map(|i| data.sample_f32(i).ok_or_else(|| input("training needs float input data".into()))).collect::<Result<_, _>>()?;
+    let samples: Vec<Vec<&[f32]>> = (0..data.samples)
+        .map(|i| data.sample_f32(i).ok_or_else(|| input("training needs float input data".into())))
+        .collect::<Result<_, _>>()?;
     let per_sample = g.tensor(g.outputs[0]).numel();
 
     // Starting point: the PTQ ranges.
@@ -151,16 +159,26 @@ pub fn train(
             let metric = opts.metric.unwrap_or_else(|| default_metric(y, per_sample));
             if metric == Metric::Top1 && classes {
                 let ids = y.to_i64().filter(|v| v.len() == data.samples).ok_or_else(|| {
-                    input(format!("cross-entropy needs one integer class label per sample ({} samples, {} labels)", data.samples, y.len()))
+                    input(format!(
+                        "cross-entropy needs one integer class label per sample ({} samples, {} labels)",
+                        data.samples,
+                        y.len()
+                    ))
                 })?;
                 if let Some((i, c)) = ids.iter().enumerate().find(|(_, &c)| c < 0 || c as usize >= per_sample) {
-                    return Err(input(format!("label {c} of sample {i} is not one of the model's {per_sample} classes")));
+                    return Err(input(format!(
+                        "label {c} of sample {i} is not one of the model's {per_sample} classes"
+                    )));
                 }
                 (Loss::CrossEntropy, LabelData::Classes(ids.into_iter().map(|c| c as usize).collect()))
             } else {
                 let v = y.to_f32();
                 if v.len() != data.samples * per_sample {
-                    return Err(input(format!("{} label values for {} samples of {per_sample} outputs", v.len(), data.samples)));
+                    return Err(input(format!(
+                        "{} label values for {} samples of {per_sample} outputs",
+                        v.len(),
+                        data.samples
+                    )));
                 }
                 (Loss::Mse, LabelData::Values(v))
             }
@@ -221,7 +239,8 @@ pub fn train(
         for (k, idx) in order.chunks(opts.batch_size).enumerate() {
             let step = (epoch - 1) * steps_per_epoch + k;
             lr = opts.schedule.rate(opts.learning_rate, step, total_steps, epoch - 1);
-            let batch: Vec<Example> = idx.iter().map(|&i| Example { inputs: samples[i].clone(), target: target(i) }).collect();
+            let batch: Vec<Example> =
+                idx.iter().map(|&i| Example { inputs: samples[i].clone(), target: target(i) }).collect();
             stats.add(&trainer.step(&batch, lr).map_err(engine_err(model))?);
             (progress.batch)(epoch, stats.samples);
         }

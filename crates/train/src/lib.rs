@@ -136,7 +136,10 @@ impl Requant {
             .iter()
             .map(|&s| quantize_multiplier(eff(s)).ok().map(|q| (q.multiplier, q.shift)))
             .collect::<Option<Vec<_>>>()?;
-        Some(Requant { acc_per_unit: weight_scales.iter().map(|&s| 1.0 / (input_scale as f64 * s as f64)).collect(), multiplier })
+        Some(Requant {
+            acc_per_unit: weight_scales.iter().map(|&s| 1.0 / (input_scale as f64 * s as f64)).collect(),
+            multiplier,
+        })
     }
 
     /// `x` (the layer's float result from int8-grid operands, fused activation applied) on the
@@ -269,11 +272,19 @@ impl Trainer {
         let plan = Plan::new(graph).map_err(|e| TrainError::Graph(e.to_string()))?;
         let g = plan.graph();
         if g.outputs.len() != 1 {
-            return Err(TrainError::Graph(format!("training needs a model with one output; this one has {}", g.outputs.len())));
+            return Err(TrainError::Graph(format!(
+                "training needs a model with one output; this one has {}",
+                g.outputs.len()
+            )));
         }
         let out = g.outputs[0];
         let loss_at = match g.producer(out).map(|n| &g.nodes[n]) {
-            Some(n) if matches!(&n.op, Op::Softmax(p) if p.beta == 1.0) && matches!(cfg.loss, Loss::CrossEntropy | Loss::Kl { .. }) => n.inputs[0],
+            Some(n)
+                if matches!(&n.op, Op::Softmax(p) if p.beta == 1.0)
+                    && matches!(cfg.loss, Loss::CrossEntropy | Loss::Kl { .. }) =>
+            {
+                n.inputs[0]
+            }
             _ => out,
         };
         let mut param_of = vec![None; g.tensors.len()];
@@ -292,7 +303,12 @@ impl Trainer {
         let mut ranges = ranges;
         ranges.resize(g.tensors.len(), None);
         let learned: Vec<TensorId> = if cfg.fake_quant {
-            g.nodes.iter().filter(|n| matches!(output_rule(&n.op), Ok(OutputRule::Own))).map(|n| n.outputs[0]).filter(|&t| ranges[t].is_some()).collect()
+            g.nodes
+                .iter()
+                .filter(|n| matches!(output_rule(&n.op), Ok(OutputRule::Own)))
+                .map(|n| n.outputs[0])
+                .filter(|&t| ranges[t].is_some())
+                .collect()
         } else {
             Vec::new()
         };
@@ -301,7 +317,19 @@ impl Trainer {
         let range_units = learned.iter().map(|&t| ranges[t].map_or(1.0, |(lo, hi)| (hi - lo).max(1e-6))).collect();
         let slots: Vec<usize> = values.iter().map(Vec::len).chain(learned.iter().map(|_| 2)).collect();
         let optimizer = Optimizer::new(cfg.optimizer, &slots);
-        Ok(Trainer { plan, cfg, params, values, param_of, ranges, learned, learned_of, range_units, loss_at, optimizer })
+        Ok(Trainer {
+            plan,
+            cfg,
+            params,
+            values,
+            param_of,
+            ranges,
+            learned,
+            learned_of,
+            range_units,
+            loss_at,
+            optimizer,
+        })
     }
 
     /// The tensor the loss is computed on (a teacher's targets for distillation are this
@@ -344,7 +372,11 @@ impl Trainer {
         if !self.cfg.fake_quant {
             let fg = self.float_graph();
             let none = vec![None; g.tensors.len()];
-            return Ok(Snapshot { consts: fg.tensors.iter().map(Tensor::f32_data).collect(), grids: none.clone(), requants: vec![None; none.len()] });
+            return Ok(Snapshot {
+                consts: fg.tensors.iter().map(Tensor::f32_data).collect(),
+                grids: none.clone(),
+                requants: vec![None; none.len()],
+            });
         }
         let q = self.quantized(&PtqConfig { float_io: false, ..self.cfg.ptq.clone() })?;
         let consts = q.tensors.iter().map(|t| t.is_constant().then(|| dequantize(t))).collect();
@@ -352,7 +384,9 @@ impl Trainer {
             .tensors
             .iter()
             .map(|t| match &t.qparams {
-                Some(p) if !t.is_constant() && t.dtype == DType::I8 => Some(Grid { scale: p.scale[0], zero_point: p.zero_point[0] }),
+                Some(p) if !t.is_constant() && t.dtype == DType::I8 => {
+                    Some(Grid { scale: p.scale[0], zero_point: p.zero_point[0] })
+                }
                 _ => None,
             })
             .collect();
@@ -377,7 +411,12 @@ impl Trainer {
         for (&id, x) in g.inputs.iter().zip(inputs) {
             let t = g.tensor(id);
             if x.len() != t.numel() {
-                return Err(TrainError::Sample(format!("input `{}` needs {} values, got {}", t.name, t.numel(), x.len())));
+                return Err(TrainError::Sample(format!(
+                    "input `{}` needs {} values, got {}",
+                    t.name,
+                    t.numel(),
+                    x.len()
+                )));
             }
             tape.set(id, x.to_vec(), snap);
         }
@@ -425,15 +464,23 @@ impl Trainer {
         let tape = self.forward(snap, &ex.inputs)?;
         let out = tape.value(self.loss_at, snap);
         let (loss, seed) = loss_and_grad(self.cfg.loss, out, ex.target).ok_or_else(|| {
-            TrainError::Sample(format!("the target does not fit {} loss on an output of {} values", self.cfg.loss.name(), out.len()))
+            TrainError::Sample(format!(
+                "the target does not fit {} loss on an output of {} values",
+                self.cfg.loss.name(),
+                out.len()
+            ))
         })?;
         let s = &mut acc.stats;
         s.samples += 1;
         s.loss += loss;
         match ex.target {
             Target::Class(c) => s.correct += usize::from(argmax(out) == c),
-            Target::Values(v) if matches!(self.cfg.loss, Loss::Kl { .. }) => s.correct += usize::from(argmax(out) == argmax(v)),
-            Target::Values(v) => s.sq_error += out.iter().zip(v).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>(),
+            Target::Values(v) if matches!(self.cfg.loss, Loss::Kl { .. }) => {
+                s.correct += usize::from(argmax(out) == argmax(v))
+            }
+            Target::Values(v) => {
+                s.sq_error += out.iter().zip(v).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>()
+            }
         }
         for (k, &t) in self.learned.iter().enumerate() {
             let pre = tape.pre[t].as_deref().unwrap_or_default();

@@ -85,7 +85,11 @@ mod tests {
             p[k] -= 2.0 * eps;
             let lm = loss_and_grad(loss, &p, target).unwrap().0;
             let fd = (lp - lm) / (2.0 * eps as f64);
-            assert!((fd - grad[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()), "{loss:?} coordinate {k}: analytic {} vs {fd}", grad[k]);
+            assert!(
+                (fd - grad[k] as f64).abs() < 1e-3 * (1.0 + fd.abs()),
+                "{loss:?} coordinate {k}: analytic {} vs {fd}",
+                grad[k]
+            );
         }
     }
 

@@ -65,7 +65,10 @@ pub enum Schedule {
     /// Half a cosine from the base rate down to 0 over all steps.
     Cosine,
     /// Multiply by `gamma` every `every` epochs.
-    Step { every: usize, gamma: f32 },
+    Step {
+        every: usize,
+        gamma: f32,
+    },
 }
 
 impl Schedule {

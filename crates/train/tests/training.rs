@@ -70,7 +70,8 @@ fn calibrate(g: &Graph, samples: &[Vec<f32>]) -> Vec<Option<(f32, f32)>> {
     let mut r: Vec<Option<(f32, f32)>> = vec![None; g.tensors.len()];
     for s in samples {
         plan.run_observed(&[s], &mut |t, v| {
-            let (lo, hi) = v.iter().fold(r[t].unwrap_or((f32::INFINITY, f32::NEG_INFINITY)), |(a, b), &x| (a.min(x), b.max(x)));
+            let (lo, hi) =
+                v.iter().fold(r[t].unwrap_or((f32::INFINITY, f32::NEG_INFINITY)), |(a, b), &x| (a.min(x), b.max(x)));
             r[t] = Some((lo, hi));
         })
         .unwrap();
@@ -87,12 +88,27 @@ fn tape_gradients_match_finite_differences() {
     let params = initial_params(3);
     let xs = inputs(3, 1);
     let labels = [0usize, 2, 1];
-    let batch: Vec<Example> = xs.iter().zip(labels).map(|(x, c)| Example { inputs: vec![x], target: Target::Class(c) }).collect();
+    let batch: Vec<Example> =
+        xs.iter().zip(labels).map(|(x, c)| Example { inputs: vec![x], target: Target::Class(c) }).collect();
     let mean_loss = |params: &[Vec<f32>]| -> f64 {
-        let t = Trainer::new(&net(params, FusedActivation::None, true), vec![], cfg(false, Loss::CrossEntropy, OptimizerKind::adam())).unwrap();
-        xs.iter().zip(labels).map(|(x, c)| loss_and_grad(Loss::CrossEntropy, &t.predict(&[x]).unwrap(), Target::Class(c)).unwrap().0).sum::<f64>() / 3.0
+        let t = Trainer::new(
+            &net(params, FusedActivation::None, true),
+            vec![],
+            cfg(false, Loss::CrossEntropy, OptimizerKind::adam()),
+        )
+        .unwrap();
+        xs.iter()
+            .zip(labels)
+            .map(|(x, c)| loss_and_grad(Loss::CrossEntropy, &t.predict(&[x]).unwrap(), Target::Class(c)).unwrap().0)
+            .sum::<f64>()
+            / 3.0
     };
-    let trainer = Trainer::new(&net(&params, FusedActivation::None, true), vec![], cfg(false, Loss::CrossEntropy, OptimizerKind::adam())).unwrap();
+    let trainer = Trainer::new(
+        &net(&params, FusedActivation::None, true),
+        vec![],
+        cfg(false, Loss::CrossEntropy, OptimizerKind::adam()),
+    )
+    .unwrap();
     let grads = trainer.gradients(&batch).unwrap();
     assert_eq!(grads.len(), 6, "every weight and bias is trainable");
     let mut checked = 0;
@@ -105,7 +121,11 @@ fn tape_gradients_match_finite_differences() {
             p[k][i] -= 2.0 * eps;
             let lm = mean_loss(&p);
             let fd = (lp - lm) / (2.0 * eps as f64);
-            assert!((fd - g[i] as f64).abs() <= 2e-3 + 2e-2 * fd.abs(), "param {k}[{i}]: tape {} vs finite difference {fd}", g[i]);
+            assert!(
+                (fd - g[i] as f64).abs() <= 2e-3 + 2e-2 * fd.abs(),
+                "param {k}[{i}]: tape {} vs finite difference {fd}",
+                g[i]
+            );
             checked += 1;
         }
     }
@@ -128,7 +148,8 @@ fn fake_quant_forward_matches_the_integer_engine() {
     let float = Plan::new(&g).unwrap();
     let (mut worst_fq, mut worst_float) = (0f32, 0f32);
     for x in &xs {
-        let xi: Vec<i8> = x.iter().map(|&v| ((v / inq.scale[0]).round() as i32 + inq.zero_point[0]).clamp(-128, 127) as i8).collect();
+        let xi: Vec<i8> =
+            x.iter().map(|&v| ((v / inq.scale[0]).round() as i32 + inq.zero_point[0]).clamp(-128, 127) as i8).collect();
         let TensorValue::I8(out) = &engine.run(&[TensorValue::I8(xi)]).unwrap()[0] else { panic!("int8 output") };
         let real: Vec<f32> = out.iter().map(|&v| (v as i32 - outq.zero_point[0]) as f32 * outq.scale[0]).collect();
         let fq = trainer.predict(&[x]).unwrap();
@@ -158,7 +179,10 @@ fn train(threads: usize, steps: usize, mode: RangeMode, optimizer: OptimizerKind
     pool.install(|| {
         for step in 0..steps {
             let order = tinyq_train::shuffled(xs.len(), 9, step);
-            let batch: Vec<Example> = order[..16].iter().map(|&i| Example { inputs: vec![&xs[i]], target: Target::Values(&targets[i]) }).collect();
+            let batch: Vec<Example> = order[..16]
+                .iter()
+                .map(|&i| Example { inputs: vec![&xs[i]], target: Target::Values(&targets[i]) })
+                .collect();
             losses.push(t.step(&batch, 0.01).unwrap().loss / 16.0);
         }
     });
@@ -169,15 +193,23 @@ fn train(threads: usize, steps: usize, mode: RangeMode, optimizer: OptimizerKind
 fn training_is_deterministic_across_thread_counts() {
     let (a, _) = train(1, 6, RangeMode::Learned, OptimizerKind::adam());
     let (b, _) = train(3, 6, RangeMode::Learned, OptimizerKind::adam());
-    let bits = |t: &Trainer| t.parameters().flat_map(|(_, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let bits = |t: &Trainer| {
+        t.parameters().flat_map(|(_, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()).collect::<Vec<_>>()
+    };
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(a.ranges(), b.ranges());
-    assert_ne!(bits(&a), bits(&train(1, 5, RangeMode::Learned, OptimizerKind::adam()).0), "the steps changed the weights");
+    assert_ne!(
+        bits(&a),
+        bits(&train(1, 5, RangeMode::Learned, OptimizerKind::adam()).0),
+        "the steps changed the weights"
+    );
 }
 
 #[test]
 fn quantization_aware_training_reduces_the_loss() {
-    for (mode, opt) in [(RangeMode::Learned, OptimizerKind::adam()), (RangeMode::Ema, OptimizerKind::Sgd { momentum: 0.9 })] {
+    for (mode, opt) in
+        [(RangeMode::Learned, OptimizerKind::adam()), (RangeMode::Ema, OptimizerKind::Sgd { momentum: 0.9 })]
+    {
         let (_, losses) = train(2, 120, mode, opt);
         let first: f64 = losses[..10].iter().sum();
         let last: f64 = losses[losses.len() - 10..].iter().sum();
@@ -201,7 +233,8 @@ fn ranges_learn_and_track() {
         let mut c = cfg(true, Loss::Mse, OptimizerKind::adam());
         c.ranges = mode;
         let mut t = Trainer::new(&g, wide, c).unwrap();
-        let batch: Vec<Example> = xs.iter().zip(&targets).map(|(x, y)| Example { inputs: vec![x], target: Target::Values(y) }).collect();
+        let batch: Vec<Example> =
+            xs.iter().zip(&targets).map(|(x, y)| Example { inputs: vec![x], target: Target::Values(y) }).collect();
         for _ in 0..60 {
             t.step(&batch, 0.05).unwrap();
         }

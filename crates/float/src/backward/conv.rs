@@ -19,7 +19,16 @@ fn bias_grad(go: &[f32], channels: usize) -> Vec<f32> {
 /// patches of the forward pass (pixels × taps) and `G` the output gradient (pixels × channels):
 /// `dW = Gᵀ·P` and `dP = G·W`, whose rows are scattered back onto the input pixels they came from.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], has_bias: bool, p: &Conv2D, os: &[usize], go: &[f32]) -> Vec<Vec<f32>> {
+pub fn conv2d(
+    x: &[f32],
+    xs: &[usize],
+    w: &[f32],
+    ws: &[usize],
+    has_bias: bool,
+    p: &Conv2D,
+    os: &[usize],
+    go: &[f32],
+) -> Vec<Vec<f32>> {
     let g = geom(xs, ws, p, os);
     let cin_g = ws[3];
     let groups = g.ic / cin_g;
@@ -66,7 +75,16 @@ pub fn conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], has_bias: bool, 
 
 /// Returns `[dx, dw]` plus `db` when `has_bias`.
 #[allow(clippy::too_many_arguments)]
-pub fn depthwise_conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], has_bias: bool, p: &DepthwiseConv2D, os: &[usize], go: &[f32]) -> Vec<Vec<f32>> {
+pub fn depthwise_conv2d(
+    x: &[f32],
+    xs: &[usize],
+    w: &[f32],
+    ws: &[usize],
+    has_bias: bool,
+    p: &DepthwiseConv2D,
+    os: &[usize],
+    go: &[f32],
+) -> Vec<Vec<f32>> {
     let g = geom(xs, ws, &p.conv, os);
     let m = p.depth_multiplier.max(1);
     let mut dx = vec![0f32; x.len()];
