@@ -95,3 +95,28 @@ def rel_max_diff(got: np.ndarray, ref: np.ndarray) -> float:
     if scale == 0.0:
         return 0.0 if diff == 0.0 else float("inf")
     return diff / scale
+
+
+def litert_flash_parts(path: Path) -> dict[str, int]:
+    """What `tinyq report` splits a .tflite into, counted from LiteRT's view of its tensors:
+    constants (tensors no operator writes and no input) by type, 4 bytes per scale and 8 per zero
+    point plus a 4-byte length per vector, and each tensor name with its length and final zero.
+    Subgraph and metadata names are not visible to LiteRT and are not in `names`."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    written = {d["index"] for d in interp.get_input_details()}
+    for op in interp._get_ops_details():
+        written.update(int(i) for i in op["outputs"])
+    kind = {"int8": "weights", "uint8": "weights", "int16": "weights", "int32": "biases", "int64": "biases",
+            "float32": "float_constants", "float16": "float_constants"}
+    parts = dict.fromkeys(["weights", "biases", "float_constants", "quantization", "names"], 0)
+    for t in interp.get_tensor_details():
+        q = t["quantization_parameters"]
+        if len(q["scales"]):
+            parts["quantization"] += 8 + 4 * len(q["scales"]) + 8 * len(q["zero_points"])
+        parts["names"] += 5 + len(t["name"])
+        if t["index"] not in written:
+            dtype = np.dtype(t["dtype"])
+            parts[kind[dtype.name]] += int(np.prod(t["shape"])) * dtype.itemsize
+    return parts

@@ -29,6 +29,13 @@ def test_report_json_has_the_arena_and_a_row_per_layer(int8_model, run_tinyq):
     assert r["flash_bytes"] == int8_model.stat().st_size
     assert r["arena_bytes"] >= r["arena_head_bytes"] + r["arena_tail_bytes"] > 0
     assert len(r["layers"]) >= 6 and all(l["activation_bytes"] > 0 for l in r["layers"])
+    flash = r["flash"]
+    assert sum(v for k, v in flash.items() if k != "total") == flash["total"] == r["flash_bytes"]
+    seen = oracle_lib.litert_flash_parts(int8_model)
+    # tinyq's files name their subgraph "main" and their metadata "min_runtime_version".
+    seen["names"] += (5 + len("main")) + (5 + len("min_runtime_version"))
+    assert {k: flash[k] for k in seen} == seen
+    assert flash["quantization"] > 0 and flash["structure"] > 0
     wide = json.loads(run_tinyq("report", int8_model, "--json", "--pointer-width", "64").stdout)
     assert wide["arena_bytes"] > r["arena_bytes"], "64-bit pointers make the tail larger"
 

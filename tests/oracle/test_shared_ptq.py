@@ -61,6 +61,7 @@ class Result:
         assert proc.returncode == 0, oracle_lib.describe_failure(proc)
         self.report = json.loads(proc.stdout)
         self.bytes = self.model.stat().st_size
+        self.card_dir = card_path.parent
 
         buf = self.model.read_bytes()
         tflm = runtime.Interpreter.from_bytes(buf)
@@ -165,5 +166,22 @@ def test_file_is_no_larger_than_the_converters(case, results):
     conv = [f for f, info in r.card["files"].items() if info["role"] == "tflite_converter_int8"]
     conv_bytes = r.card["files"][conv[0]]["bytes"] if conv else None
     print(f"{r.name}: INT8 file {r.bytes} B = {r.bytes / fp32_weights:.3f}× FP32 weights ({fp32_weights} B); TFLite converter {conv_bytes} B")
+    print(f"  tinyq: {r.report['int8_file']}")
     if conv_bytes is not None:
         assert r.bytes <= conv_bytes
+
+
+@pytest.mark.parametrize("case", _sources())
+def test_flash_breakdown_agrees_with_litert(case, results, run_tinyq):
+    """`tinyq report`'s split of tinyq's file and of the converter's file, against LiteRT's
+    tensors (names aside: subgraph and metadata names are invisible to LiteRT)."""
+    r = results(case)
+    files = [r.model] + [r.card_dir / f for f, info in r.card["files"].items() if info["role"] == "tflite_converter_int8"]
+    for path in files:
+        proc = run_tinyq("report", path, "--json")
+        assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+        flash = json.loads(proc.stdout)["flash"]
+        print(f"{r.name}: {path.name}: {flash}")
+        seen = oracle_lib.litert_flash_parts(path)
+        assert {k: flash[k] for k in seen if k != "names"} == {k: v for k, v in seen.items() if k != "names"}
+        assert 0 <= flash["names"] - seen["names"] <= 200

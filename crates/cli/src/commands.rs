@@ -306,7 +306,9 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     bar.finish_and_clear();
     tinyq::tflite::write_tflite_file(&graph, &a.output)?;
     let seconds = start.elapsed().as_secs_f64();
-    let int8_bytes = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    let written = std::fs::read(&a.output).with_context(|| format!("reading back {}", a.output.display()))?;
+    let flash = tinyq::tflite::flash_breakdown(&written).with_context(|| a.output.display().to_string())?;
+    let int8_bytes = flash.total;
     let fp32_bytes = model.graph.parameter_count().0 as u64 * 4;
 
     let mut metrics = None;
@@ -333,6 +335,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 "calibration_samples": calib.samples,
                 "fp32_weight_bytes": fp32_bytes,
                 "int8_file_bytes": int8_bytes,
+                "int8_file": flash,
                 "seconds": seconds,
                 "metrics": m,
                 "budget": budget,
@@ -350,12 +353,13 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         .collect();
     println!("{}", render::table(&["tensor", "observed", "chosen", "scale", "zero point"], rows));
     println!(
-        "{} → {} · FP32 weights {} → INT8 file {} ({:.2}×) · {} calibration samples, {} · {:.2} s",
+        "{} → {} · FP32 weights {} → INT8 file {} ({:.2}×, {} of it quantization parameters) · {} calibration samples, {} · {:.2} s",
         a.model.display(),
         a.output.display(),
         render::bytes(fp32_bytes),
         render::bytes(int8_bytes),
         int8_bytes as f64 / fp32_bytes.max(1) as f64,
+        render::bytes(flash.quantization),
         calib.samples,
         a.calibration,
         seconds
@@ -485,6 +489,17 @@ fn report(
             render::count(r.parameters as u64),
             render::count(r.macs)
         );
+        let f = &r.flash;
+        let parts = [
+            ("weights", f.weights),
+            ("biases", f.biases),
+            ("float constants", f.float_constants),
+            ("quantization parameters", f.quantization),
+            ("names", f.names),
+            ("structure", f.structure),
+        ];
+        let parts: Vec<String> = parts.iter().filter(|p| p.1 > 0).map(|(what, n)| format!("{what} {}", render::bytes(*n))).collect();
+        println!("flash = {}", parts.join(" + "));
         if let Some(b) = limits.board {
             println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));
         }

@@ -4,7 +4,8 @@
 //! [`write_tflite`] writes a graph back as a file that both TFLM and LiteRT load: buffer 0
 //! empty, constants inside the flatbuffer and 16-byte aligned, both operator code fields, the op
 //! versions LiteRT checks, and byte-identical output for the same graph. The two directions of
-//! every operator sit side by side in one table (`ops.rs`).
+//! every operator sit side by side in one table (`ops.rs`). [`flash_breakdown`] splits a file's
+//! bytes into weights, biases, quantization parameters, names and structure.
 //!
 //! This crate translates; it never computes model numerics (the only arithmetic is widening
 //! FP16 constants and encoding a PADV2 value in its tensor's quantization).
@@ -24,6 +25,7 @@ mod error;
 pub mod generated;
 mod ops;
 mod read;
+mod size;
 mod write;
 
 #[cfg(test)]
@@ -34,6 +36,7 @@ pub use error::TfliteError;
 pub use generated as schema;
 pub use planus::ReadAsRoot;
 pub use read::{read_tflite, FILE_IDENTIFIER, SCHEMA_VERSION};
+pub use size::{flash_breakdown, FlashBreakdown};
 pub use write::{write_tflite, write_tflite_file, BUFFER_ALIGNMENT, MAX_MODEL_BYTES};
 
 use std::path::Path;

@@ -482,7 +482,14 @@ fn int16_graph() -> Graph {
     let x = b.input("x", &[1, 4, 4, 2], DType::I8, per_tensor(0.05, 3));
     let x16 = b.op("x16", Op::Quantize, &[x], DType::I16, per_tensor(0.001, 0), None);
     let w = b.i8_const("w", &[3, 1, 1, 2], 0);
-    let c = b.op("conv", Op::Conv2D(conv(1, Padding::Same, FusedActivation::Relu)), &[x16, w], DType::I16, per_tensor(0.002, 0), None);
+    let c = b.op(
+        "conv",
+        Op::Conv2D(conv(1, Padding::Same, FusedActivation::Relu)),
+        &[x16, w],
+        DType::I16,
+        per_tensor(0.002, 0),
+        None,
+    );
     let dw = b.i8_const("dw", &[1, 3, 3, 3], 3);
     let dwc = DepthwiseConv2D { conv: conv(2, Padding::Valid, FusedActivation::None), depth_multiplier: 1 };
     let d = b.op("dwconv", Op::DepthwiseConv2D(dwc), &[c, dw], DType::I16, per_tensor(0.003, 0), None);
@@ -513,7 +520,8 @@ fn int16_layers_get_the_16x8_versions_and_int64_biases() {
         .map(|c| c.unwrap())
         .map(|c| (c.builtin_code().unwrap(), c.version().unwrap()))
         .collect();
-    for want in [(codes::CONV_2D, 4), (codes::DEPTHWISE_CONV_2D, 5), (codes::FULLY_CONNECTED, 7), (codes::QUANTIZE, 2)] {
+    for want in [(codes::CONV_2D, 4), (codes::DEPTHWISE_CONV_2D, 5), (codes::FULLY_CONNECTED, 7), (codes::QUANTIZE, 2)]
+    {
         assert!(versions.contains(&want), "{want:?} missing from {versions:?}");
     }
     let back = read_tflite(&bytes).unwrap();
@@ -528,4 +536,52 @@ fn int16_layers_get_the_16x8_versions_and_int64_biases() {
     let rt = m.metadata().unwrap().unwrap().get(0).unwrap().unwrap().buffer().unwrap();
     let rt = m.buffers().unwrap().unwrap().get(rt as usize).unwrap().unwrap().data().unwrap().unwrap();
     assert!(rt.starts_with(b"2.3.0"), "{:?}", String::from_utf8_lossy(rt));
+}
+
+#[test]
+fn flash_breakdown_counts_each_part_of_the_file() {
+    let mut b = B::new();
+    let x = b.input("x", &[1, 6, 6, 2], DType::F32, None);
+    let q = b.op("q", Op::Quantize, &[x], DType::I8, per_tensor(0.05, -3), None);
+    let w = b.i8_const("w", &[4, 3, 3, 2], 0);
+    let bias = b.i32_bias("b", 4);
+    let conv = Op::Conv2D(conv(1, Padding::Valid, FusedActivation::None));
+    let c = b.op("conv", conv, &[q, w, bias], DType::I8, per_tensor(0.04, -128), None);
+    let out = b.op("dq", Op::Dequantize, &[c], DType::F32, None, None);
+    let bytes = write_tflite(&b.finish(&[out])).unwrap();
+    let f = crate::flash_breakdown(&bytes).unwrap();
+    assert_eq!(f.total, bytes.len() as u64);
+    assert_eq!(f.weights, 4 * 3 * 3 * 2);
+    assert_eq!(f.biases, 4 * 4);
+    assert_eq!(f.float_constants, 0);
+    // Per tensor: a scale and a zero point, each with a length field; per channel: four of each.
+    let per_tensor_q = (4 + 4) + (4 + 8);
+    let per_channel_q = (4 + 4 * 4) + (4 + 4 * 8);
+    assert_eq!(f.quantization, 2 * per_tensor_q + 2 * per_channel_q);
+    // Six tensor names, the subgraph's "main" and the "min_runtime_version" metadata, each with
+    // a length field and a terminating zero.
+    let names: u64 =
+        ["x", "q", "w", "b", "conv", "dq", "main", "min_runtime_version"].iter().map(|n| 5 + n.len() as u64).sum();
+    assert_eq!(f.names, names);
+    assert_eq!(f.weights + f.biases + f.quantization + f.names + f.structure, f.total);
+    assert!(f.structure > 0);
+
+    for len in 0..bytes.len() {
+        assert!(crate::flash_breakdown(&bytes[..len]).is_err(), "a model cut to {len} bytes was accepted");
+    }
+}
+
+#[test]
+fn flash_breakdown_counts_float_constants() {
+    let bytes = write_tflite(&fp32_graph()).unwrap();
+    let f = crate::flash_breakdown(&bytes).unwrap();
+    let g = read_tflite(&bytes).unwrap();
+    let float_bytes: u64 =
+        g.tensors.iter().filter(|t| t.is_constant() && t.dtype == DType::F32).map(|t| t.size_bytes() as u64).sum();
+    // The reader folds PADV2's scalar pad value (-2.5) into the op; the file stores it as a
+    // float constant.
+    assert_eq!(f.float_constants, float_bytes + 4);
+    assert_eq!((f.weights, f.quantization), (0, 0));
+    // RESHAPE's shape, PAD's paddings, TRANSPOSE's permutation and MEAN's axes are int32 operands.
+    assert!(f.biases > 0);
 }

@@ -27,6 +27,8 @@ pub struct Report {
     pub pointer_width: usize,
     /// The `.tflite` file: what goes to flash.
     pub flash_bytes: u64,
+    /// What those bytes hold: weights, biases, quantization parameters, names, structure.
+    pub flash: tinyq_tflite::FlashBreakdown,
     /// The smallest arena TFLM runs the model with.
     pub arena_bytes: usize,
     pub arena_head_bytes: usize,
@@ -50,6 +52,7 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
     };
     let plan: ArenaPlan = plan_arena(&bytes, width).map_err(|e| ctx(e.to_string()))?;
     let g = tinyq_tflite::read_tflite(&bytes).map_err(|e| ctx(e.to_string()))?;
+    let flash = tinyq_tflite::flash_breakdown(&bytes).map_err(|e| ctx(e.to_string()))?;
     let layers = g
         .nodes
         .iter()
@@ -69,6 +72,7 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
         model: path.display().to_string(),
         pointer_width,
         flash_bytes: bytes.len() as u64,
+        flash,
         arena_bytes: plan.total_bytes,
         arena_head_bytes: plan.head_bytes,
         arena_tail_bytes: plan.tail_bytes,
