@@ -302,7 +302,15 @@ fn ranking_table(out: &mut String, r: &DebugReport) {
 
 fn footprint(out: &mut String, f: &Report) {
     out.push_str(r#"<div class="cards">"#);
-    card(out, "Flash", &bytes(f.flash_bytes), &format!("{} bytes, the whole .tflite", f.flash_bytes), "");
+    let s = &f.flash;
+    let split = format!(
+        "weights {} · biases {} · quantization parameters {} · names and structure {}",
+        bytes(s.weights + s.float_constants),
+        bytes(s.biases),
+        bytes(s.quantization),
+        bytes(s.names + s.structure)
+    );
+    card(out, "Flash", &bytes(f.flash_bytes), &split, "");
     card(
         out,
         "RAM (TFLM arena)",

@@ -81,6 +81,15 @@ fn report() -> DebugReport {
             model: "models/int8 & co.tflite".into(),
             pointer_width: 32,
             flash_bytes: 4096,
+            flash: tinyq::tflite::FlashBreakdown {
+                total: 4096,
+                weights: 2000,
+                biases: 400,
+                quantization: 700,
+                names: 300,
+                structure: 696,
+                ..Default::default()
+            },
             arena_bytes: 3000,
             arena_head_bytes: 2048,
             arena_tail_bytes: 952,
@@ -216,6 +225,13 @@ fn the_table_ranks_layers_and_shows_suggestions() {
     assert!(first < logits && logits < pool, "not in ranking order");
     assert_eq!(table.matches(r#"class="flagged""#).count(), 2);
     assert_eq!(table.matches("→ try --calibration percentile").count(), 2);
+}
+
+#[test]
+fn the_flash_card_splits_the_file() {
+    let page = debug_page(&report());
+    let split = "weights 2.0 KiB · biases 400 B · quantization parameters 700 B · names and structure 996 B";
+    assert!(page.contains(split), "no flash split in the page");
 }
 
 #[test]
