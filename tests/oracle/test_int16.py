@@ -1,16 +1,18 @@
 """Int16 activations with int8 weights (TFLM's 16x8 kernels), checked bit for bit against TFLM.
 
-- Randomized single-layer models (conv, depthwise conv, fully connected; the generators of
-  `tflm_lib`, so random shapes, strides, dilations, paddings, fused ReLU, per-tensor weights and
-  data ranges) quantized with the layer as a 16x8 layer (`tinyq quantize --int16 LAYER`): the
-  file holds int8 → QUANTIZE → int16 layer → QUANTIZE → int8. The int16 output of the layer is
+- Randomized single-layer models (conv, depthwise conv, fully connected, and the int16 ADD,
+  max/average pool, MEAN and RESHAPE; the generators of `tflm_lib`, so random shapes, strides,
+  dilations, paddings, broadcasts, constant operands, fused ReLU, per-tensor weights and data
+  ranges) quantized with the layer in int16 (`tinyq quantize --int16 LAYER`): the file holds
+  int8 → QUANTIZE → int16 layer → QUANTIZE → int8. The int16 output of the layer is
   added to the model's outputs (the flatbuffer's output list is edited), so the int16 values
   themselves are compared, not only the int8 values after the requantize.
 - A planted model where one activation needs more than 8 bits: the accuracy-budget search finds
   that int16 activations meet the budget that neither plain PTQ nor per-tensor calibration
   meets, and the mixed int8/int16 file equals TFLM on every sample.
 
-Environment: TINYQ_INT16_CASES_PER_KIND (default 100; 3 kinds -> 300 cases).
+Environment: TINYQ_INT16_CASES_PER_KIND (default 100 for the three layers with weights, two
+fifths of it for the other five kinds: 500 cases).
 """
 
 from __future__ import annotations
@@ -35,17 +37,22 @@ CASES_PER_KIND = int(os.environ.get("TINYQ_INT16_CASES_PER_KIND", "100"))
 # Case indices start here so the models differ from the int8 single-op oracle's.
 INDEX_BASE = 5000
 MAX_REFUSED_FRACTION = 0.10
-LAYER_OPS = ("Conv2D", "DepthwiseConv2D", "FullyConnected")
+# The ops that run with int16 activations, as `tinyq inspect` names them, and their builtin codes.
+LAYER_OPS = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "MaxPool2D", "AvgPool2D", "Mean", "Reshape")
+# CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE
+LAYER_CODES = {3, 4, 9, 0, 17, 1, 40, 22}
 INT16 = 7  # TensorType.INT16 in the TFLite schema
+# Fewer cases for the ops without weights: their arithmetic has fewer parameters.
+CASES_PER_PLAIN_KIND = max(1, CASES_PER_KIND * 2 // 5)
 
 
 def with_int16_outputs(src: Path, dst: Path) -> list[str]:
-    """Copies the model with every int16 tensor a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED
-    writes appended to the subgraph outputs; returns their names."""
+    """Copies the model with every int16 tensor an op of LAYER_CODES writes appended to the
+    subgraph outputs; returns their names."""
     model = runtime.convert_bytearray_to_object(bytearray(src.read_bytes()))
     sg = model.subgraphs[0]
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-    layer_codes = {3, 4, 9}  # CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED
+    layer_codes = LAYER_CODES
     extra = [int(op.outputs[0]) for op in sg.operators if codes[op.opcodeIndex] in layer_codes and sg.tensors[op.outputs[0]].type == INT16]
     sg.outputs = np.array(list(sg.outputs) + extra, dtype=np.int32)
     b = flatbuffers.Builder(1024)
@@ -54,12 +61,14 @@ def with_int16_outputs(src: Path, dst: Path) -> list[str]:
     return [sg.tensors[i].name.decode() for i in extra]
 
 
-def run_tflm_all_outputs(tflite: Path, xq: np.ndarray) -> list[np.ndarray]:
+def run_tflm_all_outputs(tflite: Path, xq: list[np.ndarray]) -> list[np.ndarray]:
+    """Every output of the model on every sample; `xq` holds one array per model input."""
     it = runtime.Interpreter.from_bytes(tflite.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES)
     n_out = len(runtime.convert_bytearray_to_object(bytearray(tflite.read_bytes())).subgraphs[0].outputs)
     outs: list[list[np.ndarray]] = [[] for _ in range(n_out)]
-    for sample in xq:
-        it.set_input(sample, 0)
+    for i in range(len(xq[0])):
+        for k, x in enumerate(xq):
+            it.set_input(x[i], k)
         it.invoke()
         for k in range(n_out):
             outs[k].append(np.array(it.get_output(k), copy=True))
@@ -79,16 +88,19 @@ def check_case(run_tinyq, kind: str, index: int, root: Path) -> dict:
     model = case.dir / "m16.tflite"
     wide = with_int16_outputs(plain, model)
     assert wide, f"{case.id}: no int16 layer output in the file"
-    x = np.load(case.dir / "eval_float.npz")["x"]
+    ev = np.load(case.dir / "eval_float.npz")
     it = runtime.Interpreter.from_bytes(model.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES)
-    det = it.get_input_details(0)
-    qp = det["quantization_parameters"]
-    assert np.dtype(det["dtype"]) == np.int8
-    xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape((len(x), *[int(d) for d in det["shape"]]))
-    np.savez(case.dir / "eval_q.npz", x=xq)
+    xq = []
+    for k, name in enumerate(case.input_names):
+        det = it.get_input_details(k)
+        qp = det["quantization_parameters"]
+        assert np.dtype(det["dtype"]) == np.int8
+        x = ev[name]
+        xq.append(tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape((len(x), *[int(d) for d in det["shape"]])))
+    np.savez(case.dir / "eval_q.npz", **dict(zip(case.input_names, xq)))
     theirs = run_tflm_all_outputs(model, xq)
     out = case.dir / "tinyq.npz"
-    ok(run_tinyq("run", model, "--data", case.dir / "eval_q.npz", "-o", out))
+    ok(run_tinyq("run", model, "--data", case.dir / "eval_q.npz", "--x", ",".join(case.input_names), "-o", out))
     ours = np.load(out)
     keys = ["y"] + [f"y_{k}" for k in range(1, len(theirs))]
     compared = mismatched = int16_values = 0
@@ -104,9 +116,10 @@ def check_case(run_tinyq, kind: str, index: int, root: Path) -> dict:
     return {"status": status, "compared": compared, "int16": int16_values, "mismatched": mismatched, "params": case.params, "dir": str(case.dir)}
 
 
-@pytest.mark.parametrize("kind", ["conv", "depthwise_conv", "fully_connected"])
+@pytest.mark.parametrize("kind", ["conv", "depthwise_conv", "fully_connected", "add", "max_pool", "avg_pool", "mean", "reshape"])
 def test_random_16x8_layers_match_tflm(kind, run_tinyq, tmp_path):
-    results = {i: check_case(run_tinyq, kind, i, tmp_path) for i in range(CASES_PER_KIND)}
+    cases = CASES_PER_KIND if kind in ("conv", "depthwise_conv", "fully_connected") else CASES_PER_PLAIN_KIND
+    results = {i: check_case(run_tinyq, kind, i, tmp_path) for i in range(cases)}
     refused = {i: r for i, r in results.items() if r["status"] == "refused"}
     bad = {i: r for i, r in results.items() if r["status"] == "mismatch"}
     done = [r for r in results.values() if r["status"] != "refused"]
@@ -214,7 +227,7 @@ def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp
     xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape(len(x), 1, IN)
     np.savez(tmp_path / "xq.npz", x=xq)
     ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "h.npz"))
-    theirs = run_tflm_all_outputs(patched, xq)
+    theirs = run_tflm_all_outputs(patched, [xq])
     ours = np.load(tmp_path / "h.npz")
     assert len(theirs) == 3 and theirs[1].dtype == theirs[2].dtype == np.int16
     for key, ref in zip(["y", "y_1", "y_2"], theirs):
@@ -263,7 +276,7 @@ def test_mnist_fixture_with_16x8_layers_runs_bit_exactly_in_tflm(run_tinyq, tmp_
         np.savez(tmp_path / "xq.npz", x=xq)
         ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "wide.npz"))
         ours = np.load(tmp_path / "wide.npz")
-        theirs = run_tflm_all_outputs(patched, xq)
+        theirs = run_tflm_all_outputs(patched, [xq])
         for j, ref in enumerate(theirs):
             got = ours["y" if j == 0 else f"y_{j}"]
             assert got.dtype == ref.dtype

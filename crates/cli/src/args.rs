@@ -213,8 +213,9 @@ pub struct QuantizeArgs {
     /// depthwise conv and fully connected only).
     #[arg(long, value_delimiter = ',')]
     pub keep_float: Vec<String>,
-    /// Run these layers with int16 activations and int8 weights (TFLM's 16x8 kernels; node or
-    /// output tensor names, comma-separated; conv, depthwise conv and fully connected only).
+    /// Run these layers with int16 activations (conv, depthwise conv and fully connected with
+    /// int8 weights: TFLM's 16x8 kernels; also add, max/average pool, mean and reshape); node or
+    /// output tensor names, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub int16: Vec<String>,
     /// Output .tflite file.

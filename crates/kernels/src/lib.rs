@@ -24,6 +24,11 @@
 //! the kernels the published models lack, and `examples/tflm_replay.rs` re-runs each op here and
 //! compares bytes.
 //!
+//! Kernels TFLM also runs on int16 activations (ADD, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE,
+//! PAD) are generic over the storage type ([`QuantizedInt`]: `i8`, `i16`) and their prepare over
+//! its quantization ([`ActivationQParams`]); the int8 names (`add_s8`, `prepare_mean_s8`, …) are
+//! the same functions. The 16x8 layers with int8 weights live in [`conv16`].
+//!
 //! Layout conventions follow TFLite: activations NHWC, CONV_2D filters OHWI, DEPTHWISE_CONV_2D
 //! filters `[1, H, W, C·M]`, FULLY_CONNECTED filters `[units, depth]`, int32 bias with zero point 0.
 
@@ -56,6 +61,7 @@ pub mod sub;
 pub mod tanh;
 pub mod transpose;
 
+pub use conv16::QParamsS16;
 pub use error::KernelError;
 pub use fixedpoint::{calculate_activation_range_quantized, calculate_activation_range_quantized_s16, FusedActivation, QuantizedMultiplier, Rounding};
 pub use padding::{Padding, PaddingValues};
@@ -98,6 +104,100 @@ pub(crate) fn check_scale(tensor: &'static str, scale: f32) -> Result<(), Kernel
     } else {
         Err(KernelError::InvalidScale { tensor, scale })
     }
+}
+
+/// The storage types of quantized activations, int8 and int16: what TFLM's kernels templated on
+/// `T` (`AddElementwise<T>`, `MaxPool`/`AveragePool` overloads, `QuantizedMeanOrSum<T, int32_t>`)
+/// are instantiated with. Sealed: only `i8` and `i16` implement it.
+pub trait QuantizedInt: Copy + Ord + Into<i32> + private::Sealed + 'static {
+    /// `std::numeric_limits<T>::lowest()`.
+    const MIN: Self;
+    /// `std::numeric_limits<T>::max()`.
+    const MAX: Self;
+    /// The width in bits (8 or 16).
+    const BITS: u32;
+
+    /// `static_cast<T>` of a value already clamped to `[MIN, MAX]`; saturates otherwise.
+    fn saturate(x: i32) -> Self;
+}
+
+impl QuantizedInt for i8 {
+    const MIN: Self = i8::MIN;
+    const MAX: Self = i8::MAX;
+    const BITS: u32 = 8;
+
+    #[inline]
+    fn saturate(x: i32) -> Self {
+        saturate_s8(x)
+    }
+}
+
+impl QuantizedInt for i16 {
+    const MIN: Self = i16::MIN;
+    const MAX: Self = i16::MAX;
+    const BITS: u32 = 16;
+
+    #[inline]
+    fn saturate(x: i32) -> Self {
+        x.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+    }
+}
+
+/// Per-tensor quantization of an activation stored as [`Self::Int`](ActivationQParams::Int):
+/// [`QParamsS8`] (any int8 zero point) or [`QParamsS16`] (symmetric). The `prepare_*` functions of
+/// the kernels that TFLM runs on both types are generic over it.
+pub trait ActivationQParams: Copy + private::Sealed {
+    /// The storage type.
+    type Int: QuantizedInt;
+
+    /// Checks the scale, and the zero point against the type's rules.
+    fn validate(self, tensor: &'static str) -> Result<Self, KernelError>;
+
+    /// The scale and zero point (as int8 params, the type the shared prepare code computes with).
+    fn scale_and_zero_point(self) -> QParamsS8;
+
+    /// TFLM `CalculateActivationRangeQuantized` for an output of this type.
+    fn activation_range(self, activation: FusedActivation) -> (i32, i32);
+}
+
+impl ActivationQParams for QParamsS8 {
+    type Int = i8;
+
+    fn validate(self, tensor: &'static str) -> Result<Self, KernelError> {
+        QParamsS8::validate(self, tensor)
+    }
+
+    fn scale_and_zero_point(self) -> QParamsS8 {
+        self
+    }
+
+    fn activation_range(self, activation: FusedActivation) -> (i32, i32) {
+        calculate_activation_range_quantized(activation, self)
+    }
+}
+
+impl ActivationQParams for QParamsS16 {
+    type Int = i16;
+
+    fn validate(self, tensor: &'static str) -> Result<Self, KernelError> {
+        QParamsS16::validate(self, tensor)
+    }
+
+    fn scale_and_zero_point(self) -> QParamsS8 {
+        QParamsS8::new(self.scale, self.zero_point)
+    }
+
+    fn activation_range(self, activation: FusedActivation) -> (i32, i32) {
+        calculate_activation_range_quantized_s16(activation, self.scale)
+    }
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for i8 {}
+    impl Sealed for i16 {}
+    impl Sealed for super::QParamsS8 {}
+    impl Sealed for super::QParamsS16 {}
 }
 
 /// Clamps an int32 to the int8 range; the value must already be within `[act_min, act_max]` or

@@ -1,16 +1,19 @@
-//! MEAN on int8 over any set of axes.
+//! MEAN on int8 or int16 over any set of axes.
 //!
-//! Mirrors `reference/reduce.h::QuantizedMeanOrSum` (mean branch), prepared as in
-//! `micro/kernels/reduce_common.cc`: raw int8 values are summed in int32, the zero point times the
+//! Mirrors `reference/reduce.h::QuantizedMeanOrSum<T, int32_t>` (mean branch; TFLM's
+//! `EvalIntegerMean<int8_t>` and `EvalIntegerMean<int16_t>` take the same path), prepared as in
+//! `micro/kernels/reduce_common.cc` (`PrepareMeanOrSumHelper`): raw values are summed in int32, the zero point times the
 //! element count is subtracted, and one multiplier `(in_s / out_s) / N` is applied. TFLM folds `N`
 //! into the multiplier at eval time; shapes are static here, so it is folded in prepare with the
-//! same integer steps. Global average pooling in current converter output is MEAN over `[1, 2]`.
+//! same integer steps. The result is clamped to the type's range. TFLM asks nothing of the scales
+//! (any ratio `in_s / out_s` becomes a multiplier) or zero points. Global average pooling in
+//! current converter output is MEAN over `[1, 2]`.
 
 use crate::fixedpoint::{multiply_by_quantized_multiplier_with, quantize_multiplier_with, Rounding};
 use crate::shape::{next_index, resolve_axis, Dims, MAX_DIMS};
-use crate::{saturate_s8, KernelError, QParamsS8};
+use crate::{ActivationQParams, KernelError, QuantizedInt};
 
-/// Everything [`mean_s8`] needs. The output holds the kept dimensions in row-major order, whether
+/// Everything [`mean`] needs. The output holds the kept dimensions in row-major order, whether
 /// or not the graph keeps the reduced ones as size 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MeanParams {
@@ -31,16 +34,18 @@ impl MeanParams {
     }
 }
 
-/// Validates a MEAN and computes its parameters. `axes` may be negative and may repeat.
-pub fn prepare_mean_s8(
+/// Validates an int8 or int16 MEAN and computes its parameters. `axes` may be negative and may
+/// repeat. Any scales; int16 zero points must be 0 (tinyq's int16 convention; TFLM would apply
+/// them as in the int8 case).
+pub fn prepare_mean<Q: ActivationQParams>(
     input_shape: &[usize],
     axes: &[i32],
-    input: QParamsS8,
-    output: QParamsS8,
+    input: Q,
+    output: Q,
     rounding: Rounding,
 ) -> Result<MeanParams, KernelError> {
-    input.validate("input")?;
-    output.validate("output")?;
+    let input = input.validate("input")?.scale_and_zero_point();
+    let output = output.validate("output")?.scale_and_zero_point();
     let dims = Dims::new(input_shape)?;
     let mut reduced = [false; MAX_DIMS];
     for &axis in axes {
@@ -69,11 +74,14 @@ pub fn prepare_mean_s8(
     })
 }
 
-/// TFLM `reference_ops::QuantizedMeanOrSum` (mean) for int8.
+/// The int8 names (the same generic functions).
+pub use self::{mean as mean_s8, prepare_mean as prepare_mean_s8};
+
+/// TFLM `reference_ops::QuantizedMeanOrSum<T, int32_t>` (mean) for int8 and int16.
 ///
 /// # Panics
 /// If a slice length disagrees with `params`.
-pub fn mean_s8(params: &MeanParams, input: &[i8], output: &mut [i8]) {
+pub fn mean<T: QuantizedInt>(params: &MeanParams, input: &[T], output: &mut [T]) {
     let shape = params.input_shape.as_slice();
     let rank = shape.len();
     assert_eq!(input.len(), params.input_shape.flat_size());
@@ -106,7 +114,7 @@ pub fn mean_s8(params: &MeanParams, input: &[i8], output: &mut [i8]) {
         let mut sum: i32 = 0;
         loop {
             let offset: usize = (0..n_reduced).map(|a| reduced_index[a] * reduced_strides[a]).sum();
-            sum = sum.wrapping_add(input[base + offset] as i32);
+            sum = sum.wrapping_add(input[base + offset].into());
             if !next_index(&mut reduced_index[..n_reduced], &reduced_dims[..n_reduced]) {
                 break;
             }
@@ -119,7 +127,7 @@ pub fn mean_s8(params: &MeanParams, input: &[i8], output: &mut [i8]) {
             params.rounding,
         )
         .wrapping_add(params.output_zero_point);
-        *out = saturate_s8(value);
+        *out = T::saturate(value);
         next_index(&mut kept_index[..n_kept], &kept_dims[..n_kept]);
     }
 }
@@ -127,6 +135,7 @@ pub fn mean_s8(params: &MeanParams, input: &[i8], output: &mut [i8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{QParamsS16, QParamsS8};
 
     #[test]
     fn global_average_by_hand() {
@@ -173,5 +182,27 @@ mod tests {
         let q = QParamsS8::new(0.5, 0);
         assert!(prepare_mean_s8(&[2, 2], &[2], q, q, Rounding::Double).is_err());
         assert!(prepare_mean_s8(&[2, 2], &[-3], q, q, Rounding::Double).is_err());
+    }
+
+    #[test]
+    fn int16_global_average_by_hand() {
+        // [1, 2, 2, 1] over H and W, same scale: (30000 + 30000 + 30000 + 29999) / 4 = 29999.75 →
+        // 30000 (the sum 119999 exceeds int16 but not the int32 accumulator).
+        let q = QParamsS16::new(0.001);
+        let params = prepare_mean(&[1, 2, 2, 1], &[1, 2], q, q, Rounding::Double).unwrap();
+        let mut out = [0i16; 1];
+        mean(&params, &[30000, 30000, 30000, 29999], &mut out);
+        assert_eq!(out, [30000]);
+        mean(&params, &[-1, -2, -2, -2], &mut out);
+        assert_eq!(out, [-2]); // −1.75
+                               // Output scale twice the input's: the mean is halved; a larger output range saturates.
+        let params = prepare_mean(&[2, 2], &[1], q, QParamsS16::new(0.002), Rounding::Double).unwrap();
+        let mut out = [0i16; 2];
+        mean(&params, &[100, 300, -32768, -32768], &mut out);
+        assert_eq!(out, [100, -16384]);
+        let params = prepare_mean(&[2, 2], &[1], q, QParamsS16::new(0.0005), Rounding::Double).unwrap();
+        mean(&params, &[100, 300, -32768, -32768], &mut out);
+        assert_eq!(out, [400, i16::MIN]);
+        assert!(prepare_mean(&[2, 2], &[1], QParamsS16 { scale: 0.001, zero_point: 1 }, q, Rounding::Double).is_err());
     }
 }

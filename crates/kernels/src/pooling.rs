@@ -1,12 +1,12 @@
 //! Parameters shared by AVERAGE_POOL_2D and MAX_POOL_2D (TFLM `micro/kernels/pooling_common.cc`).
 //!
-//! TFLM requires the int8 output to carry the input's quantization (`|Δscale| ≤ 1e-6`, equal zero
-//! point), so pooling never rescales.
+//! TFLM requires the int8 or int16 output to carry the input's quantization (`|Δscale| ≤ 1e-6`,
+//! equal zero point), so pooling never rescales; the activation range is the output type's.
 
 use crate::conv::check_positive;
-use crate::fixedpoint::{calculate_activation_range_quantized, FusedActivation};
+use crate::fixedpoint::FusedActivation;
 use crate::padding::{compute_padding_height_width, Padding, PaddingValues};
-use crate::{KernelError, QParamsS8};
+use crate::{ActivationQParams, KernelError, QParamsS8};
 
 /// Builtin options of the 2-D pools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,18 +35,38 @@ pub struct PoolParams {
     pub output_shape: [usize; 4],
 }
 
-/// Validates a pool and computes its parameters.
-pub fn prepare_pool_s8(
+/// Validates an int8 or int16 pool and computes its parameters. int16 zero points must be 0
+/// (tinyq's int16 convention; TFLM only needs them equal).
+pub fn prepare_pool<Q: ActivationQParams>(
     input_shape: [usize; 4],
     options: &PoolOptions,
-    input: QParamsS8,
-    output: QParamsS8,
+    input: Q,
+    output: Q,
 ) -> Result<PoolParams, KernelError> {
     input.validate("input")?;
     output.validate("output")?;
+    check_same_scale(input.scale_and_zero_point(), output.scale_and_zero_point())?;
+    pool_params(input_shape, options, output.activation_range(options.activation))
+}
+
+/// The int8 name (the same generic function).
+pub use self::prepare_pool as prepare_pool_s8;
+
+/// `PoolingPrepare`'s check: `|s_in − s_out| ≤ 1e-6` (the difference taken in `f32`) and equal
+/// zero points.
+fn check_same_scale(input: QParamsS8, output: QParamsS8) -> Result<(), KernelError> {
     if (input.scale - output.scale).abs() > 1e-6 || input.zero_point != output.zero_point {
         return Err(KernelError::QParamsMismatch { tensor: "pool output", expected: input, actual: output });
     }
+    Ok(())
+}
+
+/// The geometry of a pool (`CalculateOpDataPooling`) with the given activation range.
+fn pool_params(
+    input_shape: [usize; 4],
+    options: &PoolOptions,
+    (act_min, act_max): (i32, i32),
+) -> Result<PoolParams, KernelError> {
     check_positive("pool input dimension is 0", &input_shape)?;
     check_positive(
         "pool stride and filter size must be >= 1",
@@ -65,7 +85,6 @@ pub fn prepare_pool_s8(
         options.padding,
     );
     check_positive("pool output would be empty", &[out_height, out_width])?;
-    let (act_min, act_max) = calculate_activation_range_quantized(options.activation, output);
     Ok(PoolParams {
         stride_height: options.stride_height,
         stride_width: options.stride_width,

@@ -1,5 +1,6 @@
-//! RESHAPE (and SQUEEZE, EXPAND_DIMS): a byte copy; input and output share quantization
-//! (`micro/kernels/reshape.cc`).
+//! RESHAPE (and SQUEEZE, EXPAND_DIMS): a copy of int8, int16 or float values; input and output
+//! share type and quantization (`micro/kernels/reshape.cc` checks only the type and the element
+//! count, and copies bytes whatever the type).
 
 use crate::KernelError;
 
@@ -31,5 +32,12 @@ mod tests {
         let mut out = [0i8; 3];
         reshape(&[1, 2, 3], &mut out);
         assert_eq!(out, [1, 2, 3]);
+    }
+
+    #[test]
+    fn copies_int16() {
+        let mut out = [0i16; 4];
+        reshape(&[-32768, 1, 2, 32767], &mut out);
+        assert_eq!(out, [-32768, 1, 2, 32767]);
     }
 }

@@ -82,25 +82,28 @@ pub fn can_keep_in_float(op: &Op) -> bool {
     }
 }
 
-/// Whether a node with `op` can run as a 16x8 layer (int16 activations, int8 weights): the ops
-/// TFLM has 16x8 kernels for that tinyq's integer engine reproduces.
+/// Whether a node with `op` can run with int16 activations: the layers TFLM has 16x8 kernels
+/// for (int16 activations, int8 weights), and the int16 ADD, pools, MEAN and RESHAPE that carry
+/// int16 tensors between them, as tinyq's integer engine reproduces them.
 pub fn can_run_16x8(op: &Op) -> bool {
     match op {
-        Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => true,
-        Op::Reshape
-        | Op::Transpose(_)
+        Op::Conv2D(_)
+        | Op::DepthwiseConv2D(_)
+        | Op::FullyConnected(_)
         | Op::Add(_)
+        | Op::MaxPool2D(_)
+        | Op::AvgPool2D(_)
+        | Op::Mean(_)
+        | Op::Reshape => true,
+        Op::Transpose(_)
         | Op::Sub(_)
         | Op::Mul(_)
-        | Op::Mean(_)
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
-        | Op::MaxPool2D(_)
-        | Op::AvgPool2D(_)
         | Op::Softmax(_)
         | Op::Sigmoid
         | Op::Tanh
@@ -151,7 +154,7 @@ pub fn quantize_graph_mixed(
         if !can_run_16x8(&n.op) {
             return Err(node_err(
                 n,
-                "cannot run with int16 activations (only CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED have 16x8 kernels)".into(),
+                "cannot run with int16 activations (only CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN and RESHAPE have int16 kernels)".into(),
             ));
         }
         if float_nodes.contains(&k) {
@@ -279,19 +282,20 @@ pub fn quantize_graph_mixed(
     Ok(q)
 }
 
-/// Rewrites the 16x8 nodes of `q` (its nodes are still `g`'s, one for one): int16 activations
-/// with QUANTIZE nodes at the int8 boundaries, int64 bias. Returns, for each node of the new
-/// list, the index of the `g` node it comes from (`None` for an added QUANTIZE).
+/// Rewrites the int16 nodes of `q` (its nodes are still `g`'s, one for one): int16 activations
+/// with QUANTIZE nodes at the int8 boundaries, int64 bias for the layers with weights, int16
+/// constant operands. Returns, for each node of the new list, the index of the `g` node it comes
+/// from (`None` for an added QUANTIZE).
 fn to_16x8(
     q: &mut Graph,
     g: &Graph,
     ranges: &[Option<(f32, f32)>],
     is_wide: &[bool],
 ) -> Result<Vec<Option<usize>>, QuantError> {
+    let tensor_err = |t: TensorId, msg: String| QuantError::Tensor { tensor: g.tensor(t).name.clone(), msg };
     let scale_of = |t: TensorId| -> Result<f32, QuantError> {
-        let tensor_err = |msg: String| QuantError::Tensor { tensor: g.tensor(t).name.clone(), msg };
-        let (lo, hi) = ranges[t].ok_or_else(|| tensor_err("has no calibrated range".into()))?;
-        symmetric_int16_scale(lo, hi).map_err(|e| tensor_err(e.to_string()))
+        let (lo, hi) = ranges[t].ok_or_else(|| tensor_err(t, "has no calibrated range".into()))?;
+        symmetric_int16_scale(lo, hi).map_err(|e| tensor_err(t, e.to_string()))
     };
     let int16_q = |scale: f32| QParams { scale: vec![scale], zero_point: vec![0], axis: None };
     let old = std::mem::take(&mut q.nodes);
@@ -304,57 +308,90 @@ fn to_16x8(
             origin.push(Some(k));
             continue;
         }
-        let x = n.inputs[0];
-        let x16 = match twin.get(&x) {
-            Some(&t) => t,
-            None => {
-                let name = q.tensors[x].name.clone();
-                let mut t = Tensor::activation(format!("{name}_int16"), q.tensors[x].shape.clone(), DType::I16);
-                t.qparams = Some(int16_q(scale_of(x)?));
-                let t = q.add_tensor(t);
-                nodes.push(Node { name: format!("{name}/to_int16"), op: Op::Quantize, inputs: vec![x], outputs: vec![t] });
-                origin.push(None);
-                twin.insert(x, t);
-                t
+        let node_err = |msg: String| QuantError::Node { node: n.name.clone(), op: n.op.name(), msg };
+        let has_weights = matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_));
+        // A layer reads one activation (its weights and bias are constants); ADD reads two.
+        let activations = if has_weights { 1 } else { n.inputs.len() };
+        for slot in 0..activations {
+            let x = n.inputs[slot];
+            if g.tensor(x).is_constant() {
+                // A constant operand of ADD: int16, symmetric over its values.
+                let v = g.const_f32(x).ok_or_else(|| tensor_err(x, "is not a float constant".into()))?;
+                let (lo, hi) = v.iter().fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
+                let scale = symmetric_int16_scale(lo, hi).map_err(|e| tensor_err(x, e.to_string()))?;
+                let mut c = g.tensor(x).clone();
+                c.dtype = DType::I16;
+                c.data = Some(TensorData::I16(v.iter().map(|&x| (x / scale).round().clamp(-32768.0, 32767.0) as i16).collect()));
+                c.qparams = Some(int16_q(scale));
+                if g.consumers(x).iter().all(|&r| is_wide[r]) {
+                    q.tensors[x] = c;
+                } else {
+                    c.name = format!("{}_int16", c.name);
+                    n.inputs[slot] = q.add_tensor(c);
+                }
+                continue;
             }
+            n.inputs[slot] = match twin.get(&x) {
+                Some(&t) => t,
+                None => {
+                    let name = q.tensors[x].name.clone();
+                    let mut t = Tensor::activation(format!("{name}_int16"), q.tensors[x].shape.clone(), DType::I16);
+                    t.qparams = Some(int16_q(scale_of(x)?));
+                    let t = q.add_tensor(t);
+                    nodes.push(Node { name: format!("{name}/to_int16"), op: Op::Quantize, inputs: vec![x], outputs: vec![t] });
+                    origin.push(None);
+                    twin.insert(x, t);
+                    t
+                }
+            };
+        }
+        let s_in = q.tensors[n.inputs[0]].qparams.as_ref().map_or(1.0, |p| p.scale[0]);
+        let o = n.outputs[0];
+        // Pools and reshapes keep their input's parameters, in int16 as in int8.
+        let s_out = match output_rule(&n.op).map_err(node_err)? {
+            OutputRule::SameAsInput => s_in,
+            _ => scale_of(o)?,
         };
-        n.inputs[0] = x16;
-        let s_in = q.tensors[x16].qparams.as_ref().map_or(1.0, |p| p.scale[0]);
-        if let Some(&b) = n.inputs.get(2) {
-            let bias = g.const_f32(b).ok_or_else(|| QuantError::Node {
-                node: n.name.clone(),
-                op: n.op.name(),
-                msg: "bias is not constant".into(),
-            })?;
-            let wq = q.tensors[n.inputs[1]].qparams.clone().ok_or_else(|| QuantError::Graph("weights without quantization".into()))?;
-            let mut bt = q.tensors[b].clone();
-            bt.data = Some(TensorData::I64(quantize_bias_i64(&bias, s_in, &wq.scale)));
-            bt.dtype = DType::I64;
-            let scales: Vec<f32> = wq.scale.iter().map(|&s| (s_in as f64 * s as f64) as f32).collect();
-            bt.qparams = Some(QParams { zero_point: vec![0; scales.len()], scale: scales, axis: wq.axis.map(|_| 0) });
-            if g.consumers(b).len() > 1 {
-                bt.name = format!("{}_int64", bt.name);
-                n.inputs[2] = q.add_tensor(bt);
-            } else {
-                q.tensors[b] = bt;
+        if has_weights {
+            if let Some(&b) = n.inputs.get(2) {
+                let bias = g.const_f32(b).ok_or_else(|| node_err("bias is not constant".into()))?;
+                let wq = q.tensors[n.inputs[1]]
+                    .qparams
+                    .clone()
+                    .ok_or_else(|| QuantError::Graph("weights without quantization".into()))?;
+                let mut bt = q.tensors[b].clone();
+                bt.data = Some(TensorData::I64(quantize_bias_i64(&bias, s_in, &wq.scale)));
+                bt.dtype = DType::I64;
+                let scales: Vec<f32> = wq.scale.iter().map(|&s| (s_in as f64 * s as f64) as f32).collect();
+                bt.qparams = Some(QParams { zero_point: vec![0; scales.len()], scale: scales, axis: wq.axis.map(|_| 0) });
+                if g.consumers(b).len() > 1 {
+                    bt.name = format!("{}_int64", bt.name);
+                    n.inputs[2] = q.add_tensor(bt);
+                } else {
+                    q.tensors[b] = bt;
+                }
+            }
+            // TFLM's 16x8 kernels reduce the int64 accumulator with a left shift of at most 7.
+            if let Some(w) = q.tensors[n.inputs[1]].qparams.as_ref() {
+                if let Some(&ws) = w.scale.iter().find(|&&ws| s_in as f64 * ws as f64 / s_out as f64 >= 128.0) {
+                    return Err(node_err(format!(
+                        "cannot run with int16 activations: input scale {s_in:e} × weight scale {ws:e} / output scale {s_out:e} is 128 or more (TFLM's 16x8 kernels need less)"
+                    )));
+                }
             }
         }
-        let o = n.outputs[0];
+        // TFLM's int16 ADD rescales both inputs to 2 · max(s1, s2) / 2^15 and needs a multiplier
+        // below 1 from there to the output.
+        if let Op::Add(_) = n.op {
+            let s_max = n.inputs.iter().filter_map(|&t| q.tensors[t].qparams.as_ref()).map(|p| p.scale[0]).fold(0f32, f32::max);
+            if s_max as f64 / 16384.0 >= s_out as f64 {
+                return Err(node_err(format!(
+                    "cannot run with int16 activations: output scale {s_out:e} is not above the larger input scale {s_max:e} / 16384 (TFLM's int16 ADD needs it)"
+                )));
+            }
+        }
         let readers = g.consumers(o);
         let shared = !g.outputs.contains(&o) && !readers.is_empty() && readers.iter().all(|&c| is_wide[c]);
-        let s_out = scale_of(o)?;
-        // TFLM's 16x8 kernels reduce the int64 accumulator with a left shift of at most 7.
-        if let Some(w) = q.tensors[n.inputs[1]].qparams.as_ref() {
-            if let Some(&ws) = w.scale.iter().find(|&&ws| s_in as f64 * ws as f64 / s_out as f64 >= 128.0) {
-                return Err(QuantError::Node {
-                    node: n.name.clone(),
-                    op: n.op.name(),
-                    msg: format!(
-                        "cannot run with int16 activations: input scale {s_in:e} × weight scale {ws:e} / output scale {s_out:e} is 128 or more (TFLM's 16x8 kernels need less)"
-                    ),
-                });
-            }
-        }
         if shared {
             q.tensors[o].dtype = DType::I16;
             q.tensors[o].qparams = Some(int16_q(s_out));
@@ -482,6 +519,83 @@ mod tests {
         g.outputs = vec![y];
         let ranges = vec![Some((-1.0, 1.0)), None, None, Some((0.0, 2.0)), None, Some((-3.0, 3.0))];
         (g, ranges)
+    }
+
+    /// x [1, 4, 4, 2] → conv → c, then `add` (c + x) → s → avgpool → p → reshape → r [1, 2] →
+    /// dense `fc` → y [1, 3], and a second `add_k` of s with a constant.
+    fn residual() -> (Graph, Vec<Option<(f32, f32)>>) {
+        use tinyq_ir::op::{Binary, Conv2D, Pool2D};
+        use tinyq_ir::Padding;
+        let mut g = Graph::default();
+        let x = g.add_tensor(Tensor::activation("x", vec![1, 4, 4, 2], DType::F32));
+        let w = g.add_tensor(Tensor::constant("w", vec![2, 1, 1, 2], TensorData::F32(vec![0.5, -0.25, 0.75, 1.0])));
+        let b = g.add_tensor(Tensor::constant("b", vec![2], TensorData::F32(vec![0.1, -0.1])));
+        let c = g.add_tensor(Tensor::activation("c", vec![1, 4, 4, 2], DType::F32));
+        let sum = g.add_tensor(Tensor::activation("s", vec![1, 4, 4, 2], DType::F32));
+        let p = g.add_tensor(Tensor::activation("p", vec![1, 1, 1, 2], DType::F32));
+        let r = g.add_tensor(Tensor::activation("r", vec![1, 2], DType::F32));
+        let fw = g.add_tensor(Tensor::constant("fw", vec![3, 2], TensorData::F32(vec![1.0, -1.0, 0.5, 0.25, -0.5, 2.0])));
+        let y = g.add_tensor(Tensor::activation("y", vec![1, 3], DType::F32));
+        let k = g.add_tensor(Tensor::constant("k", vec![2], TensorData::F32(vec![0.5, -2.0])));
+        let z = g.add_tensor(Tensor::activation("z", vec![1, 4, 4, 2], DType::F32));
+        let conv = Conv2D { stride: [1, 1], dilation: [1, 1], padding: Padding::Valid, activation: FusedActivation::None };
+        let pool = Pool2D { filter: [4, 4], stride: [4, 4], padding: Padding::Valid, activation: FusedActivation::None };
+        let fc = Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims: false });
+        for (name, op, inputs, out) in [
+            ("conv", Op::Conv2D(conv), vec![x, w, b], c),
+            ("add", Op::Add(Binary::default()), vec![c, x], sum),
+            ("pool", Op::AvgPool2D(pool), vec![sum], p),
+            ("reshape", Op::Reshape, vec![p], r),
+            ("fc", fc, vec![r, fw], y),
+            ("add_k", Op::Add(Binary::default()), vec![sum, k], z),
+        ] {
+            g.nodes.push(Node { name: name.into(), op, inputs, outputs: vec![out] });
+        }
+        g.inputs = vec![x];
+        g.outputs = vec![y, z];
+        let mut ranges = vec![None; g.tensors.len()];
+        for (t, r) in [(x, (-1.0, 1.0)), (c, (-2.0, 2.0)), (sum, (-3.0, 3.0)), (p, (-3.0, 3.0)), (r, (-3.0, 3.0)), (y, (-4.0, 4.0)), (z, (-5.0, 5.0))] {
+            ranges[t] = Some(r);
+        }
+        (g, ranges)
+    }
+
+    #[test]
+    fn int16_runs_through_add_pool_and_reshape() {
+        let (g, ranges) = residual();
+        let all: Vec<usize> = (0..g.nodes.len()).collect();
+        let q = quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[], &all).unwrap();
+        let names: Vec<&str> = q.nodes.iter().map(|n| n.name.as_str()).collect();
+        // x is read twice in int16 through one QUANTIZE; the outputs go back to int8.
+        assert_eq!(names, ["x/to_int16", "conv", "add", "pool", "reshape", "fc", "y/to_int8", "add_k", "z/to_int8"]);
+        let scale = |t: TensorId| (q.tensor(t).dtype, q.tensor(t).qparams.as_ref().unwrap().scale[0], q.tensor(t).qparams.as_ref().unwrap().zero_point[0]);
+        let node = |name: &str| q.nodes.iter().find(|n| n.name == name).unwrap();
+        let (add, pool, reshape, add_k) = (node("add"), node("pool"), node("reshape"), node("add_k"));
+        // Both ADD inputs are int16: the conv's output and the input's int16 twin.
+        assert_eq!(add.inputs[1], node("conv").inputs[0]);
+        assert_eq!(scale(add.inputs[0]), (DType::I16, 2.0 / 32767.0, 0));
+        assert_eq!(scale(add.outputs[0]), (DType::I16, 3.0 / 32767.0, 0));
+        // The pool and the reshape keep their input's int16 scale.
+        assert_eq!(scale(pool.outputs[0]), scale(pool.inputs[0]));
+        assert_eq!(scale(reshape.outputs[0]), scale(pool.inputs[0]));
+        // The constant of add_k is int16 in place, symmetric over its values [-2, 0.5].
+        let kt = q.tensor(add_k.inputs[1]);
+        assert_eq!((kt.name.as_str(), kt.dtype), ("k", DType::I16));
+        let ks = kt.qparams.as_ref().unwrap().scale[0];
+        assert_eq!(ks, 2.0 / 32767.0);
+        assert_eq!(kt.data, Some(TensorData::I16(vec![(0.5 / ks).round() as i16, -32767])));
+        // Only the fc needs no bias; the conv's is int64.
+        assert_eq!(q.tensor(node("conv").inputs[2]).dtype, DType::I64);
+        // An ADD output range far narrower than its inputs' needs a rescale TFLM cannot do.
+        let mut narrow = ranges.clone();
+        narrow[g.nodes[1].outputs[0]] = Some((-1e-5, 1e-5));
+        let e = quantize_graph_mixed(&g, &narrow, &PtqConfig::default(), &[], &all).unwrap_err().to_string();
+        assert!(e.contains("add") && e.contains("16384"), "{e}");
+        // SUB has no int16 kernel here: refused by name.
+        let mut sub = g.clone();
+        sub.nodes[1].op = Op::Sub(tinyq_ir::op::Binary::default());
+        let e = quantize_graph_mixed(&sub, &ranges, &PtqConfig::default(), &[], &[1]).unwrap_err().to_string();
+        assert!(e.contains("add") && e.contains("int16"), "{e}");
     }
 
     fn ops(q: &Graph) -> Vec<(&str, &'static str)> {

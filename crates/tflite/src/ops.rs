@@ -38,6 +38,8 @@ pub(crate) const FULLY_CONNECTED_KEEP_DIMS_V: i32 = 5;
 /// FULLY_CONNECTED without a bias input.
 pub(crate) const FULLY_CONNECTED_NO_BIAS_V: i32 = 6;
 pub(crate) const ADD_V: Versions = v(1, 2);
+/// int16 ADD with general scales (`pot_scale_int16 = false`, the only int16 ADD TFLM runs).
+pub(crate) const ADD_16_V: i32 = 3;
 pub(crate) const SUB_V: Versions = v(1, 2);
 pub(crate) const MUL_V: Versions = v(1, 2);
 /// int8 MUL whose rescale `s1·s2/s_out` is ≥ 1.
@@ -47,9 +49,15 @@ pub(crate) const RESHAPE_V: Versions = v(1, 1);
 pub(crate) const TRANSPOSE_V: Versions = v(1, 2);
 pub(crate) const PAD_V: Versions = v(1, 2);
 pub(crate) const PADV2_V: Versions = v(1, 2);
+/// PAD and PADV2 with int16 input (rank ≤ 4).
+pub(crate) const PAD_16_V: i32 = 3;
 pub(crate) const MAX_POOL_2D_V: Versions = v(1, 2);
 pub(crate) const AVERAGE_POOL_2D_V: Versions = v(1, 2);
+/// MAX_POOL_2D and AVERAGE_POOL_2D with int16 input and output.
+pub(crate) const POOL_16_V: i32 = 3;
 pub(crate) const MEAN_V: Versions = v(1, 2);
+/// MEAN with int16 input.
+pub(crate) const MEAN_16_V: i32 = 3;
 pub(crate) const RELU_V: Versions = v(1, 2);
 pub(crate) const RELU6_V: Versions = v(1, 2);
 pub(crate) const RELU_N1_TO_1_V: Versions = v(1, 1);
@@ -58,6 +66,7 @@ pub(crate) const LOGISTIC_V: Versions = v(1, 2);
 pub(crate) const TANH_V: Versions = v(1, 2);
 pub(crate) const HARD_SWISH_V: Versions = v(1, 1);
 pub(crate) const SOFTMAX_V: Versions = v(1, 2);
+/// RESHAPE is version 1 for every type, int16 included.
 /// QUANTIZE: float → int8 is version 1, int8 → int8 (requantize) version 2.
 pub(crate) const QUANTIZE_V: Versions = v(1, 2);
 /// DEQUANTIZE: int8 input is version 2, float16 input version 3.
@@ -77,7 +86,8 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (CONV_2D, CONV_2D_16X8_V)
         | (DEPTHWISE_CONV_2D, DEPTHWISE_CONV_2D_16X8_V)
         | (FULLY_CONNECTED, FULLY_CONNECTED_16X8_V) => "2.3.0",
-        (LEAKY_RELU, 2) => "2.3.0",
+        (LEAKY_RELU, 2) | (MAX_POOL_2D | AVERAGE_POOL_2D, POOL_16_V) => "2.3.0",
+        (ADD, ADD_16_V) | (MEAN, MEAN_16_V) | (PAD | PADV2, PAD_16_V) => "2.4.0",
         (MUL, MUL_LARGE_SCALE_V) | (HARD_SWISH, 1) | (QUANTIZE, 2) | (DEQUANTIZE, DEQUANTIZE_F16_V) => "1.15.0",
         _ => "1.14.0",
     }
@@ -168,8 +178,11 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             ex(FULLY_CONNECTED, version, Some(Opt::FullyConnectedOptions(Box::new(o))), tensors())
         }
         Op::Add(p) => {
-            let o = tfl::AddOptions { fused_activation_function: act_out(p.activation), pot_scale_int16: true };
-            ex(ADD, ver(ADD_V), Some(Opt::AddOptions(Box::new(o))), tensors())
+            // An int16 ADD is written with general scales: LiteRT reads `pot_scale_int16 = true` as
+            // "scales are powers of two" and runs another kernel; TFLM ignores the flag.
+            let o = tfl::AddOptions { fused_activation_function: act_out(p.activation), pot_scale_int16: !wide };
+            let version = if wide { ADD_16_V } else { ver(ADD_V) };
+            ex(ADD, version, Some(Opt::AddOptions(Box::new(o))), tensors())
         }
         Op::Sub(p) => {
             let o = tfl::SubOptions { fused_activation_function: act_out(p.activation), pot_scale_int16: true };
@@ -209,28 +222,32 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let flat = p.pads.iter().flatten().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
             let pads_t = i32_const("paddings", vec![p.pads.len(), 2], flat);
             if p.value == 0.0 {
-                ex(PAD, ver(PAD_V), Some(Opt::PadOptions(Box::new(tfl::PadOptions {}))), data_then(vec![pads_t]))
+                let version = if wide { PAD_16_V } else { ver(PAD_V) };
+                ex(PAD, version, Some(Opt::PadOptions(Box::new(tfl::PadOptions {}))), data_then(vec![pads_t]))
             } else {
                 let value_t = pad_value_tensor(&n.name, p.value, out)?;
                 ex(
                     PADV2,
-                    ver(PADV2_V),
+                    if wide { PAD_16_V } else { ver(PADV2_V) },
                     Some(Opt::PadV2Options(Box::new(tfl::PadV2Options {}))),
                     data_then(vec![pads_t, value_t]),
                 )
             }
         }
         Op::MaxPool2D(p) => {
-            ex(MAX_POOL_2D, ver(MAX_POOL_2D_V), Some(Opt::Pool2DOptions(Box::new(pool_options(p)?))), tensors())
+            let version = if wide { POOL_16_V } else { ver(MAX_POOL_2D_V) };
+            ex(MAX_POOL_2D, version, Some(Opt::Pool2DOptions(Box::new(pool_options(p)?))), tensors())
         }
         Op::AvgPool2D(p) => {
-            ex(AVERAGE_POOL_2D, ver(AVERAGE_POOL_2D_V), Some(Opt::Pool2DOptions(Box::new(pool_options(p)?))), tensors())
+            let version = if wide { POOL_16_V } else { ver(AVERAGE_POOL_2D_V) };
+            ex(AVERAGE_POOL_2D, version, Some(Opt::Pool2DOptions(Box::new(pool_options(p)?))), tensors())
         }
         Op::Mean(p) => {
             let axes = p.axes.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
             let axes_t = i32_const("axes", vec![axes.len()], axes);
             let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
-            ex(MEAN, ver(MEAN_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
+            let version = if wide { MEAN_16_V } else { ver(MEAN_V) };
+            ex(MEAN, version, Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
         }
         Op::Relu => ex(RELU, ver(RELU_V), None, tensors()),
         Op::Relu6 => ex(RELU6, ver(RELU6_V), None, tensors()),
@@ -314,6 +331,7 @@ pub(crate) fn import_op(
             (Op::FullyConnected(FullyConnected { activation, keep_num_dims }), with_bias())
         }
         ADD => {
+            // `pot_scale_int16` is not read: TFLM runs the general-scale int16 ADD whatever it says.
             let act = match opts {
                 Some(OptRef::AddOptions(o)) => act_in(o.fused_activation_function())?,
                 _ => FusedActivation::None,
@@ -354,7 +372,7 @@ pub(crate) fn import_op(
                 return Err(format!("paddings {flat:?} are not [rank, 2] non-negative values"));
             }
             let pads = flat.chunks(2).map(|c| [c[0] as usize, c[1] as usize]).collect();
-            let value = if code == PADV2 { pad_value_in(input(2)?)? } else { 0.0 };
+            let value = if code == PADV2 { pad_value_in(input(2)?, outs.first().copied())? } else { 0.0 };
             (Op::Pad(Pad { pads, value }), 1)
         }
         MAX_POOL_2D | AVERAGE_POOL_2D => {
@@ -535,8 +553,18 @@ fn const_ints(t: &Tensor, what: &str) -> Result<Vec<i64>, String> {
     }
 }
 
-/// PADV2's constant value as a real number.
-fn pad_value_in(t: &Tensor) -> Result<f32, String> {
+/// PADV2's constant value as a real number. TFLM pads an int16 tensor with the constant's raw
+/// value whatever its quantization, so an int16 constant must carry the output's, which makes the
+/// real value map back to that raw value.
+fn pad_value_in(t: &Tensor, out: Option<&Tensor>) -> Result<f32, String> {
+    if let Some(out) = out.filter(|o| o.dtype == DType::I16) {
+        if t.dtype != DType::I16 || t.qparams.is_none() || t.qparams != out.qparams {
+            return Err(format!(
+                "the constant value `{}` of an int16 PADV2 must be int16 with the output's quantization",
+                t.name
+            ));
+        }
+    }
     let v = match (&t.data, &t.qparams) {
         (Some(d), Some(q)) if d.len() == 1 && !q.scale.is_empty() => {
             let zp = q.zero_point.first().copied().unwrap_or(0) as f32;
@@ -571,4 +599,64 @@ fn pad_value_tensor(node: &str, value: f32, out: &Tensor) -> Result<Tensor, Stri
     let mut t = Tensor::constant(format!("{node}/constant_values"), vec![], data);
     t.qparams = out.qparams.clone();
     Ok(t)
+}
+
+#[cfg(test)]
+mod int16_tests {
+    use super::*;
+    use tinyq_ir::QParams;
+
+    fn int16(name: &str, shape: &[usize], scale: f32) -> Tensor {
+        let q = QParams { scale: vec![scale], zero_point: vec![0], axis: None };
+        Tensor { qparams: Some(q), ..Tensor::activation(name, shape.to_vec(), DType::I16) }
+    }
+
+    /// int16 x → ADD(x, x) → MAX_POOL_2D → AVERAGE_POOL_2D → MEAN → RESHAPE → PAD, written and read
+    /// back.
+    fn graph() -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_tensor(int16("x", &[1, 4, 4, 2], 0.001));
+        g.inputs.push(x);
+        let pool =
+            Pool2D { filter: [2, 2], stride: [1, 1], padding: Padding::Valid, activation: FusedActivation::None };
+        let steps: [(&str, Op, &[usize], f32); 6] = [
+            ("add", Op::Add(Binary { activation: FusedActivation::Relu }), &[1, 4, 4, 2], 0.002),
+            ("max", Op::MaxPool2D(pool.clone()), &[1, 3, 3, 2], 0.002),
+            ("avg", Op::AvgPool2D(pool), &[1, 2, 2, 2], 0.002),
+            ("mean", Op::Mean(Mean { axes: vec![1, 2], keep_dims: false }), &[1, 2], 0.0015),
+            ("flat", Op::Reshape, &[2], 0.0015),
+            ("pad", Op::Pad(Pad { pads: vec![[1, 0]], value: 0.0 }), &[3], 0.0015),
+        ];
+        let mut prev = x;
+        for (name, op, shape, scale) in steps {
+            let inputs = if name == "add" { vec![x, x] } else { vec![prev] };
+            let out = g.add_tensor(int16(name, shape, scale));
+            g.nodes.push(Node { name: name.into(), op, inputs, outputs: vec![out] });
+            prev = out;
+        }
+        g.outputs.push(prev);
+        g.validate().expect("valid test graph");
+        g
+    }
+
+    #[test]
+    fn int16_ops_get_their_versions_and_round_trip() {
+        let g = graph();
+        let exported: Vec<(i32, i32)> =
+            g.nodes.iter().map(|n| export_op(&g, n).map(|e| (e.code, e.version))).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            exported,
+            [(ADD, 3), (MAX_POOL_2D, 3), (AVERAGE_POOL_2D, 3), (MEAN, 3), (RESHAPE, 1), (PAD, 3)],
+            "LiteRT op_version.cc for int16"
+        );
+        let Some(Opt::AddOptions(o)) = export_op(&g, &g.nodes[0]).unwrap().options else { panic!("no AddOptions") };
+        assert!(!o.pot_scale_int16, "int16 ADD must say general scales");
+        let runtimes: Vec<&str> = exported.iter().map(|&(c, v)| min_runtime_version(c, v)).collect();
+        assert_eq!(runtimes, ["2.4.0", "2.3.0", "2.3.0", "2.4.0", "1.5.0", "2.4.0"]);
+        let bytes = crate::write_tflite(&g).unwrap();
+        let back = crate::read_tflite(&bytes).unwrap();
+        let ops: Vec<&Op> = back.nodes.iter().map(|n| &n.op).collect();
+        assert_eq!(ops, g.nodes.iter().map(|n| &n.op).collect::<Vec<_>>());
+        assert!(back.tensors.iter().filter(|t| t.data.is_none()).all(|t| t.dtype == DType::I16));
+    }
 }

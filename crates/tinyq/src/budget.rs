@@ -8,11 +8,12 @@
 //! 2. Per-tensor calibration: for the most sensitive tensors first, every other range method
 //!    (min/max, percentile 99.99 and 99.9, MSE, entropy) on statistics gathered once; a change is
 //!    kept only if it lowers the drop (or, at an equal drop, raises the output SQNR against FP32).
-//! 3. Int16 activations (unless `allow_int16` is off): for the most sensitive tensors produced
-//!    by a conv / depthwise / fully-connected layer and read by such layers, run the producer
-//!    and those readers as 16x8 layers (TFLM's int16-activation, int8-weight kernels), so the
-//!    tensor reaches them in int16; QUANTIZE converts at the int8 boundaries (other readers get
-//!    an int8 copy). Same acceptance rule; kept int16 layers accumulate.
+//! 3. Int16 activations (unless `allow_int16` is off): for the most sensitive tensors, run
+//!    their writer and readers with int16 activations (conv / depthwise / fully-connected as
+//!    TFLM's 16x8 layers with int8 weights; ADD, pools, MEAN and RESHAPE in int16), extended
+//!    through pools and reshapes to the layers beyond them, so the tensor stays int16 between
+//!    them; QUANTIZE converts at the int8 boundaries (other readers get an int8 copy). Same
+//!    acceptance rule; kept int16 layers accumulate.
 //! 4. With `allow_float`, leave the most sensitive conv / depthwise / fully-connected layers in
 //!    float between DEQUANTIZE and QUANTIZE (with the layers reading their output, when that
 //!    keeps the sensitive tensor itself in float), under the same acceptance rule.
@@ -21,9 +22,9 @@
 //! is the one the file gives; scoring is parallel over samples, and each step tries at most
 //! [`BudgetOptions::max_candidates`] candidates.
 //!
-//! What this is not: a 16x8 layer between int8 tensors gains nothing (its int8 input widens
-//! exactly and its output is rounded back to int8), so a tensor with no conv / dense reader (a
-//! reshape before a dense layer, a pool) is not a 16x8 candidate.
+//! What this is not: a lone int16 layer between int8 tensors gains nothing (its int8 input
+//! widens exactly and its output is rounded back to int8), so a tensor whose writer or readers
+//! have no int16 kernel (SUB, MUL, CONCATENATION, activations) is not an int16 candidate.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -220,6 +221,38 @@ fn range_source(g: &Graph, mut t: TensorId) -> Option<TensorId> {
     Some(t)
 }
 
+/// The nodes that carry tensor `t` in int16: its writer and readers, extended through pools and
+/// reshapes (which pass their input's int16 scale on) back to the layer that sets the scale and
+/// on to the layers that read the result. `None` when the writer or every reader is ineligible.
+fn int16_region(g: &Graph, t: TensorId, eligible: &dyn Fn(&usize) -> bool) -> Option<Vec<usize>> {
+    let passes_scale_on = |k: usize| matches!(output_rule(&g.nodes[k].op), Ok(OutputRule::SameAsInput));
+    let mut writer = g.producer(t).filter(eligible)?;
+    let mut region = vec![writer];
+    while passes_scale_on(writer) {
+        match g.producer(g.nodes[writer].inputs[0]).filter(eligible) {
+            Some(w) => {
+                region.push(w);
+                writer = w;
+            }
+            None => break,
+        }
+    }
+    let mut frontier: Vec<usize> = g.consumers(t).into_iter().filter(eligible).collect();
+    if frontier.is_empty() {
+        return None;
+    }
+    while let Some(k) = frontier.pop() {
+        if region.contains(&k) {
+            continue;
+        }
+        region.push(k);
+        if passes_scale_on(k) {
+            frontier.extend(g.consumers(g.nodes[k].outputs[0]).into_iter().filter(eligible));
+        }
+    }
+    Some(region)
+}
+
 fn method_name(m: Calibration) -> String {
     match m {
         Calibration::MinMax => "minmax".into(),
@@ -347,20 +380,14 @@ pub fn quantize_within_budget(
             }
         }
 
-        // Step 2: int16 activations. The ranked tensor reaches its conv / dense readers in
-        // int16 when its producer and those readers run as 16x8 layers (other readers keep an
-        // int8 copy).
+        // Step 2: int16 activations. The ranked tensor reaches its readers in int16 when its
+        // writer and those readers run with int16 activations (other readers keep an int8 copy).
         if !met(&best) && budget.allow_int16 {
             let mut tried: Vec<Vec<usize>> = Vec::new();
             for &t in &ranked {
-                let Some(p) = g.producer(t) else { continue };
                 let eligible = |k: &usize| can_run_16x8(&g.nodes[*k].op) && !float_nodes.contains(k);
-                let readers: Vec<usize> = g.consumers(t).into_iter().filter(eligible).collect();
-                if !eligible(&p) || readers.is_empty() {
-                    continue;
-                }
-                let mut candidate: Vec<usize> =
-                    int16_nodes.iter().copied().chain(std::iter::once(p)).chain(readers).collect();
+                let Some(region) = int16_region(g, t, &eligible) else { continue };
+                let mut candidate: Vec<usize> = int16_nodes.iter().copied().chain(region).collect();
                 candidate.sort_unstable();
                 candidate.dedup();
                 if candidate == int16_nodes || tried.contains(&candidate) {
@@ -432,16 +459,18 @@ pub fn quantize_within_budget(
                 let Some(p) = g.producer(t) else { continue };
                 // Layers with weights lead; reshapes and transposes only follow them.
                 let has_weights = g.nodes[p].inputs.get(1).is_some_and(|&w| g.tensor(w).is_constant());
-                if !can_keep_in_float(&g.nodes[p].op) || !has_weights || float_nodes.contains(&p) || int16_nodes.contains(&p) {
+                if !can_keep_in_float(&g.nodes[p].op) || !has_weights || float_nodes.contains(&p) {
                     continue;
                 }
                 let readers = g.consumers(t);
                 let mut sets = vec![vec![p]];
-                if !readers.is_empty()
-                    && readers.iter().all(|&c| can_keep_in_float(&g.nodes[c].op) && !int16_nodes.contains(&c))
-                {
+                if !readers.is_empty() && readers.iter().all(|&c| can_keep_in_float(&g.nodes[c].op)) {
                     sets.push(std::iter::once(p).chain(readers).collect());
                 }
+                // A layer kept in float leaves the int16 layers (float is the wider of the two).
+                let without = |set: &[usize]| -> Vec<usize> {
+                    int16_nodes.iter().copied().filter(|k| !set.contains(k)).collect()
+                };
                 let mut best_here: Option<(Score, Vec<usize>, Graph)> = None;
                 for set in sets {
                     let mut candidate: Vec<usize> = float_nodes.iter().copied().chain(set.iter().copied()).collect();
@@ -454,7 +483,8 @@ pub fn quantize_within_budget(
                         break 'float;
                     }
                     tried.push(candidate.clone());
-                    let q = build(&ranges, &candidate, &int16_nodes)?;
+                    // A combination the int16 rules refuse once a layer leaves them is skipped.
+                    let Ok(q) = build(&ranges, &candidate, &without(&candidate)) else { continue };
                     let s = scorer.score(&q)?;
                     float_candidates += 1;
                     if s.better_than(best_here.as_ref().map_or(&best, |b| &b.0)) {
@@ -478,6 +508,7 @@ pub fn quantize_within_budget(
                         metric: s.metric,
                         drop: s.drop,
                     });
+                    int16_nodes = without(&candidate);
                     float_nodes = candidate;
                     best = s;
                     best_q = q;
@@ -524,6 +555,49 @@ mod tests {
         assert!((metric_drop(Metric::Rmse, 0.02, 0.0201) - 0.5).abs() < 1e-9);
         assert_eq!(metric_drop(Metric::Rmse, 0.0, 0.0), 0.0);
         assert_eq!(metric_drop(Metric::Rmse, 0.0, 0.1), f64::INFINITY);
+    }
+
+    #[test]
+    fn int16_regions_run_through_pools_and_reshapes_to_the_next_layers() {
+        use tinyq_ir::op::{Binary, Conv2D, FullyConnected, Pool2D};
+        use tinyq_ir::{FusedActivation, Node, Op, Padding, Tensor};
+        let mut g = Graph::default();
+        let t: Vec<TensorId> = ["x", "c", "p", "r", "y", "d"]
+            .iter()
+            .map(|n| g.add_tensor(Tensor::activation(*n, vec![1, 2], DType::F32)))
+            .collect();
+        let conv =
+            Conv2D { stride: [1, 1], dilation: [1, 1], padding: Padding::Valid, activation: FusedActivation::None };
+        let pool =
+            Pool2D { filter: [1, 1], stride: [1, 1], padding: Padding::Valid, activation: FusedActivation::None };
+        let fc = FullyConnected { activation: FusedActivation::None, keep_num_dims: false };
+        for (name, op, i, o) in [
+            ("conv", Op::Conv2D(conv), t[0], t[1]),
+            ("pool", Op::MaxPool2D(pool), t[1], t[2]),
+            ("reshape", Op::Reshape, t[2], t[3]),
+            ("fc", Op::FullyConnected(fc), t[3], t[4]),
+            ("sub", Op::Sub(Binary::default()), t[1], t[5]),
+        ] {
+            g.nodes.push(Node { name: name.into(), op, inputs: vec![i], outputs: vec![o] });
+        }
+        let eligible = |k: &usize| can_run_16x8(&g.nodes[*k].op);
+        let sorted = |r: Option<Vec<usize>>| {
+            r.map(|mut r| {
+                r.sort_unstable();
+                r
+            })
+        };
+        // The conv's output: the conv, then through the pool and the reshape to the dense layer;
+        // SUB has no int16 kernel and keeps an int8 copy.
+        assert_eq!(sorted(int16_region(&g, t[1], &eligible)), Some(vec![0, 1, 2, 3]));
+        // The pool's output takes its scale from the conv's: back to the conv, on to the dense.
+        assert_eq!(sorted(int16_region(&g, t[2], &eligible)), Some(vec![0, 1, 2, 3]));
+        // A graph output has no readers; SUB's output has no eligible writer.
+        assert_eq!(int16_region(&g, t[4], &eligible), None);
+        assert_eq!(int16_region(&g, t[5], &eligible), None);
+        // Without the reshape eligible, the region stops at the pool.
+        let no_reshape = |k: &usize| eligible(k) && *k != 2;
+        assert_eq!(sorted(int16_region(&g, t[1], &no_reshape)), Some(vec![0, 1]));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn int16_node_indices(g: &Graph, names: &[String]) -> Result<Vec<usize>, Tin
         names,
         "--int16",
         can_run_16x8,
-        "only conv, depthwise conv and fully connected nodes have 16x8 kernels",
+        "only conv, depthwise conv, fully connected, add, max/average pool, mean and reshape nodes have int16 kernels",
     )
 }
 

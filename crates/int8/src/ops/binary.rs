@@ -1,9 +1,11 @@
-//! ADD, SUB and MUL of two int8 tensors with numpy broadcasting. Kernels: `tinyq_kernels::add`,
-//! `sub`, `mul` (TFLM `reference_integer_ops::AddFunc`/`MulElementwise` and their 6-D broadcast
-//! variants). Same-shaped inputs take the elementwise path, as in TFLM.
+//! ADD, SUB and MUL of two int8 tensors, and ADD of two int16 tensors, with numpy broadcasting.
+//! Kernels: `tinyq_kernels::add`, `sub`, `mul` (TFLM `reference_integer_ops::AddFunc`/
+//! `MulElementwise`, `reference_ops::AddGeneralParamScale` for int16, and their 6-D broadcast
+//! variants). Same-shaped inputs take the elementwise path, as in TFLM. SUB and MUL of int16
+//! tensors are refused.
 
-use tinyq_ir::op;
-use tinyq_kernels::add::{add_s8, broadcast_add_s8, prepare_add, AddParams};
+use tinyq_ir::{op, Tensor};
+use tinyq_kernels::add::{add, broadcast_add, prepare_add, AddParams};
 use tinyq_kernels::mul::{broadcast_mul_s8, mul_s8, prepare_mul, MulParams};
 use tinyq_kernels::sub::{broadcast_sub_s8, prepare_sub, sub_s8};
 use tinyq_kernels::{BroadcastShapes, Rounding};
@@ -24,37 +26,73 @@ pub(crate) struct Binary {
     broadcast: Option<BroadcastShapes>,
 }
 
+/// ADD of two int16 tensors (left shift 15, int16 activation range).
+pub(crate) struct Add16 {
+    params: AddParams,
+    /// `None` when both inputs have the output's shape.
+    broadcast: Option<BroadcastShapes>,
+}
+
 enum Params {
     Add(AddParams),
     Sub(AddParams),
     Mul(MulParams),
 }
 
-pub(crate) fn prepare_binary(ctx: &Ctx<'_>, which: BinaryOp, p: &op::Binary) -> Result<Prepared, Int8Error> {
+/// An int8 ADD, SUB or MUL, or (`wide`) an int16 ADD; int16 SUB and MUL are refused.
+pub(crate) fn prepare_binary(
+    ctx: &Ctx<'_>,
+    which: BinaryOp,
+    p: &op::Binary,
+    wide: bool,
+) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(2..=2)?;
     let (a, b, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output());
-    let (qa, qb, qo) = (ctx.s8(a)?, ctx.s8(b)?, ctx.s8(out)?);
     let act = activation(p.activation);
-    let params = match which {
-        BinaryOp::Add => Params::Add(prepare_add(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
-        BinaryOp::Sub => Params::Sub(prepare_sub(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
-        BinaryOp::Mul => Params::Mul(prepare_mul(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
-    };
-    let broadcast = if a.shape == out.shape && b.shape == out.shape {
-        None
+    let kernel = if wide {
+        if !matches!(which, BinaryOp::Add) {
+            return Err(ctx.err("int16 inputs are supported for ADD only; this op needs int8 tensors"));
+        }
+        let params =
+            prepare_add(ctx.s16(a)?, ctx.s16(b)?, ctx.s16(out)?, act, Rounding::Double).map_err(ctx.kernel_err())?;
+        Kernel::Add16(Add16 { params, broadcast: broadcast_shapes(ctx, a, b, out)? })
     } else {
-        let shapes = BroadcastShapes::new(&a.shape, &b.shape).map_err(ctx.kernel_err())?;
-        ctx.check_output_shape(shapes.output_shape())?;
-        Some(shapes)
+        let (qa, qb, qo) = (ctx.s8(a)?, ctx.s8(b)?, ctx.s8(out)?);
+        let params = match which {
+            BinaryOp::Add => Params::Add(prepare_add(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
+            BinaryOp::Sub => Params::Sub(prepare_sub(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
+            BinaryOp::Mul => Params::Mul(prepare_mul(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
+        };
+        Kernel::Binary(Binary { params, broadcast: broadcast_shapes(ctx, a, b, out)? })
     };
-    Ok((Kernel::Binary(Binary { params, broadcast }), vec![ctx.input_id(0), ctx.input_id(1)]))
+    Ok((kernel, vec![ctx.input_id(0), ctx.input_id(1)]))
+}
+
+/// `None` when both inputs have the output's shape (TFLM's elementwise path), else the broadcast
+/// of the two input shapes, which must be the output's.
+fn broadcast_shapes(ctx: &Ctx<'_>, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<Option<BroadcastShapes>, Int8Error> {
+    if a.shape == out.shape && b.shape == out.shape {
+        return Ok(None);
+    }
+    let shapes = BroadcastShapes::new(&a.shape, &b.shape).map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(shapes.output_shape())?;
+    Ok(Some(shapes))
+}
+
+impl Add16 {
+    pub fn eval(&self, a: &[i16], b: &[i16], output: &mut [i16]) {
+        match &self.broadcast {
+            None => add(&self.params, a, b, output),
+            Some(s) => broadcast_add(&self.params, s, a, b, output),
+        }
+    }
 }
 
 impl Binary {
     pub fn eval(&self, a: &[i8], b: &[i8], output: &mut [i8]) {
         match (&self.params, &self.broadcast) {
-            (Params::Add(p), None) => add_s8(p, a, b, output),
-            (Params::Add(p), Some(s)) => broadcast_add_s8(p, s, a, b, output),
+            (Params::Add(p), None) => add(p, a, b, output),
+            (Params::Add(p), Some(s)) => broadcast_add(p, s, a, b, output),
             (Params::Sub(p), None) => sub_s8(p, a, b, output),
             (Params::Sub(p), Some(s)) => broadcast_sub_s8(p, s, a, b, output),
             (Params::Mul(p), None) => mul_s8(p, a, b, output),

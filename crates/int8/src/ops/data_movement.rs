@@ -1,6 +1,7 @@
-//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE and PAD. Under the int8
-//! spec they keep their input's scale and zero point; this refuses any difference rather than
-//! silently reinterpreting values (TFLM checks it for CONCATENATION only). Kernels:
+//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE and PAD, and the int16
+//! RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
+//! any difference rather than silently reinterpreting values (TFLM checks it for CONCATENATION
+//! only). Kernels:
 //! `tinyq_kernels::{concatenation, reshape, transpose, pad}`.
 
 use tinyq_ir::{op, FusedActivation};
@@ -22,9 +23,10 @@ pub(crate) struct Transpose {
     params: TransposeParams,
 }
 
-pub(crate) struct Pad {
+/// PAD of int8 (`T = i8`) or int16 values.
+pub(crate) struct Pad<T> {
     params: PadParams,
-    value: i8,
+    value: T,
 }
 
 pub(crate) fn prepare_concat(ctx: &Ctx<'_>, p: &op::Concat) -> Result<Prepared, Int8Error> {
@@ -41,11 +43,17 @@ pub(crate) fn prepare_concat(ctx: &Ctx<'_>, p: &op::Concat) -> Result<Prepared, 
     Ok((Kernel::Concat(Concat { params }), ctx.node.inputs.clone()))
 }
 
-pub(crate) fn prepare_reshape(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
+/// RESHAPE of int8 tensors, or (`wide`) of int16 ones with zero point 0: either way the same
+/// quantization on input and output.
+pub(crate) fn prepare_reshape(ctx: &Ctx<'_>, wide: bool) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(1..=1)?;
-    ctx.same_qparams_s8()?;
+    if wide {
+        ctx.same_qparams_s16("RESHAPE")?;
+    } else {
+        ctx.same_qparams_s8()?;
+    }
     prepare_reshape_s8(&ctx.input(0)?.shape, &ctx.output().shape).map_err(ctx.kernel_err())?;
-    Ok((Kernel::Reshape, vec![ctx.input_id(0)]))
+    Ok((if wide { Kernel::Reshape16 } else { Kernel::Reshape }, vec![ctx.input_id(0)]))
 }
 
 pub(crate) fn prepare_transpose(ctx: &Ctx<'_>, p: &op::Transpose) -> Result<Prepared, Int8Error> {
@@ -56,50 +64,35 @@ pub(crate) fn prepare_transpose(ctx: &Ctx<'_>, p: &op::Transpose) -> Result<Prep
     Ok((Kernel::Transpose(Transpose { params }), vec![ctx.input_id(0)]))
 }
 
-/// PAD fills with the output zero point; PADV2's real `value` is quantized with the output's
-/// parameters, as its constant must share them.
-pub(crate) fn prepare_pad(ctx: &Ctx<'_>, p: &op::Pad) -> Result<Prepared, Int8Error> {
+/// PAD fills with the output zero point (int8) or 0 (int16, `wide`); PADV2's real `value` is
+/// quantized with the output's parameters, as its constant must share them (TFLM copies the
+/// constant's raw value, for int16 without checking its quantization).
+pub(crate) fn prepare_pad(ctx: &Ctx<'_>, p: &op::Pad, wide: bool) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(1..=1)?;
-    let q = ctx.same_qparams_s8()?;
+    let (scale, zero_point, (min, max)) = if wide {
+        (ctx.same_qparams_s16("PAD")?.scale, 0, (i16::MIN as i32, i16::MAX as i32))
+    } else {
+        let q = ctx.same_qparams_s8()?;
+        (q.scale, q.zero_point, (i8::MIN as i32, i8::MAX as i32))
+    };
     let params = prepare_pad_s8(&ctx.input(0)?.shape, &p.pads).map_err(ctx.kernel_err())?;
     ctx.check_output_shape(params.output_shape.as_slice())?;
     let value = if p.value == 0.0 {
-        q.zero_point
+        zero_point
     } else {
-        let quantized = (p.value / q.scale).round();
+        let quantized = (p.value / scale).round();
         if !quantized.is_finite() {
             return Err(ctx.err(format!("pad value {} cannot be quantized", p.value)));
         }
-        (quantized as i32).saturating_add(q.zero_point)
+        (quantized as i32).saturating_add(zero_point)
     };
-    let value = value.clamp(i8::MIN as i32, i8::MAX as i32) as i8;
-    Ok((Kernel::Pad(Pad { params, value }), vec![ctx.input_id(0)]))
-}
-
-/// PAD of an int16 tensor (explicit padding before a 16x8 conv): input and output share their
-/// quantization (zero point 0), filled with 0 as TFLM's PAD does without a constant.
-pub(crate) fn prepare_pad_16(ctx: &Ctx<'_>, p: &op::Pad) -> Result<Prepared, Int8Error> {
-    ctx.expect_inputs(1..=1)?;
-    let (input, output) = (ctx.s16(ctx.input(0)?)?, ctx.s16(ctx.output())?);
-    if input != output || output.zero_point != 0 {
-        return Err(ctx.err("an int16 PAD needs the same quantization on input and output, with zero point 0"));
-    }
-    if p.value != 0.0 {
-        return Err(ctx.err(format!("an int16 PAD pads with 0, not {}", p.value)));
-    }
-    let params = prepare_pad_s8(&ctx.input(0)?.shape, &p.pads).map_err(ctx.kernel_err())?;
-    ctx.check_output_shape(params.output_shape.as_slice())?;
-    Ok((Kernel::Pad16(Pad16 { params }), vec![ctx.input_id(0)]))
-}
-
-pub(crate) struct Pad16 {
-    params: PadParams,
-}
-
-impl Pad16 {
-    pub fn eval(&self, input: &[i16], output: &mut [i16]) {
-        pad(&self.params, 0, input, output);
-    }
+    let value = value.clamp(min, max);
+    let kernel = if wide {
+        Kernel::Pad16(Pad { params, value: value as i16 })
+    } else {
+        Kernel::Pad(Pad { params, value: value as i8 })
+    };
+    Ok((kernel, vec![ctx.input_id(0)]))
 }
 
 impl Concat {
@@ -114,8 +107,8 @@ impl Transpose {
     }
 }
 
-impl Pad {
-    pub fn eval(&self, input: &[i8], output: &mut [i8]) {
+impl<T: Copy> Pad<T> {
+    pub fn eval(&self, input: &[T], output: &mut [T]) {
         pad(&self.params, self.value, input, output);
     }
 }

@@ -34,13 +34,18 @@ pub(crate) enum Kernel {
     DepthwiseConv2D16(conv16::DepthwiseConv2D16),
     FullyConnected16(conv16::FullyConnected16),
     Binary(binary::Binary),
+    /// ADD of int16 tensors.
+    Add16(binary::Add16),
     Concat(data_movement::Concat),
     Reshape,
+    Reshape16,
     Transpose(data_movement::Transpose),
-    Pad(data_movement::Pad),
-    Pad16(data_movement::Pad16),
+    Pad(data_movement::Pad<i8>),
+    Pad16(data_movement::Pad<i16>),
     Pool(pool::Pool),
+    Pool16(pool::Pool),
     Mean(reduce::Mean),
+    Mean16(reduce::Mean),
     Activation(activation::Activation),
     Quantize(quantize::Quantize),
     Dequantize(quantize::Dequantize),
@@ -61,7 +66,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
     }
     // A node whose data input is float32 is one the model keeps in float.
     let float = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::F32);
-    // A node whose data input is int16 is a 16x8 layer.
+    // A node whose data input is int16 is a 16x8 layer or an int16 ADD, pool, MEAN, RESHAPE or PAD.
     let wide = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::I16);
     let (kernel, inputs) = match &node.op {
         Op::Conv2D(p) if float => crate::float_ref::prepare_conv2d_f32(&ctx, p)?,
@@ -73,20 +78,19 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
         Op::Conv2D(p) if wide => conv16::prepare_conv2d_16x8(&ctx, p)?,
         Op::DepthwiseConv2D(p) if wide => conv16::prepare_depthwise_conv2d_16x8(&ctx, p)?,
         Op::FullyConnected(p) if wide => conv16::prepare_fully_connected_16x8(&ctx, p)?,
-        Op::Pad(p) if wide => data_movement::prepare_pad_16(&ctx, p)?,
         Op::Conv2D(p) => conv::prepare_conv2d(&ctx, p)?,
         Op::DepthwiseConv2D(p) => conv::prepare_depthwise_conv2d(&ctx, p)?,
         Op::FullyConnected(p) => fully_connected::prepare_fully_connected(&ctx, p)?,
-        Op::Add(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Add, p)?,
-        Op::Sub(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Sub, p)?,
-        Op::Mul(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Mul, p)?,
+        Op::Add(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Add, p, wide)?,
+        Op::Sub(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Sub, p, wide)?,
+        Op::Mul(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Mul, p, wide)?,
         Op::Concat(p) => data_movement::prepare_concat(&ctx, p)?,
-        Op::Reshape => data_movement::prepare_reshape(&ctx)?,
+        Op::Reshape => data_movement::prepare_reshape(&ctx, wide)?,
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
-        Op::Pad(p) => data_movement::prepare_pad(&ctx, p)?,
-        Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p)?,
-        Op::AvgPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Average, p)?,
-        Op::Mean(p) => reduce::prepare_mean(&ctx, p)?,
+        Op::Pad(p) => data_movement::prepare_pad(&ctx, p, wide)?,
+        Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p, wide)?,
+        Op::AvgPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Average, p, wide)?,
+        Op::Mean(p) => reduce::prepare_mean(&ctx, p, wide)?,
         Op::Relu => activation::prepare_relu(&ctx)?,
         Op::Relu6 => activation::prepare_relu6(&ctx)?,
         Op::Clip(p) => activation::prepare_clip(&ctx, p)?,
@@ -111,16 +115,20 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::DepthwiseConv2D16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::FullyConnected16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Binary(k) => k.eval(s8(args[0]), s8(args[1]), s8_mut(out)),
+        Kernel::Add16(k) => k.eval(s16(args[0]), s16(args[1]), s16_mut(out)),
         Kernel::Concat(k) => {
             let inputs: Vec<&[i8]> = args.iter().map(|a| s8(a)).collect();
             k.eval(&inputs, s8_mut(out))
         }
         Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
+        Kernel::Reshape16 => tinyq_kernels::reshape::reshape(s16(args[0]), s16_mut(out)),
         Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Pad(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Pad16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Pool(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Pool16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Mean(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::Mean16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Activation(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Quantize(k) => k.eval(args[0], out),
         Kernel::Dequantize(k) => k.eval(s8(args[0]), f32_mut(out)),
@@ -356,6 +364,18 @@ impl<'a> Ctx<'a> {
         let input = self.s8(self.input(0)?)?;
         let output = self.s8(self.output())?;
         tinyq_kernels::check_same_qparams_s8("output", output, input).map_err(self.kernel_err())?;
+        Ok(output)
+    }
+
+    /// Input 0 and the output: int16 with identical quantization and zero point 0, as the int16
+    /// data-movement ops (`what`) need.
+    pub fn same_qparams_s16(&self, what: &str) -> Result<tinyq_kernels::QParamsS16, Int8Error> {
+        let (input, output) = (self.s16(self.input(0)?)?, self.s16(self.output())?);
+        if input.scale.to_bits() != output.scale.to_bits() || input.zero_point != 0 || output.zero_point != 0 {
+            return Err(
+                self.err(format!("an int16 {what} needs the same quantization on input and output, with zero point 0"))
+            );
+        }
         Ok(output)
     }
 }

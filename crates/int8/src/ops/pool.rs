@@ -1,11 +1,12 @@
-//! MAX_POOL_2D and AVERAGE_POOL_2D on int8 NHWC. TFLM requires the output to keep the input's
-//! quantization, so neither rescales. Kernels: `tinyq_kernels::{max_pool, average_pool}` (TFLM
-//! `reference_integer_ops::MaxPool` / `AveragePool`).
+//! MAX_POOL_2D and AVERAGE_POOL_2D on int8 or int16 NHWC. TFLM requires the output to keep the
+//! input's quantization, so neither rescales. Kernels: `tinyq_kernels::{max_pool, average_pool}`
+//! (TFLM `reference_integer_ops::MaxPool` / `AveragePool`, int8 and int16 overloads).
 
 use tinyq_ir::op;
-use tinyq_kernels::average_pool::average_pool_s8;
-use tinyq_kernels::max_pool::max_pool_s8;
-use tinyq_kernels::pooling::{prepare_pool_s8, PoolOptions, PoolParams};
+use tinyq_kernels::average_pool::average_pool;
+use tinyq_kernels::max_pool::max_pool;
+use tinyq_kernels::pooling::{prepare_pool as prepare_pool_params, PoolOptions, PoolParams};
+use tinyq_kernels::QuantizedInt;
 
 use super::{activation, Ctx, Kernel, Prepared};
 use crate::Int8Error;
@@ -21,28 +22,39 @@ pub(crate) struct Pool {
     params: PoolParams,
 }
 
-pub(crate) fn prepare_pool(ctx: &Ctx<'_>, kind: PoolKind, p: &op::Pool2D) -> Result<Prepared, Int8Error> {
+/// An int8 pool, or an int16 one (`wide`: input and output int16 with the same scale, zero
+/// point 0).
+pub(crate) fn prepare_pool(ctx: &Ctx<'_>, kind: PoolKind, p: &op::Pool2D, wide: bool) -> Result<Prepared, Int8Error> {
     ctx.expect_inputs(1..=1)?;
-    let x = ctx.input(0)?;
-    let options = PoolOptions {
+    let (x, out) = (ctx.input(0)?, ctx.output());
+    let (shape, options) = (ctx.nhwc(x)?, options(ctx, p)?);
+    let params = if wide {
+        prepare_pool_params(shape, &options, ctx.s16(x)?, ctx.s16(out)?)
+    } else {
+        prepare_pool_params(shape, &options, ctx.s8(x)?, ctx.s8(out)?)
+    }
+    .map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(&params.output_shape)?;
+    let pool = Pool { kind, params };
+    Ok((if wide { Kernel::Pool16(pool) } else { Kernel::Pool(pool) }, vec![ctx.input_id(0)]))
+}
+
+fn options(ctx: &Ctx<'_>, p: &op::Pool2D) -> Result<PoolOptions, Int8Error> {
+    Ok(PoolOptions {
         padding: ctx.padding(p.padding)?,
         stride_height: p.stride[0],
         stride_width: p.stride[1],
         filter_height: p.filter[0],
         filter_width: p.filter[1],
         activation: activation(p.activation),
-    };
-    let params =
-        prepare_pool_s8(ctx.nhwc(x)?, &options, ctx.s8(x)?, ctx.s8(ctx.output())?).map_err(ctx.kernel_err())?;
-    ctx.check_output_shape(&params.output_shape)?;
-    Ok((Kernel::Pool(Pool { kind, params }), vec![ctx.input_id(0)]))
+    })
 }
 
 impl Pool {
-    pub fn eval(&self, input: &[i8], output: &mut [i8]) {
+    pub fn eval<T: QuantizedInt>(&self, input: &[T], output: &mut [T]) {
         match self.kind {
-            PoolKind::Max => max_pool_s8(&self.params, input, output),
-            PoolKind::Average => average_pool_s8(&self.params, input, output),
+            PoolKind::Max => max_pool(&self.params, input, output),
+            PoolKind::Average => average_pool(&self.params, input, output),
         }
     }
 }
