@@ -324,3 +324,55 @@ def test_a_16x8_output_with_an_int8_reader_too(run_tinyq, tmp_path):
     layers = json.loads(ok(run_tinyq("inspect", out, "--json")).stdout)["layers"]
     assert [l["op"].split(" ")[0] for l in layers].count("Quantize") == 3, layers
     assert assert_bit_exact_in_tflm(run_tinyq, out, data, tmp=tmp_path) == 100 * 24
+
+
+def _shared_onnx_models():
+    shared = oracle_lib.shared_dir()
+    found = [pytest.param(p, id=p.parent.name) for p in sorted(shared.glob("models/*/model.onnx"))]
+    return found or [pytest.param(None, marks=pytest.mark.skip(reason="../shared not present"))]
+
+
+@pytest.mark.parametrize("onnx_path", _shared_onnx_models())
+def test_shared_models_with_every_layer_in_int16_run_bit_exactly_in_tflm(onnx_path, run_tinyq, tmp_path):
+    """Each shared model with every layer that has an int16 kernel run in int16 (residual ADDs,
+    pools, reshapes and the layers between them): the output and every int16 tensor those layers
+    write equal TFLM's on 100 samples, and the INT8-file metric stays within 1 point of plain PTQ."""
+    card = json.loads((onnx_path.parent / "card.json").read_text())
+    data = (onnx_path.parent / card["dataset"]["file"]).resolve()
+    x_key, y_key = card["dataset"]["eval_arrays"]
+    layers = json.loads(ok(run_tinyq("inspect", onnx_path, "--json")).stdout)["layers"]
+    names = [l["name"] for l in layers if l["op"].split(" ")[0] in LAYER_OPS]
+    out = tmp_path / "all16.tflite"
+    report = json.loads(ok(run_tinyq("quantize", onnx_path, "--calib", data, "--int16", ",".join(names), "--data", data,
+                                     "--eval-x", x_key, "--y", y_key, "-o", out, "--json")).stdout)
+    plain = json.loads(ok(run_tinyq("quantize", onnx_path, "--calib", data, "--data", data, "--eval-x", x_key, "--y", y_key,
+                                    "-o", tmp_path / "plain.tflite", "--json")).stdout)
+    patched = tmp_path / "all16_wide.tflite"
+    wide = with_int16_outputs(out, patched)
+    assert wide, "no int16 tensor in the file"
+    x = np.load(data)[x_key][:100]
+    det = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=4 << 20).get_input_details(0)
+    qp = det["quantization_parameters"]
+    xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape((len(x), *[int(d) for d in det["shape"]]))
+    np.savez(tmp_path / "xq.npz", x=xq)
+    ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "ours.npz"))
+    ours = np.load(tmp_path / "ours.npz")
+    it = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=4 << 20)
+    theirs: list[list[np.ndarray]] = [[] for _ in range(1 + len(wide))]
+    for sample in xq:
+        it.set_input(sample, 0)
+        it.invoke()
+        for k in range(len(theirs)):
+            theirs[k].append(np.array(it.get_output(k), copy=True))
+    compared = 0
+    for k, ref in enumerate(np.stack(t) for t in theirs):
+        got = ours["y" if k == 0 else f"y_{k}"]
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got.reshape(ref.shape), ref)
+        compared += ref.size
+    m16, m8 = report["metrics"], plain["metrics"]
+    print(f"\n{onnx_path.parent.name}: {len(names)} layers in int16, {len(wide)} int16 tensors, {compared} values equal to TFLM; "
+          f"{m16['metric']} FP32 {m16['fp32']:.4f}, plain PTQ {m8['int8']:.4f}, all-int16 {m16['int8']:.4f}; "
+          f"file {report['int8_file_bytes']} B (plain {plain['int8_file_bytes']} B)")
+    worse = (m16["int8"] - m8["int8"]) if m16["metric"] == "rmse" else (m8["int8"] - m16["int8"])
+    assert worse <= (0.01 * m8["int8"] if m16["metric"] == "rmse" else 0.01), (m16, m8)
