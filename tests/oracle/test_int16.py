@@ -141,18 +141,20 @@ IN, HID, OUT = 16, 32, 10
 SPIKE = 1000.0
 
 
-def wide_range_model(path: Path, seed: int = 7) -> None:
+def wide_range_model(path: Path, seed: int = 7, residual: bool = False) -> None:
     """x [1, 16] → Gemm → h [1, 32] → Gemm → logits [1, 10]. Unit 0 of h is always SPIKE (its
     weights are 0, its bias SPIKE) and the second layer cancels it exactly with its bias, with a
     different weight per class: FP32 does not see it, but it stretches h's range ~300x. With an
     int8 h (scale ~4) the other units, of size ~1, are lost; clipping h instead (what a narrower
     calibration range does) shifts every logit by a different amount. An int16 h (scale ~0.03)
-    keeps both."""
+    keeps both. With `residual`, the spike comes from a second branch (a layer with zero weights
+    and bias SPIKE on unit 0) added to the first layer's output (h = Add(a, b)), so int16 h needs
+    an int16 ADD."""
     rng = np.random.default_rng(seed)
     w1 = (rng.standard_normal((HID, IN)) * 0.4).astype(np.float32)
     b1 = (rng.standard_normal(HID) * 0.2).astype(np.float32)
     w1[0] = 0.0
-    b1[0] = SPIKE
+    b1[0] = 0.0 if residual else SPIKE
     # Per-tensor int8 weights of scale max|w2| / 127 = 0.01: the cancelling weights are whole
     # multiples of it, so their quantization error (times SPIKE) does not decide the test.
     w2 = np.clip(rng.standard_normal((OUT, HID)) * 0.5, -1.2, 1.2).astype(np.float32)
@@ -161,9 +163,17 @@ def wide_range_model(path: Path, seed: int = 7) -> None:
     b2 = (-SPIKE * w2[:, 0]).astype(np.float32)
     inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))]
     nodes = [
-        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["a" if residual else "h"], transB=1, name="fc1"),
         helper.make_node("Gemm", ["h", "w2", "b2"], ["logits"], transB=1, name="fc2"),
     ]
+    if residual:
+        spike = np.zeros(HID, np.float32)
+        spike[0] = SPIKE
+        inits += [numpy_helper.from_array(np.zeros((HID, IN), np.float32), "wb"), numpy_helper.from_array(spike, "bb")]
+        nodes[1:1] = [
+            helper.make_node("Gemm", ["x", "wb", "bb"], ["b"], transB=1, name="spike_branch"),
+            helper.make_node("Add", ["a", "b"], ["h"], name="spike_add"),
+        ]
     graph = helper.make_graph(nodes, "wide_range", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, IN])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, OUT])], initializer=inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -179,9 +189,9 @@ def reference_logits(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {"x": xi[None]})[0] for xi in x])
 
 
-def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp_path):
-    model = tmp_path / "wide.onnx"
-    wide_range_model(model)
+def plant_data(model: Path, path: Path) -> int:
+    """Calibration and evaluation data for a wide-range plant, labelled with the FP32 classes;
+    returns the number of evaluation samples."""
     rng = np.random.default_rng(11)
     x_calib = rng.standard_normal((200, IN)).astype(np.float32)
     x = rng.standard_normal((1000, IN)).astype(np.float32)
@@ -191,8 +201,16 @@ def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp
     logits = np.sort(reference_logits(model, x), axis=1)
     x = x[logits[:, -1] - logits[:, -2] > 0.5][:400]
     y = reference_logits(model, x).argmax(1).astype(np.int64)
+    np.savez(path, x=x, y=y, x_calib=x_calib)
+    return len(x)
+
+
+def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp_path):
+    model = tmp_path / "wide.onnx"
+    wide_range_model(model)
     data = tmp_path / "data.npz"
-    np.savez(data, x=x, y=y, x_calib=x_calib)
+    plant_data(model, data)
+    x = np.load(data)["x"]
     budget = 0.5
 
     # Without int16 the search cannot meet the budget (and says what it tried).
@@ -237,6 +255,29 @@ def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp
     # Text mode names the step.
     text = ok(run_tinyq("quantize", model, "--calib", data, "--data", data, "--max-drop", budget, "-o", tmp_path / "t.tflite")).stdout
     assert "int16" in text and "met" in text
+
+
+def test_int16_step_reaches_through_a_residual_add(run_tinyq, tmp_path):
+    """The wide-range plant with its spike added by an ADD: int16 h needs the ADD in int16 too.
+    The search runs the ADD and the layer reading h with int16 activations and meets the budget;
+    the file (int16 ADD with an int16 constant operand) equals TFLM on every sample."""
+    model = tmp_path / "residual.onnx"
+    wide_range_model(model, residual=True)
+    layers = json.loads(ok(run_tinyq("inspect", model, "--json")).stdout)["layers"]
+    assert [l["op"].split(" ")[0] for l in layers] == ["FullyConnected"] * 2 + ["Add", "FullyConnected"], layers
+    data = tmp_path / "data.npz"
+    n = plant_data(model, data)
+    budget = 0.5
+    out = tmp_path / "residual.tflite"
+    proc = run_tinyq("quantize", model, "--calib", data, "--data", data, "--max-drop", budget, "--no-int16", "-o", out, "--json")
+    assert proc.returncode == 1 and not out.exists(), oracle_lib.describe_failure(proc)
+    b = json.loads(ok(run_tinyq("quantize", model, "--calib", data, "--data", data, "--max-drop", budget, "-o", out, "--json")).stdout)["budget"]
+    print(f"\nresidual plant: plain PTQ drop {b['plain_drop']:.2f} pt, with int16 {b['final_drop']:.2f} pt; steps {b['steps']}")
+    assert b["met"] and b["plain_drop"] > budget and b["steps"][-1]["kind"] == "int16", b
+    assert "spike_add" in b["int16_layers"] and "fc2" in b["int16_layers"], b["int16_layers"]
+    ops, dtypes = file_ops_and_dtypes(run_tinyq, out)
+    assert "int16" in dtypes, dtypes
+    assert assert_bit_exact_in_tflm(run_tinyq, out, data, tmp=tmp_path) == n * OUT
 
 
 def test_int16_flag_errors(run_tinyq, tmp_path):
