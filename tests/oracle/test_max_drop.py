@@ -85,8 +85,8 @@ def ok(proc):
     return proc
 
 
-def top1(run_tinyq, model: Path) -> float:
-    return json.loads(ok(run_tinyq("eval", model, "--data", EVAL, "--json")).stdout)["value"]
+def top1(run_tinyq, model: Path, data: Path = EVAL) -> float:
+    return json.loads(ok(run_tinyq("eval", model, "--data", data, "--json")).stdout)["value"]
 
 
 def assert_bit_exact_in_tflm(run_tinyq, tflite: Path, data: Path, key: str = "x", tmp: Path | None = None) -> int:
@@ -191,6 +191,32 @@ def test_allow_float_keeps_the_classifier_in_float_and_tflm_agrees(run_tinyq, tm
     assert ("int16" in dtypes) == bool(budget["int16_layers"]), (dtypes, budget["int16_layers"])
     assert "/net/net.17/Gemm" not in budget["int16_layers"]
     assert assert_bit_exact_in_tflm(run_tinyq, out, EVAL) == 200 * 10
+
+
+def test_tune_data_chooses_and_data_holds_out(run_tinyq, tmp_path, calib_with_outlier):
+    """--tune-data: the search scores candidates on one half of the images, the reported INT8
+    figure and the held-out drop come from the other half."""
+    model = tmp_path / "outlier.onnx"
+    outlier_model(model)
+    ev = np.load(EVAL)
+    tune, held = tmp_path / "tune.npz", tmp_path / "held.npz"
+    np.savez(tune, x=ev["x"][:100], y=ev["y"][:100])
+    np.savez(held, x=ev["x"][100:], y=ev["y"][100:])
+    out = tmp_path / "q.tflite"
+    args = ("quantize", model, "--calib", calib_with_outlier, "--max-drop", BUDGET, "--tune-data", tune, "--data", held, "-o", out)
+    report = json.loads(ok(run_tinyq(*args, "--json")).stdout)
+    b, m = report["budget"], report["metrics"]
+    assert b["met"] and b["eval_samples"] == 100 and m["samples"] == 100
+    fp32_held = top1(run_tinyq, model, held)
+    int8_held = top1(run_tinyq, out, held)
+    assert m["fp32"] == pytest.approx(fp32_held) and m["int8"] == pytest.approx(int8_held)
+    assert m["held_out_drop"] == pytest.approx((fp32_held - int8_held) * 100)
+    assert m["within_budget"] == (m["held_out_drop"] <= BUDGET) and m["tuned_on"] == str(tune)
+    print(f"tune/held-out split: drop {b['final_drop']:.2f} pt on the tuning half, {m['held_out_drop']:.2f} pt held out")
+    text = ok(run_tinyq(*args)).stdout
+    assert "held out: drop" in text and str(tune) in text
+    proc = run_tinyq("quantize", model, "--calib", calib_with_outlier, "--tune-data", tune, "-o", out)
+    assert proc.returncode == 1 and "--tune-data" in proc.stderr and "--max-drop" in proc.stderr
 
 
 def test_impossible_budgets_and_bad_flags_are_refused(run_tinyq, tmp_path, calib_with_outlier):

@@ -200,6 +200,10 @@ pub struct QuantizeArgs {
     /// until it holds; refuses otherwise.
     #[arg(long)]
     pub max_drop: Option<f64>,
+    /// With --max-drop: the labelled set the search chooses on (same --eval-x and --y arrays);
+    /// --data then gives a held-out figure for the file. Default: --data itself.
+    #[arg(long)]
+    pub tune_data: Option<PathBuf>,
     /// With --max-drop: allow leaving the most sensitive conv/dense layers in float32.
     #[arg(long)]
     pub allow_float: bool,

@@ -262,6 +262,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         (Some(d), _) if !d.is_finite() || d < 0.0 => bail!("--max-drop {d}: expected a drop of 0 or more (points for top1/auc, % of FP32 for rmse)"),
         (None, _) if a.allow_float => bail!("--allow-float goes with --max-drop (to keep chosen layers in float, name them with --keep-float)"),
         (None, _) if a.no_int16 => bail!("--no-int16 goes with --max-drop"),
+        (None, _) if a.tune_data.is_some() => bail!("--tune-data goes with --max-drop"),
         _ => {}
     }
     let model = load(&a.model)?;
@@ -281,6 +282,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     let mut budget = None;
     let (graph, ranges) = match (a.max_drop, &a.data) {
         (Some(max_drop), Some(data)) => {
+            let data = a.tune_data.as_ref().unwrap_or(data);
             let (ds, eval_inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
             let labels = ds.array(&a.y)?;
             let options = tinyq::budget::BudgetOptions { max_drop, allow_float: a.allow_float, allow_int16: !a.no_int16, max_candidates: a.max_candidates };
@@ -324,8 +326,18 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         metrics = Some((fp32, int8));
     }
 
+    // With --tune-data the budget was chosen on another set: the drop on --data is held out.
+    let held_out = match (&budget, &metrics, &a.tune_data) {
+        (Some(b), Some((f, q)), Some(tune)) => Some((tinyq::budget::metric_drop(f.metric, f.value, q.value), b, tune)),
+        _ => None,
+    };
     if a.json {
-        let m = metrics.as_ref().map(|(f, q)| json!({ "metric": f.metric.name(), "fp32": f.value, "int8": q.value, "samples": f.samples }));
+        let mut m = metrics.as_ref().map(|(f, q)| json!({ "metric": f.metric.name(), "fp32": f.value, "int8": q.value, "samples": f.samples }));
+        if let (Some(m), Some((drop, b, tune))) = (m.as_mut(), &held_out) {
+            m["held_out_drop"] = json!(drop);
+            m["within_budget"] = json!(*drop <= b.max_drop);
+            m["tuned_on"] = json!(tune.display().to_string());
+        }
         println!(
             "{}",
             json!({
@@ -366,6 +378,17 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     );
     if let Some((f, q)) = metrics {
         println!("{}", render::table(&["metric", "FP32", "INT8", "change"], vec![vec![f.metric.name().into(), format!("{:.4}", f.value), format!("{:.4}", q.value), format!("{:+.4}", q.value - f.value)]]));
+    }
+    if let Some((drop, b, tune)) = held_out {
+        println!(
+            "held out: drop {drop:.2} {} on {} against the budget of {} {} met on {} ({})",
+            b.drop_unit,
+            a.data.as_ref().map_or(String::new(), |d| d.display().to_string()),
+            b.max_drop,
+            b.drop_unit,
+            tune.display(),
+            if drop <= b.max_drop { "within it" } else { "over it" }
+        );
     }
     Ok(())
 }
