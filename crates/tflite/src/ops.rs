@@ -45,6 +45,7 @@ pub(crate) const MUL_V: Versions = v(1, 2);
 /// int8 MUL whose rescale `s1·s2/s_out` is ≥ 1.
 pub(crate) const MUL_LARGE_SCALE_V: i32 = 3;
 pub(crate) const CONCATENATION_V: Versions = v(1, 2);
+/// RESHAPE is version 1 for every type, int16 included.
 pub(crate) const RESHAPE_V: Versions = v(1, 1);
 pub(crate) const TRANSPOSE_V: Versions = v(1, 2);
 pub(crate) const PAD_V: Versions = v(1, 2);
@@ -66,7 +67,6 @@ pub(crate) const LOGISTIC_V: Versions = v(1, 2);
 pub(crate) const TANH_V: Versions = v(1, 2);
 pub(crate) const HARD_SWISH_V: Versions = v(1, 1);
 pub(crate) const SOFTMAX_V: Versions = v(1, 2);
-/// RESHAPE is version 1 for every type, int16 included.
 /// QUANTIZE: float → int8 is version 1, int8 → int8 (requantize) version 2.
 pub(crate) const QUANTIZE_V: Versions = v(1, 2);
 /// DEQUANTIZE: int8 input is version 2, float16 input version 3.
