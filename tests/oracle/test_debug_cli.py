@@ -124,3 +124,30 @@ def test_output_sqnr_matches_the_run_outputs_on_shared_models(case, run_tinyq, t
     direct = sqnr_from_runs(run_tinyq, fp32, int8, data, x_key, 300, tmp_path)
     print(f"{card_path.parent.name}/{name}: output SQNR {r['output_sqnr_db']:.2f} dB (direct {direct:.2f}); worst layer {r['ranking'][0]}")
     assert abs(r["output_sqnr_db"] - direct) < 0.01
+
+
+def test_int16_layers_are_debugged_too(run_tinyq, tmp_path):
+    """The fixture with every layer that has an int16 kernel run in int16: each gets a row typed
+    int16, with its own-error figure (the layer run alone on int16 inputs), and int16 activations
+    lose less than int8 ones on the same tensors."""
+    fx = REPO / "fixtures" / "mnist_dscnn"
+    data = fx / "mnist_test_200.npz"
+    layers = json.loads(run_tinyq("inspect", fx / "model.onnx", "--json").stdout)["layers"]
+    wide_ops = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "MaxPool2D", "AvgPool2D", "Mean", "Reshape")
+    names = [l["name"] for l in layers if l["op"].split(" ")[0] in wide_ops]
+    int16, int8 = tmp_path / "q16.tflite", tmp_path / "q8.tflite"
+    proc = run_tinyq("quantize", fx / "model.onnx", "--calib", data, "--int16", ",".join(names), "-o", int16)
+    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+    quantize(run_tinyq, fx / "model.onnx", data, int8)
+    r16 = debug_json(run_tinyq, fx / "model.onnx", int16, data, limit=200)
+    r8 = {l["tensor"]: l for l in debug_json(run_tinyq, fx / "model.onnx", int8, data, limit=200)["layers"]}
+    wide = [l for l in r16["layers"] if l["dtype"] == "int16" and l["op"] != "Quantize"]
+    assert len(wide) >= len(names), [(l["tensor"], l["op"], l["dtype"]) for l in r16["layers"]]
+    assert all(l["own_sqnr_db"] is not None for l in wide), wide
+    paired = [(l["sqnr_db"], r8[l["tensor"]]["sqnr_db"]) for l in wide if l["tensor"] in r8]
+    print(f"\n{len(wide)} int16 layers; SQNR int16 vs int8 on the same tensors: {[(round(a, 1), round(b, 1)) for a, b in paired]}")
+    # The first layer's error is its weights' (its input is the int8 model input either way).
+    assert paired and all(a >= b - 0.05 for a, b in paired), paired
+    assert sum(a > b + 1.0 for a, b in paired) >= len(paired) // 2, paired
+    direct = sqnr_from_runs(run_tinyq, fx / "model.onnx", int16, data, "x", 200, tmp_path)
+    assert abs(r16["output_sqnr_db"] - direct) < 0.01, (r16["output_sqnr_db"], direct)

@@ -585,7 +585,7 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
         .map(|l| {
             vec![
                 l.tensor.clone(),
-                l.op.to_string(),
+                if l.dtype == "int8" { l.op.to_string() } else { format!("{} ({})", l.op, l.dtype) },
                 db(l.sqnr_db),
                 format!("{:.4}", l.cosine),
                 format!("{:.1} / {:.2}", l.max_abs_error_lsb, l.mean_abs_error_lsb),

@@ -9,7 +9,7 @@ pub enum Int8Error {
     Node { node: String, op: &'static str, msg: String },
     #[error("node `{node}` ({op}): {error}")]
     Kernel { node: String, op: &'static str, error: KernelError },
-    #[error("graph input `{name}` is {dtype}; the integer engine takes int8, int32 or float32 inputs")]
+    #[error("graph input `{name}` is {dtype}; the integer engine takes int8, int16, int32 or float32 inputs")]
     InputType { name: String, dtype: &'static str },
     #[error("graph output `{name}`: {msg}")]
     Output { name: String, msg: String },

@@ -19,7 +19,9 @@
 //!
 //! 16x8 nodes: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 activations (zero point
 //! 0), int8 weights and int64 bias run on `tinyq_kernels::conv16`; QUANTIZE converts between int8
-//! and int16 at their edges. Graph inputs and outputs stay int8 or float32.
+//! and int16 at their edges. ADD, the pools, MEAN, RESHAPE and PAD also run on int16 tensors.
+//! Graph inputs may be int8, int16, int32 or float32 (an int16 input lets one int16 layer be run
+//! alone, as the quantization debugger does).
 //!
 //! Key decision: the prepare/eval split of TFLM. All float → fixed-point work happens in
 //! [`Int8Plan::new`]; once the inputs are checked, evaluation cannot fail and does no float math,
@@ -142,7 +144,7 @@ impl Int8Plan {
         graph.validate().map_err(Int8Error::Graph)?;
         for &i in &graph.inputs {
             let t = graph.tensor(i);
-            if !matches!(t.dtype, DType::I8 | DType::F32 | DType::I32) {
+            if !matches!(t.dtype, DType::I8 | DType::I16 | DType::F32 | DType::I32) {
                 return Err(Int8Error::InputType { name: t.name.clone(), dtype: t.dtype.name() });
             }
         }

@@ -283,7 +283,7 @@ fn ranking_table(out: &mut String, r: &DebugReport) {
             rank + 1,
             html(&l.tensor),
             html(&short(&l.tensor, 48)),
-            html(l.op),
+            html(&if l.dtype == "int8" { l.op.to_string() } else { format!("{} ({})", l.op, l.dtype) }),
             l.own_sqnr_db.map_or("–".into(), db),
             db(l.sqnr_db),
             l.own_error_share.map_or("–".into(), |s| format!("{:.0} %", s * 100.0)),

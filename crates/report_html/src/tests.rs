@@ -15,6 +15,7 @@ fn layer(name: &str, op: &'static str, weights: bool) -> LayerDebug {
     LayerDebug {
         tensor: name.to_string(),
         op,
+        dtype: "int8",
         sqnr_db: 31.5,
         cosine: 0.9996,
         max_abs_error_lsb: 3.0,

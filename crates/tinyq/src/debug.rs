@@ -386,13 +386,15 @@ fn argmax(v: &[f32]) -> usize {
 pub struct LayerDebug {
     pub tensor: String,
     pub op: &'static str,
+    /// The quantized tensor's type: `int8`, or `int16` for layers run with int16 activations.
+    pub dtype: &'static str,
     /// Signal-to-quantization-noise ratio of the INT8 tensor against the float one, in dB.
     pub sqnr_db: f64,
     pub cosine: f64,
     /// Largest and mean absolute error, in units of the tensor's scale (LSB).
     pub max_abs_error_lsb: f64,
     pub mean_abs_error_lsb: f64,
-    /// Fraction of float values outside the INT8 tensor's representable range.
+    /// Fraction of float values outside the quantized tensor's representable range.
     pub clipped_fraction: f64,
     /// Mean |value| of the float tensor in LSB: small means the range is wide for the values.
     pub mean_abs_value_lsb: f64,
@@ -407,7 +409,8 @@ pub struct LayerDebug {
     /// The INT8 tensor's quantization parameters.
     pub scale: f32,
     pub zero_point: i32,
-    /// The real values the INT8 tensor represents: `[(−128−zp)·s, (127−zp)·s]`.
+    /// The real values the quantized tensor represents: `[(−128−zp)·s, (127−zp)·s]` for int8,
+    /// `[−32768·s, 32767·s]` for int16.
     pub int8_range: [f64; 2],
     /// The float tensor's values over all samples.
     pub histogram: ValueHistogram,
@@ -450,11 +453,22 @@ fn dequantize(v: &TensorValue, g: &Graph, t: TensorId) -> Option<Vec<f32>> {
     }
 }
 
+/// The integer limits of a quantized activation type.
+fn type_limits(dtype: DType) -> Option<(i32, i32)> {
+    match dtype {
+        DType::I8 => Some((-128, 127)),
+        DType::I16 => Some((-32768, 32767)),
+        _ => None,
+    }
+}
+
+/// The real values that round into the tensor's integer range (half an LSB beyond each end), and
+/// its scale.
 fn representable(g: &Graph, t: TensorId) -> (f32, f32, f32) {
-    match (&g.tensor(t).qparams, g.tensor(t).dtype) {
-        (Some(q), DType::I8) => {
+    match (&g.tensor(t).qparams, type_limits(g.tensor(t).dtype)) {
+        (Some(q), Some((lo, hi))) => {
             let (s, z) = (q.scale[0], q.zero_point[0]);
-            (((-128 - z) as f32 - 0.5) * s, ((127 - z) as f32 + 0.5) * s, s)
+            (((lo - z) as f32 - 0.5) * s, ((hi - z) as f32 + 0.5) * s, s)
         }
         _ => (f32::NEG_INFINITY, f32::INFINITY, 1.0),
     }
@@ -464,11 +478,18 @@ fn zero_point(g: &Graph, t: TensorId) -> i32 {
     g.tensor(t).qparams.as_ref().map_or(0, |q| q.zero_point[0])
 }
 
-/// The real values an INT8 tensor represents, `[(−128−zp)·s, (127−zp)·s]`.
+/// The real values a quantized tensor represents, `[(lo−zp)·s, (hi−zp)·s]`.
 fn int8_range(g: &Graph, t: TensorId) -> [f64; 2] {
     let (_, _, s) = representable(g, t);
+    let (lo, hi) = type_limits(g.tensor(t).dtype).unwrap_or((-128, 127));
     let z = zero_point(g, t) as f64;
-    [(-128.0 - z) * s as f64, (127.0 - z) * s as f64]
+    [(lo as f64 - z) * s as f64, (hi as f64 - z) * s as f64]
+}
+
+/// The float tensor a quantized one stands for: its name without the `_int8` / `_int16` that
+/// the quantizer gives the copies it adds at type boundaries.
+fn float_name(name: &str) -> &str {
+    name.strip_suffix("_int8").or_else(|| name.strip_suffix("_int16")).unwrap_or(name)
 }
 
 /// What the pass over the samples accumulates; merged across threads.
@@ -511,7 +532,7 @@ fn layer_alone(g: &Graph, n: usize, has_twin: &dyn Fn(TensorId) -> bool) -> Opti
         nodes.push(p);
         pending.extend(g.nodes[p].inputs.iter().copied());
     }
-    if inputs.is_empty() || inputs.iter().any(|&t| g.tensor(t).dtype != DType::I8) {
+    if inputs.is_empty() || inputs.iter().any(|&t| type_limits(g.tensor(t).dtype).is_none()) {
         return None;
     }
     nodes.sort_unstable();
@@ -588,9 +609,9 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
         .enumerate()
         .filter_map(|(n, node)| {
             let t = node.outputs[0];
-            let name = qg.tensor(t).name.trim_end_matches("_int8");
-            let f = *by_name.get(name)?;
-            (fg.tensor(f).numel() == qg.tensor(t).numel() && qg.tensor(t).dtype == DType::I8).then_some((n, t, f))
+            let f = *by_name.get(float_name(&qg.tensor(t).name))?;
+            let quantized = type_limits(qg.tensor(t).dtype).is_some();
+            (fg.tensor(f).numel() == qg.tensor(t).numel() && quantized).then_some((n, t, f))
         })
         .collect();
     if aligned.is_empty() {
@@ -600,7 +621,7 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
             int8.path.display()
         )));
     }
-    let twin = |t: TensorId| by_name.get(qg.tensor(t).name.trim_end_matches("_int8")).copied();
+    let twin = |t: TensorId| by_name.get(float_name(&qg.tensor(t).name)).copied();
     let has_twin = |t: TensorId| twin(t).is_some();
     let singles: Vec<Option<(Int8Plan, Vec<TensorId>)>> = aligned.iter().map(|&(n, _, _)| layer_alone(qg, n, &has_twin)).collect();
     let input_twins = |inputs: &[TensorId]| -> Option<Vec<TensorId>> { inputs.iter().map(|&t| twin(t)).collect() };
@@ -671,8 +692,12 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
                     .iter()
                     .zip(fins)
                     .map(|(&qi, &fi)| {
-                        let p = qg.tensor(qi).qparams.as_ref().expect("int8 tensors carry qparams");
-                        TensorValue::I8(crate::quantize_s8(fplan.value(&facts, fi), p.scale[0], p.zero_point[0]))
+                        let p = qg.tensor(qi).qparams.as_ref().expect("quantized tensors carry qparams");
+                        let x = fplan.value(&facts, fi);
+                        match qg.tensor(qi).dtype {
+                            DType::I16 => TensorValue::I16(crate::quantize_s16(x, p.scale[0], p.zero_point[0])),
+                            _ => TensorValue::I8(crate::quantize_s8(x, p.scale[0], p.zero_point[0])),
+                        }
                     })
                     .collect();
                 let real: Vec<Vec<f32>> = args.iter().zip(ins).filter_map(|(a, &qi)| dequantize(a, qg, qi)).collect();
@@ -727,6 +752,7 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
             LayerDebug {
                 tensor: qg.tensor(qt).name.trim_end_matches("_int8").to_string(),
                 op: qg.nodes[n].op.name(),
+                dtype: if qg.tensor(qt).dtype == DType::I16 { "int16" } else { "int8" },
                 sqnr_db: t.sqnr_db(),
                 cosine: t.dot / (t.signal.sqrt() * t.quantized.sqrt()).max(f64::MIN_POSITIVE),
                 max_abs_error_lsb: t.max_abs / scale as f64,

@@ -24,7 +24,7 @@ pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, Wei
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 pub use error::TinyqError;
 pub use tinyq_export_c::{boards, find_board, Board};
-pub use inputs::{bind_inputs, default_input_keys, quantize_s8, BoundInputs, SampleRef};
+pub use inputs::{bind_inputs, default_input_keys, quantize_s16, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};
 pub use onnx_out::{save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET, EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE};
