@@ -293,6 +293,10 @@ def test_int16_flag_errors(run_tinyq, tmp_path):
         for w in words:
             assert w in proc.stderr, (extra, w, proc.stderr)
         assert not out.exists()
+    # `all` leaves out the layers kept in float instead of clashing with them.
+    ok(run_tinyq("quantize", model, "--calib", data, "--int16", "all", "--keep-float", "fc1", "-o", out))
+    ops, dtypes = file_ops_and_dtypes(run_tinyq, out)
+    assert {"float32", "int16"} <= dtypes and ops.get("Dequantize") == 1, (ops, dtypes)
 
 
 def test_mnist_fixture_with_16x8_layers_runs_bit_exactly_in_tflm(run_tinyq, tmp_path):
@@ -388,6 +392,9 @@ def test_shared_models_with_every_layer_in_int16_run_bit_exactly_in_tflm(onnx_pa
                                      "--eval-x", x_key, "--y", y_key, "-o", out, "--json")).stdout)
     plain = json.loads(ok(run_tinyq("quantize", onnx_path, "--calib", data, "--data", data, "--eval-x", x_key, "--y", y_key,
                                     "-o", tmp_path / "plain.tflite", "--json")).stdout)
+    # `--int16 all` names the same layers.
+    ok(run_tinyq("quantize", onnx_path, "--calib", data, "--int16", "all", "-o", tmp_path / "all.tflite"))
+    assert (tmp_path / "all.tflite").read_bytes() == out.read_bytes()
     patched = tmp_path / "all16_wide.tflite"
     wide = with_int16_outputs(out, patched)
     assert wide, "no int16 tensor in the file"

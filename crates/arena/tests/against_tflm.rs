@@ -1,7 +1,7 @@
 //! Compares the 64-bit prediction with the smallest arena the `tflite-micro`
 //! Python interpreter accepts and invokes with (found by bisection in
 //! `tests/tflm_min_arena.py`), for every INT8 model in `../shared/models` and
-//! for models tinyq makes from the ONNX ones.
+//! for models tinyq makes from the ONNX ones (two of them also with every layer in int16).
 //!
 //! Requirement: predicted >= measured and predicted <= measured + max(5%, 256 B).
 //! Skips (with a message) when `../shared`, the Python interpreter or the
@@ -43,37 +43,38 @@ fn shared_models(shared: &Path) -> Vec<Case> {
 
 /// Quantizes the ONNX models with the tinyq binary into a temporary directory.
 fn tinyq_models(shared: &Path, bin: &Path, out_dir: &Path) -> Vec<Case> {
+    // The last two: every layer with an int16 kernel in int16 (two-byte activations).
     let jobs = [
-        ("mnist_cnn_torch", "mnist.npz"),
-        ("mnist_dscnn_torch", "mnist.npz"),
-        ("kws_dscnn", "kws01.npz"),
-        ("ic_resnet8", "ic01.npz"),
-        ("hello_world", "sine.npz"),
+        ("mnist_cnn_torch", "mnist.npz", false),
+        ("mnist_dscnn_torch", "mnist.npz", false),
+        ("kws_dscnn", "kws01.npz", false),
+        ("ic_resnet8", "ic01.npz", false),
+        ("hello_world", "sine.npz", false),
+        ("kws_dscnn", "kws01.npz", true),
+        ("ic_resnet8", "ic01.npz", true),
     ];
     std::fs::create_dir_all(out_dir).unwrap();
     let handles: Vec<_> = jobs
         .iter()
-        .map(|&(model, data)| {
+        .map(|&(model, data, int16)| {
             let onnx = shared.join("models").join(model).join("model.onnx");
             let calib = shared.join("data").join(data);
-            let out = out_dir.join(format!("{model}.tflite"));
+            let name = if int16 { format!("{model}_int16") } else { model.to_string() };
+            let out = out_dir.join(format!("{name}.tflite"));
             let bin = bin.to_path_buf();
             std::thread::spawn(move || {
                 if !onnx.exists() || !calib.exists() {
-                    println!("tinyq/{model}: skipped ({} or {} missing)", onnx.display(), calib.display());
+                    println!("tinyq/{name}: skipped ({} or {} missing)", onnx.display(), calib.display());
                     return None;
                 }
-                let st = Command::new(&bin)
-                    .arg("quantize")
-                    .arg(&onnx)
-                    .arg("--calib")
-                    .arg(&calib)
-                    .arg("-o")
-                    .arg(&out)
-                    .output()
-                    .expect("running tinyq");
-                assert!(st.status.success(), "tinyq quantize {model} failed: {}", String::from_utf8_lossy(&st.stderr));
-                Some(Case { name: format!("tinyq/{model}"), path: out })
+                let mut cmd = Command::new(&bin);
+                cmd.arg("quantize").arg(&onnx).arg("--calib").arg(&calib).arg("-o").arg(&out);
+                if int16 {
+                    cmd.args(["--int16", "all"]);
+                }
+                let st = cmd.output().expect("running tinyq");
+                assert!(st.status.success(), "tinyq quantize {name} failed: {}", String::from_utf8_lossy(&st.stderr));
+                Some(Case { name: format!("tinyq/{name}"), path: out })
             })
         })
         .collect();

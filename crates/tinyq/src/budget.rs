@@ -310,7 +310,7 @@ pub fn quantize_within_budget(
     let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize], int16_nodes: &[usize]| {
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };
-    let mut int16_nodes: Vec<usize> = int16_node_indices(g, &opts.int16)?;
+    let mut int16_nodes: Vec<usize> = int16_node_indices(g, &opts.int16, &user_float)?;
 
     let mut best_q = build(&ranges, &float_nodes, &int16_nodes)?;
     let mut best = scorer.score(&best_q)?;

@@ -20,14 +20,20 @@ pub struct QuantizeOptions {
     /// FULLY_CONNECTED (and RESHAPE, TRANSPOSE), computed in float32 between DEQUANTIZE and
     /// QUANTIZE.
     pub keep_float: Vec<String>,
-    /// Nodes to run with int16 activations and int8 weights (TFLM's 16x8 kernels), by node or
-    /// output tensor name: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED.
+    /// Nodes to run with int16 activations (conv, depthwise conv and fully connected with int8
+    /// weights as TFLM's 16x8 layers; ADD, pools, MEAN, RESHAPE), by node or output tensor name;
+    /// `["all"]` for every node that has an int16 kernel and is not kept in float.
     pub int16: Vec<String>,
 }
 
-/// Indices of the nodes named in `names` (by node or output tensor name) to run as 16x8
-/// layers; an error names a node that does not exist or has no 16x8 kernel.
-pub fn int16_node_indices(g: &Graph, names: &[String]) -> Result<Vec<usize>, TinyqError> {
+/// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
+/// activations; an error names a node that does not exist or has no int16 kernel. `["all"]`
+/// (when no node has that name) picks every node with an int16 kernel outside `float_nodes`.
+pub fn int16_node_indices(g: &Graph, names: &[String], float_nodes: &[usize]) -> Result<Vec<usize>, TinyqError> {
+    let named_all = g.nodes.iter().any(|n| n.name == "all" || n.outputs.iter().any(|&o| g.tensor(o).name == "all"));
+    if names == ["all"] && !named_all {
+        return Ok((0..g.nodes.len()).filter(|k| can_run_16x8(&g.nodes[*k].op) && !float_nodes.contains(k)).collect());
+    }
     node_indices(
         g,
         names,
@@ -173,7 +179,7 @@ pub fn quantize(
     }
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
-    let int16_nodes = int16_node_indices(g, &opts.int16)?;
+    let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
     let stats = calibrate(model, calib, opts.calibration, progress)?;
     let ranges: Vec<Option<(f32, f32)>> = stats
         .iter()
