@@ -737,7 +737,8 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
             } else if clipped > 0.01 {
                 Some(format!("{:.1}% of values clipped: try --calibration percentile or mse", clipped * 100.0))
             } else if spread.is_some_and(|s| s > 100.0) {
-                Some(format!("per-channel weight spread {:.0}×: try equalization or int16 activations", spread.unwrap_or(0.0)))
+                let int16 = if qg.tensor(qt).dtype == DType::I16 { "" } else { " or int16 activations" };
+                Some(format!("per-channel weight spread {:.0}×: try equalization{int16}", spread.unwrap_or(0.0)))
             } else if let Some((quiet, all)) = Some(o.quiet_channels(scale as f64, 2.0)).filter(|&(q, a)| a > 1 && 2 * q > a) {
                 Some(format!(
                     "{quiet} of {all} channels stay under 2 LSB: the range is set by a few outliers; try --calibration percentile or mse, or equalization"
