@@ -14,8 +14,8 @@ pub const FILE_IDENTIFIER: &[u8; 4] = b"TFL3";
 /// Reads subgraph 0 of a TFLite model.
 ///
 /// FP16 constants feeding DEQUANTIZE become f32 constants; integer tensors keep their
-/// quantization and QUANTIZE/DEQUANTIZE stay ops. Hybrid models (int8 weights under float
-/// activations) are refused. Each node is named after its first output tensor, since TFLite
+/// quantization and QUANTIZE/DEQUANTIZE stay ops. Dynamic-range ("hybrid") layers, int8 weights
+/// under float activations, become float layers with the dequantized weights. Each node is named after its first output tensor, since TFLite
 /// operators have no names. Errors name the operator index and op, or the tensor.
 pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
     if bytes.len() < 8 {
@@ -119,11 +119,14 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
             .map_err(op_err)?
             .ok_or_else(|| TfliteError::UnsupportedOp { index: k, op: name.clone(), code })?;
         if is_hybrid(&in_t, &ir_op) {
-            return Err(op_err(
-                "hybrid quantization (int8 weights under float activations) is not supported; \
-                 use the float or the fully int8 model"
-                    .into(),
-            ));
+            // Dynamic-range ("hybrid") layer: float activations, int8 weights. Its float model
+            // is the dequantized weights.
+            let w = ins[1].expect("is_hybrid saw the weights");
+            tensors[w] = dequantize_weights(&tensors[w]).map_err(|msg| TfliteError::Tensor {
+                index: w,
+                name: tensors[w].name.clone(),
+                msg,
+            })?;
         }
         let inputs = ins[..keep.min(ins.len())]
             .iter()
@@ -155,6 +158,29 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
     g.compact();
     g.validate().map_err(TfliteError::Graph)?;
     Ok(g)
+}
+
+/// An int8 weight tensor as float32: `(q − zero_point[c]) · scale[c]` in float32, `c` along the
+/// quantized dimension (one scale for per-tensor weights).
+fn dequantize_weights(t: &Tensor) -> Result<Tensor, String> {
+    let (Some(TensorData::I8(q)), Some(p)) = (&t.data, &t.qparams) else {
+        return Err("int8 weights of a float layer need constant data and quantization parameters".into());
+    };
+    let inner: usize = match p.axis {
+        Some(a) if a < t.shape.len() && t.shape[a] == p.scale.len() => t.shape[a + 1..].iter().product(),
+        None if p.scale.len() == 1 => q.len().max(1),
+        _ => return Err(format!("{} scales do not fit shape {:?}", p.scale.len(), t.shape)),
+    };
+    let channels = p.scale.len();
+    let data = q
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = (i / inner) % channels;
+            (v as i32 - p.zero_point[c]) as f32 * p.scale[c]
+        })
+        .collect();
+    Ok(Tensor { dtype: DType::F32, data: Some(TensorData::F32(data)), qparams: None, ..t.clone() })
 }
 
 fn is_hybrid(ins: &[Option<&Tensor>], op: &tinyq_ir::Op) -> bool {

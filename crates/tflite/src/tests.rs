@@ -585,3 +585,19 @@ fn flash_breakdown_counts_float_constants() {
     // RESHAPE's shape, PAD's paddings, TRANSPOSE's permutation and MEAN's axes are int32 operands.
     assert!(f.biases > 0);
 }
+
+#[test]
+fn dynamic_range_layers_read_as_float_layers_with_dequantized_weights() {
+    let mut b = B::new();
+    let x = b.input("x", &[1, 5, 5, 2], DType::F32, None);
+    let w = b.i8_const("w", &[3, 3, 3, 2], 0);
+    let bias = b.f32_const("b", &[3]);
+    let c = b.f("conv", Op::Conv2D(conv(1, Padding::Valid, FusedActivation::None)), &[x, w, bias]);
+    let g = b.finish(&[c]);
+    let (Some(TensorData::I8(q)), Some(p)) = (&g.tensors[w].data, &g.tensors[w].qparams) else { panic!("int8 weights") };
+    let want: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * p.scale[i / 18]).collect();
+    let back = read_tflite(&write_tflite(&g).unwrap()).unwrap();
+    let wt = back.tensor(back.nodes[0].inputs[1]);
+    assert_eq!((wt.dtype, wt.qparams.is_none()), (DType::F32, true));
+    assert_eq!(wt.data, Some(TensorData::F32(want)));
+}
