@@ -1,7 +1,7 @@
 """Int16 activations with int8 weights (TFLM's 16x8 kernels), checked bit for bit against TFLM.
 
 - Randomized single-layer models (conv, depthwise conv, fully connected, and the int16 ADD,
-  max/average pool, MEAN and RESHAPE; the generators of `tflm_lib`, so random shapes, strides,
+  CONCATENATION, max/average pool, MEAN and RESHAPE; the generators of `tflm_lib`, so random shapes, strides,
   dilations, paddings, broadcasts, constant operands, fused ReLU, per-tensor weights and data
   ranges) quantized with the layer in int16 (`tinyq quantize --int16 LAYER`): the file holds
   int8 → QUANTIZE → int16 layer → QUANTIZE → int8. The int16 output of the layer is
@@ -12,7 +12,7 @@
   meets, and the mixed int8/int16 file equals TFLM on every sample.
 
 Environment: TINYQ_INT16_CASES_PER_KIND (default 100 for the three layers with weights, two
-fifths of it for the other five kinds: 500 cases).
+fifths of it for the other six kinds: 540 cases).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ CASES_PER_KIND = int(os.environ.get("TINYQ_INT16_CASES_PER_KIND", "100"))
 INDEX_BASE = 5000
 MAX_REFUSED_FRACTION = 0.10
 # The ops that run with int16 activations, as `tinyq inspect` names them, and their builtin codes.
-LAYER_OPS = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "MaxPool2D", "AvgPool2D", "Mean", "Reshape")
-# CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE
-LAYER_CODES = {3, 4, 9, 0, 17, 1, 40, 22}
+LAYER_OPS = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "Concat", "MaxPool2D", "AvgPool2D", "Mean", "Reshape")
+# CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, CONCATENATION, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, RESHAPE
+LAYER_CODES = {3, 4, 9, 0, 2, 17, 1, 40, 22}
 INT16 = 7  # TensorType.INT16 in the TFLite schema
 # Fewer cases for the ops without weights: their arithmetic has fewer parameters.
 CASES_PER_PLAIN_KIND = max(1, CASES_PER_KIND * 2 // 5)
@@ -116,7 +116,7 @@ def check_case(run_tinyq, kind: str, index: int, root: Path) -> dict:
     return {"status": status, "compared": compared, "int16": int16_values, "mismatched": mismatched, "params": case.params, "dir": str(case.dir)}
 
 
-@pytest.mark.parametrize("kind", ["conv", "depthwise_conv", "fully_connected", "add", "max_pool", "avg_pool", "mean", "reshape"])
+@pytest.mark.parametrize("kind", ["conv", "depthwise_conv", "fully_connected", "add", "concat", "max_pool", "avg_pool", "mean", "reshape"])
 def test_random_16x8_layers_match_tflm(kind, run_tinyq, tmp_path):
     cases = CASES_PER_KIND if kind in ("conv", "depthwise_conv", "fully_connected") else CASES_PER_PLAIN_KIND
     results = {i: check_case(run_tinyq, kind, i, tmp_path) for i in range(cases)}

@@ -218,7 +218,7 @@ pub struct QuantizeArgs {
     #[arg(long, value_delimiter = ',')]
     pub keep_float: Vec<String>,
     /// Run these layers with int16 activations (conv, depthwise conv and fully connected with
-    /// int8 weights: TFLM's 16x8 kernels; also add, max/average pool, mean and reshape); node or
+    /// int8 weights: TFLM's 16x8 kernels; also add, concatenation, max/average pool, mean and reshape); node or
     /// output tensor names, comma-separated, or `all` for every layer that has an int16 kernel.
     #[arg(long, value_delimiter = ',')]
     pub int16: Vec<String>,

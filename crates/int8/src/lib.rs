@@ -19,7 +19,8 @@
 //!
 //! 16x8 nodes: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int16 activations (zero point
 //! 0), int8 weights and int64 bias run on `tinyq_kernels::conv16`; QUANTIZE converts between int8
-//! and int16 at their edges. ADD, the pools, MEAN, RESHAPE and PAD also run on int16 tensors.
+//! and int16 at their edges. ADD, CONCATENATION, the pools, MEAN, RESHAPE and PAD also run on int16
+//! tensors.
 //! Graph inputs may be int8, int16, int32 or float32 (an int16 input lets one int16 layer be run
 //! alone, as the quantization debugger does).
 //!

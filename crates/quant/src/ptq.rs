@@ -83,8 +83,8 @@ pub fn can_keep_in_float(op: &Op) -> bool {
 }
 
 /// Whether a node with `op` can run with int16 activations: the layers TFLM has 16x8 kernels
-/// for (int16 activations, int8 weights), and the int16 ADD, pools, MEAN and RESHAPE that carry
-/// int16 tensors between them, as tinyq's integer engine reproduces them.
+/// for (int16 activations, int8 weights), and the int16 ADD, CONCATENATION, pools, MEAN and
+/// RESHAPE that carry int16 tensors between them, as tinyq's integer engine reproduces them.
 pub fn can_run_16x8(op: &Op) -> bool {
     match op {
         Op::Conv2D(_)
@@ -94,7 +94,8 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Mean(_)
-        | Op::Reshape => true,
+        | Op::Reshape
+        | Op::Concat(_) => true,
         Op::Transpose(_)
         | Op::Sub(_)
         | Op::Mul(_)
@@ -102,7 +103,6 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::HardSwish
-        | Op::Concat(_)
         | Op::Pad(_)
         | Op::Softmax(_)
         | Op::Sigmoid
@@ -154,7 +154,7 @@ pub fn quantize_graph_mixed(
         if !can_run_16x8(&n.op) {
             return Err(node_err(
                 n,
-                "cannot run with int16 activations (only CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN and RESHAPE have int16 kernels)".into(),
+                "cannot run with int16 activations (only CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, CONCATENATION, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN and RESHAPE have int16 kernels)".into(),
             ));
         }
         if float_nodes.contains(&k) {
@@ -315,6 +315,10 @@ fn to_16x8(
         for slot in 0..activations {
             let x = n.inputs[slot];
             if g.tensor(x).is_constant() {
+                if let Op::Concat(_) = n.op {
+                    // Its inputs share the output's scale, which calibration sets without it.
+                    return Err(node_err("cannot run with int16 activations: a constant input of CONCATENATION".into()));
+                }
                 // A constant operand of ADD: int16, symmetric over its values.
                 let v = g.const_f32(x).ok_or_else(|| tensor_err(x, "is not a float constant".into()))?;
                 let (lo, hi) = v.iter().fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
@@ -591,6 +595,14 @@ mod tests {
         narrow[g.nodes[1].outputs[0]] = Some((-1e-5, 1e-5));
         let e = quantize_graph_mixed(&g, &narrow, &PtqConfig::default(), &[], &all).unwrap_err().to_string();
         assert!(e.contains("add") && e.contains("16384"), "{e}");
+        // A constant input of an int16 CONCATENATION would need the output's scale: refused.
+        let mut cat = g.clone();
+        cat.nodes[5].op = Op::Concat(tinyq_ir::op::Concat { axis: 3, activation: FusedActivation::None });
+        cat.tensors[cat.nodes[5].outputs[0]].shape = vec![1, 4, 4, 4];
+        let k = cat.add_tensor(Tensor::constant("k4", vec![1, 4, 4, 2], TensorData::F32(vec![0.5; 32])));
+        cat.nodes[5].inputs[1] = k;
+        let e = quantize_graph_mixed(&cat, &ranges, &PtqConfig::default(), &[], &[5]).unwrap_err().to_string();
+        assert!(e.contains("add_k") && e.contains("constant input of CONCATENATION"), "{e}");
         // SUB has no int16 kernel here: refused by name.
         let mut sub = g.clone();
         sub.nodes[1].op = Op::Sub(tinyq_ir::op::Binary::default());

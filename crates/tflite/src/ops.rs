@@ -45,6 +45,8 @@ pub(crate) const MUL_V: Versions = v(1, 2);
 /// int8 MUL whose rescale `s1·s2/s_out` is ≥ 1.
 pub(crate) const MUL_LARGE_SCALE_V: i32 = 3;
 pub(crate) const CONCATENATION_V: Versions = v(1, 2);
+/// CONCATENATION with int16 inputs.
+pub(crate) const CONCATENATION_16_V: i32 = 3;
 /// RESHAPE is version 1 for every type, int16 included.
 pub(crate) const RESHAPE_V: Versions = v(1, 1);
 pub(crate) const TRANSPOSE_V: Versions = v(1, 2);
@@ -86,7 +88,7 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (CONV_2D, CONV_2D_16X8_V)
         | (DEPTHWISE_CONV_2D, DEPTHWISE_CONV_2D_16X8_V)
         | (FULLY_CONNECTED, FULLY_CONNECTED_16X8_V) => "2.3.0",
-        (LEAKY_RELU, 2) | (MAX_POOL_2D | AVERAGE_POOL_2D, POOL_16_V) => "2.3.0",
+        (LEAKY_RELU, 2) | (MAX_POOL_2D | AVERAGE_POOL_2D, POOL_16_V) | (CONCATENATION, CONCATENATION_16_V) => "2.3.0",
         (ADD, ADD_16_V) | (MEAN, MEAN_16_V) | (PAD | PADV2, PAD_16_V) => "2.4.0",
         (MUL, MUL_LARGE_SCALE_V) | (HARD_SWISH, 1) | (QUANTIZE, 2) | (DEQUANTIZE, DEQUANTIZE_F16_V) => "1.15.0",
         _ => "1.14.0",
@@ -200,7 +202,8 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
         }
         Op::Concat(p) => {
             let o = tfl::ConcatenationOptions { axis: dim(p.axis)?, fused_activation_function: act_out(p.activation) };
-            ex(CONCATENATION, ver(CONCATENATION_V), Some(Opt::ConcatenationOptions(Box::new(o))), tensors())
+            let version = if wide { CONCATENATION_16_V } else { ver(CONCATENATION_V) };
+            ex(CONCATENATION, version, Some(Opt::ConcatenationOptions(Box::new(o))), tensors())
         }
         Op::Reshape => {
             let shape = out.shape.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;

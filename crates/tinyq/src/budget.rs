@@ -10,7 +10,7 @@
 //!    kept only if it lowers the drop (or, at an equal drop, raises the output SQNR against FP32).
 //! 3. Int16 activations (unless `allow_int16` is off): for the most sensitive tensors, run
 //!    their writer and readers with int16 activations (conv / depthwise / fully-connected as
-//!    TFLM's 16x8 layers with int8 weights; ADD, pools, MEAN and RESHAPE in int16), extended
+//!    TFLM's 16x8 layers with int8 weights; ADD, CONCATENATION, pools, MEAN, RESHAPE in int16), extended
 //!    through pools and reshapes to the layers beyond them, so the tensor stays int16 between
 //!    them; QUANTIZE converts at the int8 boundaries (other readers get an int8 copy). Same
 //!    acceptance rule; kept int16 layers accumulate.
@@ -24,7 +24,7 @@
 //!
 //! What this is not: a lone int16 layer between int8 tensors gains nothing (its int8 input
 //! widens exactly and its output is rounded back to int8), so a tensor whose writer or readers
-//! have no int16 kernel (SUB, MUL, CONCATENATION, activations) is not an int16 candidate.
+//! have no int16 kernel (SUB, MUL, TRANSPOSE, activations) is not an int16 candidate.
 
 use rayon::prelude::*;
 use serde::Serialize;

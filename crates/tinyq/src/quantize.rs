@@ -21,7 +21,7 @@ pub struct QuantizeOptions {
     /// QUANTIZE.
     pub keep_float: Vec<String>,
     /// Nodes to run with int16 activations (conv, depthwise conv and fully connected with int8
-    /// weights as TFLM's 16x8 layers; ADD, pools, MEAN, RESHAPE), by node or output tensor name;
+    /// weights as TFLM's 16x8 layers; ADD, CONCATENATION, pools, MEAN, RESHAPE), by node or output tensor name;
     /// `["all"]` for every node that has an int16 kernel and is not kept in float.
     pub int16: Vec<String>,
 }
@@ -39,7 +39,7 @@ pub fn int16_node_indices(g: &Graph, names: &[String], float_nodes: &[usize]) ->
         names,
         "--int16",
         can_run_16x8,
-        "only conv, depthwise conv, fully connected, add, max/average pool, mean and reshape nodes have int16 kernels",
+        "only conv, depthwise conv, fully connected, add, concatenation, max/average pool, mean and reshape nodes have int16 kernels",
     )
 }
 

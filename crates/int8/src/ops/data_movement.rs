@@ -1,5 +1,5 @@
 //! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE and PAD, and the int16
-//! RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
+//! CONCATENATION, RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
 //! any difference rather than silently reinterpreting values (TFLM checks it for CONCATENATION
 //! only). Kernels:
 //! `tinyq_kernels::{concatenation, reshape, transpose, pad}`.
@@ -29,18 +29,29 @@ pub(crate) struct Pad<T> {
     value: T,
 }
 
-pub(crate) fn prepare_concat(ctx: &Ctx<'_>, p: &op::Concat) -> Result<Prepared, Int8Error> {
+/// CONCATENATION of int8 tensors (every input with the output's quantization, as TFLM checks),
+/// or (`wide`) of int16 ones: TFLM only checks that every zero point is 0 and copies the values.
+pub(crate) fn prepare_concat(ctx: &Ctx<'_>, p: &op::Concat, wide: bool) -> Result<Prepared, Int8Error> {
     if p.activation != FusedActivation::None {
         return Err(ctx.err("a fused activation on CONCATENATION is refused by TFLM"));
     }
     let out = ctx.output();
     let inputs = (0..ctx.node.inputs.len()).map(|k| ctx.input(k)).collect::<Result<Vec<_>, _>>()?;
-    let qparams = inputs.iter().map(|t| ctx.s8(t)).collect::<Result<Vec<_>, _>>()?;
-    check_concatenation_qparams_s8(&qparams, ctx.s8(out)?).map_err(ctx.kernel_err())?;
+    if wide {
+        for t in inputs.iter().copied().chain(std::iter::once(out)) {
+            if ctx.s16(t)?.zero_point != 0 {
+                return Err(ctx.err(format!("int16 tensor `{}` has a nonzero zero point", t.name)));
+            }
+        }
+    } else {
+        let qparams = inputs.iter().map(|t| ctx.s8(t)).collect::<Result<Vec<_>, _>>()?;
+        check_concatenation_qparams_s8(&qparams, ctx.s8(out)?).map_err(ctx.kernel_err())?;
+    }
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| &t.shape[..]).collect();
     let axis = i32::try_from(p.axis).map_err(|_| ctx.err(format!("axis {} is out of range", p.axis)))?;
     let params = prepare_concatenation(axis, &shapes, &out.shape).map_err(ctx.kernel_err())?;
-    Ok((Kernel::Concat(Concat { params }), ctx.node.inputs.clone()))
+    let concat = Concat { params };
+    Ok((if wide { Kernel::Concat16(concat) } else { Kernel::Concat(concat) }, ctx.node.inputs.clone()))
 }
 
 /// RESHAPE of int8 tensors, or (`wide`) of int16 ones with zero point 0: either way the same
@@ -96,7 +107,7 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_>, p: &op::Pad, wide: bool) -> Result<Prep
 }
 
 impl Concat {
-    pub fn eval(&self, inputs: &[&[i8]], output: &mut [i8]) {
+    pub fn eval<T: Copy>(&self, inputs: &[&[T]], output: &mut [T]) {
         concatenation(&self.params, inputs, output);
     }
 }

@@ -37,6 +37,7 @@ pub(crate) enum Kernel {
     /// ADD of int16 tensors.
     Add16(binary::Add16),
     Concat(data_movement::Concat),
+    Concat16(data_movement::Concat),
     Reshape,
     Reshape16,
     Transpose(data_movement::Transpose),
@@ -66,7 +67,8 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
     }
     // A node whose data input is float32 is one the model keeps in float.
     let float = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::F32);
-    // A node whose data input is int16 is a 16x8 layer or an int16 ADD, pool, MEAN, RESHAPE or PAD.
+    // A node whose data input is int16 is a 16x8 layer or an int16 ADD, CONCATENATION, pool, MEAN,
+    // RESHAPE or PAD.
     let wide = node.inputs.first().is_some_and(|&t| graph.tensor(t).dtype == DType::I16);
     let (kernel, inputs) = match &node.op {
         Op::Conv2D(p) if float => crate::float_ref::prepare_conv2d_f32(&ctx, p)?,
@@ -84,7 +86,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
         Op::Add(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Add, p, wide)?,
         Op::Sub(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Sub, p, wide)?,
         Op::Mul(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Mul, p, wide)?,
-        Op::Concat(p) => data_movement::prepare_concat(&ctx, p)?,
+        Op::Concat(p) => data_movement::prepare_concat(&ctx, p, wide)?,
         Op::Reshape => data_movement::prepare_reshape(&ctx, wide)?,
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
         Op::Pad(p) => data_movement::prepare_pad(&ctx, p, wide)?,
@@ -119,6 +121,10 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Concat(k) => {
             let inputs: Vec<&[i8]> = args.iter().map(|a| s8(a)).collect();
             k.eval(&inputs, s8_mut(out))
+        }
+        Kernel::Concat16(k) => {
+            let inputs: Vec<&[i16]> = args.iter().map(|a| s16(a)).collect();
+            k.eval(&inputs, s16_mut(out))
         }
         Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
         Kernel::Reshape16 => tinyq_kernels::reshape::reshape(s16(args[0]), s16_mut(out)),
