@@ -133,7 +133,7 @@ def test_int16_layers_are_debugged_too(run_tinyq, tmp_path):
     fx = REPO / "fixtures" / "mnist_dscnn"
     data = fx / "mnist_test_200.npz"
     layers = json.loads(run_tinyq("inspect", fx / "model.onnx", "--json").stdout)["layers"]
-    wide_ops = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "MaxPool2D", "AvgPool2D", "Mean", "Reshape")
+    wide_ops = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "Add", "Concat", "MaxPool2D", "AvgPool2D", "Mean", "Reshape")
     names = [l["name"] for l in layers if l["op"].split(" ")[0] in wide_ops]
     int16, int8 = tmp_path / "q16.tflite", tmp_path / "q8.tflite"
     proc = run_tinyq("quantize", fx / "model.onnx", "--calib", data, "--int16", ",".join(names), "-o", int16)
