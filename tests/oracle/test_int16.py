@@ -399,21 +399,16 @@ def test_shared_models_with_every_layer_in_int16_run_bit_exactly_in_tflm(onnx_pa
     wide = with_int16_outputs(out, patched)
     assert wide, "no int16 tensor in the file"
     x = np.load(data)[x_key][:100]
-    det = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=4 << 20).get_input_details(0)
+    det = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES).get_input_details(0)
     qp = det["quantization_parameters"]
     xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape((len(x), *[int(d) for d in det["shape"]]))
     np.savez(tmp_path / "xq.npz", x=xq)
     ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "ours.npz"))
     ours = np.load(tmp_path / "ours.npz")
-    it = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=4 << 20)
-    theirs: list[list[np.ndarray]] = [[] for _ in range(1 + len(wide))]
-    for sample in xq:
-        it.set_input(sample, 0)
-        it.invoke()
-        for k in range(len(theirs)):
-            theirs[k].append(np.array(it.get_output(k), copy=True))
+    theirs = run_tflm_all_outputs(patched, [xq])
+    assert len(theirs) == 1 + len(wide)
     compared = 0
-    for k, ref in enumerate(np.stack(t) for t in theirs):
+    for k, ref in enumerate(theirs):
         got = ours["y" if k == 0 else f"y_{k}"]
         assert got.dtype == ref.dtype
         np.testing.assert_array_equal(got.reshape(ref.shape), ref)

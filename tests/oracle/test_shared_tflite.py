@@ -1,5 +1,6 @@
 """The FP32 .tflite models of ../shared (Keras-converted, role fp32_tflite): read into the IR and
-run by tinyq's float engine, against the card's LiteRT metric and LiteRT's outputs per sample."""
+run by tinyq's float engine, against the card's LiteRT metric and LiteRT's outputs per sample.
+The dynamic-range (hybrid) file too, as its dequantized float model."""
 
 from __future__ import annotations
 
@@ -14,18 +15,33 @@ import oracle_lib
 PER_SAMPLE_REL_TOL = 1e-4
 
 
-def _cases():
+def _cases(role: str):
     shared = oracle_lib.shared_dir()
     cases = [
         pytest.param((card_path, name), id=f"{card_path.parent.name}/{name}")
         for card_path in sorted(shared.glob("models/*/card.json"))
         for name, info in sorted(json.loads(card_path.read_text())["files"].items())
-        if info.get("role") == "fp32_tflite"
+        if info.get("role") == role
     ]
     return cases or [pytest.param(None, marks=pytest.mark.skip(reason="../shared not present"))]
 
 
-@pytest.mark.parametrize("case", _cases())
+def worst_ratio_against_litert(model, got: np.ndarray, x: np.ndarray) -> float:
+    """Largest per-sample max|tinyq − LiteRT| / max|LiteRT| over the samples, LiteRT's reference
+    kernels running `model` one sample at a time."""
+    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    inp, outp = it.get_input_details()[0], it.get_output_details()[0]
+    worst = 0.0
+    for i in range(len(x)):
+        it.set_tensor(inp["index"], x[i : i + 1].reshape(inp["shape"]))
+        it.invoke()
+        ref = it.get_tensor(outp["index"]).reshape(got[i].shape)
+        worst = max(worst, float(np.abs(got[i] - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    return worst
+
+
+@pytest.mark.parametrize("case", _cases("fp32_tflite"))
 def test_fp32_tflite_matches_litert(case, run_tinyq, tmp_path):
     card_path, name = case
     card = json.loads(card_path.read_text())
@@ -42,30 +58,9 @@ def test_fp32_tflite_matches_litert(case, run_tinyq, tmp_path):
     out = tmp_path / "y.npz"
     proc = run_tinyq("run", model, "--data", data, "--x", x_key, "-o", out)
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    got = np.load(out)["y"]
-    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    inp, outp = it.get_input_details()[0], it.get_output_details()[0]
-    x = np.load(data)[x_key].astype(np.float32)
-    worst = 0.0
-    for i in range(len(x)):
-        it.set_tensor(inp["index"], x[i : i + 1].reshape(inp["shape"]))
-        it.invoke()
-        ref = it.get_tensor(outp["index"]).reshape(got[i].shape)
-        worst = max(worst, float(np.abs(got[i] - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    worst = worst_ratio_against_litert(model, np.load(out)["y"], np.load(data)[x_key].astype(np.float32))
     print(f"{card_path.parent.name}/{name}: {value} (LiteRT {expected}), worst per-sample ratio {worst:.2e}")
     assert worst <= PER_SAMPLE_REL_TOL
-
-
-def _hybrid_cases():
-    shared = oracle_lib.shared_dir()
-    cases = [
-        pytest.param((card_path, name), id=f"{card_path.parent.name}/{name}")
-        for card_path in sorted(shared.glob("models/*/card.json"))
-        for name, info in sorted(json.loads(card_path.read_text())["files"].items())
-        if info.get("role") == "hybrid_tflite"
-    ]
-    return cases or [pytest.param(None, marks=pytest.mark.skip(reason="../shared not present"))]
 
 
 def dequantized_copy(src, dst) -> int:
@@ -103,7 +98,7 @@ def dequantized_copy(src, dst) -> int:
     return len(done)
 
 
-@pytest.mark.parametrize("case", _hybrid_cases())
+@pytest.mark.parametrize("case", _cases("hybrid_tflite"))
 def test_hybrid_tflite_imports_as_its_dequantized_float_model(case, run_tinyq, tmp_path):
     """A dynamic-range ("hybrid") .tflite: int8 weights under float activations. tinyq reads it as
     the float model with dequantized weights: its outputs equal LiteRT's on a copy with those
@@ -123,17 +118,7 @@ def test_hybrid_tflite_imports_as_its_dequantized_float_model(case, run_tinyq, t
     out = tmp_path / "y.npz"
     proc = run_tinyq("run", model, "--data", data, "--x", x_key, "-o", out)
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    got = np.load(out)["y"]
-    it = Interpreter(model_path=str(float_copy), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    inp, outp = it.get_input_details()[0], it.get_output_details()[0]
-    x = np.load(data)[x_key].astype(np.float32)
-    worst = 0.0
-    for i in range(len(x)):
-        it.set_tensor(inp["index"], x[i : i + 1].reshape(inp["shape"]))
-        it.invoke()
-        ref = it.get_tensor(outp["index"]).reshape(got[i].shape)
-        worst = max(worst, float(np.abs(got[i] - ref).max() / max(np.abs(ref).max(), 1e-12)))
+    worst = worst_ratio_against_litert(float_copy, np.load(out)["y"], np.load(data)[x_key].astype(np.float32))
 
     value = json.loads(run_tinyq("eval", model, "--data", data, "--x", x_key, "--y", y_key, "--json").stdout)["value"]
     hybrid = card["published_hybrid_float32_file"][f"{name} @ litert_builtin"]
