@@ -419,3 +419,50 @@ def test_shared_models_with_every_layer_in_int16_run_bit_exactly_in_tflm(onnx_pa
           f"file {report['int8_file_bytes']} B (plain {plain['int8_file_bytes']} B)")
     worse = (m16["int8"] - m8["int8"]) if m16["metric"] == "rmse" else (m8["int8"] - m16["int8"])
     assert worse <= (0.01 * m8["int8"] if m16["metric"] == "rmse" else 0.01), (m16, m8)
+
+
+def test_int16_model_inputs_and_outputs_take_float_or_int16_data(run_tinyq, tmp_path):
+    """The fixture with every layer in int16 and its edge QUANTIZEs cut off, so the model takes
+    and gives int16 (what the TFLite converter's 16x8 mode writes with int16 I/O): `tinyq run`
+    quantizes float data with the input's parameters like TFLite, takes int16 data as-is, and
+    gives TFLM's int16 outputs; `tinyq eval` dequantizes them."""
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    data = fixture / "mnist_test_200.npz"
+    q = tmp_path / "all16.tflite"
+    ok(run_tinyq("quantize", fixture / "model.onnx", "--calib", data, "--int16", "all", "-o", q))
+    model = runtime.convert_bytearray_to_object(bytearray(q.read_bytes()))
+    sg = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    quantize = 114  # QUANTIZE
+    first = next(op for op in sg.operators if codes[op.opcodeIndex] == quantize and op.inputs[0] == sg.inputs[0])
+    last = next(op for op in sg.operators if codes[op.opcodeIndex] == quantize and op.outputs[0] == sg.outputs[0])
+    sg.inputs = np.array([first.outputs[0]], dtype=np.int32)
+    sg.outputs = np.array([last.inputs[0]], dtype=np.int32)
+    sg.operators = [op for op in sg.operators if op is not first and op is not last]
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    wide = tmp_path / "io16.tflite"
+    wide.write_bytes(bytes(b.Output()))
+
+    x = np.load(data)["x"]
+    it = runtime.Interpreter.from_bytes(wide.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES)
+    det = it.get_input_details(0)
+    assert np.dtype(det["dtype"]) == np.int16
+    scale, zp = float(det["quantization_parameters"]["scales"][0]), int(det["quantization_parameters"]["zero_points"][0])
+    v = x.astype(np.float32) / np.float32(scale)
+    xq = np.clip(np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)) + zp, -32768, 32767).astype(np.int16)
+    xq = xq.reshape((len(x), *[int(d) for d in det["shape"]]))
+    theirs = run_tflm_all_outputs(wide, [xq])[0]
+    assert theirs.dtype == np.int16
+    np.savez(tmp_path / "x16.npz", x=xq)
+    for src in (data, tmp_path / "x16.npz"):
+        ok(run_tinyq("run", wide, "--data", src, "-o", tmp_path / "y.npz"))
+        ours = np.load(tmp_path / "y.npz")["y"]
+        assert ours.dtype == np.int16
+        np.testing.assert_array_equal(ours.reshape(theirs.shape), theirs)
+    top1 = json.loads(ok(run_tinyq("eval", wide, "--data", data, "--json")).stdout)["value"]
+    assert top1 >= 0.97, top1
+    # Data of another integer type is refused, naming the input and what it takes.
+    np.savez(tmp_path / "x8.npz", x=xq.astype(np.int8))
+    proc = run_tinyq("run", wide, "--data", tmp_path / "x8.npz", "-o", tmp_path / "z.npz")
+    assert proc.returncode == 1 and "int16" in proc.stderr and "int8" in proc.stderr and not (tmp_path / "z.npz").exists()

@@ -661,14 +661,7 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
         .try_fold(zero, |mut acc, i| -> Result<_, TinyqError> {
             let fs = f_inputs.sample_f32(i).ok_or_else(|| err("the float model needs float data".into()))?;
             let facts = fplan.run_observed(&fs, &mut |_, _| {}).map_err(|e| err(e.to_string()))?;
-            let qs: Vec<TensorValue> = q_inputs
-                .sample(i)
-                .into_iter()
-                .map(|s| match s {
-                    crate::SampleRef::F32(v) => TensorValue::F32(v.to_vec()),
-                    crate::SampleRef::I8(v) => TensorValue::I8(v.to_vec()),
-                })
-                .collect();
+            let qs: Vec<TensorValue> = q_inputs.sample(i).into_iter().map(|s| s.to_value()).collect();
             let qacts = qplan.run_observed(&qs, &mut |_, _| {}).map_err(|e| err(e.to_string()))?;
             for (o, &(fo, qo, lsb, classes)) in outputs.iter().enumerate() {
                 let f = fplan.value(&facts, fo);

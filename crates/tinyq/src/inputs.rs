@@ -6,9 +6,9 @@
 //!   `[N] + out[1..]`.
 //! - `D[1..] == S`: `D[0]` samples stacked on a new axis; outputs are `[N] + out`.
 //!
-//! A float input takes float data. An int8 input takes int8 data as-is, or float data quantized
-//! with the input's scale and zero point exactly as TFLite's QUANTIZE does (float division,
-//! rounding half away from zero, saturation).
+//! A float input takes float data. An int8 (int16) input takes int8 (int16) data as-is, or float
+//! data quantized with the input's scale and zero point exactly as TFLite's QUANTIZE does (float
+//! division, rounding half away from zero, saturation).
 
 use tinyq_data::{ArrayData, Dataset, NdArray};
 use tinyq_ir::{DType, Graph};
@@ -26,6 +26,38 @@ enum Stacking {
 enum InputData {
     F32(Vec<f32>),
     I8(Vec<i8>),
+    I16(Vec<i16>),
+}
+
+impl InputData {
+    /// Elements `range` of the data.
+    fn slice(&self, range: std::ops::Range<usize>) -> SampleRef<'_> {
+        match self {
+            InputData::F32(v) => SampleRef::F32(&v[range]),
+            InputData::I8(v) => SampleRef::I8(&v[range]),
+            InputData::I16(v) => SampleRef::I16(&v[range]),
+        }
+    }
+
+    /// The samples `picks` (each `len` elements), in that order.
+    fn pick(&self, picks: &[usize], len: usize) -> InputData {
+        fn gather<T: Copy>(v: &[T], picks: &[usize], len: usize) -> Vec<T> {
+            picks.iter().flat_map(|&i| v[i * len..(i + 1) * len].iter().copied()).collect()
+        }
+        match self {
+            InputData::F32(v) => InputData::F32(gather(v, picks, len)),
+            InputData::I8(v) => InputData::I8(gather(v, picks, len)),
+            InputData::I16(v) => InputData::I16(gather(v, picks, len)),
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            InputData::F32(v) => v.truncate(n),
+            InputData::I8(v) => v.truncate(n),
+            InputData::I16(v) => v.truncate(n),
+        }
+    }
 }
 
 /// One sample's value for one input.
@@ -33,6 +65,18 @@ enum InputData {
 pub enum SampleRef<'a> {
     F32(&'a [f32]),
     I8(&'a [i8]),
+    I16(&'a [i16]),
+}
+
+impl SampleRef<'_> {
+    /// The value the integer engine takes for this input.
+    pub fn to_value(self) -> tinyq_int8::TensorValue {
+        match self {
+            SampleRef::F32(v) => tinyq_int8::TensorValue::F32(v.to_vec()),
+            SampleRef::I8(v) => tinyq_int8::TensorValue::I8(v.to_vec()),
+            SampleRef::I16(v) => tinyq_int8::TensorValue::I16(v.to_vec()),
+        }
+    }
 }
 
 /// Data bound to a model's inputs, ready to be cut into samples.
@@ -46,14 +90,7 @@ pub struct BoundInputs {
 impl BoundInputs {
     /// The inputs of sample `i`, in model-input order.
     pub fn sample(&self, i: usize) -> Vec<SampleRef<'_>> {
-        self.data
-            .iter()
-            .zip(&self.sample_len)
-            .map(|(d, &l)| match d {
-                InputData::F32(v) => SampleRef::F32(&v[i * l..(i + 1) * l]),
-                InputData::I8(v) => SampleRef::I8(&v[i * l..(i + 1) * l]),
-            })
-            .collect()
+        self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.slice(i * l..(i + 1) * l)).collect()
     }
 
     /// The float inputs of sample `i` (`None` if an input is integer).
@@ -81,14 +118,10 @@ impl BoundInputs {
             .map(|(d, &id)| {
                 let t = graph.tensor(id);
                 Ok(match (d, t.dtype) {
-                    (InputData::F32(v), DType::I8) => {
-                        let q = t.qparams.as_ref().filter(|q| q.scale.len() == 1).ok_or_else(|| {
-                            TinyqError::Input(format!("model input `{}` is int8 without per-tensor quantization", t.name))
-                        })?;
-                        InputData::I8(quantize_s8(v, q.scale[0], q.zero_point[0]))
-                    }
+                    (InputData::F32(v), DType::I8 | DType::I16) => quantize_for(t, v)?,
                     (InputData::F32(v), DType::F32) => InputData::F32(v.clone()),
                     (InputData::I8(v), DType::I8) => InputData::I8(v.clone()),
+                    (InputData::I16(v), DType::I16) => InputData::I16(v.clone()),
                     _ => return Err(TinyqError::Input(format!("model input `{}` is {}: the data does not fit it", t.name, t.dtype.name()))),
                 })
             })
@@ -104,15 +137,7 @@ impl BoundInputs {
         } else {
             (0..n).map(|k| k * self.samples / n).collect()
         };
-        let data = self
-            .data
-            .iter()
-            .zip(&self.sample_len)
-            .map(|(d, &l)| match d {
-                InputData::F32(v) => InputData::F32(picks.iter().flat_map(|&i| v[i * l..(i + 1) * l].iter().copied()).collect()),
-                InputData::I8(v) => InputData::I8(picks.iter().flat_map(|&i| v[i * l..(i + 1) * l].iter().copied()).collect()),
-            })
-            .collect();
+        let data = self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.pick(&picks, l)).collect();
         BoundInputs { samples: picks.len(), data, sample_len: self.sample_len.clone(), stacking: self.stacking }
     }
 
@@ -121,10 +146,7 @@ impl BoundInputs {
         if n < self.samples && self.stacking != Stacking::Single {
             self.samples = n;
             for (d, &l) in self.data.iter_mut().zip(&self.sample_len) {
-                match d {
-                    InputData::F32(v) => v.truncate(n * l),
-                    InputData::I8(v) => v.truncate(n * l),
-                }
+                d.truncate(n * l);
             }
         }
     }
@@ -161,16 +183,21 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
         let float_data = matches!(arr.dtype_name(), "float32" | "float64" | "float16");
         let wrong = match t.dtype {
             DType::F32 => !float_data,
-            DType::I8 => !float_data && arr.dtype_name() != "int8",
+            DType::I8 | DType::I16 => !float_data && arr.dtype_name() != t.dtype.name(),
             _ => true,
         };
         if wrong {
+            let hint = match t.dtype {
+                DType::I8 | DType::I16 => {
+                    format!("pass {} data, or float data to be quantized with the input's scale", t.dtype.name())
+                }
+                _ => "convert the data to float (with its preprocessing) first".to_string(),
+            };
             return Err(TinyqError::Input(format!(
-                "{file}: array `{key}` is {}, but model input `{}` is {}: {}",
+                "{file}: array `{key}` is {}, but model input `{}` is {}: {hint}",
                 arr.dtype_name(),
                 t.name,
                 t.dtype.name(),
-                if t.dtype == DType::I8 { "pass int8 data, or float data to be quantized with the input's scale" } else { "convert the data to float (with its preprocessing) first" }
             )));
         }
         let s = &t.shape;
@@ -199,12 +226,8 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
         arr.check_finite(&format!("{file}: array `{key}`"))?;
         arrays.push(match (t.dtype, &arr.data) {
             (DType::I8, ArrayData::I8(v)) => InputData::I8(v.clone()),
-            (DType::I8, _) => {
-                let q = t.qparams.as_ref().filter(|q| q.scale.len() == 1).ok_or_else(|| {
-                    TinyqError::Input(format!("model input `{}` is int8 without per-tensor quantization", t.name))
-                })?;
-                InputData::I8(quantize_s8(&arr.to_f32(), q.scale[0], q.zero_point[0]))
-            }
+            (DType::I16, ArrayData::I16(v)) => InputData::I16(v.clone()),
+            (DType::I8 | DType::I16, _) => quantize_for(t, &arr.to_f32())?,
             _ => InputData::F32(arr.to_f32()),
         });
         lens.push(t.numel());
@@ -215,6 +238,17 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
 
 /// TFLite's QUANTIZE of float data: `clamp(round_half_away(x / scale) + zero_point)`, the division
 /// in float32.
+/// Float data for an int8 or int16 model input `t`, quantized with its per-tensor parameters.
+fn quantize_for(t: &tinyq_ir::Tensor, x: &[f32]) -> Result<InputData, TinyqError> {
+    let q = t.qparams.as_ref().filter(|q| q.scale.len() == 1).ok_or_else(|| {
+        TinyqError::Input(format!("model input `{}` is {} without per-tensor quantization", t.name, t.dtype.name()))
+    })?;
+    Ok(match t.dtype {
+        DType::I16 => InputData::I16(quantize_s16(x, q.scale[0], q.zero_point[0])),
+        _ => InputData::I8(quantize_s8(x, q.scale[0], q.zero_point[0])),
+    })
+}
+
 pub fn quantize_s8(x: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
     x.iter().map(|&v| ((v / scale).round() as i32 + zero_point).clamp(-128, 127) as i8).collect()
 }

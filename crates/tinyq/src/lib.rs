@@ -97,13 +97,7 @@ impl Engine {
                 Ok(plan.run(&args).map_err(|e| err(e.to_string()))?.into_iter().map(ArrayData::F32).collect())
             }
             Engine::Int8(plan) => {
-                let args: Vec<TensorValue> = sample
-                    .iter()
-                    .map(|s| match s {
-                        SampleRef::F32(v) => TensorValue::F32(v.to_vec()),
-                        SampleRef::I8(v) => TensorValue::I8(v.to_vec()),
-                    })
-                    .collect();
+                let args: Vec<TensorValue> = sample.iter().map(|s| s.to_value()).collect();
                 let out = plan.run(&args).map_err(|e| err(e.to_string()))?;
                 Ok(out
                     .into_iter()
