@@ -75,6 +75,24 @@ def run_tflm_all_outputs(tflite: Path, xq: list[np.ndarray]) -> list[np.ndarray]
     return [np.stack(o) for o in outs]
 
 
+
+def assert_every_output_matches_tflm(run_tinyq, model: Path, x: np.ndarray, tmp: Path) -> list[np.ndarray]:
+    """Quantizes float `x` for the model's (single, int8) input as TFLite does, runs it through
+    `tinyq run` and TFLM, and asserts every output equal in dtype and value; returns TFLM's."""
+    det = runtime.Interpreter.from_bytes(model.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES).get_input_details(0)
+    qp = det["quantization_parameters"]
+    xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0]))
+    xq = xq.reshape((len(x), *[int(d) for d in det["shape"]]))
+    np.savez(tmp / "xq.npz", x=xq)
+    ok(run_tinyq("run", model, "--data", tmp / "xq.npz", "-o", tmp / "ours.npz"))
+    ours = np.load(tmp / "ours.npz")
+    theirs = run_tflm_all_outputs(model, [xq])
+    for k, ref in enumerate(theirs):
+        got = ours["y" if k == 0 else f"y_{k}"]
+        assert got.dtype == ref.dtype, (k, got.dtype, ref.dtype)
+        np.testing.assert_array_equal(got.reshape(ref.shape), ref)
+    return theirs
+
 def check_case(run_tinyq, kind: str, index: int, root: Path) -> dict:
     case = tflm_lib.build_case(kind, INDEX_BASE + index, root)
     layers = json.loads(ok(run_tinyq("inspect", case.dir / "model.onnx", "--json")).stdout)["layers"]
@@ -240,17 +258,8 @@ def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp
     # The int16 tensors themselves too (h, shared by the two 16x8 layers, and fc2's int16 output).
     patched = tmp_path / "wide_h.tflite"
     assert with_int16_outputs(out, patched) == ["h", "logits_int16"]
-    xq_det = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES).get_input_details(0)
-    qp = xq_det["quantization_parameters"]
-    xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape(len(x), 1, IN)
-    np.savez(tmp_path / "xq.npz", x=xq)
-    ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "h.npz"))
-    theirs = run_tflm_all_outputs(patched, [xq])
-    ours = np.load(tmp_path / "h.npz")
+    theirs = assert_every_output_matches_tflm(run_tinyq, patched, x, tmp_path)
     assert len(theirs) == 3 and theirs[1].dtype == theirs[2].dtype == np.int16
-    for key, ref in zip(["y", "y_1", "y_2"], theirs):
-        assert ours[key].dtype == ref.dtype
-        np.testing.assert_array_equal(ours[key].reshape(ref.shape), ref)
 
     # Text mode names the step.
     text = ok(run_tinyq("quantize", model, "--calib", data, "--data", data, "--max-drop", budget, "-o", tmp_path / "t.tflite")).stdout
@@ -314,18 +323,7 @@ def test_mnist_fixture_with_16x8_layers_runs_bit_exactly_in_tflm(run_tinyq, tmp_
         patched = tmp_path / f"m{k}_wide.tflite"
         wide = with_int16_outputs(out, patched)
         assert len(wide) == len(chosen), wide
-        x = np.load(data)["x"][:50]
-        det = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES).get_input_details(0)
-        qp = det["quantization_parameters"]
-        xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape((len(x), *[int(d) for d in det["shape"]]))
-        np.savez(tmp_path / "xq.npz", x=xq)
-        ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "wide.npz"))
-        ours = np.load(tmp_path / "wide.npz")
-        theirs = run_tflm_all_outputs(patched, [xq])
-        for j, ref in enumerate(theirs):
-            got = ours["y" if j == 0 else f"y_{j}"]
-            assert got.dtype == ref.dtype
-            np.testing.assert_array_equal(got.reshape(ref.shape), ref)
+        assert_every_output_matches_tflm(run_tinyq, patched, np.load(data)["x"][:50], tmp_path)
         top1 = json.loads(ok(run_tinyq("eval", out, "--data", data, "--json")).stdout)["value"]
         assert top1 >= 0.97, top1
 
@@ -398,21 +396,9 @@ def test_shared_models_with_every_layer_in_int16_run_bit_exactly_in_tflm(onnx_pa
     patched = tmp_path / "all16_wide.tflite"
     wide = with_int16_outputs(out, patched)
     assert wide, "no int16 tensor in the file"
-    x = np.load(data)[x_key][:100]
-    det = runtime.Interpreter.from_bytes(patched.read_bytes(), arena_size=tflm_lib.TFLM_ARENA_BYTES).get_input_details(0)
-    qp = det["quantization_parameters"]
-    xq = tflm_lib.quantize_like_tflite(x, float(qp["scales"][0]), int(qp["zero_points"][0])).reshape((len(x), *[int(d) for d in det["shape"]]))
-    np.savez(tmp_path / "xq.npz", x=xq)
-    ok(run_tinyq("run", patched, "--data", tmp_path / "xq.npz", "-o", tmp_path / "ours.npz"))
-    ours = np.load(tmp_path / "ours.npz")
-    theirs = run_tflm_all_outputs(patched, [xq])
+    theirs = assert_every_output_matches_tflm(run_tinyq, patched, np.load(data)[x_key][:100], tmp_path)
     assert len(theirs) == 1 + len(wide)
-    compared = 0
-    for k, ref in enumerate(theirs):
-        got = ours["y" if k == 0 else f"y_{k}"]
-        assert got.dtype == ref.dtype
-        np.testing.assert_array_equal(got.reshape(ref.shape), ref)
-        compared += ref.size
+    compared = sum(ref.size for ref in theirs)
     m16, m8 = report["metrics"], plain["metrics"]
     print(f"\n{onnx_path.parent.name}: {len(names)} layers in int16, {len(wide)} int16 tensors, {compared} values equal to TFLM; "
           f"{m16['metric']} FP32 {m16['fp32']:.4f}, plain PTQ {m8['int8']:.4f}, all-int16 {m16['int8']:.4f}; "
