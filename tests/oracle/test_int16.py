@@ -296,7 +296,8 @@ def test_int16_flag_errors(run_tinyq, tmp_path):
     np.savez(data, x_calib=np.random.default_rng(0).standard_normal((8, IN)).astype(np.float32))
     out = tmp_path / "q.tflite"
     for extra, words in [(["--int16", "nope"], ["--int16", "nope"]), (["--no-int16"], ["--no-int16", "--max-drop"]),
-                         (["--int16", "fc1", "--keep-float", "fc1"], ["fc1", "both"])]:
+                         (["--int16", "fc1", "--keep-float", "fc1"], ["fc1", "both"]),
+                         (["--int16", "all,fc1"], ["--int16 all", "alone"])]:
         proc = run_tinyq("quantize", model, "--calib", data, *extra, "-o", out)
         assert proc.returncode == 1 and proc.stderr.startswith("error") and "panicked" not in proc.stderr, (extra, proc.stderr)
         for w in words:

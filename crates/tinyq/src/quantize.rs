@@ -31,7 +31,10 @@ pub struct QuantizeOptions {
 /// (when no node has that name) picks every node with an int16 kernel outside `float_nodes`.
 pub fn int16_node_indices(g: &Graph, names: &[String], float_nodes: &[usize]) -> Result<Vec<usize>, TinyqError> {
     let named_all = g.nodes.iter().any(|n| n.name == "all" || n.outputs.iter().any(|&o| g.tensor(o).name == "all"));
-    if names == ["all"] && !named_all {
+    if !named_all && names.iter().any(|n| n == "all") {
+        if names.len() > 1 {
+            return Err(TinyqError::Input("--int16 all stands alone: it names every layer with an int16 kernel".into()));
+        }
         return Ok((0..g.nodes.len()).filter(|k| can_run_16x8(&g.nodes[*k].op) && !float_nodes.contains(k)).collect());
     }
     node_indices(
