@@ -43,8 +43,7 @@ impl Graph {
 
     /// Number of places reading `t`: node inputs plus graph outputs.
     pub fn use_count(&self, t: TensorId) -> usize {
-        let in_nodes: usize =
-            self.nodes.iter().map(|n| n.inputs.iter().filter(|&&i| i == t).count()).sum();
+        let in_nodes: usize = self.nodes.iter().map(|n| n.inputs.iter().filter(|&&i| i == t).count()).sum();
         in_nodes + self.outputs.iter().filter(|&&o| o == t).count()
     }
 
@@ -110,10 +109,7 @@ impl Graph {
         }
         for &o in &self.outputs {
             if !defined[o] {
-                return Err(IrError::Graph(format!(
-                    "graph output `{}` is never computed",
-                    self.tensors[o].name
-                )));
+                return Err(IrError::Graph(format!("graph output `{}` is never computed", self.tensors[o].name)));
             }
         }
         Ok(())
@@ -168,9 +164,7 @@ impl Graph {
             let Some(pos) = pos else {
                 let name = pending[0].name.clone();
                 self.nodes.append(&mut pending);
-                return Err(IrError::Graph(format!(
-                    "the graph has a cycle or an undefined input at node `{name}`"
-                )));
+                return Err(IrError::Graph(format!("the graph has a cycle or an undefined input at node `{name}`")));
             };
             let n = pending.remove(pos);
             n.outputs.iter().for_each(|&o| ready[o] = true);

@@ -59,7 +59,12 @@ pub enum Padding {
     Same,
     Valid,
     /// Explicit pixels; TFLite cannot express it directly (export adds a PAD).
-    Explicit { top: usize, bottom: usize, left: usize, right: usize },
+    Explicit {
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    },
 }
 
 /// Resolved geometry of one spatial axis.
@@ -113,7 +118,8 @@ impl Padding {
         }
         let same = |d: usize| Padding::Same.resolve(d, input[d], kernel[d], stride[d], dilation[d]);
         let (Ok(h), Ok(w)) = (same(0), same(1)) else { return self };
-        let total = |d: usize, a: Axis| ((a.out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1).saturating_sub(input[d]);
+        let total =
+            |d: usize, a: Axis| ((a.out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1).saturating_sub(input[d]);
         if h.pad_before == top && total(0, h) == top + bottom && w.pad_before == left && total(1, w) == left + right {
             Padding::Same
         } else {
