@@ -44,6 +44,7 @@ pub mod conv;
 pub mod conv16;
 pub mod depthwise_conv;
 pub mod dequantize;
+pub mod fast;
 pub mod fully_connected;
 pub mod hard_swish;
 pub mod leaky_relu;
@@ -63,7 +64,10 @@ pub mod transpose;
 
 pub use conv16::QParamsS16;
 pub use error::KernelError;
-pub use fixedpoint::{calculate_activation_range_quantized, calculate_activation_range_quantized_s16, FusedActivation, QuantizedMultiplier, Rounding};
+pub use fixedpoint::{
+    calculate_activation_range_quantized, calculate_activation_range_quantized_s16, FusedActivation,
+    QuantizedMultiplier, Rounding,
+};
 pub use padding::{Padding, PaddingValues};
 pub use shape::{BroadcastShapes, MAX_DIMS};
 
