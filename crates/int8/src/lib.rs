@@ -37,6 +37,32 @@ use tinyq_ir::{DType, Graph, TensorData, TensorId};
 
 pub use error::Int8Error;
 
+/// Which int8 kernels a plan runs for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED. All give
+/// the same bytes (the fast kernels are tested equal to the reference ones); the choice only
+/// changes speed, and lets the reference kernels be run for debugging.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kernels {
+    /// `tinyq_kernels::fast` on the best instruction set of this CPU (AVX2 on x86-64 when present).
+    #[default]
+    Fast,
+    /// `tinyq_kernels::fast` on its portable path only.
+    Portable,
+    /// The reference kernels, TFLM's loop nests one multiply-accumulate at a time.
+    Reference,
+}
+
+impl Kernels {
+    /// The choice named by the environment variable `TINYQ_KERNELS` (`fast`, `portable` or
+    /// `reference`); [`Kernels::Fast`] when it is unset or names none of them.
+    pub fn from_env() -> Kernels {
+        match std::env::var("TINYQ_KERNELS").as_deref() {
+            Ok("reference") => Kernels::Reference,
+            Ok("portable") => Kernels::Portable,
+            _ => Kernels::Fast,
+        }
+    }
+}
+
 /// The values of one tensor during a run, in the tensor's storage type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TensorValue {
@@ -140,8 +166,14 @@ pub struct Int8Plan {
 }
 
 impl Int8Plan {
-    /// Prepares every node; the error names the node and op that cannot run.
+    /// Prepares every node with the kernels [`Kernels::from_env`] names (the fast ones unless
+    /// `TINYQ_KERNELS` says otherwise); the error names the node and op that cannot run.
     pub fn new(graph: &Graph) -> Result<Int8Plan, Int8Error> {
+        Int8Plan::with_kernels(graph, Kernels::from_env())
+    }
+
+    /// Prepares every node with the given kernels.
+    pub fn with_kernels(graph: &Graph, kernels: Kernels) -> Result<Int8Plan, Int8Error> {
         graph.validate().map_err(Int8Error::Graph)?;
         for &i in &graph.inputs {
             let t = graph.tensor(i);
@@ -153,7 +185,7 @@ impl Int8Plan {
             .nodes
             .iter()
             .enumerate()
-            .map(|(index, _)| ops::prepare(graph, index))
+            .map(|(index, _)| ops::prepare(graph, index, kernels))
             .collect::<Result<Vec<_>, _>>()?;
         let mut consts: Vec<Option<TensorValue>> = vec![None; graph.tensors.len()];
         let operands = steps.iter().flat_map(|s| s.inputs.iter()).chain(&graph.outputs);

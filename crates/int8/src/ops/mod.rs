@@ -7,6 +7,7 @@ mod binary;
 mod conv;
 mod conv16;
 mod data_movement;
+mod fast;
 mod fully_connected;
 mod pool;
 mod quantize;
@@ -59,9 +60,9 @@ pub(crate) enum Kernel {
 }
 
 /// Prepares node `index` of `graph`.
-pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
+pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> Result<Step, Int8Error> {
     let node = &graph.nodes[index];
-    let ctx = Ctx { graph, node };
+    let ctx = Ctx { graph, node, kernels };
     if node.outputs.len() != 1 {
         return Err(ctx.err(format!("has {} outputs, every op here has exactly one", node.outputs.len())));
     }
@@ -161,14 +162,18 @@ fn s16(v: &TensorValue) -> &[i16] {
 fn s8_mut(v: &mut TensorValue) -> &mut [i8] {
     match v {
         TensorValue::I8(v) => v,
-        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I16(_) => unreachable!("int8 output checked in prepare"),
+        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I16(_) => {
+            unreachable!("int8 output checked in prepare")
+        }
     }
 }
 
 fn s16_mut(v: &mut TensorValue) -> &mut [i16] {
     match v {
         TensorValue::I16(v) => v,
-        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I8(_) => unreachable!("int16 output checked in prepare"),
+        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I8(_) => {
+            unreachable!("int16 output checked in prepare")
+        }
     }
 }
 
@@ -188,6 +193,8 @@ pub(crate) type Prepared = (Kernel, Vec<TensorId>);
 pub(crate) struct Ctx<'a> {
     pub graph: &'a Graph,
     pub node: &'a Node,
+    /// Which int8 kernels the plan runs.
+    pub kernels: crate::Kernels,
 }
 
 impl<'a> Ctx<'a> {
@@ -245,9 +252,7 @@ impl<'a> Ctx<'a> {
         }
         let q = self.qparams(t)?;
         match (&q.scale[..], &q.zero_point[..]) {
-            ([scale], [zero_point]) => {
-                Ok(tinyq_kernels::conv16::QParamsS16 { scale: *scale, zero_point: *zero_point })
-            }
+            ([scale], [zero_point]) => Ok(tinyq_kernels::conv16::QParamsS16 { scale: *scale, zero_point: *zero_point }),
             _ => Err(self.err(format!(
                 "int16 tensor `{}` needs per-tensor quantization, has {} scales",
                 t.name,
