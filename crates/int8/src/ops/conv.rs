@@ -174,7 +174,7 @@ pub(crate) fn per_sample<X, Y>(
     mut kernel: impl FnMut(&[X], &mut [Y]),
 ) {
     let (x_len, y_len) = (input_shape.iter().product::<usize>(), output_shape.iter().product::<usize>());
-    assert!(input.len() % x_len == 0 && output.len() / y_len == input.len() / x_len);
+    assert!(input.len().is_multiple_of(x_len) && output.len() / y_len == input.len() / x_len);
     for (x, y) in input.chunks_exact(x_len).zip(output.chunks_exact_mut(y_len)) {
         kernel(x, y);
     }
