@@ -94,8 +94,14 @@ impl DepthwiseConvFast {
         let wide = &mut scratch[..self.scratch_len()];
         for (x, out) in input.chunks_exact(sample).zip(output.chunks_exact_mut(out_sample)) {
             for (pixel, dst) in x.chunks_exact(in_depth).zip(wide.chunks_exact_mut(self.padded)) {
-                for (oc, d) in dst[..out_depth].iter_mut().enumerate() {
-                    *d = (pixel[oc / p.depth_multiplier] as i32 + p.input_offset) as i16;
+                if p.depth_multiplier == 1 {
+                    for (d, &x) in dst.iter_mut().zip(pixel) {
+                        *d = (x as i32 + p.input_offset) as i16;
+                    }
+                } else {
+                    for (d, &x) in dst.chunks_exact_mut(p.depth_multiplier).zip(pixel) {
+                        d.fill((x as i32 + p.input_offset) as i16);
+                    }
                 }
             }
             match self.isa {
@@ -107,25 +113,33 @@ impl DepthwiseConvFast {
         }
     }
 
-    /// The in-image taps of output pixel `(out_y, out_x)`: `(tap index, input pixel index)`.
-    #[inline]
-    fn for_each_tap(&self, out_y: usize, out_x: usize, mut f: impl FnMut(usize, usize)) {
+    /// The in-image taps of output pixel `(out_y, out_x)`: the filter rows and columns whose
+    /// input falls in the image, and the input position of tap `(0, 0)`.
+    #[inline(always)]
+    fn taps(&self, out_y: usize, out_x: usize) -> Taps {
         let p = &self.params;
         let [_, in_height, in_width, _] = p.input_shape;
         let [_, filter_height, filter_width, _] = p.filter_shape;
         let in_y0 = (out_y * p.stride_height) as isize - p.padding_values.height as isize;
         let in_x0 = (out_x * p.stride_width) as isize - p.padding_values.width as isize;
-        for filter_y in 0..filter_height {
-            let in_y = in_y0 + (filter_y * p.dilation_height) as isize;
-            if in_y < 0 || in_y >= in_height as isize {
-                continue;
-            }
-            for filter_x in 0..filter_width {
-                let in_x = in_x0 + (filter_x * p.dilation_width) as isize;
-                if in_x < 0 || in_x >= in_width as isize {
-                    continue;
-                }
-                f(filter_y * filter_width + filter_x, in_y as usize * in_width + in_x as usize);
+        Taps {
+            ys: in_image(in_y0, p.dilation_height, filter_height, in_height),
+            xs: in_image(in_x0, p.dilation_width, filter_width, in_width),
+            in_y0,
+            in_x0,
+        }
+    }
+
+    /// Calls `f(tap index, input pixel index)` for each in-image tap of `taps`.
+    #[inline(always)]
+    fn for_each_tap(&self, taps: &Taps, mut f: impl FnMut(usize, usize)) {
+        let p = &self.params;
+        let (in_width, filter_width) = (p.input_shape[2], p.filter_shape[2]);
+        for filter_y in taps.ys.clone() {
+            let in_y = (taps.in_y0 + (filter_y * p.dilation_height) as isize) as usize;
+            for filter_x in taps.xs.clone() {
+                let in_x = (taps.in_x0 + (filter_x * p.dilation_width) as isize) as usize;
+                f(filter_y * filter_width + filter_x, in_y * in_width + in_x);
             }
         }
     }
@@ -137,7 +151,7 @@ impl DepthwiseConvFast {
                 let dst = &mut out[(out_y * out_width + out_x) * out_depth..][..out_depth];
                 for c0 in (0..out_depth).step_by(LANES) {
                     let mut acc = [0i32; LANES];
-                    self.for_each_tap(out_y, out_x, |tap, pixel| {
+                    self.for_each_tap(&self.taps(out_y, out_x), |tap, pixel| {
                         let x = &wide[pixel * self.padded + c0..][..LANES];
                         let w = &self.filter[tap * self.padded + c0..][..LANES];
                         for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
@@ -165,23 +179,31 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub unsafe fn sample(k: &DepthwiseConvFast, wide: &[i16], out: &mut [i8]) {
         let [_, out_height, out_width, out_depth] = k.params.output_shape;
+        let (in_width, filter_width) = (k.params.input_shape[2], k.params.filter_shape[2]);
+        let (dilation_height, dilation_width) = (k.params.dilation_height, k.params.dilation_width);
         let (x_ptr, w_ptr) = (wide.as_ptr(), k.filter.as_ptr());
         for out_y in 0..out_height {
             for out_x in 0..out_width {
                 let dst = out.as_mut_ptr().wrapping_add((out_y * out_width + out_x) * out_depth);
                 for c0 in (0..out_depth).step_by(LANES) {
                     let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-                    k.for_each_tap(out_y, out_x, |tap, pixel| {
-                        // SAFETY: `pixel` is in the image and `c0 + 16 ≤ padded`; `tap` is a
-                        // filter tap; both arrays are `[·][padded]`.
-                        unsafe {
-                            let x = _mm256_loadu_si256(x_ptr.add(pixel * k.padded + c0) as *const __m256i);
-                            let w = _mm256_loadu_si256(w_ptr.add(tap * k.padded + c0) as *const __m256i);
-                            let prod = _mm256_mullo_epi16(x, w);
-                            lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
-                            hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+                    let taps = k.taps(out_y, out_x);
+                    for filter_y in taps.ys.clone() {
+                        let in_y = (taps.in_y0 + (filter_y * dilation_height) as isize) as usize;
+                        for filter_x in taps.xs.clone() {
+                            let in_x = (taps.in_x0 + (filter_x * dilation_width) as isize) as usize;
+                            let (tap, pixel) = (filter_y * filter_width + filter_x, in_y * in_width + in_x);
+                            // SAFETY: `pixel` is in the image and `c0 + 16 ≤ padded`; `tap` is a
+                            // filter tap; both arrays are `[·][padded]`.
+                            unsafe {
+                                let x = _mm256_loadu_si256(x_ptr.add(pixel * k.padded + c0) as *const __m256i);
+                                let w = _mm256_loadu_si256(w_ptr.add(tap * k.padded + c0) as *const __m256i);
+                                let prod = _mm256_mullo_epi16(x, w);
+                                lo = _mm256_add_epi32(lo, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+                                hi = _mm256_add_epi32(hi, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+                            }
                         }
-                    });
+                    }
                     // SAFETY: the stage is padded to whole blocks; the pixel has `out_depth` bytes.
                     unsafe {
                         let v = vstage::pack16(vstage::apply8(&k.stage, c0, lo), vstage::apply8(&k.stage, c0 + 8, hi));
@@ -191,4 +213,22 @@ mod avx2 {
             }
         }
     }
+}
+
+/// What [`DepthwiseConvFast::taps`] returns.
+struct Taps {
+    ys: std::ops::Range<usize>,
+    xs: std::ops::Range<usize>,
+    in_y0: isize,
+    in_x0: isize,
+}
+
+/// The taps `k` of a filter of `taps` taps whose position `origin + k · dilation` falls in
+/// `0..size`.
+#[inline(always)]
+fn in_image(origin: isize, dilation: usize, taps: usize, size: usize) -> std::ops::Range<usize> {
+    let d = dilation as isize;
+    let first = if origin < 0 { (-origin + d - 1) / d } else { 0 };
+    let end = ((size as isize - origin + d - 1) / d).clamp(0, taps as isize);
+    first.min(end) as usize..end as usize
 }

@@ -25,6 +25,7 @@
 //! (the prepared shapes' batch count is ignored), which is how the engine runs many samples per
 //! call with the weights in cache.
 
+pub mod add;
 pub mod conv;
 pub mod depthwise_conv;
 pub mod fully_connected;

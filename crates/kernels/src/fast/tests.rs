@@ -269,3 +269,25 @@ fn output_stage_vector_form_equals_the_scalar_form() {
         }
     }
 }
+
+#[test]
+fn add_equals_the_reference() {
+    check_cases("add", 0xadd0_add0, |rng| {
+        let len = rng.range(1, 100);
+        let q = [0; 3].map(|_| QParamsS8::new(rng.scale(), rng.zero_point()));
+        let p = crate::add::prepare_add(q[0], q[1], q[2], rng.activation(), Rounding::Double).ok()?;
+        let (a, b) = (rng.i8s(len), rng.i8s(len));
+        let mut reference = vec![0i8; len];
+        crate::add::add(&p, &a, &b, &mut reference);
+        let fast = Isa::available()
+            .into_iter()
+            .map(|isa| {
+                let k = super::add::AddFast::new(&p, isa).expect("double rounding");
+                let mut out = vec![0i8; len];
+                k.eval(&a, &b, &mut out);
+                (isa, out)
+            })
+            .collect();
+        Some((reference, fast))
+    });
+}
