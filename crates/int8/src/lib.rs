@@ -29,6 +29,7 @@
 //! except at the graph edge where TFLM does too (QUANTIZE from float32, DEQUANTIZE to float32).
 //! The default build's double rounding is used throughout (`Rounding::Double`).
 
+mod batch;
 mod error;
 mod float_ref;
 mod ops;

@@ -89,6 +89,11 @@ fn broadcast_shapes(ctx: &Ctx<'_>, a: &Tensor, b: &Tensor, out: &Tensor) -> Resu
 }
 
 impl Add16 {
+    /// Both inputs have the output's shape.
+    pub fn elementwise(&self) -> bool {
+        self.broadcast.is_none()
+    }
+
     pub fn eval(&self, a: &[i16], b: &[i16], output: &mut [i16]) {
         match &self.broadcast {
             None => add(&self.params, a, b, output),
@@ -98,6 +103,11 @@ impl Add16 {
 }
 
 impl Binary {
+    /// Both inputs have the output's shape.
+    pub fn elementwise(&self) -> bool {
+        self.broadcast.is_none()
+    }
+
     pub fn eval(&self, a: &[i8], b: &[i8], output: &mut [i8]) {
         if let Some(fast) = &self.fast {
             return fast.eval(a, b, output);

@@ -147,6 +147,27 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
     }
 }
 
+impl Kernel {
+    /// Whether [`eval`] computes several samples in one call when every operand holds them back
+    /// to back: the conv-like kernels (their GEMM rows span the samples), elementwise and
+    /// row-wise kernels. The others run one sample at a time in a batch.
+    pub(crate) fn takes_many_samples(&self) -> bool {
+        match self {
+            Kernel::Conv2D(_) | Kernel::DepthwiseConv2D(_) | Kernel::FullyConnected(_) => true,
+            Kernel::Binary(k) => k.elementwise(),
+            Kernel::Add16(k) => k.elementwise(),
+            Kernel::Reshape | Kernel::Reshape16 | Kernel::FloatReshape => true,
+            Kernel::Activation(_) | Kernel::Quantize(_) | Kernel::Dequantize(_) => true,
+            Kernel::Conv2D16(_) | Kernel::DepthwiseConv2D16(_) | Kernel::FullyConnected16(_) => false,
+            Kernel::Concat(_) | Kernel::Concat16(_) | Kernel::Transpose(_) | Kernel::Pad(_) | Kernel::Pad16(_) => false,
+            Kernel::Pool(_) | Kernel::Pool16(_) | Kernel::Mean(_) | Kernel::Mean16(_) => false,
+            Kernel::FloatConv(_) | Kernel::FloatFullyConnected(_) | Kernel::FloatPad(_) | Kernel::FloatTranspose(_) => {
+                false
+            }
+        }
+    }
+}
+
 fn s8(v: &TensorValue) -> &[i8] {
     v.as_i8().expect("int8 operand checked in prepare")
 }
