@@ -228,7 +228,15 @@ struct Taps {
 #[inline(always)]
 fn in_image(origin: isize, dilation: usize, taps: usize, size: usize) -> std::ops::Range<usize> {
     let d = dilation as isize;
-    let first = if origin < 0 { (-origin + d - 1) / d } else { 0 };
-    let end = ((size as isize - origin + d - 1) / d).clamp(0, taps as isize);
+    // Dilation 1 (nearly every model) needs no division.
+    let first = if origin >= 0 {
+        0
+    } else if d == 1 {
+        -origin
+    } else {
+        (-origin + d - 1) / d
+    };
+    let end = if d == 1 { size as isize - origin } else { (size as isize - origin + d - 1) / d };
+    let end = end.clamp(0, taps as isize);
     first.min(end) as usize..end as usize
 }

@@ -30,6 +30,7 @@ pub mod conv;
 pub mod depthwise_conv;
 pub mod fully_connected;
 mod gemm;
+pub mod pad;
 pub mod stage;
 
 #[cfg(test)]

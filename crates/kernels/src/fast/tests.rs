@@ -291,3 +291,22 @@ fn add_equals_the_reference() {
         Some((reference, fast))
     });
 }
+
+#[test]
+fn pad_equals_the_reference() {
+    check_cases("pad", 0x9ad_9ad, |rng| {
+        let rank = rng.range(1, 5);
+        let shape: Vec<usize> = (0..rank).map(|_| rng.range(1, 6)).collect();
+        let paddings: Vec<[usize; 2]> =
+            (0..rank).map(|_| if rng.one_in(2) { [0, 0] } else { [rng.range(0, 3), rng.range(0, 3)] }).collect();
+        let p = crate::pad::prepare_pad(&shape, &paddings).ok()?;
+        let input = rng.i8s(shape.iter().product());
+        let value = rng.zero_point() as i8;
+        let mut reference = vec![0i8; p.output_shape.flat_size()];
+        crate::pad::pad(&p, value, &input, &mut reference);
+        let mut out = vec![0i8; reference.len()];
+        super::pad::pad(&p, value, &input, &mut out);
+        // One path: the copy is plain Rust on every target.
+        Some((reference, Isa::available().into_iter().map(|isa| (isa, out.clone())).collect()))
+    });
+}
