@@ -31,6 +31,7 @@ pub mod depthwise_conv;
 pub mod fully_connected;
 mod gemm;
 pub mod pad;
+pub mod pool;
 pub mod stage;
 
 #[cfg(test)]

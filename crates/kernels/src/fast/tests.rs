@@ -310,3 +310,67 @@ fn pad_equals_the_reference() {
         Some((reference, Isa::available().into_iter().map(|isa| (isa, out.clone())).collect()))
     });
 }
+
+#[test]
+fn pools_equal_the_reference() {
+    use crate::pooling::{prepare_pool, PoolOptions};
+    for (op, average) in [("max pool", false), ("average pool", true)] {
+        check_cases(op, 0x9001 + average as u64, |rng| {
+            let shape = [rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 80)];
+            let options = PoolOptions {
+                padding: if rng.one_in(2) { Padding::Same } else { Padding::Valid },
+                stride_height: rng.range(1, 3),
+                stride_width: rng.range(1, 3),
+                filter_height: rng.range(1, 4),
+                filter_width: rng.range(1, 4),
+                activation: rng.activation(),
+            };
+            let q = QParamsS8::new(rng.scale(), rng.zero_point());
+            let p = prepare_pool(shape, &options, q, q).ok()?;
+            let input = rng.i8s(shape.iter().product());
+            let (mut reference, mut out) = (vec![0i8; p.output_shape.iter().product()], vec![0i8; 0]);
+            out.resize(reference.len(), 0);
+            if average {
+                crate::average_pool::average_pool(&p, &input, &mut reference);
+                super::pool::average_pool(&p, &input, &mut out);
+            } else {
+                crate::max_pool::max_pool(&p, &input, &mut reference);
+                super::pool::max_pool(&p, &input, &mut out);
+            }
+            // One path: plain Rust on every target.
+            Some((reference, Isa::available().into_iter().map(|isa| (isa, out.clone())).collect()))
+        });
+    }
+}
+
+#[test]
+fn int16_pools_equal_the_reference() {
+    use crate::pooling::{prepare_pool, PoolOptions};
+    let bytes = |v: &[i16]| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect::<Vec<i8>>();
+    for (op, average) in [("int16 max pool", false), ("int16 average pool", true)] {
+        check_cases(op, 0x1616 + average as u64, |rng| {
+            let shape = [rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 80)];
+            let options = PoolOptions {
+                padding: if rng.one_in(2) { Padding::Same } else { Padding::Valid },
+                stride_height: rng.range(1, 3),
+                stride_width: rng.range(1, 3),
+                filter_height: rng.range(1, 4),
+                filter_width: rng.range(1, 4),
+                activation: rng.activation(),
+            };
+            let q = crate::QParamsS16 { scale: rng.scale(), zero_point: 0 };
+            let p = prepare_pool(shape, &options, q, q).ok()?;
+            let input: Vec<i16> = (0..shape.iter().product()).map(|_| rng.next() as i16).collect();
+            let (mut reference, mut out) = (vec![0i16; p.output_shape.iter().product()], vec![0i16; 0]);
+            out.resize(reference.len(), 0);
+            if average {
+                crate::average_pool::average_pool(&p, &input, &mut reference);
+                super::pool::average_pool(&p, &input, &mut out);
+            } else {
+                crate::max_pool::max_pool(&p, &input, &mut reference);
+                super::pool::max_pool(&p, &input, &mut out);
+            }
+            Some((bytes(&reference), Isa::available().into_iter().map(|isa| (isa, bytes(&out))).collect()))
+        });
+    }
+}
