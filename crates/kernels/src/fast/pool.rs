@@ -30,9 +30,9 @@ fn for_each_pixel<T>(
 ) {
     let [_, in_height, in_width, depth] = params.input_shape;
     let [_, out_height, out_width, _] = params.output_shape;
-    assert_eq!(input.len(), params.input_shape.iter().product::<usize>());
-    assert_eq!(output.len(), params.output_shape.iter().product::<usize>());
     let (in_sample, out_sample) = (in_height * in_width * depth, out_height * out_width * depth);
+    // Any number of samples (the prepared batch count is not used).
+    assert!(input.len().is_multiple_of(in_sample) && output.len() == input.len() / in_sample * out_sample);
     for (x, y) in input.chunks_exact(in_sample).zip(output.chunks_exact_mut(out_sample)) {
         for (pixel, out) in y.chunks_exact_mut(depth).enumerate() {
             let (ys, xs) = window(params, pixel / out_width, pixel % out_width);
@@ -41,10 +41,10 @@ fn for_each_pixel<T>(
     }
 }
 
-/// TFLM `reference_integer_ops::MaxPool` (int8 and int16).
+/// TFLM `reference_integer_ops::MaxPool` (int8 and int16), on any number of samples.
 ///
 /// # Panics
-/// If a slice length disagrees with `params`.
+/// If `input` is not whole samples or `output` does not match.
 pub fn max_pool<T: QuantizedInt>(params: &PoolParams, input: &[T], output: &mut [T]) {
     let [_, _, in_width, depth] = params.input_shape;
     let (min, max) = (T::saturate(params.quantized_activation_min), T::saturate(params.quantized_activation_max));
@@ -64,10 +64,10 @@ pub fn max_pool<T: QuantizedInt>(params: &PoolParams, input: &[T], output: &mut 
     });
 }
 
-/// TFLM `reference_integer_ops::AveragePool` (int8 and int16).
+/// TFLM `reference_integer_ops::AveragePool` (int8 and int16), on any number of samples.
 ///
 /// # Panics
-/// If a slice length disagrees with `params`.
+/// If `input` is not whole samples or `output` does not match.
 pub fn average_pool<T: QuantizedInt>(params: &PoolParams, input: &[T], output: &mut [T]) {
     let [_, _, in_width, depth] = params.input_shape;
     let (min, max) = (params.quantized_activation_min, params.quantized_activation_max);
