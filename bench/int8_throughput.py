@@ -140,7 +140,8 @@ def bench_model(binaries: dict[str, Path], m: dict, args, cores: int, work: Path
     if "baseline" in binaries:
         entry["speedup_1t_vs_baseline"] = rounded(ratio(max(single["tinyq"]), max(single["baseline"])))
         entry[f"speedup_{cores}t_vs_baseline"] = rounded(ratio(max(multi["tinyq"]), max(multi["baseline"])))
-    if args.quantize_times:
+    timed_models = [w.strip() for w in (args.quantize_models or "").split(",") if w.strip()]
+    if args.quantize_times and (not timed_models or m["id"] in timed_models or m["id"].split("/")[0] in timed_models):
         for name, b in binaries.items():
             entry[f"{name}_quantize_data_s"] = rounded(timed_quantize(b, m, [], work / "q_data.tflite"))
             entry[f"{name}_quantize_max_drop_s"] = rounded(
@@ -158,6 +159,8 @@ def main() -> int:
                     help="an older tinyq binary measured in the same run, on the same INT8 files")
     ap.add_argument("--quantize-times", action="store_true",
                     help="also time `tinyq quantize --data` and `--max-drop` per binary (slow)")
+    ap.add_argument("--quantize-models", default=None,
+                    help="with --quantize-times: only these models (card folder or folder/file, comma-separated)")
     ap.add_argument("--max-drop", type=float, default=0.5, help="budget for the --max-drop timing (default 0.5)")
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help=f"shared models folder (default {DEFAULT_SHARED})")
     ap.add_argument("--build", action="store_true", help="run cargo build --release first")
