@@ -34,18 +34,15 @@ def quantize(binary: Path, m: dict, out: Path) -> None:
         raise RuntimeError(f"tinyq quantize failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
 
 
-def supports(binary: Path, command: str, flag: str) -> bool:
-    out = subprocess.run([str(binary), command, "--help"], capture_output=True, text=True).stdout
-    return flag in out
-
-
-def tinyq_eval(binary: Path, model: Path, m: dict, threads: int, limit: int | None, batch1: bool) -> dict:
+def tinyq_eval(binary: Path, model: Path, m: dict, threads: int, limit: int | None, batch: int | None) -> dict:
+    """`tinyq eval --json`; `batch` sets TINYQ_BATCH (samples per engine call), None keeps the default."""
     cmd = [str(binary), "eval", str(model), "--data", str(m["data"]), "--x", m["x_key"], "--y", m["y_key"], "--json"]
     if limit:
         cmd += ["--limit", str(limit)]
-    if batch1 and supports(binary, "eval", "--batch"):
-        cmd += ["--batch", "1"]
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    env.pop("TINYQ_BATCH", None)
+    if batch is not None:
+        env["TINYQ_BATCH"] = str(batch)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"tinyq eval failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
@@ -109,16 +106,19 @@ def bench_model(binaries: dict[str, Path], m: dict, args, cores: int, work: Path
     peers = {"litert_xnnpack": LiteRT(model, m, "xnnpack", args.limit),
              "litert_builtin": LiteRT(model, m, "builtin", args.limit)}
     single = {k: [] for k in [*binaries, *peers]}
+    batched = {k: [] for k in binaries}
     multi = {k: [] for k in binaries}
     samples = {}
     for name, b in binaries.items():  # warm-up: page cache, clocks
-        tinyq_eval(b, model, m, 1, args.limit, True)
+        tinyq_eval(b, model, m, 1, args.limit, 1)
     for _ in range(args.repeat):  # interleaved rounds so background load hits all alike
         for name, b in binaries.items():
-            r = tinyq_eval(b, model, m, 1, args.limit, True)
+            r = tinyq_eval(b, model, m, 1, args.limit, 1)
             single[name].append(float(r["samples_per_second"]))
             samples[name] = (r["samples"], r.get("metric"), r.get("value"))
-            r = tinyq_eval(b, model, m, cores, None, False)
+            r = tinyq_eval(b, model, m, 1, args.limit, None)
+            batched[name].append(float(r["samples_per_second"]))
+            r = tinyq_eval(b, model, m, cores, None, None)
             multi[name].append(float(r["samples_per_second"]))
             samples[name + "_full"] = (r["samples"], r.get("metric"), r.get("value"))
         for name, p in peers.items():
@@ -130,6 +130,8 @@ def bench_model(binaries: dict[str, Path], m: dict, args, cores: int, work: Path
         best, med = summary(values, higher_is_better=True)
         entry[f"{name}_1t_samples_per_s"] = rounded(best)
         entry[f"{name}_1t_samples_per_s_median"] = rounded(med)
+    for name, values in batched.items():
+        entry[f"{name}_1t_default_batch_samples_per_s"] = rounded(max(values))
     for name, values in multi.items():
         best, _ = summary(values, higher_is_better=True)
         entry[f"{name}_eval_{cores}t_samples_per_s"] = rounded(best)
@@ -178,9 +180,10 @@ def main() -> int:
         "settings": {
             "repeat": args.repeat, "single_thread_limit": args.limit,
             "statistic": "*_samples_per_s = best (max) of the repeats, *_median = median",
-            "single_thread": "batch 1, one thread: tinyq eval with RAYON_NUM_THREADS=1 (and --batch 1 where "
-                             "the binary has it); LiteRT num_threads=1, one invoke() per sample from Python",
-            "multi_thread": f"tinyq eval on the full eval set with RAYON_NUM_THREADS={cores}",
+            "single_thread": "batch 1, one thread: tinyq eval with RAYON_NUM_THREADS=1 TINYQ_BATCH=1; "
+                             "LiteRT num_threads=1, one invoke() per sample from Python",
+            "single_thread_default_batch": "tinyq eval, RAYON_NUM_THREADS=1, default samples per engine call",
+            "multi_thread": f"tinyq eval on the full eval set with RAYON_NUM_THREADS={cores}, default batch",
             "ratio": "tinyq 1-thread samples/s / peer 1-thread samples/s (> 1: tinyq faster)",
         },
         "tinyq": None, "litert": None, "models": [], "skipped": [],
