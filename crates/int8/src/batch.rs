@@ -43,27 +43,7 @@ impl Int8Plan {
     /// [`Int8Plan::run`] on each sample alone.
     pub fn run_batch(&self, inputs: &[TensorValue], samples: usize) -> Result<Vec<TensorValue>, Int8Error> {
         let g = self.graph();
-        if inputs.len() != g.inputs.len() {
-            return Err(Int8Error::InputCount { expected: g.inputs.len(), got: inputs.len() });
-        }
-        for (&id, value) in g.inputs.iter().zip(inputs) {
-            let t = g.tensor(id);
-            if value.dtype() != t.dtype {
-                return Err(Int8Error::InputDType {
-                    name: t.name.clone(),
-                    expected: t.dtype.name(),
-                    got: value.dtype().name(),
-                });
-            }
-            if value.len() != t.numel() * samples {
-                return Err(Int8Error::InputSize {
-                    name: t.name.clone(),
-                    shape: t.shape.clone(),
-                    expected: t.numel() * samples,
-                    got: value.len(),
-                });
-            }
-        }
+        self.check_inputs(inputs, samples)?;
         if samples == 0 {
             let empty = |o: usize| TensorValue::zeros(g.tensor(o).dtype, 0).expect("dtype checked in prepare");
             return Ok(g.outputs.iter().map(|&o| empty(o)).collect());

@@ -224,27 +224,7 @@ impl Int8Plan {
         observe: &mut dyn FnMut(TensorId, &TensorValue),
     ) -> Result<Int8Activations, Int8Error> {
         let g = &self.graph;
-        if inputs.len() != g.inputs.len() {
-            return Err(Int8Error::InputCount { expected: g.inputs.len(), got: inputs.len() });
-        }
-        for (&id, value) in g.inputs.iter().zip(inputs) {
-            let t = g.tensor(id);
-            if value.dtype() != t.dtype {
-                return Err(Int8Error::InputDType {
-                    name: t.name.clone(),
-                    expected: t.dtype.name(),
-                    got: value.dtype().name(),
-                });
-            }
-            if value.len() != t.numel() {
-                return Err(Int8Error::InputSize {
-                    name: t.name.clone(),
-                    shape: t.shape.clone(),
-                    expected: t.numel(),
-                    got: value.len(),
-                });
-            }
-        }
+        self.check_inputs(inputs, 1)?;
         let mut values: Vec<Option<TensorValue>> = vec![None; g.tensors.len()];
         for (&id, value) in g.inputs.iter().zip(inputs) {
             observe(id, value);
@@ -265,6 +245,34 @@ impl Int8Plan {
             values[step.output] = Some(out);
         }
         Ok(Int8Activations { values })
+    }
+
+    /// Fails unless `inputs` match the graph inputs in count and dtype, each holding `samples`
+    /// samples.
+    fn check_inputs(&self, inputs: &[TensorValue], samples: usize) -> Result<(), Int8Error> {
+        let g = &self.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(Int8Error::InputCount { expected: g.inputs.len(), got: inputs.len() });
+        }
+        for (&id, value) in g.inputs.iter().zip(inputs) {
+            let t = g.tensor(id);
+            if value.dtype() != t.dtype {
+                return Err(Int8Error::InputDType {
+                    name: t.name.clone(),
+                    expected: t.dtype.name(),
+                    got: value.dtype().name(),
+                });
+            }
+            if value.len() != t.numel() * samples {
+                return Err(Int8Error::InputSize {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    expected: t.numel() * samples,
+                    got: value.len(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The value of `t` in a finished run (computed, input or constant).

@@ -81,6 +81,30 @@ impl Rng {
     }
 }
 
+/// `run` on every path this CPU has.
+fn on_every_path(run: impl Fn(Isa) -> Vec<i8>) -> Vec<(Isa, Vec<i8>)> {
+    Isa::available().into_iter().map(|isa| (isa, run(isa))).collect()
+}
+
+/// One scale for every channel (a time in four) or one per channel.
+fn channel_scales(rng: &mut Rng, channels: usize) -> Vec<f32> {
+    if rng.one_in(4) {
+        rng.scales(1)
+    } else {
+        rng.scales(channels)
+    }
+}
+
+/// Conv-like quantization with `scales` on the filter and random input and output parameters.
+fn conv_qparams<'a>(rng: &mut Rng, scales: &'a [f32], zero_points: &'a [i32]) -> ConvQParams<'a> {
+    ConvQParams {
+        input: QParamsS8::new(rng.scale(), rng.zero_point()),
+        filter_scales: scales,
+        filter_zero_points: &zero_points[..scales.len()],
+        output: QParamsS8::new(rng.scale(), rng.zero_point()),
+    }
+}
+
 /// Runs `case` until [`CASES`] cases were checked. `case` draws a case and returns `None` when
 /// the reference prepare refuses it, else the reference output and each path's fast output.
 fn check_cases(op: &str, seed: u64, mut case: impl FnMut(&mut Rng) -> Option<(Vec<i8>, Vec<(Isa, Vec<i8>)>)>) {
@@ -108,13 +132,8 @@ fn conv_equals_the_reference() {
         let (cin, cout) = (cin_g * groups, per_group * groups);
         let (kh, kw) = (rng.range(1, 4), rng.range(1, 4));
         let options = rng.conv_options();
-        let scales = if rng.one_in(4) { rng.scales(1) } else { rng.scales(cout) };
-        let q = ConvQParams {
-            input: QParamsS8::new(rng.scale(), rng.zero_point()),
-            filter_scales: &scales,
-            filter_zero_points: &vec![0; scales.len()],
-            output: QParamsS8::new(rng.scale(), rng.zero_point()),
-        };
+        let (scales, zero_points) = (channel_scales(rng, cout), vec![0; cout]);
+        let q = conv_qparams(rng, &scales, &zero_points);
         let (mut m, mut s) = (vec![0; cout], vec![0; cout]);
         let p = prepare_conv_per_channel(
             [batches, h, w, cin],
@@ -129,16 +148,13 @@ fn conv_equals_the_reference() {
         let (input, filter, bias) = (rng.i8s(batches * h * w * cin), rng.i8s(cout * kh * kw * cin_g), rng.biases(cout));
         let mut reference = vec![0i8; p.output_shape.iter().product()];
         conv_per_channel(&p, &m, &s, &input, &filter, bias.as_deref(), &mut reference);
-        let fast = Isa::available()
-            .into_iter()
-            .map(|isa| {
-                let k = ConvFast::new(&p, &m, &s, &filter, bias.as_deref(), isa).expect("double rounding");
-                assert_eq!(k.isa(), isa);
-                let mut out = vec![0i8; reference.len()];
-                k.eval(&input, &mut vec![0; k.scratch_len()], &mut out);
-                (isa, out)
-            })
-            .collect();
+        let fast = on_every_path(|isa| {
+            let k = ConvFast::new(&p, &m, &s, &filter, bias.as_deref(), isa).expect("double rounding");
+            assert_eq!(k.isa(), isa);
+            let mut out = vec![0i8; reference.len()];
+            k.eval(&input, &mut vec![0; k.scratch_len()], &mut out);
+            out
+        });
         Some((reference, fast))
     });
 }
@@ -152,13 +168,8 @@ fn depthwise_conv_equals_the_reference() {
         let cout = cin * multiplier;
         let (kh, kw) = (rng.range(1, 5), rng.range(1, 5));
         let options = rng.conv_options();
-        let scales = if rng.one_in(4) { rng.scales(1) } else { rng.scales(cout) };
-        let q = ConvQParams {
-            input: QParamsS8::new(rng.scale(), rng.zero_point()),
-            filter_scales: &scales,
-            filter_zero_points: &vec![0; scales.len()],
-            output: QParamsS8::new(rng.scale(), rng.zero_point()),
-        };
+        let (scales, zero_points) = (channel_scales(rng, cout), vec![0; cout]);
+        let q = conv_qparams(rng, &scales, &zero_points);
         let (mut m, mut s) = (vec![0; cout], vec![0; cout]);
         let p = prepare_depthwise_conv_per_channel(
             [batches, h, w, cin],
@@ -173,15 +184,12 @@ fn depthwise_conv_equals_the_reference() {
         let (input, filter, bias) = (rng.i8s(batches * h * w * cin), rng.i8s(kh * kw * cout), rng.biases(cout));
         let mut reference = vec![0i8; p.output_shape.iter().product()];
         depthwise_conv_per_channel(&p, &m, &s, &input, &filter, bias.as_deref(), &mut reference);
-        let fast = Isa::available()
-            .into_iter()
-            .map(|isa| {
-                let k = DepthwiseConvFast::new(&p, &m, &s, &filter, bias.as_deref(), isa).expect("double rounding");
-                let mut out = vec![0i8; reference.len()];
-                k.eval(&input, &mut vec![0; k.scratch_len()], &mut out);
-                (isa, out)
-            })
-            .collect();
+        let fast = on_every_path(|isa| {
+            let k = DepthwiseConvFast::new(&p, &m, &s, &filter, bias.as_deref(), isa).expect("double rounding");
+            let mut out = vec![0i8; reference.len()];
+            k.eval(&input, &mut vec![0; k.scratch_len()], &mut out);
+            out
+        });
         Some((reference, fast))
     });
 }
@@ -224,15 +232,12 @@ fn fully_connected_equals_the_reference() {
             let (filter, bias) = (filter.clone(), bias.clone());
             Box::new(move |isa| FullyConnectedFast::per_tensor(&p, &filter, bias.as_deref(), isa).unwrap())
         };
-        let fast = Isa::available()
-            .into_iter()
-            .map(|isa| {
-                let k = fast_kernel(isa);
-                let mut out = vec![0i8; reference.len()];
-                k.eval(&input, &mut vec![0; k.scratch_len()], &mut out);
-                (isa, out)
-            })
-            .collect();
+        let fast = on_every_path(|isa| {
+            let k = fast_kernel(isa);
+            let mut out = vec![0i8; reference.len()];
+            k.eval(&input, &mut vec![0; k.scratch_len()], &mut out);
+            out
+        });
         Some((reference, fast))
     });
 }
@@ -279,15 +284,12 @@ fn add_equals_the_reference() {
         let (a, b) = (rng.i8s(len), rng.i8s(len));
         let mut reference = vec![0i8; len];
         crate::add::add(&p, &a, &b, &mut reference);
-        let fast = Isa::available()
-            .into_iter()
-            .map(|isa| {
-                let k = super::add::AddFast::new(&p, isa).expect("double rounding");
-                let mut out = vec![0i8; len];
-                k.eval(&a, &b, &mut out);
-                (isa, out)
-            })
-            .collect();
+        let fast = on_every_path(|isa| {
+            let k = super::add::AddFast::new(&p, isa).expect("double rounding");
+            let mut out = vec![0i8; len];
+            k.eval(&a, &b, &mut out);
+            out
+        });
         Some((reference, fast))
     });
 }
@@ -307,70 +309,72 @@ fn pad_equals_the_reference() {
         let mut out = vec![0i8; reference.len()];
         super::pad::pad(&p, value, &input, &mut out);
         // One path: the copy is plain Rust on every target.
-        Some((reference, Isa::available().into_iter().map(|isa| (isa, out.clone())).collect()))
+        Some((reference, on_every_path(|_| out.clone())))
     });
+}
+
+/// MAX_POOL_2D and AVERAGE_POOL_2D on `T` with quantization `Q` (whose zero points `qparams`
+/// draws), compared as bytes.
+fn check_pools<Q: crate::ActivationQParams>(
+    what: &str,
+    seed: u64,
+    qparams: impl Fn(&mut Rng) -> Q,
+    value: impl Fn(&mut Rng) -> Q::Int,
+    bytes: impl Fn(&[Q::Int]) -> Vec<i8>,
+) {
+    use crate::pooling::{prepare_pool, PoolOptions};
+    for average in [false, true] {
+        check_cases(
+            &format!("{what} {}", if average { "average pool" } else { "max pool" }),
+            seed + average as u64,
+            |rng| {
+                let shape = [rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 80)];
+                let options = PoolOptions {
+                    padding: if rng.one_in(2) { Padding::Same } else { Padding::Valid },
+                    stride_height: rng.range(1, 3),
+                    stride_width: rng.range(1, 3),
+                    filter_height: rng.range(1, 4),
+                    filter_width: rng.range(1, 4),
+                    activation: rng.activation(),
+                };
+                let q = qparams(rng);
+                let p = prepare_pool(shape, &options, q, q).ok()?;
+                let input: Vec<Q::Int> = (0..shape.iter().product()).map(|_| value(rng)).collect();
+                let n = p.output_shape.iter().product();
+                let (mut reference, mut out) =
+                    (vec![<Q::Int as crate::QuantizedInt>::MIN; n], vec![<Q::Int as crate::QuantizedInt>::MIN; n]);
+                if average {
+                    crate::average_pool::average_pool(&p, &input, &mut reference);
+                    super::pool::average_pool(&p, &input, &mut out);
+                } else {
+                    crate::max_pool::max_pool(&p, &input, &mut reference);
+                    super::pool::max_pool(&p, &input, &mut out);
+                }
+                // One path: plain Rust on every target.
+                Some((bytes(&reference), on_every_path(|_| bytes(&out))))
+            },
+        );
+    }
 }
 
 #[test]
 fn pools_equal_the_reference() {
-    use crate::pooling::{prepare_pool, PoolOptions};
-    for (op, average) in [("max pool", false), ("average pool", true)] {
-        check_cases(op, 0x9001 + average as u64, |rng| {
-            let shape = [rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 80)];
-            let options = PoolOptions {
-                padding: if rng.one_in(2) { Padding::Same } else { Padding::Valid },
-                stride_height: rng.range(1, 3),
-                stride_width: rng.range(1, 3),
-                filter_height: rng.range(1, 4),
-                filter_width: rng.range(1, 4),
-                activation: rng.activation(),
-            };
-            let q = QParamsS8::new(rng.scale(), rng.zero_point());
-            let p = prepare_pool(shape, &options, q, q).ok()?;
-            let input = rng.i8s(shape.iter().product());
-            let (mut reference, mut out) = (vec![0i8; p.output_shape.iter().product()], vec![0i8; 0]);
-            out.resize(reference.len(), 0);
-            if average {
-                crate::average_pool::average_pool(&p, &input, &mut reference);
-                super::pool::average_pool(&p, &input, &mut out);
-            } else {
-                crate::max_pool::max_pool(&p, &input, &mut reference);
-                super::pool::max_pool(&p, &input, &mut out);
-            }
-            // One path: plain Rust on every target.
-            Some((reference, Isa::available().into_iter().map(|isa| (isa, out.clone())).collect()))
-        });
-    }
+    check_pools(
+        "int8",
+        0x9001,
+        |rng| QParamsS8::new(rng.scale(), rng.zero_point()),
+        |rng| rng.next() as i8,
+        <[i8]>::to_vec,
+    );
 }
 
 #[test]
 fn int16_pools_equal_the_reference() {
-    use crate::pooling::{prepare_pool, PoolOptions};
-    let bytes = |v: &[i16]| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect::<Vec<i8>>();
-    for (op, average) in [("int16 max pool", false), ("int16 average pool", true)] {
-        check_cases(op, 0x1616 + average as u64, |rng| {
-            let shape = [rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 80)];
-            let options = PoolOptions {
-                padding: if rng.one_in(2) { Padding::Same } else { Padding::Valid },
-                stride_height: rng.range(1, 3),
-                stride_width: rng.range(1, 3),
-                filter_height: rng.range(1, 4),
-                filter_width: rng.range(1, 4),
-                activation: rng.activation(),
-            };
-            let q = crate::QParamsS16 { scale: rng.scale(), zero_point: 0 };
-            let p = prepare_pool(shape, &options, q, q).ok()?;
-            let input: Vec<i16> = (0..shape.iter().product()).map(|_| rng.next() as i16).collect();
-            let (mut reference, mut out) = (vec![0i16; p.output_shape.iter().product()], vec![0i16; 0]);
-            out.resize(reference.len(), 0);
-            if average {
-                crate::average_pool::average_pool(&p, &input, &mut reference);
-                super::pool::average_pool(&p, &input, &mut out);
-            } else {
-                crate::max_pool::max_pool(&p, &input, &mut reference);
-                super::pool::max_pool(&p, &input, &mut out);
-            }
-            Some((bytes(&reference), Isa::available().into_iter().map(|isa| (isa, bytes(&out))).collect()))
-        });
-    }
+    check_pools(
+        "int16",
+        0x1616,
+        |rng| crate::QParamsS16 { scale: rng.scale(), zero_point: 0 },
+        |rng| rng.next() as i16,
+        |v| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect(),
+    );
 }
