@@ -28,7 +28,13 @@
 //! [`Int8Plan::new`]; once the inputs are checked, evaluation cannot fail and does no float math,
 //! except at the graph edge where TFLM does too (QUANTIZE from float32, DEQUANTIZE to float32).
 //! The default build's double rounding is used throughout (`Rounding::Double`).
+//!
+//! Speed: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, elementwise ADD, PAD and the pools run the
+//! bit-identical kernels of `tinyq_kernels::fast` (weights packed in prepare, SIMD where the CPU
+//! has it) unless the plan is made with [`Kernels::Reference`]; [`Int8Plan::run_batch`] runs
+//! many samples per call. Neither changes a byte of any output.
 
+mod batch;
 mod error;
 mod float_ref;
 mod ops;
@@ -36,6 +42,32 @@ mod ops;
 use tinyq_ir::{DType, Graph, TensorData, TensorId};
 
 pub use error::Int8Error;
+
+/// Which int8 kernels a plan runs for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED. All give
+/// the same bytes (the fast kernels are tested equal to the reference ones); the choice only
+/// changes speed, and lets the reference kernels be run for debugging.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kernels {
+    /// `tinyq_kernels::fast` on the best instruction set of this CPU (AVX2 on x86-64 when present).
+    #[default]
+    Fast,
+    /// `tinyq_kernels::fast` on its portable path only.
+    Portable,
+    /// The reference kernels, TFLM's loop nests one multiply-accumulate at a time.
+    Reference,
+}
+
+impl Kernels {
+    /// The choice named by the environment variable `TINYQ_KERNELS` (`fast`, `portable` or
+    /// `reference`); [`Kernels::Fast`] when it is unset or names none of them.
+    pub fn from_env() -> Kernels {
+        match std::env::var("TINYQ_KERNELS").as_deref() {
+            Ok("reference") => Kernels::Reference,
+            Ok("portable") => Kernels::Portable,
+            _ => Kernels::Fast,
+        }
+    }
+}
 
 /// The values of one tensor during a run, in the tensor's storage type.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,8 +172,14 @@ pub struct Int8Plan {
 }
 
 impl Int8Plan {
-    /// Prepares every node; the error names the node and op that cannot run.
+    /// Prepares every node with the kernels [`Kernels::from_env`] names (the fast ones unless
+    /// `TINYQ_KERNELS` says otherwise); the error names the node and op that cannot run.
     pub fn new(graph: &Graph) -> Result<Int8Plan, Int8Error> {
+        Int8Plan::with_kernels(graph, Kernels::from_env())
+    }
+
+    /// Prepares every node with the given kernels.
+    pub fn with_kernels(graph: &Graph, kernels: Kernels) -> Result<Int8Plan, Int8Error> {
         graph.validate().map_err(Int8Error::Graph)?;
         for &i in &graph.inputs {
             let t = graph.tensor(i);
@@ -153,7 +191,7 @@ impl Int8Plan {
             .nodes
             .iter()
             .enumerate()
-            .map(|(index, _)| ops::prepare(graph, index))
+            .map(|(index, _)| ops::prepare(graph, index, kernels))
             .collect::<Result<Vec<_>, _>>()?;
         let mut consts: Vec<Option<TensorValue>> = vec![None; graph.tensors.len()];
         let operands = steps.iter().flat_map(|s| s.inputs.iter()).chain(&graph.outputs);
@@ -186,27 +224,7 @@ impl Int8Plan {
         observe: &mut dyn FnMut(TensorId, &TensorValue),
     ) -> Result<Int8Activations, Int8Error> {
         let g = &self.graph;
-        if inputs.len() != g.inputs.len() {
-            return Err(Int8Error::InputCount { expected: g.inputs.len(), got: inputs.len() });
-        }
-        for (&id, value) in g.inputs.iter().zip(inputs) {
-            let t = g.tensor(id);
-            if value.dtype() != t.dtype {
-                return Err(Int8Error::InputDType {
-                    name: t.name.clone(),
-                    expected: t.dtype.name(),
-                    got: value.dtype().name(),
-                });
-            }
-            if value.len() != t.numel() {
-                return Err(Int8Error::InputSize {
-                    name: t.name.clone(),
-                    shape: t.shape.clone(),
-                    expected: t.numel(),
-                    got: value.len(),
-                });
-            }
-        }
+        self.check_inputs(inputs, 1)?;
         let mut values: Vec<Option<TensorValue>> = vec![None; g.tensors.len()];
         for (&id, value) in g.inputs.iter().zip(inputs) {
             observe(id, value);
@@ -227,6 +245,34 @@ impl Int8Plan {
             values[step.output] = Some(out);
         }
         Ok(Int8Activations { values })
+    }
+
+    /// Fails unless `inputs` match the graph inputs in count and dtype, each holding `samples`
+    /// samples.
+    fn check_inputs(&self, inputs: &[TensorValue], samples: usize) -> Result<(), Int8Error> {
+        let g = &self.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(Int8Error::InputCount { expected: g.inputs.len(), got: inputs.len() });
+        }
+        for (&id, value) in g.inputs.iter().zip(inputs) {
+            let t = g.tensor(id);
+            if value.dtype() != t.dtype {
+                return Err(Int8Error::InputDType {
+                    name: t.name.clone(),
+                    expected: t.dtype.name(),
+                    got: value.dtype().name(),
+                });
+            }
+            if value.len() != t.numel() * samples {
+                return Err(Int8Error::InputSize {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    expected: t.numel() * samples,
+                    got: value.len(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The value of `t` in a finished run (computed, input or constant).

@@ -332,3 +332,36 @@ fn every_int8_tensor_matches_tflm_layer_by_layer() {
         assert_eq!(ours, theirs, "{what}");
     }
 }
+
+/// The engine's other ways to run give the same bytes as one sample at a time on the fast
+/// kernels: batches of several sizes (`run_batch`), the portable fast path and the reference
+/// kernels.
+#[test]
+fn batches_and_kernel_choices_give_the_same_bytes() {
+    let shared = manifest().join("../../../shared");
+    if !shared.join("models").is_dir() {
+        return println!("SKIPPED: no ../shared/models beside the repository");
+    }
+    let cases = cases(&shared);
+    assert!(!cases.is_empty(), "shared/models holds no model_int8_*.tflite");
+    for case in &cases {
+        let (plan, n, inputs, _) = load(case, 37);
+        let per_sample = inputs.len() / n;
+        let single = run_plan_parallel(&plan, &inputs, per_sample);
+        for batch in [1, 5, 16, n] {
+            let batched: Vec<i8> = inputs
+                .chunks(batch * per_sample)
+                .flat_map(|part| {
+                    let out = plan.run_batch(&[TensorValue::I8(part.to_vec())], part.len() / per_sample).unwrap();
+                    out[0].as_i8().unwrap().to_vec()
+                })
+                .collect();
+            assert_eq!(batched, single, "{}: batches of {batch} differ from single runs", case.name);
+        }
+        for kernels in [tinyq_int8::Kernels::Portable, tinyq_int8::Kernels::Reference] {
+            let other = Int8Plan::with_kernels(plan.graph(), kernels).unwrap();
+            let out = other.run_batch(&[TensorValue::I8(inputs.clone())], n).unwrap();
+            assert_eq!(out[0].as_i8().unwrap(), single, "{}: {kernels:?} kernels differ", case.name);
+        }
+    }
+}

@@ -10,8 +10,8 @@
 //!   allocates. It panics only when the slices disagree with the params it was given, which is a
 //!   bug in the caller, not bad user input.
 //!
-//! What this crate is not: it knows nothing of graphs, tensors or the IR, owns no buffers, and has
-//! no fast paths. A faster variant must live beside the reference and be tested against it.
+//! What this crate is not: it knows nothing of graphs, tensors or the IR, and owns no buffers.
+//! Faster variants live beside the references in [`fast`] and are tested against them.
 //!
 //! Key decision: the default rounding is TFLM's default build, *double rounding*
 //! (`SaturatingRoundingDoublingHighMul` followed by `RoundingDivideByPOT`), because
@@ -44,6 +44,7 @@ pub mod conv;
 pub mod conv16;
 pub mod depthwise_conv;
 pub mod dequantize;
+pub mod fast;
 pub mod fully_connected;
 pub mod hard_swish;
 pub mod leaky_relu;

@@ -155,11 +155,14 @@ impl Scorer<'_> {
         let file = tinyq_tflite::read_tflite(&bytes)?;
         let plan = Int8Plan::new(&file).map_err(|e| TinyqError::Engine(e.to_string()))?;
         let out_id = file.outputs[0];
-        let outs: Vec<Vec<f32>> = (0..self.eval.samples)
+        let (samples, batch) = (self.eval.samples, crate::batch_size());
+        let outs: Vec<Vec<f32>> = (0..samples.div_ceil(batch))
             .into_par_iter()
-            .map(|i| {
-                let args = sample_values(&file, self.eval, i)?;
-                let out = plan.run(&args).map_err(|e| TinyqError::Engine(e.to_string()))?;
+            .map(|c| {
+                let range = c * batch..((c + 1) * batch).min(samples);
+                let n = range.len();
+                let args = sample_values(&file, self.eval, range)?;
+                let out = plan.run_batch(&args, n).map_err(|e| TinyqError::Engine(e.to_string()))?;
                 Ok(real_values(&file, out_id, &out[0]))
             })
             .collect::<Result<_, TinyqError>>()?;
@@ -175,10 +178,15 @@ impl Scorer<'_> {
     }
 }
 
-/// Sample `i` of float data for the inputs of `g` (int8 inputs quantized as TFLite's QUANTIZE).
-fn sample_values(g: &Graph, data: &BoundInputs, i: usize) -> Result<Vec<TensorValue>, TinyqError> {
-    let floats =
-        data.sample_f32(i).ok_or_else(|| TinyqError::Input("the evaluation set must hold float data".into()))?;
+/// Samples `range` of float data for the inputs of `g`, back to back (int8 inputs quantized as
+/// TFLite's QUANTIZE).
+fn sample_values(g: &Graph, data: &BoundInputs, range: std::ops::Range<usize>) -> Result<Vec<TensorValue>, TinyqError> {
+    let floats = data
+        .samples(range)
+        .into_iter()
+        .map(|s| if let crate::inputs::SampleRef::F32(v) = s { Some(v) } else { None })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| TinyqError::Input("the evaluation set must hold float data".into()))?;
     g.inputs
         .iter()
         .zip(floats)

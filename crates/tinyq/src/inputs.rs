@@ -93,6 +93,11 @@ impl BoundInputs {
         self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.slice(i * l..(i + 1) * l)).collect()
     }
 
+    /// Samples `range`, back to back, of each input.
+    pub fn samples(&self, range: std::ops::Range<usize>) -> Vec<SampleRef<'_>> {
+        self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.slice(range.start * l..range.end * l)).collect()
+    }
+
     /// The float inputs of sample `i` (`None` if an input is integer).
     pub fn sample_f32(&self, i: usize) -> Option<Vec<&[f32]>> {
         self.sample(i).into_iter().map(|s| if let SampleRef::F32(v) = s { Some(v) } else { None }).collect()

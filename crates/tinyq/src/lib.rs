@@ -90,6 +90,31 @@ impl Engine {
         }
     }
 
+    /// Samples `range` of `inputs`; each output holds theirs back to back. The integer engine
+    /// runs them in one call, the float engine one by one.
+    fn run_batch(
+        &self,
+        inputs: &BoundInputs,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<tinyq_data::ArrayData>, TinyqError> {
+        let Engine::Int8(plan) = self else {
+            let mut values: Vec<tinyq_data::ArrayData> = Vec::new();
+            for i in range {
+                let out = self.run(&inputs.sample(i))?;
+                if values.is_empty() {
+                    values = out;
+                } else {
+                    values.iter_mut().zip(out).for_each(|(acc, v)| append(acc, v));
+                }
+            }
+            return Ok(values);
+        };
+        let n = range.len();
+        let args: Vec<tinyq_int8::TensorValue> = inputs.samples(range).into_iter().map(|s| s.to_value()).collect();
+        let out = plan.run_batch(&args, n).map_err(|e| TinyqError::Engine(e.to_string()))?;
+        Ok(out.into_iter().map(int8_to_array).collect())
+    }
+
     fn run(&self, sample: &[inputs::SampleRef<'_>]) -> Result<Vec<tinyq_data::ArrayData>, TinyqError> {
         use inputs::SampleRef;
         use tinyq_data::ArrayData;
@@ -112,50 +137,79 @@ impl Engine {
             Engine::Int8(plan) => {
                 let args: Vec<TensorValue> = sample.iter().map(|s| s.to_value()).collect();
                 let out = plan.run(&args).map_err(|e| err(e.to_string()))?;
-                Ok(out
-                    .into_iter()
-                    .map(|v| match v {
-                        TensorValue::I8(v) => ArrayData::I8(v),
-                        TensorValue::F32(v) => ArrayData::F32(v),
-                        TensorValue::I32(v) => ArrayData::I32(v),
-                        TensorValue::I16(v) => ArrayData::I16(v),
-                    })
-                    .collect())
+                Ok(out.into_iter().map(int8_to_array).collect())
             }
         }
     }
 }
 
-/// Runs every sample through the model's engine in parallel (order preserved, results
-/// independent of the thread count). `progress` is called with the number of samples finished.
+/// Samples per engine call in [`run_samples`] unless `TINYQ_BATCH` says otherwise: enough for the
+/// integer engine's GEMMs to reuse each layer's weights from cache, few enough to spread a small
+/// eval set over the cores.
+pub const DEFAULT_BATCH: usize = 16;
+
+/// The batch size [`run_samples`] uses: `TINYQ_BATCH` when it holds a positive integer, else
+/// [`DEFAULT_BATCH`].
+pub fn batch_size() -> usize {
+    std::env::var("TINYQ_BATCH").ok().and_then(|v| v.parse().ok()).filter(|&b| b > 0).unwrap_or(DEFAULT_BATCH)
+}
+
+/// Runs every sample through the model's engine, [`batch_size`] samples per call, the calls in
+/// parallel (order preserved; results independent of the thread count and the batch size).
+/// `progress` is called with the number of samples finished.
 pub fn run_samples(
     model: &Model,
     inputs: &BoundInputs,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<RunOutputs, TinyqError> {
+    run_samples_in_batches(model, inputs, batch_size(), progress)
+}
+
+/// [`run_samples`] with `batch` samples per engine call.
+pub fn run_samples_in_batches(
+    model: &Model,
+    inputs: &BoundInputs,
+    batch: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<RunOutputs, TinyqError> {
     let engine = Engine::new(model)?;
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let per_sample: Vec<Vec<tinyq_data::ArrayData>> = (0..inputs.samples)
+    let batch = batch.max(1);
+    let chunks: Vec<std::ops::Range<usize>> =
+        (0..inputs.samples).step_by(batch).map(|s| s..(s + batch).min(inputs.samples)).collect();
+    let per_chunk: Vec<Vec<tinyq_data::ArrayData>> = chunks
         .into_par_iter()
-        .map(|i| {
-            let out = engine.run(&inputs.sample(i));
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        .map(|range| {
+            let n = range.len();
+            let out = engine.run_batch(inputs, range);
+            progress(done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n);
             out
         })
         .collect::<Result<_, _>>()?;
     let g = &model.graph;
     let mut values: Vec<tinyq_data::ArrayData> = Vec::new();
-    for sample in per_sample {
+    for chunk in per_chunk {
         if values.is_empty() {
-            values = sample;
+            values = chunk;
             continue;
         }
-        for (acc, v) in values.iter_mut().zip(sample) {
+        for (acc, v) in values.iter_mut().zip(chunk) {
             append(acc, v);
         }
     }
     let shapes = g.outputs.iter().map(|&o| inputs.output_shape(&g.tensor(o).shape)).collect();
     Ok(RunOutputs { samples: inputs.samples, values, shapes })
+}
+
+fn int8_to_array(v: tinyq_int8::TensorValue) -> tinyq_data::ArrayData {
+    use tinyq_data::ArrayData;
+    use tinyq_int8::TensorValue;
+    match v {
+        TensorValue::I8(v) => ArrayData::I8(v),
+        TensorValue::F32(v) => ArrayData::F32(v),
+        TensorValue::I32(v) => ArrayData::I32(v),
+        TensorValue::I16(v) => ArrayData::I16(v),
+    }
 }
 
 fn append(acc: &mut tinyq_data::ArrayData, v: tinyq_data::ArrayData) {

@@ -2,10 +2,12 @@
 //! Kernels: `tinyq_kernels::add`, `sub`, `mul` (TFLM `reference_integer_ops::AddFunc`/
 //! `MulElementwise`, `reference_ops::AddGeneralParamScale` for int16, and their 6-D broadcast
 //! variants). Same-shaped inputs take the elementwise path, as in TFLM. SUB and MUL of int16
-//! tensors are refused.
+//! tensors are refused. An elementwise int8 ADD runs `tinyq_kernels::fast::add::AddFast`
+//! (bit-identical) unless the plan runs the reference kernels.
 
 use tinyq_ir::{op, Tensor};
 use tinyq_kernels::add::{add, broadcast_add, prepare_add, AddParams};
+use tinyq_kernels::fast::add::AddFast;
 use tinyq_kernels::mul::{broadcast_mul_s8, mul_s8, prepare_mul, MulParams};
 use tinyq_kernels::sub::{broadcast_sub_s8, prepare_sub, sub_s8};
 use tinyq_kernels::{BroadcastShapes, Rounding};
@@ -24,6 +26,8 @@ pub(crate) struct Binary {
     params: Params,
     /// `None` when both inputs have the output's shape.
     broadcast: Option<BroadcastShapes>,
+    /// The fast kernel of an elementwise ADD.
+    fast: Option<AddFast>,
 }
 
 /// ADD of two int16 tensors (left shift 15, int16 activation range).
@@ -63,7 +67,12 @@ pub(crate) fn prepare_binary(
             BinaryOp::Sub => Params::Sub(prepare_sub(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
             BinaryOp::Mul => Params::Mul(prepare_mul(qa, qb, qo, act, Rounding::Double).map_err(ctx.kernel_err())?),
         };
-        Kernel::Binary(Binary { params, broadcast: broadcast_shapes(ctx, a, b, out)? })
+        let broadcast = broadcast_shapes(ctx, a, b, out)?;
+        let fast = match (&params, &broadcast, super::fast::isa(ctx.kernels)) {
+            (Params::Add(p), None, Some(isa)) => AddFast::new(p, isa),
+            _ => None,
+        };
+        Kernel::Binary(Binary { params, broadcast, fast })
     };
     Ok((kernel, vec![ctx.input_id(0), ctx.input_id(1)]))
 }
@@ -80,6 +89,11 @@ fn broadcast_shapes(ctx: &Ctx<'_>, a: &Tensor, b: &Tensor, out: &Tensor) -> Resu
 }
 
 impl Add16 {
+    /// Both inputs have the output's shape.
+    pub fn elementwise(&self) -> bool {
+        self.broadcast.is_none()
+    }
+
     pub fn eval(&self, a: &[i16], b: &[i16], output: &mut [i16]) {
         match &self.broadcast {
             None => add(&self.params, a, b, output),
@@ -89,7 +103,15 @@ impl Add16 {
 }
 
 impl Binary {
+    /// Both inputs have the output's shape.
+    pub fn elementwise(&self) -> bool {
+        self.broadcast.is_none()
+    }
+
     pub fn eval(&self, a: &[i8], b: &[i8], output: &mut [i8]) {
+        if let Some(fast) = &self.fast {
+            return fast.eval(a, b, output);
+        }
         match (&self.params, &self.broadcast) {
             (Params::Add(p), None) => add(p, a, b, output),
             (Params::Add(p), Some(s)) => broadcast_add(p, s, a, b, output),

@@ -1,18 +1,20 @@
 //! CONV_2D and DEPTHWISE_CONV_2D: int8 activations, int8 weights quantized per channel (axis 0
 //! for conv, 3 for depthwise) or per tensor, optional int32 bias. Kernels:
-//! `tinyq_kernels::conv::conv_per_channel_im2col` and `tinyq_kernels::depthwise_conv::depthwise_conv_per_channel`
-//! (TFLM `reference_integer_ops::ConvPerChannel` / `DepthwiseConvPerChannel`).
+//! `tinyq_kernels::fast::{conv::ConvFast, depthwise_conv::DepthwiseConvFast}` by default, bit-identical
+//! to `tinyq_kernels::conv::conv_per_channel` and `tinyq_kernels::depthwise_conv::depthwise_conv_per_channel`
+//! (TFLM `reference_integer_ops::ConvPerChannel` / `DepthwiseConvPerChannel`), which run instead
+//! under [`crate::Kernels::Reference`]. Both take any number of samples back to back.
 
 use tinyq_ir::op;
-use tinyq_kernels::conv::{
-    conv_per_channel_im2col, im2col_scratch_len, prepare_conv_per_channel, ConvOptions, ConvPerChannelParams,
-    ConvQParams,
-};
+use tinyq_kernels::conv::{conv_per_channel, prepare_conv_per_channel, ConvOptions, ConvPerChannelParams, ConvQParams};
 use tinyq_kernels::depthwise_conv::{
     depthwise_conv_per_channel, prepare_depthwise_conv_per_channel, DepthwiseConvOptions, DepthwiseConvPerChannelParams,
 };
+use tinyq_kernels::fast::conv::ConvFast;
+use tinyq_kernels::fast::depthwise_conv::DepthwiseConvFast;
 use tinyq_kernels::Rounding;
 
+use super::fast::{isa, with_scratch};
 use super::{activation, Ctx, Kernel, Prepared};
 use crate::Int8Error;
 
@@ -26,8 +28,15 @@ pub(crate) struct PerChannelKernel<P, B> {
     pub bias: Option<Vec<B>>,
 }
 
-pub(crate) type Conv2D = PerChannelKernel<ConvPerChannelParams, i32>;
-pub(crate) type DepthwiseConv2D = PerChannelKernel<DepthwiseConvPerChannelParams, i32>;
+/// An int8 conv-like layer: the reference kernel's inputs, and the fast kernel unless the plan
+/// runs the reference kernels (or the fast one does not cover the params).
+pub(crate) struct WithFast<P, F> {
+    pub reference: PerChannelKernel<P, i32>,
+    pub fast: Option<F>,
+}
+
+pub(crate) type Conv2D = WithFast<ConvPerChannelParams, ConvFast>;
+pub(crate) type DepthwiseConv2D = WithFast<DepthwiseConvPerChannelParams, DepthwiseConvFast>;
 
 /// CONV_2D's builtin options.
 pub(super) fn conv_options(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<ConvOptions, Int8Error> {
@@ -91,8 +100,13 @@ pub(crate) fn prepare_conv2d(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepared, 
     )
     .map_err(ctx.kernel_err())?;
     ctx.check_output_shape(&params.output_shape)?;
-    let kernel = Conv2D { params, multiplier, shift, filter: ctx.const_i8(w)?.to_vec(), bias: ctx.bias(2, channels)? };
-    Ok((Kernel::Conv2D(kernel), vec![ctx.input_id(0)]))
+    let reference =
+        PerChannelKernel { params, multiplier, shift, filter: ctx.const_i8(w)?.to_vec(), bias: ctx.bias(2, channels)? };
+    let fast = isa(ctx.kernels).and_then(|isa| {
+        let r = &reference;
+        ConvFast::new(&r.params, &r.multiplier, &r.shift, &r.filter, r.bias.as_deref(), isa)
+    });
+    Ok((Kernel::Conv2D(Conv2D { reference, fast }), vec![ctx.input_id(0)]))
 }
 
 pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -> Result<Prepared, Int8Error> {
@@ -117,38 +131,51 @@ pub(crate) fn prepare_depthwise_conv2d(ctx: &Ctx<'_>, p: &op::DepthwiseConv2D) -
     )
     .map_err(ctx.kernel_err())?;
     ctx.check_output_shape(&params.output_shape)?;
-    let kernel =
-        DepthwiseConv2D { params, multiplier, shift, filter: ctx.const_i8(w)?.to_vec(), bias: ctx.bias(2, channels)? };
-    Ok((Kernel::DepthwiseConv2D(kernel), vec![ctx.input_id(0)]))
+    let reference =
+        PerChannelKernel { params, multiplier, shift, filter: ctx.const_i8(w)?.to_vec(), bias: ctx.bias(2, channels)? };
+    let fast = isa(ctx.kernels).and_then(|isa| {
+        let r = &reference;
+        DepthwiseConvFast::new(&r.params, &r.multiplier, &r.shift, &r.filter, r.bias.as_deref(), isa)
+    });
+    Ok((Kernel::DepthwiseConv2D(DepthwiseConv2D { reference, fast }), vec![ctx.input_id(0)]))
 }
 
 impl Conv2D {
-    /// The im2col variant of the reference kernel (bit-identical, several times faster).
     pub fn eval(&self, input: &[i8], output: &mut [i8]) {
-        let mut scratch = vec![0i32; im2col_scratch_len(&self.params)];
-        conv_per_channel_im2col(
-            &self.params,
-            &self.multiplier,
-            &self.shift,
-            input,
-            &self.filter,
-            self.bias.as_deref(),
-            &mut scratch,
-            output,
-        );
+        if let Some(fast) = &self.fast {
+            return with_scratch(fast.scratch_len(), |scratch| fast.eval(input, scratch, output));
+        }
+        let r = &self.reference;
+        per_sample(&r.params.input_shape, &r.params.output_shape, input, output, |x, y| {
+            conv_per_channel(&r.params, &r.multiplier, &r.shift, x, &r.filter, r.bias.as_deref(), y)
+        });
     }
 }
 
 impl DepthwiseConv2D {
     pub fn eval(&self, input: &[i8], output: &mut [i8]) {
-        depthwise_conv_per_channel(
-            &self.params,
-            &self.multiplier,
-            &self.shift,
-            input,
-            &self.filter,
-            self.bias.as_deref(),
-            output,
-        );
+        if let Some(fast) = &self.fast {
+            return with_scratch(fast.scratch_len(), |scratch| fast.eval(input, scratch, output));
+        }
+        let r = &self.reference;
+        per_sample(&r.params.input_shape, &r.params.output_shape, input, output, |x, y| {
+            depthwise_conv_per_channel(&r.params, &r.multiplier, &r.shift, x, &r.filter, r.bias.as_deref(), y)
+        });
+    }
+}
+
+/// Runs `kernel` on each sample of `input` (samples of `input_shape`, back to back) and the
+/// matching part of `output`.
+pub(crate) fn per_sample<X, Y>(
+    input_shape: &[usize],
+    output_shape: &[usize],
+    input: &[X],
+    output: &mut [Y],
+    mut kernel: impl FnMut(&[X], &mut [Y]),
+) {
+    let (x_len, y_len) = (input_shape.iter().product::<usize>(), output_shape.iter().product::<usize>());
+    assert!(input.len().is_multiple_of(x_len) && output.len() / y_len == input.len() / x_len);
+    for (x, y) in input.chunks_exact(x_len).zip(output.chunks_exact_mut(y_len)) {
+        kernel(x, y);
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct Transpose {
 pub(crate) struct Pad<T> {
     params: PadParams,
     value: T,
+    /// `tinyq_kernels::fast::pad` (same bytes, whole runs copied) unless the plan runs the
+    /// reference kernels.
+    fast: bool,
 }
 
 /// CONCATENATION of int8 tensors (every input with the output's quantization, as TFLM checks),
@@ -98,10 +101,11 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_>, p: &op::Pad, wide: bool) -> Result<Prep
         (quantized as i32).saturating_add(zero_point)
     };
     let value = value.clamp(min, max);
+    let fast = ctx.kernels != crate::Kernels::Reference;
     let kernel = if wide {
-        Kernel::Pad16(Pad { params, value: value as i16 })
+        Kernel::Pad16(Pad { params, value: value as i16, fast })
     } else {
-        Kernel::Pad(Pad { params, value: value as i8 })
+        Kernel::Pad(Pad { params, value: value as i8, fast })
     };
     Ok((kernel, vec![ctx.input_id(0)]))
 }
@@ -120,6 +124,10 @@ impl Transpose {
 
 impl<T: Copy> Pad<T> {
     pub fn eval(&self, input: &[T], output: &mut [T]) {
-        pad(&self.params, self.value, input, output);
+        if self.fast {
+            tinyq_kernels::fast::pad::pad(&self.params, self.value, input, output);
+        } else {
+            pad(&self.params, self.value, input, output);
+        }
     }
 }

@@ -3,10 +3,13 @@
 //! unit along axis 0 (zero points 0), optional int32 bias. Kernels:
 //! `tinyq_kernels::fully_connected::{fully_connected, fully_connected_per_channel}` (TFLM
 //! `reference_integer_ops::FullyConnected` / `FullyConnectedPerChannel`). TFLM picks the
-//! per-channel kernel exactly when the weights carry more than one scale; so does this.
+//! per-channel kernel exactly when the weights carry more than one scale; so does this. Unless the
+//! plan runs the reference kernels, `tinyq_kernels::fast::fully_connected::FullyConnectedFast`
+//! (bit-identical, either scheme) computes it.
 
 use tinyq_ir::{op, Tensor};
 use tinyq_kernels::conv::ConvQParams;
+use tinyq_kernels::fast::fully_connected::FullyConnectedFast;
 use tinyq_kernels::fully_connected::{
     fully_connected, fully_connected_per_channel, prepare_fully_connected as prepare_fully_connected_s8,
     prepare_fully_connected_per_channel, FullyConnectedParams, FullyConnectedPerChannelParams, FullyConnectedQParams,
@@ -14,6 +17,7 @@ use tinyq_kernels::fully_connected::{
 };
 use tinyq_kernels::{QParamsS8, Rounding};
 
+use super::fast::{isa, with_scratch};
 use super::{activation, Ctx, Kernel, Prepared};
 use crate::Int8Error;
 
@@ -21,6 +25,7 @@ pub(crate) struct FullyConnected {
     scheme: Scheme,
     filter: Vec<i8>,
     bias: Option<Vec<i32>>,
+    fast: Option<FullyConnectedFast>,
 }
 
 enum Scheme {
@@ -86,23 +91,43 @@ pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> 
                 .map_err(ctx.kernel_err())?;
         Scheme::PerChannel { params, multiplier, shift }
     };
-    let kernel = FullyConnected { scheme, filter: ctx.const_i8(w)?.to_vec(), bias };
+    let filter = ctx.const_i8(w)?.to_vec();
+    let fast = isa(ctx.kernels).and_then(|isa| match &scheme {
+        Scheme::PerTensor(params) => FullyConnectedFast::per_tensor(params, &filter, bias.as_deref(), isa),
+        Scheme::PerChannel { params, multiplier, shift } => {
+            FullyConnectedFast::per_channel(params, multiplier, shift, &filter, bias.as_deref(), isa)
+        }
+    });
+    let kernel = FullyConnected { scheme, filter, bias, fast };
     Ok((Kernel::FullyConnected(kernel), vec![ctx.input_id(0)]))
 }
 
 impl FullyConnected {
+    /// `input` may hold several samples back to back: the rows of all of them are computed.
     pub fn eval(&self, input: &[i8], output: &mut [i8]) {
+        if let Some(fast) = &self.fast {
+            return with_scratch(fast.scratch_len(), |scratch| fast.eval(input, scratch, output));
+        }
+        // The reference kernel's batch count is the number of rows this call holds.
+        let rows =
+            |shape: &FullyConnectedShape| FullyConnectedShape { batches: output.len() / shape.output_depth, ..*shape };
         match &self.scheme {
-            Scheme::PerTensor(params) => fully_connected(params, input, &self.filter, self.bias.as_deref(), output),
-            Scheme::PerChannel { params, multiplier, shift } => fully_connected_per_channel(
-                params,
-                multiplier,
-                shift,
-                input,
-                &self.filter,
-                self.bias.as_deref(),
-                output,
-            ),
+            Scheme::PerTensor(params) => {
+                let params = FullyConnectedParams { shape: rows(&params.shape), ..*params };
+                fully_connected(&params, input, &self.filter, self.bias.as_deref(), output)
+            }
+            Scheme::PerChannel { params, multiplier, shift } => {
+                let params = FullyConnectedPerChannelParams { shape: rows(&params.shape), ..*params };
+                fully_connected_per_channel(
+                    &params,
+                    multiplier,
+                    shift,
+                    input,
+                    &self.filter,
+                    self.bias.as_deref(),
+                    output,
+                )
+            }
         }
     }
 }

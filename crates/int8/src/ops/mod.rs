@@ -7,6 +7,7 @@ mod binary;
 mod conv;
 mod conv16;
 mod data_movement;
+mod fast;
 mod fully_connected;
 mod pool;
 mod quantize;
@@ -59,9 +60,9 @@ pub(crate) enum Kernel {
 }
 
 /// Prepares node `index` of `graph`.
-pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
+pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> Result<Step, Int8Error> {
     let node = &graph.nodes[index];
-    let ctx = Ctx { graph, node };
+    let ctx = Ctx { graph, node, kernels };
     if node.outputs.len() != 1 {
         return Err(ctx.err(format!("has {} outputs, every op here has exactly one", node.outputs.len())));
     }
@@ -146,6 +147,28 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
     }
 }
 
+impl Kernel {
+    /// Whether [`eval`] computes several samples in one call when every operand holds them back
+    /// to back: the conv-like kernels (their GEMM rows span the samples), elementwise and
+    /// row-wise kernels. The others run one sample at a time in a batch.
+    pub(crate) fn takes_many_samples(&self) -> bool {
+        match self {
+            Kernel::Conv2D(_) | Kernel::DepthwiseConv2D(_) | Kernel::FullyConnected(_) => true,
+            Kernel::Binary(k) => k.elementwise(),
+            Kernel::Add16(k) => k.elementwise(),
+            Kernel::Reshape | Kernel::Reshape16 | Kernel::FloatReshape => true,
+            Kernel::Activation(_) | Kernel::Quantize(_) | Kernel::Dequantize(_) => true,
+            Kernel::Conv2D16(_) | Kernel::DepthwiseConv2D16(_) | Kernel::FullyConnected16(_) => false,
+            Kernel::Concat(_) | Kernel::Concat16(_) | Kernel::Transpose(_) | Kernel::Pad(_) | Kernel::Pad16(_) => false,
+            Kernel::Pool(k) | Kernel::Pool16(k) => k.fast,
+            Kernel::Mean(_) | Kernel::Mean16(_) => false,
+            Kernel::FloatConv(_) | Kernel::FloatFullyConnected(_) | Kernel::FloatPad(_) | Kernel::FloatTranspose(_) => {
+                false
+            }
+        }
+    }
+}
+
 fn s8(v: &TensorValue) -> &[i8] {
     v.as_i8().expect("int8 operand checked in prepare")
 }
@@ -192,6 +215,8 @@ pub(crate) type Prepared = (Kernel, Vec<TensorId>);
 pub(crate) struct Ctx<'a> {
     pub graph: &'a Graph,
     pub node: &'a Node,
+    /// Which int8 kernels the plan runs.
+    pub kernels: crate::Kernels,
 }
 
 impl<'a> Ctx<'a> {

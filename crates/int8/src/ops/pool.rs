@@ -1,6 +1,8 @@
 //! MAX_POOL_2D and AVERAGE_POOL_2D on int8 or int16 NHWC. TFLM requires the output to keep the
 //! input's quantization, so neither rescales. Kernels: `tinyq_kernels::{max_pool, average_pool}`
-//! (TFLM `reference_integer_ops::MaxPool` / `AveragePool`, int8 and int16 overloads).
+//! (TFLM `reference_integer_ops::MaxPool` / `AveragePool`, int8 and int16 overloads), or their
+//! fast forms in `tinyq_kernels::fast::pool` (same bytes) unless the plan runs the reference
+//! kernels.
 
 use tinyq_ir::op;
 use tinyq_kernels::average_pool::average_pool;
@@ -20,6 +22,8 @@ pub(crate) enum PoolKind {
 pub(crate) struct Pool {
     kind: PoolKind,
     params: PoolParams,
+    /// The fast kernels, which also take many samples per call.
+    pub fast: bool,
 }
 
 /// An int8 pool, or an int16 one (`wide`: input and output int16 with the same scale, zero
@@ -35,7 +39,7 @@ pub(crate) fn prepare_pool(ctx: &Ctx<'_>, kind: PoolKind, p: &op::Pool2D, wide: 
     }
     .map_err(ctx.kernel_err())?;
     ctx.check_output_shape(&params.output_shape)?;
-    let pool = Pool { kind, params };
+    let pool = Pool { kind, params, fast: ctx.kernels != crate::Kernels::Reference };
     Ok((if wide { Kernel::Pool16(pool) } else { Kernel::Pool(pool) }, vec![ctx.input_id(0)]))
 }
 
@@ -52,9 +56,12 @@ fn options(ctx: &Ctx<'_>, p: &op::Pool2D) -> Result<PoolOptions, Int8Error> {
 
 impl Pool {
     pub fn eval<T: QuantizedInt>(&self, input: &[T], output: &mut [T]) {
-        match self.kind {
-            PoolKind::Max => max_pool(&self.params, input, output),
-            PoolKind::Average => average_pool(&self.params, input, output),
+        use tinyq_kernels::fast::pool as fast;
+        match (self.kind, self.fast) {
+            (PoolKind::Max, true) => fast::max_pool(&self.params, input, output),
+            (PoolKind::Average, true) => fast::average_pool(&self.params, input, output),
+            (PoolKind::Max, false) => max_pool(&self.params, input, output),
+            (PoolKind::Average, false) => average_pool(&self.params, input, output),
         }
     }
 }
