@@ -26,7 +26,8 @@ impl Staged {
     /// A temporary folder beside `target` (whose parent must exist); created empty.
     pub fn dir(target: &Path, flag: &'static str) -> Result<Staged> {
         let s = Self::new(target, flag, true)?;
-        std::fs::create_dir(&s.tmp).with_context(|| format!("{flag} {}: cannot create a folder beside it", target.display()))?;
+        std::fs::create_dir(&s.tmp)
+            .with_context(|| format!("{flag} {}: cannot create a folder beside it", target.display()))?;
         Ok(s)
     }
 

@@ -38,7 +38,10 @@ pub(crate) fn load_folder(dir: &Path, o: &ImageOptions) -> Result<(NdArray, NdAr
                 );
                 return Err(format_err(&file, msg));
             }
-            let hw_len = (hw.0 * hw.1) as usize;
+            let hw_len = hw.0 as usize * hw.1 as usize;
+            let total = [y.len() + 1, hw.0 as usize, hw.1 as usize, channels];
+            tinyq_ir::size::tensor_numel(&total, 4)
+                .map_err(|m| format_err(dir, format!("the images together: {m}")))?;
             let at = x.len();
             x.resize(at + hw_len * channels, 0.0);
             for (i, px) in pixels.chunks_exact(channels).enumerate() {
@@ -75,6 +78,10 @@ fn decode(file: &Path, o: &ImageOptions, channels: usize) -> Result<((u32, u32),
         .map_err(|e| format_err(file, format!("cannot decode image: {e}")))?;
     let img = match o.resize {
         Some((h, w)) if h == 0 || w == 0 => return Err(format_err(file, "--resize needs non-zero height and width")),
+        Some((h, w)) if tinyq_ir::size::tensor_numel(&[h as usize, w as usize, 4], 4).is_err() => {
+            let msg = tinyq_ir::size::tensor_numel(&[h as usize, w as usize, 4], 4).unwrap_err();
+            return Err(format_err(file, format!("--resize {h}x{w}: {msg}")));
+        }
         Some((h, w)) if (img.height(), img.width()) != (h, w) => img.resize_exact(w, h, FilterType::Triangle),
         _ => img,
     };

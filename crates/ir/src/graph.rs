@@ -43,8 +43,7 @@ impl Graph {
 
     /// Number of places reading `t`: node inputs plus graph outputs.
     pub fn use_count(&self, t: TensorId) -> usize {
-        let in_nodes: usize =
-            self.nodes.iter().map(|n| n.inputs.iter().filter(|&&i| i == t).count()).sum();
+        let in_nodes: usize = self.nodes.iter().map(|n| n.inputs.iter().filter(|&&i| i == t).count()).sum();
         in_nodes + self.outputs.iter().filter(|&&o| o == t).count()
     }
 
@@ -64,8 +63,12 @@ impl Graph {
             .fold((0, 0), |(n, b), (_, t)| (n + t.numel(), b + t.size_bytes()))
     }
 
-    /// Checks structure and re-infers every node's output shapes against the stored ones.
+    /// Checks structure (ids in range, one writer per tensor, sizes within
+    /// [`crate::size::max_tensor_bytes`], constant data matching shapes, no NaN weights, usable
+    /// quantization parameters) and re-infers every node's output shapes against the stored ones.
     pub fn validate(&self) -> Result<(), IrError> {
+        crate::check::check_tensors(self)?;
+        crate::check::check_writers(self)?;
         let mut defined = vec![false; self.tensors.len()];
         for (i, t) in self.tensors.iter().enumerate() {
             defined[i] = t.is_constant();
@@ -110,10 +113,7 @@ impl Graph {
         }
         for &o in &self.outputs {
             if !defined[o] {
-                return Err(IrError::Graph(format!(
-                    "graph output `{}` is never computed",
-                    self.tensors[o].name
-                )));
+                return Err(IrError::Graph(format!("graph output `{}` is never computed", self.tensors[o].name)));
             }
         }
         Ok(())
@@ -168,9 +168,7 @@ impl Graph {
             let Some(pos) = pos else {
                 let name = pending[0].name.clone();
                 self.nodes.append(&mut pending);
-                return Err(IrError::Graph(format!(
-                    "the graph has a cycle or an undefined input at node `{name}`"
-                )));
+                return Err(IrError::Graph(format!("the graph has a cycle or an undefined input at node `{name}`")));
             };
             let n = pending.remove(pos);
             n.outputs.iter().for_each(|&o| ready[o] = true);

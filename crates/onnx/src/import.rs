@@ -114,7 +114,9 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         if imp.values.contains_key(&vi.name) {
             continue;
         }
-        let shape = input_shape(vi).map_err(|msg| OnnxError::Model(format!("input `{}`: {msg}", vi.name)))?;
+        let shape = input_shape(vi)
+            .and_then(|s| tinyq_ir::size::tensor_numel(&s, 4).map(|_| s))
+            .map_err(|msg| OnnxError::Model(format!("input `{}`: {msg}", vi.name)))?;
         let id = imp.g.add_tensor(Tensor::activation(vi.name.clone(), shape.clone(), DType::F32));
         imp.names.insert(vi.name.clone());
         imp.g.inputs.push(id);
@@ -182,7 +184,7 @@ fn input_shape(vi: &crate::proto::ValueInfoProto) -> Result<Vec<usize>, String> 
     dims.iter()
         .enumerate()
         .map(|(i, d)| match &d.value {
-            Some(D::DimValue(v)) if *v > 0 => Ok(*v as usize),
+            Some(D::DimValue(v)) if *v > 0 => tinyq_ir::size::dim(*v),
             Some(D::DimValue(0)) | Some(D::DimParam(_)) | None if i == 0 => Ok(1),
             Some(D::DimParam(p)) => Err(format!("dimension {i} is dynamic (`{p}`); tinyq needs static shapes")),
             _ => Err(format!("dimension {i} is unknown; tinyq needs static shapes")),
@@ -239,6 +241,7 @@ impl Importer {
             Some(s) => return Err(format!("cannot reshape {:?} to {s:?}", shapes[0])),
             None => inferred,
         };
+        tinyq_ir::size::tensor_numel(&out_shape, DType::F32.size_bytes()).map_err(|e| format!("output `{out_name}`: {e}"))?;
         let name = self.unique(out_name);
         let node_name = if self.node_outputs.iter().any(|o| o == out_name) { self.node_name.clone() } else { name.clone() };
         let out = self.g.add_tensor(Tensor::activation(name, out_shape, DType::F32));

@@ -220,6 +220,7 @@ fn read_tensor(
         tfl::TensorType::Int64 => DType::I64,
         other => return Err(err(format!("element type {other:?} is not supported"))),
     };
+    tinyq_ir::size::tensor_numel(&shape, dtype.size_bytes()).map_err(&err)?;
     if t.sparsity().map_err(malformed(&what))?.is_some() {
         return Err(err("sparse tensors are not supported".into()));
     }

@@ -50,8 +50,10 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
         64 => PointerWidth::Bits64,
         other => return Err(TinyqError::Input(format!("--pointer-width {other}: expected 32 or 64"))),
     };
-    let plan: ArenaPlan = plan_arena(&bytes, width).map_err(|e| ctx(e.to_string()))?;
+    // The reader's checks come first: the arena planner and the breakdown see only files every
+    // other command would accept too.
     let g = tinyq_tflite::read_tflite(&bytes).map_err(|e| ctx(e.to_string()))?;
+    let plan: ArenaPlan = plan_arena(&bytes, width).map_err(|e| ctx(e.to_string()))?;
     let flash = tinyq_tflite::flash_breakdown(&bytes).map_err(|e| ctx(e.to_string()))?;
     let layers = g
         .nodes

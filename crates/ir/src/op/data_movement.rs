@@ -19,8 +19,8 @@ impl Concat {
         let mut out = first.to_vec();
         out[self.axis] = 0;
         for s in inputs {
-            let same = s.len() == first.len()
-                && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == self.axis || a == b);
+            let same =
+                s.len() == first.len() && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == self.axis || a == b);
             if !same {
                 return Err(format!("input shapes {first:?} and {s:?} differ outside axis {}", self.axis));
             }
@@ -39,7 +39,9 @@ pub struct Transpose {
 impl Transpose {
     pub fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>, String> {
         let mut seen = vec![false; x.len()];
-        if self.perm.len() != x.len() || !self.perm.iter().all(|&p| p < x.len() && !std::mem::replace(&mut seen[p], true)) {
+        if self.perm.len() != x.len()
+            || !self.perm.iter().all(|&p| p < x.len() && !std::mem::replace(&mut seen[p], true))
+        {
             return Err(format!("perm {:?} is not a permutation of rank {}", self.perm, x.len()));
         }
         Ok(self.perm.iter().map(|&p| x[p]).collect())
@@ -58,6 +60,6 @@ impl Pad {
         if self.pads.len() != x.len() {
             return Err(format!("{} pad pairs for rank {}", self.pads.len(), x.len()));
         }
-        Ok(x.iter().zip(&self.pads).map(|(d, p)| d + p[0] + p[1]).collect())
+        Ok(x.iter().zip(&self.pads).map(|(d, p)| d.saturating_add(p[0]).saturating_add(p[1])).collect())
     }
 }

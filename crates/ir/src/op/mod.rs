@@ -59,7 +59,12 @@ pub enum Padding {
     Same,
     Valid,
     /// Explicit pixels; TFLite cannot express it directly (export adds a PAD).
-    Explicit { top: usize, bottom: usize, left: usize, right: usize },
+    Explicit {
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    },
 }
 
 /// Resolved geometry of one spatial axis.
@@ -80,11 +85,17 @@ impl Padding {
         stride: usize,
         dilation: usize,
     ) -> Result<Axis, String> {
-        let eff = (kernel - 1) * dilation + 1;
+        if kernel == 0 || stride == 0 || dilation == 0 {
+            return Err(format!("kernel {kernel}, stride {stride} and dilation {dilation} must all be at least 1"));
+        }
+        let eff = (kernel - 1)
+            .checked_mul(dilation)
+            .and_then(|e| e.checked_add(1))
+            .ok_or_else(|| format!("kernel {kernel} with dilation {dilation} is too large"))?;
         let (before, after) = match self {
             Padding::Same => {
                 let out = input.div_ceil(stride);
-                let total = ((out - 1) * stride + eff).saturating_sub(input);
+                let total = (out.saturating_sub(1).saturating_mul(stride).saturating_add(eff)).saturating_sub(input);
                 (total / 2, total - total / 2)
             }
             Padding::Valid => (0, 0),
@@ -96,7 +107,7 @@ impl Padding {
                 }
             }
         };
-        let padded = input + before + after;
+        let padded = input.saturating_add(before).saturating_add(after);
         if padded < eff {
             return Err(format!(
                 "window {eff} is larger than the padded input {padded} (input {input}, stride {stride})"
@@ -113,7 +124,8 @@ impl Padding {
         }
         let same = |d: usize| Padding::Same.resolve(d, input[d], kernel[d], stride[d], dilation[d]);
         let (Ok(h), Ok(w)) = (same(0), same(1)) else { return self };
-        let total = |d: usize, a: Axis| ((a.out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1).saturating_sub(input[d]);
+        let total =
+            |d: usize, a: Axis| ((a.out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1).saturating_sub(input[d]);
         if h.pad_before == top && total(0, h) == top + bottom && w.pad_before == left && total(1, w) == left + right {
             Padding::Same
         } else {
