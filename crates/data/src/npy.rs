@@ -161,6 +161,7 @@ pub(crate) struct NpzSource {
     zip: Mutex<ZipArchive<BufReader<File>>>,
     entries: HashMap<String, usize>,
     unsupported: HashMap<String, String>,
+    shapes: HashMap<String, Vec<usize>>,
 }
 
 impl NpzSource {
@@ -171,6 +172,7 @@ impl NpzSource {
         let mut zip = ZipArchive::new(BufReader::new(file))
             .map_err(|e| format_err(path, format!("not a valid .npz (zip) archive: {e}")))?;
         let (mut keys, mut entries, mut unsupported) = (Vec::new(), HashMap::new(), HashMap::new());
+        let mut shapes = HashMap::new();
         for i in 0..zip.len() {
             let mut entry = zip.by_index(i).map_err(|e| format_err(path, format!("corrupt zip entry #{i}: {e}")))?;
             let Some(key) = npyz::npz::array_name_from_file_name(entry.name()).map(str::to_string) else {
@@ -182,11 +184,17 @@ impl NpzSource {
                 Ok(_) if entries.contains_key(&key) => {}
                 Ok(_) => {
                     keys.push(key.clone());
+                    shapes.insert(key.clone(), header.shape);
                     entries.insert(key, i);
                 }
             }
         }
-        Ok((NpzSource { zip: Mutex::new(zip), entries, unsupported }, keys))
+        Ok((NpzSource { zip: Mutex::new(zip), entries, unsupported, shapes }, keys))
+    }
+
+    /// The shape array `key`'s header declares, known without inflating its data.
+    pub(crate) fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.shapes.get(key).map(Vec::as_slice)
     }
 
     /// Decodes array `key`; `Ok(None)` if the archive has no such array.

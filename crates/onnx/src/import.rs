@@ -80,6 +80,7 @@ pub fn import_model(path: &Path, opts: &ImportOptions) -> Result<Graph, OnnxErro
     let model = load_model_proto(path)?;
     import_proto(&model, opts).map_err(|e| match e {
         OnnxError::Model(msg) => OnnxError::Model(format!("{}: {msg}", path.display())),
+        node @ OnnxError::Node { .. } => OnnxError::InFile { path: path.to_path_buf(), source: Box::new(node) },
         other => other,
     })
 }
@@ -136,6 +137,11 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         };
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(fail(format!("domain `{}` is not supported (only the default ONNX domain)", node.domain)));
+        }
+        // ONNX is single-assignment: a value written twice (or a graph input or initializer
+        // overwritten) is a broken file, not something to resolve by order.
+        if let Some(o) = node.output.iter().find(|o| !o.is_empty() && imp.values.contains_key(*o)) {
+            return Err(fail(format!("writes `{o}`, which is already defined")));
         }
         ops::translate(&mut imp, node).map_err(fail)?;
     }
