@@ -28,6 +28,7 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
         )));
     }
     let model = tfl::ModelRef::read_as_root(bytes).map_err(malformed("the model table"))?;
+    crate::verify::verify(bytes, model)?;
     let version = model.version().map_err(malformed("Model.version"))?;
     if version != SCHEMA_VERSION {
         return Err(TfliteError::NotTflite(format!("schema version {version}, expected {SCHEMA_VERSION}")));
