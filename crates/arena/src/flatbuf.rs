@@ -75,7 +75,8 @@ pub fn parse(bytes: &[u8]) -> Result<FbModel, ArenaError> {
     }
     let mut metadata_names = Vec::new();
     for m in root.metadata().map_err(at("Model.metadata"))?.into_iter().flatten() {
-        metadata_names.push(m.map_err(at("metadata"))?.name().map_err(at("metadata name"))?.unwrap_or_default().to_string());
+        metadata_names
+            .push(m.map_err(at("metadata"))?.name().map_err(at("metadata name"))?.unwrap_or_default().to_string());
     }
     let mut subgraphs = Vec::new();
     for sg in root.subgraphs().map_err(at("Model.subgraphs"))?.into_iter().flatten() {
@@ -121,7 +122,8 @@ pub fn parse(bytes: &[u8]) -> Result<FbModel, ArenaError> {
                 None => Ok(()),
             }
         };
-        let (inputs, outputs) = (ints(sg.inputs().map_err(at("subgraph inputs"))?), ints(sg.outputs().map_err(at("subgraph outputs"))?));
+        let (inputs, outputs) =
+            (ints(sg.inputs().map_err(at("subgraph inputs"))?), ints(sg.outputs().map_err(at("subgraph outputs"))?));
         check(&inputs, "subgraph inputs")?;
         check(&outputs, "subgraph outputs")?;
         for (k, op) in ops.iter().enumerate() {

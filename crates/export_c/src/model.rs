@@ -68,7 +68,8 @@ fn inspect_inner(bytes: &[u8]) -> Result<ModelInfo, String> {
     let model = schema::ModelRef::read_as_root(bytes).map_err(at("the model table".into()))?;
     let mut codes = Vec::new();
     let mut customs = Vec::new();
-    for (i, oc) in model.operator_codes().map_err(at("Model.operator_codes".into()))?.into_iter().flatten().enumerate() {
+    for (i, oc) in model.operator_codes().map_err(at("Model.operator_codes".into()))?.into_iter().flatten().enumerate()
+    {
         let what = format!("operator code {i}");
         let oc = oc.map_err(at(what.clone()))?;
         let deprecated = oc.deprecated_builtin_code().map_err(at(what.clone()))?;
@@ -89,9 +90,9 @@ fn inspect_inner(bytes: &[u8]) -> Result<ModelInfo, String> {
         for (k, op) in sg.operators().map_err(at(what.clone()))?.into_iter().flatten().enumerate() {
             let what = format!("{what} operator {k}");
             let idx = op.and_then(|op| op.opcode_index()).map_err(at(what.clone()))? as usize;
-            let slot = referenced
-                .get_mut(idx)
-                .ok_or_else(|| format!("{what}: opcode index {idx} is out of range ({} operator codes)", codes.len()))?;
+            let slot = referenced.get_mut(idx).ok_or_else(|| {
+                format!("{what}: opcode index {idx} is out of range ({} operator codes)", codes.len())
+            })?;
             *slot = true;
         }
         if s == 0 {
@@ -286,4 +287,3 @@ const RESOLVER: &[(i32, &str)] = &[
     (144, "AddAssignVariable"),
     (145, "AddBroadcastArgs"),
 ];
-

@@ -10,8 +10,8 @@
 //! through the observer hook: calibration reads them, and a backward pass can walk them in
 //! reverse. The engine does not quantize; fake quantization is a graph rewrite, not an engine mode.
 
-mod ops;
 pub mod backward;
+mod ops;
 
 use tinyq_ir::{numel, DType, Graph, Node, Op, TensorId};
 
@@ -131,12 +131,24 @@ impl Plan {
         let out_shape = &g.tensor(node.outputs[0]).shape[..];
         let mut out = vec![0f32; numel(out_shape)];
         match &node.op {
-            Op::Conv2D(p) => ops::conv::conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out),
-            Op::DepthwiseConv2D(p) => ops::conv::depthwise_conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out),
-            Op::FullyConnected(p) => ops::fully_connected::fully_connected(x[0], x[1], shape(1), x.get(2).copied(), p.activation, &mut out),
-            Op::Add(p) => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a + b, &mut out),
-            Op::Sub(p) => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a - b, &mut out),
-            Op::Mul(p) => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a * b, &mut out),
+            Op::Conv2D(p) => {
+                ops::conv::conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out)
+            }
+            Op::DepthwiseConv2D(p) => {
+                ops::conv::depthwise_conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out)
+            }
+            Op::FullyConnected(p) => {
+                ops::fully_connected::fully_connected(x[0], x[1], shape(1), x.get(2).copied(), p.activation, &mut out)
+            }
+            Op::Add(p) => {
+                ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a + b, &mut out)
+            }
+            Op::Sub(p) => {
+                ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a - b, &mut out)
+            }
+            Op::Mul(p) => {
+                ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a * b, &mut out)
+            }
             Op::Concat(p) => {
                 let shapes: Vec<&[usize]> = (0..x.len()).map(shape).collect();
                 ops::data_movement::concat(x, &shapes, p.axis, p.activation, &mut out)

@@ -5,8 +5,10 @@
 
 use proptest::prelude::*;
 use tinyq_float::{backward::backward, Plan};
-use tinyq_ir::op::{Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, Softmax, Transpose};
 use tinyq_ir::op::Binary;
+use tinyq_ir::op::{
+    Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, Softmax, Transpose,
+};
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, Tensor};
 
 const EPS: f32 = 1e-2;
@@ -29,8 +31,11 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 /// A one-node graph whose every input is a graph input (so each can be perturbed).
 fn single(op: &Op, shapes: &[Vec<usize>], out: Option<Vec<usize>>) -> Option<Graph> {
     let mut g = Graph::default();
-    let inputs: Vec<usize> =
-        shapes.iter().enumerate().map(|(i, s)| g.add_tensor(Tensor::activation(format!("x{i}"), s.clone(), DType::F32))).collect();
+    let inputs: Vec<usize> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| g.add_tensor(Tensor::activation(format!("x{i}"), s.clone(), DType::F32)))
+        .collect();
     let out = match out {
         Some(o) => o,
         None => {
@@ -49,7 +54,13 @@ fn single(op: &Op, shapes: &[Vec<usize>], out: Option<Vec<usize>>) -> Option<Gra
 }
 
 /// Checks every input's gradient; returns Err on a mismatch. `scales[i]` sets input i's range.
-fn check(op: Op, shapes: Vec<Vec<usize>>, out: Option<Vec<usize>>, seed: u64, scales: &[f32]) -> Result<(), TestCaseError> {
+fn check(
+    op: Op,
+    shapes: Vec<Vec<usize>>,
+    out: Option<Vec<usize>>,
+    seed: u64,
+    scales: &[f32],
+) -> Result<(), TestCaseError> {
     let Some(graph) = single(&op, &shapes, out) else { return Ok(()) };
     let plan = Plan::new(&graph).expect("plan");
     let mut data: Vec<Vec<f32>> = shapes
@@ -65,7 +76,9 @@ fn check(op: Op, shapes: Vec<Vec<usize>>, out: Option<Vec<usize>>, seed: u64, sc
     let y = run(&data);
     let g = values(y.len(), seed ^ 0xABCD, 1.0);
     // Max-pool windows lying wholly in padding output -inf whatever the input: constant, left out.
-    let loss = |y: &[f32]| -> f64 { y.iter().zip(&g).filter(|(a, _)| a.is_finite()).map(|(&a, &b)| a as f64 * b as f64).sum() };
+    let loss = |y: &[f32]| -> f64 {
+        y.iter().zip(&g).filter(|(a, _)| a.is_finite()).map(|(&a, &b)| a as f64 * b as f64).sum()
+    };
     let l0 = loss(&y);
     let refs: Vec<&[f32]> = data.iter().map(|v| &v[..]).collect();
     let srefs: Vec<&[usize]> = shapes.iter().map(|s| &s[..]).collect();

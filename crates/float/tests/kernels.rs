@@ -39,7 +39,18 @@ fn single(op: Op, x_shape: Vec<usize>, consts: Vec<(Vec<usize>, Vec<f32>)>) -> O
 
 /// Direct NHWC convolution: groups, stride, dilation, explicit padding.
 #[allow(clippy::too_many_arguments)]
-fn conv_direct(x: &[f32], [h, w, c]: [usize; 3], wt: &[f32], [oc, kh, kw, cg]: [usize; 4], bias: &[f32], stride: usize, dil: usize, [pt, pl]: [usize; 2], [oh, ow]: [usize; 2], depthwise: bool) -> Vec<f32> {
+fn conv_direct(
+    x: &[f32],
+    [h, w, c]: [usize; 3],
+    wt: &[f32],
+    [oc, kh, kw, cg]: [usize; 4],
+    bias: &[f32],
+    stride: usize,
+    dil: usize,
+    [pt, pl]: [usize; 2],
+    [oh, ow]: [usize; 2],
+    depthwise: bool,
+) -> Vec<f32> {
     let mut out = vec![0f32; oh * ow * oc];
     let groups = if depthwise { c } else { c / cg };
     let per_group = oc / groups;

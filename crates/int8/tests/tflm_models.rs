@@ -264,7 +264,12 @@ fn float_models_are_refused_naming_the_first_node_without_a_float_kernel() {
         .find(|n| {
             !matches!(
                 n.op,
-                Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) | Op::Reshape | Op::Transpose(_) | Op::Pad(_)
+                Op::Conv2D(_)
+                    | Op::DepthwiseConv2D(_)
+                    | Op::FullyConnected(_)
+                    | Op::Reshape
+                    | Op::Transpose(_)
+                    | Op::Pad(_)
             )
         })
         .expect("the model has a pool");

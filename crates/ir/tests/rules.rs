@@ -51,7 +51,8 @@ fn per_channel_mul_and_add_fold_into_the_dense_layer_then_relu_fuses() {
     let b = konst(&mut g, "b", &[3], vec![0.5, 0.5, 0.5]);
     let s = konst(&mut g, "s", &[3], vec![2.0, -1.0, 0.0]);
     let t = konst(&mut g, "t", &[1, 3], vec![1.0, 2.0, 3.0]);
-    let (f, m, a, y) = (act(&mut g, "f", &[1, 3]), act(&mut g, "m", &[1, 3]), act(&mut g, "a", &[1, 3]), act(&mut g, "y", &[1, 3]));
+    let (f, m, a, y) =
+        (act(&mut g, "f", &[1, 3]), act(&mut g, "m", &[1, 3]), act(&mut g, "a", &[1, 3]), act(&mut g, "y", &[1, 3]));
     node(&mut g, "fc", Op::FullyConnected(FullyConnected::default()), vec![x, w, b], f);
     node(&mut g, "mul", Op::Mul(Binary::default()), vec![f, s], m);
     node(&mut g, "add", Op::Add(Binary::default()), vec![t, m], a);
@@ -90,7 +91,10 @@ fn same_padding_matches_tflite_and_explicit_padding_canonicalizes() {
     let torch_style = Padding::Explicit { top: 1, bottom: 1, left: 1, right: 1 };
     assert_eq!(torch_style.canonical([28, 28], [3, 3], [1, 1], [1, 1]), Padding::Same);
     assert_eq!(torch_style.canonical([28, 28], [3, 3], [2, 2], [1, 1]), torch_style);
-    assert_eq!(Padding::Explicit { top: 0, bottom: 0, left: 0, right: 0 }.canonical([5, 5], [3, 3], [1, 1], [1, 1]), Padding::Valid);
+    assert_eq!(
+        Padding::Explicit { top: 0, bottom: 0, left: 0, right: 0 }.canonical([5, 5], [3, 3], [1, 1], [1, 1]),
+        Padding::Valid
+    );
     assert!(Padding::Valid.resolve(0, 2, 3, 1, 1).is_err());
 }
 

@@ -63,7 +63,10 @@ pub mod transpose;
 
 pub use conv16::QParamsS16;
 pub use error::KernelError;
-pub use fixedpoint::{calculate_activation_range_quantized, calculate_activation_range_quantized_s16, FusedActivation, QuantizedMultiplier, Rounding};
+pub use fixedpoint::{
+    calculate_activation_range_quantized, calculate_activation_range_quantized_s16, FusedActivation,
+    QuantizedMultiplier, Rounding,
+};
 pub use padding::{Padding, PaddingValues};
 pub use shape::{BroadcastShapes, MAX_DIMS};
 

@@ -55,7 +55,11 @@ pub fn requantize_s8(params: &RequantizeParams, input: &[i8], output: &mut [i8])
 ///
 /// # Panics
 /// If the slices differ in length.
-pub fn requantize_int<I: Copy + Into<i32>, O: TryFrom<i32> + Bounded>(params: &RequantizeParams, input: &[I], output: &mut [O]) {
+pub fn requantize_int<I: Copy + Into<i32>, O: TryFrom<i32> + Bounded>(
+    params: &RequantizeParams,
+    input: &[I],
+    output: &mut [O],
+) {
     assert_eq!(input.len(), output.len());
     for (out, &x) in output.iter_mut().zip(input) {
         let value = multiply_by_quantized_multiplier_with(

@@ -187,12 +187,7 @@ pub fn gather(data: &Const, indices: &Const, axis_: usize) -> Result<Const, Stri
             flat.extend(base..base + inner);
         }
     }
-    let shape = data.shape[..axis_]
-        .iter()
-        .chain(&indices.shape)
-        .chain(&data.shape[axis_ + 1..])
-        .copied()
-        .collect();
+    let shape = data.shape[..axis_].iter().chain(&indices.shape).chain(&data.shape[axis_ + 1..]).copied().collect();
     Ok(Const { shape, data: data.data.gather(&flat) })
 }
 

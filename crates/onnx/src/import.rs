@@ -29,10 +29,7 @@ pub struct OpSupport {
 
 /// The ONNX ops (default domain) the importer understands.
 pub fn supported_ops() -> Vec<OpSupport> {
-    ops::TABLE
-        .iter()
-        .map(|e| OpSupport { op: e.op, since: e.since, until: OPSET_RANGE.1 })
-        .collect()
+    ops::TABLE.iter().map(|e| OpSupport { op: e.op, since: e.since, until: OPSET_RANGE.1 }).collect()
 }
 
 /// How the IR stores an ONNX value.
@@ -129,12 +126,7 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
     for (i, node) in graph.node.iter().enumerate() {
         imp.node_name = if node.name.is_empty() { format!("{}_{i}", node.op_type) } else { node.name.clone() };
         imp.node_outputs = node.output.clone();
-        let fail = |msg: String| OnnxError::Node {
-            node: imp_name(node, i),
-            op_type: node.op_type.clone(),
-            opset,
-            msg,
-        };
+        let fail = |msg: String| OnnxError::Node { node: imp_name(node, i), op_type: node.op_type.clone(), opset, msg };
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(fail(format!("domain `{}` is not supported (only the default ONNX domain)", node.domain)));
         }
@@ -146,9 +138,11 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         ops::translate(&mut imp, node).map_err(fail)?;
     }
     for vi in &graph.output {
-        let v = imp.values.get(&vi.name).cloned().ok_or_else(|| {
-            OnnxError::Model(format!("graph output `{}` is not produced by any node", vi.name))
-        })?;
+        let v = imp
+            .values
+            .get(&vi.name)
+            .cloned()
+            .ok_or_else(|| OnnxError::Model(format!("graph output `{}` is not produced by any node", vi.name)))?;
         let id = imp.identity(&v).map_err(|msg| OnnxError::Model(format!("output `{}`: {msg}", vi.name)))?;
         if imp.g.tensors[id].name != vi.name {
             let clash = imp.g.tensors.iter().position(|t| t.name == vi.name);
@@ -239,7 +233,13 @@ impl Importer {
     }
 
     /// Emits one IR node; its output shape comes from the op's shape rule (or `shape` for Reshape).
-    pub fn emit(&mut self, op: Op, inputs: Vec<TensorId>, out_name: &str, shape: Option<Vec<usize>>) -> Result<TensorId, String> {
+    pub fn emit(
+        &mut self,
+        op: Op,
+        inputs: Vec<TensorId>,
+        out_name: &str,
+        shape: Option<Vec<usize>>,
+    ) -> Result<TensorId, String> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|&i| &self.g.tensors[i].shape[..]).collect();
         let inferred = op.infer_shapes(&shapes)?.remove(0);
         let out_shape = match shape {
@@ -247,9 +247,11 @@ impl Importer {
             Some(s) => return Err(format!("cannot reshape {:?} to {s:?}", shapes[0])),
             None => inferred,
         };
-        tinyq_ir::size::tensor_numel(&out_shape, DType::F32.size_bytes()).map_err(|e| format!("output `{out_name}`: {e}"))?;
+        tinyq_ir::size::tensor_numel(&out_shape, DType::F32.size_bytes())
+            .map_err(|e| format!("output `{out_name}`: {e}"))?;
         let name = self.unique(out_name);
-        let node_name = if self.node_outputs.iter().any(|o| o == out_name) { self.node_name.clone() } else { name.clone() };
+        let node_name =
+            if self.node_outputs.iter().any(|o| o == out_name) { self.node_name.clone() } else { name.clone() };
         let out = self.g.add_tensor(Tensor::activation(name, out_shape, DType::F32));
         self.g.nodes.push(Node { name: node_name, op, inputs, outputs: vec![out] });
         Ok(out)

@@ -16,8 +16,8 @@ mod error;
 pub mod export;
 mod import;
 mod load;
-pub mod proto;
 mod ops;
+pub mod proto;
 
 pub use error::OnnxError;
 pub use export::{to_onnx_bytes, write_onnx, ExportOptions};

@@ -64,13 +64,16 @@ fn resolve_external(
         return Err(err(format!("external data location `{location}` leaves the model's folder")));
     }
     let parse = |k: &str| -> Result<Option<u64>, OnnxError> {
-        get(k).map(|v| v.parse::<u64>().map_err(|_| err(format!("external data {k} `{v}` is not a number")))).transpose()
+        get(k)
+            .map(|v| v.parse::<u64>().map_err(|_| err(format!("external data {k} `{v}` is not a number"))))
+            .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?;
     let file = dir.join(rel);
     if !files.contains_key(&file) {
-        let bytes = std::fs::read(&file).map_err(|e| err(format!("cannot read external data {}: {e}", file.display())))?;
+        let bytes =
+            std::fs::read(&file).map_err(|e| err(format!("cannot read external data {}: {e}", file.display())))?;
         files.insert(file.clone(), bytes);
     }
     let data = &files[&file];

@@ -4,7 +4,9 @@
 //! inputs are constants, and otherwise emits IR ops on tensors in whatever stored layout is
 //! cheapest, recording the layout of its outputs. Specs: <https://onnx.ai/onnx/operators/>.
 
-use tinyq_ir::op::{self as irop, Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, Softmax};
+use tinyq_ir::op::{
+    self as irop, Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, Softmax,
+};
 use tinyq_ir::{numel, FusedActivation, Op, Padding, TensorData, TensorId};
 
 use crate::constfold::{self, Const};
@@ -64,10 +66,9 @@ table! {
 }
 
 pub(crate) fn translate(imp: &mut Importer, node: &NodeProto) -> Result<(), String> {
-    let entry = TABLE
-        .iter()
-        .find(|e| e.op == node.op_type)
-        .ok_or_else(|| format!("op `{}` is not supported by tinyq (`tinyq ops` lists the supported ones)", node.op_type))?;
+    let entry = TABLE.iter().find(|e| e.op == node.op_type).ok_or_else(|| {
+        format!("op `{}` is not supported by tinyq (`tinyq ops` lists the supported ones)", node.op_type)
+    })?;
     if imp.opset < entry.since {
         return Err(format!("tinyq supports {} from opset {}", entry.op, entry.since));
     }
@@ -106,7 +107,9 @@ impl Ctx<'_> {
         let Some(name) = self.input_name(i) else { return Ok(None) };
         match imp.value(name)? {
             Value::Const(c) => Ok(Some(c)),
-            Value::Tensor { .. } => Err(format!("input {i} (`{name}`) must be a constant; tinyq does not compute it at run time")),
+            Value::Tensor { .. } => {
+                Err(format!("input {i} (`{name}`) must be a constant; tinyq does not compute it at run time"))
+            }
         }
     }
     fn out(&self, i: usize) -> Result<&str, String> {
@@ -238,7 +241,9 @@ fn reshape_value(imp: &mut Importer, v: &Value, target: Vec<usize>, out: &str) -
     }
     match v {
         Value::Const(k) => Ok(Value::Const(k.reshaped(target))),
-        Value::Tensor { id, layout: Layout::Perm(p) } if p.len() == 4 && *p == channels_last(4) && target.len() == 2 && target[0] == src[0] => {
+        Value::Tensor { id, layout: Layout::Perm(p) }
+            if p.len() == 4 && *p == channels_last(4) && target.len() == 2 && target[0] == src[0] =>
+        {
             let (c, h, w) = (src[1], src[2], src[3]);
             let id = imp.reshape(*id, target, out)?;
             let layout = if c == 1 || h * w == 1 { Layout::Perm(identity(2)) } else { Layout::Flat { c, h, w } };
@@ -290,7 +295,8 @@ fn reshape(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 fn flatten(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let v = c.input(imp, 0)?;
     let src = imp.shape(&v);
-    let axis = if c.int("axis", 1) == src.len() as i64 { src.len() } else { constfold::axis(c.int("axis", 1), src.len())? };
+    let axis =
+        if c.int("axis", 1) == src.len() as i64 { src.len() } else { constfold::axis(c.int("axis", 1), src.len())? };
     let target = vec![src[..axis].iter().product(), src[axis..].iter().product()];
     let out = reshape_value(imp, &v, target, c.out(0)?)?;
     imp.set(c.out(0)?, out);
@@ -350,23 +356,32 @@ fn transpose(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 }
 
 fn concat(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
-    let vals: Vec<Value> = (0..c.node.input.len()).filter(|&i| c.input_name(i).is_some()).map(|i| c.input(imp, i)).collect::<Result<_, _>>()?;
+    let vals: Vec<Value> = (0..c.node.input.len())
+        .filter(|&i| c.input_name(i).is_some())
+        .map(|i| c.input(imp, i))
+        .collect::<Result<_, _>>()?;
     let rank = imp.shape(vals.first().ok_or("Concat without inputs")?).len();
     let axis = constfold::axis(c.int("axis", 1), rank)?;
     if vals.iter().all(|v| matches!(v, Value::Const(_))) {
-        let parts: Vec<Const> = vals.into_iter().map(|v| if let Value::Const(k) = v { k } else { unreachable!() }).collect();
+        let parts: Vec<Const> =
+            vals.into_iter().map(|v| if let Value::Const(k) = v { k } else { unreachable!() }).collect();
         imp.set(c.out(0)?, Value::Const(constfold::concat(&parts, axis)?));
         return Ok(());
     }
-    let perms: Vec<&Vec<usize>> = vals.iter().filter_map(|v| match v {
-        Value::Tensor { layout: Layout::Perm(p), .. } => Some(p),
-        _ => None,
-    }).collect();
+    let perms: Vec<&Vec<usize>> = vals
+        .iter()
+        .filter_map(|v| match v {
+            Value::Tensor { layout: Layout::Perm(p), .. } => Some(p),
+            _ => None,
+        })
+        .collect();
     let tensors = vals.iter().filter(|v| matches!(v, Value::Tensor { .. })).count();
-    let perm = if perms.len() == tensors && perms.iter().all(|p| *p == perms[0]) { perms[0].clone() } else { identity(rank) };
+    let perm =
+        if perms.len() == tensors && perms.iter().all(|p| *p == perms[0]) { perms[0].clone() } else { identity(rank) };
     let ids: Vec<TensorId> = vals.iter().map(|v| imp.stored_as(v, &perm)).collect::<Result<_, _>>()?;
     let stored_axis = perm.iter().position(|&a| a == axis).ok_or("axis out of range")?;
-    let id = imp.emit(Op::Concat(Concat { axis: stored_axis, activation: FusedActivation::None }), ids, c.out(0)?, None)?;
+    let id =
+        imp.emit(Op::Concat(Concat { axis: stored_axis, activation: FusedActivation::None }), ids, c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
     Ok(())
 }
@@ -443,7 +458,9 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
             (Layout::Perm(p), t) if s.len() == p.len() => imp.stored_as(t, p),
             // A lower-rank tensor broadcasts from the right: only in ONNX's own layout.
             (Layout::Perm(_), t) => imp.identity(t),
-            (Layout::Flat { .. }, Value::Const(k)) if numel(&k.shape) == 1 => Ok(imp.add_const(&k.reshaped(vec![1]), out)),
+            (Layout::Flat { .. }, Value::Const(k)) if numel(&k.shape) == 1 => {
+                Ok(imp.add_const(&k.reshaped(vec![1]), out))
+            }
             (Layout::Flat { .. }, Value::Tensor { id, .. }) => Ok(*id),
             (Layout::Flat { .. }, Value::Const(_)) => Err("constant does not fit a flattened layout".into()),
         }
@@ -530,7 +547,13 @@ struct Window {
 
 fn window(c: &Ctx, spatial: &[usize], kernel: Vec<usize>) -> Result<Window, String> {
     let nd = spatial.len();
-    let two = |v: Vec<usize>| -> [usize; 2] { if nd == 1 { [1, v[0]] } else { [v[0], v[1]] } };
+    let two = |v: Vec<usize>| -> [usize; 2] {
+        if nd == 1 {
+            [1, v[0]]
+        } else {
+            [v[0], v[1]]
+        }
+    };
     let get = |name: &str| -> Result<Vec<usize>, String> {
         match c.ints(name) {
             Some(v) if v.len() == nd => ints_to_usize(&v, name),
@@ -550,10 +573,12 @@ fn window(c: &Ctx, spatial: &[usize], kernel: Vec<usize>) -> Result<Window, Stri
     }
     let input = two(spatial.to_vec());
     let (k, s, d) = (two(kernel), two(stride), two(dilation));
-    let explicit = |p: Vec<usize>| if nd == 1 {
-        Padding::Explicit { top: 0, bottom: 0, left: p[0], right: p[1] }
-    } else {
-        Padding::Explicit { top: p[0], left: p[1], bottom: p[2], right: p[3] }
+    let explicit = |p: Vec<usize>| {
+        if nd == 1 {
+            Padding::Explicit { top: 0, bottom: 0, left: p[0], right: p[1] }
+        } else {
+            Padding::Explicit { top: p[0], left: p[1], bottom: p[2], right: p[3] }
+        }
     };
     let auto = c.string("auto_pad").unwrap_or_else(|| "NOTSET".into());
     let padding = match auto.as_str() {
@@ -623,7 +648,8 @@ fn conv(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         return Err(format!("weights {:?} with group {group} do not fit {cin} input channels", w.shape));
     }
     let w4 = if xs.len() == 3 { w.reshaped(vec![cout, cin_g, 1, w.shape[2]]) } else { w.clone() };
-    let conv = Conv2D { stride: win.stride, dilation: win.dilation, padding: win.padding, activation: FusedActivation::None };
+    let conv =
+        Conv2D { stride: win.stride, dilation: win.dilation, padding: win.padding, activation: FusedActivation::None };
     let depthwise = group == cin && group > 1 && cin_g == 1;
     let (op, wt) = if depthwise {
         (Op::DepthwiseConv2D(DepthwiseConv2D { conv, depth_multiplier: cout / cin }), w4.transposed(&[1, 2, 3, 0]))
@@ -665,7 +691,13 @@ fn pool(imp: &mut Importer, c: &Ctx, max: bool) -> Result<(), String> {
         let s = &imp.g.tensors[xi].shape;
         for d in 0..2 {
             let pads = match padding {
-                Padding::Explicit { top, bottom, left, right } => if d == 0 { top + bottom } else { left + right },
+                Padding::Explicit { top, bottom, left, right } => {
+                    if d == 0 {
+                        top + bottom
+                    } else {
+                        left + right
+                    }
+                }
                 Padding::Same | Padding::Valid => 0,
             };
             let span = (s[1 + d] + pads).saturating_sub(win.kernel[d]);
@@ -678,8 +710,14 @@ fn pool(imp: &mut Importer, c: &Ctx, max: bool) -> Result<(), String> {
         let s = imp.g.tensors[xi].shape.clone();
         let h = padding.resolve(0, s[1], win.kernel[0], win.stride[0], 1)?;
         let w = padding.resolve(1, s[2], win.kernel[1], win.stride[1], 1)?;
-        let after = |out: usize, before: usize, k: usize, st: usize, n: usize| ((out - 1) * st + k).saturating_sub(n + before);
-        let pads = vec![[0, 0], [h.pad_before, after(h.out, h.pad_before, win.kernel[0], win.stride[0], s[1])], [w.pad_before, after(w.out, w.pad_before, win.kernel[1], win.stride[1], s[2])], [0, 0]];
+        let after =
+            |out: usize, before: usize, k: usize, st: usize, n: usize| ((out - 1) * st + k).saturating_sub(n + before);
+        let pads = vec![
+            [0, 0],
+            [h.pad_before, after(h.out, h.pad_before, win.kernel[0], win.stride[0], s[1])],
+            [w.pad_before, after(w.out, w.pad_before, win.kernel[1], win.stride[1], s[2])],
+            [0, 0],
+        ];
         let name = format!("{}/padded", c.out(0)?);
         xi = imp.emit(Op::Pad(Pad { pads, value: 0.0 }), vec![xi], &name, None)?;
         padding = Padding::Valid;
@@ -802,7 +840,8 @@ fn batch_norm(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let t: Vec<f32> = b.iter().zip(&mean).zip(&s).map(|((b, m), s)| b - m * s).collect();
     let shape: Vec<usize> = std::iter::once(ch).chain(std::iter::repeat_n(1, xs.len().saturating_sub(2))).collect();
     let out = c.out(0)?;
-    let scaled = binary_values(imp, x, Value::Const(Const::f32(shape.clone(), s)), BinKind::Mul, &format!("{out}/scaled"))?;
+    let scaled =
+        binary_values(imp, x, Value::Const(Const::f32(shape.clone(), s)), BinKind::Mul, &format!("{out}/scaled"))?;
     let y = binary_values(imp, scaled, Value::Const(Const::f32(shape, t)), BinKind::Add, out)?;
     imp.set(out, y);
     Ok(())
@@ -826,7 +865,14 @@ fn dense_weights(w: Const, input: &Value) -> Result<Const, String> {
     Ok(Const { data: w.data.gather(&idx), shape: w.shape })
 }
 
-fn dense(imp: &mut Importer, c: &Ctx, a: Value, w: Const, bias: Option<Const>, keep_num_dims: bool) -> Result<(), String> {
+fn dense(
+    imp: &mut Importer,
+    c: &Ctx,
+    a: Value,
+    w: Const,
+    bias: Option<Const>,
+    keep_num_dims: bool,
+) -> Result<(), String> {
     let w = dense_weights(w, &a)?;
     let xi = match &a {
         Value::Tensor { id, layout: Layout::Flat { .. } } => *id,
@@ -837,7 +883,12 @@ fn dense(imp: &mut Importer, c: &Ctx, a: Value, w: Const, bias: Option<Const>, k
         inputs.push(imp.add_const(&b, &format!("{}/bias", imp.node_name)));
     }
     let rank = if keep_num_dims { imp.shape(&a).len() } else { 2 };
-    let id = imp.emit(Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims }), inputs, c.out(0)?, None)?;
+    let id = imp.emit(
+        Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims }),
+        inputs,
+        c.out(0)?,
+        None,
+    )?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(identity(rank)) });
     Ok(())
 }
@@ -860,7 +911,14 @@ fn gemm(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         None => dense(imp, c, a, w, None, false),
         Some(k) if numel(&k.shape) == 1 || (numel(&k.shape) == units && k.shape.last() == Some(&units)) => {
             let v = k.data.to_f32();
-            dense(imp, c, a, w, Some(Const::f32(vec![units], (0..units).map(|i| beta * v[i % v.len()]).collect())), false)
+            dense(
+                imp,
+                c,
+                a,
+                w,
+                Some(Const::f32(vec![units], (0..units).map(|i| beta * v[i % v.len()]).collect())),
+                false,
+            )
         }
         Some(k) => {
             // A bias with a row per sample: a dense layer, then an Add.

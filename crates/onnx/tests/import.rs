@@ -35,7 +35,18 @@ fn op_names(g: &tinyq_ir::Graph) -> Vec<&'static str> {
 
 /// NCHW reference: conv (stride 1, pad 1, 3x3) → batchnorm → relu → flatten → gemm(transB=1).
 #[allow(clippy::too_many_arguments)]
-fn reference(x: &[f32], c: usize, h: usize, w: usize, k: usize, wt: &[f32], b: &[f32], bn: [&[f32]; 4], fc: &[f32], fcb: &[f32]) -> Vec<f32> {
+fn reference(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    wt: &[f32],
+    b: &[f32],
+    bn: [&[f32]; 4],
+    fc: &[f32],
+    fcb: &[f32],
+) -> Vec<f32> {
     let mut y = vec![0f32; k * h * w];
     for o in 0..k {
         for i in 0..h {
@@ -46,7 +57,8 @@ fn reference(x: &[f32], c: usize, h: usize, w: usize, k: usize, wt: &[f32], b: &
                         for kx in 0..3 {
                             let (ii, jj) = (i as isize + ky as isize - 1, j as isize + kx as isize - 1);
                             if ii >= 0 && jj >= 0 && (ii as usize) < h && (jj as usize) < w {
-                                acc += x[ci * h * w + ii as usize * w + jj as usize] * wt[((o * c + ci) * 3 + ky) * 3 + kx];
+                                acc += x[ci * h * w + ii as usize * w + jj as usize]
+                                    * wt[((o * c + ci) * 3 + ky) * 3 + kx];
                             }
                         }
                     }
@@ -80,7 +92,13 @@ fn conv_bn_relu_flatten_gemm_matches_an_nchw_reference() {
         .init(tensor_f32("var", &[k as i64], &var))
         .init(tensor_f32("fc", &[units as i64, (k * h * w) as i64], &fc))
         .init(tensor_f32("fcb", &[units as i64], &fcb))
-        .node("Conv", "conv", &["x", "w", "b"], &["c"], vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])])
+        .node(
+            "Conv",
+            "conv",
+            &["x", "w", "b"],
+            &["c"],
+            vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
+        )
         .node("BatchNormalization", "bn", &["c", "g", "beta", "mean", "var"], &["n"], vec![])
         .node("Relu", "relu", &["n"], &["r"], vec![])
         .node("Flatten", "flat", &["r"], &["f"], vec![int("axis", 1)])
@@ -200,7 +218,13 @@ fn depthwise_and_explicit_padding_import_as_tflite_ops() {
     let model = ModelBuilder::new(13)
         .input("x", &[1, 2, 8, 8])
         .init(tensor_f32("w", &[4, 1, 3, 3], &wt))
-        .node("Conv", "dw", &["x", "w"], &["c"], vec![int("group", 2), ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])])
+        .node(
+            "Conv",
+            "dw",
+            &["x", "w"],
+            &["c"],
+            vec![int("group", 2), ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])],
+        )
         .init(tensor_f32("lo", &[], &[0.0]))
         .init(tensor_f32("hi", &[], &[6.0]))
         .node("Clip", "relu6", &["c", "lo", "hi"], &["y"], vec![])
@@ -216,7 +240,13 @@ fn depthwise_and_explicit_padding_import_as_tflite_ops() {
     let same = ModelBuilder::new(13)
         .input("x", &[1, 2, 7, 7])
         .init(tensor_f32("w", &[2, 1, 3, 3], &wt[..18]))
-        .node("Conv", "dw", &["x", "w"], &["y"], vec![int("group", 2), ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])])
+        .node(
+            "Conv",
+            "dw",
+            &["x", "w"],
+            &["y"],
+            vec![int("group", 2), ints("pads", &[1, 1, 1, 1]), ints("strides", &[2, 2])],
+        )
         .output("y");
     let graph = import(same).unwrap();
     let Op::DepthwiseConv2D(p) = &graph.nodes.iter().find(|n| n.name == "dw").unwrap().op else { panic!() };

@@ -13,12 +13,12 @@ mod params;
 mod ptq;
 mod range;
 
-pub use ptq::{
-    can_keep_in_float, can_run_16x8, output_rule, quantize_graph, quantize_graph_mixed, quantize_graph_with_float, OutputRule,
-    PtqConfig,
-};
 pub use params::{
-    asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel, ActivationQParams,
-    QuantError,
+    asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel,
+    ActivationQParams, QuantError,
+};
+pub use ptq::{
+    can_keep_in_float, can_run_16x8, output_rule, quantize_graph, quantize_graph_mixed, quantize_graph_with_float,
+    OutputRule, PtqConfig,
 };
 pub use range::{choose_range, Calibration, Histogram, TensorStats, HISTOGRAM_BINS};

@@ -4,8 +4,8 @@
 use tinyq_ir::{DType, Graph, Node, Op, QParams, Tensor, TensorData, TensorId};
 
 use crate::{
-    asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel, ActivationQParams,
-    QuantError,
+    asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel,
+    ActivationQParams, QuantError,
 };
 
 /// Knobs of the quantization rules.
@@ -150,7 +150,10 @@ pub fn quantize_graph_mixed(
     let node_err = |n: &Node, msg: String| QuantError::Node { node: n.name.clone(), op: n.op.name(), msg };
     let mut is_wide = vec![false; g.nodes.len()];
     for &k in int16_nodes {
-        let n = g.nodes.get(k).ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
+        let n = g
+            .nodes
+            .get(k)
+            .ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
         if !can_run_16x8(&n.op) {
             return Err(node_err(
                 n,
@@ -164,7 +167,10 @@ pub fn quantize_graph_mixed(
     }
     let mut is_float = vec![false; g.nodes.len()];
     for &k in float_nodes {
-        let n = g.nodes.get(k).ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
+        let n = g
+            .nodes
+            .get(k)
+            .ok_or_else(|| QuantError::Graph(format!("node index {k} is beyond the {} nodes", g.nodes.len())))?;
         if !can_keep_in_float(&n.op) {
             return Err(node_err(
                 n,
@@ -178,17 +184,23 @@ pub fn quantize_graph_mixed(
     // CONCATENATION needs its inputs and output on one scale: the union of their ranges.
     for n in &g.nodes {
         if let Op::Concat(_) = n.op {
-            let ids: Vec<TensorId> = n.inputs.iter().chain(&n.outputs).copied().filter(|&t| !g.tensor(t).is_constant()).collect();
-            let union = ids.iter().filter_map(|&t| ranges[t]).fold((0f32, 0f32), |(a, b), (lo, hi)| (a.min(lo), b.max(hi)));
+            let ids: Vec<TensorId> =
+                n.inputs.iter().chain(&n.outputs).copied().filter(|&t| !g.tensor(t).is_constant()).collect();
+            let union =
+                ids.iter().filter_map(|&t| ranges[t]).fold((0f32, 0f32), |(a, b), (lo, hi)| (a.min(lo), b.max(hi)));
             ids.iter().for_each(|&t| ranges[t] = Some(union));
         }
     }
     let mut act: Vec<Option<ActivationQParams>> = vec![None; g.tensors.len()];
     let range_of = |t: TensorId| -> Result<(f32, f32), QuantError> {
-        ranges[t].ok_or_else(|| QuantError::Tensor { tensor: g.tensor(t).name.clone(), msg: "has no calibrated range".into() })
+        ranges[t].ok_or_else(|| QuantError::Tensor {
+            tensor: g.tensor(t).name.clone(),
+            msg: "has no calibrated range".into(),
+        })
     };
     let qp = |t: TensorId, r: (f32, f32)| {
-        asymmetric_qparams(r.0, r.1).map_err(|e| QuantError::Tensor { tensor: g.tensor(t).name.clone(), msg: e.to_string() })
+        asymmetric_qparams(r.0, r.1)
+            .map_err(|e| QuantError::Tensor { tensor: g.tensor(t).name.clone(), msg: e.to_string() })
     };
     for &i in &g.inputs {
         act[i] = Some(qp(i, range_of(i)?)?);
@@ -204,7 +216,9 @@ pub fn quantize_graph_mixed(
                 qp(out, (lo, hi.max(lo + 255.0 * floor)))?
             }
             OutputRule::Own => qp(out, range_of(out)?)?,
-            OutputRule::SameAsInput => act[n.inputs[0]].ok_or_else(|| node_err(n, "input has no quantization".into()))?,
+            OutputRule::SameAsInput => {
+                act[n.inputs[0]].ok_or_else(|| node_err(n, "input has no quantization".into()))?
+            }
             OutputRule::Fixed(scale, zero_point) => ActivationQParams { scale, zero_point },
         });
     }
@@ -248,17 +262,26 @@ pub fn quantize_graph_mixed(
                     let bt = &mut q.tensors[b];
                     bt.data = Some(TensorData::I32(quantize_bias(&bias, s_in, &scales)));
                     bt.dtype = DType::I32;
-                    bt.qparams = Some(QParams { zero_point: vec![0; bias_scales.len()], scale: bias_scales, axis: q_axis.map(|_| 0) });
+                    bt.qparams = Some(QParams {
+                        zero_point: vec![0; bias_scales.len()],
+                        scale: bias_scales,
+                        axis: q_axis.map(|_| 0),
+                    });
                 }
             }
-            Op::Pad(p) if p.value != 0.0 => return Err(node_err(n, format!("padding with {} cannot be expressed in int8 (only 0)", p.value))),
+            Op::Pad(p) if p.value != 0.0 => {
+                return Err(node_err(n, format!("padding with {} cannot be expressed in int8 (only 0)", p.value)))
+            }
             _ => {
                 // Constant operands of element-wise ops get their own asymmetric int8 params.
                 for &c in n.inputs.iter().filter(|&&c| g.tensor(c).is_constant()) {
                     let v = g.const_f32(c).unwrap_or_default();
                     let (lo, hi) = v.iter().fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
                     let p = qp(c, (lo, hi))?;
-                    let data = v.iter().map(|&x| ((x / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) as i8).collect();
+                    let data = v
+                        .iter()
+                        .map(|&x| ((x / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) as i8)
+                        .collect();
                     let ct = &mut q.tensors[c];
                     ct.data = Some(TensorData::I8(data));
                     ct.dtype = DType::I8;
@@ -318,7 +341,9 @@ fn to_16x8(
             if g.tensor(x).is_constant() {
                 if let Op::Concat(_) = n.op {
                     // Its inputs share the output's scale, which calibration sets without it.
-                    return Err(node_err("cannot run with int16 activations: a constant input of CONCATENATION".into()));
+                    return Err(node_err(
+                        "cannot run with int16 activations: a constant input of CONCATENATION".into(),
+                    ));
                 }
                 // A constant operand of ADD: int16, symmetric over its values.
                 let v = g.const_f32(x).ok_or_else(|| tensor_err(x, "is not a float constant".into()))?;
@@ -326,7 +351,9 @@ fn to_16x8(
                 let scale = symmetric_int16_scale(lo, hi).map_err(|e| tensor_err(x, e.to_string()))?;
                 let mut c = g.tensor(x).clone();
                 c.dtype = DType::I16;
-                c.data = Some(TensorData::I16(v.iter().map(|&x| (x / scale).round().clamp(-32768.0, 32767.0) as i16).collect()));
+                c.data = Some(TensorData::I16(
+                    v.iter().map(|&x| (x / scale).round().clamp(-32768.0, 32767.0) as i16).collect(),
+                ));
                 c.qparams = Some(int16_q(scale));
                 if g.consumers(x).iter().all(|&r| is_wide[r]) {
                     q.tensors[x] = c;
@@ -343,7 +370,12 @@ fn to_16x8(
                     let mut t = Tensor::activation(format!("{name}_int16"), q.tensors[x].shape.clone(), DType::I16);
                     t.qparams = Some(int16_q(scale_of(x)?));
                     let t = q.add_tensor(t);
-                    nodes.push(Node { name: format!("{name}/to_int16"), op: Op::Quantize, inputs: vec![x], outputs: vec![t] });
+                    nodes.push(Node {
+                        name: format!("{name}/to_int16"),
+                        op: Op::Quantize,
+                        inputs: vec![x],
+                        outputs: vec![t],
+                    });
                     origin.push(None);
                     twin.insert(x, t);
                     t
@@ -368,7 +400,8 @@ fn to_16x8(
                 bt.data = Some(TensorData::I64(quantize_bias_i64(&bias, s_in, &wq.scale)));
                 bt.dtype = DType::I64;
                 let scales: Vec<f32> = wq.scale.iter().map(|&s| (s_in as f64 * s as f64) as f32).collect();
-                bt.qparams = Some(QParams { zero_point: vec![0; scales.len()], scale: scales, axis: wq.axis.map(|_| 0) });
+                bt.qparams =
+                    Some(QParams { zero_point: vec![0; scales.len()], scale: scales, axis: wq.axis.map(|_| 0) });
                 if g.consumers(b).len() > 1 {
                     bt.name = format!("{}_int64", bt.name);
                     n.inputs[2] = q.add_tensor(bt);
@@ -388,7 +421,8 @@ fn to_16x8(
         // TFLM's int16 ADD rescales both inputs to 2 · max(s1, s2) / 2^15 and needs a multiplier
         // below 1 from there to the output.
         if let Op::Add(_) = n.op {
-            let s_max = n.inputs.iter().filter_map(|&t| q.tensors[t].qparams.as_ref()).map(|p| p.scale[0]).fold(0f32, f32::max);
+            let s_max =
+                n.inputs.iter().filter_map(|&t| q.tensors[t].qparams.as_ref()).map(|p| p.scale[0]).fold(0f32, f32::max);
             if s_max as f64 / 16384.0 >= s_out as f64 {
                 return Err(node_err(format!(
                     "cannot run with int16 activations: output scale {s_out:e} is not above the larger input scale {s_max:e} / 16384 (TFLM's int16 ADD needs it)"
@@ -451,7 +485,12 @@ fn keep_in_float(q: &mut Graph, g: &Graph, is_float: &[bool], origin: &[Option<u
             }
             let name = q.tensors[t].name.clone();
             let f = q.add_tensor(Tensor::activation(format!("{name}_float"), q.tensors[t].shape.clone(), DType::F32));
-            nodes.push(Node { name: format!("{name}/dequantize"), op: Op::Dequantize, inputs: vec![t], outputs: vec![f] });
+            nodes.push(Node {
+                name: format!("{name}/dequantize"),
+                op: Op::Dequantize,
+                inputs: vec![t],
+                outputs: vec![f],
+            });
             float_twin.insert(t, f);
             n.inputs[slot] = f;
         }
@@ -497,7 +536,12 @@ fn add_float_edges(q: &mut Graph) {
         let name = q.tensors[o].name.clone();
         q.tensors[o].name = format!("{name}_int8");
         let f = q.add_tensor(Tensor::activation(name.clone(), q.tensors[o].shape.clone(), DType::F32));
-        q.nodes.push(Node { name: format!("{name}/dequantize"), op: Op::Dequantize, inputs: vec![o], outputs: vec![f] });
+        q.nodes.push(Node {
+            name: format!("{name}/dequantize"),
+            op: Op::Dequantize,
+            inputs: vec![o],
+            outputs: vec![f],
+        });
         q.outputs[k] = f;
     }
 }
@@ -512,14 +556,29 @@ mod tests {
     fn two_dense() -> (Graph, Vec<Option<(f32, f32)>>) {
         let mut g = Graph::default();
         let x = g.add_tensor(Tensor::activation("x", vec![1, 4], DType::F32));
-        let w1 = g.add_tensor(Tensor::constant("w1", vec![3, 4], TensorData::F32((0..12).map(|i| i as f32 / 10.0 - 0.5).collect())));
+        let w1 = g.add_tensor(Tensor::constant(
+            "w1",
+            vec![3, 4],
+            TensorData::F32((0..12).map(|i| i as f32 / 10.0 - 0.5).collect()),
+        ));
         let b1 = g.add_tensor(Tensor::constant("b1", vec![3], TensorData::F32(vec![0.1, -0.2, 0.3])));
         let h = g.add_tensor(Tensor::activation("h", vec![1, 3], DType::F32));
-        let w2 = g.add_tensor(Tensor::constant("w2", vec![2, 3], TensorData::F32(vec![0.5, -1.0, 0.25, 2.0, 0.0, -0.75])));
+        let w2 =
+            g.add_tensor(Tensor::constant("w2", vec![2, 3], TensorData::F32(vec![0.5, -1.0, 0.25, 2.0, 0.0, -0.75])));
         let y = g.add_tensor(Tensor::activation("y", vec![1, 2], DType::F32));
         let dense = |activation| Op::FullyConnected(FullyConnected { activation, keep_num_dims: false });
-        g.nodes.push(Node { name: "fc1".into(), op: dense(FusedActivation::Relu), inputs: vec![x, w1, b1], outputs: vec![h] });
-        g.nodes.push(Node { name: "fc2".into(), op: dense(FusedActivation::None), inputs: vec![h, w2], outputs: vec![y] });
+        g.nodes.push(Node {
+            name: "fc1".into(),
+            op: dense(FusedActivation::Relu),
+            inputs: vec![x, w1, b1],
+            outputs: vec![h],
+        });
+        g.nodes.push(Node {
+            name: "fc2".into(),
+            op: dense(FusedActivation::None),
+            inputs: vec![h, w2],
+            outputs: vec![y],
+        });
         g.inputs = vec![x];
         g.outputs = vec![y];
         let ranges = vec![Some((-1.0, 1.0)), None, None, Some((0.0, 2.0)), None, Some((-3.0, 3.0))];
@@ -539,12 +598,15 @@ mod tests {
         let sum = g.add_tensor(Tensor::activation("s", vec![1, 4, 4, 2], DType::F32));
         let p = g.add_tensor(Tensor::activation("p", vec![1, 1, 1, 2], DType::F32));
         let r = g.add_tensor(Tensor::activation("r", vec![1, 2], DType::F32));
-        let fw = g.add_tensor(Tensor::constant("fw", vec![3, 2], TensorData::F32(vec![1.0, -1.0, 0.5, 0.25, -0.5, 2.0])));
+        let fw =
+            g.add_tensor(Tensor::constant("fw", vec![3, 2], TensorData::F32(vec![1.0, -1.0, 0.5, 0.25, -0.5, 2.0])));
         let y = g.add_tensor(Tensor::activation("y", vec![1, 3], DType::F32));
         let k = g.add_tensor(Tensor::constant("k", vec![2], TensorData::F32(vec![0.5, -2.0])));
         let z = g.add_tensor(Tensor::activation("z", vec![1, 4, 4, 2], DType::F32));
-        let conv = Conv2D { stride: [1, 1], dilation: [1, 1], padding: Padding::Valid, activation: FusedActivation::None };
-        let pool = Pool2D { filter: [4, 4], stride: [4, 4], padding: Padding::Valid, activation: FusedActivation::None };
+        let conv =
+            Conv2D { stride: [1, 1], dilation: [1, 1], padding: Padding::Valid, activation: FusedActivation::None };
+        let pool =
+            Pool2D { filter: [4, 4], stride: [4, 4], padding: Padding::Valid, activation: FusedActivation::None };
         let fc = Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims: false });
         for (name, op, inputs, out) in [
             ("conv", Op::Conv2D(conv), vec![x, w, b], c),
@@ -559,7 +621,15 @@ mod tests {
         g.inputs = vec![x];
         g.outputs = vec![y, z];
         let mut ranges = vec![None; g.tensors.len()];
-        for (t, r) in [(x, (-1.0, 1.0)), (c, (-2.0, 2.0)), (sum, (-3.0, 3.0)), (p, (-3.0, 3.0)), (r, (-3.0, 3.0)), (y, (-4.0, 4.0)), (z, (-5.0, 5.0))] {
+        for (t, r) in [
+            (x, (-1.0, 1.0)),
+            (c, (-2.0, 2.0)),
+            (sum, (-3.0, 3.0)),
+            (p, (-3.0, 3.0)),
+            (r, (-3.0, 3.0)),
+            (y, (-4.0, 4.0)),
+            (z, (-5.0, 5.0)),
+        ] {
             ranges[t] = Some(r);
         }
         (g, ranges)
@@ -573,7 +643,13 @@ mod tests {
         let names: Vec<&str> = q.nodes.iter().map(|n| n.name.as_str()).collect();
         // x is read twice in int16 through one QUANTIZE; the outputs go back to int8.
         assert_eq!(names, ["x/to_int16", "conv", "add", "pool", "reshape", "fc", "y/to_int8", "add_k", "z/to_int8"]);
-        let scale = |t: TensorId| (q.tensor(t).dtype, q.tensor(t).qparams.as_ref().unwrap().scale[0], q.tensor(t).qparams.as_ref().unwrap().zero_point[0]);
+        let scale = |t: TensorId| {
+            (
+                q.tensor(t).dtype,
+                q.tensor(t).qparams.as_ref().unwrap().scale[0],
+                q.tensor(t).qparams.as_ref().unwrap().zero_point[0],
+            )
+        };
         let node = |name: &str| q.nodes.iter().find(|n| n.name == name).unwrap();
         let (add, pool, reshape, add_k) = (node("add"), node("pool"), node("reshape"), node("add_k"));
         // Both ADD inputs are int16: the conv's output and the input's int16 twin.
@@ -621,7 +697,12 @@ mod tests {
         let plain = quantize_graph(&g, &ranges, &PtqConfig::default()).unwrap();
         let q = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[1]).unwrap();
         let dq = plain.nodes[0].op.name();
-        assert_eq!(ops(&q).iter().map(|o| o.0).collect::<Vec<_>>(), ["fc1", "h/dequantize", "fc2", "y/quantize"], "{:?}", ops(&q));
+        assert_eq!(
+            ops(&q).iter().map(|o| o.0).collect::<Vec<_>>(),
+            ["fc1", "h/dequantize", "fc2", "y/quantize"],
+            "{:?}",
+            ops(&q)
+        );
         assert_eq!(q.nodes[1].op, Op::Dequantize);
         assert_eq!(q.nodes[3].op, Op::Quantize);
         assert_eq!(dq, q.nodes[0].op.name());
@@ -669,7 +750,10 @@ mod tests {
         assert_eq!(names, ["x/to_int16", "fc1", "fc2", "y/to_int8"], "{names:?}");
         // h is read only by a 16x8 layer: it is int16 itself, symmetric over [0, 2].
         let h = &q.tensors[3];
-        assert_eq!((h.dtype, h.qparams.as_ref().unwrap().scale[0], h.qparams.as_ref().unwrap().zero_point[0]), (DType::I16, 2.0 / 32767.0, 0));
+        assert_eq!(
+            (h.dtype, h.qparams.as_ref().unwrap().scale[0], h.qparams.as_ref().unwrap().zero_point[0]),
+            (DType::I16, 2.0 / 32767.0, 0)
+        );
         // Graph input and output keep their int8 types and parameters.
         for t in [q.inputs[0], q.outputs[0]] {
             assert_eq!(q.tensor(t).dtype, DType::I8);

@@ -539,7 +539,8 @@ fn zero_bias(node: &str, x: &Tensor, w: &Tensor, channels: usize) -> Result<Tens
     let (Some(xq), Some(wq)) = (&x.qparams, &w.qparams) else {
         return Err(format!("integer conv without bias needs quantized `{}` and `{}`", x.name, w.name));
     };
-    let zeros = if x.dtype == DType::I16 { TensorData::I64(vec![0; channels]) } else { TensorData::I32(vec![0; channels]) };
+    let zeros =
+        if x.dtype == DType::I16 { TensorData::I64(vec![0; channels]) } else { TensorData::I32(vec![0; channels]) };
     let mut t = Tensor::constant(name, vec![channels], zeros);
     let xs = xq.scale.first().ok_or(format!("`{}` has no scale", x.name))?;
     let scale: Vec<f32> = wq.scale.iter().map(|&s| xs * s).collect();

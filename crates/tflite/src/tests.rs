@@ -594,7 +594,9 @@ fn dynamic_range_layers_read_as_float_layers_with_dequantized_weights() {
     let bias = b.f32_const("b", &[3]);
     let c = b.f("conv", Op::Conv2D(conv(1, Padding::Valid, FusedActivation::None)), &[x, w, bias]);
     let g = b.finish(&[c]);
-    let (Some(TensorData::I8(q)), Some(p)) = (&g.tensors[w].data, &g.tensors[w].qparams) else { panic!("int8 weights") };
+    let (Some(TensorData::I8(q)), Some(p)) = (&g.tensors[w].data, &g.tensors[w].qparams) else {
+        panic!("int8 weights")
+    };
     let want: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * p.scale[i / 18]).collect();
     let back = read_tflite(&write_tflite(&g).unwrap()).unwrap();
     let wt = back.tensor(back.nodes[0].inputs[1]);

@@ -165,7 +165,9 @@ pub(crate) fn verify_layout(bytes: &[u8]) -> Result<(), String> {
 }
 
 fn read_u32(b: &[u8], at: usize) -> Result<u32, String> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or(format!("offset {at} is past the end"))
+    b.get(at..at + 4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or(format!("offset {at} is past the end"))
 }
 
 fn read_u16(b: &[u8], at: usize) -> Result<u16, String> {
@@ -173,7 +175,7 @@ fn read_u16(b: &[u8], at: usize) -> Result<u16, String> {
 }
 
 fn aligned(at: usize, align: usize, what: &str) -> Result<(), String> {
-    if at % align != 0 {
+    if !at.is_multiple_of(align) {
         return Err(format!("{what} at byte {at} is not {align}-byte aligned"));
     }
     Ok(())
@@ -182,17 +184,20 @@ fn aligned(at: usize, align: usize, what: &str) -> Result<(), String> {
 /// The target of the uoffset stored at `at`.
 fn follow(b: &[u8], at: usize) -> Result<usize, String> {
     aligned(at, 4, "an offset")?;
-    at.checked_add(read_u32(b, at)? as usize).filter(|&t| t < b.len()).ok_or(format!("offset at byte {at} points outside the file"))
+    at.checked_add(read_u32(b, at)? as usize)
+        .filter(|&t| t < b.len())
+        .ok_or(format!("offset at byte {at} points outside the file"))
 }
 
 fn table(b: &[u8], at: usize, fields: &[Field], budget: &mut usize) -> Result<(), String> {
     *budget = budget.checked_sub(1).ok_or("too many tables")?;
     aligned(at, 4, "a table")?;
     let soffset = read_u32(b, at)? as i32 as i64;
-    let vt = usize::try_from(at as i64 - soffset).map_err(|_| format!("the vtable of the table at byte {at} is outside the file"))?;
+    let vt = usize::try_from(at as i64 - soffset)
+        .map_err(|_| format!("the vtable of the table at byte {at} is outside the file"))?;
     aligned(vt, 2, "a vtable")?;
     let (vt_size, t_size) = (read_u16(b, vt)? as usize, read_u16(b, vt + 2)? as usize);
-    if vt_size < 4 || vt_size % 2 != 0 || vt + vt_size > b.len() {
+    if vt_size < 4 || !vt_size.is_multiple_of(2) || vt + vt_size > b.len() {
         return Err(format!("the vtable at byte {vt} has an invalid size {vt_size}"));
     }
     if t_size < 4 || at + t_size > b.len() {

@@ -64,7 +64,13 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
             op: n.op.name(),
             output_shape: g.tensor(n.outputs[0]).shape.clone(),
             macs: node_macs(&g, n),
-            weight_bytes: n.inputs.iter().map(|&t| g.tensor(t)).filter(|t| t.is_constant()).map(|t| t.size_bytes()).sum(),
+            weight_bytes: n
+                .inputs
+                .iter()
+                .map(|&t| g.tensor(t))
+                .filter(|t| t.is_constant())
+                .map(|t| t.size_bytes())
+                .sum(),
             activation_bytes: g.tensor(n.outputs[0]).size_bytes(),
             live_bytes: plan.per_step_live_bytes.get(i + 1).copied().unwrap_or(0),
         })
@@ -141,17 +147,24 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// Writes the C sources for TFLM (model data, op resolver, settings with the arena size, examples)
 /// into `dir`; returns the files written.
-pub fn export_c(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<Vec<std::path::PathBuf>, TinyqError> {
+pub fn export_c(
+    model: &Path,
+    dir: &Path,
+    name: Option<&str>,
+    pointer_width: usize,
+) -> Result<Vec<std::path::PathBuf>, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
     let r = report(model, pointer_width)?;
     let name = match name {
         Some(n) => n.to_string(),
-        None => tinyq_export_c::default_name(model).ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
+        None => tinyq_export_c::default_name(model)
+            .ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
     };
     let bytes = std::fs::read(model).map_err(|e| ctx(e.to_string()))?;
     let files = tinyq_export_c::generate(&bytes, &name, r.arena_bytes).map_err(|e| ctx(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
-    let written = tinyq_export_c::write_dir(dir, &files).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
+    let written =
+        tinyq_export_c::write_dir(dir, &files).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
     Ok(written.written)
 }
 

@@ -57,7 +57,8 @@ pub fn pad(s: &[usize], pads: &[[usize; 2]], so: &[usize], go: &[f32]) -> Vec<f3
     let rows = n / inner;
     let mut pos = vec![0usize; rank.saturating_sub(1)];
     for r in 0..rows {
-        let base: usize = pos.iter().enumerate().map(|(a, &p)| (p + pads[a][0]) * out_strides[a]).sum::<usize>() + pads[rank - 1][0];
+        let base: usize =
+            pos.iter().enumerate().map(|(a, &p)| (p + pads[a][0]) * out_strides[a]).sum::<usize>() + pads[rank - 1][0];
         dx[r * inner..(r + 1) * inner].copy_from_slice(&go[base..base + inner]);
         for ax in (0..pos.len()).rev() {
             pos[ax] += 1;

@@ -18,7 +18,16 @@ fn strides_for(s: &[usize], out: &[usize]) -> Vec<usize> {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn binary(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], so: &[usize], act: FusedActivation, f: impl Fn(f32, f32) -> f32, out: &mut [f32]) {
+pub fn binary(
+    a: &[f32],
+    sa: &[usize],
+    b: &[f32],
+    sb: &[usize],
+    so: &[usize],
+    act: FusedActivation,
+    f: impl Fn(f32, f32) -> f32,
+    out: &mut [f32],
+) {
     if sa == sb {
         out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y));
     } else if b.len() == 1 {

@@ -47,14 +47,29 @@ pub(crate) fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: 
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f32]>, p: &Conv2D, os: &[usize], out: &mut [f32]) {
+pub fn conv2d(
+    x: &[f32],
+    xs: &[usize],
+    w: &[f32],
+    ws: &[usize],
+    bias: Option<&[f32]>,
+    p: &Conv2D,
+    os: &[usize],
+    out: &mut [f32],
+) {
     let g = geom(xs, ws, p, os);
     let cin_g = ws[3];
     let groups = g.ic / cin_g;
     let cout_g = g.oc / groups;
     let k = g.kh * g.kw * cin_g;
     let pixels = g.oh * g.ow;
-    let pointwise = g.kh == 1 && g.kw == 1 && p.stride == [1, 1] && g.pad_top == 0 && g.pad_left == 0 && g.oh == g.ih && g.ow == g.iw;
+    let pointwise = g.kh == 1
+        && g.kw == 1
+        && p.stride == [1, 1]
+        && g.pad_top == 0
+        && g.pad_left == 0
+        && g.oh == g.ih
+        && g.ow == g.iw;
     let mut patch = if pointwise { Vec::new() } else { vec![0f32; pixels * k] };
     for b in 0..g.n {
         let xb = &x[b * g.ih * g.iw * g.ic..(b + 1) * g.ih * g.iw * g.ic];
@@ -90,7 +105,16 @@ pub fn conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn depthwise_conv2d(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f32]>, p: &DepthwiseConv2D, os: &[usize], out: &mut [f32]) {
+pub fn depthwise_conv2d(
+    x: &[f32],
+    xs: &[usize],
+    w: &[f32],
+    ws: &[usize],
+    bias: Option<&[f32]>,
+    p: &DepthwiseConv2D,
+    os: &[usize],
+    out: &mut [f32],
+) {
     let g = geom(xs, ws, &p.conv, os);
     let m = p.depth_multiplier;
     for b in 0..g.n {

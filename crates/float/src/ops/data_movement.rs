@@ -55,7 +55,8 @@ pub fn pad(x: &[f32], s: &[usize], pads: &[[usize; 2]], value: f32, so: &[usize]
     let rows = x.len() / inner;
     let mut pos = vec![0usize; rank.saturating_sub(1)];
     for r in 0..rows {
-        let base: usize = pos.iter().enumerate().map(|(a, &p)| (p + pads[a][0]) * out_strides[a]).sum::<usize>() + pads[rank - 1][0];
+        let base: usize =
+            pos.iter().enumerate().map(|(a, &p)| (p + pads[a][0]) * out_strides[a]).sum::<usize>() + pads[rank - 1][0];
         out[base..base + inner].copy_from_slice(&x[r * inner..(r + 1) * inner]);
         for ax in (0..pos.len()).rev() {
             pos[ax] += 1;

@@ -4,7 +4,14 @@ use tinyq_ir::FusedActivation;
 
 use super::{apply_activation, conv::add_bias, matmul};
 
-pub fn fully_connected(x: &[f32], w: &[f32], ws: &[usize], bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32]) {
+pub fn fully_connected(
+    x: &[f32],
+    w: &[f32],
+    ws: &[usize],
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) {
     let (units, inner) = (ws[0], ws[1]);
     let rows = x.len() / inner;
     matmul(rows, units, inner, out, units, x, inner, 1, w, 1, inner);

@@ -5,7 +5,8 @@
 
 use tinyq_ir::op;
 use tinyq_kernels::conv::{
-    conv_per_channel_im2col, im2col_scratch_len, prepare_conv_per_channel, ConvOptions, ConvPerChannelParams, ConvQParams,
+    conv_per_channel_im2col, im2col_scratch_len, prepare_conv_per_channel, ConvOptions, ConvPerChannelParams,
+    ConvQParams,
 };
 use tinyq_kernels::depthwise_conv::{
     depthwise_conv_per_channel, prepare_depthwise_conv_per_channel, DepthwiseConvOptions, DepthwiseConvPerChannelParams,

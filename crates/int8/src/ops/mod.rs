@@ -161,14 +161,18 @@ fn s16(v: &TensorValue) -> &[i16] {
 fn s8_mut(v: &mut TensorValue) -> &mut [i8] {
     match v {
         TensorValue::I8(v) => v,
-        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I16(_) => unreachable!("int8 output checked in prepare"),
+        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I16(_) => {
+            unreachable!("int8 output checked in prepare")
+        }
     }
 }
 
 fn s16_mut(v: &mut TensorValue) -> &mut [i16] {
     match v {
         TensorValue::I16(v) => v,
-        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I8(_) => unreachable!("int16 output checked in prepare"),
+        TensorValue::F32(_) | TensorValue::I32(_) | TensorValue::I8(_) => {
+            unreachable!("int16 output checked in prepare")
+        }
     }
 }
 
@@ -245,9 +249,7 @@ impl<'a> Ctx<'a> {
         }
         let q = self.qparams(t)?;
         match (&q.scale[..], &q.zero_point[..]) {
-            ([scale], [zero_point]) => {
-                Ok(tinyq_kernels::conv16::QParamsS16 { scale: *scale, zero_point: *zero_point })
-            }
+            ([scale], [zero_point]) => Ok(tinyq_kernels::conv16::QParamsS16 { scale: *scale, zero_point: *zero_point }),
             _ => Err(self.err(format!(
                 "int16 tensor `{}` needs per-tensor quantization, has {} scales",
                 t.name,

@@ -6,7 +6,9 @@
 use tinyq_ir::DType;
 use tinyq_kernels::dequantize::{dequantize_s8, prepare_dequantize_s8, DequantizeParams};
 use tinyq_kernels::quantize::{affine_quantize_s8, prepare_affine_quantize_s8, AffineQuantizeParams};
-use tinyq_kernels::requantize::{prepare_requantize, prepare_requantize_s8, requantize_int, requantize_s8, RequantizeParams};
+use tinyq_kernels::requantize::{
+    prepare_requantize, prepare_requantize_s8, requantize_int, requantize_s8, RequantizeParams,
+};
 use tinyq_kernels::Rounding;
 
 use super::{Ctx, Kernel, Prepared};

@@ -18,7 +18,8 @@ impl Pool2D {
         if x.len() != 4 {
             return Err(format!("expects a 4-D NHWC input, got {x:?}"));
         }
-        let as_conv = Conv2D { stride: self.stride, dilation: [1, 1], padding: self.padding, activation: self.activation };
+        let as_conv =
+            Conv2D { stride: self.stride, dilation: [1, 1], padding: self.padding, activation: self.activation };
         as_conv.spatial(x, self.filter, x[3])
     }
 }

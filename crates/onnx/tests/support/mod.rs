@@ -16,12 +16,18 @@ pub struct ModelBuilder {
 fn value_info(name: &str, shape: &[i64]) -> ValueInfoProto {
     let dim = shape
         .iter()
-        .map(|&d| Dimension { value: Some(if d < 0 { Dim::DimParam("batch".into()) } else { Dim::DimValue(d) }), denotation: String::new() })
+        .map(|&d| Dimension {
+            value: Some(if d < 0 { Dim::DimParam("batch".into()) } else { Dim::DimValue(d) }),
+            denotation: String::new(),
+        })
         .collect();
     ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: 1, shape: Some(TensorShapeProto { dim }) })),
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto { dim }),
+            })),
             denotation: String::new(),
         }),
         doc_string: String::new(),
@@ -39,7 +45,13 @@ pub fn tensor_f32(name: &str, shape: &[i64], data: &[f32]) -> TensorProto {
 }
 
 pub fn tensor_i64(name: &str, data: &[i64]) -> TensorProto {
-    TensorProto { name: name.into(), dims: vec![data.len() as i64], data_type: 7, int64_data: data.to_vec(), ..Default::default() }
+    TensorProto {
+        name: name.into(),
+        dims: vec![data.len() as i64],
+        data_type: 7,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
 }
 
 pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
