@@ -153,13 +153,13 @@ impl Scorer<'_> {
     fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
         let bytes = tinyq_tflite::write_tflite(q)?;
         let file = tinyq_tflite::read_tflite(&bytes)?;
-        let plan = Int8Plan::new(&file).map_err(|e| TinyqError::Engine(e.to_string()))?;
+        let plan = Int8Plan::new(&file)?;
         let out_id = file.outputs[0];
         let outs: Vec<Vec<f32>> = (0..self.eval.samples)
             .into_par_iter()
             .map(|i| {
                 let args = sample_values(&file, self.eval, i)?;
-                let out = plan.run(&args).map_err(|e| TinyqError::Engine(e.to_string()))?;
+                let out = plan.run(&args)?;
                 Ok(real_values(&file, out_id, &out[0]))
             })
             .collect::<Result<_, TinyqError>>()?;
@@ -287,7 +287,8 @@ pub fn quantize_within_budget(
     }
     let g = &model.graph;
     let user_float = float_node_indices(g, &opts.keep_float)?;
-    let model_err = |e: tinyq_quant::QuantError| TinyqError::Model(format!("{}: {e}", model.path.display()));
+    let model_err =
+        |e: tinyq_quant::QuantError| TinyqError::In { path: model.path.clone(), source: Box::new(e.into()) };
 
     // FP32 reference on the evaluation set.
     let per_sample = g.tensor(g.outputs[0]).numel();
