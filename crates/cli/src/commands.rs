@@ -9,6 +9,7 @@ use tinyq::data::{Dataset, ImageOptions, Layout, LoadOptions, NdArray, RawOption
 use tinyq::{Metric, Model};
 
 use crate::args::{Cli, Command, DataArgs, LoadArgs, QuantizeArgs};
+use crate::output::Staged;
 use crate::render;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -164,6 +165,7 @@ fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
     if output.extension().and_then(|e| e.to_str()) != Some("npz") {
         bail!("-o {}: the output must be an .npz file", output.display());
     }
+    let staged = Staged::file(output, "-o")?;
     let model = load(path)?;
     let (_, inputs) = bind(&model, d)?;
     let bar = progress(inputs.samples, "run");
@@ -182,7 +184,8 @@ fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
         })
         .collect();
     let refs: Vec<(&str, &NdArray)> = arrays.iter().map(|(k, a)| (k.as_str(), a)).collect();
-    tinyq::data::write_npz(output, &refs)?;
+    tinyq::data::write_npz(staged.path(), &refs).with_context(|| staged.describe())?;
+    staged.commit()?;
     if json {
         let shapes: serde_json::Map<String, serde_json::Value> =
             arrays.iter().map(|(k, a)| (k.clone(), json!(a.shape))).collect();
@@ -236,6 +239,9 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
 
 pub(crate) fn truncate_rows(a: NdArray, n: usize) -> NdArray {
     use tinyq::data::ArrayData as A;
+    // A limit beyond the sample count keeps every sample, as `BoundInputs::truncate` does.
+    let Some(&rows) = a.shape.first() else { return a };
+    let n = n.min(rows);
     let per: usize = a.shape[1..].iter().product();
     let k = n * per;
     let data = match a.data {
@@ -316,6 +322,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         (None, _) if a.tune_data.is_some() => bail!("--tune-data goes with --max-drop"),
         _ => {}
     }
+    let out = Staged::file(&a.output, "-o")?;
     let model = load(&a.model)?;
     let ds = Dataset::open(&a.calib, &load_options(&a.load)?)?;
     let keys = if !a.x.is_empty() {
@@ -377,9 +384,9 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         _ => tinyq::quantize(&model, &calib, &opts, &|n| bar.set_position(n as u64))?,
     };
     bar.finish_and_clear();
-    tinyq::tflite::write_tflite_file(&graph, &a.output)?;
+    let written = tinyq::tflite::write_tflite(&graph).with_context(|| out.describe())?;
+    out.write(&written)?;
     let seconds = start.elapsed().as_secs_f64();
-    let written = std::fs::read(&a.output).with_context(|| format!("reading back {}", a.output.display()))?;
     let flash = tinyq::tflite::flash_breakdown(&written).with_context(|| a.output.display().to_string())?;
     let int8_bytes = flash.total;
     let fp32_bytes = model.graph.parameter_count().0 as u64 * 4;
@@ -387,7 +394,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     let mut metrics = None;
     if let Some(data) = &a.data {
         // Score the file as written, so the INT8 figure is the exported model's.
-        let quantized = load(&a.output)?;
+        let quantized = load(out.path())?;
         let (ds, inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
         let labels = ds.array(&a.y)?;
         let described = format!("{}: labels `{}`", data.display(), a.y);
@@ -397,6 +404,8 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         metrics = Some((fp32, int8));
     }
 
+    // Every step succeeded: only now does the file appear.
+    out.commit()?;
     // With --tune-data the budget was chosen on another set: the drop on --data is held out.
     let held_out = match (&budget, &metrics, &a.tune_data) {
         (Some(b), Some((f, q)), Some(tune)) => Some((tinyq::budget::metric_drop(f.metric, f.value, q.value), b, tune)),
@@ -679,8 +688,19 @@ fn report(
     Ok(ExitCode::from(1))
 }
 
+/// A new folder is generated under a temporary name and renamed once complete; into an existing
+/// folder, the export checks every file it would replace before writing any, and writes each one
+/// atomically.
 fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<()> {
-    let written = tinyq::export_c(model, dir, name, pointer_width)?;
+    let written = if dir.exists() {
+        tinyq::export_c(model, dir, name, pointer_width)?
+    } else {
+        let staged = Staged::dir(dir, "--c")?;
+        let files = tinyq::export_c(model, staged.path(), name, pointer_width)?;
+        let files = files.iter().map(|f| dir.join(f.strip_prefix(staged.path()).unwrap_or(f))).collect();
+        staged.commit()?;
+        files
+    };
     for f in &written {
         println!("{}", f.display());
     }
@@ -695,19 +715,18 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
         if !matches!(out.extension().and_then(|e| e.to_str()), Some("html" | "htm")) {
             bail!("--html {}: the report must be an .html file", out.display());
         }
-        let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            bail!("--html {}: the folder {} does not exist", out.display(), dir.display());
-        }
     }
+    let staged = html.map(|out| Staged::file(out, "--html")).transpose()?;
     let (fm, qm) = (load(fp32)?, load(int8)?);
     let (_, f_inputs) = bind(&fm, d)?;
     let (_, q_inputs) = bind(&qm, d)?;
     let r = tinyq::debug(&fm, &qm, &f_inputs, &q_inputs)?;
-    if let Some(out) = html {
-        tinyq_html::write_debug_page(out, &r).with_context(|| format!("--html {}", out.display()))?;
+    if let Some(out) = staged {
+        tinyq_html::write_debug_page(out.path(), &r).with_context(|| out.describe())?;
+        let shown = out.target().display().to_string();
+        out.commit()?;
         if !json {
-            println!("HTML report: {}", out.display());
+            println!("HTML report: {shown}");
         }
     }
     if json {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 
@@ -32,8 +32,10 @@ pub fn convert(a: &ConvertArgs) -> Result<()> {
     if !(lo..=hi).contains(&a.opset) {
         bail!("--opset {}: tinyq writes opsets {lo} to {hi}", a.opset);
     }
+    let out = crate::output::Staged::file(&a.output, "-o")?;
     let model = tinyq::load_model(&a.model)?;
-    let w = tinyq::save_onnx_opset(&model, &a.output, a.opset)?;
+    let w = tinyq::save_onnx_opset(&model, out.path(), a.opset).with_context(|| out.describe())?;
+    out.commit()?;
     if a.json {
         println!(
             "{}",

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod convert;
+mod output;
 mod render;
 mod train;
 

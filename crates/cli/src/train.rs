@@ -10,6 +10,7 @@ use tinyq::{Metric, OptimizerKind, RangeMode, Schedule, Supervision, TrainOption
 
 use crate::args::LoadArgs;
 use crate::commands::{bind_file, load, load_options, progress, same_file};
+use crate::output::Staged;
 use crate::render;
 
 /// `tinyq train` flags.
@@ -170,6 +171,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         }
     }
     let opts = options(a)?;
+    let out = Staged::file(&a.output, "-o")?;
+    let fp32_out = a.save_fp32.as_deref().map(|p| Staged::file(p, "--save-fp32")).transpose()?;
     let model = load(&a.model)?;
     let (ds, data) = bind_file(&model, &a.data, &a.x, &a.load, a.limit)?;
     let label_key = a.labels.clone().unwrap_or_else(|| "y".into());
@@ -244,12 +247,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         &TrainProgress { batch: &on_batch, epoch: &on_epoch },
     )?;
     bar.finish_and_clear();
-    tinyq::tflite::write_tflite_file(&int8, &a.output)?;
-    if let Some(p) = &a.save_fp32 {
+    out.write(&tinyq::tflite::write_tflite(&int8).with_context(|| out.describe())?)?;
+    let mut outputs = vec![out];
+    if let Some(p) = fp32_out {
         let tuned =
             tinyq::Model { graph: float, path: a.model.clone(), format: tinyq::ModelFormat::Onnx, file_bytes: 0 };
-        tinyq::save_onnx(&tuned, p)?;
+        tinyq::save_onnx(&tuned, p.path()).with_context(|| p.describe())?;
+        outputs.push(p);
     }
+    crate::output::commit_all(outputs)?;
 
     if a.json {
         println!(

@@ -38,7 +38,10 @@ pub(crate) fn load_folder(dir: &Path, o: &ImageOptions) -> Result<(NdArray, NdAr
                 );
                 return Err(format_err(&file, msg));
             }
-            let hw_len = (hw.0 * hw.1) as usize;
+            let hw_len = hw.0 as usize * hw.1 as usize;
+            let total = [y.len() + 1, hw.0 as usize, hw.1 as usize, channels];
+            tinyq_ir::size::tensor_numel(&total, 4)
+                .map_err(|m| format_err(dir, format!("the images together: {m}")))?;
             let at = x.len();
             x.resize(at + hw_len * channels, 0.0);
             for (i, px) in pixels.chunks_exact(channels).enumerate() {
@@ -67,14 +70,20 @@ pub(crate) fn load_folder(dir: &Path, o: &ImageOptions) -> Result<(NdArray, NdAr
 
 /// Decodes one image to interleaved 8-bit pixels; returns ((height, width), pixels).
 fn decode(file: &Path, o: &ImageOptions, channels: usize) -> Result<((u32, u32), Vec<u8>), DataError> {
-    let img = image::ImageReader::open(file)
-        .map_err(io_err(file))?
-        .with_guessed_format()
-        .map_err(io_err(file))?
-        .decode()
-        .map_err(|e| format_err(file, format!("cannot decode image: {e}")))?;
+    let mut reader =
+        image::ImageReader::open(file).map_err(io_err(file))?.with_guessed_format().map_err(io_err(file))?;
+    // Decoded 8-bit pixels become 4-byte floats: cap the decoder at a quarter of the tensor limit,
+    // so a small file declaring a huge image is refused before its pixels are allocated.
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some((tinyq_ir::size::max_tensor_bytes() / 4) as u64);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| format_err(file, format!("cannot decode image: {e}")))?;
     let img = match o.resize {
         Some((h, w)) if h == 0 || w == 0 => return Err(format_err(file, "--resize needs non-zero height and width")),
+        Some((h, w)) if tinyq_ir::size::tensor_numel(&[h as usize, w as usize, 4], 4).is_err() => {
+            let msg = tinyq_ir::size::tensor_numel(&[h as usize, w as usize, 4], 4).unwrap_err();
+            return Err(format_err(file, format!("--resize {h}x{w}: {msg}")));
+        }
         Some((h, w)) if (img.height(), img.width()) != (h, w) => img.resize_exact(w, h, FilterType::Triangle),
         _ => img,
     };

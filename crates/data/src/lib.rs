@@ -217,6 +217,15 @@ impl Dataset {
         })
     }
 
+    /// The shape of array `key` without decoding it when the format allows (the `.npy` header of
+    /// an `.npz` entry), so callers can refuse a mismatched array before it is inflated.
+    pub fn array_shape(&self, key: &str) -> Option<Vec<usize>> {
+        if let Some(a) = self.arrays.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Some(a.shape.clone());
+        }
+        self.npz.as_ref().and_then(|n| n.shape(key)).map(<[usize]>::to_vec)
+    }
+
     /// The class folder names (index = label in `y`) for an image folder, else `None`.
     pub fn class_names(&self) -> Option<&[String]> {
         self.classes.as_deref()

@@ -18,6 +18,8 @@ struct Header {
     dtype: Result<(DType, bool), String>,
     shape: Vec<usize>,
     fortran: bool,
+    /// Bytes from the magic to the end of the header text.
+    len: u64,
 }
 
 impl Header {
@@ -41,7 +43,9 @@ impl Header {
         let mut text = vec![0u8; len];
         read_exact(r, &mut text)?;
         let text = String::from_utf8(text).map_err(|_| "npy header is not valid text".to_string())?;
-        Header::parse(&text).ok_or_else(|| format!("cannot parse npy header {:?}", text.trim_end()))
+        let mut h = Header::parse(&text).ok_or_else(|| format!("cannot parse npy header {:?}", text.trim_end()))?;
+        h.len = (len + if pre[6] == 1 { 10 } else { 12 }) as u64;
+        Ok(h)
     }
 
     fn parse(text: &str) -> Option<Header> {
@@ -65,17 +69,13 @@ impl Header {
             .filter(|s| !s.is_empty())
             .map(|s| s.trim_end_matches('L').parse().ok())
             .collect::<Option<Vec<usize>>>()?;
-        Some(Header { dtype, shape, fortran })
+        Some(Header { dtype, shape, fortran, len: 0 })
     }
 
     /// Element type and byte count of the data, or a message if unsupported/too large.
     fn layout(&self) -> Result<(DType, bool, usize), String> {
         let (dt, big) = self.dtype.clone().map_err(|d| format!("unsupported dtype {d} (supported: {DTYPE_NAMES})"))?;
-        let bytes = self
-            .shape
-            .iter()
-            .try_fold(dt.size(), |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| format!("shape {:?} is too large", self.shape))?;
+        let bytes = tinyq_ir::size::tensor_numel(&self.shape, dt.size())? * dt.size();
         Ok((dt, big, bytes))
     }
 
@@ -161,6 +161,7 @@ pub(crate) struct NpzSource {
     zip: Mutex<ZipArchive<BufReader<File>>>,
     entries: HashMap<String, usize>,
     unsupported: HashMap<String, String>,
+    shapes: HashMap<String, Vec<usize>>,
 }
 
 impl NpzSource {
@@ -171,6 +172,7 @@ impl NpzSource {
         let mut zip = ZipArchive::new(BufReader::new(file))
             .map_err(|e| format_err(path, format!("not a valid .npz (zip) archive: {e}")))?;
         let (mut keys, mut entries, mut unsupported) = (Vec::new(), HashMap::new(), HashMap::new());
+        let mut shapes = HashMap::new();
         for i in 0..zip.len() {
             let mut entry = zip.by_index(i).map_err(|e| format_err(path, format!("corrupt zip entry #{i}: {e}")))?;
             let Some(key) = npyz::npz::array_name_from_file_name(entry.name()).map(str::to_string) else {
@@ -182,11 +184,17 @@ impl NpzSource {
                 Ok(_) if entries.contains_key(&key) => {}
                 Ok(_) => {
                     keys.push(key.clone());
+                    shapes.insert(key.clone(), header.shape);
                     entries.insert(key, i);
                 }
             }
         }
-        Ok((NpzSource { zip: Mutex::new(zip), entries, unsupported }, keys))
+        Ok((NpzSource { zip: Mutex::new(zip), entries, unsupported, shapes }, keys))
+    }
+
+    /// The shape array `key`'s header declares, known without inflating its data.
+    pub(crate) fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.shapes.get(key).map(Vec::as_slice)
     }
 
     /// Decodes array `key`; `Ok(None)` if the archive has no such array.
@@ -202,6 +210,12 @@ impl NpzSource {
         let mut entry = zip.by_index(i).map_err(|e| err(format!("corrupt zip entry: {e}")))?;
         let header = Header::read(&mut entry).map_err(err)?;
         let (_, _, n) = header.layout().map_err(err)?;
+        // The archive's own record of the entry's size is checked before anything is inflated,
+        // so an entry that claims more (or less) data than its header promises costs nothing.
+        let stored = entry.size().saturating_sub(header.len);
+        if stored != n as u64 {
+            return Err(err(size_mismatch(n, usize::try_from(stored).unwrap_or(usize::MAX))));
+        }
         let mut data = Vec::new();
         let corrupt = |e: io::Error| err(format!("corrupt compressed data: {e}"));
         (&mut entry).take(n as u64).read_to_end(&mut data).map_err(corrupt)?;
@@ -302,7 +316,7 @@ mod tests {
         assert!(h.layout().unwrap_err().contains("structured"));
         assert!(Header::parse("{'descr': '<f4', 'shape': (4,), }").is_none());
         let huge = Header::parse("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296), }");
-        assert!(huge.unwrap().layout().unwrap_err().contains("too large"));
+        assert!(huge.unwrap().layout().unwrap_err().contains("more elements than fit"));
     }
 
     #[test]

@@ -63,8 +63,12 @@ impl Graph {
             .fold((0, 0), |(n, b), (_, t)| (n + t.numel(), b + t.size_bytes()))
     }
 
-    /// Checks structure and re-infers every node's output shapes against the stored ones.
+    /// Checks structure (ids in range, one writer per tensor, sizes within
+    /// [`crate::size::max_tensor_bytes`], constant data matching shapes, no NaN weights, usable
+    /// quantization parameters) and re-infers every node's output shapes against the stored ones.
     pub fn validate(&self) -> Result<(), IrError> {
+        crate::check::check_tensors(self)?;
+        crate::check::check_writers(self)?;
         let mut defined = vec![false; self.tensors.len()];
         for (i, t) in self.tensors.iter().enumerate() {
             defined[i] = t.is_constant();

@@ -9,12 +9,14 @@
 //! how to compute values or how bytes are laid out in a file. Graph changes go through named
 //! rewrite [`rules`], each returning a [`Patch`] or nothing.
 
+mod check;
 mod dtype;
 mod error;
 mod graph;
 pub mod op;
 mod patch;
 pub mod rules;
+pub mod size;
 mod tensor;
 
 pub use dtype::{DType, TensorData};
@@ -24,7 +26,8 @@ pub use op::{FusedActivation, Op, Padding};
 pub use patch::Patch;
 pub use tensor::{QParams, Tensor};
 
-/// Number of elements of a shape (1 for a scalar).
+/// Number of elements of a shape (1 for a scalar). Saturates instead of wrapping, so a shape
+/// that escaped [`size::tensor_numel`] can never look small; sizes from files are checked there.
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    size::checked_numel(shape).unwrap_or(usize::MAX)
 }

@@ -68,11 +68,7 @@ fn strided_index(shape: &[usize], strides: &[usize]) -> Vec<usize> {
 
 /// Decodes an ONNX tensor (raw_data or typed fields) into a constant.
 pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
-    let shape: Vec<usize> = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
-        .collect::<Result<_, _>>()?;
+    let shape = tinyq_ir::size::shape(&t.dims, 4)?;
     let n = numel(&shape);
     let raw = &t.raw_data;
     fn le<const W: usize, T>(raw: &[u8], n: usize, f: fn([u8; W]) -> T) -> Result<Vec<T>, String> {
@@ -132,6 +128,7 @@ pub fn elem_type_name(t: i32) -> &'static str {
 /// numpy-style broadcasting element-wise op on constants (ints stay ints).
 pub fn binary(a: &Const, b: &Const, f: fn(f64, f64) -> f64) -> Result<Const, String> {
     let shape = tinyq_ir::op::broadcast_shapes(&a.shape, &b.shape)?;
+    tinyq_ir::size::tensor_numel(&shape, 8)?;
     let ia = broadcast_index(&a.shape, &shape);
     let ib = broadcast_index(&b.shape, &shape);
     let (va, vb) = (as_f64(&a.data), as_f64(&b.data));

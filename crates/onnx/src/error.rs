@@ -15,4 +15,7 @@ pub enum OnnxError {
     Node { node: String, op_type: String, opset: i64, msg: String },
     #[error("{0}")]
     Model(String),
+    /// A node error with the file it came from.
+    #[error("{}: {source}", .path.display())]
+    InFile { path: PathBuf, source: Box<OnnxError> },
 }

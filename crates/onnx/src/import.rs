@@ -77,6 +77,7 @@ pub fn import_model(path: &Path, opts: &ImportOptions) -> Result<Graph, OnnxErro
     let model = load_model_proto(path)?;
     import_proto(&model, opts).map_err(|e| match e {
         OnnxError::Model(msg) => OnnxError::Model(format!("{}: {msg}", path.display())),
+        node @ OnnxError::Node { .. } => OnnxError::InFile { path: path.to_path_buf(), source: Box::new(node) },
         other => other,
     })
 }
@@ -111,7 +112,9 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         if imp.values.contains_key(&vi.name) {
             continue;
         }
-        let shape = input_shape(vi).map_err(|msg| OnnxError::Model(format!("input `{}`: {msg}", vi.name)))?;
+        let shape = input_shape(vi)
+            .and_then(|s| tinyq_ir::size::tensor_numel(&s, 4).map(|_| s))
+            .map_err(|msg| OnnxError::Model(format!("input `{}`: {msg}", vi.name)))?;
         let id = imp.g.add_tensor(Tensor::activation(vi.name.clone(), shape.clone(), DType::F32));
         imp.names.insert(vi.name.clone());
         imp.g.inputs.push(id);
@@ -126,6 +129,11 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         let fail = |msg: String| OnnxError::Node { node: imp_name(node, i), op_type: node.op_type.clone(), opset, msg };
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(fail(format!("domain `{}` is not supported (only the default ONNX domain)", node.domain)));
+        }
+        // ONNX is single-assignment: a value written twice (or a graph input or initializer
+        // overwritten) is a broken file, not something to resolve by order.
+        if let Some(o) = node.output.iter().find(|o| !o.is_empty() && imp.values.contains_key(*o)) {
+            return Err(fail(format!("writes `{o}`, which is already defined")));
         }
         ops::translate(&mut imp, node).map_err(fail)?;
     }
@@ -176,7 +184,7 @@ fn input_shape(vi: &crate::proto::ValueInfoProto) -> Result<Vec<usize>, String> 
     dims.iter()
         .enumerate()
         .map(|(i, d)| match &d.value {
-            Some(D::DimValue(v)) if *v > 0 => Ok(*v as usize),
+            Some(D::DimValue(v)) if *v > 0 => tinyq_ir::size::dim(*v),
             Some(D::DimValue(0)) | Some(D::DimParam(_)) | None if i == 0 => Ok(1),
             Some(D::DimParam(p)) => Err(format!("dimension {i} is dynamic (`{p}`); tinyq needs static shapes")),
             _ => Err(format!("dimension {i} is unknown; tinyq needs static shapes")),
@@ -239,6 +247,8 @@ impl Importer {
             Some(s) => return Err(format!("cannot reshape {:?} to {s:?}", shapes[0])),
             None => inferred,
         };
+        tinyq_ir::size::tensor_numel(&out_shape, DType::F32.size_bytes())
+            .map_err(|e| format!("output `{out_name}`: {e}"))?;
         let name = self.unique(out_name);
         let node_name =
             if self.node_outputs.iter().any(|o| o == out_name) { self.node_name.clone() } else { name.clone() };

@@ -129,7 +129,7 @@ impl Ctx<'_> {
 }
 
 fn ints_to_usize(v: &[i64], what: &str) -> Result<Vec<usize>, String> {
-    v.iter().map(|&x| usize::try_from(x).map_err(|_| format!("{what} has negative value {x}"))).collect()
+    v.iter().map(|&x| tinyq_ir::size::non_negative(what, x)).collect()
 }
 
 fn identity_op(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
@@ -158,7 +158,7 @@ fn constant_of_shape(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         Some(t) => constfold::from_proto(t)?,
         None => Const::f32(vec![1], vec![0.0]),
     };
-    let n = numel(&shape);
+    let n = tinyq_ir::size::tensor_numel(&shape, fill.data.dtype().size_bytes())?;
     let out = Const { data: fill.data.gather(&vec![0; n]), shape };
     imp.set(c.out(0)?, Value::Const(out));
     Ok(())
@@ -568,6 +568,9 @@ fn window(c: &Ctx, spatial: &[usize], kernel: Vec<usize>) -> Result<Window, Stri
     if stride.contains(&0) || dilation.contains(&0) {
         return Err("strides and dilations must be positive".into());
     }
+    if kernel.contains(&0) {
+        return Err(format!("kernel_shape {kernel:?} must be positive"));
+    }
     let input = two(spatial.to_vec());
     let (k, s, d) = (two(kernel), two(stride), two(dilation));
     let explicit = |p: Vec<usize>| {
@@ -845,9 +848,12 @@ fn batch_norm(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 }
 
 /// The `[out, in]` weights of a dense layer whose input may be a flattened NHWC block.
-fn dense_weights(w: Const, input: &Value) -> Const {
-    let Value::Tensor { layout: Layout::Flat { c, h, w: wd }, .. } = input else { return w };
+fn dense_weights(w: Const, input: &Value) -> Result<Const, String> {
+    let Value::Tensor { layout: Layout::Flat { c, h, w: wd }, .. } = input else { return Ok(w) };
     let (out, inn) = (w.shape[0], w.shape[1]);
+    if c * h * wd != inn {
+        return Err(format!("weights of shape {:?} do not fit an input of {} features", w.shape, c * h * wd));
+    }
     let mut idx = Vec::with_capacity(out * inn);
     for o in 0..out {
         for s in 0..inn {
@@ -856,7 +862,7 @@ fn dense_weights(w: Const, input: &Value) -> Const {
             idx.push(o * inn + cc * h * wd + hh * wd + ww);
         }
     }
-    Const { data: w.data.gather(&idx), shape: w.shape }
+    Ok(Const { data: w.data.gather(&idx), shape: w.shape })
 }
 
 fn dense(
@@ -867,7 +873,7 @@ fn dense(
     bias: Option<Const>,
     keep_num_dims: bool,
 ) -> Result<(), String> {
-    let w = dense_weights(w, &a);
+    let w = dense_weights(w, &a)?;
     let xi = match &a {
         Value::Tensor { id, layout: Layout::Flat { .. } } => *id,
         other => imp.identity(other)?,

@@ -27,6 +27,7 @@ pub mod generated;
 mod ops;
 mod read;
 mod size;
+mod verify;
 mod write;
 
 #[cfg(test)]

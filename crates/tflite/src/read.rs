@@ -28,6 +28,7 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
         )));
     }
     let model = tfl::ModelRef::read_as_root(bytes).map_err(malformed("the model table"))?;
+    crate::verify::verify(bytes, model)?;
     let version = model.version().map_err(malformed("Model.version"))?;
     if version != SCHEMA_VERSION {
         return Err(TfliteError::NotTflite(format!("schema version {version}, expected {SCHEMA_VERSION}")));
@@ -220,6 +221,7 @@ fn read_tensor(
         tfl::TensorType::Int64 => DType::I64,
         other => return Err(err(format!("element type {other:?} is not supported"))),
     };
+    tinyq_ir::size::tensor_numel(&shape, dtype.size_bytes()).map_err(&err)?;
     if t.sparsity().map_err(malformed(&what))?.is_some() {
         return Err(err("sparse tensors are not supported".into()));
     }

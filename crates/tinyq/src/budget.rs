@@ -153,7 +153,7 @@ impl Scorer<'_> {
     fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
         let bytes = tinyq_tflite::write_tflite(q)?;
         let file = tinyq_tflite::read_tflite(&bytes)?;
-        let plan = Int8Plan::new(&file).map_err(|e| TinyqError::Engine(e.to_string()))?;
+        let plan = Int8Plan::new(&file)?;
         let out_id = file.outputs[0];
         let (samples, batch) = (self.eval.samples, crate::batch_size());
         let outs: Vec<Vec<f32>> = (0..samples.div_ceil(batch))
@@ -162,7 +162,7 @@ impl Scorer<'_> {
                 let range = c * batch..((c + 1) * batch).min(samples);
                 let n = range.len();
                 let args = sample_values(&file, self.eval, range)?;
-                let out = plan.run_batch(&args, n).map_err(|e| TinyqError::Engine(e.to_string()))?;
+                let out = plan.run_batch(&args, n)?;
                 Ok(real_values(&file, out_id, &out[0]))
             })
             .collect::<Result<_, TinyqError>>()?;
@@ -295,7 +295,8 @@ pub fn quantize_within_budget(
     }
     let g = &model.graph;
     let user_float = float_node_indices(g, &opts.keep_float)?;
-    let model_err = |e: tinyq_quant::QuantError| TinyqError::Model(format!("{}: {e}", model.path.display()));
+    let model_err =
+        |e: tinyq_quant::QuantError| TinyqError::In { path: model.path.clone(), source: Box::new(e.into()) };
 
     // FP32 reference on the evaluation set.
     let per_sample = g.tensor(g.outputs[0]).numel();

@@ -8,6 +8,7 @@
 //! with the number of samples; histograms coarsen on a power-of-two grid instead of needing the
 //! value range in advance (see [`GridHistogram`]).
 
+use crate::error::InFile;
 use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
@@ -611,8 +612,8 @@ pub fn debug(
     q_inputs: &BoundInputs,
 ) -> Result<DebugReport, TinyqError> {
     let err = |e: String| TinyqError::Engine(e);
-    let fplan = Plan::new(&fp32.graph).map_err(|e| err(format!("{}: {e}", fp32.path.display())))?;
-    let qplan = Int8Plan::new(&int8.graph).map_err(|e| err(format!("{}: {e}", int8.path.display())))?;
+    let fplan = Plan::new(&fp32.graph).in_file(&fp32.path)?;
+    let qplan = Int8Plan::new(&int8.graph).in_file(&int8.path)?;
     let (fg, qg) = (&fp32.graph, &int8.graph);
     let by_name: std::collections::HashMap<&str, TensorId> =
         fg.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
@@ -683,9 +684,9 @@ pub fn debug(
         .into_par_iter()
         .try_fold(zero, |mut acc, i| -> Result<_, TinyqError> {
             let fs = f_inputs.sample_f32(i).ok_or_else(|| err("the float model needs float data".into()))?;
-            let facts = fplan.run_observed(&fs, &mut |_, _| {}).map_err(|e| err(e.to_string()))?;
+            let facts = fplan.run_observed(&fs, &mut |_, _| {})?;
             let qs: Vec<TensorValue> = q_inputs.sample(i).into_iter().map(|s| s.to_value()).collect();
-            let qacts = qplan.run_observed(&qs, &mut |_, _| {}).map_err(|e| err(e.to_string()))?;
+            let qacts = qplan.run_observed(&qs, &mut |_, _| {})?;
             for (o, &(fo, qo, lsb, classes)) in outputs.iter().enumerate() {
                 let f = fplan.value(&facts, fo);
                 let Some(q) = dequantize(qplan.value(&qacts, qo), qg, qo) else { continue };
@@ -717,9 +718,8 @@ pub fn debug(
                     })
                     .collect();
                 let real: Vec<Vec<f32>> = args.iter().zip(ins).filter_map(|(a, &qi)| dequantize(a, qg, qi)).collect();
-                let reference =
-                    fl.run(&real.iter().map(Vec::as_slice).collect::<Vec<_>>()).map_err(|e| err(e.to_string()))?;
-                let out = plan.run(&args).map_err(|e| err(e.to_string()))?;
+                let reference = fl.run(&real.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+                let out = plan.run(&args)?;
                 if let Some(q) = dequantize(&out[0], plan.graph(), plan.graph().outputs[0]) {
                     let channels = *qg.tensor(qt).shape.last().unwrap_or(&1);
                     acc.own[k].add(&reference[0], &q, channels.max(1));

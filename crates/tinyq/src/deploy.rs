@@ -7,6 +7,7 @@ use serde::Serialize;
 use tinyq_arena::{plan_arena, ArenaPlan, PointerWidth};
 use tinyq_export_c::Board;
 
+use crate::error::InFile;
 use crate::{summary::node_macs, TinyqError};
 
 #[derive(Clone, Debug, Serialize)]
@@ -44,15 +45,17 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
     if path.extension().and_then(|e| e.to_str()) != Some("tflite") {
         return Err(ctx("the report is about a .tflite file (run `tinyq quantize` first)".into()));
     }
-    let bytes = std::fs::read(path).map_err(|e| ctx(e.to_string()))?;
+    let bytes = std::fs::read(path).in_file(path)?;
     let width = match pointer_width {
         32 => PointerWidth::Bits32,
         64 => PointerWidth::Bits64,
         other => return Err(TinyqError::Input(format!("--pointer-width {other}: expected 32 or 64"))),
     };
-    let plan: ArenaPlan = plan_arena(&bytes, width).map_err(|e| ctx(e.to_string()))?;
-    let g = tinyq_tflite::read_tflite(&bytes).map_err(|e| ctx(e.to_string()))?;
-    let flash = tinyq_tflite::flash_breakdown(&bytes).map_err(|e| ctx(e.to_string()))?;
+    // The reader's checks come first: the arena planner and the breakdown see only files every
+    // other command would accept too.
+    let g = tinyq_tflite::read_tflite(&bytes).in_file(path)?;
+    let plan: ArenaPlan = plan_arena(&bytes, width).in_file(path)?;
+    let flash = tinyq_tflite::flash_breakdown(&bytes).in_file(path)?;
     let layers = g
         .nodes
         .iter()
@@ -158,11 +161,10 @@ pub fn export_c(
         None => tinyq_export_c::default_name(model)
             .ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
     };
-    let bytes = std::fs::read(model).map_err(|e| ctx(e.to_string()))?;
-    let files = tinyq_export_c::generate(&bytes, &name, r.arena_bytes).map_err(|e| ctx(e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
-    let written =
-        tinyq_export_c::write_dir(dir, &files).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
+    let bytes = std::fs::read(model).in_file(model)?;
+    let files = tinyq_export_c::generate(&bytes, &name, r.arena_bytes).in_file(model)?;
+    std::fs::create_dir_all(dir).in_file(dir)?;
+    let written = tinyq_export_c::write_dir(dir, &files).in_file(dir)?;
     Ok(written.written)
 }
 

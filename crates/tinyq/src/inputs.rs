@@ -192,6 +192,10 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
     let mut lens = Vec::new();
     for (&id, key) in graph.inputs.iter().zip(keys) {
         let t = graph.tensor(id);
+        // A mismatched shape is refused from the header, before a large array is inflated.
+        if let Some(d) = data.array_shape(key).filter(|d| stacking(d, &t.shape).is_none()) {
+            return Err(shape_mismatch(&file, key, &d, t));
+        }
         let arr: NdArray = data.array(key)?;
         let float_data = matches!(arr.dtype_name(), "float32" | "float64" | "float16");
         let wrong = match t.dtype {
@@ -215,17 +219,8 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
         }
         let s = &t.shape;
         let d = &arr.shape;
-        let (n, stacking) = if d == s {
-            (1, Stacking::Single)
-        } else if !s.is_empty() && s[0] == 1 && d.len() == s.len() && d[1..] == s[1..] {
-            (d[0], Stacking::Batch)
-        } else if d.len() == s.len() + 1 && d[1..] == s[..] {
-            (d[0], Stacking::NewAxis)
-        } else {
-            return Err(TinyqError::Input(format!(
-                "{file}: array `{key}` has shape {d:?}, but model input `{}` takes samples of shape {s:?}",
-                t.name
-            )));
+        let Some((n, stacking)) = stacking(d, s) else {
+            return Err(shape_mismatch(&file, key, d, t));
         };
         if n == 0 {
             return Err(TinyqError::Input(format!("{file}: array `{key}` holds no samples")));
@@ -249,6 +244,26 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
     }
     let (samples, stacking) = bound.expect("a graph has at least one input");
     Ok(BoundInputs { samples, data: arrays, sample_len: lens, stacking })
+}
+
+/// How an array of shape `d` holds samples of shape `s`: the sample count and the stacking.
+fn stacking(d: &[usize], s: &[usize]) -> Option<(usize, Stacking)> {
+    if d == s {
+        Some((1, Stacking::Single))
+    } else if !s.is_empty() && s[0] == 1 && d.len() == s.len() && d[1..] == s[1..] {
+        Some((d[0], Stacking::Batch))
+    } else if d.len() == s.len() + 1 && d[1..] == s[..] {
+        Some((d[0], Stacking::NewAxis))
+    } else {
+        None
+    }
+}
+
+fn shape_mismatch(file: &str, key: &str, d: &[usize], t: &tinyq_ir::Tensor) -> TinyqError {
+    TinyqError::Input(format!(
+        "{file}: array `{key}` has shape {d:?}, but model input `{}` takes samples of shape {:?}",
+        t.name, t.shape
+    ))
 }
 
 /// TFLite's QUANTIZE of float data: `clamp(round_half_away(x / scale) + zero_point)`, the division

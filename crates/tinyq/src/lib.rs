@@ -22,6 +22,7 @@ mod train;
 
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
+use error::InFile;
 pub use error::TinyqError;
 pub use inputs::{bind_inputs, default_input_keys, quantize_s16, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
@@ -82,11 +83,10 @@ fn is_float_graph(g: &tinyq_ir::Graph) -> bool {
 
 impl Engine {
     fn new(model: &Model) -> Result<Engine, TinyqError> {
-        let err = |e: String| TinyqError::Engine(format!("{}: {e}", model.path.display()));
         if is_float_graph(&model.graph) {
-            tinyq_float::Plan::new(&model.graph).map(Engine::Float).map_err(|e| err(e.to_string()))
+            tinyq_float::Plan::new(&model.graph).map(Engine::Float).in_file(&model.path)
         } else {
-            tinyq_int8::Int8Plan::new(&model.graph).map(Engine::Int8).map_err(|e| err(e.to_string()))
+            tinyq_int8::Int8Plan::new(&model.graph).map(Engine::Int8).in_file(&model.path)
         }
     }
 
@@ -111,7 +111,7 @@ impl Engine {
         };
         let n = range.len();
         let args: Vec<tinyq_int8::TensorValue> = inputs.samples(range).into_iter().map(|s| s.to_value()).collect();
-        let out = plan.run_batch(&args, n).map_err(|e| TinyqError::Engine(e.to_string()))?;
+        let out = plan.run_batch(&args, n)?;
         Ok(out.into_iter().map(int8_to_array).collect())
     }
 
@@ -132,11 +132,11 @@ impl Engine {
                         }
                     })
                     .collect::<Result<_, _>>()?;
-                Ok(plan.run(&args).map_err(|e| err(e.to_string()))?.into_iter().map(ArrayData::F32).collect())
+                Ok(plan.run(&args)?.into_iter().map(ArrayData::F32).collect())
             }
             Engine::Int8(plan) => {
                 let args: Vec<TensorValue> = sample.iter().map(|s| s.to_value()).collect();
-                let out = plan.run(&args).map_err(|e| err(e.to_string()))?;
+                let out = plan.run(&args)?;
                 Ok(out.into_iter().map(int8_to_array).collect())
             }
         }

@@ -3,6 +3,7 @@
 //! The graph goes through `tinyq_onnx::export` as it is: the ONNX file has the model's inputs and
 //! outputs (names, shapes, layout), so it runs on the same data as the model it came from.
 
+use crate::error::InFile;
 use std::path::Path;
 
 use tinyq_ir::DType;
@@ -41,8 +42,7 @@ pub fn save_onnx_opset(model: &Model, path: &Path, opset: i64) -> Result<OnnxWri
     if same_file(path, &model.path) {
         return Err(TinyqError::Model(format!("{}: refusing to overwrite the model being converted", path.display())));
     }
-    let onnx = tinyq_onnx::export::to_onnx_model(g, &tinyq_onnx::ExportOptions { opset })
-        .map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
+    let onnx = tinyq_onnx::export::to_onnx_model(g, &tinyq_onnx::ExportOptions { opset }).in_file(&model.path)?;
     let nodes = onnx.graph.as_ref().map_or(0, |g| g.node.len());
     tinyq_onnx::export::write_model(&onnx, path)?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

@@ -1,6 +1,7 @@
 //! Post-training quantization: calibrate on real data with the float engine, choose ranges,
 //! apply the int8 rules.
 
+use crate::error::InFile;
 use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
@@ -125,7 +126,7 @@ pub fn calibrate(
     method: Calibration,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<TensorStats>, TinyqError> {
-    let plan = Plan::new(&model.graph).map_err(|e| TinyqError::Engine(format!("{}: {e}", model.path.display())))?;
+    let plan = Plan::new(&model.graph).in_file(&model.path)?;
     let n_tensors = model.graph.tensors.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let passes = if method.needs_histogram() { 2 } else { 1 };
@@ -137,8 +138,7 @@ pub fn calibrate(
                 |mut acc, i| {
                     let sample =
                         inputs.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
-                    plan.run_observed(&sample, &mut |t, v| acc[t].observe(v))
-                        .map_err(|e| TinyqError::Engine(e.to_string()))?;
+                    plan.run_observed(&sample, &mut |t, v| acc[t].observe(v))?;
                     progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / passes + 1);
                     Ok(acc)
                 },
@@ -196,8 +196,7 @@ pub fn quantize(
         .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
         .collect();
     let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
-    let q = quantize_graph_mixed(g, &ranges, &cfg, &float_nodes, &int16_nodes)
-        .map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
+    let q = quantize_graph_mixed(g, &ranges, &cfg, &float_nodes, &int16_nodes).in_file(&model.path)?;
     let rows = range_rows(g, &q, &stats, &ranges);
     Ok((q, rows))
 }

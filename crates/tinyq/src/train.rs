@@ -198,13 +198,12 @@ pub fn train(
     let labels = match labels {
         LabelData::Teacher(_) => {
             // The float model's values at the tensor the loss is taken on (its logits).
-            let plan = Plan::new(g).map_err(|e| TinyqError::Engine(e.to_string()))?;
+            let plan = Plan::new(g)?;
             let at = trainer.loss_tensor();
             let rows: Vec<Vec<f32>> = samples
                 .par_iter()
                 .map(|s| plan.run_observed(s, &mut |_, _| {}).map(|a| plan.value(&a, at).to_vec()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| TinyqError::Engine(e.to_string()))?;
+                .collect::<Result<_, _>>()?;
             LabelData::Teacher(rows.concat())
         }
         other => other,

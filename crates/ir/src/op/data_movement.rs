@@ -60,6 +60,6 @@ impl Pad {
         if self.pads.len() != x.len() {
             return Err(format!("{} pad pairs for rank {}", self.pads.len(), x.len()));
         }
-        Ok(x.iter().zip(&self.pads).map(|(d, p)| d + p[0] + p[1]).collect())
+        Ok(x.iter().zip(&self.pads).map(|(d, p)| d.saturating_add(p[0]).saturating_add(p[1])).collect())
     }
 }

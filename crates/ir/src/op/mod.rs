@@ -85,11 +85,17 @@ impl Padding {
         stride: usize,
         dilation: usize,
     ) -> Result<Axis, String> {
-        let eff = (kernel - 1) * dilation + 1;
+        if kernel == 0 || stride == 0 || dilation == 0 {
+            return Err(format!("kernel {kernel}, stride {stride} and dilation {dilation} must all be at least 1"));
+        }
+        let eff = (kernel - 1)
+            .checked_mul(dilation)
+            .and_then(|e| e.checked_add(1))
+            .ok_or_else(|| format!("kernel {kernel} with dilation {dilation} is too large"))?;
         let (before, after) = match self {
             Padding::Same => {
                 let out = input.div_ceil(stride);
-                let total = ((out - 1) * stride + eff).saturating_sub(input);
+                let total = (out.saturating_sub(1).saturating_mul(stride).saturating_add(eff)).saturating_sub(input);
                 (total / 2, total - total / 2)
             }
             Padding::Valid => (0, 0),
@@ -101,7 +107,7 @@ impl Padding {
                 }
             }
         };
-        let padded = input + before + after;
+        let padded = input.saturating_add(before).saturating_add(after);
         if padded < eff {
             return Err(format!(
                 "window {eff} is larger than the padded input {padded} (input {input}, stride {stride})"

@@ -1,0 +1,6 @@
+#[path = "../../harness.rs"]
+mod harness;
+
+fn main() {
+    afl::fuzz!(|bytes: &[u8]| harness::tflite(bytes));
+}
