@@ -176,9 +176,11 @@ pub struct QuantizeArgs {
     /// minmax, percentile[=P], entropy or mse.
     #[arg(long, default_value = "minmax")]
     pub calibration: String,
-    /// One weight scale per tensor instead of per output channel.
-    #[arg(long)]
-    pub per_tensor: bool,
+    /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
+    /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
+    /// (convolutions stay per channel).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "all|dense")]
+    pub per_tensor: Option<String>,
     /// int8 (model inputs and outputs are int8) or float (QUANTIZE/DEQUANTIZE at the edges).
     #[arg(long, default_value = "int8")]
     pub io: String,

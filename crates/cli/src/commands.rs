@@ -243,6 +243,16 @@ fn score(model: &Model, inputs: &tinyq::BoundInputs, labels: (&NdArray, &str), m
     tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels.0, out.samples).with_context(|| labels.1.to_string())
 }
 
+/// `--per-tensor[=all|dense]` as (every layer per tensor, dense layers per tensor).
+pub(crate) fn per_tensor_flag(v: Option<&str>) -> Result<(bool, bool)> {
+    match v {
+        None => Ok((false, false)),
+        Some("all") => Ok((true, false)),
+        Some("dense") => Ok((false, true)),
+        Some(other) => bail!("--per-tensor={other}: expected all (every layer) or dense (fully-connected layers only)"),
+    }
+}
+
 fn quantize(a: &QuantizeArgs) -> Result<()> {
     if same_file(&a.output, &a.model) || same_file(&a.output, &a.calib) || a.data.as_deref().is_some_and(|d| same_file(&a.output, d)) {
         bail!("-o {}: refusing to overwrite an input file", a.output.display());
@@ -276,7 +286,8 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     };
     drop(ds);
     let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
-    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
+    let (per_tensor, per_tensor_dense) = per_tensor_flag(a.per_tensor.as_deref())?;
+    let opts = tinyq::QuantizeOptions { calibration, per_tensor, per_tensor_dense, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
     let mut budget = None;

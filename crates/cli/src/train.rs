@@ -81,9 +81,11 @@ pub struct TrainArgs {
     /// minmax, percentile[=P], entropy or mse: the starting ranges.
     #[arg(long, default_value = "minmax")]
     pub calibration: String,
-    /// One weight scale per tensor instead of per output channel.
-    #[arg(long)]
-    pub per_tensor: bool,
+    /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
+    /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
+    /// (convolutions stay per channel).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "all|dense")]
+    pub per_tensor: Option<String>,
     /// int8 or float model inputs and outputs.
     #[arg(long, default_value = "int8")]
     pub io: String,
@@ -113,6 +115,7 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         "sgd" => bail!("--momentum {}: expected a value in [0, 1)", a.momentum),
         other => bail!("--optimizer `{other}`: expected adam or sgd"),
     };
+    let per_tensor = crate::commands::per_tensor_flag(a.per_tensor.as_deref())?;
     let learning_rate = a.lr.unwrap_or(default_lr);
     if !(learning_rate.is_finite() && learning_rate > 0.0) {
         bail!("--lr {learning_rate}: expected a positive number");
@@ -140,7 +143,8 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         .transpose()?;
     Ok(TrainOptions {
         calibration,
-        per_tensor: a.per_tensor,
+        per_tensor: per_tensor.0,
+        per_tensor_dense: per_tensor.1,
         float_io,
         ranges,
         epochs: a.epochs,

@@ -306,7 +306,7 @@ pub fn quantize_within_budget(
         stats.iter().enumerate().map(|(t, s)| range(opts.calibration, t, s)).collect();
     let mut method: Vec<Calibration> = vec![opts.calibration; g.tensors.len()];
     let mut float_nodes = user_float.clone();
-    let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let cfg = PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
     let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize], int16_nodes: &[usize]| {
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };

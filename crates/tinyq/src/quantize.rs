@@ -14,7 +14,10 @@ use crate::{BoundInputs, Model, TinyqError};
 #[derive(Clone, Debug)]
 pub struct QuantizeOptions {
     pub calibration: Calibration,
+    /// One weight scale per tensor for every layer.
     pub per_tensor: bool,
+    /// One weight scale per tensor for FULLY_CONNECTED only (convolutions per channel).
+    pub per_tensor_dense: bool,
     pub float_io: bool,
     /// Nodes to leave in float (by node name or output tensor name): CONV_2D, DEPTHWISE_CONV_2D,
     /// FULLY_CONNECTED (and RESHAPE, TRANSPOSE), computed in float32 between DEQUANTIZE and
@@ -189,7 +192,7 @@ pub fn quantize(
         .enumerate()
         .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
         .collect();
-    let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let cfg = PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
     let q = quantize_graph_mixed(g, &ranges, &cfg, &float_nodes, &int16_nodes)
         .map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))?;
     let rows = range_rows(g, &q, &stats, &ranges);

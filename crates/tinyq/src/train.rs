@@ -22,6 +22,7 @@ pub struct TrainOptions {
     /// Calibration of the starting ranges, weight granularity and I/O type, as for `quantize`.
     pub calibration: Calibration,
     pub per_tensor: bool,
+    pub per_tensor_dense: bool,
     pub float_io: bool,
     pub ranges: RangeMode,
     pub epochs: usize,
@@ -187,7 +188,7 @@ pub fn train(
         Supervision::Distill => (Loss::Mse, LabelData::Teacher(Vec::new())),
     };
     let cfg = QatConfig {
-        ptq: PtqConfig { per_tensor: opts.per_tensor, float_io: false },
+        ptq: PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: false },
         fake_quant: true,
         ranges: opts.ranges,
         ema_momentum: 0.99,
@@ -216,7 +217,7 @@ pub fn train(
     };
 
     let metric = val.as_ref().map(|v| opts.metric.unwrap_or_else(|| default_metric(v.labels, per_sample)));
-    let ptq_cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let ptq_cfg = PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
     let quantized = |t: &Trainer| t.quantized(&ptq_cfg).map_err(engine_err(model));
     let (fp32_val, ptq_val) = match (&val, metric) {
         (Some(v), Some(m)) => {
