@@ -286,6 +286,10 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     };
     drop(ds);
     let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
+    let warnings = match &a.data {
+        Some(data) => tinyq::calibration_warnings(&model.graph, &calib, Some(&bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?.1)),
+        None => tinyq::calibration_warnings(&model.graph, &calib, None),
+    };
     let (per_tensor, per_tensor_dense) = per_tensor_flag(a.per_tensor.as_deref())?;
     let opts = tinyq::QuantizeOptions { calibration, per_tensor, per_tensor_dense, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
     let bar = progress(calib.samples, "calibrate");
@@ -363,6 +367,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 "metrics": m,
                 "budget": budget,
                 "ranges": ranges,
+                "warnings": warnings,
             })
         );
         return Ok(());
@@ -387,6 +392,9 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         a.calibration,
         seconds
     );
+    for w in &warnings {
+        println!("warning: {w}");
+    }
     if let Some((f, q)) = metrics {
         println!("{}", render::table(&["metric", "FP32", "INT8", "change"], vec![vec![f.metric.name().into(), format!("{:.4}", f.value), format!("{:.4}", q.value), format!("{:+.4}", q.value - f.value)]]));
     }
@@ -588,6 +596,9 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
     if json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
+    }
+    for f in &r.findings {
+        println!("finding: {f}");
     }
     let db = |v: f64| if v.is_finite() { format!("{v:.1}") } else { "∞".into() };
     let rows = r

@@ -234,6 +234,9 @@ pub fn quantize_graph_mixed(
                 let per_channel = !cfg.per_tensor && !(dense && (cfg.per_tensor_dense || is_wide[k]));
                 let w = g.tensor(n.inputs[1]);
                 let data = w.f32_data().ok_or_else(|| node_err(n, "weights are not constant".into()))?;
+                if let Some(v) = data.iter().find(|v| !v.is_finite()) {
+                    return Err(QuantError::Tensor { tensor: w.name.clone(), msg: format!("holds {v}: weights must be finite to be quantized") });
+                }
                 let (wq, scales) = if per_channel {
                     symmetric_per_channel(&data, &w.shape, axis)
                 } else {
@@ -285,8 +288,25 @@ pub fn quantize_graph_mixed(
     if cfg.float_io {
         add_float_edges(&mut q);
     }
+    check_scales(&q)?;
     q.validate().map_err(|e| QuantError::Graph(e.to_string()))?;
     Ok(q)
+}
+
+/// Every quantized tensor of `q` must have finite, positive scales (TFLM divides by them and
+/// derives multipliers from them), and float constants finite values: an error names the first
+/// tensor that does not.
+fn check_scales(q: &Graph) -> Result<(), QuantError> {
+    for t in &q.tensors {
+        if let Some(s) = t.qparams.as_ref().and_then(|p| p.scale.iter().find(|s| !(s.is_finite() && **s > 0.0))) {
+            return Err(QuantError::Tensor { tensor: t.name.clone(), msg: format!("would get scale {s}: every scale must be finite and above 0") });
+        }
+        if let Some(TensorData::F32(d)) = &t.data {
+            let Some(v) = d.iter().find(|v| !v.is_finite()) else { continue };
+            return Err(QuantError::Tensor { tensor: t.name.clone(), msg: format!("holds {v}: float constants must be finite") });
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites the int16 nodes of `q` (its nodes are still `g`'s, one for one): int16 activations
@@ -616,6 +636,26 @@ mod tests {
         sub.nodes[1].op = Op::Sub(tinyq_ir::op::Binary::default());
         let e = quantize_graph_mixed(&sub, &ranges, &PtqConfig::default(), &[], &[1]).unwrap_err().to_string();
         assert!(e.contains("add") && e.contains("int16"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_weights_or_ranges_are_refused_by_tensor() {
+        let (mut g, ranges) = two_dense();
+        let mut inf = ranges.clone();
+        inf[3] = Some((0.0, f32::INFINITY));
+        let e = quantize_graph(&g, &inf, &PtqConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`h`") && e.contains("not finite"), "{e}");
+        // A range so wide that its scale overflows to infinity.
+        let mut huge = ranges.clone();
+        huge[3] = Some((-f32::MAX, f32::MAX));
+        let e = quantize_graph(&g, &huge, &PtqConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`h`") && e.contains("scale inf"), "{e}");
+        g.tensors[4].data = Some(TensorData::F32(vec![0.5, f32::INFINITY, 0.25, 2.0, 0.0, -0.75]));
+        let e = quantize_graph(&g, &ranges, &PtqConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`w2`") && e.contains("inf"), "{e}");
+        // Kept in float, the weights are still checked.
+        let e = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[1]).unwrap_err().to_string();
+        assert!(e.contains("`w2`") && e.contains("finite"), "{e}");
     }
 
     #[test]
