@@ -29,6 +29,10 @@ pub struct TrainArgs {
     /// No labels: learn to reproduce the FP32 model's own outputs (distillation).
     #[arg(long)]
     pub distill: bool,
+    /// The loss: kl or mse with --distill (default: kl when the outputs are class scores — a
+    /// softmax output or top-1 scoring — mse otherwise), cross-entropy or mse with labels.
+    #[arg(long)]
+    pub loss: Option<String>,
     /// Softmax temperature of distillation.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
@@ -116,6 +120,13 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         other => bail!("--optimizer `{other}`: expected adam or sgd"),
     };
     let per_tensor = crate::commands::per_tensor_flag(a.per_tensor.as_deref())?;
+    let loss = match a.loss.as_deref() {
+        None => None,
+        Some("kl") => Some(tinyq::Loss::Kl { temperature: a.temperature }),
+        Some("mse") => Some(tinyq::Loss::Mse),
+        Some("cross-entropy") => Some(tinyq::Loss::CrossEntropy),
+        Some(other) => bail!("--loss `{other}`: expected kl, mse or cross-entropy"),
+    };
     let learning_rate = a.lr.unwrap_or(default_lr);
     if !(learning_rate.is_finite() && learning_rate > 0.0) {
         bail!("--lr {learning_rate}: expected a positive number");
@@ -145,6 +156,7 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         calibration,
         per_tensor: per_tensor.0,
         per_tensor_dense: per_tensor.1,
+        loss,
         float_io,
         ranges,
         epochs: a.epochs,
@@ -212,6 +224,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         None => None,
     };
 
+    if a.distill && !a.json {
+        let per_sample = model.graph.outputs.first().map_or(1, |&o| model.graph.tensor(o).numel());
+        let from_labels = val.as_ref().map(|(_, y)| tinyq::default_metric(y, per_sample));
+        let (loss, why) = tinyq::distill_loss(&model.graph, opts.loss, opts.metric, from_labels, opts.temperature)?;
+        println!("distillation loss: {} ({why})", loss.name());
+    }
     let bar = progress(data.samples, "epoch 1");
     let quiet = a.json;
     let on_batch = |epoch: usize, done: usize| {
@@ -280,11 +298,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         );
     }
     println!(
-        "{} → {} ({} samples, {} loss, {} epochs)",
+        "{} → {} ({} samples, {} loss: {}, {} epochs)",
         a.model.display(),
         a.output.display(),
         report.samples,
         report.loss,
+        report.loss_reason,
         a.epochs
     );
     Ok(())
