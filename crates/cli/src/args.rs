@@ -173,8 +173,10 @@ pub struct QuantizeArgs {
     /// Use only the first N calibration samples.
     #[arg(long)]
     pub calib_samples: Option<usize>,
-    /// minmax, percentile[=P], entropy or mse.
-    #[arg(long, default_value = "minmax")]
+    /// auto (each tensor's range chosen among minmax, percentile=99.99 and mse by the error it
+    /// causes downstream on the calibration set), or one method for every tensor: minmax,
+    /// percentile[=P], entropy or mse.
+    #[arg(long, default_value = "auto")]
     pub calibration: String,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only

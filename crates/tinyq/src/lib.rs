@@ -12,6 +12,7 @@ pub mod budget;
 mod debug;
 mod deploy;
 mod error;
+pub mod autocal;
 mod guards;
 mod inputs;
 mod metrics;

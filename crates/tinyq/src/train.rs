@@ -9,7 +9,7 @@ use serde::Serialize;
 use tinyq_data::NdArray;
 use tinyq_float::Plan;
 use tinyq_ir::Graph;
-use tinyq_quant::{choose_range, PtqConfig};
+use tinyq_quant::PtqConfig;
 use tinyq_train::{Example, Loss, OptimizerKind, QatConfig, RangeMode, Schedule, Target, Trainer};
 
 use crate::{
@@ -190,11 +190,7 @@ pub fn train(
         return Err(input(format!("calibration needs at least 2 samples, got {}", calib.samples)));
     }
     let stats = calibrate(model, calib, opts.calibration, &|_| {})?;
-    let ranges: Vec<Option<(f32, f32)>> = stats
-        .iter()
-        .enumerate()
-        .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
-        .collect();
+    let (ranges, _, _) = crate::quantize::chosen_ranges(model, calib, &stats, opts.calibration)?;
 
     let classes = per_sample > 1;
     let mut loss_reason = String::from("labels");
