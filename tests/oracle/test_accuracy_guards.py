@@ -79,3 +79,33 @@ def test_training_that_overflows_writes_no_file(run_tinyq, data):
     assert proc.returncode == 1, oracle_lib.describe_failure(proc)
     assert proc.stderr.startswith("error:") and "tensor `" in proc.stderr and "finite" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_bias_correction_changes_biases_only_and_tflm_runs_the_file_exactly(run_tinyq, data, tmp_path):
+    """`--bias-correction` moves int32 biases by the layers' mean error on the calibration set,
+    the file keeps its size, and TFLM computes what tinyq computes."""
+    from ai_edge_litert.interpreter import Interpreter
+    from test_train_cli import assert_tflm_bit_exact
+
+    plain, corrected = tmp_path / "plain.tflite", tmp_path / "bc.tflite"
+    for out, extra in ((plain, ()), (corrected, ("--bias-correction",))):
+        proc = run_tinyq("quantize", MODEL, "--calib", data["good"], "-o", out, *extra)
+        assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+
+    def tensors(path):
+        it = Interpreter(model_path=str(path))
+        it.allocate_tensors()
+        found = {}
+        for t in it.get_tensor_details():
+            try:
+                found[t["name"]] = (t["dtype"], it.get_tensor(t["index"]).copy())
+            except ValueError:  # activations have no data before a run
+                continue
+        return found
+
+    a, b = tensors(plain), tensors(corrected)
+    moved = [n for n in a if a[n][0] == np.int32 and not np.array_equal(a[n][1], b[n][1])]
+    assert moved, "some bias changed"
+    assert plain.stat().st_size == corrected.stat().st_size, "only bias values change"
+    x = np.load(FIXTURE / "mnist_test_200.npz")["x"]
+    assert_tflm_bit_exact(run_tinyq, corrected, x, tmp_path)

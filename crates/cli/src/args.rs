@@ -178,6 +178,10 @@ pub struct QuantizeArgs {
     /// percentile[=P], entropy or mse.
     #[arg(long, default_value = "auto")]
     pub calibration: String,
+    /// Empirical bias correction: each conv / dense layer's mean output error per channel on the
+    /// calibration set is added to its int32 bias.
+    #[arg(long)]
+    pub bias_correction: bool,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

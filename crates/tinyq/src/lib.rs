@@ -13,6 +13,7 @@ mod debug;
 mod deploy;
 mod error;
 pub mod autocal;
+pub mod corrections;
 mod guards;
 mod inputs;
 mod metrics;

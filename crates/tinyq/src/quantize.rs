@@ -27,6 +27,8 @@ pub struct QuantizeOptions {
     /// weights as TFLM's 16x8 layers; ADD, CONCATENATION, pools, MEAN, RESHAPE), by node or output tensor name;
     /// `["all"]` for every node that has an int16 kernel and is not kept in float.
     pub int16: Vec<String>,
+    /// Empirical bias correction on the calibration set ([`crate::corrections::bias_correction`]).
+    pub bias_correction: bool,
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -217,7 +219,10 @@ pub fn quantize(
         quantize_graph_mixed(g, r, &cfg, &float_nodes, &int16_nodes).map_err(|e| TinyqError::Model(format!("{}: {e}", model.path.display())))
     };
     let (ranges, methods, auto) = chosen_ranges(model, calib, &stats, opts.calibration)?;
-    let q = build(&ranges)?;
+    let mut q = build(&ranges)?;
+    if opts.bias_correction {
+        crate::corrections::bias_correction(model, &mut q, calib)?;
+    }
     let rows = range_rows(g, &q, &stats, &ranges, &methods);
     Ok((q, rows, auto))
 }
