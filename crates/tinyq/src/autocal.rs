@@ -19,7 +19,7 @@ use crate::{BoundInputs, Model, TinyqError};
 pub const CANDIDATES: [Calibration; 4] =
     [Calibration::MinMax, Calibration::Percentile(99.999), Calibration::Percentile(99.99), Calibration::Mse];
 /// Calibration samples the whole-model comparison is made on (spread evenly over the set).
-pub const SAMPLES: usize = 64;
+pub const SAMPLES: usize = 128;
 /// Of those, the samples the per-tensor (layer by layer) choice is made on.
 pub const LOCAL_SAMPLES: usize = 8;
 
