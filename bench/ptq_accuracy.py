@@ -6,7 +6,8 @@ peer recorded in each card.
 Each configuration quantizes every source (`fp32_onnx`, `fp32_onnx_dynamo`, `fp32_tflite`) on the
 card's `x_calib` array and scores the written file with `tinyq eval --json` on the card's eval
 arrays (the integer engine, bit-exact with TFLM). The quantize time is the whole process, spawn to
-exit, best of `--repeat`.
+exit (wall seconds, and CPU seconds of all its threads, which a loaded machine inflates less),
+best of `--repeat`.
 
 Prints ONE JSON object on stdout; progress goes to stderr. Nothing is asserted.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -61,10 +63,15 @@ def sources(shared: Path, only: list[str]) -> list[tuple[Path, str, dict]]:
     return found
 
 
-def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Wall seconds, CPU seconds (user + system, all threads) and the finished process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    return time.perf_counter() - t0, proc
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc
 
 
 def run_config(binary: str, flags: list[str], folder: Path, name: str, card: dict, tmp: Path, repeat: int) -> dict:
@@ -72,19 +79,20 @@ def run_config(binary: str, flags: list[str], folder: Path, name: str, card: dic
     x_key, y_key = card["dataset"]["eval_arrays"]
     out = tmp / "q.tflite"
     out.unlink(missing_ok=True)
-    times = []
+    times, cpus = [], []
     report = None
     for _ in range(repeat):
-        seconds, proc = timed([binary, "quantize", str(folder / name), "--calib", str(data), "-o", str(out), "--json", *flags])
+        seconds, cpu, proc = timed([binary, "quantize", str(folder / name), "--calib", str(data), "-o", str(out), "--json", *flags])
         if proc.returncode != 0:
             return {"error": proc.stderr.strip()[-400:]}
         times.append(seconds)
+        cpus.append(cpu)
         report = json.loads(proc.stdout)
     ev = subprocess.run([binary, "eval", str(out), "--data", str(data), "--x", x_key, "--y", y_key, "--json"], capture_output=True, text=True)
     if ev.returncode != 0:
         return {"error": ev.stderr.strip()[-400:]}
     metric = json.loads(ev.stdout)
-    row = {"int8": metric.get("value"), "quantize_s": round(min(times), 4), "file_bytes": out.stat().st_size}
+    row = {"int8": metric.get("value"), "quantize_s": round(min(times), 4), "quantize_cpu_s": round(min(cpus), 4), "file_bytes": out.stat().st_size}
     for key in ("calibration", "auto_calibration", "passes", "warnings"):
         if report is not None and key in report:
             row[key] = report[key]
@@ -106,7 +114,7 @@ def main() -> int:
     if a.baseline_bin:
         runs.insert(0, ("baseline", a.baseline_bin, []))
     shared = Path(a.shared)
-    result = {"bench": "ptq_accuracy", "binary": a.bin, "baseline_binary": a.baseline_bin, "configs": {n: f for n, f in configs}, "models": []}
+    result = {"bench": "ptq_accuracy", "loadavg_start": list(os.getloadavg()), "binary": a.bin, "baseline_binary": a.baseline_bin, "configs": {n: f for n, f in configs}, "models": []}
     if not shared.is_dir():
         note(f"{shared} not present: nothing measured")
         print(json.dumps(result))
@@ -123,15 +131,19 @@ def main() -> int:
                 note(f"{key}: {cname} {' '.join(flags)}")
                 row["runs"][cname] = run_config(binary, flags, folder, name, card, tmp, a.repeat)
             base = row["runs"].get("baseline", {}).get("quantize_s")
+            base_cpu = row["runs"].get("baseline", {}).get("quantize_cpu_s")
             for r in row["runs"].values():
                 if base and "quantize_s" in r:
                     r["time_ratio_vs_baseline"] = round(r["quantize_s"] / base, 3)
+                if base_cpu and "quantize_cpu_s" in r:
+                    r["cpu_ratio_vs_baseline"] = round(r["quantize_cpu_s"] / base_cpu, 3)
                 if peer and r.get("int8") is not None:
                     if card["metric"] == "rmse":
                         r["meets_peer"] = r["int8"] <= peer[1] * 1.02
                     else:
                         r["meets_peer"] = r["int8"] >= peer[1] - 1.0 / card["dataset"]["n_eval"] - 1e-9
             result["models"].append(row)
+    result["loadavg_end"] = list(os.getloadavg())
     text = json.dumps(result, indent=1)
     if a.out:
         Path(a.out).write_text(text)
