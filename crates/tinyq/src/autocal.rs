@@ -15,6 +15,11 @@ use tinyq_quant::{asymmetric_qparams, choose_range, output_rule, Calibration, Ou
 
 use crate::{BoundInputs, Model, TinyqError};
 
+/// A calibrated `[min, max]` per tensor (`None`: constants and tensors never seen).
+pub type Ranges = Vec<Option<(f32, f32)>>;
+/// Ranges, the method each came from, and what the automatic choice did (for `auto`).
+pub type ChosenRanges<R> = (Ranges, Vec<Calibration>, R);
+
 /// The methods whose ranges are candidates.
 pub const CANDIDATES: [Calibration; 4] =
     [Calibration::MinMax, Calibration::Percentile(99.999), Calibration::Percentile(99.99), Calibration::Mse];
@@ -182,7 +187,7 @@ pub fn auto_ranges(
     model: &Model,
     calib: &BoundInputs,
     stats: &[TensorStats],
-) -> Result<(Vec<Option<(f32, f32)>>, Vec<Calibration>, AutoCalibration), TinyqError> {
+) -> Result<ChosenRanges<AutoCalibration>, TinyqError> {
     let g = &model.graph;
     let engine = |e: String| TinyqError::Engine(format!("{}: calibration: {e}", model.path.display()));
     let plan = Plan::new(g).map_err(|e| engine(e.to_string()))?;
@@ -252,7 +257,8 @@ pub fn auto_ranges(
     };
     let mut scored = Vec::new();
     let mut best: Option<(f64, usize)> = None;
-    let configs: Vec<(String, &[Option<(f32, f32)>])> = std::iter::once(("per tensor".to_string(), ranges.as_slice()))
+    type Config<'a> = (String, &'a [Option<(f32, f32)>]);
+    let configs: Vec<Config> = std::iter::once(("per tensor".to_string(), ranges.as_slice()))
         .chain(CANDIDATES.iter().zip(&per_method).map(|(&m, r)| (method_name(m), r.as_slice())))
         .collect();
     for (k, (name, r)) in configs.iter().enumerate() {

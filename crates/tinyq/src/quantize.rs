@@ -188,7 +188,7 @@ pub(crate) fn chosen_ranges(
     calib: &BoundInputs,
     stats: &[TensorStats],
     method: Calibration,
-) -> Result<(Vec<Option<(f32, f32)>>, Vec<Calibration>, Option<AutoCalibration>), TinyqError> {
+) -> Result<crate::autocal::ChosenRanges<Option<AutoCalibration>>, TinyqError> {
     if method == Calibration::Auto {
         let (r, m, a) = auto_ranges(model, calib, stats)?;
         return Ok((r, m, Some(a)));
