@@ -182,6 +182,10 @@ pub struct QuantizeArgs {
     /// calibration set is added to its int32 bias.
     #[arg(long)]
     pub bias_correction: bool,
+    /// Cross-layer equalization first: the channel ranges of consecutive conv / depthwise layers
+    /// (through no activation or a ReLU) are balanced, the float function unchanged.
+    #[arg(long)]
+    pub equalize: bool,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

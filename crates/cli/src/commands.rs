@@ -308,7 +308,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         None => tinyq::calibration_warnings(&model.graph, &calib, None),
     };
     let (per_tensor, per_tensor_dense) = per_tensor_flag(a.per_tensor.as_deref())?;
-    let opts = tinyq::QuantizeOptions { calibration, per_tensor, per_tensor_dense, bias_correction: a.bias_correction, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
+    let opts = tinyq::QuantizeOptions { calibration, per_tensor, per_tensor_dense, bias_correction: a.bias_correction, equalize: a.equalize, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
     let mut budget = None;

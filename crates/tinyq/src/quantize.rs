@@ -29,6 +29,8 @@ pub struct QuantizeOptions {
     pub int16: Vec<String>,
     /// Empirical bias correction on the calibration set ([`crate::corrections::bias_correction`]).
     pub bias_correction: bool,
+    /// Cross-layer equalization of the float model first ([`crate::corrections::equalize`]).
+    pub equalize: bool,
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -210,6 +212,13 @@ pub fn quantize(
             calib.samples
         )));
     }
+    let equalized;
+    let model = if opts.equalize {
+        equalized = Model { graph: crate::corrections::equalize(&model.graph).0, ..model.clone() };
+        &equalized
+    } else {
+        model
+    };
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
