@@ -29,6 +29,9 @@ import tflm_lib
 
 FIXTURE = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
 EVAL = FIXTURE / "mnist_test_200.npz"
+# The budget search starts from plain min/max ranges here (the default `auto` already fixes the
+# outlier plant, see test_default_calibration_meets_the_budget_without_a_search).
+MINMAX = ("--calibration", "minmax")
 BUDGET = 0.5
 
 
@@ -125,17 +128,31 @@ def file_ops_and_dtypes(run_tinyq, tflite: Path) -> tuple[dict, set]:
     return summary["ops"], dtypes
 
 
+def test_default_calibration_meets_the_budget_without_a_search(run_tinyq, tmp_path, calib_with_outlier):
+    """The default `auto` calibration chooses the spiked tensor's range by the error it causes
+    downstream: the plant's drop is within the budget with no search at all."""
+    model = tmp_path / "outlier.onnx"
+    outlier_model(model)
+    fp32 = top1(run_tinyq, model)
+    out = tmp_path / "auto.tflite"
+    report = json.loads(ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, "-o", out, "--json")).stdout)
+    drop = (fp32 - top1(run_tinyq, out)) * 100
+    spiked = next(r for r in report["ranges"] if r["tensor"] == "spiked")
+    print(f"outlier plant, default calibration: drop {drop:.2f} pt; {report['auto_calibration']}; spiked {spiked}")
+    assert drop <= BUDGET and report["calibration"] == "auto" and spiked["method"] != "minmax"
+
+
 def test_budget_met_where_plain_ptq_misses_and_the_file_is_bit_exact(run_tinyq, tmp_path, calib_with_outlier):
     model = tmp_path / "outlier.onnx"
     outlier_model(model)
     fp32 = top1(run_tinyq, model)
     plain = tmp_path / "plain.tflite"
-    ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, "-o", plain))
+    ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, *MINMAX, "-o", plain))
     plain_drop = (fp32 - top1(run_tinyq, plain)) * 100
     assert plain_drop > BUDGET, f"the plant should make plain PTQ miss the budget (drop {plain_drop:.2f})"
 
     out = tmp_path / "budget.tflite"
-    proc = ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, "--data", EVAL, "--max-drop", BUDGET, "-o", out, "--json"))
+    proc = ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, *MINMAX, "--data", EVAL, "--max-drop", BUDGET, "-o", out, "--json"))
     report = json.loads(proc.stdout)
     budget = report["budget"]
     after = top1(run_tinyq, out)
@@ -156,7 +173,7 @@ def test_budget_met_where_plain_ptq_misses_and_the_file_is_bit_exact(run_tinyq, 
     assert assert_bit_exact_in_tflm(run_tinyq, out, EVAL) == 200 * 10
 
     # Text mode prints each step and the metric after it.
-    text = ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, "--data", EVAL, "--max-drop", BUDGET, "-o", tmp_path / "t.tflite")).stdout
+    text = ok(run_tinyq("quantize", model, "--calib", calib_with_outlier, *MINMAX, "--data", EVAL, "--max-drop", BUDGET, "-o", tmp_path / "t.tflite")).stdout
     assert "plain PTQ" in text and "spiked" in text and "met" in text
 
 
@@ -203,7 +220,7 @@ def test_tune_data_chooses_and_data_holds_out(run_tinyq, tmp_path, calib_with_ou
     np.savez(tune, x=ev["x"][:100], y=ev["y"][:100])
     np.savez(held, x=ev["x"][100:], y=ev["y"][100:])
     out = tmp_path / "q.tflite"
-    args = ("quantize", model, "--calib", calib_with_outlier, "--max-drop", BUDGET, "--tune-data", tune, "--data", held, "-o", out)
+    args = ("quantize", model, "--calib", calib_with_outlier, *MINMAX, "--max-drop", BUDGET, "--tune-data", tune, "--data", held, "-o", out)
     report = json.loads(ok(run_tinyq(*args, "--json")).stdout)
     b, m = report["budget"], report["metrics"]
     assert b["met"] and b["eval_samples"] == 100 and m["samples"] == 100
@@ -215,7 +232,7 @@ def test_tune_data_chooses_and_data_holds_out(run_tinyq, tmp_path, calib_with_ou
     print(f"tune/held-out split: drop {b['final_drop']:.2f} pt on the tuning half, {m['held_out_drop']:.2f} pt held out")
     text = ok(run_tinyq(*args)).stdout
     assert "held out: drop" in text and str(tune) in text
-    proc = run_tinyq("quantize", model, "--calib", calib_with_outlier, "--tune-data", tune, "-o", out)
+    proc = run_tinyq("quantize", model, "--calib", calib_with_outlier, *MINMAX, "--tune-data", tune, "-o", out)
     assert proc.returncode == 1 and "--tune-data" in proc.stderr and "--max-drop" in proc.stderr
 
 
@@ -233,7 +250,7 @@ def test_impossible_budgets_and_bad_flags_are_refused(run_tinyq, tmp_path, calib
         (["--data", EVAL, "--max-drop", "0.5", "--max-candidates", "0"], ["cannot be met", "--allow-float"]),
     ]
     for extra, words in cases:
-        proc = run_tinyq("quantize", model, "--calib", calib_with_outlier, *extra, "-o", out)
+        proc = run_tinyq("quantize", model, "--calib", calib_with_outlier, *MINMAX, *extra, "-o", out)
         assert proc.returncode != 0 and "panicked" not in proc.stderr, (extra, proc.stderr)
         assert proc.stderr.startswith("error"), (extra, proc.stderr)
         for w in words:

@@ -6,7 +6,8 @@ model with random shapes, kernels, strides, dilations, paddings, weights and asy
 ranges (so random input/output scales and zero points). Each is
 
   1. quantized: `tinyq quantize model.onnx --calib calib.npz -o m.tflite` (int8 I/O; a fifth of
-     the conv / depthwise / fully connected cases with `--per-tensor` weight scales),
+     the conv / depthwise / fully connected cases with `--per-tensor` weight scales; the other
+     fully connected cases mostly per unit, some with `--per-tensor=dense`),
   2. run by TFLM on int8 inputs quantized from float exactly as TFLite does (and by LiteRT's
      reference kernels, reported only),
   3. run by `tinyq run m.tflite --data eval_q.npz` on the same int8 arrays,
@@ -19,7 +20,7 @@ Run with `-s` to see the summary line and the failing cases:
 
     .venv/bin/python -m pytest tests/oracle/test_tflm_single_ops.py -s -q
 
-Environment: TINYQ_TFLM_CASES_PER_KIND (default 100; 15 kinds -> 1,500 cases), TINYQ_TFLM_SEED
+Environment: TINYQ_TFLM_CASES_PER_KIND (default 100; 16 kinds -> 1,600 cases), TINYQ_TFLM_SEED
 (default 20261127; another seed gives another set of cases, for longer local sweeps).
 """
 

@@ -240,3 +240,21 @@ def test_qat_is_never_below_ptq_on_shared_models(card_path, shared_dir, mnist_tr
         assert qat <= ptq
     else:
         assert qat >= ptq
+
+
+def test_distillation_of_a_regression_uses_mse_and_keeps_the_ptq_metric(run_tinyq, tmp_path):
+    """hello_world (one output value, no softmax): distillation picks MSE, says so, and the
+    written file's RMSE is no worse than plain PTQ's on the same set; --loss kl is taken at its
+    word."""
+    sine = REPO / "fixtures" / "hello_world"
+    model, data = sine / "model.onnx", sine / "sine.npz"
+    ok(run_tinyq("quantize", model, "--calib", data, "-o", tmp_path / "ptq.tflite"))
+    ptq = json.loads(ok(run_tinyq("eval", tmp_path / "ptq.tflite", "--data", data, "--json")).stdout)["value"]
+    flags = ["--data", data, "--x", "x_calib", "--distill", "--val", data, "--epochs", "2", "--lr", "1e-3", "--calib", data]
+    text = ok(run_tinyq("train", model, *flags, "-o", tmp_path / "kd.tflite")).stdout
+    assert text.startswith("distillation loss: mse (one output value: a regression)"), text[:200]
+    kd = json.loads(ok(run_tinyq("eval", tmp_path / "kd.tflite", "--data", data, "--json")).stdout)["value"]
+    print(f"hello_world RMSE: PTQ {ptq:.5f}, distilled with MSE {kd:.5f}")
+    assert kd <= ptq
+    r = json.loads(ok(run_tinyq("train", model, *flags, "--loss", "kl", "-o", tmp_path / "kl.tflite", "--json")).stdout)
+    assert r["report"]["loss"] == "kl" and r["report"]["loss_reason"] == "named with --loss"

@@ -46,6 +46,7 @@ KINDS = (
     "concat",
     "pad",
     "reshape",
+    "fully_connected_per_unit",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -168,12 +169,12 @@ def _logu(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def _weights(rng, shape, per_channel_axis=0):
-    """Random weights with a random overall scale and different magnitudes per output channel;
-    now and then one channel is all zero (a zero per-channel range)."""
+def _weights(rng, shape, per_channel_axis=0, spread=(0.1, 3.0)):
+    """Random weights with a random overall scale and different magnitudes per output channel
+    (a factor in `spread` each); now and then one channel is all zero (a zero per-channel range)."""
     w = rng.standard_normal(shape) * (_logu(rng, 0.01, 2.0) if rng.random() < 0.85 else _logu(rng, 1e-5, 50.0))
     n = shape[per_channel_axis]
-    ch = np.exp(rng.uniform(np.log(0.1), np.log(3.0), n))
+    ch = np.exp(rng.uniform(np.log(spread[0]), np.log(spread[1]), n))
     if n > 1 and rng.random() < 0.05:
         ch[rng.integers(n)] = 0.0
     bshape = [1] * len(shape)
@@ -286,17 +287,22 @@ def _build_depthwise_conv(rng):
     return _conv_common(rng, depthwise=True)
 
 
-def _build_fully_connected(rng):
+def _build_fully_connected(rng, edge_spread=None):
     from onnx import helper
 
     m = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
     kdim, n = int(rng.integers(1, 65)), int(rng.integers(1, 33))
     shape = [m, kdim]
     op = str(rng.choice(["Gemm", "MatMul"]))
-    params = dict(op=op, x=shape, n=n)
+    # A third of the cases (all with edge_spread) spread the units' scales over six decades:
+    # per-unit multipliers and shifts far apart, some far below 2^-31 relative to the output scale.
+    if edge_spread is None:
+        edge_spread = rng.random() < 0.33
+    spread = (1e-4, 1e2) if edge_spread else (0.1, 3.0)
+    params = dict(op=op, x=shape, n=n, spread=spread)
     if op == "Gemm":
         trans_b = int(rng.integers(0, 2))
-        w = _weights(rng, [n, kdim])
+        w = _weights(rng, [n, kdim], spread=spread)
         inits = [_init("W", w if trans_b else np.ascontiguousarray(w.T))]
         ins = ["x", "W"]
         if rng.random() < 0.8:
@@ -305,11 +311,20 @@ def _build_fully_connected(rng):
         nodes = [helper.make_node("Gemm", ins, ["y"], transB=trans_b)]
         params.update(transB=trans_b, bias=len(ins) == 3)
     else:
-        w = _weights(rng, [n, kdim])
+        w = _weights(rng, [n, kdim], spread=spread)
         inits = [_init("W", np.ascontiguousarray(w.T))]
         nodes = [helper.make_node("MatMul", ["x", "W"], ["y"])]
     _maybe_relu(rng, nodes, "y", params)
     return nodes, [("x", shape)], inits, 13, params
+
+
+def _build_fully_connected_per_unit(rng):
+    """Dense layers quantized with one weight scale per unit (tinyq's default), the units'
+    magnitudes six decades apart, at least two units."""
+    while True:
+        nodes, inputs, inits, opset, params = _build_fully_connected(rng, edge_spread=True)
+        if params["n"] > 1:
+            return nodes, inputs, inits, opset, params
 
 
 def _broadcast_shape(rng, shape):
@@ -507,6 +522,7 @@ BUILDERS = {
     "concat": _build_concat,
     "pad": _build_pad,
     "reshape": _build_reshape,
+    "fully_connected_per_unit": _build_fully_connected_per_unit,
 }
 assert tuple(BUILDERS) == KINDS
 
@@ -537,6 +553,9 @@ def build_case(kind: str, index: int, root: Path) -> Case:
     if kind in ("conv", "depthwise_conv", "fully_connected") and rng.random() < 0.2:
         case.quantize_args.append("--per-tensor")
         params["per_tensor"] = True
+    elif kind == "fully_connected" and rng.random() < 0.1:
+        case.quantize_args.append("--per-tensor=dense")
+        params["per_tensor"] = "dense"
     if len(inputs) == 1:
         np.savez(case.dir / "calib.npz", x_calib=calib[inputs[0][0]])
     else:

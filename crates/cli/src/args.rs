@@ -173,12 +173,24 @@ pub struct QuantizeArgs {
     /// Use only the first N calibration samples.
     #[arg(long)]
     pub calib_samples: Option<usize>,
-    /// minmax, percentile[=P], entropy or mse.
-    #[arg(long, default_value = "minmax")]
+    /// auto (each tensor's range chosen among minmax, percentile=99.99 and mse by the error it
+    /// causes downstream on the calibration set), or one method for every tensor: minmax,
+    /// percentile[=P], entropy or mse.
+    #[arg(long, default_value = "auto")]
     pub calibration: String,
-    /// One weight scale per tensor instead of per output channel.
+    /// Empirical bias correction: each conv / dense layer's mean output error per channel on the
+    /// calibration set is added to its int32 bias.
     #[arg(long)]
-    pub per_tensor: bool,
+    pub bias_correction: bool,
+    /// Cross-layer equalization first: the channel ranges of consecutive conv / depthwise layers
+    /// (through no activation or a ReLU) are balanced, the float function unchanged.
+    #[arg(long)]
+    pub equalize: bool,
+    /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
+    /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
+    /// (convolutions stay per channel).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "all|dense")]
+    pub per_tensor: Option<String>,
     /// int8 (model inputs and outputs are int8) or float (QUANTIZE/DEQUANTIZE at the edges).
     #[arg(long, default_value = "int8")]
     pub io: String,

@@ -289,6 +289,33 @@ fn score(
         .with_context(|| labels.1.to_string())
 }
 
+/// The calibration as the summary line says it: the method, or for `auto` what was chosen.
+fn calibration_summary(flag: &str, auto: Option<&tinyq::autocal::AutoCalibration>, rows: &[tinyq::RangeRow]) -> String {
+    let Some(a) = auto else { return flag.to_string() };
+    if a.chosen != "per tensor" {
+        return format!("auto: {} for every tensor (closest outputs on {} samples)", a.chosen, a.samples);
+    }
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for r in rows {
+        match counts.iter_mut().find(|(m, _)| *m == r.method) {
+            Some(c) => c.1 += 1,
+            None => counts.push((r.method.clone(), 1)),
+        }
+    }
+    let list: Vec<String> = counts.iter().map(|(m, n)| format!("{m} ×{n}")).collect();
+    format!("auto: per tensor ({}; closest outputs on {} samples)", list.join(", "), a.samples)
+}
+
+/// `--per-tensor[=all|dense]` as (every layer per tensor, dense layers per tensor).
+pub(crate) fn per_tensor_flag(v: Option<&str>) -> Result<(bool, bool)> {
+    match v {
+        None => Ok((false, false)),
+        Some("all") => Ok((true, false)),
+        Some("dense") => Ok((false, true)),
+        Some(other) => bail!("--per-tensor={other}: expected all (every layer) or dense (fully-connected layers only)"),
+    }
+}
+
 fn quantize(a: &QuantizeArgs) -> Result<()> {
     if same_file(&a.output, &a.model)
         || same_file(&a.output, &a.calib)
@@ -334,9 +361,21 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     };
     drop(ds);
     let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
+    let warnings = match &a.data {
+        Some(data) => tinyq::calibration_warnings(
+            &model.graph,
+            &calib,
+            Some(&bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?.1),
+        ),
+        None => tinyq::calibration_warnings(&model.graph, &calib, None),
+    };
+    let (per_tensor, per_tensor_dense) = per_tensor_flag(a.per_tensor.as_deref())?;
     let opts = tinyq::QuantizeOptions {
         calibration,
-        per_tensor: a.per_tensor,
+        per_tensor,
+        per_tensor_dense,
+        bias_correction: a.bias_correction,
+        equalize: a.equalize,
         float_io,
         keep_float: a.keep_float.clone(),
         int16: a.int16.clone(),
@@ -344,7 +383,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
     let mut budget = None;
-    let (graph, ranges) = match (a.max_drop, &a.data) {
+    let (graph, ranges, auto) = match (a.max_drop, &a.data) {
         (Some(max_drop), Some(data)) => {
             let data = a.tune_data.as_ref().unwrap_or(data);
             let (ds, eval_inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
@@ -379,7 +418,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 bail!("{}", budget_refusal(&report, a.allow_float));
             }
             budget = Some(report);
-            (g, r)
+            (g, r, None)
         }
         _ => tinyq::quantize(&model, &calib, &opts, &|n| bar.set_position(n as u64))?,
     };
@@ -426,6 +465,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 "model": a.model.display().to_string(),
                 "output": a.output.display().to_string(),
                 "calibration": a.calibration,
+                "auto_calibration": auto,
                 "calibration_samples": calib.samples,
                 "fp32_weight_bytes": fp32_bytes,
                 "int8_file_bytes": int8_bytes,
@@ -434,6 +474,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 "metrics": m,
                 "budget": budget,
                 "ranges": ranges,
+                "warnings": warnings,
             })
         );
         return Ok(());
@@ -448,12 +489,13 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 r.tensor.clone(),
                 format!("{:.4} … {:.4}", r.observed.0, r.observed.1),
                 format!("{:.4} … {:.4}", r.chosen.0, r.chosen.1),
+                r.method.clone(),
                 format!("{:.6}", r.scale),
                 r.zero_point.to_string(),
             ]
         })
         .collect();
-    println!("{}", render::table(&["tensor", "observed", "chosen", "scale", "zero point"], rows));
+    println!("{}", render::table(&["tensor", "observed", "chosen", "method", "scale", "zero point"], rows));
     println!(
         "{} → {} · FP32 weights {} → INT8 file {} ({:.2}×, {} of it quantization parameters) · {} calibration samples, {} · {:.2} s",
         a.model.display(),
@@ -463,9 +505,12 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         int8_bytes as f64 / fp32_bytes.max(1) as f64,
         render::bytes(flash.quantization),
         calib.samples,
-        a.calibration,
+        calibration_summary(&a.calibration, auto.as_ref(), &ranges),
         seconds
     );
+    for w in &warnings {
+        println!("warning: {w}");
+    }
     if let Some((f, q)) = metrics {
         println!(
             "{}",
@@ -732,6 +777,9 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
     if json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
+    }
+    for f in &r.findings {
+        println!("finding: {f}");
     }
     let db = |v: f64| if v.is_finite() { format!("{v:.1}") } else { "∞".into() };
     let rows = r

@@ -30,6 +30,10 @@ pub struct TrainArgs {
     /// No labels: learn to reproduce the FP32 model's own outputs (distillation).
     #[arg(long)]
     pub distill: bool,
+    /// The loss: kl or mse with --distill (default: kl when the outputs are class scores — a
+    /// softmax output or top-1 scoring — mse otherwise), cross-entropy or mse with labels.
+    #[arg(long)]
+    pub loss: Option<String>,
     /// Softmax temperature of distillation.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
@@ -82,9 +86,11 @@ pub struct TrainArgs {
     /// minmax, percentile[=P], entropy or mse: the starting ranges.
     #[arg(long, default_value = "minmax")]
     pub calibration: String,
-    /// One weight scale per tensor instead of per output channel.
-    #[arg(long)]
-    pub per_tensor: bool,
+    /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
+    /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
+    /// (convolutions stay per channel).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "all|dense")]
+    pub per_tensor: Option<String>,
     /// int8 or float model inputs and outputs.
     #[arg(long, default_value = "int8")]
     pub io: String,
@@ -114,6 +120,14 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         "sgd" => bail!("--momentum {}: expected a value in [0, 1)", a.momentum),
         other => bail!("--optimizer `{other}`: expected adam or sgd"),
     };
+    let per_tensor = crate::commands::per_tensor_flag(a.per_tensor.as_deref())?;
+    let loss = match a.loss.as_deref() {
+        None => None,
+        Some("kl") => Some(tinyq::Loss::Kl { temperature: a.temperature }),
+        Some("mse") => Some(tinyq::Loss::Mse),
+        Some("cross-entropy") => Some(tinyq::Loss::CrossEntropy),
+        Some(other) => bail!("--loss `{other}`: expected kl, mse or cross-entropy"),
+    };
     let learning_rate = a.lr.unwrap_or(default_lr);
     if !(learning_rate.is_finite() && learning_rate > 0.0) {
         bail!("--lr {learning_rate}: expected a positive number");
@@ -141,7 +155,9 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         .transpose()?;
     Ok(TrainOptions {
         calibration,
-        per_tensor: a.per_tensor,
+        per_tensor: per_tensor.0,
+        per_tensor_dense: per_tensor.1,
+        loss,
         float_io,
         ranges,
         epochs: a.epochs,
@@ -211,6 +227,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         None => None,
     };
 
+    if a.distill && !a.json {
+        let per_sample = model.graph.outputs.first().map_or(1, |&o| model.graph.tensor(o).numel());
+        let from_labels = val.as_ref().map(|(_, y)| tinyq::default_metric(y, per_sample));
+        let (loss, why) = tinyq::distill_loss(&model.graph, opts.loss, opts.metric, from_labels, opts.temperature)?;
+        println!("distillation loss: {} ({why})", loss.name());
+    }
     let bar = progress(data.samples, "epoch 1");
     let quiet = a.json;
     let on_batch = |epoch: usize, done: usize| {
@@ -282,11 +304,12 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         );
     }
     println!(
-        "{} → {} ({} samples, {} loss, {} epochs)",
+        "{} → {} ({} samples, {} loss: {}, {} epochs)",
         a.model.display(),
         a.output.display(),
         report.samples,
         report.loss,
+        report.loss_reason,
         a.epochs
     );
     Ok(())

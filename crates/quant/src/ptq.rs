@@ -11,8 +11,12 @@ use crate::{
 /// Knobs of the quantization rules.
 #[derive(Clone, Debug, Default)]
 pub struct PtqConfig {
-    /// One weight scale per tensor instead of per output channel (for targets that need it).
+    /// One weight scale per tensor instead of per output channel, for every layer (for targets
+    /// that need it).
     pub per_tensor: bool,
+    /// One weight scale per tensor for FULLY_CONNECTED layers only (convolutions stay per
+    /// channel): the files tinyq wrote before per-channel dense layers.
+    pub per_tensor_dense: bool,
     /// Keep float model inputs and outputs, with QUANTIZE / DEQUANTIZE at the edges.
     pub float_io: bool,
 }
@@ -238,9 +242,18 @@ pub fn quantize_graph_mixed(
         match &n.op {
             Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
                 let axis = if matches!(n.op, Op::DepthwiseConv2D(_)) { 3 } else { 0 };
-                let per_channel = !cfg.per_tensor && !matches!(n.op, Op::FullyConnected(_));
+                // TFLM's int8 FULLY_CONNECTED takes one scale per unit (`is_per_channel` in
+                // `fully_connected_common.cc`); tinyq's 16x8 dense kernel is per tensor.
+                let dense = matches!(n.op, Op::FullyConnected(_));
+                let per_channel = !cfg.per_tensor && !(dense && (cfg.per_tensor_dense || is_wide[k]));
                 let w = g.tensor(n.inputs[1]);
                 let data = w.f32_data().ok_or_else(|| node_err(n, "weights are not constant".into()))?;
+                if let Some(v) = data.iter().find(|v| !v.is_finite()) {
+                    return Err(QuantError::Tensor {
+                        tensor: w.name.clone(),
+                        msg: format!("holds {v}: weights must be finite to be quantized"),
+                    });
+                }
                 let (wq, scales) = if per_channel {
                     symmetric_per_channel(&data, &w.shape, axis)
                 } else {
@@ -301,8 +314,31 @@ pub fn quantize_graph_mixed(
     if cfg.float_io {
         add_float_edges(&mut q);
     }
+    check_scales(&q)?;
     q.validate().map_err(|e| QuantError::Graph(e.to_string()))?;
     Ok(q)
+}
+
+/// Every quantized tensor of `q` must have finite, positive scales (TFLM divides by them and
+/// derives multipliers from them), and float constants finite values: an error names the first
+/// tensor that does not.
+fn check_scales(q: &Graph) -> Result<(), QuantError> {
+    for t in &q.tensors {
+        if let Some(s) = t.qparams.as_ref().and_then(|p| p.scale.iter().find(|s| !(s.is_finite() && **s > 0.0))) {
+            return Err(QuantError::Tensor {
+                tensor: t.name.clone(),
+                msg: format!("would get scale {s}: every scale must be finite and above 0"),
+            });
+        }
+        if let Some(TensorData::F32(d)) = &t.data {
+            let Some(v) = d.iter().find(|v| !v.is_finite()) else { continue };
+            return Err(QuantError::Tensor {
+                tensor: t.name.clone(),
+                msg: format!("holds {v}: float constants must be finite"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites the int16 nodes of `q` (its nodes are still `g`'s, one for one): int16 activations
@@ -685,6 +721,53 @@ mod tests {
         sub.nodes[1].op = Op::Sub(tinyq_ir::op::Binary::default());
         let e = quantize_graph_mixed(&sub, &ranges, &PtqConfig::default(), &[], &[1]).unwrap_err().to_string();
         assert!(e.contains("add") && e.contains("int16"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_weights_or_ranges_are_refused_by_tensor() {
+        let (mut g, ranges) = two_dense();
+        let mut inf = ranges.clone();
+        inf[3] = Some((0.0, f32::INFINITY));
+        let e = quantize_graph(&g, &inf, &PtqConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`h`") && e.contains("not finite"), "{e}");
+        // A range so wide that its scale overflows to infinity.
+        let mut huge = ranges.clone();
+        huge[3] = Some((-f32::MAX, f32::MAX));
+        let e = quantize_graph(&g, &huge, &PtqConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`h`") && e.contains("scale inf"), "{e}");
+        g.tensors[4].data = Some(TensorData::F32(vec![0.5, f32::INFINITY, 0.25, 2.0, 0.0, -0.75]));
+        let e = quantize_graph(&g, &ranges, &PtqConfig::default()).unwrap_err().to_string();
+        assert!(e.contains("`w2`") && e.contains("inf"), "{e}");
+        // Kept in float, the weights are still checked.
+        let e = quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[1]).unwrap_err().to_string();
+        assert!(e.contains("`w2`") && e.contains("finite"), "{e}");
+    }
+
+    #[test]
+    fn dense_weights_are_per_unit_unless_asked_otherwise() {
+        let (g, ranges) = two_dense();
+        let axis_and_scales = |cfg: &PtqConfig| {
+            let q = quantize_graph(&g, &ranges, cfg).unwrap();
+            let w = q.tensor(q.nodes[0].inputs[1]).qparams.clone().unwrap();
+            let b = q.tensor(q.nodes[0].inputs[2]).qparams.clone().unwrap();
+            (w.axis, w.scale.len(), b.axis, b.scale.len())
+        };
+        // fc1 has 3 units: one scale each, bias scales per unit along axis 0.
+        assert_eq!(axis_and_scales(&PtqConfig::default()), (Some(0), 3, Some(0), 3));
+        let dense = PtqConfig { per_tensor_dense: true, ..PtqConfig::default() };
+        assert_eq!(axis_and_scales(&dense), (None, 1, None, 1));
+        let all = PtqConfig { per_tensor: true, ..PtqConfig::default() };
+        assert_eq!(axis_and_scales(&all), (None, 1, None, 1));
+        // Units' scales are max|w| / 127 of each row of fc1's [3, 4] weights.
+        let q = quantize_graph(&g, &ranges, &PtqConfig::default()).unwrap();
+        let s = &q.tensor(q.nodes[0].inputs[1]).qparams.as_ref().unwrap().scale;
+        for (got, want) in s.iter().zip([0.5f32, 0.2, 0.6]) {
+            assert!((got - want / 127.0).abs() < 1e-8, "{s:?}");
+        }
+        // A 16x8 dense layer stays per tensor (tinyq's int16 dense kernel has one scale).
+        let q = quantize_graph_mixed(&g, &ranges, &PtqConfig::default(), &[], &[0]).unwrap();
+        let fc1 = q.nodes.iter().find(|n| n.name == "fc1").unwrap();
+        assert_eq!(q.tensor(fc1.inputs[1]).qparams.as_ref().unwrap().scale.len(), 1);
     }
 
     fn ops(q: &Graph) -> Vec<(&str, &'static str)> {

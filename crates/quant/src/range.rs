@@ -17,6 +17,11 @@ pub enum Calibration {
     Entropy,
     /// The clipping range minimizing the expected squared quantization error.
     Mse,
+    /// Chosen per tensor by the facade, from the other methods' ranges, by the error each causes
+    /// downstream on the calibration set; on its own (without that search) it is [`Mse`].
+    ///
+    /// [`Mse`]: Calibration::Mse
+    Auto,
 }
 
 impl Calibration {
@@ -32,12 +37,13 @@ impl FromStr for Calibration {
             None if s == "minmax" => Ok(Calibration::MinMax),
             None if s == "entropy" => Ok(Calibration::Entropy),
             None if s == "mse" => Ok(Calibration::Mse),
+            None if s == "auto" => Ok(Calibration::Auto),
             None if s == "percentile" => Ok(Calibration::Percentile(99.99)),
             Some(("percentile", p)) => match p.parse::<f64>() {
                 Ok(v) if v > 50.0 && v <= 100.0 => Ok(Calibration::Percentile(v)),
                 _ => Err(format!("percentile `{p}`: expected a number in (50, 100]")),
             },
-            _ => Err(format!("`{s}`: expected minmax, percentile[=P], entropy or mse")),
+            _ => Err(format!("`{s}`: expected auto, minmax, percentile[=P], entropy or mse")),
         }
     }
 }
@@ -65,8 +71,10 @@ impl Histogram {
             self.counts[0] += values.len() as u64;
             return;
         }
+        // One multiplication per value (a division costs several times more).
+        let inv = 1.0 / w;
         for &v in values {
-            let b = ((v as f64 - lo) / w).floor().clamp(0.0, (n - 1) as f64) as usize;
+            let b = ((v as f64 - lo) * inv).floor().clamp(0.0, (n - 1) as f64) as usize;
             self.counts[b] += 1;
         }
     }
@@ -141,7 +149,7 @@ pub fn choose_range(method: Calibration, stats: &TensorStats) -> (f32, f32) {
         Calibration::MinMax => (lo, hi),
         Calibration::Percentile(p) => percentile(h, p),
         Calibration::Entropy => entropy(h),
-        Calibration::Mse => mse(h),
+        Calibration::Mse | Calibration::Auto => mse(h),
     };
     (a.clamp(lo, 0.0), b.clamp(0.0, hi))
 }
@@ -226,30 +234,31 @@ fn entropy(h: &Histogram) -> (f32, f32) {
 }
 
 fn mse(h: &Histogram) -> (f32, f32) {
+    // The occupied bins only: most of a 2048-bin histogram is empty.
+    let bins: Vec<(f64, f64)> = h.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(k, &c)| (h.center(k), c as f64)).collect();
     let error = |a: f64, b: f64| -> f64 {
         let scale = ((b - a) / 255.0).max(f64::MIN_POSITIVE);
         let zp = (-128.0 - a / scale).round().clamp(-128.0, 127.0);
-        h.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c > 0)
-            .map(|(k, &c)| {
-                let x = h.center(k);
+        bins.iter()
+            .map(|&(x, c)| {
                 let q = (x / scale + zp).round().clamp(-128.0, 127.0);
-                c as f64 * (x - (q - zp) * scale).powi(2)
+                c * (x - (q - zp) * scale).powi(2)
             })
             .sum()
     };
-    // Coordinate descent: the best upper clip for the current lower one, then the other way.
+    // Coordinate descent: the best upper clip for the current lower one, then the other way
+    // (each candidate's error computed once; the first of equal errors wins).
     let (lo, hi) = (h.lo as f64, h.hi as f64);
     let (mut a, mut b) = (lo, hi);
-    let grid = |end: f64| (1..=200).map(move |k| end * k as f64 / 200.0);
+    let best = |end: f64, err: &dyn Fn(f64) -> f64| {
+        (1..=200).map(|k| end * k as f64 / 200.0).map(|x| (err(x), x)).fold((f64::INFINITY, end), |m, c| if c.0 < m.0 { c } else { m }).1
+    };
     for _ in 0..2 {
         if hi > 0.0 {
-            b = grid(hi).min_by(|&x, &y| error(a, x).total_cmp(&error(a, y))).unwrap_or(hi);
+            b = best(hi, &|x| error(a, x));
         }
         if lo < 0.0 {
-            a = grid(lo).min_by(|&x, &y| error(x, b).total_cmp(&error(y, b))).unwrap_or(lo);
+            a = best(lo, &|x| error(x, b));
         }
     }
     (a as f32, b as f32)

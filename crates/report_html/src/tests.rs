@@ -71,6 +71,7 @@ fn report() -> DebugReport {
         live_bytes: 2048,
     };
     DebugReport {
+        findings: vec![],
         samples: 34,
         ranking: vec![HOSTILE.into(), "logits".into(), "pool".into()],
         layers,

@@ -261,14 +261,7 @@ fn int16_region(g: &Graph, t: TensorId, eligible: &dyn Fn(&usize) -> bool) -> Op
     Some(region)
 }
 
-fn method_name(m: Calibration) -> String {
-    match m {
-        Calibration::MinMax => "minmax".into(),
-        Calibration::Percentile(p) => format!("percentile={p}"),
-        Calibration::Entropy => "entropy".into(),
-        Calibration::Mse => "mse".into(),
-    }
-}
+use crate::autocal::method_name;
 
 /// Quantizes `model` so that the metric on `eval` drops by at most `budget.max_drop` from FP32,
 /// as described in the module docs. Returns the best graph found (with its range rows) and the
@@ -311,15 +304,14 @@ pub fn quantize_within_budget(
     let range = |m: Calibration, t: TensorId, s: &TensorStats| {
         (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))
     };
-    let mut ranges: Vec<Option<(f32, f32)>> =
-        stats.iter().enumerate().map(|(t, s)| range(opts.calibration, t, s)).collect();
-    let mut method: Vec<Calibration> = vec![opts.calibration; g.tensors.len()];
     let mut float_nodes = user_float.clone();
-    let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let cfg =
+        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
     let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize], int16_nodes: &[usize]| {
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };
     let mut int16_nodes: Vec<usize> = int16_node_indices(g, &opts.int16, &user_float)?;
+    let (mut ranges, mut method, _) = crate::quantize::chosen_ranges(model, calib, &stats, opts.calibration)?;
 
     let mut best_q = build(&ranges, &float_nodes, &int16_nodes)?;
     let mut best = scorer.score(&best_q)?;
@@ -529,7 +521,7 @@ pub fn quantize_within_budget(
         }
     }
 
-    let rows = range_rows(g, &best_q, &stats, &ranges);
+    let rows = range_rows(g, &best_q, &stats, &ranges, &method);
     let report = BudgetReport {
         metric,
         max_drop: budget.max_drop,

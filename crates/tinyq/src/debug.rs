@@ -445,6 +445,9 @@ pub struct DebugReport {
     pub footprint: Option<Report>,
     /// Why there is no footprint, when there is none.
     pub footprint_error: Option<String>,
+    /// Problems found before any layer (an input range calibrated on other data), most
+    /// important first.
+    pub findings: Vec<String>,
 }
 
 fn dequantize(v: &TensorValue, g: &Graph, t: TensorId) -> Option<Vec<f32>> {
@@ -819,6 +822,7 @@ pub fn debug(
         Err(e) => (None, Some(e.to_string())),
     };
     Ok(DebugReport {
+        findings: crate::guards::input_findings(qg, f_inputs),
         samples: f_inputs.samples,
         ranking: order.iter().map(|&i| layers[i].tensor.clone()).collect(),
         layers,

@@ -8,10 +8,13 @@
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
 //! data arrays map to model inputs, which metric applies, what a report contains).
 
+pub mod autocal;
 pub mod budget;
+pub mod corrections;
 mod debug;
 mod deploy;
 mod error;
+mod guards;
 mod inputs;
 mod metrics;
 mod model;
@@ -24,6 +27,7 @@ pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, Wei
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 use error::InFile;
 pub use error::TinyqError;
+pub use guards::{calibration_warnings, input_findings};
 pub use inputs::{bind_inputs, default_input_keys, quantize_s16, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};
@@ -39,8 +43,8 @@ pub use tinyq_ir as ir;
 pub use tinyq_onnx::supported_ops as supported_onnx_ops;
 pub use tinyq_quant::Calibration;
 pub use tinyq_tflite as tflite;
-pub use tinyq_train::{OptimizerKind, RangeMode, Schedule};
-pub use train::{train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
+pub use tinyq_train::{Loss, OptimizerKind, RangeMode, Schedule};
+pub use train::{distill_loss, train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
 
 use rayon::prelude::*;
 

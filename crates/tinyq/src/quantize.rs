@@ -7,15 +7,20 @@ use serde::Serialize;
 use tinyq_float::Plan;
 use tinyq_ir::{Graph, Op};
 use tinyq_quant::{
-    can_keep_in_float, can_run_16x8, choose_range, quantize_graph_mixed, Calibration, Histogram, PtqConfig, TensorStats,
+    can_keep_in_float, can_run_16x8, quantize_graph_mixed, Calibration, Histogram, PtqConfig, TensorStats,
 };
+
+use crate::autocal::{auto_ranges, method_name, ranges_for, AutoCalibration};
 
 use crate::{BoundInputs, Model, TinyqError};
 
 #[derive(Clone, Debug)]
 pub struct QuantizeOptions {
     pub calibration: Calibration,
+    /// One weight scale per tensor for every layer.
     pub per_tensor: bool,
+    /// One weight scale per tensor for FULLY_CONNECTED only (convolutions per channel).
+    pub per_tensor_dense: bool,
     pub float_io: bool,
     /// Nodes to leave in float (by node name or output tensor name): CONV_2D, DEPTHWISE_CONV_2D,
     /// FULLY_CONNECTED (and RESHAPE, TRANSPOSE), computed in float32 between DEQUANTIZE and
@@ -25,6 +30,10 @@ pub struct QuantizeOptions {
     /// weights as TFLM's 16x8 layers; ADD, CONCATENATION, pools, MEAN, RESHAPE), by node or output tensor name;
     /// `["all"]` for every node that has an int16 kernel and is not kept in float.
     pub int16: Vec<String>,
+    /// Empirical bias correction on the calibration set ([`crate::corrections::bias_correction`]).
+    pub bias_correction: bool,
+    /// Cross-layer equalization of the float model first ([`crate::corrections::equalize`]).
+    pub equalize: bool,
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -91,7 +100,13 @@ fn node_indices(
 }
 
 /// The range rows of the activations of `g` quantized as `q` (tensor ids shared).
-pub(crate) fn range_rows(g: &Graph, q: &Graph, stats: &[TensorStats], ranges: &[Option<(f32, f32)>]) -> Vec<RangeRow> {
+pub(crate) fn range_rows(
+    g: &Graph,
+    q: &Graph,
+    stats: &[TensorStats],
+    ranges: &[Option<(f32, f32)>],
+    methods: &[Calibration],
+) -> Vec<RangeRow> {
     (0..g.tensors.len())
         .filter_map(|t| {
             let chosen = ranges[t]?;
@@ -101,6 +116,7 @@ pub(crate) fn range_rows(g: &Graph, q: &Graph, stats: &[TensorStats], ranges: &[
                 tensor: g.tensor(t).name.clone(),
                 observed: (stats[t].min, stats[t].max),
                 chosen,
+                method: method_name(methods[t]),
                 scale: qp.scale[0],
                 zero_point: qp.zero_point[0],
             })
@@ -114,6 +130,8 @@ pub struct RangeRow {
     pub tensor: String,
     pub observed: (f32, f32),
     pub chosen: (f32, f32),
+    /// The calibration method the range comes from.
+    pub method: String,
     pub scale: f32,
     pub zero_point: i32,
 }
@@ -173,30 +191,56 @@ pub fn calibrate(
     Ok(stats)
 }
 
-/// Calibrates on `calib` and returns the int8 graph with the range chosen for each activation.
+/// The ranges of `opts.calibration` (for `auto`, chosen per tensor by [`auto_ranges`]), the
+/// method of each tensor and, for `auto`, what the choice did.
+pub(crate) fn chosen_ranges(
+    model: &Model,
+    calib: &BoundInputs,
+    stats: &[TensorStats],
+    method: Calibration,
+) -> Result<crate::autocal::ChosenRanges<Option<AutoCalibration>>, TinyqError> {
+    if method == Calibration::Auto {
+        let (r, m, a) = auto_ranges(model, calib, stats)?;
+        return Ok((r, m, Some(a)));
+    }
+    Ok((ranges_for(&model.graph, stats, method), vec![method; model.graph.tensors.len()], None))
+}
+
+/// Calibrates on `calib` and returns the int8 graph with the range chosen for each activation
+/// (and, with `auto` calibration, what the automatic choice did).
 pub fn quantize(
     model: &Model,
     calib: &BoundInputs,
     opts: &QuantizeOptions,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<(Graph, Vec<RangeRow>), TinyqError> {
+) -> Result<(Graph, Vec<RangeRow>, Option<AutoCalibration>), TinyqError> {
     if calib.samples < 2 {
         return Err(TinyqError::Input(format!(
             "calibration needs at least 2 samples, got {} (a few hundred representative samples is typical)",
             calib.samples
         )));
     }
+    let equalized;
+    let model = if opts.equalize {
+        equalized = Model { graph: crate::corrections::equalize(&model.graph).0, ..model.clone() };
+        &equalized
+    } else {
+        model
+    };
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
     let stats = calibrate(model, calib, opts.calibration, progress)?;
-    let ranges: Vec<Option<(f32, f32)>> = stats
-        .iter()
-        .enumerate()
-        .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
-        .collect();
-    let cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
-    let q = quantize_graph_mixed(g, &ranges, &cfg, &float_nodes, &int16_nodes).in_file(&model.path)?;
-    let rows = range_rows(g, &q, &stats, &ranges);
-    Ok((q, rows))
+    let cfg =
+        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
+    let build = |r: &[Option<(f32, f32)>]| {
+        quantize_graph_mixed(g, r, &cfg, &float_nodes, &int16_nodes).in_file(&model.path)
+    };
+    let (ranges, methods, auto) = chosen_ranges(model, calib, &stats, opts.calibration)?;
+    let mut q = build(&ranges)?;
+    if opts.bias_correction {
+        crate::corrections::bias_correction(model, &mut q, calib)?;
+    }
+    let rows = range_rows(g, &q, &stats, &ranges, &methods);
+    Ok((q, rows, auto))
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tinyq_data::NdArray;
 use tinyq_float::Plan;
 use tinyq_ir::Graph;
-use tinyq_quant::{choose_range, PtqConfig};
+use tinyq_quant::PtqConfig;
 use tinyq_train::{Example, Loss, OptimizerKind, QatConfig, RangeMode, Schedule, Target, Trainer};
 
 use crate::{
@@ -22,6 +22,7 @@ pub struct TrainOptions {
     /// Calibration of the starting ranges, weight granularity and I/O type, as for `quantize`.
     pub calibration: Calibration,
     pub per_tensor: bool,
+    pub per_tensor_dense: bool,
     pub float_io: bool,
     pub ranges: RangeMode,
     pub epochs: usize,
@@ -34,6 +35,9 @@ pub struct TrainOptions {
     pub temperature: f32,
     /// Metric of validation (default from the labels).
     pub metric: Option<Metric>,
+    /// The loss, when the user names it; otherwise cross-entropy or MSE for labels, and for
+    /// distillation KL only when the outputs are class scores (see [`distill_loss`]).
+    pub loss: Option<Loss>,
 }
 
 /// Targets of the training samples.
@@ -66,6 +70,8 @@ pub struct EpochRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainReport {
     pub loss: &'static str,
+    /// Why that loss: named by the user, or what the outputs were taken to be.
+    pub loss_reason: String,
     pub metric: Option<Metric>,
     pub samples: usize,
     pub calibration_samples: usize,
@@ -76,6 +82,47 @@ pub struct TrainReport {
     /// The epoch whose state was exported (0 = the PTQ starting point).
     pub best_epoch: usize,
     pub best_val: Option<f64>,
+}
+
+/// The loss of distillation: the one the user names, else KL on the logits when the outputs are
+/// class scores, MSE otherwise (a regression or a reconstruction has no class distribution to
+/// match). In order: a softmax output is class scores; `--metric` top1 means logits, rmse or auc
+/// not; one output value, or as many as an input has (an autoencoder), is a regression; then the
+/// validation labels' default metric decides; a vector of outputs without any of these is taken
+/// as logits. Returns the loss and why it was chosen.
+pub fn distill_loss(
+    g: &Graph,
+    named: Option<Loss>,
+    metric: Option<Metric>,
+    labels_metric: Option<Metric>,
+    temperature: f32,
+) -> Result<(Loss, String), TinyqError> {
+    let kl = Loss::Kl { temperature };
+    let Some(&out) = g.outputs.first() else { return Ok((Loss::Mse, "no output".into())) };
+    let softmax = g.producer(out).is_some_and(|n| matches!(g.nodes[n].op, tinyq_ir::Op::Softmax(_)));
+    let width = g.tensor(out).numel();
+    let reconstructs = g.inputs.iter().any(|&i| g.tensor(i).numel() == width);
+    Ok(match named {
+        Some(Loss::CrossEntropy) => {
+            return Err(TinyqError::Input("--loss cross-entropy needs labels; distillation takes kl or mse".into()))
+        }
+        Some(Loss::Kl { .. }) => (kl, "named with --loss".into()),
+        Some(Loss::Mse) => (Loss::Mse, "named with --loss".into()),
+        None if softmax => (kl, "the output is a softmax: class scores".into()),
+        None => match (metric, width <= 1, reconstructs, labels_metric) {
+            (Some(Metric::Top1), ..) => (kl, "--metric top1: the outputs are class logits".into()),
+            (Some(m), ..) => (Loss::Mse, format!("--metric {}: the outputs are not class scores", m.name())),
+            (None, true, ..) => (Loss::Mse, "one output value: a regression".into()),
+            (None, _, true, _) => (Loss::Mse, "the output is the size of an input: a reconstruction".into()),
+            (None, _, _, Some(Metric::Top1)) => {
+                (kl, "the validation labels are classes: the outputs are class logits".into())
+            }
+            (None, _, _, Some(_)) => (Loss::Mse, "the validation labels are values: a regression".into()),
+            (None, _, _, None) => {
+                (kl, format!("{width} outputs without a softmax, taken as class logits (--loss mse if they are not)"))
+            }
+        },
+    })
 }
 
 /// Validation inputs with their labels.
@@ -147,17 +194,24 @@ pub fn train(
         return Err(input(format!("calibration needs at least 2 samples, got {}", calib.samples)));
     }
     let stats = calibrate(model, calib, opts.calibration, &|_| {})?;
-    let ranges: Vec<Option<(f32, f32)>> = stats
-        .iter()
-        .enumerate()
-        .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(opts.calibration, s)))
-        .collect();
+    let (ranges, _, _) = crate::quantize::chosen_ranges(model, calib, &stats, opts.calibration)?;
 
     let classes = per_sample > 1;
+    let mut loss_reason = String::from("labels");
     let (loss, labels) = match supervision {
+        Supervision::Labels(_) if matches!(opts.loss, Some(Loss::Kl { .. })) => {
+            return Err(input(
+                "--loss kl is a distillation loss: train with --distill, or with labels use cross-entropy or mse"
+                    .into(),
+            ))
+        }
         Supervision::Labels(y) => {
             let metric = opts.metric.unwrap_or_else(|| default_metric(y, per_sample));
-            if metric == Metric::Top1 && classes {
+            let cross_entropy = match opts.loss {
+                Some(l) => l == Loss::CrossEntropy,
+                None => metric == Metric::Top1 && classes,
+            };
+            if cross_entropy {
                 let ids = y.to_i64().filter(|v| v.len() == data.samples).ok_or_else(|| {
                     input(format!(
                         "cross-entropy needs one integer class label per sample ({} samples, {} labels)",
@@ -183,11 +237,15 @@ pub fn train(
                 (Loss::Mse, LabelData::Values(v))
             }
         }
-        Supervision::Distill if classes => (Loss::Kl { temperature: opts.temperature }, LabelData::Teacher(Vec::new())),
-        Supervision::Distill => (Loss::Mse, LabelData::Teacher(Vec::new())),
+        Supervision::Distill => {
+            let from_labels = val.as_ref().map(|v| default_metric(v.labels, per_sample));
+            let (loss, why) = distill_loss(g, opts.loss, opts.metric, from_labels, opts.temperature)?;
+            loss_reason = why;
+            (loss, LabelData::Teacher(Vec::new()))
+        }
     };
     let cfg = QatConfig {
-        ptq: PtqConfig { per_tensor: opts.per_tensor, float_io: false },
+        ptq: PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: false },
         fake_quant: true,
         ranges: opts.ranges,
         ema_momentum: 0.99,
@@ -215,7 +273,8 @@ pub fn train(
     };
 
     let metric = val.as_ref().map(|v| opts.metric.unwrap_or_else(|| default_metric(v.labels, per_sample)));
-    let ptq_cfg = PtqConfig { per_tensor: opts.per_tensor, float_io: opts.float_io };
+    let ptq_cfg =
+        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
     let quantized = |t: &Trainer| t.quantized(&ptq_cfg).map_err(engine_err(model));
     let (fp32_val, ptq_val) = match (&val, metric) {
         (Some(v), Some(m)) => {
@@ -282,6 +341,7 @@ pub fn train(
     trainer.restore(&best.2);
     let report = TrainReport {
         loss: loss.name(),
+        loss_reason,
         metric,
         samples: data.samples,
         calibration_samples: calib.samples,
@@ -310,5 +370,61 @@ impl LabelData {
             LabelData::Values(_) => outputs,
             LabelData::Teacher(_) => loss_tensor,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyq_ir::op::{FullyConnected, Softmax};
+    use tinyq_ir::{DType, Node, Op, Tensor, TensorData};
+
+    /// x [1, 4] → dense → y [1, units], optionally followed by a softmax.
+    fn dense(units: usize, softmax: bool) -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_tensor(Tensor::activation("x", vec![1, 4], DType::F32));
+        let w = g.add_tensor(Tensor::constant("w", vec![units, 4], TensorData::F32(vec![0.1; units * 4])));
+        let y = g.add_tensor(Tensor::activation("y", vec![1, units], DType::F32));
+        g.nodes.push(Node {
+            name: "fc".into(),
+            op: Op::FullyConnected(FullyConnected::default()),
+            inputs: vec![x, w],
+            outputs: vec![y],
+        });
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        if softmax {
+            let p = g.add_tensor(Tensor::activation("p", vec![1, units], DType::F32));
+            g.nodes.push(Node {
+                name: "sm".into(),
+                op: Op::Softmax(Softmax { beta: 1.0 }),
+                inputs: vec![y],
+                outputs: vec![p],
+            });
+            g.outputs = vec![p];
+        }
+        g
+    }
+
+    fn chosen(g: &Graph, named: Option<Loss>, metric: Option<Metric>, labels: Option<Metric>) -> &'static str {
+        distill_loss(g, named, metric, labels, 2.0).unwrap().0.name()
+    }
+
+    #[test]
+    fn distillation_uses_kl_only_for_class_scores() {
+        let (classes, recon, one) = (dense(10, false), dense(4, false), dense(1, false));
+        assert_eq!(chosen(&dense(10, true), None, None, None), "kl");
+        assert_eq!(chosen(&classes, None, None, None), "kl");
+        assert_eq!(chosen(&classes, None, Some(Metric::Rmse), None), "mse");
+        assert_eq!(chosen(&classes, None, None, Some(Metric::Rmse)), "mse");
+        // A reconstruction (output the input's size) and a single value are regressions, even
+        // when the validation labels are integers (anomaly labels scored by AUC).
+        assert_eq!(chosen(&recon, None, None, Some(Metric::Top1)), "mse");
+        assert_eq!(chosen(&one, None, None, None), "mse");
+        assert_eq!(chosen(&recon, None, Some(Metric::Top1), None), "kl");
+        // The user's word wins; cross-entropy needs labels.
+        assert_eq!(chosen(&classes, Some(Loss::Mse), None, None), "mse");
+        assert_eq!(chosen(&recon, Some(Loss::Kl { temperature: 1.0 }), None, None), "kl");
+        assert!(distill_loss(&classes, Some(Loss::CrossEntropy), None, None, 1.0).is_err());
     }
 }
