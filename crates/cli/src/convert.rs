@@ -32,7 +32,7 @@ pub fn convert(a: &ConvertArgs) -> Result<()> {
     if !(lo..=hi).contains(&a.opset) {
         bail!("--opset {}: tinyq writes opsets {lo} to {hi}", a.opset);
     }
-    let model = tinyq::load_model(&a.model)?;
+    let model = crate::commands::load(&a.model)?;
     let w = tinyq::save_onnx_opset(&model, &a.output, a.opset)?;
     if a.json {
         println!(

@@ -42,6 +42,7 @@ table! {
     "Gemm" 7 => gemm,
     "GlobalAveragePool" 7 => global_average_pool,
     "GlobalMaxPool" 7 => global_max_pool,
+    "HardSigmoid" 7 => hard_sigmoid,
     "HardSwish" 14 => |i, c| unary(i, c, Op::HardSwish),
     "Identity" 7 => identity_op,
     "LeakyRelu" 7 => |i, c| { let alpha = c.float("alpha", 0.01); unary(i, c, Op::LeakyRelu(LeakyRelu { alpha })) },
@@ -464,6 +465,70 @@ fn unary(imp: &mut Importer, c: &Ctx, op: Op) -> Result<(), String> {
         }
     };
     imp.set(c.out(0)?, out);
+    Ok(())
+}
+
+/// HardSigmoid `clip(αx + β, 0, 1)` is `relu6(6αx + 6β) / 6`; TFLite has no builtin for it, so it
+/// becomes MUL by 6α (left out when 6α = 1, PyTorch's α = 1/6), ADD of 6β with a RELU6 and MUL by
+/// 1/6, all three with int8 kernels in TFLM.
+fn hard_sigmoid(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+    let (alpha, beta) = (c.float("alpha", 0.2), c.float("beta", 0.5));
+    let x = c.input(imp, 0)?;
+    if matches!(x, Value::Const(_)) {
+        return Err("HardSigmoid of a constant is not supported".into());
+    }
+    let out = c.out(0)?;
+    let scalar = |v: f32| Value::Const(Const::f32(vec![1], vec![v]));
+    let scaled = if (6.0 * alpha - 1.0).abs() <= f32::EPSILON {
+        x
+    } else {
+        binary_values(imp, x, scalar(6.0 * alpha), BinKind::Mul, &format!("{out}/scaled"))?
+    };
+    let Value::Tensor { id, layout } =
+        binary_values(imp, scaled, scalar(6.0 * beta), BinKind::Add, &format!("{out}/shifted"))?
+    else {
+        return Err("HardSigmoid folded to a constant".into());
+    };
+    let r = imp.emit(Op::Relu6, vec![id], &format!("{out}/relu6"), None)?;
+    let y = binary_values(imp, Value::Tensor { id: r, layout }, scalar(1.0 / 6.0), BinKind::Mul, out)?;
+    imp.set(out, y);
+    Ok(())
+}
+
+/// HardSigmoid nodes that, with their Mul, are PyTorch's Hardswish below opset 14
+/// (`Mul(x, HardSigmoid(x, alpha = 1/6, beta = 1/2))`, the TorchScript exporter's form): the
+/// HardSigmoid's index → the Mul's index. The HardSigmoid output must feed only that Mul.
+pub(crate) fn hard_swish_pairs(nodes: &[NodeProto], graph_outputs: &[&str]) -> std::collections::HashMap<usize, usize> {
+    let attr = |n: &NodeProto, name: &str, d: f32| n.attribute.iter().find(|a| a.name == name).map_or(d, |a| a.f);
+    let mut pairs = std::collections::HashMap::new();
+    for (i, hs) in nodes.iter().enumerate() {
+        if hs.op_type != "HardSigmoid" || hs.input.is_empty() || hs.output.len() != 1 {
+            continue;
+        }
+        if (attr(hs, "alpha", 0.2) - 1.0 / 6.0).abs() > 1e-6 || (attr(hs, "beta", 0.5) - 0.5).abs() > 1e-6 {
+            continue;
+        }
+        let y = &hs.output[0];
+        let users: Vec<usize> = (0..nodes.len()).filter(|&k| nodes[k].input.contains(y)).collect();
+        let [m] = users[..] else { continue };
+        let mul = &nodes[m];
+        let x = &hs.input[0];
+        let operands = (mul.input.first(), mul.input.get(1));
+        let fits = matches!(operands, (Some(a), Some(b)) if (a == x && b == y) || (a == y && b == x));
+        if mul.op_type == "Mul" && mul.input.len() == 2 && fits && !graph_outputs.contains(&y.as_str()) {
+            pairs.insert(i, m);
+        }
+    }
+    pairs
+}
+
+/// The HardSwish of ONNX value `x` as `out` (fused from a HardSigmoid + Mul pair).
+pub(crate) fn fused_hard_swish(imp: &mut Importer, x: &str, out: &str) -> Result<(), String> {
+    let Value::Tensor { id, layout } = imp.value(x)? else {
+        return Err("HardSwish of a constant is not supported".into());
+    };
+    let id = imp.emit(Op::HardSwish, vec![id], out, None)?;
+    imp.set(out, Value::Tensor { id, layout });
     Ok(())
 }
 
