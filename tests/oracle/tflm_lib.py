@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -46,6 +46,7 @@ KINDS = (
     "concat",
     "pad",
     "reshape",
+    "prelu",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -491,6 +492,20 @@ def _build_reshape(rng):
     return [helper.make_node("Reshape", ["x", "shape"], ["y"])], [("x", shape)], inits, 13, dict(x=shape, to=target)
 
 
+def _build_prelu(rng):
+    """PRelu with a constant slope: per channel as PyTorch's nn.PReLU(C) exports it ([C, 1, 1]),
+    one shared slope ([1]), or one per element; slopes of either sign, some above 1."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    mode = str(rng.choice(["channel", "shared", "full", "row"], p=[0.5, 0.2, 0.15, 0.15]))
+    sshape = {"channel": [shape[1], 1, 1], "shared": [1], "full": shape[1:], "row": [shape[3]]}[mode]
+    spread = _logu(rng, 0.01, 2.0)
+    slope = (rng.uniform(-0.5, 1.0, sshape) * spread).astype(np.float32)
+    return ([helper.make_node("PRelu", ["x", "slope"], ["y"])], [("x", shape)], [_init("slope", slope)], 13,
+            dict(x=shape, slope=sshape, mode=mode))
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -507,6 +522,7 @@ BUILDERS = {
     "concat": _build_concat,
     "pad": _build_pad,
     "reshape": _build_reshape,
+    "prelu": _build_prelu,
 }
 assert tuple(BUILDERS) == KINDS
 

@@ -147,6 +147,7 @@ pub mod op {
     pub const SUB: i32 = 41;
     pub const SQUEEZE: i32 = 43;
     pub const STRIDED_SLICE: i32 = 45;
+    pub const PRELU: i32 = 54;
     pub const SUM: i32 = 74;
     pub const LEAKY_RELU: i32 = 98;
     pub const QUANTIZE: i32 = 114;
@@ -275,6 +276,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(24);
         }
         op::HARD_SWISH => f.op_data = Some(20), // HardSwishParams
+        op::PRELU => f.op_data = Some(28),      // PreluParams
         op::RELU => f.op_data = Some(24),       // ReluOpData
         op::RELU6 => f.op_data = Some(8),       // Relu6OpData
         op::TRANSPOSE => {}

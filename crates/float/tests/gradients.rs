@@ -173,6 +173,15 @@ proptest! {
         check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
     }
 
+    /// PRelu: the data at full shape, the slope broadcasting to it (per channel, per row, one).
+    #[test]
+    fn prelu(dims in prop::collection::vec(1usize..4, 1..4), ms in prop::collection::vec(any::<bool>(), 4),
+             drop in 0usize..3, seed: u64) {
+        let slope: Vec<usize> = dims.iter().zip(&ms).map(|(&d, &m)| if m { 1 } else { d }).collect();
+        let slope = slope[drop.min(slope.len() - 1)..].to_vec();
+        check(Op::PRelu, vec![dims.clone(), slope], None, seed, &[1.0])?;
+    }
+
     #[test]
     fn concat(dims in prop::collection::vec(1usize..4, 1..4), axis in 0usize..4, sizes in prop::collection::vec(1usize..4, 1..4),
               a in 0u8..4, seed: u64) {

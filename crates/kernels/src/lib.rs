@@ -53,6 +53,7 @@ pub mod mean;
 pub mod mul;
 pub mod pad;
 pub mod pooling;
+pub mod prelu;
 pub mod quantize;
 pub mod requantize;
 pub mod reshape;

@@ -660,6 +660,7 @@ impl<'g> Exporter<'g> {
             Op::Relu6 => self.clip(n, 0.0, 6.0),
             Op::Clip(c) => self.clip(n, c.min, c.max),
             Op::LeakyRelu(l) => self.unary(n, "LeakyRelu", vec![], vec![attr_float("alpha", l.alpha)]),
+            Op::PRelu => self.binary(n, "PRelu", FusedActivation::None),
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),

@@ -50,6 +50,7 @@ table! {
     "MaxPool" 7 => |i, c| pool(i, c, true),
     "Mul" 7 => |i, c| binary(i, c, BinKind::Mul),
     "Pad" 7 => pad,
+    "PRelu" 7 => |i, c| binary(i, c, BinKind::PRelu),
     "ReduceMean" 7 => reduce_mean,
     "Relu" 7 => |i, c| unary(i, c, Op::Relu),
     "Reshape" 7 => reshape,
@@ -378,6 +379,8 @@ enum BinKind {
     Sub,
     Mul,
     Div,
+    /// `a ≥ 0 ? a : b·a`, `b` the slope broadcast to `a`.
+    PRelu,
 }
 
 fn binary(imp: &mut Importer, c: &Ctx, kind: BinKind) -> Result<(), String> {
@@ -394,6 +397,7 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
         BinKind::Sub => |x, y| x - y,
         BinKind::Mul => |x, y| x * y,
         BinKind::Div => |x, y| x / y,
+        BinKind::PRelu => |x, y| if x >= 0.0 { x } else { x * y },
     };
     let (a, b, kind) = match (a, b, kind) {
         (Value::Const(x), Value::Const(y), BinKind::Div) if x.is_int() && y.is_int() => {
@@ -412,6 +416,7 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
         BinKind::Add => Op::Add(Binary::default()),
         BinKind::Sub => Op::Sub(Binary::default()),
         BinKind::Mul | BinKind::Div => Op::Mul(Binary::default()),
+        BinKind::PRelu => Op::PRelu,
     };
     let (sa, sb) = (imp.shape(&a), imp.shape(&b));
     let rank = sa.len().max(sb.len());

@@ -41,6 +41,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape | Op::Transpose(_) | Op::Pad(_) | Op::MaxPool2D(_) | Op::AvgPool2D(_) => OutputRule::SameAsInput,
@@ -68,6 +69,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
@@ -102,6 +104,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::HardSwish
         | Op::Pad(_)
         | Op::Softmax(_)

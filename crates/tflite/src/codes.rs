@@ -24,6 +24,7 @@ pub const MEAN: i32 = 40;
 pub const SUB: i32 = 41;
 pub const SQUEEZE: i32 = 43;
 pub const STRIDED_SLICE: i32 = 45;
+pub const PRELU: i32 = 54;
 pub const PADV2: i32 = 60;
 pub const EXPAND_DIMS: i32 = 70;
 pub const SHAPE: i32 = 77;

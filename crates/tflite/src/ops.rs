@@ -65,6 +65,7 @@ pub(crate) const RELU_V: Versions = v(1, 2);
 pub(crate) const RELU6_V: Versions = v(1, 2);
 pub(crate) const RELU_N1_TO_1_V: Versions = v(1, 1);
 pub(crate) const LEAKY_RELU_V: Versions = v(1, 2);
+pub(crate) const PRELU_V: Versions = v(1, 1);
 pub(crate) const LOGISTIC_V: Versions = v(1, 2);
 pub(crate) const TANH_V: Versions = v(1, 2);
 pub(crate) const HARD_SWISH_V: Versions = v(1, 1);
@@ -82,6 +83,7 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         | (MUL | PAD | RESHAPE | SOFTMAX | RELU | RELU6 | RELU_N1_TO_1, 1) => "1.5.0",
         (SUB | TRANSPOSE | MEAN, 1) => "1.6.0",
         (PADV2, 1) => "1.9.0",
+        (PRELU, 1) => "1.8.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
         (FULLY_CONNECTED, FULLY_CONNECTED_KEEP_DIMS_V) => "2.0.0",
         (FULLY_CONNECTED, FULLY_CONNECTED_NO_BIAS_V) | (RELU, 2) => "2.1.0",
@@ -264,6 +266,7 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let o = tfl::LeakyReluOptions { alpha: p.alpha };
             ex(LEAKY_RELU, ver(LEAKY_RELU_V), Some(Opt::LeakyReluOptions(Box::new(o))), tensors())
         }
+        Op::PRelu => ex(PRELU, ver(PRELU_V), None, tensors()),
         Op::Sigmoid => ex(LOGISTIC, ver(LOGISTIC_V), None, tensors()),
         Op::Tanh => ex(TANH, ver(TANH_V), None, tensors()),
         Op::HardSwish => ex(
@@ -410,6 +413,7 @@ pub(crate) fn import_op(
             };
             (Op::LeakyRelu(LeakyRelu { alpha }), 1)
         }
+        PRELU => (Op::PRelu, 2),
         LOGISTIC => (Op::Sigmoid, 1),
         TANH => (Op::Tanh, 1),
         HARD_SWISH => (Op::HardSwish, 1),

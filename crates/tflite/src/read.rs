@@ -138,7 +138,7 @@ pub fn read_tflite_with(bytes: &[u8], input_shapes: &[(String, Vec<usize>)]) -> 
         let opts = op.builtin_options().map_err(|e| op_err(format!("unreadable builtin options: {e}")))?;
         let in_t: Vec<Option<&Tensor>> = ins.iter().map(|i| i.map(|i| &tensors[i])).collect();
         if fold::is_shape_op(code) && outs.len() == 1 {
-            if let Some(data) = fold::fold(code, opts.clone(), &in_t, &tensors[outs[0]]).map_err(op_err)? {
+            if let Some(data) = fold::fold(code, opts, &in_t, &tensors[outs[0]]).map_err(op_err)? {
                 tensors[outs[0]].data = Some(data);
                 folded.push(outs[0]);
                 continue;

@@ -232,6 +232,7 @@ fn lower_explicit_padding(graph: &Graph) -> Result<Graph, TfliteError> {
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::PRelu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish

@@ -69,6 +69,7 @@ pub fn node_macs(g: &Graph, n: &tinyq_ir::Node) -> u64 {
         | Op::Relu6
         | Op::Clip(_)
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::Sigmoid
         | Op::Tanh
         | Op::HardSwish

@@ -36,6 +36,7 @@ pub(crate) enum Kernel {
     Binary(binary::Binary),
     /// ADD of int16 tensors.
     Add16(binary::Add16),
+    PRelu(binary::PRelu),
     Concat(data_movement::Concat),
     Concat16(data_movement::Concat),
     Reshape,
@@ -97,6 +98,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
         Op::Relu6 => activation::prepare_relu6(&ctx)?,
         Op::Clip(p) => activation::prepare_clip(&ctx, p)?,
         Op::LeakyRelu(p) => activation::prepare_leaky_relu(&ctx, p)?,
+        Op::PRelu => binary::prepare_prelu(&ctx)?,
         Op::Sigmoid => activation::prepare_logistic(&ctx)?,
         Op::Tanh => activation::prepare_tanh(&ctx)?,
         Op::HardSwish => activation::prepare_hard_swish(&ctx)?,
@@ -118,6 +120,7 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::FullyConnected16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Binary(k) => k.eval(s8(args[0]), s8(args[1]), s8_mut(out)),
         Kernel::Add16(k) => k.eval(s16(args[0]), s16(args[1]), s16_mut(out)),
+        Kernel::PRelu(k) => k.eval(s8(args[0]), s8(args[1]), s8_mut(out)),
         Kernel::Concat(k) => {
             let inputs: Vec<&[i8]> = args.iter().map(|a| s8(a)).collect();
             k.eval(&inputs, s8_mut(out))

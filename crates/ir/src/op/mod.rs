@@ -144,6 +144,9 @@ pub enum Op {
     Relu6,
     Clip(Clip),
     LeakyRelu(LeakyRelu),
+    /// Inputs: `x`, `slope` (broadcasts to `x`). `x` for `x >= 0`, `slope · x` otherwise: ONNX
+    /// `PRelu`, TFLite `PRELU`.
+    PRelu,
     Sigmoid,
     Tanh,
     HardSwish,
@@ -174,6 +177,7 @@ impl Op {
             Op::Relu6 => "Relu6",
             Op::Clip(_) => "Clip",
             Op::LeakyRelu(_) => "LeakyRelu",
+            Op::PRelu => "PRelu",
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
             Op::HardSwish => "HardSwish",
@@ -200,6 +204,7 @@ impl Op {
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::PRelu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -226,6 +231,7 @@ impl Op {
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::PRelu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -287,6 +293,13 @@ impl Op {
             Op::Mean(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
+            }
+            Op::PRelu => {
+                need(2)?;
+                if broadcast_shapes(inputs[0], inputs[1])? != inputs[0] {
+                    return Err(format!("slope {:?} does not broadcast to the input {:?}", inputs[1], inputs[0]));
+                }
+                inputs[0].to_vec()
             }
             Op::Softmax(_) => {
                 need(1)?;
