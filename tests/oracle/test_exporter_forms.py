@@ -178,3 +178,34 @@ def test_input_shape_fixes_dynamic_tflite_axes(run_tinyq, tmp_path):
     summary = json.loads(ok(run_tinyq("inspect", model, "--json", "--input-shape", "x=1,6,9,2")).stdout)
     assert summary["layers"][0]["output_shape"] == [1, 6, 9, 4]
     assert summary["macs"] == 6 * 9 * 4 * 3 * 3 * 2
+
+
+# ----------------------------------------------------------------------------------------------
+# One name per layer
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture,key", [("mnist_dscnn/model.onnx", "x"), ("exporters/torch_hardswish.onnx", "x_torch")])
+def test_one_name_per_layer_across_inspect_debug_report_and_the_file(run_tinyq, tmp_path, fixture, key):
+    """A layer has the same name in `inspect` of the ONNX model, in the written .tflite (its
+    output tensor), in `inspect` and `report` of that file and in `debug`; a layer writing a graph
+    output is known by the output's name in the file."""
+    model = oracle_lib.REPO / "fixtures" / fixture
+    data = model.parent / ("mnist_test_200.npz" if "mnist" in fixture else "data.npz")
+    calib = ["--x", key] if key != "x" else []
+    out = tmp_path / "m.tflite"
+    ok(run_tinyq("quantize", model, "--calib", data, *calib, "-o", out))
+    src = json.loads(ok(run_tinyq("inspect", model, "--json")).stdout)
+    outputs = {o["name"] for o in src["outputs"]}
+    onnx_names = [l["name"] for l in src["layers"]]
+    file_layers = json.loads(ok(run_tinyq("inspect", out, "--json")).stdout)["layers"]
+    file_names = [l["name"] for l in file_layers if l["op"].split(" ")[0] not in ("Quantize", "Dequantize")]
+    # the writer lowers explicit padding to a PAD named after its layer
+    file_names = [n for n in file_names if not n.endswith("/pad")]
+    assert file_names[:-1] == onnx_names[:-1], (onnx_names, file_names)
+    assert file_names[-1] in outputs
+    report = json.loads(ok(run_tinyq("report", out, "--json")).stdout)
+    assert [l["name"] for l in report["layers"]] == [l["name"] for l in file_layers]
+    dbg = json.loads(ok(run_tinyq("debug", model, out, "--data", data, "--x", key, "--limit", "8", "--json")).stdout)
+    assert {l["tensor"] for l in dbg["layers"]} <= set(onnx_names) | outputs, [l["tensor"] for l in dbg["layers"]]
+    assert len(dbg["layers"]) >= len(onnx_names) - 2

@@ -20,7 +20,7 @@ from test_max_drop import ok
 CASES = 40
 REL = 1e-5
 # op kinds whose float kernel is checked here (kinds of tflm_lib)
-KINDS = ("prelu",)
+KINDS = ("prelu", "resize")
 
 
 def onnxruntime_run(model, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -92,3 +92,35 @@ def test_tflite_prelu_equals_litert(run_tinyq, tmp_path):
         ok(run_tinyq("run", model, "--data", tmp_path / "x.npz", "-o", out))
         ours, theirs = np.load(out)["y"], litert_run(model, x)
         assert oracle_lib.rel_max_diff(ours.reshape(theirs.shape), theirs) <= REL, params
+
+
+def tflite_resize(path, rng) -> tuple[list[int], dict]:
+    """RESIZE_NEAREST_NEIGHBOR as Keras UpSampling2D and tf.image.resize write it."""
+    sys.path.insert(0, str(oracle_lib.REPO / "fixtures" / "exporters"))
+    from make_fixtures import B, O, T, Tfl, opts, s
+
+    shape = [1, int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.integers(1, 5))]
+    size = [int(rng.integers(1, 13)), int(rng.integers(1, 13))]
+    align, half = [(False, False), (True, False), (False, True)][int(rng.integers(3))]
+    f = Tfl()
+    x = f.tensor("input", shape, T.FLOAT32)
+    sz = f.i32("size", size)
+    y = f.tensor("resized", [1, *size, shape[3]], T.FLOAT32)
+    f.op(B.RESIZE_NEAREST_NEIGHBOR, [x, sz], [y], O.ResizeNearestNeighborOptions,
+         opts(s.ResizeNearestNeighborOptionsT, alignCorners=align, halfPixelCenters=half), version=3 if half else 1)
+    f.g.inputs, f.g.outputs = [x], [y]
+    path.write_bytes(f.bytes())
+    return shape, dict(x=shape, size=size, align_corners=align, half_pixel_centers=half)
+
+
+def test_tflite_resize_nearest_equals_litert(run_tinyq, tmp_path):
+    rng = np.random.default_rng(97)
+    for i in range(30):
+        model = tmp_path / f"resize{i}.tflite"
+        shape, params = tflite_resize(model, rng)
+        x = rng.standard_normal((3, *shape[1:])).astype(np.float32)
+        np.savez(tmp_path / "x.npz", x=x)
+        out = tmp_path / "y.npz"
+        ok(run_tinyq("run", model, "--data", tmp_path / "x.npz", "-o", out))
+        ours, theirs = np.load(out)["y"], litert_run(model, x)
+        assert np.array_equal(ours.reshape(theirs.shape), theirs), params

@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -47,6 +47,7 @@ KINDS = (
     "pad",
     "reshape",
     "prelu",
+    "resize",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -506,6 +507,35 @@ def _build_prelu(rng):
             dict(x=shape, slope=sshape, mode=mode))
 
 
+def _build_resize(rng):
+    """Nearest Resize in PyTorch's form (asymmetric + floor, `scales`), with half-pixel or
+    align-corners coordinates (`sizes`), downsampling by a whole factor, or opset-9 Upsample."""
+    from onnx import helper
+
+    shape = _nchw(rng, hmax=8)
+    form = str(rng.choice(["torch", "half_pixel", "align_corners", "down", "upsample"], p=[0.35, 0.2, 0.15, 0.15, 0.15]))
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    out = [shape[0], shape[1], shape[2] * fh, shape[3] * fw]
+    if form == "down":
+        shape[2], shape[3] = shape[2] * fh, shape[3] * fw
+        out = [shape[0], shape[1], shape[2] // fh, shape[3] // fw]
+    params = dict(x=shape, out=out, form=form)
+    if form == "upsample":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        return [helper.make_node("Upsample", ["x", "scales"], ["y"], mode="nearest")], [("x", shape)], [scales], 9, params
+    if form == "torch":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        return [node], [("x", shape)], [scales], 13, params
+    coord, rounding = {"half_pixel": ("half_pixel", "round_prefer_ceil"), "align_corners": ("align_corners", "round_prefer_ceil"),
+                       "down": ("asymmetric", "floor")}[form]
+    sizes = _init("sizes", np.array(out, np.int64))
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
+                            coordinate_transformation_mode=coord, nearest_mode=rounding)
+    return [node], [("x", shape)], [sizes], 13, params
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -523,6 +553,7 @@ BUILDERS = {
     "pad": _build_pad,
     "reshape": _build_reshape,
     "prelu": _build_prelu,
+    "resize": _build_resize,
 }
 assert tuple(BUILDERS) == KINDS
 

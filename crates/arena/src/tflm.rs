@@ -149,6 +149,7 @@ pub mod op {
     pub const STRIDED_SLICE: i32 = 45;
     pub const PRELU: i32 = 54;
     pub const SUM: i32 = 74;
+    pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const LEAKY_RELU: i32 = 98;
     pub const QUANTIZE: i32 = 114;
     pub const HARD_SWISH: i32 = 117;
@@ -277,6 +278,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         }
         op::HARD_SWISH => f.op_data = Some(20), // HardSwishParams
         op::PRELU => f.op_data = Some(28),      // PreluParams
+        op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
         op::RELU => f.op_data = Some(24),       // ReluOpData
         op::RELU6 => f.op_data = Some(8),       // Relu6OpData
         op::TRANSPOSE => {}

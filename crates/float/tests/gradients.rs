@@ -182,6 +182,14 @@ proptest! {
         check(Op::PRelu, vec![dims.clone(), slope], None, seed, &[1.0])?;
     }
 
+    /// Nearest resize, up or down by any size, in the three TFLite coordinate modes.
+    #[test]
+    fn resize_nearest(n in 1usize..3, h in 1usize..5, w in 1usize..5, c in 1usize..3, oh in 1usize..8, ow in 1usize..8,
+                      mode in 0u8..3, seed: u64) {
+        let p = tinyq_ir::op::ResizeNearest { size: [oh, ow], align_corners: mode == 1, half_pixel_centers: mode == 2 };
+        check(Op::ResizeNearest(p), vec![vec![n, h, w, c]], None, seed, &[1.0])?;
+    }
+
     #[test]
     fn concat(dims in prop::collection::vec(1usize..4, 1..4), axis in 0usize..4, sizes in prop::collection::vec(1usize..4, 1..4),
               a in 0u8..4, seed: u64) {

@@ -57,6 +57,7 @@ pub mod prelu;
 pub mod quantize;
 pub mod requantize;
 pub mod reshape;
+pub mod resize_nearest_neighbor;
 pub mod softmax;
 pub mod sub;
 pub mod tanh;

@@ -653,6 +653,7 @@ impl<'g> Exporter<'g> {
             }
             Op::Transpose(t) => self.transpose(n, t),
             Op::Pad(p) => self.pad(n, p),
+            Op::ResizeNearest(r) => self.resize_nearest(n, r),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
             Op::Mean(m) => self.mean(n, m),
@@ -878,6 +879,28 @@ impl<'g> Exporter<'g> {
             perm,
             FusedActivation::None,
         )
+    }
+
+    /// Resize (opset 11+: X, roi, scales, sizes) in NCHW with the coordinate mode and rounding that
+    /// give TFLite's source indices.
+    fn resize_nearest(&mut self, n: &Node, r: &tinyq_ir::op::ResizeNearest) -> Result<(), String> {
+        let (coord, rounding) = match (r.align_corners, r.half_pixel_centers) {
+            (false, false) => ("asymmetric", "floor"),
+            (false, true) => ("tf_half_pixel_for_nn", "floor"),
+            (true, false) => ("align_corners", "round_prefer_ceil"),
+            (true, true) => return Err("a nearest resize with both align_corners and half_pixel_centers has no ONNX form".into()),
+        };
+        let x = n.inputs[0];
+        let xs = self.g.tensors[x].shape.clone();
+        let data = self.get(x, &NCHW)?;
+        let sizes = [xs[0] as i64, xs[3] as i64, r.size[0] as i64, r.size[1] as i64];
+        let sizes = self.int_const(&format!("{}/sizes", self.base_name(n.outputs[0])), &sizes);
+        let attrs = vec![
+            attr_string("mode", "nearest"),
+            attr_string("coordinate_transformation_mode", coord),
+            attr_string("nearest_mode", rounding),
+        ];
+        self.write_op(n, "Resize", vec![data, String::new(), String::new(), sizes], attrs, NCHW.to_vec(), FusedActivation::None)
     }
 
     fn mean(&mut self, n: &Node, m: &Mean) -> Result<(), String> {

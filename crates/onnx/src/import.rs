@@ -186,8 +186,26 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
     if !opts.skip_cleanup {
         rules::run_to_fixpoint(&mut g, rules::CLEANUP);
     }
+    name_outputs_after_layers(&mut g);
     g.validate().map_err(|e| OnnxError::Model(format!("imported graph is inconsistent: {e}")))?;
     Ok(g)
+}
+
+/// One name per layer: a layer's output tensor takes the layer's (ONNX node's) name, since a
+/// written `.tflite` keeps only tensor names and its reader names each layer after its output, so
+/// `inspect`, `debug`, `report` and the file agree. Graph inputs and outputs keep their names (a
+/// layer writing a graph output is known by the output's name in a file), and so does a tensor
+/// whose layer name another tensor already has.
+fn name_outputs_after_layers(g: &mut Graph) {
+    let mut taken: HashSet<String> = g.tensors.iter().map(|t| t.name.clone()).collect();
+    for n in &g.nodes {
+        let Some(&o) = n.outputs.first() else { continue };
+        if g.inputs.contains(&o) || g.outputs.contains(&o) || g.tensors[o].name == n.name || taken.contains(&n.name) {
+            continue;
+        }
+        taken.insert(n.name.clone());
+        g.tensors[o].name = n.name.clone();
+    }
 }
 
 fn imp_name(node: &NodeProto, i: usize) -> String {

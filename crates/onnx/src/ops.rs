@@ -54,6 +54,7 @@ table! {
     "ReduceMean" 7 => reduce_mean,
     "Relu" 7 => |i, c| unary(i, c, Op::Relu),
     "Reshape" 7 => reshape,
+    "Resize" 10 => resize,
     "Shape" 7 => shape,
     "Sigmoid" 7 => |i, c| unary(i, c, Op::Sigmoid),
     "Slice" 7 => slice,
@@ -63,6 +64,7 @@ table! {
     "Tanh" 7 => |i, c| unary(i, c, Op::Tanh),
     "Transpose" 7 => transpose,
     "Unsqueeze" 7 => |i, c| squeeze_unsqueeze(i, c, true),
+    "Upsample" 7 => resize,
 }
 
 pub(crate) fn translate(imp: &mut Importer, node: &NodeProto) -> Result<(), String> {
@@ -847,6 +849,61 @@ fn pad(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let stored = perm.iter().map(|&a| semantic[a]).collect();
     let id = imp.emit(Op::Pad(Pad { pads: stored, value }), vec![xi], c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
+    Ok(())
+}
+
+/// Resize / Upsample in nearest mode → RESIZE_NEAREST_NEIGHBOR, for the coordinate modes and
+/// roundings that pick TFLite's source pixels: `asymmetric` + `floor` (PyTorch's `nearest`,
+/// Upsample), `half_pixel` + `round_prefer_ceil` or `tf_half_pixel_for_nn` + `floor`
+/// (`half_pixel_centers`), `align_corners` + `round_prefer_ceil`. Height and width change by a
+/// whole factor (up or down), so `x / scale` and TFLite's `x · (in / out)` are the same float.
+fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+    let x = c.input(imp, 0)?;
+    let xs = imp.shape(&x);
+    if xs.len() != 4 {
+        return Err(format!("{} of a rank-{} input is not supported (4-D NCHW only)", c.node.op_type, xs.len()));
+    }
+    let mode = c.string("mode").unwrap_or_else(|| "nearest".into());
+    if mode != "nearest" {
+        return Err(format!("mode `{mode}` is not supported (nearest only)"));
+    }
+    let upsample = c.node.op_type == "Upsample";
+    if c.attr("axes").is_some() || c.string("keep_aspect_ratio_policy").is_some_and(|p| p != "stretch") {
+        return Err("axes and keep_aspect_ratio_policy are not supported".into());
+    }
+    let scales = match (upsample, imp.opset) {
+        (true, ..=8) => c.attr("scales").map(|a| a.floats.clone()),
+        (true, _) | (false, 10) => c.const_input(imp, 1)?.map(|k| k.data.to_f32()),
+        (false, _) => c.const_input(imp, 2)?.map(|k| k.data.to_f32()).filter(|v| !v.is_empty()),
+    };
+    let sizes = if !upsample && imp.opset >= 11 { c.const_input(imp, 3)?.map(|k| k.data.to_i64()) } else { None };
+    let out: Vec<usize> = match (sizes, scales) {
+        (Some(s), _) if s.len() == 4 => ints_to_usize(&s, "sizes")?,
+        (None, Some(f)) if f.len() == 4 => xs.iter().zip(&f).map(|(&d, &k)| (d as f32 * k).floor() as usize).collect(),
+        _ => return Err("needs 4 scales or 4 sizes".into()),
+    };
+    if out[..2] != xs[..2] || out[2..].contains(&0) {
+        return Err(format!("resizes {xs:?} to {out:?}; only height and width may change"));
+    }
+    let whole = |i: usize, o: usize| o.is_multiple_of(i) || i.is_multiple_of(o);
+    if !whole(xs[2], out[2]) || !whole(xs[3], out[3]) {
+        return Err(format!("resizing {:?} to {:?} is not by a whole factor; not supported", &xs[2..], &out[2..]));
+    }
+    let coord = if upsample || imp.opset < 11 { "asymmetric".into() } else { c.string("coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into()) };
+    let rounding = if upsample || imp.opset < 11 { "floor".into() } else { c.string("nearest_mode").unwrap_or_else(|| "round_prefer_floor".into()) };
+    let (align_corners, half_pixel_centers) = match (coord.as_str(), rounding.as_str()) {
+        ("asymmetric", "floor") => (false, false),
+        ("half_pixel", "round_prefer_ceil") | ("tf_half_pixel_for_nn", "floor") => (false, true),
+        ("pytorch_half_pixel", "round_prefer_ceil") if out[2] > 1 && out[3] > 1 => (false, true),
+        ("align_corners", "round_prefer_ceil") => (true, false),
+        (cm, nm) => {
+            return Err(format!("coordinate_transformation_mode `{cm}` with nearest_mode `{nm}` has no TFLite equivalent"))
+        }
+    };
+    let xi = imp.stored_as(&x, &channels_last(4))?;
+    let op = Op::ResizeNearest(irop::ResizeNearest { size: [out[2], out[3]], align_corners, half_pixel_centers });
+    let id = imp.emit(op, vec![xi], c.out(0)?, None)?;
+    imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(channels_last(4)) });
     Ok(())
 }
 

@@ -459,6 +459,21 @@ fn prelu_slopes_round_trip() {
     }
 }
 
+/// Nearest resize in each TFLite coordinate mode, written as ONNX Resize and read back.
+#[test]
+fn nearest_resize_round_trips() {
+    for (align_corners, half_pixel_centers, size) in [(false, false, [8, 10]), (false, true, [8, 10]), (true, false, [2, 5])] {
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let p = tinyq_ir::op::ResizeNearest { size, align_corners, half_pixel_centers };
+        let y = b.op("up", Op::ResizeNearest(p), &[c]);
+        let z = b.conv("after", y, 2, [1, 1], same());
+        let g = b.output(&[z]);
+        round_trip(&g);
+    }
+}
+
 #[test]
 fn several_inputs_and_outputs_keep_names_and_order() {
     let mut b = Ir::new();

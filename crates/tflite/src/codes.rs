@@ -29,6 +29,7 @@ pub const PADV2: i32 = 60;
 pub const EXPAND_DIMS: i32 = 70;
 pub const SHAPE: i32 = 77;
 pub const PACK: i32 = 83;
+pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
 pub const LEAKY_RELU: i32 = 98;
 pub const QUANTIZE: i32 = 114;
 pub const HARD_SWISH: i32 = 117;

@@ -227,6 +227,7 @@ fn lower_explicit_padding(graph: &Graph) -> Result<Graph, TfliteError> {
             | Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
+            | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::Relu
             | Op::Relu6

@@ -62,6 +62,7 @@ pub fn node_macs(g: &Graph, n: &tinyq_ir::Node) -> u64 {
         | Op::Reshape
         | Op::Transpose(_)
         | Op::Pad(_)
+        | Op::ResizeNearest(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Mean(_)

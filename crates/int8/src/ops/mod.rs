@@ -42,6 +42,7 @@ pub(crate) enum Kernel {
     Reshape,
     Reshape16,
     Transpose(data_movement::Transpose),
+    ResizeNearest(tinyq_kernels::resize_nearest_neighbor::ResizeNearestParams),
     Pad(data_movement::Pad<i8>),
     Pad16(data_movement::Pad<i16>),
     Pool(pool::Pool),
@@ -91,6 +92,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize) -> Result<Step, Int8Error> {
         Op::Reshape => data_movement::prepare_reshape(&ctx, wide)?,
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
         Op::Pad(p) => data_movement::prepare_pad(&ctx, p, wide)?,
+        Op::ResizeNearest(p) => data_movement::prepare_resize_nearest(&ctx, p)?,
         Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p, wide)?,
         Op::AvgPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Average, p, wide)?,
         Op::Mean(p) => reduce::prepare_mean(&ctx, p, wide)?,
@@ -132,6 +134,9 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
         Kernel::Reshape16 => tinyq_kernels::reshape::reshape(s16(args[0]), s16_mut(out)),
         Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::ResizeNearest(p) => {
+            tinyq_kernels::resize_nearest_neighbor::resize_nearest_neighbor(p, s8(args[0]), s8_mut(out))
+        }
         Kernel::Pad(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::Pad16(k) => k.eval(s16(args[0]), s16_mut(out)),
         Kernel::Pool(k) => k.eval(s8(args[0]), s8_mut(out)),

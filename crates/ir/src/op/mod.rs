@@ -16,7 +16,7 @@ mod reduce;
 pub use activation::{Clip, LeakyRelu, Softmax};
 pub use binary::{broadcast_shapes, Binary};
 pub use conv::{Conv2D, DepthwiseConv2D};
-pub use data_movement::{Concat, Pad, Transpose};
+pub use data_movement::{Concat, Pad, ResizeNearest, Transpose};
 pub use fully_connected::FullyConnected;
 pub use pool::Pool2D;
 pub use reduce::Mean;
@@ -137,6 +137,7 @@ pub enum Op {
     Reshape,
     Transpose(Transpose),
     Pad(Pad),
+    ResizeNearest(ResizeNearest),
     MaxPool2D(Pool2D),
     AvgPool2D(Pool2D),
     Mean(Mean),
@@ -170,6 +171,7 @@ impl Op {
             Op::Reshape => "Reshape",
             Op::Transpose(_) => "Transpose",
             Op::Pad(_) => "Pad",
+            Op::ResizeNearest(_) => "ResizeNearest",
             Op::MaxPool2D(_) => "MaxPool2D",
             Op::AvgPool2D(_) => "AvgPool2D",
             Op::Mean(_) => "Mean",
@@ -199,6 +201,7 @@ impl Op {
             Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
+            | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::Relu
             | Op::Relu6
@@ -226,6 +229,7 @@ impl Op {
             Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
+            | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::Relu
             | Op::Relu6
@@ -283,6 +287,10 @@ impl Op {
                 p.output_shape(inputs[0])?
             }
             Op::Pad(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::ResizeNearest(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
