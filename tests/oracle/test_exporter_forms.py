@@ -209,3 +209,36 @@ def test_one_name_per_layer_across_inspect_debug_report_and_the_file(run_tinyq, 
     dbg = json.loads(ok(run_tinyq("debug", model, out, "--data", data, "--x", key, "--limit", "8", "--json")).stdout)
     assert {l["tensor"] for l in dbg["layers"]} <= set(onnx_names) | outputs, [l["tensor"] for l in dbg["layers"]]
     assert len(dbg["layers"]) >= len(onnx_names) - 2
+
+
+def test_conv1d_relu_fuses_through_its_reshapes(run_tinyq, tmp_path):
+    """PyTorch Conv1d + ReLU (NCL): the ReLU fuses into the conv, so the conv's int8 output range
+    starts at 0 (no RELU op left), and the quantized file equals TFLM."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(11)
+    inits = [numpy_helper.from_array((rng.standard_normal((6, 4, 3)) * 0.5).astype(np.float32), "w"),
+             numpy_helper.from_array((rng.standard_normal(6) * 0.3).astype(np.float32), "b")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="/conv/Conv", kernel_shape=[3], pads=[1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="/relu/Relu"),
+             helper.make_node("MaxPool", ["r"], ["y"], name="/pool/MaxPool", kernel_shape=[2], strides=[2])]
+    g = helper.make_graph(nodes, "conv1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6, 8])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    model = tmp_path / "conv1d.onnx"
+    onnx.save(m, model)
+    layers = json.loads(ok(run_tinyq("inspect", model, "--json")).stdout)["layers"]
+    ops = [l["op"] for l in layers]
+    assert "Relu" not in ops and any(l["op"] == "Conv2D" and l["activation"] == "RELU" for l in layers), layers
+    x = rng.standard_normal((40, 4, 16)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x)
+    out = tmp_path / "conv1d.tflite"
+    ok(run_tinyq("quantize", model, "--calib", tmp_path / "d.npz", "-o", out))
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=out.read_bytes())
+    conv_out = [t for t in it.get_tensor_details() if t["name"] == "/conv/Conv"]
+    assert conv_out and conv_out[0]["quantization"][1] == -128, conv_out  # range [0, max]: zero point −128
+    assert assert_bit_exact_in_tflm(run_tinyq, out, tmp_path / "d.npz", tmp=tmp_path) == 40 * 6 * 8
