@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -48,6 +48,7 @@ KINDS = (
     "reshape",
     "prelu",
     "resize",
+    "reduce_max",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -536,6 +537,22 @@ def _build_resize(rng):
     return [node], [("x", shape)], [sizes], 13, params
 
 
+def _build_reduce_max(rng):
+    """ReduceMax over the axes exporters use (spatial for a global max, channels, one spatial
+    axis, all), with and without keepdims, axes as an attribute (opset 13) or input (opset 18)."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    subsets = [[2, 3], [2, 3], [1], [2], [3], [-1], [1, 2, 3]]
+    axes = subsets[int(rng.integers(len(subsets)))]
+    keep = int(rng.integers(0, 2))
+    params = dict(x=shape, axes=axes, keepdims=keep)
+    if rng.random() < 0.3:
+        node = helper.make_node("ReduceMax", ["x", "axes"], ["y"], keepdims=keep)
+        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], 18, params
+    return [helper.make_node("ReduceMax", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 13, params
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -554,6 +571,7 @@ BUILDERS = {
     "reshape": _build_reshape,
     "prelu": _build_prelu,
     "resize": _build_resize,
+    "reduce_max": _build_reduce_max,
 }
 assert tuple(BUILDERS) == KINDS
 

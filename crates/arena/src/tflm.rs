@@ -149,6 +149,7 @@ pub mod op {
     pub const STRIDED_SLICE: i32 = 45;
     pub const PRELU: i32 = 54;
     pub const SUM: i32 = 74;
+    pub const REDUCE_MAX: i32 = 82;
     pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const LEAKY_RELU: i32 = 98;
     pub const QUANTIZE: i32 = 114;
@@ -259,6 +260,13 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             }
             f.scratch.push(4 * in_rank);
             f.scratch.push(4 * num_axis);
+        }
+        op::REDUCE_MAX => {
+            f.builtin_data = Some((1, 1)); // TfLiteReducerParams
+            f.op_data = Some(44); // OpDataReduce
+            let in_rank = sh.input_shapes.first().copied().flatten().map_or(0, |s| s.len());
+            f.scratch.push(4 * in_rank);
+            f.scratch.push(4 * elems(sh.input_shapes.get(1).copied().flatten()));
         }
         op::PAD => {
             f.op_data = Some(56); // OpData { PadParams, int32 }

@@ -191,6 +191,12 @@ proptest! {
     }
 
     #[test]
+    fn reduce_max(dims in prop::collection::vec(1usize..4, 1..5), axes_mask in prop::collection::vec(any::<bool>(), 5), keep: bool, seed: u64) {
+        let axes: Vec<usize> = (0..dims.len()).filter(|&i| axes_mask[i]).collect();
+        check(Op::ReduceMax(Mean { axes, keep_dims: keep }), vec![dims], None, seed, &[1.0])?;
+    }
+
+    #[test]
     fn concat(dims in prop::collection::vec(1usize..4, 1..4), axis in 0usize..4, sizes in prop::collection::vec(1usize..4, 1..4),
               a in 0u8..4, seed: u64) {
         let axis = axis % dims.len();

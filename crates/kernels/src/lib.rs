@@ -55,6 +55,7 @@ pub mod pad;
 pub mod pooling;
 pub mod prelu;
 pub mod quantize;
+pub mod reduce_max;
 pub mod requantize;
 pub mod reshape;
 pub mod resize_nearest_neighbor;

@@ -656,7 +656,8 @@ impl<'g> Exporter<'g> {
             Op::ResizeNearest(r) => self.resize_nearest(n, r),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
-            Op::Mean(m) => self.mean(n, m),
+            Op::Mean(m) => self.reduce(n, m, "ReduceMean"),
+            Op::ReduceMax(m) => self.reduce(n, m, "ReduceMax"),
             Op::Relu => self.unary(n, "Relu", vec![], vec![]),
             Op::Relu6 => self.clip(n, 0.0, 6.0),
             Op::Clip(c) => self.clip(n, c.min, c.max),
@@ -903,7 +904,8 @@ impl<'g> Exporter<'g> {
         self.write_op(n, "Resize", vec![data, String::new(), String::new(), sizes], attrs, NCHW.to_vec(), FusedActivation::None)
     }
 
-    fn mean(&mut self, n: &Node, m: &Mean) -> Result<(), String> {
+    /// ReduceMean / ReduceMax (axes an input from opset 18).
+    fn reduce(&mut self, n: &Node, m: &Mean, op_type: &str) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
         let data = self.get(x, &perm)?;
@@ -922,11 +924,11 @@ impl<'g> Exporter<'g> {
         let keep = attr_int("keepdims", i64::from(m.keep_dims));
         if self.opset >= 18 {
             let axes = self.int_const(&format!("{}/axes", self.base_name(n.outputs[0])), &axes);
-            self.write_op(n, "ReduceMean", vec![data, axes], vec![keep], out_perm, FusedActivation::None)
+            self.write_op(n, op_type, vec![data, axes], vec![keep], out_perm, FusedActivation::None)
         } else {
             self.write_op(
                 n,
-                "ReduceMean",
+                op_type,
                 vec![data],
                 vec![keep, attr_ints("axes", &axes)],
                 out_perm,

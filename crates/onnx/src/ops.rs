@@ -51,7 +51,8 @@ table! {
     "Mul" 7 => |i, c| binary(i, c, BinKind::Mul),
     "Pad" 7 => pad,
     "PRelu" 7 => |i, c| binary(i, c, BinKind::PRelu),
-    "ReduceMean" 7 => reduce_mean,
+    "ReduceMax" 7 => |i, c| reduce(i, c, true),
+    "ReduceMean" 7 => |i, c| reduce(i, c, false),
     "Relu" 7 => |i, c| unary(i, c, Op::Relu),
     "Reshape" 7 => reshape,
     "Resize" 10 => resize,
@@ -787,7 +788,8 @@ fn global_max_pool(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
-fn reduce_mean(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+/// ReduceMean → MEAN, ReduceMax → REDUCE_MAX (axes an input from opset 18).
+fn reduce(imp: &mut Importer, c: &Ctx, max: bool) -> Result<(), String> {
     let x = c.input(imp, 0)?;
     let rank = imp.shape(&x).len();
     let keep = c.int("keepdims", 1) != 0;
@@ -802,7 +804,8 @@ fn reduce_mean(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     };
     let mut stored: Vec<usize> = (0..rank).filter(|&k| axes.contains(&perm[k])).collect();
     stored.sort_unstable();
-    let id = imp.emit(Op::Mean(Mean { axes: stored, keep_dims: keep }), vec![xi], c.out(0)?, None)?;
+    let p = Mean { axes: stored, keep_dims: keep };
+    let id = imp.emit(if max { Op::ReduceMax(p) } else { Op::Mean(p) }, vec![xi], c.out(0)?, None)?;
     let layout = if keep {
         perm
     } else {

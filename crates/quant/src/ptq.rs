@@ -44,7 +44,13 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::PRelu
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
-        Op::Reshape | Op::Transpose(_) | Op::Pad(_) | Op::ResizeNearest(_) | Op::MaxPool2D(_) | Op::AvgPool2D(_) => {
+        Op::Reshape
+        | Op::Transpose(_)
+        | Op::Pad(_)
+        | Op::ResizeNearest(_)
+        | Op::ReduceMax(_)
+        | Op::MaxPool2D(_)
+        | Op::AvgPool2D(_) => {
             OutputRule::SameAsInput
         }
         Op::Softmax(_) | Op::Sigmoid => OutputRule::Fixed(1.0 / 256.0, -128),
@@ -76,6 +82,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Concat(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ReduceMax(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Softmax(_)
@@ -111,6 +118,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::HardSwish
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ReduceMax(_)
         | Op::Softmax(_)
         | Op::Sigmoid
         | Op::Tanh

@@ -28,6 +28,7 @@ pub const PRELU: i32 = 54;
 pub const PADV2: i32 = 60;
 pub const EXPAND_DIMS: i32 = 70;
 pub const SHAPE: i32 = 77;
+pub const REDUCE_MAX: i32 = 82;
 pub const PACK: i32 = 83;
 pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
 pub const LEAKY_RELU: i32 = 98;

@@ -67,6 +67,7 @@ pub(crate) const RELU6_V: Versions = v(1, 2);
 pub(crate) const RELU_N1_TO_1_V: Versions = v(1, 1);
 pub(crate) const LEAKY_RELU_V: Versions = v(1, 2);
 pub(crate) const PRELU_V: Versions = v(1, 1);
+pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V: i32 = 3;
@@ -88,6 +89,7 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (SUB | TRANSPOSE | MEAN, 1) => "1.6.0",
         (PADV2, 1) => "1.9.0",
         (PRELU, 1) => "1.8.0",
+        (REDUCE_MAX, 1) => "1.11.0",
         (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
         (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
@@ -276,6 +278,12 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let version = if wide { MEAN_16_V } else { ver(MEAN_V) };
             ex(MEAN, version, Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
         }
+        Op::ReduceMax(p) => {
+            let axes = p.axes.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let axes_t = i32_const("axes", vec![axes.len()], axes);
+            let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
+            ex(REDUCE_MAX, ver(REDUCE_MAX_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
+        }
         Op::Relu => ex(RELU, ver(RELU_V), None, tensors()),
         Op::Relu6 => ex(RELU6, ver(RELU6_V), None, tensors()),
         Op::Clip(Clip { min, max }) => match (*min, *max) {
@@ -423,7 +431,7 @@ pub(crate) fn import_op(
             };
             (if code == MAX_POOL_2D { Op::MaxPool2D(p) } else { Op::AvgPool2D(p) }, 1)
         }
-        MEAN => {
+        MEAN | REDUCE_MAX => {
             let keep_dims = match opts {
                 Some(OptRef::ReducerOptions(o)) => s(o.keep_dims())?,
                 _ => false,
@@ -433,7 +441,8 @@ pub(crate) fn import_op(
                 const_ints(input(1)?, "axes")?.into_iter().map(|a| axis_in(a, r)).collect::<Result<Vec<_>, _>>()?;
             axes.sort_unstable();
             axes.dedup();
-            (Op::Mean(Mean { axes, keep_dims }), 1)
+            let p = Mean { axes, keep_dims };
+            (if code == MEAN { Op::Mean(p) } else { Op::ReduceMax(p) }, 1)
         }
         RELU => (Op::Relu, 1),
         RELU6 => (Op::Relu6, 1),

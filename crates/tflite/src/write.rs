@@ -229,6 +229,7 @@ fn lower_explicit_padding(graph: &Graph) -> Result<Graph, TfliteError> {
             | Op::Pad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
+            | Op::ReduceMax(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)

@@ -66,6 +66,7 @@ pub fn node_macs(g: &Graph, n: &tinyq_ir::Node) -> u64 {
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Mean(_)
+        | Op::ReduceMax(_)
         | Op::Relu
         | Op::Relu6
         | Op::Clip(_)

@@ -141,6 +141,9 @@ pub enum Op {
     MaxPool2D(Pool2D),
     AvgPool2D(Pool2D),
     Mean(Mean),
+    /// The largest value over `axes` (the same parameters as [`Mean`]): ONNX `ReduceMax`, TFLite
+    /// `REDUCE_MAX`.
+    ReduceMax(Mean),
     Relu,
     Relu6,
     Clip(Clip),
@@ -175,6 +178,7 @@ impl Op {
             Op::MaxPool2D(_) => "MaxPool2D",
             Op::AvgPool2D(_) => "AvgPool2D",
             Op::Mean(_) => "Mean",
+            Op::ReduceMax(_) => "ReduceMax",
             Op::Relu => "Relu",
             Op::Relu6 => "Relu6",
             Op::Clip(_) => "Clip",
@@ -203,6 +207,7 @@ impl Op {
             | Op::Pad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
+            | Op::ReduceMax(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -231,6 +236,7 @@ impl Op {
             | Op::Pad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
+            | Op::ReduceMax(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -298,7 +304,7 @@ impl Op {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
-            Op::Mean(p) => {
+            Op::Mean(p) | Op::ReduceMax(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
