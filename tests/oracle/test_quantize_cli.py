@@ -108,7 +108,7 @@ def test_constant_zero_activation_gets_a_usable_scale(files, run_tinyq, tmp_path
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
     for r in json.loads(proc.stdout)["ranges"]:
         assert r["scale"] > 0 and -128 <= r["zero_point"] <= 127, r
-    z = next(r for r in json.loads(proc.stdout)["ranges"] if r["tensor"] == "z")
+    z = next(r for r in json.loads(proc.stdout)["ranges"] if r["tensor"] == "to_zero")  # `z`, named after its layer
     assert (z["scale"], z["zero_point"]) == (1 / 256, -128)
     it = runtime.Interpreter.from_bytes(out.read_bytes())
     it.set_input(np.zeros((1, 3, 6, 6), np.int8), 0)
