@@ -33,7 +33,7 @@ pub struct OpSupport {
 pub fn supported_ops() -> Vec<OpSupport> {
     ops::TABLE
         .iter()
-        .map(|e| OpSupport { op: e.op, since: e.since, until: OPSET_RANGE.1 })
+        .map(|e| OpSupport { op: e.op, since: e.since, until: e.until })
         .collect()
 }
 

@@ -16,12 +16,24 @@ type Translate = fn(&mut Importer, &Ctx) -> Result<(), String>;
 pub(crate) struct Entry {
     pub op: &'static str,
     pub since: i64,
+    /// The last opset that has the op (`OPSET_RANGE.1` unless the op was removed).
+    pub until: i64,
     f: Translate,
 }
 
+macro_rules! until {
+    () => {
+        crate::import::OPSET_RANGE.1
+    };
+    ($u:literal) => {
+        $u
+    };
+}
+
 macro_rules! table {
-    ($($op:literal $since:literal => $f:expr),* $(,)?) => {
-        pub(crate) const TABLE: &[Entry] = &[$(Entry { op: $op, since: $since, f: $f }),*];
+    ($($op:literal $since:literal $(..= $until:literal)? => $f:expr),* $(,)?) => {
+        pub(crate) const TABLE: &[Entry] =
+            &[$(Entry { op: $op, since: $since, until: until!($($until)?), f: $f }),*];
     };
 }
 
@@ -65,7 +77,7 @@ table! {
     "Tanh" 7 => |i, c| unary(i, c, Op::Tanh),
     "Transpose" 7 => transpose,
     "Unsqueeze" 7 => |i, c| squeeze_unsqueeze(i, c, true),
-    "Upsample" 7 => resize,
+    "Upsample" 7..=9 => resize,
 }
 
 pub(crate) fn translate(imp: &mut Importer, node: &NodeProto) -> Result<(), String> {
@@ -73,8 +85,8 @@ pub(crate) fn translate(imp: &mut Importer, node: &NodeProto) -> Result<(), Stri
         .iter()
         .find(|e| e.op == node.op_type)
         .ok_or_else(|| format!("op `{}` is not supported by tinyq (`tinyq ops` lists the supported ones)", node.op_type))?;
-    if imp.opset < entry.since {
-        return Err(format!("tinyq supports {} from opset {}", entry.op, entry.since));
+    if imp.opset < entry.since || imp.opset > entry.until {
+        return Err(format!("tinyq supports {} in opsets {} to {}", entry.op, entry.since, entry.until));
     }
     (entry.f)(imp, &Ctx { node })
 }

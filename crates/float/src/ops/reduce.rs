@@ -1,29 +1,9 @@
 //! Mean over a set of axes (accumulated in f64, then divided once), and max.
 
 pub fn mean(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
-    let rank = s.len();
     let mut acc = vec![0f64; out.len()];
-    let mut out_strides = vec![0usize; rank];
-    let mut stride = 1;
-    for i in (0..rank).rev() {
-        if !axes.contains(&i) {
-            out_strides[i] = stride;
-            stride *= s[i];
-        }
-    }
-    let mut pos = vec![0usize; rank];
-    let mut o = 0usize;
-    for &v in x {
+    for (&v, o) in x.iter().zip(reduce_targets(s, axes)) {
         acc[o] += v as f64;
-        for ax in (0..rank).rev() {
-            pos[ax] += 1;
-            o += out_strides[ax];
-            if pos[ax] < s[ax] {
-                break;
-            }
-            o -= out_strides[ax] * s[ax];
-            pos[ax] = 0;
-        }
     }
     let count: usize = axes.iter().map(|&a| s[a]).product();
     out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a / count.max(1) as f64) as f32);
