@@ -85,10 +85,10 @@ def test_the_planted_layer_ranks_first(run_tinyq, tmp_path):
     int8 = tmp_path / "planted.tflite"
     quantize(run_tinyq, model, data, int8)
     r = debug_json(run_tinyq, model, int8, data)
-    assert r["ranking"][0] == "r2", r["ranking"]
-    planted = next(l for l in r["layers"] if l["tensor"] == "r2")
+    assert r["ranking"][0] == "planted", r["ranking"]
+    planted = next(l for l in r["layers"] if l["tensor"] == "planted")
     assert planted["suggestion"] and "range" in planted["suggestion"], planted
-    others = [l["own_sqnr_db"] for l in r["layers"] if l["tensor"] != "r2" and l["own_sqnr_db"] is not None]
+    others = [l["own_sqnr_db"] for l in r["layers"] if l["tensor"] != "planted" and l["own_sqnr_db"] is not None]
     assert planted["own_sqnr_db"] < min(others) - 6, r["layers"]
 
 

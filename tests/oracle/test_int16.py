@@ -248,16 +248,17 @@ def test_int16_step_meets_a_budget_plain_ptq_and_calibration_miss(run_tinyq, tmp
     assert b["met"] and b["final_drop"] <= budget
     assert b["steps"][-1]["kind"] == "int16", b["steps"]
     assert sorted(b["int16_layers"]) == ["fc1", "fc2"], b["int16_layers"]
-    assert "h" in b["steps"][-1]["change"]
+    assert "fc1" in b["steps"][-1]["change"]  # tensor h, known by its layer's name
     ops, dtypes = file_ops_and_dtypes(run_tinyq, out)
     assert ops.get("Quantize") == 2 and "int16" in dtypes and "int64" in dtypes, (ops, dtypes)
     # The metric the search reports is the file's, and the file is TFLM's to the bit.
     after = json.loads(ok(run_tinyq("eval", out, "--data", data, "--json")).stdout)["value"]
     assert after == pytest.approx(b["final_metric"])
     assert assert_bit_exact_in_tflm(run_tinyq, out, data, tmp=tmp_path) == len(x) * OUT
-    # The int16 tensors themselves too (h, shared by the two 16x8 layers, and fc2's int16 output).
+    # The int16 tensors themselves too (h, named fc1 after its layer, shared by the two 16x8 layers,
+    # and fc2's int16 output).
     patched = tmp_path / "wide_h.tflite"
-    assert with_int16_outputs(out, patched) == ["h", "logits_int16"]
+    assert with_int16_outputs(out, patched) == ["fc1", "logits_int16"]
     theirs = assert_every_output_matches_tflm(run_tinyq, patched, x, tmp_path)
     assert len(theirs) == 3 and theirs[1].dtype == theirs[2].dtype == np.int16
 

@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -47,6 +47,9 @@ KINDS = (
     "pad",
     "reshape",
     "fully_connected_per_unit",
+    "prelu",
+    "resize",
+    "reduce_max",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -506,6 +509,65 @@ def _build_reshape(rng):
     return [helper.make_node("Reshape", ["x", "shape"], ["y"])], [("x", shape)], inits, 13, dict(x=shape, to=target)
 
 
+def _build_prelu(rng):
+    """PRelu with a constant slope: per channel as PyTorch's nn.PReLU(C) exports it ([C, 1, 1]),
+    one shared slope ([1]), or one per element; slopes of either sign, some above 1."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    mode = str(rng.choice(["channel", "shared", "full", "row"], p=[0.5, 0.2, 0.15, 0.15]))
+    sshape = {"channel": [shape[1], 1, 1], "shared": [1], "full": shape[1:], "row": [shape[3]]}[mode]
+    spread = _logu(rng, 0.01, 2.0)
+    slope = (rng.uniform(-0.5, 1.0, sshape) * spread).astype(np.float32)
+    return ([helper.make_node("PRelu", ["x", "slope"], ["y"])], [("x", shape)], [_init("slope", slope)], 13,
+            dict(x=shape, slope=sshape, mode=mode))
+
+
+def _build_resize(rng):
+    """Nearest Resize in PyTorch's form (asymmetric + floor, `scales`), with half-pixel or
+    align-corners coordinates (`sizes`), downsampling by a whole factor, or opset-9 Upsample."""
+    from onnx import helper
+
+    shape = _nchw(rng, hmax=8)
+    form = str(rng.choice(["torch", "half_pixel", "align_corners", "down", "upsample"], p=[0.35, 0.2, 0.15, 0.15, 0.15]))
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    out = [shape[0], shape[1], shape[2] * fh, shape[3] * fw]
+    if form == "down":
+        shape[2], shape[3] = shape[2] * fh, shape[3] * fw
+        out = [shape[0], shape[1], shape[2] // fh, shape[3] // fw]
+    params = dict(x=shape, out=out, form=form)
+    if form == "upsample":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        return [helper.make_node("Upsample", ["x", "scales"], ["y"], mode="nearest")], [("x", shape)], [scales], 9, params
+    if form == "torch":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        return [node], [("x", shape)], [scales], 13, params
+    coord, rounding = {"half_pixel": ("half_pixel", "round_prefer_ceil"), "align_corners": ("align_corners", "round_prefer_ceil"),
+                       "down": ("asymmetric", "floor")}[form]
+    sizes = _init("sizes", np.array(out, np.int64))
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest",
+                            coordinate_transformation_mode=coord, nearest_mode=rounding)
+    return [node], [("x", shape)], [sizes], 13, params
+
+
+def _build_reduce_max(rng):
+    """ReduceMax over the axes exporters use (spatial for a global max, channels, one spatial
+    axis, all), with and without keepdims, axes as an attribute (opset 13) or input (opset 18)."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    subsets = [[2, 3], [2, 3], [1], [2], [3], [-1], [1, 2, 3]]
+    axes = subsets[int(rng.integers(len(subsets)))]
+    keep = int(rng.integers(0, 2))
+    params = dict(x=shape, axes=axes, keepdims=keep)
+    if rng.random() < 0.3:
+        node = helper.make_node("ReduceMax", ["x", "axes"], ["y"], keepdims=keep)
+        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], 18, params
+    return [helper.make_node("ReduceMax", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 13, params
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -523,6 +585,9 @@ BUILDERS = {
     "pad": _build_pad,
     "reshape": _build_reshape,
     "fully_connected_per_unit": _build_fully_connected_per_unit,
+    "prelu": _build_prelu,
+    "resize": _build_resize,
+    "reduce_max": _build_reduce_max,
 }
 assert tuple(BUILDERS) == KINDS
 

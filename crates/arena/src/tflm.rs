@@ -147,7 +147,10 @@ pub mod op {
     pub const SUB: i32 = 41;
     pub const SQUEEZE: i32 = 43;
     pub const STRIDED_SLICE: i32 = 45;
+    pub const PRELU: i32 = 54;
     pub const SUM: i32 = 74;
+    pub const REDUCE_MAX: i32 = 82;
+    pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const LEAKY_RELU: i32 = 98;
     pub const QUANTIZE: i32 = 114;
     pub const HARD_SWISH: i32 = 117;
@@ -258,6 +261,13 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.scratch.push(4 * in_rank);
             f.scratch.push(4 * num_axis);
         }
+        op::REDUCE_MAX => {
+            f.builtin_data = Some((1, 1)); // TfLiteReducerParams
+            f.op_data = Some(44); // OpDataReduce
+            let in_rank = sh.input_shapes.first().copied().flatten().map_or(0, |s| s.len());
+            f.scratch.push(4 * in_rank);
+            f.scratch.push(4 * elems(sh.input_shapes.get(1).copied().flatten()));
+        }
         op::PAD => {
             f.op_data = Some(56); // OpData { PadParams, int32 }
         }
@@ -275,6 +285,8 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(24);
         }
         op::HARD_SWISH => f.op_data = Some(20), // HardSwishParams
+        op::PRELU => f.op_data = Some(28),      // PreluParams
+        op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
         op::RELU => f.op_data = Some(24),       // ReluOpData
         op::RELU6 => f.op_data = Some(8),       // Relu6OpData
         op::TRANSPOSE => {}

@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Fix a model input's dynamic axes, e.g. `--input-shape x=1,3,224,224` (repeat for several
+    /// inputs): ONNX `dim_param`s and TFLite `-1`s; shapes are inferred through the graph again.
+    #[arg(long = "input-shape", global = true, value_name = "NAME=D0,D1,…")]
+    pub input_shape: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -12,7 +12,17 @@ use crate::args::{Cli, Command, DataArgs, LoadArgs, QuantizeArgs};
 use crate::output::Staged;
 use crate::render;
 
+/// `--input-shape` of this invocation, parsed once by [`dispatch`] and applied by [`load`].
+static INPUT_SHAPES: std::sync::OnceLock<Vec<(String, Vec<usize>)>> = std::sync::OnceLock::new();
+
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let shapes = cli.input_shape.iter().map(|s| parse_input_shape(s)).collect::<Result<Vec<_>>>()?;
+    if !shapes.is_empty()
+        && matches!(cli.command, Command::Report { .. } | Command::Export { .. } | Command::Ops { .. })
+    {
+        bail!("--input-shape applies to commands that load a float or INT8 model to run it (report and export take the .tflite's shapes as TFLM allocates them)");
+    }
+    INPUT_SHAPES.get_or_init(|| shapes);
     match cli.command {
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Run { model, data, output, json } => run(&model, &data, &output, json),
@@ -39,7 +49,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 pub(crate) fn load(model: &Path) -> Result<Model> {
-    Ok(tinyq::load_model(model)?)
+    Ok(tinyq::load_model_with(model, INPUT_SHAPES.get().map_or(&[], |v| v.as_slice()))?)
+}
+
+/// `NAME=D0,D1,…` → (name, dims).
+fn parse_input_shape(s: &str) -> Result<(String, Vec<usize>)> {
+    let bad = || anyhow::anyhow!("--input-shape {s}: expected NAME=D0,D1,… with positive sizes");
+    let (name, dims) = s.rsplit_once('=').ok_or_else(bad)?;
+    let dims = dims.split(',').map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0)).collect::<Option<Vec<_>>>();
+    match dims {
+        Some(d) if !name.is_empty() && !d.is_empty() => Ok((name.to_string(), d)),
+        _ => Err(bad()),
+    }
 }
 
 pub(crate) fn progress(total: usize, what: &str) -> ProgressBar {

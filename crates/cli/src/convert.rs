@@ -33,7 +33,7 @@ pub fn convert(a: &ConvertArgs) -> Result<()> {
         bail!("--opset {}: tinyq writes opsets {lo} to {hi}", a.opset);
     }
     let out = crate::output::Staged::file(&a.output, "-o")?;
-    let model = tinyq::load_model(&a.model)?;
+    let model = crate::commands::load(&a.model)?;
     let w = tinyq::save_onnx_opset(&model, out.path(), a.opset).with_context(|| out.describe())?;
     out.commit()?;
     if a.json {

@@ -13,7 +13,7 @@
 pub mod backward;
 mod ops;
 
-use tinyq_ir::{numel, DType, Graph, Node, Op, TensorId};
+use tinyq_ir::{numel, DType, FusedActivation, Graph, Node, Op, TensorId};
 
 /// Why a graph cannot be prepared or a sample cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -156,13 +156,25 @@ impl Plan {
             Op::Reshape => out.copy_from_slice(x[0]),
             Op::Transpose(p) => ops::data_movement::transpose(x[0], shape(0), &p.perm, &mut out),
             Op::Pad(p) => ops::data_movement::pad(x[0], shape(0), &p.pads, p.value, out_shape, &mut out),
+            Op::ResizeNearest(p) => ops::data_movement::resize_nearest(x[0], shape(0), p, &mut out),
             Op::MaxPool2D(p) => ops::pool::max_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::AvgPool2D(p) => ops::pool::average_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::Mean(p) => ops::reduce::mean(x[0], shape(0), &p.axes, &mut out),
+            Op::ReduceMax(p) => ops::reduce::reduce_max(x[0], shape(0), &p.axes, &mut out),
             Op::Relu => ops::activation::map(x[0], &mut out, |v| v.max(0.0)),
             Op::Relu6 => ops::activation::map(x[0], &mut out, |v| v.clamp(0.0, 6.0)),
             Op::Clip(c) => ops::activation::map(x[0], &mut out, |v| v.max(c.min).min(c.max)),
             Op::LeakyRelu(p) => ops::activation::map(x[0], &mut out, |v| if v >= 0.0 { v } else { p.alpha * v }),
+            Op::PRelu => ops::binary::binary(
+                x[0],
+                shape(0),
+                x[1],
+                shape(1),
+                out_shape,
+                FusedActivation::None,
+                |v, s| if v >= 0.0 { v } else { s * v },
+                &mut out,
+            ),
             Op::Sigmoid => ops::activation::map(x[0], &mut out, |v| 1.0 / (1.0 + (-v).exp())),
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),

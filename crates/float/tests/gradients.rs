@@ -186,6 +186,29 @@ proptest! {
         check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
     }
 
+    /// PRelu: the data at full shape, the slope broadcasting to it (per channel, per row, one).
+    #[test]
+    fn prelu(dims in prop::collection::vec(1usize..4, 1..4), ms in prop::collection::vec(any::<bool>(), 4),
+             drop in 0usize..3, seed: u64) {
+        let slope: Vec<usize> = dims.iter().zip(&ms).map(|(&d, &m)| if m { 1 } else { d }).collect();
+        let slope = slope[drop.min(slope.len() - 1)..].to_vec();
+        check(Op::PRelu, vec![dims.clone(), slope], None, seed, &[1.0])?;
+    }
+
+    /// Nearest resize, up or down by any size, in the three TFLite coordinate modes.
+    #[test]
+    fn resize_nearest(n in 1usize..3, h in 1usize..5, w in 1usize..5, c in 1usize..3, oh in 1usize..8, ow in 1usize..8,
+                      mode in 0u8..3, seed: u64) {
+        let p = tinyq_ir::op::ResizeNearest { size: [oh, ow], align_corners: mode == 1, half_pixel_centers: mode == 2 };
+        check(Op::ResizeNearest(p), vec![vec![n, h, w, c]], None, seed, &[1.0])?;
+    }
+
+    #[test]
+    fn reduce_max(dims in prop::collection::vec(1usize..4, 1..5), axes_mask in prop::collection::vec(any::<bool>(), 5), keep: bool, seed: u64) {
+        let axes: Vec<usize> = (0..dims.len()).filter(|&i| axes_mask[i]).collect();
+        check(Op::ReduceMax(Mean { axes, keep_dims: keep }), vec![dims], None, seed, &[1.0])?;
+    }
+
     #[test]
     fn concat(dims in prop::collection::vec(1usize..4, 1..4), axis in 0usize..4, sizes in prop::collection::vec(1usize..4, 1..4),
               a in 0u8..4, seed: u64) {

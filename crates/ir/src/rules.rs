@@ -189,13 +189,21 @@ fn fold_batch_norm(g: &Graph, n: NodeId) -> Option<Patch> {
     Some(p)
 }
 
-/// Fuses a following Relu / Relu6 / Clip(-1, 1) into an op with a fused-activation slot.
+/// Fuses a following Relu / Relu6 / Clip(-1, 1) into an op with a fused-activation slot, also
+/// through Reshapes between them (PyTorch's Conv1d imports as reshape → conv → reshape, with its
+/// ReLU after the second reshape): the activation moves before the reshapes, which commute with
+/// it.
 fn fuse_activation(g: &Graph, n: NodeId) -> Option<Patch> {
     let node = &g.nodes[n];
     if node.op.activation() != Some(FusedActivation::None) {
         return None;
     }
-    let next = sole_consumer(g, node.outputs[0])?;
+    let mut reshapes = Vec::new();
+    let mut next = sole_consumer(g, node.outputs[0])?;
+    while g.nodes[next].op == Op::Reshape {
+        reshapes.push(next);
+        next = sole_consumer(g, g.nodes[next].outputs[0])?;
+    }
     let act = match &g.nodes[next].op {
         Op::Relu => FusedActivation::Relu,
         Op::Relu6 => FusedActivation::Relu6,
@@ -204,9 +212,15 @@ fn fuse_activation(g: &Graph, n: NodeId) -> Option<Patch> {
     };
     let mut fused = node.clone();
     *fused.op.activation_mut()? = act;
-    fused.outputs = g.nodes[next].outputs.clone();
     let mut p = Patch::new(g);
     p.remove.extend([n, next]);
+    p.remove.extend(&reshapes);
+    let mut after: Vec<Node> = reshapes.iter().map(|&r| g.nodes[r].clone()).collect();
+    match after.last_mut() {
+        None => fused.outputs = g.nodes[next].outputs.clone(),
+        Some(last) => last.outputs = g.nodes[next].outputs.clone(),
+    }
     p.insert.push(fused);
+    p.insert.extend(after);
     Some(p)
 }

@@ -109,3 +109,47 @@ fn validate_reports_the_node_and_the_mismatch() {
     let msg = g.validate().unwrap_err().to_string();
     assert!(msg.contains("bad_relu") && msg.contains("[1, 5]"), "{msg}");
 }
+
+/// PyTorch's Conv1d + ReLU: conv → reshape → relu. The ReLU fuses into the conv (so its output
+/// range starts at 0) and the reshape then produces the old ReLU output.
+#[test]
+fn relu_fuses_through_reshapes() {
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 2]);
+    let w = konst(&mut g, "w", &[6, 2], vec![1.0; 12]);
+    let (f, r1, r2, y) = (
+        act(&mut g, "f", &[1, 6]),
+        act(&mut g, "r1", &[1, 2, 3]),
+        act(&mut g, "r2", &[1, 3, 2]),
+        act(&mut g, "y", &[1, 3, 2]),
+    );
+    node(&mut g, "fc", Op::FullyConnected(FullyConnected::default()), vec![x, w], f);
+    node(&mut g, "reshape1", Op::Reshape, vec![f], r1);
+    node(&mut g, "reshape2", Op::Reshape, vec![r1], r2);
+    node(&mut g, "relu", Op::Relu, vec![r2], y);
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    let fired = run_to_fixpoint(&mut g, CLEANUP);
+    assert!(fired.contains(&("fuse_activation", 1)), "{fired:?}");
+    g.validate().unwrap();
+    let ops: Vec<&Op> = g.nodes.iter().map(|n| &n.op).collect();
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert_eq!(g.nodes[0].op.activation(), Some(FusedActivation::Relu));
+    assert_eq!(g.nodes[1].op, Op::Reshape);
+    assert_eq!(g.nodes[1].inputs, g.nodes[0].outputs);
+    assert_eq!(g.tensor(g.nodes[1].outputs[0]).name, "y");
+
+    // a reshape read elsewhere too keeps the ReLU where it is
+    let mut g = Graph::default();
+    let x = act(&mut g, "x", &[1, 2]);
+    let w = konst(&mut g, "w", &[6, 2], vec![1.0; 12]);
+    let (f, r1, y) = (act(&mut g, "f", &[1, 6]), act(&mut g, "r1", &[1, 2, 3]), act(&mut g, "y", &[1, 2, 3]));
+    node(&mut g, "fc", Op::FullyConnected(FullyConnected::default()), vec![x, w], f);
+    node(&mut g, "reshape1", Op::Reshape, vec![f], r1);
+    node(&mut g, "relu", Op::Relu, vec![r1], y);
+    g.inputs = vec![x];
+    g.outputs = vec![y, r1];
+    run_to_fixpoint(&mut g, CLEANUP);
+    assert_eq!(g.nodes.len(), 3);
+    assert_eq!(g.nodes[0].op.activation(), Some(FusedActivation::None));
+}

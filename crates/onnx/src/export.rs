@@ -653,13 +653,16 @@ impl<'g> Exporter<'g> {
             }
             Op::Transpose(t) => self.transpose(n, t),
             Op::Pad(p) => self.pad(n, p),
+            Op::ResizeNearest(r) => self.resize_nearest(n, r),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
-            Op::Mean(m) => self.mean(n, m),
+            Op::Mean(m) => self.reduce(n, m, "ReduceMean"),
+            Op::ReduceMax(m) => self.reduce(n, m, "ReduceMax"),
             Op::Relu => self.unary(n, "Relu", vec![], vec![]),
             Op::Relu6 => self.clip(n, 0.0, 6.0),
             Op::Clip(c) => self.clip(n, c.min, c.max),
             Op::LeakyRelu(l) => self.unary(n, "LeakyRelu", vec![], vec![attr_float("alpha", l.alpha)]),
+            Op::PRelu => self.binary(n, "PRelu", FusedActivation::None),
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),
@@ -879,7 +882,30 @@ impl<'g> Exporter<'g> {
         )
     }
 
-    fn mean(&mut self, n: &Node, m: &Mean) -> Result<(), String> {
+    /// Resize (opset 11+: X, roi, scales, sizes) in NCHW with the coordinate mode and rounding that
+    /// give TFLite's source indices.
+    fn resize_nearest(&mut self, n: &Node, r: &tinyq_ir::op::ResizeNearest) -> Result<(), String> {
+        let (coord, rounding) = match (r.align_corners, r.half_pixel_centers) {
+            (false, false) => ("asymmetric", "floor"),
+            (false, true) => ("tf_half_pixel_for_nn", "floor"),
+            (true, false) => ("align_corners", "round_prefer_ceil"),
+            (true, true) => return Err("a nearest resize with both align_corners and half_pixel_centers has no ONNX form".into()),
+        };
+        let x = n.inputs[0];
+        let xs = self.g.tensors[x].shape.clone();
+        let data = self.get(x, &NCHW)?;
+        let sizes = [xs[0] as i64, xs[3] as i64, r.size[0] as i64, r.size[1] as i64];
+        let sizes = self.int_const(&format!("{}/sizes", self.base_name(n.outputs[0])), &sizes);
+        let attrs = vec![
+            attr_string("mode", "nearest"),
+            attr_string("coordinate_transformation_mode", coord),
+            attr_string("nearest_mode", rounding),
+        ];
+        self.write_op(n, "Resize", vec![data, String::new(), String::new(), sizes], attrs, NCHW.to_vec(), FusedActivation::None)
+    }
+
+    /// ReduceMean / ReduceMax (axes an input from opset 18).
+    fn reduce(&mut self, n: &Node, m: &Mean, op_type: &str) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
         let data = self.get(x, &perm)?;
@@ -898,11 +924,11 @@ impl<'g> Exporter<'g> {
         let keep = attr_int("keepdims", i64::from(m.keep_dims));
         if self.opset >= 18 {
             let axes = self.int_const(&format!("{}/axes", self.base_name(n.outputs[0])), &axes);
-            self.write_op(n, "ReduceMean", vec![data, axes], vec![keep], out_perm, FusedActivation::None)
+            self.write_op(n, op_type, vec![data, axes], vec![keep], out_perm, FusedActivation::None)
         } else {
             self.write_op(
                 n,
-                "ReduceMean",
+                op_type,
                 vec![data],
                 vec![keep, attr_ints("axes", &axes)],
                 out_perm,

@@ -17,6 +17,8 @@ pub const OPSET_RANGE: (i64, i64) = (7, 25);
 pub struct ImportOptions {
     /// Keep the raw translation (no cleanup rules): for debugging the importer.
     pub skip_cleanup: bool,
+    /// Shapes that fix graph inputs' dynamic axes (`--input-shape NAME=D0,D1,…`), by input name.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
 }
 
 /// One ONNX op tinyq imports, and the first opset whose definition it follows.
@@ -29,7 +31,7 @@ pub struct OpSupport {
 
 /// The ONNX ops (default domain) the importer understands.
 pub fn supported_ops() -> Vec<OpSupport> {
-    ops::TABLE.iter().map(|e| OpSupport { op: e.op, since: e.since, until: OPSET_RANGE.1 }).collect()
+    ops::TABLE.iter().map(|e| OpSupport { op: e.op, since: e.since, until: e.until }).collect()
 }
 
 /// How the IR stores an ONNX value.
@@ -108,11 +110,22 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
         let c = constfold::from_proto(t).map_err(|msg| OnnxError::Model(format!("initializer `{}`: {msg}", t.name)))?;
         imp.values.insert(t.name.clone(), Value::Const(c));
     }
+    for (name, _) in &opts.input_shapes {
+        if !graph.input.iter().any(|vi| &vi.name == name && !imp.values.contains_key(name)) {
+            let names: Vec<&str> =
+                graph.input.iter().map(|vi| vi.name.as_str()).filter(|n| !imp.values.contains_key(*n)).collect();
+            return Err(OnnxError::Model(format!(
+                "--input-shape names `{name}`, which is not a graph input (inputs: {})",
+                names.join(", ")
+            )));
+        }
+    }
     for vi in &graph.input {
         if imp.values.contains_key(&vi.name) {
             continue;
         }
-        let shape = input_shape(vi)
+        let fixed = opts.input_shapes.iter().find(|(n, _)| n == &vi.name).map(|(_, s)| s.as_slice());
+        let shape = input_shape(vi, fixed)
             .and_then(|s| tinyq_ir::size::tensor_numel(&s, 4).map(|_| s))
             .map_err(|msg| OnnxError::Model(format!("input `{}`: {msg}", vi.name)))?;
         let id = imp.g.add_tensor(Tensor::activation(vi.name.clone(), shape.clone(), DType::F32));
@@ -123,9 +136,27 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
     if imp.g.inputs.is_empty() {
         return Err(OnnxError::Model("the graph has no (non-constant) input".into()));
     }
+    let graph_outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let hard_swish = ops::hard_swish_pairs(&graph.node, &graph_outputs);
+    let fused_muls: HashSet<usize> = hard_swish.values().copied().collect();
     for (i, node) in graph.node.iter().enumerate() {
+        if fused_muls.contains(&i) {
+            continue;
+        }
         imp.node_name = if node.name.is_empty() { format!("{}_{i}", node.op_type) } else { node.name.clone() };
         imp.node_outputs = node.output.clone();
+        if let Some(&m) = hard_swish.get(&i) {
+            let mul = &graph.node[m];
+            imp.node_name = if mul.name.is_empty() { format!("{}_{m}", mul.op_type) } else { mul.name.clone() };
+            imp.node_outputs = mul.output.clone();
+            ops::fused_hard_swish(&mut imp, &node.input[0], &mul.output[0]).map_err(|msg| OnnxError::Node {
+                node: imp_name(mul, m),
+                op_type: "HardSigmoid + Mul (HardSwish)".into(),
+                opset,
+                msg,
+            })?;
+            continue;
+        }
         let fail = |msg: String| OnnxError::Node { node: imp_name(node, i), op_type: node.op_type.clone(), opset, msg };
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
             return Err(fail(format!("domain `{}` is not supported (only the default ONNX domain)", node.domain)));
@@ -157,8 +188,26 @@ pub(crate) fn import_proto(model: &ModelProto, opts: &ImportOptions) -> Result<G
     if !opts.skip_cleanup {
         rules::run_to_fixpoint(&mut g, rules::CLEANUP);
     }
+    name_outputs_after_layers(&mut g);
     g.validate().map_err(|e| OnnxError::Model(format!("imported graph is inconsistent: {e}")))?;
     Ok(g)
+}
+
+/// One name per layer: a layer's output tensor takes the layer's (ONNX node's) name, since a
+/// written `.tflite` keeps only tensor names and its reader names each layer after its output, so
+/// `inspect`, `debug`, `report` and the file agree. Graph inputs and outputs keep their names (a
+/// layer writing a graph output is known by the output's name in a file), and so does a tensor
+/// whose layer name another tensor already has.
+fn name_outputs_after_layers(g: &mut Graph) {
+    let mut taken: HashSet<String> = g.tensors.iter().map(|t| t.name.clone()).collect();
+    for n in &g.nodes {
+        let Some(&o) = n.outputs.first() else { continue };
+        if g.inputs.contains(&o) || g.outputs.contains(&o) || g.tensors[o].name == n.name || taken.contains(&n.name) {
+            continue;
+        }
+        taken.insert(n.name.clone());
+        g.tensors[o].name = n.name.clone();
+    }
 }
 
 fn imp_name(node: &NodeProto, i: usize) -> String {
@@ -169,7 +218,9 @@ fn imp_name(node: &NodeProto, i: usize) -> String {
     }
 }
 
-fn input_shape(vi: &crate::proto::ValueInfoProto) -> Result<Vec<usize>, String> {
+/// The static shape of a graph input: its declared dims, with dynamic ones taken from `fixed`
+/// (`--input-shape`) or, for the batch axis only, 1.
+fn input_shape(vi: &crate::proto::ValueInfoProto, fixed: Option<&[usize]>) -> Result<Vec<usize>, String> {
     let Some(type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err("is not a tensor".into());
     };
@@ -180,14 +231,25 @@ fn input_shape(vi: &crate::proto::ValueInfoProto) -> Result<Vec<usize>, String> 
         ));
     }
     let dims = tt.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[]);
+    if let Some(f) = fixed {
+        if f.len() != dims.len() {
+            return Err(format!("--input-shape gives {} dimensions, the input has {}", f.len(), dims.len()));
+        }
+    }
     use crate::proto::tensor_shape_proto::dimension::Value as D;
+    let hint = format!("; fix it with --input-shape {}=D0,D1,…", vi.name);
     dims.iter()
         .enumerate()
-        .map(|(i, d)| match &d.value {
-            Some(D::DimValue(v)) if *v > 0 => tinyq_ir::size::dim(*v),
-            Some(D::DimValue(0)) | Some(D::DimParam(_)) | None if i == 0 => Ok(1),
-            Some(D::DimParam(p)) => Err(format!("dimension {i} is dynamic (`{p}`); tinyq needs static shapes")),
-            _ => Err(format!("dimension {i} is unknown; tinyq needs static shapes")),
+        .map(|(i, d)| match (&d.value, fixed.map(|f| f[i])) {
+            (_, Some(0)) => Err(format!("--input-shape gives dimension {i} as 0")),
+            (Some(D::DimValue(v)), Some(f)) if *v > 0 && *v as usize != f => {
+                Err(format!("dimension {i} is {v} in the model, --input-shape gives {f}"))
+            }
+            (_, Some(f)) => Ok(f),
+            (Some(D::DimValue(v)), None) if *v > 0 => tinyq_ir::size::dim(*v),
+            (Some(D::DimValue(0)) | Some(D::DimParam(_)) | None, None) if i == 0 => Ok(1),
+            (Some(D::DimParam(p)), None) => Err(format!("dimension {i} is dynamic (`{p}`){hint}")),
+            _ => Err(format!("dimension {i} is unknown{hint}")),
         })
         .collect()
 }

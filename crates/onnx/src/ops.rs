@@ -18,12 +18,24 @@ type Translate = fn(&mut Importer, &Ctx) -> Result<(), String>;
 pub(crate) struct Entry {
     pub op: &'static str,
     pub since: i64,
+    /// The last opset that has the op (`OPSET_RANGE.1` unless the op was removed).
+    pub until: i64,
     f: Translate,
 }
 
+macro_rules! until {
+    () => {
+        crate::import::OPSET_RANGE.1
+    };
+    ($u:literal) => {
+        $u
+    };
+}
+
 macro_rules! table {
-    ($($op:literal $since:literal => $f:expr),* $(,)?) => {
-        pub(crate) const TABLE: &[Entry] = &[$(Entry { op: $op, since: $since, f: $f }),*];
+    ($($op:literal $since:literal $(..= $until:literal)? => $f:expr),* $(,)?) => {
+        pub(crate) const TABLE: &[Entry] =
+            &[$(Entry { op: $op, since: $since, until: until!($($until)?), f: $f }),*];
     };
 }
 
@@ -44,6 +56,7 @@ table! {
     "Gemm" 7 => gemm,
     "GlobalAveragePool" 7 => global_average_pool,
     "GlobalMaxPool" 7 => global_max_pool,
+    "HardSigmoid" 7 => hard_sigmoid,
     "HardSwish" 14 => |i, c| unary(i, c, Op::HardSwish),
     "Identity" 7 => identity_op,
     "LeakyRelu" 7 => |i, c| { let alpha = c.float("alpha", 0.01); unary(i, c, Op::LeakyRelu(LeakyRelu { alpha })) },
@@ -51,9 +64,12 @@ table! {
     "MaxPool" 7 => |i, c| pool(i, c, true),
     "Mul" 7 => |i, c| binary(i, c, BinKind::Mul),
     "Pad" 7 => pad,
-    "ReduceMean" 7 => reduce_mean,
+    "PRelu" 7 => |i, c| binary(i, c, BinKind::PRelu),
+    "ReduceMax" 7 => |i, c| reduce(i, c, true),
+    "ReduceMean" 7 => |i, c| reduce(i, c, false),
     "Relu" 7 => |i, c| unary(i, c, Op::Relu),
     "Reshape" 7 => reshape,
+    "Resize" 10 => resize,
     "Shape" 7 => shape,
     "Sigmoid" 7 => |i, c| unary(i, c, Op::Sigmoid),
     "Slice" 7 => slice,
@@ -63,14 +79,15 @@ table! {
     "Tanh" 7 => |i, c| unary(i, c, Op::Tanh),
     "Transpose" 7 => transpose,
     "Unsqueeze" 7 => |i, c| squeeze_unsqueeze(i, c, true),
+    "Upsample" 7..=9 => resize,
 }
 
 pub(crate) fn translate(imp: &mut Importer, node: &NodeProto) -> Result<(), String> {
     let entry = TABLE.iter().find(|e| e.op == node.op_type).ok_or_else(|| {
         format!("op `{}` is not supported by tinyq (`tinyq ops` lists the supported ones)", node.op_type)
     })?;
-    if imp.opset < entry.since {
-        return Err(format!("tinyq supports {} from opset {}", entry.op, entry.since));
+    if imp.opset < entry.since || imp.opset > entry.until {
+        return Err(format!("tinyq supports {} in opsets {} to {}", entry.op, entry.since, entry.until));
     }
     (entry.f)(imp, &Ctx { node })
 }
@@ -392,6 +409,8 @@ enum BinKind {
     Sub,
     Mul,
     Div,
+    /// `a ≥ 0 ? a : b·a`, `b` the slope broadcast to `a`.
+    PRelu,
 }
 
 fn binary(imp: &mut Importer, c: &Ctx, kind: BinKind) -> Result<(), String> {
@@ -408,6 +427,7 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
         BinKind::Sub => |x, y| x - y,
         BinKind::Mul => |x, y| x * y,
         BinKind::Div => |x, y| x / y,
+        BinKind::PRelu => |x, y| if x >= 0.0 { x } else { x * y },
     };
     let (a, b, kind) = match (a, b, kind) {
         (Value::Const(x), Value::Const(y), BinKind::Div) if x.is_int() && y.is_int() => {
@@ -426,6 +446,7 @@ fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKind, out: &st
         BinKind::Add => Op::Add(Binary::default()),
         BinKind::Sub => Op::Sub(Binary::default()),
         BinKind::Mul | BinKind::Div => Op::Mul(Binary::default()),
+        BinKind::PRelu => Op::PRelu,
     };
     let (sa, sb) = (imp.shape(&a), imp.shape(&b));
     let rank = sa.len().max(sb.len());
@@ -481,6 +502,70 @@ fn unary(imp: &mut Importer, c: &Ctx, op: Op) -> Result<(), String> {
         }
     };
     imp.set(c.out(0)?, out);
+    Ok(())
+}
+
+/// HardSigmoid `clip(αx + β, 0, 1)` is `relu6(6αx + 6β) / 6`; TFLite has no builtin for it, so it
+/// becomes MUL by 6α (left out when 6α = 1, PyTorch's α = 1/6), ADD of 6β with a RELU6 and MUL by
+/// 1/6, all three with int8 kernels in TFLM.
+fn hard_sigmoid(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+    let (alpha, beta) = (c.float("alpha", 0.2), c.float("beta", 0.5));
+    let x = c.input(imp, 0)?;
+    if matches!(x, Value::Const(_)) {
+        return Err("HardSigmoid of a constant is not supported".into());
+    }
+    let out = c.out(0)?;
+    let scalar = |v: f32| Value::Const(Const::f32(vec![1], vec![v]));
+    let scaled = if (6.0 * alpha - 1.0).abs() <= f32::EPSILON {
+        x
+    } else {
+        binary_values(imp, x, scalar(6.0 * alpha), BinKind::Mul, &format!("{out}/scaled"))?
+    };
+    let Value::Tensor { id, layout } =
+        binary_values(imp, scaled, scalar(6.0 * beta), BinKind::Add, &format!("{out}/shifted"))?
+    else {
+        return Err("HardSigmoid folded to a constant".into());
+    };
+    let r = imp.emit(Op::Relu6, vec![id], &format!("{out}/relu6"), None)?;
+    let y = binary_values(imp, Value::Tensor { id: r, layout }, scalar(1.0 / 6.0), BinKind::Mul, out)?;
+    imp.set(out, y);
+    Ok(())
+}
+
+/// HardSigmoid nodes that, with their Mul, are PyTorch's Hardswish below opset 14
+/// (`Mul(x, HardSigmoid(x, alpha = 1/6, beta = 1/2))`, the TorchScript exporter's form): the
+/// HardSigmoid's index → the Mul's index. The HardSigmoid output must feed only that Mul.
+pub(crate) fn hard_swish_pairs(nodes: &[NodeProto], graph_outputs: &[&str]) -> std::collections::HashMap<usize, usize> {
+    let attr = |n: &NodeProto, name: &str, d: f32| n.attribute.iter().find(|a| a.name == name).map_or(d, |a| a.f);
+    let mut pairs = std::collections::HashMap::new();
+    for (i, hs) in nodes.iter().enumerate() {
+        if hs.op_type != "HardSigmoid" || hs.input.is_empty() || hs.output.len() != 1 {
+            continue;
+        }
+        if (attr(hs, "alpha", 0.2) - 1.0 / 6.0).abs() > 1e-6 || (attr(hs, "beta", 0.5) - 0.5).abs() > 1e-6 {
+            continue;
+        }
+        let y = &hs.output[0];
+        let users: Vec<usize> = (0..nodes.len()).filter(|&k| nodes[k].input.contains(y)).collect();
+        let [m] = users[..] else { continue };
+        let mul = &nodes[m];
+        let x = &hs.input[0];
+        let operands = (mul.input.first(), mul.input.get(1));
+        let fits = matches!(operands, (Some(a), Some(b)) if (a == x && b == y) || (a == y && b == x));
+        if mul.op_type == "Mul" && mul.input.len() == 2 && fits && !graph_outputs.contains(&y.as_str()) {
+            pairs.insert(i, m);
+        }
+    }
+    pairs
+}
+
+/// The HardSwish of ONNX value `x` as `out` (fused from a HardSigmoid + Mul pair).
+pub(crate) fn fused_hard_swish(imp: &mut Importer, x: &str, out: &str) -> Result<(), String> {
+    let Value::Tensor { id, layout } = imp.value(x)? else {
+        return Err("HardSwish of a constant is not supported".into());
+    };
+    let id = imp.emit(Op::HardSwish, vec![id], out, None)?;
+    imp.set(out, Value::Tensor { id, layout });
     Ok(())
 }
 
@@ -756,7 +841,8 @@ fn global_max_pool(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     Ok(())
 }
 
-fn reduce_mean(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+/// ReduceMean → MEAN, ReduceMax → REDUCE_MAX (axes an input from opset 18).
+fn reduce(imp: &mut Importer, c: &Ctx, max: bool) -> Result<(), String> {
     let x = c.input(imp, 0)?;
     let rank = imp.shape(&x).len();
     let keep = c.int("keepdims", 1) != 0;
@@ -771,7 +857,8 @@ fn reduce_mean(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     };
     let mut stored: Vec<usize> = (0..rank).filter(|&k| axes.contains(&perm[k])).collect();
     stored.sort_unstable();
-    let id = imp.emit(Op::Mean(Mean { axes: stored, keep_dims: keep }), vec![xi], c.out(0)?, None)?;
+    let p = Mean { axes: stored, keep_dims: keep };
+    let id = imp.emit(if max { Op::ReduceMax(p) } else { Op::Mean(p) }, vec![xi], c.out(0)?, None)?;
     let layout = if keep {
         perm
     } else {
@@ -818,6 +905,71 @@ fn pad(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let stored = perm.iter().map(|&a| semantic[a]).collect();
     let id = imp.emit(Op::Pad(Pad { pads: stored, value }), vec![xi], c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
+    Ok(())
+}
+
+/// Resize / Upsample in nearest mode → RESIZE_NEAREST_NEIGHBOR, for the coordinate modes and
+/// roundings that pick TFLite's source pixels: `asymmetric` + `floor` (PyTorch's `nearest`,
+/// Upsample), `half_pixel` + `round_prefer_ceil` or `tf_half_pixel_for_nn` + `floor`
+/// (`half_pixel_centers`), `align_corners` + `round_prefer_ceil`. Height and width change by a
+/// whole factor (up or down), so `x / scale` and TFLite's `x · (in / out)` are the same float.
+fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+    let x = c.input(imp, 0)?;
+    let xs = imp.shape(&x);
+    if xs.len() != 4 {
+        return Err(format!("{} of a rank-{} input is not supported (4-D NCHW only)", c.node.op_type, xs.len()));
+    }
+    let mode = c.string("mode").unwrap_or_else(|| "nearest".into());
+    if mode != "nearest" {
+        return Err(format!("mode `{mode}` is not supported (nearest only)"));
+    }
+    let upsample = c.node.op_type == "Upsample";
+    if c.attr("axes").is_some() || c.string("keep_aspect_ratio_policy").is_some_and(|p| p != "stretch") {
+        return Err("axes and keep_aspect_ratio_policy are not supported".into());
+    }
+    let scales = match (upsample, imp.opset) {
+        (true, ..=8) => c.attr("scales").map(|a| a.floats.clone()),
+        (true, _) | (false, 10) => c.const_input(imp, 1)?.map(|k| k.data.to_f32()),
+        (false, _) => c.const_input(imp, 2)?.map(|k| k.data.to_f32()).filter(|v| !v.is_empty()),
+    };
+    let sizes = if !upsample && imp.opset >= 11 { c.const_input(imp, 3)?.map(|k| k.data.to_i64()) } else { None };
+    let out: Vec<usize> = match (sizes, scales) {
+        (Some(s), _) if s.len() == 4 => ints_to_usize(&s, "sizes")?,
+        (None, Some(f)) if f.len() == 4 => xs.iter().zip(&f).map(|(&d, &k)| (d as f32 * k).floor() as usize).collect(),
+        _ => return Err("needs 4 scales or 4 sizes".into()),
+    };
+    if out[..2] != xs[..2] || out[2..].contains(&0) {
+        return Err(format!("resizes {xs:?} to {out:?}; only height and width may change"));
+    }
+    let whole = |i: usize, o: usize| o.is_multiple_of(i) || i.is_multiple_of(o);
+    if !whole(xs[2], out[2]) || !whole(xs[3], out[3]) {
+        return Err(format!("resizing {:?} to {:?} is not by a whole factor; not supported", &xs[2..], &out[2..]));
+    }
+    let coord = if upsample || imp.opset < 11 {
+        "asymmetric".into()
+    } else {
+        c.string("coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into())
+    };
+    let rounding = if upsample || imp.opset < 11 {
+        "floor".into()
+    } else {
+        c.string("nearest_mode").unwrap_or_else(|| "round_prefer_floor".into())
+    };
+    let (align_corners, half_pixel_centers) = match (coord.as_str(), rounding.as_str()) {
+        ("asymmetric", "floor") => (false, false),
+        ("half_pixel", "round_prefer_ceil") | ("tf_half_pixel_for_nn", "floor") => (false, true),
+        ("pytorch_half_pixel", "round_prefer_ceil") if out[2] > 1 && out[3] > 1 => (false, true),
+        ("align_corners", "round_prefer_ceil") => (true, false),
+        (cm, nm) => {
+            return Err(format!(
+                "coordinate_transformation_mode `{cm}` with nearest_mode `{nm}` has no TFLite equivalent"
+            ))
+        }
+    };
+    let xi = imp.stored_as(&x, &channels_last(4))?;
+    let op = Op::ResizeNearest(irop::ResizeNearest { size: [out[2], out[3]], align_corners, half_pixel_centers });
+    let id = imp.emit(op, vec![xi], c.out(0)?, None)?;
+    imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(channels_last(4)) });
     Ok(())
 }
 

@@ -444,6 +444,36 @@ fn binary_ops_with_broadcast_constants_and_tensors() {
     }
 }
 
+/// PRelu with slopes shaped as PyTorch (per channel), MediaPipe (`[1, 1, C]`) and one shared.
+#[test]
+fn prelu_slopes_round_trip() {
+    for slope in [vec![3], vec![1, 1, 3], vec![1], vec![5, 3]] {
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let s = b.constant("slope", &slope);
+        let y = b.op("prelu", Op::PRelu, &[c, s]);
+        let z = b.conv("after", y, 2, [1, 1], same());
+        let g = b.output(&[z]);
+        round_trip(&g);
+    }
+}
+
+/// Nearest resize in each TFLite coordinate mode, written as ONNX Resize and read back.
+#[test]
+fn nearest_resize_round_trips() {
+    for (align_corners, half_pixel_centers, size) in [(false, false, [8, 10]), (false, true, [8, 10]), (true, false, [2, 5])] {
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let p = tinyq_ir::op::ResizeNearest { size, align_corners, half_pixel_centers };
+        let y = b.op("up", Op::ResizeNearest(p), &[c]);
+        let z = b.conv("after", y, 2, [1, 1], same());
+        let g = b.output(&[z]);
+        round_trip(&g);
+    }
+}
+
 #[test]
 fn several_inputs_and_outputs_keep_names_and_order() {
     let mut b = Ir::new();

@@ -45,9 +45,16 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
-        Op::Reshape | Op::Transpose(_) | Op::Pad(_) | Op::MaxPool2D(_) | Op::AvgPool2D(_) => OutputRule::SameAsInput,
+        Op::Reshape
+        | Op::Transpose(_)
+        | Op::Pad(_)
+        | Op::ResizeNearest(_)
+        | Op::ReduceMax(_)
+        | Op::MaxPool2D(_)
+        | Op::AvgPool2D(_) => OutputRule::SameAsInput,
         Op::Softmax(_) | Op::Sigmoid => OutputRule::Fixed(1.0 / 256.0, -128),
         Op::Tanh => OutputRule::Fixed(1.0 / 128.0, 0),
         Op::Clip(c) => return Err(format!("Clip({}, {}) has no int8 TFLite kernel", c.min, c.max)),
@@ -72,9 +79,12 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
+        | Op::ResizeNearest(_)
+        | Op::ReduceMax(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Softmax(_)
@@ -106,8 +116,11 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::HardSwish
         | Op::Pad(_)
+        | Op::ResizeNearest(_)
+        | Op::ReduceMax(_)
         | Op::Softmax(_)
         | Op::Sigmoid
         | Op::Tanh

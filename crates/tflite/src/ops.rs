@@ -10,7 +10,8 @@ use crate::generated as tfl;
 use tfl::BuiltinOptions as Opt;
 use tfl::BuiltinOptionsRef as OptRef;
 use tinyq_ir::op::{
-    Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, Softmax, Transpose,
+    Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, ResizeNearest,
+    Softmax, Transpose,
 };
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, Tensor, TensorData, TensorId};
 
@@ -65,6 +66,11 @@ pub(crate) const RELU_V: Versions = v(1, 2);
 pub(crate) const RELU6_V: Versions = v(1, 2);
 pub(crate) const RELU_N1_TO_1_V: Versions = v(1, 1);
 pub(crate) const LEAKY_RELU_V: Versions = v(1, 2);
+pub(crate) const PRELU_V: Versions = v(1, 1);
+pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
+pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
+/// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
+pub(crate) const RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V: i32 = 3;
 pub(crate) const LOGISTIC_V: Versions = v(1, 2);
 pub(crate) const TANH_V: Versions = v(1, 2);
 pub(crate) const HARD_SWISH_V: Versions = v(1, 1);
@@ -82,6 +88,10 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         | (MUL | PAD | RESHAPE | SOFTMAX | RELU | RELU6 | RELU_N1_TO_1, 1) => "1.5.0",
         (SUB | TRANSPOSE | MEAN, 1) => "1.6.0",
         (PADV2, 1) => "1.9.0",
+        (PRELU, 1) => "1.8.0",
+        (REDUCE_MAX, 1) => "1.11.0",
+        (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
+        (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
         (FULLY_CONNECTED, FULLY_CONNECTED_KEEP_DIMS_V) => "2.0.0",
         (FULLY_CONNECTED, FULLY_CONNECTED_NO_BIAS_V) | (RELU, 2) => "2.1.0",
@@ -237,6 +247,25 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 )
             }
         }
+        Op::ResizeNearest(p) => {
+            let size = p.size.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let size_t = i32_const("size", vec![2], size);
+            let o = tfl::ResizeNearestNeighborOptions {
+                align_corners: p.align_corners,
+                half_pixel_centers: p.half_pixel_centers,
+            };
+            let version = if p.half_pixel_centers {
+                RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V
+            } else {
+                ver(RESIZE_NEAREST_NEIGHBOR_V)
+            };
+            ex(
+                RESIZE_NEAREST_NEIGHBOR,
+                version,
+                Some(Opt::ResizeNearestNeighborOptions(Box::new(o))),
+                data_then(vec![size_t]),
+            )
+        }
         Op::MaxPool2D(p) => {
             let version = if wide { POOL_16_V } else { ver(MAX_POOL_2D_V) };
             ex(MAX_POOL_2D, version, Some(Opt::Pool2DOptions(Box::new(pool_options(p)?))), tensors())
@@ -252,6 +281,12 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let version = if wide { MEAN_16_V } else { ver(MEAN_V) };
             ex(MEAN, version, Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
         }
+        Op::ReduceMax(p) => {
+            let axes = p.axes.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let axes_t = i32_const("axes", vec![axes.len()], axes);
+            let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
+            ex(REDUCE_MAX, ver(REDUCE_MAX_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
+        }
         Op::Relu => ex(RELU, ver(RELU_V), None, tensors()),
         Op::Relu6 => ex(RELU6, ver(RELU6_V), None, tensors()),
         Op::Clip(Clip { min, max }) => match (*min, *max) {
@@ -264,6 +299,7 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let o = tfl::LeakyReluOptions { alpha: p.alpha };
             ex(LEAKY_RELU, ver(LEAKY_RELU_V), Some(Opt::LeakyReluOptions(Box::new(o))), tensors())
         }
+        Op::PRelu => ex(PRELU, ver(PRELU_V), None, tensors()),
         Op::Sigmoid => ex(LOGISTIC, ver(LOGISTIC_V), None, tensors()),
         Op::Tanh => ex(TANH, ver(TANH_V), None, tensors()),
         Op::HardSwish => ex(
@@ -378,6 +414,17 @@ pub(crate) fn import_op(
             let value = if code == PADV2 { pad_value_in(input(2)?, outs.first().copied())? } else { 0.0 };
             (Op::Pad(Pad { pads, value }), 1)
         }
+        RESIZE_NEAREST_NEIGHBOR => {
+            let (align_corners, half_pixel_centers) = match opts {
+                Some(OptRef::ResizeNearestNeighborOptions(o)) => (s(o.align_corners())?, s(o.half_pixel_centers())?),
+                _ => (false, false),
+            };
+            let size = const_ints(input(1)?, "size")?;
+            let &[h, w] = size.as_slice() else { return Err(format!("size {size:?} is not [height, width]")) };
+            let dim =
+                |d: i64| usize::try_from(d).ok().filter(|&d| d > 0).ok_or(format!("size {size:?} is not positive"));
+            (Op::ResizeNearest(ResizeNearest { size: [dim(h)?, dim(w)?], align_corners, half_pixel_centers }), 1)
+        }
         MAX_POOL_2D | AVERAGE_POOL_2D => {
             let Some(OptRef::Pool2DOptions(o)) = opts else { return Err(no_options("Pool2DOptions")) };
             let p = Pool2D {
@@ -388,7 +435,7 @@ pub(crate) fn import_op(
             };
             (if code == MAX_POOL_2D { Op::MaxPool2D(p) } else { Op::AvgPool2D(p) }, 1)
         }
-        MEAN => {
+        MEAN | REDUCE_MAX => {
             let keep_dims = match opts {
                 Some(OptRef::ReducerOptions(o)) => s(o.keep_dims())?,
                 _ => false,
@@ -398,7 +445,8 @@ pub(crate) fn import_op(
                 const_ints(input(1)?, "axes")?.into_iter().map(|a| axis_in(a, r)).collect::<Result<Vec<_>, _>>()?;
             axes.sort_unstable();
             axes.dedup();
-            (Op::Mean(Mean { axes, keep_dims }), 1)
+            let p = Mean { axes, keep_dims };
+            (if code == MEAN { Op::Mean(p) } else { Op::ReduceMax(p) }, 1)
         }
         RELU => (Op::Relu, 1),
         RELU6 => (Op::Relu6, 1),
@@ -410,6 +458,7 @@ pub(crate) fn import_op(
             };
             (Op::LeakyRelu(LeakyRelu { alpha }), 1)
         }
+        PRELU => (Op::PRelu, 2),
         LOGISTIC => (Op::Sigmoid, 1),
         TANH => (Op::Tanh, 1),
         HARD_SWISH => (Op::HardSwish, 1),

@@ -2,6 +2,7 @@
 
 use crate::codes::{self, op_name};
 use crate::error::{malformed, TfliteError};
+use crate::fold;
 use crate::generated as tfl;
 use crate::ops::import_op;
 use planus::ReadAsRoot;
@@ -15,9 +16,19 @@ pub const FILE_IDENTIFIER: &[u8; 4] = b"TFL3";
 ///
 /// FP16 constants feeding DEQUANTIZE become f32 constants; integer tensors keep their
 /// quantization and QUANTIZE/DEQUANTIZE stay ops. Dynamic-range ("hybrid") layers, int8 weights
-/// under float activations, become float layers with the dequantized weights. Each node is named after its first output tensor, since TFLite
+/// under float activations, become float layers with the dequantized weights. Shape subgraphs
+/// (SHAPE, STRIDED_SLICE, PACK, GATHER, CONCATENATION on known integers) fold to constants, see
+/// `fold.rs`. Each node is named after its first output tensor, since TFLite
 /// operators have no names. Errors name the operator index and op, or the tensor.
 pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
+    read_tflite_with(bytes, &[])
+}
+
+/// [`read_tflite`] with graph inputs' dynamic axes (`-1` in `shape_signature`) fixed by
+/// `input_shapes` (name → shape, `--input-shape`); the shapes of every later tensor are inferred
+/// again from them. A dynamic axis other than the batch left unfixed is an error naming the
+/// input and the axis; a dynamic batch is 1.
+pub fn read_tflite_with(bytes: &[u8], input_shapes: &[(String, Vec<usize>)]) -> Result<Graph, TfliteError> {
     if bytes.len() < 8 {
         return Err(TfliteError::NotTflite(format!("{} bytes is too short for a flatbuffer", bytes.len())));
     }
@@ -56,10 +67,13 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
     }
 
     let mut tensors = Vec::new();
+    let mut signatures = Vec::new();
     if let Some(list) = subgraph.tensors().map_err(malformed("SubGraph.tensors"))? {
         for (i, t) in list.iter().enumerate() {
             let t = t.map_err(malformed(format!("tensor {i}")))?;
             tensors.push(read_tensor(i, t, buffers)?);
+            let sig = t.shape_signature().map_err(malformed(format!("tensor {i}")))?;
+            signatures.push(sig.map(|v| v.iter().collect::<Vec<i32>>()));
         }
     }
     let n_tensors = tensors.len();
@@ -69,6 +83,15 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
             .filter(|&i| i < n_tensors)
             .ok_or(format!("{what} tensor index {v} is out of range ({n_tensors} tensors)"))
     };
+    let io = |v: Option<planus::Vector<'_, i32>>, what: &str| -> Result<Vec<usize>, TfliteError> {
+        v.map(|v| v.iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| index(i, what).map_err(TfliteError::NotTflite))
+            .collect()
+    };
+    let graph_inputs = io(subgraph.inputs().map_err(malformed("SubGraph.inputs"))?, "graph input")?;
+    let mut reshaped = fix_input_shapes(&mut tensors, &signatures, &graph_inputs, input_shapes)?;
 
     let mut g = Graph::default();
     let ops = subgraph.operators().map_err(malformed("SubGraph.operators"))?;
@@ -115,11 +138,28 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
 
         let opts = op.builtin_options().map_err(|e| op_err(format!("unreadable builtin options: {e}")))?;
         let in_t: Vec<Option<&Tensor>> = ins.iter().map(|i| i.map(|i| &tensors[i])).collect();
+        if fold::is_shape_op(code) && outs.len() == 1 {
+            if let Some(data) = fold::fold(code, opts, &in_t, &tensors[outs[0]]).map_err(op_err)? {
+                tensors[outs[0]].data = Some(data);
+                folded.push(outs[0]);
+                continue;
+            }
+        }
         let out_t: Vec<&Tensor> = outs.iter().map(|&o| &tensors[o]).collect();
         let (ir_op, keep) = import_op(code, opts, &in_t, &out_t)
             .map_err(op_err)?
             .ok_or_else(|| TfliteError::UnsupportedOp { index: k, op: name.clone(), code })?;
-        if is_hybrid(&in_t, &ir_op) {
+        let new_shape = match outs.first() {
+            Some(&o) if ins.iter().flatten().any(|i| reshaped.contains(i)) => {
+                Some((o, infer_again(&ir_op, &in_t, &tensors[o], signatures[o].as_deref()).map_err(op_err)?))
+            }
+            _ => None,
+        };
+        if let Some((o, shape)) = new_shape {
+            tensors[o].shape = shape;
+            reshaped.insert(o);
+        }
+        if is_hybrid(&ins.iter().map(|i| i.map(|i| &tensors[i])).collect::<Vec<_>>(), &ir_op) {
             // Dynamic-range ("hybrid") layer: float activations, int8 weights. Its float model
             // is the dequantized weights.
             let w = ins[1].expect("is_hybrid saw the weights");
@@ -146,14 +186,7 @@ pub fn read_tflite(bytes: &[u8]) -> Result<Graph, TfliteError> {
         }
     }
 
-    let io = |v: Option<planus::Vector<'_, i32>>, what: &str| -> Result<Vec<usize>, TfliteError> {
-        v.map(|v| v.iter().collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| index(i, what).map_err(TfliteError::NotTflite))
-            .collect()
-    };
-    g.inputs = io(subgraph.inputs().map_err(malformed("SubGraph.inputs"))?, "graph input")?;
+    g.inputs = graph_inputs;
     g.outputs = io(subgraph.outputs().map_err(malformed("SubGraph.outputs"))?, "graph output")?;
     g.tensors = tensors;
     g.compact();
@@ -298,4 +331,92 @@ fn decode(dtype: DType, b: &[u8]) -> TensorData {
         DType::I32 => TensorData::I32(le(b, i32::from_le_bytes)),
         DType::I64 => TensorData::I64(le(b, i64::from_le_bytes)),
     }
+}
+
+/// Applies `--input-shape` to the graph inputs and checks that no dynamic axis but the batch is
+/// left open. Returns the tensors whose shape changed.
+fn fix_input_shapes(
+    tensors: &mut [Tensor],
+    signatures: &[Option<Vec<i32>>],
+    inputs: &[usize],
+    fixed: &[(String, Vec<usize>)],
+) -> Result<std::collections::HashSet<usize>, TfliteError> {
+    let mut changed = std::collections::HashSet::new();
+    for (name, _) in fixed {
+        if !inputs.iter().any(|&i| &tensors[i].name == name) {
+            let names: Vec<&str> = inputs.iter().map(|&i| tensors[i].name.as_str()).collect();
+            return Err(TfliteError::NotTflite(format!(
+                "--input-shape names `{name}`, which is not a graph input (inputs: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    for &i in inputs {
+        let t = &tensors[i];
+        let err = |msg: String| TfliteError::Tensor { index: i, name: t.name.clone(), msg };
+        let sig: Vec<i64> = match &signatures[i] {
+            Some(s) if s.len() == t.shape.len() => s.iter().map(|&d| d as i64).collect(),
+            _ => t.shape.iter().map(|&d| d as i64).collect(),
+        };
+        let shape = match fixed.iter().find(|(n, _)| n == &t.name) {
+            Some((_, f)) => {
+                if f.len() != sig.len() {
+                    return Err(err(format!(
+                        "--input-shape gives {} dimensions, the input has {}",
+                        f.len(),
+                        sig.len()
+                    )));
+                }
+                for (a, (&d, &s)) in f.iter().zip(&sig).enumerate() {
+                    if d == 0 || (s > 0 && s as usize != d) {
+                        return Err(err(format!("--input-shape gives dimension {a} as {d}, the model has {s}")));
+                    }
+                }
+                f.clone()
+            }
+            None => {
+                if let Some(a) = sig.iter().skip(1).position(|&d| d < 0) {
+                    return Err(err(format!(
+                        "dimension {} is dynamic (-1 in shape_signature); fix it with --input-shape {}=D0,D1,…",
+                        a + 1,
+                        t.name
+                    )));
+                }
+                continue;
+            }
+        };
+        if shape != t.shape {
+            tensors[i].shape = shape;
+            changed.insert(i);
+        }
+    }
+    Ok(changed)
+}
+
+/// The output shape of an op whose input shapes changed: the op's shape rule, or for RESHAPE its
+/// (folded) shape input, else the output's `shape_signature` with its one `-1` resolved.
+fn infer_again(
+    op: &tinyq_ir::Op,
+    ins: &[Option<&Tensor>],
+    out: &Tensor,
+    sig: Option<&[i32]>,
+) -> Result<Vec<usize>, String> {
+    let x = ins.first().copied().flatten().ok_or("input 0 is missing")?;
+    if *op != tinyq_ir::Op::Reshape {
+        let shapes: Vec<&[usize]> = ins.iter().flatten().map(|t| t.shape.as_slice()).collect();
+        return Ok(op.infer_shapes(&shapes)?.remove(0));
+    }
+    let target: Vec<i64> = match (ins.get(1).copied().flatten().and_then(|t| t.data.as_ref()), sig) {
+        (Some(d), _) => d.to_i64(),
+        (None, Some(s)) if s.len() == out.shape.len() => s.iter().map(|&d| d as i64).collect(),
+        _ => out.shape.iter().map(|&d| d as i64).collect(),
+    };
+    let known: i64 = target.iter().filter(|&&d| d > 0).product();
+    let total = x.numel() as i64;
+    let open = target.iter().filter(|&&d| d < 0).count();
+    let fits = (open == 0 && known == total) || (open == 1 && known > 0 && total % known == 0);
+    if !fits {
+        return Err(format!("cannot reshape {:?} to {target:?} after --input-shape", x.shape));
+    }
+    Ok(target.iter().map(|&d| if d < 0 { (total / known) as usize } else { d as usize }).collect())
 }

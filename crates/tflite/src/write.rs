@@ -227,11 +227,14 @@ fn lower_explicit_padding(graph: &Graph) -> Result<Graph, TfliteError> {
             | Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
+            | Op::ResizeNearest(_)
             | Op::Mean(_)
+            | Op::ReduceMax(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::PRelu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish

@@ -30,7 +30,7 @@ pub use error::TinyqError;
 pub use guards::{calibration_warnings, input_findings};
 pub use inputs::{bind_inputs, default_input_keys, quantize_s16, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
-pub use model::{load_model, Model, ModelFormat};
+pub use model::{load_model, load_model_with, Model, ModelFormat};
 pub use onnx_out::{
     save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET,
     EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE,

@@ -22,6 +22,12 @@ pub struct Model {
 
 /// Loads a model file by extension (`.onnx`, `.tflite`).
 pub fn load_model(path: &Path) -> Result<Model, TinyqError> {
+    load_model_with(path, &[])
+}
+
+/// [`load_model`] with graph inputs' dynamic axes fixed: `input_shapes` maps input names to
+/// shapes (ONNX `dim_param`s, TFLite `-1`s in `shape_signature`); every other shape follows.
+pub fn load_model_with(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Result<Model, TinyqError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let format = match ext.as_str() {
         "onnx" => ModelFormat::Onnx,
@@ -34,8 +40,11 @@ pub fn load_model(path: &Path) -> Result<Model, TinyqError> {
         }
     };
     let graph = match format {
-        ModelFormat::Onnx => tinyq_onnx::import_model(path, &Default::default())?,
-        ModelFormat::Tflite => tinyq_tflite::read_tflite_file(path)?,
+        ModelFormat::Onnx => {
+            let opts = tinyq_onnx::ImportOptions { input_shapes: input_shapes.to_vec(), ..Default::default() };
+            tinyq_onnx::import_model(path, &opts)?
+        }
+        ModelFormat::Tflite => tinyq_tflite::read_tflite_file_with(path, input_shapes)?,
     };
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Model { graph, path: path.to_path_buf(), format, file_bytes })

@@ -62,13 +62,16 @@ pub fn node_macs(g: &Graph, n: &tinyq_ir::Node) -> u64 {
         | Op::Reshape
         | Op::Transpose(_)
         | Op::Pad(_)
+        | Op::ResizeNearest(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Mean(_)
+        | Op::ReduceMax(_)
         | Op::Relu
         | Op::Relu6
         | Op::Clip(_)
         | Op::LeakyRelu(_)
+        | Op::PRelu
         | Op::Sigmoid
         | Op::Tanh
         | Op::HardSwish

@@ -67,3 +67,17 @@ pub fn mul(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], so: &[usize], go: &
     });
     vec![da, db]
 }
+
+/// PRelu `x ≥ 0 ? x : slope·x`: the slope's gradient is reduced over the axes it broadcasts on.
+pub fn prelu(x: &[f32], sx: &[usize], slope: &[f32], ss: &[usize], so: &[usize], go: &[f32]) -> Vec<Vec<f32>> {
+    let (mut dx, mut ds) = (zeros(sx), zeros(ss));
+    walk(sx, ss, so, |o, ix, is| {
+        if x[ix] >= 0.0 {
+            dx[ix] += go[o];
+        } else {
+            dx[ix] += go[o] * slope[is];
+            ds[is] += go[o] * x[ix];
+        }
+    });
+    vec![dx, ds]
+}

@@ -70,3 +70,12 @@ pub fn pad(s: &[usize], pads: &[[usize; 2]], so: &[usize], go: &[f32]) -> Vec<f3
     }
     dx
 }
+
+/// Nearest-neighbour resize: each output gradient goes back to its source element.
+pub fn resize_nearest(s: &[usize], p: &tinyq_ir::op::ResizeNearest, go: &[f32]) -> Vec<f32> {
+    let mut g = vec![0f32; s.iter().product()];
+    for (o, i) in crate::ops::data_movement::resize_nearest_sources(s, p).into_iter().enumerate() {
+        g[i] += go[o];
+    }
+    g
+}

@@ -30,3 +30,16 @@ pub fn mean(s: &[usize], axes: &[usize], go: &[f32]) -> Vec<f32> {
     }
     dx
 }
+
+/// Max over axes: each output gradient goes to the first input holding the maximum (scan order).
+pub fn reduce_max(x: &[f32], s: &[usize], axes: &[usize], output: &[f32], go: &[f32]) -> Vec<f32> {
+    let mut g = vec![0f32; x.len()];
+    let mut taken = vec![false; output.len()];
+    for (i, o) in crate::ops::reduce::reduce_targets(s, axes).into_iter().enumerate() {
+        if !taken[o] && x[i] == output[o] {
+            taken[o] = true;
+            g[i] = go[o];
+        }
+    }
+    g
+}

@@ -67,3 +67,24 @@ pub fn pad(x: &[f32], s: &[usize], pads: &[[usize; 2]], value: f32, so: &[usize]
         }
     }
 }
+
+/// Source element of every output element of a nearest-neighbour resize (NHWC).
+pub fn resize_nearest_sources(s: &[usize], p: &tinyq_ir::op::ResizeNearest) -> Vec<usize> {
+    let (n, h, w, c) = (s[0], s[1], s[2], s[3]);
+    let [oh, ow] = p.size;
+    let mut idx = Vec::with_capacity(n * oh * ow * c);
+    for b in 0..n {
+        for y in 0..oh {
+            let iy = p.source(y, h, oh);
+            for x in 0..ow {
+                let ix = p.source(x, w, ow);
+                idx.extend((0..c).map(|k| ((b * h + iy) * w + ix) * c + k));
+            }
+        }
+    }
+    idx
+}
+
+pub fn resize_nearest(x: &[f32], s: &[usize], p: &tinyq_ir::op::ResizeNearest, out: &mut [f32]) {
+    out.iter_mut().zip(resize_nearest_sources(s, p)).for_each(|(o, i)| *o = x[i]);
+}

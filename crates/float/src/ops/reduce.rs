@@ -1,8 +1,17 @@
-//! Mean over a set of axes (accumulated in f64, then divided once).
+//! Mean over a set of axes (accumulated in f64, then divided once), and max.
 
 pub fn mean(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
-    let rank = s.len();
     let mut acc = vec![0f64; out.len()];
+    for (&v, o) in x.iter().zip(reduce_targets(s, axes)) {
+        acc[o] += v as f64;
+    }
+    let count: usize = axes.iter().map(|&a| s[a]).product();
+    out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a / count.max(1) as f64) as f32);
+}
+
+/// Index of the output element each input element reduces into.
+pub fn reduce_targets(s: &[usize], axes: &[usize]) -> Vec<usize> {
+    let rank = s.len();
     let mut out_strides = vec![0usize; rank];
     let mut stride = 1;
     for i in (0..rank).rev() {
@@ -11,10 +20,12 @@ pub fn mean(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
             stride *= s[i];
         }
     }
+    let n: usize = s.iter().product();
     let mut pos = vec![0usize; rank];
+    let mut targets = Vec::with_capacity(n);
     let mut o = 0usize;
-    for &v in x {
-        acc[o] += v as f64;
+    for _ in 0..n {
+        targets.push(o);
         for ax in (0..rank).rev() {
             pos[ax] += 1;
             o += out_strides[ax];
@@ -25,6 +36,15 @@ pub fn mean(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
             pos[ax] = 0;
         }
     }
-    let count: usize = axes.iter().map(|&a| s[a]).product();
-    out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a / count.max(1) as f64) as f32);
+    targets
+}
+
+/// Max over a set of axes.
+pub fn reduce_max(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
+    out.fill(f32::NEG_INFINITY);
+    for (&v, o) in x.iter().zip(reduce_targets(s, axes)) {
+        if v > out[o] {
+            out[o] = v;
+        }
+    }
 }

@@ -9,6 +9,7 @@ use tinyq_ir::{op, Tensor};
 use tinyq_kernels::add::{add, broadcast_add, prepare_add, AddParams};
 use tinyq_kernels::fast::add::AddFast;
 use tinyq_kernels::mul::{broadcast_mul_s8, mul_s8, prepare_mul, MulParams};
+use tinyq_kernels::prelu::{prelu_s8, prepare_prelu_s8, PreluParams};
 use tinyq_kernels::sub::{broadcast_sub_s8, prepare_sub, sub_s8};
 use tinyq_kernels::{BroadcastShapes, Rounding};
 
@@ -86,6 +87,29 @@ fn broadcast_shapes(ctx: &Ctx<'_>, a: &Tensor, b: &Tensor, out: &Tensor) -> Resu
     let shapes = BroadcastShapes::new(&a.shape, &b.shape).map_err(ctx.kernel_err())?;
     ctx.check_output_shape(shapes.output_shape())?;
     Ok(Some(shapes))
+}
+
+/// PRELU of an int8 input with an int8 slope broadcast against it (TFLM's broadcast kernel for
+/// every shape).
+pub(crate) struct PRelu {
+    params: PreluParams,
+    shapes: BroadcastShapes,
+}
+
+pub(crate) fn prepare_prelu(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(2..=2)?;
+    let (x, alpha, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output());
+    let params =
+        prepare_prelu_s8(ctx.s8(x)?, ctx.s8(alpha)?, ctx.s8(out)?, Rounding::Double).map_err(ctx.kernel_err())?;
+    let shapes = BroadcastShapes::new(&x.shape, &alpha.shape).map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(shapes.output_shape())?;
+    Ok((Kernel::PRelu(PRelu { params, shapes }), vec![ctx.input_id(0), ctx.input_id(1)]))
+}
+
+impl PRelu {
+    pub fn eval(&self, x: &[i8], alpha: &[i8], output: &mut [i8]) {
+        prelu_s8(&self.params, &self.shapes, x, alpha, output)
+    }
 }
 
 impl Add16 {

@@ -1,8 +1,9 @@
-//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE and PAD, and the int16
+//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, PAD and
+//! RESIZE_NEAREST_NEIGHBOR, and the int16
 //! CONCATENATION, RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
 //! any difference rather than silently reinterpreting values (TFLM checks it for CONCATENATION
 //! only). Kernels:
-//! `tinyq_kernels::{concatenation, reshape, transpose, pad}`.
+//! `tinyq_kernels::{concatenation, reshape, transpose, pad, resize_nearest_neighbor}`.
 
 use tinyq_ir::{op, FusedActivation};
 use tinyq_kernels::concatenation::{
@@ -10,6 +11,7 @@ use tinyq_kernels::concatenation::{
 };
 use tinyq_kernels::pad::{pad, prepare_pad as prepare_pad_s8, PadParams};
 use tinyq_kernels::reshape::prepare_reshape as prepare_reshape_s8;
+use tinyq_kernels::resize_nearest_neighbor::prepare_resize_nearest_neighbor;
 use tinyq_kernels::transpose::{prepare_transpose as prepare_transpose_s8, transpose, TransposeParams};
 
 use super::{Ctx, Kernel, Prepared};
@@ -130,4 +132,15 @@ impl<T: Copy> Pad<T> {
             pad(&self.params, self.value, input, output);
         }
     }
+}
+
+/// RESIZE_NEAREST_NEIGHBOR of int8 values (input and output share their quantization).
+pub(crate) fn prepare_resize_nearest(ctx: &Ctx<'_>, p: &op::ResizeNearest) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let x = ctx.input(0)?;
+    let params = prepare_resize_nearest_neighbor(&x.shape, p.size, p.align_corners, p.half_pixel_centers)
+        .map_err(ctx.kernel_err())?;
+    ctx.check_output_shape(&[x.shape[0], p.size[0], p.size[1], x.shape[3]])?;
+    Ok((Kernel::ResizeNearest(params), vec![ctx.input_id(0)]))
 }

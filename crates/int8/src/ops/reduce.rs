@@ -1,6 +1,6 @@
 //! MEAN over any set of axes on int8 or int16 (global average pooling in current converter
 //! output). Kernel: `tinyq_kernels::mean` (TFLM `reference_ops::QuantizedMeanOrSum<T, int32_t>`,
-//! mean branch, for both types).
+//! mean branch, for both types). REDUCE_MAX on int8: `tinyq_kernels::reduce_max`.
 
 use tinyq_ir::op;
 use tinyq_kernels::mean::{mean, prepare_mean as prepare_mean_params, MeanParams};
@@ -40,4 +40,18 @@ impl Mean {
     pub fn eval<T: QuantizedInt>(&self, input: &[T], output: &mut [T]) {
         mean(&self.params, input, output);
     }
+}
+
+/// REDUCE_MAX of int8 values; input and output must share their quantization (TFLM checks).
+pub(crate) fn prepare_reduce_max(ctx: &Ctx<'_>, p: &op::Mean) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let axes = p
+        .axes
+        .iter()
+        .map(|&a| i32::try_from(a).map_err(|_| ctx.err(format!("axis {a} is out of range"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let params = tinyq_kernels::reduce_max::prepare_reduce_max(&ctx.input(0)?.shape, &axes).map_err(ctx.kernel_err())?;
+    ctx.check_output_numel(params.output_size())?;
+    Ok((Kernel::ReduceMax(params), vec![ctx.input_id(0)]))
 }

@@ -16,7 +16,7 @@ mod reduce;
 pub use activation::{Clip, LeakyRelu, Softmax};
 pub use binary::{broadcast_shapes, Binary};
 pub use conv::{Conv2D, DepthwiseConv2D};
-pub use data_movement::{Concat, Pad, Transpose};
+pub use data_movement::{Concat, Pad, ResizeNearest, Transpose};
 pub use fully_connected::FullyConnected;
 pub use pool::Pool2D;
 pub use reduce::Mean;
@@ -149,13 +149,20 @@ pub enum Op {
     Reshape,
     Transpose(Transpose),
     Pad(Pad),
+    ResizeNearest(ResizeNearest),
     MaxPool2D(Pool2D),
     AvgPool2D(Pool2D),
     Mean(Mean),
+    /// The largest value over `axes` (the same parameters as [`Mean`]): ONNX `ReduceMax`, TFLite
+    /// `REDUCE_MAX`.
+    ReduceMax(Mean),
     Relu,
     Relu6,
     Clip(Clip),
     LeakyRelu(LeakyRelu),
+    /// Inputs: `x`, `slope` (broadcasts to `x`). `x` for `x >= 0`, `slope · x` otherwise: ONNX
+    /// `PRelu`, TFLite `PRELU`.
+    PRelu,
     Sigmoid,
     Tanh,
     HardSwish,
@@ -179,13 +186,16 @@ impl Op {
             Op::Reshape => "Reshape",
             Op::Transpose(_) => "Transpose",
             Op::Pad(_) => "Pad",
+            Op::ResizeNearest(_) => "ResizeNearest",
             Op::MaxPool2D(_) => "MaxPool2D",
             Op::AvgPool2D(_) => "AvgPool2D",
             Op::Mean(_) => "Mean",
+            Op::ReduceMax(_) => "ReduceMax",
             Op::Relu => "Relu",
             Op::Relu6 => "Relu6",
             Op::Clip(_) => "Clip",
             Op::LeakyRelu(_) => "LeakyRelu",
+            Op::PRelu => "PRelu",
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
             Op::HardSwish => "HardSwish",
@@ -207,11 +217,14 @@ impl Op {
             Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
+            | Op::ResizeNearest(_)
             | Op::Mean(_)
+            | Op::ReduceMax(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::PRelu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -233,11 +246,14 @@ impl Op {
             Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
+            | Op::ResizeNearest(_)
             | Op::Mean(_)
+            | Op::ReduceMax(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::PRelu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -292,13 +308,24 @@ impl Op {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
+            Op::ResizeNearest(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
             Op::MaxPool2D(p) | Op::AvgPool2D(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
-            Op::Mean(p) => {
+            Op::Mean(p) | Op::ReduceMax(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
+            }
+            Op::PRelu => {
+                need(2)?;
+                if broadcast_shapes(inputs[0], inputs[1])? != inputs[0] {
+                    return Err(format!("slope {:?} does not broadcast to the input {:?}", inputs[1], inputs[0]));
+                }
+                inputs[0].to_vec()
             }
             Op::Softmax(_) => {
                 need(1)?;

@@ -8143,10 +8143,1824 @@ mod root {
             }
         }
 
+        /// The table `GatherOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `GatherOptions` in the file `schema/tflite_subset.fbs:130`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct GatherOptions {
+            /// The field `axis` in the table `GatherOptions`
+            pub axis: i32,
+            /// The field `batch_dims` in the table `GatherOptions`
+            pub batch_dims: i32,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for GatherOptions {
+            fn default() -> Self {
+                Self { axis: 0, batch_dims: 0 }
+            }
+        }
+
+        impl GatherOptions {
+            /// Creates a [GatherOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> GatherOptionsBuilder<()> {
+                GatherOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_axis: impl ::planus::WriteAsDefault<i32, i32>,
+                field_batch_dims: impl ::planus::WriteAsDefault<i32, i32>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_axis = field_axis.prepare(builder, &0);
+                let prepared_batch_dims = field_batch_dims.prepare(builder, &0);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<8> = ::core::default::Default::default();
+                if prepared_axis.is_some() {
+                    table_writer.write_entry::<i32>(0);
+                }
+                if prepared_batch_dims.is_some() {
+                    table_writer.write_entry::<i32>(1);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_axis) = prepared_axis {
+                            object_writer.write::<_, _, 4>(&prepared_axis);
+                        }
+                        if let ::core::option::Option::Some(prepared_batch_dims) = prepared_batch_dims {
+                            object_writer.write::<_, _, 4>(&prepared_batch_dims);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<GatherOptions>> for GatherOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<GatherOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<GatherOptions>> for GatherOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<GatherOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<GatherOptions> for GatherOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<GatherOptions> {
+                GatherOptions::create(builder, self.axis, self.batch_dims)
+            }
+        }
+
+        /// Builder for serializing an instance of the [GatherOptions] type.
+        ///
+        /// Can be created using the [GatherOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct GatherOptionsBuilder<State>(State);
+
+        impl GatherOptionsBuilder<()> {
+            /// Setter for the [`axis` field](GatherOptions#structfield.axis).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn axis<T0>(self, value: T0) -> GatherOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<i32, i32>,
+            {
+                GatherOptionsBuilder((value,))
+            }
+
+            /// Sets the [`axis` field](GatherOptions#structfield.axis) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn axis_as_default(self) -> GatherOptionsBuilder<(::planus::DefaultValue,)> {
+                self.axis(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> GatherOptionsBuilder<(T0,)> {
+            /// Setter for the [`batch_dims` field](GatherOptions#structfield.batch_dims).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn batch_dims<T1>(self, value: T1) -> GatherOptionsBuilder<(T0, T1)>
+            where
+                T1: ::planus::WriteAsDefault<i32, i32>,
+            {
+                let (v0,) = self.0;
+                GatherOptionsBuilder((v0, value))
+            }
+
+            /// Sets the [`batch_dims` field](GatherOptions#structfield.batch_dims) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn batch_dims_as_default(self) -> GatherOptionsBuilder<(T0, ::planus::DefaultValue)> {
+                self.batch_dims(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1> GatherOptionsBuilder<(T0, T1)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [GatherOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<GatherOptions>
+            where
+                Self: ::planus::WriteAsOffset<GatherOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<i32, i32>, T1: ::planus::WriteAsDefault<i32, i32>>
+            ::planus::WriteAs<::planus::Offset<GatherOptions>> for GatherOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<GatherOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<GatherOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<i32, i32>, T1: ::planus::WriteAsDefault<i32, i32>>
+            ::planus::WriteAsOptional<::planus::Offset<GatherOptions>> for GatherOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<GatherOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<GatherOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<i32, i32>, T1: ::planus::WriteAsDefault<i32, i32>>
+            ::planus::WriteAsOffset<GatherOptions> for GatherOptionsBuilder<(T0, T1)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<GatherOptions> {
+                let (v0, v1) = &self.0;
+                GatherOptions::create(builder, v0, v1)
+            }
+        }
+
+        /// Reference to a deserialized [GatherOptions].
+        #[derive(Copy, Clone)]
+        pub struct GatherOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> GatherOptionsRef<'a> {
+            /// Getter for the [`axis` field](GatherOptions#structfield.axis).
+            #[inline]
+            pub fn axis(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(0, "GatherOptions", "axis")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`batch_dims` field](GatherOptions#structfield.batch_dims).
+            #[inline]
+            pub fn batch_dims(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(1, "GatherOptions", "batch_dims")?.unwrap_or(0))
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for GatherOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("GatherOptionsRef");
+                f.field("axis", &self.axis());
+                f.field("batch_dims", &self.batch_dims());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<GatherOptionsRef<'a>> for GatherOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: GatherOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self {
+                    axis: ::core::convert::TryInto::try_into(value.axis()?)?,
+                    batch_dims: ::core::convert::TryInto::try_into(value.batch_dims()?)?,
+                })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for GatherOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for GatherOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[GatherOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<GatherOptions>> for GatherOptions {
+            type Value = ::planus::Offset<GatherOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<GatherOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for GatherOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| error_kind.with_error_location("[GatherOptionsRef]", "read_as_root", 0))
+            }
+        }
+
+        /// The table `StridedSliceOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `StridedSliceOptions` in the file `schema/tflite_subset.fbs:131`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct StridedSliceOptions {
+            /// The field `begin_mask` in the table `StridedSliceOptions`
+            pub begin_mask: i32,
+            /// The field `end_mask` in the table `StridedSliceOptions`
+            pub end_mask: i32,
+            /// The field `ellipsis_mask` in the table `StridedSliceOptions`
+            pub ellipsis_mask: i32,
+            /// The field `new_axis_mask` in the table `StridedSliceOptions`
+            pub new_axis_mask: i32,
+            /// The field `shrink_axis_mask` in the table `StridedSliceOptions`
+            pub shrink_axis_mask: i32,
+            /// The field `offset` in the table `StridedSliceOptions`
+            pub offset: bool,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for StridedSliceOptions {
+            fn default() -> Self {
+                Self {
+                    begin_mask: 0,
+                    end_mask: 0,
+                    ellipsis_mask: 0,
+                    new_axis_mask: 0,
+                    shrink_axis_mask: 0,
+                    offset: false,
+                }
+            }
+        }
+
+        impl StridedSliceOptions {
+            /// Creates a [StridedSliceOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> StridedSliceOptionsBuilder<()> {
+                StridedSliceOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_begin_mask: impl ::planus::WriteAsDefault<i32, i32>,
+                field_end_mask: impl ::planus::WriteAsDefault<i32, i32>,
+                field_ellipsis_mask: impl ::planus::WriteAsDefault<i32, i32>,
+                field_new_axis_mask: impl ::planus::WriteAsDefault<i32, i32>,
+                field_shrink_axis_mask: impl ::planus::WriteAsDefault<i32, i32>,
+                field_offset: impl ::planus::WriteAsDefault<bool, bool>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_begin_mask = field_begin_mask.prepare(builder, &0);
+                let prepared_end_mask = field_end_mask.prepare(builder, &0);
+                let prepared_ellipsis_mask = field_ellipsis_mask.prepare(builder, &0);
+                let prepared_new_axis_mask = field_new_axis_mask.prepare(builder, &0);
+                let prepared_shrink_axis_mask = field_shrink_axis_mask.prepare(builder, &0);
+                let prepared_offset = field_offset.prepare(builder, &false);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<16> = ::core::default::Default::default();
+                if prepared_begin_mask.is_some() {
+                    table_writer.write_entry::<i32>(0);
+                }
+                if prepared_end_mask.is_some() {
+                    table_writer.write_entry::<i32>(1);
+                }
+                if prepared_ellipsis_mask.is_some() {
+                    table_writer.write_entry::<i32>(2);
+                }
+                if prepared_new_axis_mask.is_some() {
+                    table_writer.write_entry::<i32>(3);
+                }
+                if prepared_shrink_axis_mask.is_some() {
+                    table_writer.write_entry::<i32>(4);
+                }
+                if prepared_offset.is_some() {
+                    table_writer.write_entry::<bool>(5);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_begin_mask) = prepared_begin_mask {
+                            object_writer.write::<_, _, 4>(&prepared_begin_mask);
+                        }
+                        if let ::core::option::Option::Some(prepared_end_mask) = prepared_end_mask {
+                            object_writer.write::<_, _, 4>(&prepared_end_mask);
+                        }
+                        if let ::core::option::Option::Some(prepared_ellipsis_mask) = prepared_ellipsis_mask {
+                            object_writer.write::<_, _, 4>(&prepared_ellipsis_mask);
+                        }
+                        if let ::core::option::Option::Some(prepared_new_axis_mask) = prepared_new_axis_mask {
+                            object_writer.write::<_, _, 4>(&prepared_new_axis_mask);
+                        }
+                        if let ::core::option::Option::Some(prepared_shrink_axis_mask) = prepared_shrink_axis_mask {
+                            object_writer.write::<_, _, 4>(&prepared_shrink_axis_mask);
+                        }
+                        if let ::core::option::Option::Some(prepared_offset) = prepared_offset {
+                            object_writer.write::<_, _, 1>(&prepared_offset);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<StridedSliceOptions>> for StridedSliceOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<StridedSliceOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<StridedSliceOptions>> for StridedSliceOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<StridedSliceOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<StridedSliceOptions> for StridedSliceOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<StridedSliceOptions> {
+                StridedSliceOptions::create(
+                    builder,
+                    self.begin_mask,
+                    self.end_mask,
+                    self.ellipsis_mask,
+                    self.new_axis_mask,
+                    self.shrink_axis_mask,
+                    self.offset,
+                )
+            }
+        }
+
+        /// Builder for serializing an instance of the [StridedSliceOptions] type.
+        ///
+        /// Can be created using the [StridedSliceOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct StridedSliceOptionsBuilder<State>(State);
+
+        impl StridedSliceOptionsBuilder<()> {
+            /// Setter for the [`begin_mask` field](StridedSliceOptions#structfield.begin_mask).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn begin_mask<T0>(self, value: T0) -> StridedSliceOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<i32, i32>,
+            {
+                StridedSliceOptionsBuilder((value,))
+            }
+
+            /// Sets the [`begin_mask` field](StridedSliceOptions#structfield.begin_mask) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn begin_mask_as_default(self) -> StridedSliceOptionsBuilder<(::planus::DefaultValue,)> {
+                self.begin_mask(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> StridedSliceOptionsBuilder<(T0,)> {
+            /// Setter for the [`end_mask` field](StridedSliceOptions#structfield.end_mask).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn end_mask<T1>(self, value: T1) -> StridedSliceOptionsBuilder<(T0, T1)>
+            where
+                T1: ::planus::WriteAsDefault<i32, i32>,
+            {
+                let (v0,) = self.0;
+                StridedSliceOptionsBuilder((v0, value))
+            }
+
+            /// Sets the [`end_mask` field](StridedSliceOptions#structfield.end_mask) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn end_mask_as_default(self) -> StridedSliceOptionsBuilder<(T0, ::planus::DefaultValue)> {
+                self.end_mask(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1> StridedSliceOptionsBuilder<(T0, T1)> {
+            /// Setter for the [`ellipsis_mask` field](StridedSliceOptions#structfield.ellipsis_mask).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn ellipsis_mask<T2>(self, value: T2) -> StridedSliceOptionsBuilder<(T0, T1, T2)>
+            where
+                T2: ::planus::WriteAsDefault<i32, i32>,
+            {
+                let (v0, v1) = self.0;
+                StridedSliceOptionsBuilder((v0, v1, value))
+            }
+
+            /// Sets the [`ellipsis_mask` field](StridedSliceOptions#structfield.ellipsis_mask) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn ellipsis_mask_as_default(self) -> StridedSliceOptionsBuilder<(T0, T1, ::planus::DefaultValue)> {
+                self.ellipsis_mask(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1, T2> StridedSliceOptionsBuilder<(T0, T1, T2)> {
+            /// Setter for the [`new_axis_mask` field](StridedSliceOptions#structfield.new_axis_mask).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn new_axis_mask<T3>(self, value: T3) -> StridedSliceOptionsBuilder<(T0, T1, T2, T3)>
+            where
+                T3: ::planus::WriteAsDefault<i32, i32>,
+            {
+                let (v0, v1, v2) = self.0;
+                StridedSliceOptionsBuilder((v0, v1, v2, value))
+            }
+
+            /// Sets the [`new_axis_mask` field](StridedSliceOptions#structfield.new_axis_mask) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn new_axis_mask_as_default(self) -> StridedSliceOptionsBuilder<(T0, T1, T2, ::planus::DefaultValue)> {
+                self.new_axis_mask(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1, T2, T3> StridedSliceOptionsBuilder<(T0, T1, T2, T3)> {
+            /// Setter for the [`shrink_axis_mask` field](StridedSliceOptions#structfield.shrink_axis_mask).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn shrink_axis_mask<T4>(self, value: T4) -> StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4)>
+            where
+                T4: ::planus::WriteAsDefault<i32, i32>,
+            {
+                let (v0, v1, v2, v3) = self.0;
+                StridedSliceOptionsBuilder((v0, v1, v2, v3, value))
+            }
+
+            /// Sets the [`shrink_axis_mask` field](StridedSliceOptions#structfield.shrink_axis_mask) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn shrink_axis_mask_as_default(
+                self,
+            ) -> StridedSliceOptionsBuilder<(T0, T1, T2, T3, ::planus::DefaultValue)> {
+                self.shrink_axis_mask(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1, T2, T3, T4> StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4)> {
+            /// Setter for the [`offset` field](StridedSliceOptions#structfield.offset).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn offset<T5>(self, value: T5) -> StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
+            where
+                T5: ::planus::WriteAsDefault<bool, bool>,
+            {
+                let (v0, v1, v2, v3, v4) = self.0;
+                StridedSliceOptionsBuilder((v0, v1, v2, v3, v4, value))
+            }
+
+            /// Sets the [`offset` field](StridedSliceOptions#structfield.offset) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn offset_as_default(self) -> StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4, ::planus::DefaultValue)> {
+                self.offset(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1, T2, T3, T4, T5> StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4, T5)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [StridedSliceOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<StridedSliceOptions>
+            where
+                Self: ::planus::WriteAsOffset<StridedSliceOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<
+                T0: ::planus::WriteAsDefault<i32, i32>,
+                T1: ::planus::WriteAsDefault<i32, i32>,
+                T2: ::planus::WriteAsDefault<i32, i32>,
+                T3: ::planus::WriteAsDefault<i32, i32>,
+                T4: ::planus::WriteAsDefault<i32, i32>,
+                T5: ::planus::WriteAsDefault<bool, bool>,
+            > ::planus::WriteAs<::planus::Offset<StridedSliceOptions>>
+            for StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
+        {
+            type Prepared = ::planus::Offset<StridedSliceOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<StridedSliceOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<
+                T0: ::planus::WriteAsDefault<i32, i32>,
+                T1: ::planus::WriteAsDefault<i32, i32>,
+                T2: ::planus::WriteAsDefault<i32, i32>,
+                T3: ::planus::WriteAsDefault<i32, i32>,
+                T4: ::planus::WriteAsDefault<i32, i32>,
+                T5: ::planus::WriteAsDefault<bool, bool>,
+            > ::planus::WriteAsOptional<::planus::Offset<StridedSliceOptions>>
+            for StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
+        {
+            type Prepared = ::planus::Offset<StridedSliceOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<StridedSliceOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<
+                T0: ::planus::WriteAsDefault<i32, i32>,
+                T1: ::planus::WriteAsDefault<i32, i32>,
+                T2: ::planus::WriteAsDefault<i32, i32>,
+                T3: ::planus::WriteAsDefault<i32, i32>,
+                T4: ::planus::WriteAsDefault<i32, i32>,
+                T5: ::planus::WriteAsDefault<bool, bool>,
+            > ::planus::WriteAsOffset<StridedSliceOptions> for StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<StridedSliceOptions> {
+                let (v0, v1, v2, v3, v4, v5) = &self.0;
+                StridedSliceOptions::create(builder, v0, v1, v2, v3, v4, v5)
+            }
+        }
+
+        /// Reference to a deserialized [StridedSliceOptions].
+        #[derive(Copy, Clone)]
+        pub struct StridedSliceOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> StridedSliceOptionsRef<'a> {
+            /// Getter for the [`begin_mask` field](StridedSliceOptions#structfield.begin_mask).
+            #[inline]
+            pub fn begin_mask(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(0, "StridedSliceOptions", "begin_mask")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`end_mask` field](StridedSliceOptions#structfield.end_mask).
+            #[inline]
+            pub fn end_mask(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(1, "StridedSliceOptions", "end_mask")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`ellipsis_mask` field](StridedSliceOptions#structfield.ellipsis_mask).
+            #[inline]
+            pub fn ellipsis_mask(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(2, "StridedSliceOptions", "ellipsis_mask")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`new_axis_mask` field](StridedSliceOptions#structfield.new_axis_mask).
+            #[inline]
+            pub fn new_axis_mask(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(3, "StridedSliceOptions", "new_axis_mask")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`shrink_axis_mask` field](StridedSliceOptions#structfield.shrink_axis_mask).
+            #[inline]
+            pub fn shrink_axis_mask(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(4, "StridedSliceOptions", "shrink_axis_mask")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`offset` field](StridedSliceOptions#structfield.offset).
+            #[inline]
+            pub fn offset(&self) -> ::planus::Result<bool> {
+                ::core::result::Result::Ok(self.0.access(5, "StridedSliceOptions", "offset")?.unwrap_or(false))
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for StridedSliceOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("StridedSliceOptionsRef");
+                f.field("begin_mask", &self.begin_mask());
+                f.field("end_mask", &self.end_mask());
+                f.field("ellipsis_mask", &self.ellipsis_mask());
+                f.field("new_axis_mask", &self.new_axis_mask());
+                f.field("shrink_axis_mask", &self.shrink_axis_mask());
+                f.field("offset", &self.offset());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<StridedSliceOptionsRef<'a>> for StridedSliceOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: StridedSliceOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self {
+                    begin_mask: ::core::convert::TryInto::try_into(value.begin_mask()?)?,
+                    end_mask: ::core::convert::TryInto::try_into(value.end_mask()?)?,
+                    ellipsis_mask: ::core::convert::TryInto::try_into(value.ellipsis_mask()?)?,
+                    new_axis_mask: ::core::convert::TryInto::try_into(value.new_axis_mask()?)?,
+                    shrink_axis_mask: ::core::convert::TryInto::try_into(value.shrink_axis_mask()?)?,
+                    offset: ::core::convert::TryInto::try_into(value.offset()?)?,
+                })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for StridedSliceOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for StridedSliceOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[StridedSliceOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<StridedSliceOptions>> for StridedSliceOptions {
+            type Value = ::planus::Offset<StridedSliceOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<StridedSliceOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for StridedSliceOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| error_kind.with_error_location("[StridedSliceOptionsRef]", "read_as_root", 0))
+            }
+        }
+
+        /// The table `ShapeOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `ShapeOptions` in the file `schema/tflite_subset.fbs:139`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct ShapeOptions {
+            /// The field `out_type` in the table `ShapeOptions`
+            pub out_type: self::TensorType,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for ShapeOptions {
+            fn default() -> Self {
+                Self { out_type: self::TensorType::Float32 }
+            }
+        }
+
+        impl ShapeOptions {
+            /// Creates a [ShapeOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> ShapeOptionsBuilder<()> {
+                ShapeOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_out_type: impl ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_out_type = field_out_type.prepare(builder, &self::TensorType::Float32);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<6> = ::core::default::Default::default();
+                if prepared_out_type.is_some() {
+                    table_writer.write_entry::<self::TensorType>(0);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_out_type) = prepared_out_type {
+                            object_writer.write::<_, _, 1>(&prepared_out_type);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<ShapeOptions>> for ShapeOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ShapeOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<ShapeOptions>> for ShapeOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<ShapeOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<ShapeOptions> for ShapeOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ShapeOptions> {
+                ShapeOptions::create(builder, self.out_type)
+            }
+        }
+
+        /// Builder for serializing an instance of the [ShapeOptions] type.
+        ///
+        /// Can be created using the [ShapeOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct ShapeOptionsBuilder<State>(State);
+
+        impl ShapeOptionsBuilder<()> {
+            /// Setter for the [`out_type` field](ShapeOptions#structfield.out_type).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn out_type<T0>(self, value: T0) -> ShapeOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            {
+                ShapeOptionsBuilder((value,))
+            }
+
+            /// Sets the [`out_type` field](ShapeOptions#structfield.out_type) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn out_type_as_default(self) -> ShapeOptionsBuilder<(::planus::DefaultValue,)> {
+                self.out_type(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> ShapeOptionsBuilder<(T0,)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [ShapeOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<ShapeOptions>
+            where
+                Self: ::planus::WriteAsOffset<ShapeOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>>
+            ::planus::WriteAs<::planus::Offset<ShapeOptions>> for ShapeOptionsBuilder<(T0,)>
+        {
+            type Prepared = ::planus::Offset<ShapeOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ShapeOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>>
+            ::planus::WriteAsOptional<::planus::Offset<ShapeOptions>> for ShapeOptionsBuilder<(T0,)>
+        {
+            type Prepared = ::planus::Offset<ShapeOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<ShapeOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>> ::planus::WriteAsOffset<ShapeOptions>
+            for ShapeOptionsBuilder<(T0,)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ShapeOptions> {
+                let (v0,) = &self.0;
+                ShapeOptions::create(builder, v0)
+            }
+        }
+
+        /// Reference to a deserialized [ShapeOptions].
+        #[derive(Copy, Clone)]
+        pub struct ShapeOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> ShapeOptionsRef<'a> {
+            /// Getter for the [`out_type` field](ShapeOptions#structfield.out_type).
+            #[inline]
+            pub fn out_type(&self) -> ::planus::Result<self::TensorType> {
+                ::core::result::Result::Ok(
+                    self.0.access(0, "ShapeOptions", "out_type")?.unwrap_or(self::TensorType::Float32),
+                )
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for ShapeOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("ShapeOptionsRef");
+                f.field("out_type", &self.out_type());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<ShapeOptionsRef<'a>> for ShapeOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: ShapeOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self { out_type: ::core::convert::TryInto::try_into(value.out_type()?)? })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for ShapeOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for ShapeOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[ShapeOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<ShapeOptions>> for ShapeOptions {
+            type Value = ::planus::Offset<ShapeOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<ShapeOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for ShapeOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| error_kind.with_error_location("[ShapeOptionsRef]", "read_as_root", 0))
+            }
+        }
+
+        /// The table `PackOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `PackOptions` in the file `schema/tflite_subset.fbs:140`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct PackOptions {
+            /// The field `values_count` in the table `PackOptions`
+            pub values_count: i32,
+            /// The field `axis` in the table `PackOptions`
+            pub axis: i32,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for PackOptions {
+            fn default() -> Self {
+                Self { values_count: 0, axis: 0 }
+            }
+        }
+
+        impl PackOptions {
+            /// Creates a [PackOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> PackOptionsBuilder<()> {
+                PackOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_values_count: impl ::planus::WriteAsDefault<i32, i32>,
+                field_axis: impl ::planus::WriteAsDefault<i32, i32>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_values_count = field_values_count.prepare(builder, &0);
+                let prepared_axis = field_axis.prepare(builder, &0);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<8> = ::core::default::Default::default();
+                if prepared_values_count.is_some() {
+                    table_writer.write_entry::<i32>(0);
+                }
+                if prepared_axis.is_some() {
+                    table_writer.write_entry::<i32>(1);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_values_count) = prepared_values_count {
+                            object_writer.write::<_, _, 4>(&prepared_values_count);
+                        }
+                        if let ::core::option::Option::Some(prepared_axis) = prepared_axis {
+                            object_writer.write::<_, _, 4>(&prepared_axis);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<PackOptions>> for PackOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<PackOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<PackOptions>> for PackOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<PackOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<PackOptions> for PackOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<PackOptions> {
+                PackOptions::create(builder, self.values_count, self.axis)
+            }
+        }
+
+        /// Builder for serializing an instance of the [PackOptions] type.
+        ///
+        /// Can be created using the [PackOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct PackOptionsBuilder<State>(State);
+
+        impl PackOptionsBuilder<()> {
+            /// Setter for the [`values_count` field](PackOptions#structfield.values_count).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn values_count<T0>(self, value: T0) -> PackOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<i32, i32>,
+            {
+                PackOptionsBuilder((value,))
+            }
+
+            /// Sets the [`values_count` field](PackOptions#structfield.values_count) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn values_count_as_default(self) -> PackOptionsBuilder<(::planus::DefaultValue,)> {
+                self.values_count(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> PackOptionsBuilder<(T0,)> {
+            /// Setter for the [`axis` field](PackOptions#structfield.axis).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn axis<T1>(self, value: T1) -> PackOptionsBuilder<(T0, T1)>
+            where
+                T1: ::planus::WriteAsDefault<i32, i32>,
+            {
+                let (v0,) = self.0;
+                PackOptionsBuilder((v0, value))
+            }
+
+            /// Sets the [`axis` field](PackOptions#structfield.axis) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn axis_as_default(self) -> PackOptionsBuilder<(T0, ::planus::DefaultValue)> {
+                self.axis(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1> PackOptionsBuilder<(T0, T1)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [PackOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<PackOptions>
+            where
+                Self: ::planus::WriteAsOffset<PackOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<i32, i32>, T1: ::planus::WriteAsDefault<i32, i32>>
+            ::planus::WriteAs<::planus::Offset<PackOptions>> for PackOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<PackOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<PackOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<i32, i32>, T1: ::planus::WriteAsDefault<i32, i32>>
+            ::planus::WriteAsOptional<::planus::Offset<PackOptions>> for PackOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<PackOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<PackOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<i32, i32>, T1: ::planus::WriteAsDefault<i32, i32>>
+            ::planus::WriteAsOffset<PackOptions> for PackOptionsBuilder<(T0, T1)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<PackOptions> {
+                let (v0, v1) = &self.0;
+                PackOptions::create(builder, v0, v1)
+            }
+        }
+
+        /// Reference to a deserialized [PackOptions].
+        #[derive(Copy, Clone)]
+        pub struct PackOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> PackOptionsRef<'a> {
+            /// Getter for the [`values_count` field](PackOptions#structfield.values_count).
+            #[inline]
+            pub fn values_count(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(0, "PackOptions", "values_count")?.unwrap_or(0))
+            }
+
+            /// Getter for the [`axis` field](PackOptions#structfield.axis).
+            #[inline]
+            pub fn axis(&self) -> ::planus::Result<i32> {
+                ::core::result::Result::Ok(self.0.access(1, "PackOptions", "axis")?.unwrap_or(0))
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for PackOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("PackOptionsRef");
+                f.field("values_count", &self.values_count());
+                f.field("axis", &self.axis());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<PackOptionsRef<'a>> for PackOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: PackOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self {
+                    values_count: ::core::convert::TryInto::try_into(value.values_count()?)?,
+                    axis: ::core::convert::TryInto::try_into(value.axis()?)?,
+                })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for PackOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for PackOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[PackOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<PackOptions>> for PackOptions {
+            type Value = ::planus::Offset<PackOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<PackOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for PackOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| error_kind.with_error_location("[PackOptionsRef]", "read_as_root", 0))
+            }
+        }
+
+        /// The table `ResizeBilinearOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `ResizeBilinearOptions` in the file `schema/tflite_subset.fbs:141`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct ResizeBilinearOptions {
+            /// The field `align_corners` in the table `ResizeBilinearOptions`
+            pub align_corners: bool,
+            /// The field `half_pixel_centers` in the table `ResizeBilinearOptions`
+            pub half_pixel_centers: bool,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for ResizeBilinearOptions {
+            fn default() -> Self {
+                Self { align_corners: false, half_pixel_centers: false }
+            }
+        }
+
+        impl ResizeBilinearOptions {
+            /// Creates a [ResizeBilinearOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> ResizeBilinearOptionsBuilder<()> {
+                ResizeBilinearOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_align_corners: impl ::planus::WriteAsDefault<bool, bool>,
+                field_half_pixel_centers: impl ::planus::WriteAsDefault<bool, bool>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_align_corners = field_align_corners.prepare(builder, &false);
+                let prepared_half_pixel_centers = field_half_pixel_centers.prepare(builder, &false);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<12> = ::core::default::Default::default();
+                if prepared_align_corners.is_some() {
+                    table_writer.write_entry::<bool>(2);
+                }
+                if prepared_half_pixel_centers.is_some() {
+                    table_writer.write_entry::<bool>(3);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_align_corners) = prepared_align_corners {
+                            object_writer.write::<_, _, 1>(&prepared_align_corners);
+                        }
+                        if let ::core::option::Option::Some(prepared_half_pixel_centers) = prepared_half_pixel_centers {
+                            object_writer.write::<_, _, 1>(&prepared_half_pixel_centers);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<ResizeBilinearOptions>> for ResizeBilinearOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeBilinearOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<ResizeBilinearOptions>> for ResizeBilinearOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<ResizeBilinearOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<ResizeBilinearOptions> for ResizeBilinearOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeBilinearOptions> {
+                ResizeBilinearOptions::create(builder, self.align_corners, self.half_pixel_centers)
+            }
+        }
+
+        /// Builder for serializing an instance of the [ResizeBilinearOptions] type.
+        ///
+        /// Can be created using the [ResizeBilinearOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct ResizeBilinearOptionsBuilder<State>(State);
+
+        impl ResizeBilinearOptionsBuilder<()> {
+            /// Setter for the [`align_corners` field](ResizeBilinearOptions#structfield.align_corners).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn align_corners<T0>(self, value: T0) -> ResizeBilinearOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<bool, bool>,
+            {
+                ResizeBilinearOptionsBuilder((value,))
+            }
+
+            /// Sets the [`align_corners` field](ResizeBilinearOptions#structfield.align_corners) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn align_corners_as_default(self) -> ResizeBilinearOptionsBuilder<(::planus::DefaultValue,)> {
+                self.align_corners(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> ResizeBilinearOptionsBuilder<(T0,)> {
+            /// Setter for the [`half_pixel_centers` field](ResizeBilinearOptions#structfield.half_pixel_centers).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn half_pixel_centers<T1>(self, value: T1) -> ResizeBilinearOptionsBuilder<(T0, T1)>
+            where
+                T1: ::planus::WriteAsDefault<bool, bool>,
+            {
+                let (v0,) = self.0;
+                ResizeBilinearOptionsBuilder((v0, value))
+            }
+
+            /// Sets the [`half_pixel_centers` field](ResizeBilinearOptions#structfield.half_pixel_centers) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn half_pixel_centers_as_default(self) -> ResizeBilinearOptionsBuilder<(T0, ::planus::DefaultValue)> {
+                self.half_pixel_centers(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1> ResizeBilinearOptionsBuilder<(T0, T1)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [ResizeBilinearOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeBilinearOptions>
+            where
+                Self: ::planus::WriteAsOffset<ResizeBilinearOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAs<::planus::Offset<ResizeBilinearOptions>> for ResizeBilinearOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<ResizeBilinearOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeBilinearOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOptional<::planus::Offset<ResizeBilinearOptions>>
+            for ResizeBilinearOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<ResizeBilinearOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<ResizeBilinearOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOffset<ResizeBilinearOptions> for ResizeBilinearOptionsBuilder<(T0, T1)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeBilinearOptions> {
+                let (v0, v1) = &self.0;
+                ResizeBilinearOptions::create(builder, v0, v1)
+            }
+        }
+
+        /// Reference to a deserialized [ResizeBilinearOptions].
+        #[derive(Copy, Clone)]
+        pub struct ResizeBilinearOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> ResizeBilinearOptionsRef<'a> {
+            /// Getter for the [`align_corners` field](ResizeBilinearOptions#structfield.align_corners).
+            #[inline]
+            pub fn align_corners(&self) -> ::planus::Result<bool> {
+                ::core::result::Result::Ok(self.0.access(2, "ResizeBilinearOptions", "align_corners")?.unwrap_or(false))
+            }
+
+            /// Getter for the [`half_pixel_centers` field](ResizeBilinearOptions#structfield.half_pixel_centers).
+            #[inline]
+            pub fn half_pixel_centers(&self) -> ::planus::Result<bool> {
+                ::core::result::Result::Ok(
+                    self.0.access(3, "ResizeBilinearOptions", "half_pixel_centers")?.unwrap_or(false),
+                )
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for ResizeBilinearOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("ResizeBilinearOptionsRef");
+                f.field("align_corners", &self.align_corners());
+                f.field("half_pixel_centers", &self.half_pixel_centers());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<ResizeBilinearOptionsRef<'a>> for ResizeBilinearOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: ResizeBilinearOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self {
+                    align_corners: ::core::convert::TryInto::try_into(value.align_corners()?)?,
+                    half_pixel_centers: ::core::convert::TryInto::try_into(value.half_pixel_centers()?)?,
+                })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for ResizeBilinearOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for ResizeBilinearOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[ResizeBilinearOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<ResizeBilinearOptions>> for ResizeBilinearOptions {
+            type Value = ::planus::Offset<ResizeBilinearOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<ResizeBilinearOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for ResizeBilinearOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| error_kind.with_error_location("[ResizeBilinearOptionsRef]", "read_as_root", 0))
+            }
+        }
+
+        /// The table `ResizeNearestNeighborOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `ResizeNearestNeighborOptions` in the file `schema/tflite_subset.fbs:147`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct ResizeNearestNeighborOptions {
+            /// The field `align_corners` in the table `ResizeNearestNeighborOptions`
+            pub align_corners: bool,
+            /// The field `half_pixel_centers` in the table `ResizeNearestNeighborOptions`
+            pub half_pixel_centers: bool,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for ResizeNearestNeighborOptions {
+            fn default() -> Self {
+                Self { align_corners: false, half_pixel_centers: false }
+            }
+        }
+
+        impl ResizeNearestNeighborOptions {
+            /// Creates a [ResizeNearestNeighborOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> ResizeNearestNeighborOptionsBuilder<()> {
+                ResizeNearestNeighborOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_align_corners: impl ::planus::WriteAsDefault<bool, bool>,
+                field_half_pixel_centers: impl ::planus::WriteAsDefault<bool, bool>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_align_corners = field_align_corners.prepare(builder, &false);
+                let prepared_half_pixel_centers = field_half_pixel_centers.prepare(builder, &false);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<8> = ::core::default::Default::default();
+                if prepared_align_corners.is_some() {
+                    table_writer.write_entry::<bool>(0);
+                }
+                if prepared_half_pixel_centers.is_some() {
+                    table_writer.write_entry::<bool>(1);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_align_corners) = prepared_align_corners {
+                            object_writer.write::<_, _, 1>(&prepared_align_corners);
+                        }
+                        if let ::core::option::Option::Some(prepared_half_pixel_centers) = prepared_half_pixel_centers {
+                            object_writer.write::<_, _, 1>(&prepared_half_pixel_centers);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<ResizeNearestNeighborOptions>> for ResizeNearestNeighborOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeNearestNeighborOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<ResizeNearestNeighborOptions>> for ResizeNearestNeighborOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<ResizeNearestNeighborOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<ResizeNearestNeighborOptions> for ResizeNearestNeighborOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeNearestNeighborOptions> {
+                ResizeNearestNeighborOptions::create(builder, self.align_corners, self.half_pixel_centers)
+            }
+        }
+
+        /// Builder for serializing an instance of the [ResizeNearestNeighborOptions] type.
+        ///
+        /// Can be created using the [ResizeNearestNeighborOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct ResizeNearestNeighborOptionsBuilder<State>(State);
+
+        impl ResizeNearestNeighborOptionsBuilder<()> {
+            /// Setter for the [`align_corners` field](ResizeNearestNeighborOptions#structfield.align_corners).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn align_corners<T0>(self, value: T0) -> ResizeNearestNeighborOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<bool, bool>,
+            {
+                ResizeNearestNeighborOptionsBuilder((value,))
+            }
+
+            /// Sets the [`align_corners` field](ResizeNearestNeighborOptions#structfield.align_corners) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn align_corners_as_default(self) -> ResizeNearestNeighborOptionsBuilder<(::planus::DefaultValue,)> {
+                self.align_corners(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> ResizeNearestNeighborOptionsBuilder<(T0,)> {
+            /// Setter for the [`half_pixel_centers` field](ResizeNearestNeighborOptions#structfield.half_pixel_centers).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn half_pixel_centers<T1>(self, value: T1) -> ResizeNearestNeighborOptionsBuilder<(T0, T1)>
+            where
+                T1: ::planus::WriteAsDefault<bool, bool>,
+            {
+                let (v0,) = self.0;
+                ResizeNearestNeighborOptionsBuilder((v0, value))
+            }
+
+            /// Sets the [`half_pixel_centers` field](ResizeNearestNeighborOptions#structfield.half_pixel_centers) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn half_pixel_centers_as_default(
+                self,
+            ) -> ResizeNearestNeighborOptionsBuilder<(T0, ::planus::DefaultValue)> {
+                self.half_pixel_centers(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0, T1> ResizeNearestNeighborOptionsBuilder<(T0, T1)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [ResizeNearestNeighborOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeNearestNeighborOptions>
+            where
+                Self: ::planus::WriteAsOffset<ResizeNearestNeighborOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAs<::planus::Offset<ResizeNearestNeighborOptions>>
+            for ResizeNearestNeighborOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<ResizeNearestNeighborOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeNearestNeighborOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOptional<::planus::Offset<ResizeNearestNeighborOptions>>
+            for ResizeNearestNeighborOptionsBuilder<(T0, T1)>
+        {
+            type Prepared = ::planus::Offset<ResizeNearestNeighborOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<ResizeNearestNeighborOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOffset<ResizeNearestNeighborOptions> for ResizeNearestNeighborOptionsBuilder<(T0, T1)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<ResizeNearestNeighborOptions> {
+                let (v0, v1) = &self.0;
+                ResizeNearestNeighborOptions::create(builder, v0, v1)
+            }
+        }
+
+        /// Reference to a deserialized [ResizeNearestNeighborOptions].
+        #[derive(Copy, Clone)]
+        pub struct ResizeNearestNeighborOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> ResizeNearestNeighborOptionsRef<'a> {
+            /// Getter for the [`align_corners` field](ResizeNearestNeighborOptions#structfield.align_corners).
+            #[inline]
+            pub fn align_corners(&self) -> ::planus::Result<bool> {
+                ::core::result::Result::Ok(
+                    self.0.access(0, "ResizeNearestNeighborOptions", "align_corners")?.unwrap_or(false),
+                )
+            }
+
+            /// Getter for the [`half_pixel_centers` field](ResizeNearestNeighborOptions#structfield.half_pixel_centers).
+            #[inline]
+            pub fn half_pixel_centers(&self) -> ::planus::Result<bool> {
+                ::core::result::Result::Ok(
+                    self.0.access(1, "ResizeNearestNeighborOptions", "half_pixel_centers")?.unwrap_or(false),
+                )
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for ResizeNearestNeighborOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("ResizeNearestNeighborOptionsRef");
+                f.field("align_corners", &self.align_corners());
+                f.field("half_pixel_centers", &self.half_pixel_centers());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<ResizeNearestNeighborOptionsRef<'a>> for ResizeNearestNeighborOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: ResizeNearestNeighborOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self {
+                    align_corners: ::core::convert::TryInto::try_into(value.align_corners()?)?,
+                    half_pixel_centers: ::core::convert::TryInto::try_into(value.half_pixel_centers()?)?,
+                })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for ResizeNearestNeighborOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for ResizeNearestNeighborOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[ResizeNearestNeighborOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<ResizeNearestNeighborOptions>> for ResizeNearestNeighborOptions {
+            type Value = ::planus::Offset<ResizeNearestNeighborOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<ResizeNearestNeighborOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for ResizeNearestNeighborOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| {
+                    error_kind.with_error_location("[ResizeNearestNeighborOptionsRef]", "read_as_root", 0)
+                })
+            }
+        }
+
         /// The union `BuiltinOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Union `BuiltinOptions` in the file `schema/tflite_subset.fbs:132`
+        /// * Union `BuiltinOptions` in the file `schema/tflite_subset.fbs:150`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub enum BuiltinOptions {
             /// The variant of type `Conv2DOptions` in the union `BuiltinOptions`
@@ -8191,8 +10005,8 @@ mod root {
             /// The variant `LSTMOptions` in the union `BuiltinOptions`
             LstmOptions(::planus::alloc::boxed::Box<self::Unused>),
 
-            /// The variant `ResizeBilinearOptions` in the union `BuiltinOptions`
-            ResizeBilinearOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `ResizeBilinearOptions` in the union `BuiltinOptions`
+            ResizeBilinearOptions(::planus::alloc::boxed::Box<self::ResizeBilinearOptions>),
 
             /// The variant `CallOptions` in the union `BuiltinOptions`
             CallOptions(::planus::alloc::boxed::Box<self::Unused>),
@@ -8215,8 +10029,8 @@ mod root {
             /// The variant of type `PadOptions` in the union `BuiltinOptions`
             PadOptions(::planus::alloc::boxed::Box<self::PadOptions>),
 
-            /// The variant `GatherOptions` in the union `BuiltinOptions`
-            GatherOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `GatherOptions` in the union `BuiltinOptions`
+            GatherOptions(::planus::alloc::boxed::Box<self::GatherOptions>),
 
             /// The variant `BatchToSpaceNDOptions` in the union `BuiltinOptions`
             BatchToSpaceNdOptions(::planus::alloc::boxed::Box<self::Unused>),
@@ -8242,8 +10056,8 @@ mod root {
             /// The variant `SequenceRNNOptions` in the union `BuiltinOptions`
             SequenceRnnOptions(::planus::alloc::boxed::Box<self::Unused>),
 
-            /// The variant `StridedSliceOptions` in the union `BuiltinOptions`
-            StridedSliceOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `StridedSliceOptions` in the union `BuiltinOptions`
+            StridedSliceOptions(::planus::alloc::boxed::Box<self::StridedSliceOptions>),
 
             /// The variant `ExpOptions` in the union `BuiltinOptions`
             ExpOptions(::planus::alloc::boxed::Box<self::Unused>),
@@ -8311,8 +10125,8 @@ mod root {
             /// The variant `NotEqualOptions` in the union `BuiltinOptions`
             NotEqualOptions(::planus::alloc::boxed::Box<self::Unused>),
 
-            /// The variant `ShapeOptions` in the union `BuiltinOptions`
-            ShapeOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `ShapeOptions` in the union `BuiltinOptions`
+            ShapeOptions(::planus::alloc::boxed::Box<self::ShapeOptions>),
 
             /// The variant `PowOptions` in the union `BuiltinOptions`
             PowOptions(::planus::alloc::boxed::Box<self::Unused>),
@@ -8323,8 +10137,8 @@ mod root {
             /// The variant `FakeQuantOptions` in the union `BuiltinOptions`
             FakeQuantOptions(::planus::alloc::boxed::Box<self::Unused>),
 
-            /// The variant `PackOptions` in the union `BuiltinOptions`
-            PackOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `PackOptions` in the union `BuiltinOptions`
+            PackOptions(::planus::alloc::boxed::Box<self::PackOptions>),
 
             /// The variant `LogicalOrOptions` in the union `BuiltinOptions`
             LogicalOrOptions(::planus::alloc::boxed::Box<self::Unused>),
@@ -8368,8 +10182,8 @@ mod root {
             /// The variant `RangeOptions` in the union `BuiltinOptions`
             RangeOptions(::planus::alloc::boxed::Box<self::Unused>),
 
-            /// The variant `ResizeNearestNeighborOptions` in the union `BuiltinOptions`
-            ResizeNearestNeighborOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `ResizeNearestNeighborOptions` in the union `BuiltinOptions`
+            ResizeNearestNeighborOptions(::planus::alloc::boxed::Box<self::ResizeNearestNeighborOptions>),
 
             /// The variant of type `LeakyReluOptions` in the union `BuiltinOptions`
             LeakyReluOptions(::planus::alloc::boxed::Box<self::LeakyReluOptions>),
@@ -8545,7 +10359,7 @@ mod root {
             #[inline]
             pub fn create_resize_bilinear_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::ResizeBilinearOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(15, value.prepare(builder).downcast())
             }
@@ -8609,7 +10423,7 @@ mod root {
             #[inline]
             pub fn create_gather_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::GatherOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(23, value.prepare(builder).downcast())
             }
@@ -8681,7 +10495,7 @@ mod root {
             #[inline]
             pub fn create_strided_slice_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::StridedSliceOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(32, value.prepare(builder).downcast())
             }
@@ -8865,7 +10679,7 @@ mod root {
             #[inline]
             pub fn create_shape_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::ShapeOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(55, value.prepare(builder).downcast())
             }
@@ -8897,7 +10711,7 @@ mod root {
             #[inline]
             pub fn create_pack_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::PackOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(59, value.prepare(builder).downcast())
             }
@@ -9017,7 +10831,7 @@ mod root {
             #[inline]
             pub fn create_resize_nearest_neighbor_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::ResizeNearestNeighborOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(74, value.prepare(builder).downcast())
             }
@@ -9418,7 +11232,7 @@ mod root {
             #[inline]
             pub fn resize_bilinear_options<T>(self, value: T) -> BuiltinOptionsBuilder<::planus::Initialized<15, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::ResizeBilinearOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -9493,7 +11307,7 @@ mod root {
             #[inline]
             pub fn gather_options<T>(self, value: T) -> BuiltinOptionsBuilder<::planus::Initialized<23, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::GatherOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -9574,7 +11388,7 @@ mod root {
             #[inline]
             pub fn strided_slice_options<T>(self, value: T) -> BuiltinOptionsBuilder<::planus::Initialized<32, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::StridedSliceOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -9781,7 +11595,7 @@ mod root {
             #[inline]
             pub fn shape_options<T>(self, value: T) -> BuiltinOptionsBuilder<::planus::Initialized<55, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::ShapeOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -9817,7 +11631,7 @@ mod root {
             #[inline]
             pub fn pack_options<T>(self, value: T) -> BuiltinOptionsBuilder<::planus::Initialized<59, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::PackOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -9964,7 +11778,7 @@ mod root {
                 value: T,
             ) -> BuiltinOptionsBuilder<::planus::Initialized<74, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::ResizeNearestNeighborOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -10444,7 +12258,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<15, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::ResizeBilinearOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -10454,7 +12268,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<15, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::ResizeBilinearOptions>,
         {
             #[inline]
             fn prepare(
@@ -10620,7 +12434,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<23, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::GatherOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -10630,7 +12444,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<23, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::GatherOptions>,
         {
             #[inline]
             fn prepare(
@@ -10818,7 +12632,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<32, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::StridedSliceOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -10828,7 +12642,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<32, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::StridedSliceOptions>,
         {
             #[inline]
             fn prepare(
@@ -11324,7 +13138,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<55, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::ShapeOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -11334,7 +13148,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<55, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::ShapeOptions>,
         {
             #[inline]
             fn prepare(
@@ -11412,7 +13226,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<59, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::PackOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -11422,7 +13236,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<59, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::PackOptions>,
         {
             #[inline]
             fn prepare(
@@ -11742,7 +13556,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<74, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::ResizeNearestNeighborOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -11752,7 +13566,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<74, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::ResizeNearestNeighborOptions>,
         {
             #[inline]
             fn prepare(
@@ -12154,7 +13968,7 @@ mod root {
             L2NormOptions(self::UnusedRef<'a>),
             LocalResponseNormalizationOptions(self::UnusedRef<'a>),
             LstmOptions(self::UnusedRef<'a>),
-            ResizeBilinearOptions(self::UnusedRef<'a>),
+            ResizeBilinearOptions(self::ResizeBilinearOptionsRef<'a>),
             CallOptions(self::UnusedRef<'a>),
             ReshapeOptions(self::ReshapeOptionsRef<'a>),
             SkipGramOptions(self::UnusedRef<'a>),
@@ -12162,7 +13976,7 @@ mod root {
             EmbeddingLookupSparseOptions(self::UnusedRef<'a>),
             MulOptions(self::MulOptionsRef<'a>),
             PadOptions(self::PadOptionsRef<'a>),
-            GatherOptions(self::UnusedRef<'a>),
+            GatherOptions(self::GatherOptionsRef<'a>),
             BatchToSpaceNdOptions(self::UnusedRef<'a>),
             SpaceToBatchNdOptions(self::UnusedRef<'a>),
             TransposeOptions(self::TransposeOptionsRef<'a>),
@@ -12171,7 +13985,7 @@ mod root {
             DivOptions(self::UnusedRef<'a>),
             SqueezeOptions(self::SqueezeOptionsRef<'a>),
             SequenceRnnOptions(self::UnusedRef<'a>),
-            StridedSliceOptions(self::UnusedRef<'a>),
+            StridedSliceOptions(self::StridedSliceOptionsRef<'a>),
             ExpOptions(self::UnusedRef<'a>),
             TopKv2Options(self::UnusedRef<'a>),
             SplitOptions(self::UnusedRef<'a>),
@@ -12194,11 +14008,11 @@ mod root {
             ExpandDimsOptions(self::ExpandDimsOptionsRef<'a>),
             EqualOptions(self::UnusedRef<'a>),
             NotEqualOptions(self::UnusedRef<'a>),
-            ShapeOptions(self::UnusedRef<'a>),
+            ShapeOptions(self::ShapeOptionsRef<'a>),
             PowOptions(self::UnusedRef<'a>),
             ArgMinOptions(self::UnusedRef<'a>),
             FakeQuantOptions(self::UnusedRef<'a>),
-            PackOptions(self::UnusedRef<'a>),
+            PackOptions(self::PackOptionsRef<'a>),
             LogicalOrOptions(self::UnusedRef<'a>),
             OneHotOptions(self::UnusedRef<'a>),
             LogicalAndOptions(self::UnusedRef<'a>),
@@ -12213,7 +14027,7 @@ mod root {
             UnidirectionalSequenceLstmOptions(self::UnusedRef<'a>),
             FloorModOptions(self::UnusedRef<'a>),
             RangeOptions(self::UnusedRef<'a>),
-            ResizeNearestNeighborOptions(self::UnusedRef<'a>),
+            ResizeNearestNeighborOptions(self::ResizeNearestNeighborOptionsRef<'a>),
             LeakyReluOptions(self::LeakyReluOptionsRef<'a>),
             SquaredDifferenceOptions(self::UnusedRef<'a>),
             MirrorPadOptions(self::UnusedRef<'a>),
@@ -12988,7 +14802,7 @@ mod root {
         /// The table `OperatorCode` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `OperatorCode` in the file `schema/tflite_subset.fbs:227`
+        /// * Table `OperatorCode` in the file `schema/tflite_subset.fbs:245`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct OperatorCode {
             /// The field `deprecated_builtin_code` in the table `OperatorCode`
@@ -13366,7 +15180,7 @@ mod root {
         /// The enum `CustomOptionsFormat` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Enum `CustomOptionsFormat` in the file `schema/tflite_subset.fbs:234`
+        /// * Enum `CustomOptionsFormat` in the file `schema/tflite_subset.fbs:252`
         #[derive(
             Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize,
         )]
@@ -13510,7 +15324,7 @@ mod root {
         /// The table `Operator` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Operator` in the file `schema/tflite_subset.fbs:236`
+        /// * Table `Operator` in the file `schema/tflite_subset.fbs:254`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Operator {
             /// The field `opcode_index` in the table `Operator`
@@ -14109,7 +15923,7 @@ mod root {
         /// The table `SubGraph` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `SubGraph` in the file `schema/tflite_subset.fbs:247`
+        /// * Table `SubGraph` in the file `schema/tflite_subset.fbs:265`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct SubGraph {
             /// The field `tensors` in the table `SubGraph`
@@ -14545,7 +16359,7 @@ mod root {
         /// The table `Buffer` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Buffer` in the file `schema/tflite_subset.fbs:256`
+        /// * Table `Buffer` in the file `schema/tflite_subset.fbs:274`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Buffer {
             /// The field `data` in the table `Buffer`
@@ -14863,7 +16677,7 @@ mod root {
         /// The table `Metadata` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Metadata` in the file `schema/tflite_subset.fbs:262`
+        /// * Table `Metadata` in the file `schema/tflite_subset.fbs:280`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Metadata {
             /// The field `name` in the table `Metadata`
@@ -15140,7 +16954,7 @@ mod root {
         /// The table `Model` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Model` in the file `schema/tflite_subset.fbs:267`
+        /// * Table `Model` in the file `schema/tflite_subset.fbs:285`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Model {
             /// The field `version` in the table `Model`
