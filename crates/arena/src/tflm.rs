@@ -151,6 +151,24 @@ pub enum Kernels {
     CmsisNn,
 }
 
+impl Kernels {
+    /// `reference` or `cmsis-nn`, as the command-line flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Reference => "reference",
+            Kernels::CmsisNn => "cmsis-nn",
+        }
+    }
+    /// Parses [`Kernels::name`].
+    pub fn parse(s: &str) -> Option<Kernels> {
+        match s {
+            "reference" => Some(Kernels::Reference),
+            "cmsis-nn" => Some(Kernels::CmsisNn),
+            _ => None,
+        }
+    }
+}
+
 /// `tflite::TensorType` → element size in bytes (as `TfLiteTypeSizeOf`).
 pub fn type_size(ttype: u8) -> usize {
     match ttype {

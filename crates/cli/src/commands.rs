@@ -18,10 +18,19 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
         Command::Quantize(q) => quantize(&q),
         Command::Train(t) => crate::train::train(&t),
-        Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, json } => {
-            return report(model.as_deref(), pointer_width, device.as_deref(), ram_budget.as_deref(), flash_budget.as_deref(), list_devices, json);
+        Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, kernels, json } => {
+            let opts = ReportOpts {
+                device: device.as_deref(),
+                ram_budget: ram_budget.as_deref(),
+                flash_budget: flash_budget.as_deref(),
+                kernels: &kernels,
+            };
+            return report(model.as_deref(), pointer_width, &opts, list_devices, json);
         }
-        Command::Export { model, c, name, pointer_width } => export(&model, &c, name.as_deref(), pointer_width),
+        Command::Export { model, c, name, pointer_width, kernels } => {
+            export(&model, &c, name.as_deref(), pointer_width, &kernels)
+        }
+        Command::Verify(v) => return crate::verify::verify(&v),
         Command::Debug { fp32, int8, data, json, html } => debug(&fp32, &int8, &data, json, html.as_deref()),
         Command::Convert(a) => crate::convert::convert(&a),
         Command::Ops { json } => ops(json),
@@ -81,7 +90,13 @@ fn bind(model: &Model, d: &DataArgs) -> Result<(Dataset, tinyq::BoundInputs)> {
 }
 
 /// Opens `path` and binds arrays `keys` (or the defaults) to the model's inputs.
-pub(crate) fn bind_file(model: &Model, path: &Path, keys: &[String], load: &LoadArgs, limit: Option<usize>) -> Result<(Dataset, tinyq::BoundInputs)> {
+pub(crate) fn bind_file(
+    model: &Model,
+    path: &Path,
+    keys: &[String],
+    load: &LoadArgs,
+    limit: Option<usize>,
+) -> Result<(Dataset, tinyq::BoundInputs)> {
     let ds = Dataset::open(path, &load_options(load)?)?;
     let keys = if keys.is_empty() { tinyq::default_input_keys(&model.graph) } else { keys.to_vec() };
     let mut inputs = tinyq::bind_inputs(&model.graph, &ds, &keys)?;
@@ -121,7 +136,13 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
         .iter()
         .map(|l| {
             let op = if l.activation.is_empty() { l.op.to_string() } else { format!("{} + {}", l.op, l.activation) };
-            vec![l.name.clone(), op, render::shape(&l.output_shape), render::count(l.macs), render::count(l.parameters as u64)]
+            vec![
+                l.name.clone(),
+                op,
+                render::shape(&l.output_shape),
+                render::count(l.macs),
+                render::count(l.parameters as u64),
+            ]
         })
         .collect();
     println!("{}", render::table(&["layer", "op", "output", "MACs", "params"], layers));
@@ -164,8 +185,12 @@ fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
     let refs: Vec<(&str, &NdArray)> = arrays.iter().map(|(k, a)| (k.as_str(), a)).collect();
     tinyq::data::write_npz(output, &refs)?;
     if json {
-        let shapes: serde_json::Map<String, serde_json::Value> = arrays.iter().map(|(k, a)| (k.clone(), json!(a.shape))).collect();
-        println!("{}", json!({ "output": output.display().to_string(), "samples": out.samples, "arrays": shapes, "seconds": seconds }));
+        let shapes: serde_json::Map<String, serde_json::Value> =
+            arrays.iter().map(|(k, a)| (k.clone(), json!(a.shape))).collect();
+        println!(
+            "{}",
+            json!({ "output": output.display().to_string(), "samples": out.samples, "arrays": shapes, "seconds": seconds })
+        );
     } else {
         println!("{} samples → {} ({:.2} s)", out.samples, output.display(), seconds);
     }
@@ -179,7 +204,9 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
     if labels.shape.first().is_some_and(|&n| n > inputs.samples) && d.limit.is_some() {
         labels = truncate_rows(labels, inputs.samples);
     }
-    let metric = metric.map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))).transpose()?;
+    let metric = metric
+        .map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc")))
+        .transpose()?;
     let start = Instant::now();
     let v = score(&model, &inputs, (&labels, &format!("{}: labels `{y}`", d.data.display())), metric, "eval")?;
     let seconds = start.elapsed().as_secs_f64();
@@ -196,7 +223,14 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
             })
         );
     } else {
-        println!("{}: {} = {:.4} over {} samples ({:.2} s)", path.display(), v.metric.name(), v.value, v.samples, seconds);
+        println!(
+            "{}: {} = {:.4} over {} samples ({:.2} s)",
+            path.display(),
+            v.metric.name(),
+            v.value,
+            v.samples,
+            seconds
+        );
     }
     Ok(())
 }
@@ -234,17 +268,27 @@ fn ops(json: bool) -> Result<()> {
 
 /// Runs `model` on `inputs` and scores it against `labels` (described by the `&str` in errors),
 /// with `metric` or the one the labels suggest.
-fn score(model: &Model, inputs: &tinyq::BoundInputs, labels: (&NdArray, &str), metric: Option<Metric>, what: &str) -> Result<tinyq::MetricValue> {
+fn score(
+    model: &Model,
+    inputs: &tinyq::BoundInputs,
+    labels: (&NdArray, &str),
+    metric: Option<Metric>,
+    what: &str,
+) -> Result<tinyq::MetricValue> {
     let per_sample = model.graph.tensor(model.graph.outputs[0]).numel();
     let metric = metric.unwrap_or_else(|| tinyq::default_metric(labels.0, per_sample));
     let bar = progress(inputs.samples, what);
     let out = tinyq::run_samples(model, inputs, &|n| bar.set_position(n as u64))?;
     bar.finish_and_clear();
-    tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels.0, out.samples).with_context(|| labels.1.to_string())
+    tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels.0, out.samples)
+        .with_context(|| labels.1.to_string())
 }
 
 fn quantize(a: &QuantizeArgs) -> Result<()> {
-    if same_file(&a.output, &a.model) || same_file(&a.output, &a.calib) || a.data.as_deref().is_some_and(|d| same_file(&a.output, d)) {
+    if same_file(&a.output, &a.model)
+        || same_file(&a.output, &a.calib)
+        || a.data.as_deref().is_some_and(|d| same_file(&a.output, d))
+    {
         bail!("-o {}: refusing to overwrite an input file", a.output.display());
     }
     if a.output.extension().and_then(|e| e.to_str()) != Some("tflite") {
@@ -256,11 +300,19 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         "float" => true,
         other => bail!("--io `{other}`: expected int8 or float"),
     };
-    let metric = a.metric.as_deref().map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc"))).transpose()?;
+    let metric = a
+        .metric
+        .as_deref()
+        .map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc")))
+        .transpose()?;
     match (a.max_drop, &a.data) {
         (Some(_), None) => bail!("--max-drop needs --data: the labelled evaluation set the drop is measured on"),
-        (Some(d), _) if !d.is_finite() || d < 0.0 => bail!("--max-drop {d}: expected a drop of 0 or more (points for top1/auc, % of FP32 for rmse)"),
-        (None, _) if a.allow_float => bail!("--allow-float goes with --max-drop (to keep chosen layers in float, name them with --keep-float)"),
+        (Some(d), _) if !d.is_finite() || d < 0.0 => {
+            bail!("--max-drop {d}: expected a drop of 0 or more (points for top1/auc, % of FP32 for rmse)")
+        }
+        (None, _) if a.allow_float => {
+            bail!("--allow-float goes with --max-drop (to keep chosen layers in float, name them with --keep-float)")
+        }
         (None, _) if a.no_int16 => bail!("--no-int16 goes with --max-drop"),
         (None, _) if a.tune_data.is_some() => bail!("--tune-data goes with --max-drop"),
         _ => {}
@@ -276,7 +328,13 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     };
     drop(ds);
     let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
-    let opts = tinyq::QuantizeOptions { calibration, per_tensor: a.per_tensor, float_io, keep_float: a.keep_float.clone(), int16: a.int16.clone() };
+    let opts = tinyq::QuantizeOptions {
+        calibration,
+        per_tensor: a.per_tensor,
+        float_io,
+        keep_float: a.keep_float.clone(),
+        int16: a.int16.clone(),
+    };
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
     let mut budget = None;
@@ -285,12 +343,26 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
             let data = a.tune_data.as_ref().unwrap_or(data);
             let (ds, eval_inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
             let labels = ds.array(&a.y)?;
-            let options = tinyq::budget::BudgetOptions { max_drop, allow_float: a.allow_float, allow_int16: !a.no_int16, max_candidates: a.max_candidates };
-            let (g, r, report) = tinyq::budget::quantize_within_budget(&model, &calib, &eval_inputs, &labels, metric, &opts, &options, &|n| bar.set_position(n as u64))
-                .map_err(|e| match e {
-                    tinyq::TinyqError::Metric(m) => anyhow::anyhow!("{}: labels `{}`: {m}", data.display(), a.y),
-                    other => other.into(),
-                })?;
+            let options = tinyq::budget::BudgetOptions {
+                max_drop,
+                allow_float: a.allow_float,
+                allow_int16: !a.no_int16,
+                max_candidates: a.max_candidates,
+            };
+            let (g, r, report) = tinyq::budget::quantize_within_budget(
+                &model,
+                &calib,
+                &eval_inputs,
+                &labels,
+                metric,
+                &opts,
+                &options,
+                &|n| bar.set_position(n as u64),
+            )
+            .map_err(|e| match e {
+                tinyq::TinyqError::Metric(m) => anyhow::anyhow!("{}: labels `{}`: {m}", data.display(), a.y),
+                other => other.into(),
+            })?;
             bar.finish_and_clear();
             if !report.met {
                 if a.json {
@@ -332,7 +404,9 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         _ => None,
     };
     if a.json {
-        let mut m = metrics.as_ref().map(|(f, q)| json!({ "metric": f.metric.name(), "fp32": f.value, "int8": q.value, "samples": f.samples }));
+        let mut m = metrics
+            .as_ref()
+            .map(|(f, q)| json!({ "metric": f.metric.name(), "fp32": f.value, "int8": q.value, "samples": f.samples }));
         if let (Some(m), Some((drop, b, tune))) = (m.as_mut(), &held_out) {
             m["held_out_drop"] = json!(drop);
             m["within_budget"] = json!(*drop <= b.max_drop);
@@ -361,7 +435,15 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     }
     let rows = ranges
         .iter()
-        .map(|r| vec![r.tensor.clone(), format!("{:.4} … {:.4}", r.observed.0, r.observed.1), format!("{:.4} … {:.4}", r.chosen.0, r.chosen.1), format!("{:.6}", r.scale), r.zero_point.to_string()])
+        .map(|r| {
+            vec![
+                r.tensor.clone(),
+                format!("{:.4} … {:.4}", r.observed.0, r.observed.1),
+                format!("{:.4} … {:.4}", r.chosen.0, r.chosen.1),
+                format!("{:.6}", r.scale),
+                r.zero_point.to_string(),
+            ]
+        })
         .collect();
     println!("{}", render::table(&["tensor", "observed", "chosen", "scale", "zero point"], rows));
     println!(
@@ -377,7 +459,18 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         seconds
     );
     if let Some((f, q)) = metrics {
-        println!("{}", render::table(&["metric", "FP32", "INT8", "change"], vec![vec![f.metric.name().into(), format!("{:.4}", f.value), format!("{:.4}", q.value), format!("{:+.4}", q.value - f.value)]]));
+        println!(
+            "{}",
+            render::table(
+                &["metric", "FP32", "INT8", "change"],
+                vec![vec![
+                    f.metric.name().into(),
+                    format!("{:.4}", f.value),
+                    format!("{:.4}", q.value),
+                    format!("{:+.4}", q.value - f.value)
+                ]]
+            )
+        );
     }
     if let Some((drop, b, tune)) = held_out {
         println!(
@@ -396,11 +489,28 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
 /// The budget search as a table: plain PTQ, then every step kept with the metric after it.
 fn print_budget(r: &tinyq::budget::BudgetReport) {
     let m = r.metric.name();
-    let mut rows = vec![vec!["0".into(), "plain PTQ".into(), "–".into(), "–".into(), format!("{:.4}", r.plain), format!("{:.2}", r.plain_drop)]];
+    let mut rows = vec![vec![
+        "0".into(),
+        "plain PTQ".into(),
+        "–".into(),
+        "–".into(),
+        format!("{:.4}", r.plain),
+        format!("{:.2}", r.plain_drop),
+    ]];
     rows.extend(r.steps.iter().enumerate().map(|(k, s)| {
-        vec![(k + 1).to_string(), s.kind.to_string(), s.target.clone(), s.change.clone(), format!("{:.4}", s.metric), format!("{:.2}", s.drop)]
+        vec![
+            (k + 1).to_string(),
+            s.kind.to_string(),
+            s.target.clone(),
+            s.change.clone(),
+            format!("{:.4}", s.metric),
+            format!("{:.2}", s.drop),
+        ]
     }));
-    println!("{}", render::table(&["step", "kind", "layer / tensor", "change", m, &format!("drop ({})", r.drop_unit)], rows));
+    println!(
+        "{}",
+        render::table(&["step", "kind", "layer / tensor", "change", m, &format!("drop ({})", r.drop_unit)], rows)
+    );
     println!(
         "budget: {m} drop ≤ {} {} on {} samples · FP32 {:.4} · final {:.4} (drop {:.2}) · {} · candidates scored: {} calibration, {} int16, {} float (at most {} per step)",
         r.max_drop,
@@ -457,48 +567,82 @@ fn list_devices(json: bool) -> Result<ExitCode> {
     } else {
         let rows = boards
             .iter()
-            .map(|b| vec![b.name.to_string(), b.mcu.to_string(), format!("{} @ {} MHz", b.core, b.clock_mhz), render::bytes(b.sram_bytes), render::bytes(b.flash_bytes), b.datasheet.split(" (").next().unwrap_or(b.datasheet).to_string()])
+            .map(|b| {
+                vec![
+                    b.name.to_string(),
+                    b.mcu.to_string(),
+                    format!("{} @ {} MHz", b.core, b.clock_mhz),
+                    render::bytes(b.sram_bytes),
+                    render::bytes(b.flash_bytes),
+                    b.datasheet.split(" (").next().unwrap_or(b.datasheet).to_string(),
+                ]
+            })
             .collect();
         println!("{}", render::table(&["device", "MCU", "core", "SRAM", "flash", "source"], rows));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(
-    model: Option<&Path>,
-    pointer_width: usize,
-    device: Option<&str>,
-    ram_budget: Option<&str>,
-    flash_budget: Option<&str>,
-    list: bool,
-    json: bool,
-) -> Result<ExitCode> {
+struct ReportOpts<'a> {
+    device: Option<&'a str>,
+    ram_budget: Option<&'a str>,
+    flash_budget: Option<&'a str>,
+    kernels: &'a str,
+}
+
+pub(crate) fn parse_kernels(s: &str) -> Result<tinyq::Kernels> {
+    tinyq::Kernels::parse(s).with_context(|| format!("--kernels `{s}`: expected reference or cmsis-nn"))
+}
+
+fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool, json: bool) -> Result<ExitCode> {
     if list {
         return list_devices(json);
     }
+    let (device, ram_budget, flash_budget) = (o.device, o.ram_budget, o.flash_budget);
+    let kernels = parse_kernels(o.kernels)?;
     let model = model.context("report needs a model (or --list-devices)")?;
     let size = |flag: &str, v: Option<&str>| -> Result<Option<u64>> {
-        v.map(|s| tinyq::parse_size(s).with_context(|| format!("{flag} `{s}`: expected a size such as 64KiB, 1MiB or 4096"))).transpose()
+        v.map(|s| {
+            tinyq::parse_size(s).with_context(|| format!("{flag} `{s}`: expected a size such as 64KiB, 1MiB or 4096"))
+        })
+        .transpose()
     };
     let limits = tinyq::Limits {
         board: device
-            .map(|d| tinyq::find_board(d).with_context(|| format!("--device `{d}`: unknown board (`tinyq report --list-devices` lists them)")))
+            .map(|d| {
+                tinyq::find_board(d).with_context(|| {
+                    format!("--device `{d}`: unknown board (`tinyq report --list-devices` lists them)")
+                })
+            })
             .transpose()?,
         ram_bytes: size("--ram-budget", ram_budget)?,
         flash_bytes: size("--flash-budget", flash_budget)?,
     };
-    let r = tinyq::report(model, pointer_width)?;
+    let r = tinyq::report(model, pointer_width, kernels)?;
     let over = tinyq::check_fit(&r, &limits);
     if json {
         let mut body = serde_json::to_value(&r)?;
         body["fits"] = json!(over.is_empty());
         body["overruns"] = json!(over);
+        if let Some(b) = limits.board {
+            body["measured_at_device_clock"] = crate::verify::measured_json(&r, b);
+        }
         println!("{body}");
     } else {
         let rows = r
             .layers
             .iter()
-            .map(|l| vec![l.name.clone(), l.op.to_string(), render::shape(&l.output_shape), render::count(l.macs), render::bytes(l.weight_bytes as u64), render::bytes(l.activation_bytes as u64), render::bytes(l.live_bytes as u64)])
+            .map(|l| {
+                vec![
+                    l.name.clone(),
+                    l.op.to_string(),
+                    render::shape(&l.output_shape),
+                    render::count(l.macs),
+                    render::bytes(l.weight_bytes as u64),
+                    render::bytes(l.activation_bytes as u64),
+                    render::bytes(l.live_bytes as u64),
+                ]
+            })
             .collect();
         println!("{}", render::table(&["layer", "op", "output", "MACs", "weights", "activation", "live arena"], rows));
         println!(
@@ -521,10 +665,12 @@ fn report(
             ("names", f.names),
             ("structure", f.structure),
         ];
-        let parts: Vec<String> = parts.iter().filter(|p| p.1 > 0).map(|(what, n)| format!("{what} {}", render::bytes(*n))).collect();
+        let parts: Vec<String> =
+            parts.iter().filter(|p| p.1 > 0).map(|(what, n)| format!("{what} {}", render::bytes(*n))).collect();
         println!("flash = {}", parts.join(" + "));
         if let Some(b) = limits.board {
             println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));
+            crate::verify::print_measured(&r, b);
         }
     }
     if over.is_empty() {
@@ -543,8 +689,8 @@ fn report(
     Ok(ExitCode::from(1))
 }
 
-fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<()> {
-    let written = tinyq::export_c(model, dir, name, pointer_width)?;
+fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize, kernels: &str) -> Result<()> {
+    let written = tinyq::export_c(model, dir, name, pointer_width, parse_kernels(kernels)?)?;
     for f in &written {
         println!("{}", f.display());
     }
@@ -598,12 +744,29 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
         .collect();
     println!(
         "{}",
-        render::table(&["tensor", "op", "SQNR dB", "cosine", "max/mean err LSB", "clipped", "w spread", "own SQNR dB", "own share"], rows)
+        render::table(
+            &[
+                "tensor",
+                "op",
+                "SQNR dB",
+                "cosine",
+                "max/mean err LSB",
+                "clipped",
+                "w spread",
+                "own SQNR dB",
+                "own share"
+            ],
+            rows
+        )
     );
     println!("{} samples · output SQNR {} dB · worst layers first:", r.samples, db(r.output_sqnr_db));
     for name in r.ranking.iter().take(5) {
         let l = r.layers.iter().find(|l| &l.tensor == name).expect("ranked layers exist");
-        println!("  {name}: own SQNR {} dB{}", l.own_sqnr_db.map_or("–".into(), db), l.suggestion.as_ref().map_or(String::new(), |s| format!(" — {s}")));
+        println!(
+            "  {name}: own SQNR {} dB{}",
+            l.own_sqnr_db.map_or("–".into(), db),
+            l.suggestion.as_ref().map_or(String::new(), |s| format!(" — {s}"))
+        );
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod commands;
 mod convert;
 mod render;
 mod train;
+mod verify;
 
 use std::process::ExitCode;
 

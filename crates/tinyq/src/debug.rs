@@ -172,7 +172,15 @@ fn floor_i64(x: f64) -> i64 {
 impl GridHistogram {
     fn new(base: f64) -> GridHistogram {
         let base = if base.is_finite() && base > 0.0 { base } else { 1.0 };
-        GridHistogram { base, level: 0, first: 0, counts: Vec::new(), min: f64::INFINITY, max: f64::NEG_INFINITY, nonfinite: 0 }
+        GridHistogram {
+            base,
+            level: 0,
+            first: 0,
+            counts: Vec::new(),
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            nonfinite: 0,
+        }
     }
 
     fn width(&self) -> f64 {
@@ -596,12 +604,18 @@ fn weight_spread(r: &WeightRanges) -> Option<f64> {
 }
 
 /// Compares `int8` (a quantized model, tensors named as in `fp32`) with `fp32` on the samples.
-pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &BoundInputs) -> Result<DebugReport, TinyqError> {
+pub fn debug(
+    fp32: &Model,
+    int8: &Model,
+    f_inputs: &BoundInputs,
+    q_inputs: &BoundInputs,
+) -> Result<DebugReport, TinyqError> {
     let err = |e: String| TinyqError::Engine(e);
     let fplan = Plan::new(&fp32.graph).map_err(|e| err(format!("{}: {e}", fp32.path.display())))?;
     let qplan = Int8Plan::new(&int8.graph).map_err(|e| err(format!("{}: {e}", int8.path.display())))?;
     let (fg, qg) = (&fp32.graph, &int8.graph);
-    let by_name: std::collections::HashMap<&str, TensorId> = fg.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    let by_name: std::collections::HashMap<&str, TensorId> =
+        fg.tensors.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
     // Every INT8 node output with a float twin of the same size.
     let aligned: Vec<(usize, TensorId, TensorId)> = qg
         .nodes
@@ -623,11 +637,16 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
     }
     let twin = |t: TensorId| by_name.get(float_name(&qg.tensor(t).name)).copied();
     let has_twin = |t: TensorId| twin(t).is_some();
-    let singles: Vec<Option<(Int8Plan, Vec<TensorId>)>> = aligned.iter().map(|&(n, _, _)| layer_alone(qg, n, &has_twin)).collect();
+    let singles: Vec<Option<(Int8Plan, Vec<TensorId>)>> =
+        aligned.iter().map(|&(n, _, _)| layer_alone(qg, n, &has_twin)).collect();
     let input_twins = |inputs: &[TensorId]| -> Option<Vec<TensorId>> { inputs.iter().map(|&t| twin(t)).collect() };
-    let twins: Vec<Option<Vec<TensorId>>> = singles.iter().map(|s| s.as_ref().and_then(|(_, ins)| input_twins(ins))).collect();
-    let floats: Vec<Option<Plan>> =
-        aligned.iter().zip(&twins).map(|(&(_, _, ft), fins)| fins.as_ref().and_then(|fins| float_alone(fg, ft, fins))).collect();
+    let twins: Vec<Option<Vec<TensorId>>> =
+        singles.iter().map(|s| s.as_ref().and_then(|(_, ins)| input_twins(ins))).collect();
+    let floats: Vec<Option<Plan>> = aligned
+        .iter()
+        .zip(&twins)
+        .map(|(&(_, _, ft), fins)| fins.as_ref().and_then(|fins| float_alone(fg, ft, fins)))
+        .collect();
     // Model outputs paired in order; class vectors also get a confusion matrix.
     let outputs: Vec<(TensorId, TensorId, Option<f64>, usize)> = fg
         .outputs
@@ -646,14 +665,18 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
             (fo, qo, lsb, if (2..=MAX_CLASSES).contains(&n) { n } else { 0 })
         })
         .collect();
-    let bases: Vec<f64> = aligned.iter().map(|&(_, qt, _)| representable(qg, qt).2 as f64 * ACTIVATION_FINEST_LSB).collect();
+    let bases: Vec<f64> =
+        aligned.iter().map(|&(_, qt, _)| representable(qg, qt).2 as f64 * ACTIVATION_FINEST_LSB).collect();
     let zero = || Accumulated {
         total: vec![ErrorStats::default(); aligned.len()],
         own: vec![ChannelStats::default(); aligned.len()],
         values: bases.iter().map(|&b| GridHistogram::new(b)).collect(),
         outputs: outputs
             .iter()
-            .map(|&(_, _, _, classes)| OutputStats { errors: GridHistogram::new(ERROR_FINEST_LSB), confusion: vec![0; classes * classes] })
+            .map(|&(_, _, _, classes)| OutputStats {
+                errors: GridHistogram::new(ERROR_FINEST_LSB),
+                confusion: vec![0; classes * classes],
+            })
             .collect(),
     };
     let acc = (0..f_inputs.samples)
@@ -694,7 +717,8 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
                     })
                     .collect();
                 let real: Vec<Vec<f32>> = args.iter().zip(ins).filter_map(|(a, &qi)| dequantize(a, qg, qi)).collect();
-                let reference = fl.run(&real.iter().map(Vec::as_slice).collect::<Vec<_>>()).map_err(|e| err(e.to_string()))?;
+                let reference =
+                    fl.run(&real.iter().map(Vec::as_slice).collect::<Vec<_>>()).map_err(|e| err(e.to_string()))?;
                 let out = plan.run(&args).map_err(|e| err(e.to_string()))?;
                 if let Some(q) = dequantize(&out[0], plan.graph(), plan.graph().outputs[0]) {
                     let channels = *qg.tensor(qt).shape.last().unwrap_or(&1);
@@ -774,7 +798,8 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
         .iter()
         .zip(&acc.outputs)
         .map(|(&(fo, qo, lsb, classes), stats)| {
-            let confusion: Option<Vec<Vec<u64>>> = (classes > 0).then(|| stats.confusion.chunks(classes).map(<[u64]>::to_vec).collect());
+            let confusion: Option<Vec<Vec<u64>>> =
+                (classes > 0).then(|| stats.confusion.chunks(classes).map(<[u64]>::to_vec).collect());
             let agreement = confusion.as_ref().and_then(|m| {
                 let all: u64 = m.iter().flatten().sum();
                 (all > 0).then(|| (0..classes).map(|c| m[c][c]).sum::<u64>() as f64 / all as f64)
@@ -789,10 +814,11 @@ pub fn debug(fp32: &Model, int8: &Model, f_inputs: &BoundInputs, q_inputs: &Boun
             }
         })
         .collect();
-    let (footprint, footprint_error) = match crate::deploy::report(&int8.path, FOOTPRINT_POINTER_WIDTH) {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let (footprint, footprint_error) =
+        match crate::deploy::report(&int8.path, FOOTPRINT_POINTER_WIDTH, tinyq_arena::Kernels::Reference) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
     Ok(DebugReport {
         samples: f_inputs.samples,
         ranking: order.iter().map(|&i| layers[i].tensor.clone()).collect(),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tinyq_arena::{plan_arena, ArenaPlan, PointerWidth};
+use tinyq_arena::{plan_arena_with, ArenaPlan, Kernels, PlanConfig, PointerWidth};
 use tinyq_export_c::Board;
 
 use crate::{summary::node_macs, TinyqError};
@@ -25,6 +25,8 @@ pub struct LayerFootprint {
 pub struct Report {
     pub model: String,
     pub pointer_width: usize,
+    /// The TFLM kernels the arena is predicted for (`reference` or `cmsis-nn`).
+    pub kernels: &'static str,
     /// The `.tflite` file: what goes to flash.
     pub flash_bytes: u64,
     /// What those bytes hold: weights, biases, quantization parameters, names, structure.
@@ -36,10 +38,13 @@ pub struct Report {
     pub parameters: usize,
     pub macs: u64,
     pub layers: Vec<LayerFootprint>,
+    /// Figures measured by an earlier `tinyq verify` of this very file with these kernels.
+    pub measured: Option<crate::verify::VerifyReport>,
 }
 
-/// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits.
-pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
+/// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits
+/// running `kernels`.
+pub fn report(path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Report, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", path.display()));
     if path.extension().and_then(|e| e.to_str()) != Some("tflite") {
         return Err(ctx("the report is about a .tflite file (run `tinyq quantize` first)".into()));
@@ -50,7 +55,12 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
         64 => PointerWidth::Bits64,
         other => return Err(TinyqError::Input(format!("--pointer-width {other}: expected 32 or 64"))),
     };
-    let plan: ArenaPlan = plan_arena(&bytes, width).map_err(|e| ctx(e.to_string()))?;
+    if width == PointerWidth::Bits64 && kernels == Kernels::CmsisNn {
+        return Err(TinyqError::Input("--kernels cmsis-nn is for 32-bit Cortex-M targets (--pointer-width 32)".into()));
+    }
+    let config = PlanConfig::for_width(width).with_kernels(kernels);
+    let plan: ArenaPlan = plan_arena_with(&bytes, &config).map_err(|e| ctx(e.to_string()))?;
+    let measured = (width == PointerWidth::Bits32).then(|| crate::verify::load_measured(&bytes, kernels)).flatten();
     let g = tinyq_tflite::read_tflite(&bytes).map_err(|e| ctx(e.to_string()))?;
     let flash = tinyq_tflite::flash_breakdown(&bytes).map_err(|e| ctx(e.to_string()))?;
     let layers = g
@@ -62,7 +72,13 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
             op: n.op.name(),
             output_shape: g.tensor(n.outputs[0]).shape.clone(),
             macs: node_macs(&g, n),
-            weight_bytes: n.inputs.iter().map(|&t| g.tensor(t)).filter(|t| t.is_constant()).map(|t| t.size_bytes()).sum(),
+            weight_bytes: n
+                .inputs
+                .iter()
+                .map(|&t| g.tensor(t))
+                .filter(|t| t.is_constant())
+                .map(|t| t.size_bytes())
+                .sum(),
             activation_bytes: g.tensor(n.outputs[0]).size_bytes(),
             live_bytes: plan.per_step_live_bytes.get(i + 1).copied().unwrap_or(0),
         })
@@ -71,6 +87,7 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
     Ok(Report {
         model: path.display().to_string(),
         pointer_width,
+        kernels: kernels.name(),
         flash_bytes: bytes.len() as u64,
         flash,
         arena_bytes: plan.total_bytes,
@@ -79,6 +96,7 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
         parameters,
         macs: g.nodes.iter().map(|n| node_macs(&g, n)).sum(),
         layers,
+        measured,
     })
 }
 
@@ -139,17 +157,25 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// Writes the C sources for TFLM (model data, op resolver, settings with the arena size, examples)
 /// into `dir`; returns the files written.
-pub fn export_c(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<Vec<std::path::PathBuf>, TinyqError> {
+pub fn export_c(
+    model: &Path,
+    dir: &Path,
+    name: Option<&str>,
+    pointer_width: usize,
+    kernels: Kernels,
+) -> Result<Vec<std::path::PathBuf>, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
-    let r = report(model, pointer_width)?;
+    let r = report(model, pointer_width, kernels)?;
     let name = match name {
         Some(n) => n.to_string(),
-        None => tinyq_export_c::default_name(model).ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
+        None => tinyq_export_c::default_name(model)
+            .ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
     };
     let bytes = std::fs::read(model).map_err(|e| ctx(e.to_string()))?;
     let files = tinyq_export_c::generate(&bytes, &name, r.arena_bytes).map_err(|e| ctx(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
-    let written = tinyq_export_c::write_dir(dir, &files).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
+    let written =
+        tinyq_export_c::write_dir(dir, &files).map_err(|e| TinyqError::Model(format!("{}: {e}", dir.display())))?;
     Ok(written.written)
 }
 

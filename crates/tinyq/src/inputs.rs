@@ -102,7 +102,9 @@ impl BoundInputs {
     pub fn output_shape(&self, out: &[usize]) -> Vec<usize> {
         match self.stacking {
             Stacking::Single => out.to_vec(),
-            Stacking::Batch if out.first() == Some(&1) => std::iter::once(self.samples).chain(out[1..].iter().copied()).collect(),
+            Stacking::Batch if out.first() == Some(&1) => {
+                std::iter::once(self.samples).chain(out[1..].iter().copied()).collect()
+            }
             Stacking::Batch | Stacking::NewAxis => std::iter::once(self.samples).chain(out.iter().copied()).collect(),
         }
     }
@@ -122,7 +124,13 @@ impl BoundInputs {
                     (InputData::F32(v), DType::F32) => InputData::F32(v.clone()),
                     (InputData::I8(v), DType::I8) => InputData::I8(v.clone()),
                     (InputData::I16(v), DType::I16) => InputData::I16(v.clone()),
-                    _ => return Err(TinyqError::Input(format!("model input `{}` is {}: the data does not fit it", t.name, t.dtype.name()))),
+                    _ => {
+                        return Err(TinyqError::Input(format!(
+                            "model input `{}` is {}: the data does not fit it",
+                            t.name,
+                            t.dtype.name()
+                        )))
+                    }
                 })
             })
             .collect::<Result<_, TinyqError>>()?;
@@ -219,7 +227,9 @@ pub fn bind_inputs(graph: &Graph, data: &Dataset, keys: &[String]) -> Result<Bou
         }
         if let Some((n0, _)) = bound {
             if n0 != n {
-                return Err(TinyqError::Input(format!("{file}: array `{key}` has {n} samples, the first input's array has {n0}")));
+                return Err(TinyqError::Input(format!(
+                    "{file}: array `{key}` has {n} samples, the first input's array has {n0}"
+                )));
             }
         }
         bound = Some((n, stacking));

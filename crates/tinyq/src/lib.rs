@@ -19,24 +19,33 @@ mod onnx_out;
 mod quantize;
 mod summary;
 mod train;
+mod verify;
 
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 pub use error::TinyqError;
-pub use tinyq_export_c::{boards, find_board, Board};
 pub use inputs::{bind_inputs, default_input_keys, quantize_s16, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
 pub use model::{load_model, Model, ModelFormat};
-pub use onnx_out::{save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET, EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE};
+pub use onnx_out::{
+    save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET,
+    EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE,
+};
 pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
-pub use train::{train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
-pub use tinyq_train::{OptimizerKind, RangeMode, Schedule};
-pub use tinyq_quant::Calibration;
-pub use tinyq_tflite as tflite;
+pub use tinyq_arena::Kernels;
 pub use tinyq_data as data;
+pub use tinyq_export_c::{boards, find_board, Board};
 pub use tinyq_ir as ir;
 pub use tinyq_onnx::supported_ops as supported_onnx_ops;
+pub use tinyq_quant::Calibration;
+pub use tinyq_tflite as tflite;
+pub use tinyq_train::{OptimizerKind, RangeMode, Schedule};
+pub use train::{train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
+pub use verify::{
+    load_measured, predicted_arena, save_measured, verify, verify_arenas, ArenaCheck, OutputComparison, VerifyOptions,
+    VerifyReport, CORTEX_M4_CPI_ESTIMATE,
+};
 
 use rayon::prelude::*;
 
@@ -55,8 +64,12 @@ impl RunOutputs {
     pub fn real(&self, model: &Model, k: usize) -> Vec<f32> {
         let t = model.graph.tensor(model.graph.outputs[k]);
         match (&self.values[k], &t.qparams) {
-            (tinyq_data::ArrayData::I8(v), Some(q)) => v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect(),
-            (tinyq_data::ArrayData::I16(v), Some(q)) => v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect(),
+            (tinyq_data::ArrayData::I8(v), Some(q)) => {
+                v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect()
+            }
+            (tinyq_data::ArrayData::I16(v), Some(q)) => {
+                v.iter().map(|&x| ((x as i32 - q.zero_point[0]) as f64 * q.scale[0] as f64) as f32).collect()
+            }
             (other, _) => tinyq_data::NdArray { shape: vec![], data: other.clone() }.to_f32(),
         }
     }
@@ -92,7 +105,13 @@ impl Engine {
             Engine::Float(plan) => {
                 let args: Vec<&[f32]> = sample
                     .iter()
-                    .map(|s| if let SampleRef::F32(v) = s { Ok(*v) } else { Err(err("integer data for a float model".into())) })
+                    .map(|s| {
+                        if let SampleRef::F32(v) = s {
+                            Ok(*v)
+                        } else {
+                            Err(err("integer data for a float model".into()))
+                        }
+                    })
                     .collect::<Result<_, _>>()?;
                 Ok(plan.run(&args).map_err(|e| err(e.to_string()))?.into_iter().map(ArrayData::F32).collect())
             }
@@ -115,7 +134,11 @@ impl Engine {
 
 /// Runs every sample through the model's engine in parallel (order preserved, results
 /// independent of the thread count). `progress` is called with the number of samples finished.
-pub fn run_samples(model: &Model, inputs: &BoundInputs, progress: &(dyn Fn(usize) + Sync)) -> Result<RunOutputs, TinyqError> {
+pub fn run_samples(
+    model: &Model,
+    inputs: &BoundInputs,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<RunOutputs, TinyqError> {
     let engine = Engine::new(model)?;
     let done = std::sync::atomic::AtomicUsize::new(0);
     let per_sample: Vec<Vec<tinyq_data::ArrayData>> = (0..inputs.samples)

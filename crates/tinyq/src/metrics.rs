@@ -57,7 +57,13 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 /// Scores `outputs` (`samples × per_sample` values) against `labels`.
-pub fn compute_metric(metric: Metric, outputs: &[f32], per_sample: usize, labels: &NdArray, samples: usize) -> Result<MetricValue, TinyqError> {
+pub fn compute_metric(
+    metric: Metric,
+    outputs: &[f32],
+    per_sample: usize,
+    labels: &NdArray,
+    samples: usize,
+) -> Result<MetricValue, TinyqError> {
     let bad = |msg: String| Err(TinyqError::Metric(msg));
     let value = match metric {
         Metric::Top1 => {
@@ -78,7 +84,11 @@ pub fn compute_metric(metric: Metric, outputs: &[f32], per_sample: usize, labels
         Metric::Rmse => {
             let y = labels.to_f32();
             if y.len() != outputs.len() {
-                return bad(format!("{} label values for {} output values ({samples} samples)", y.len(), outputs.len()));
+                return bad(format!(
+                    "{} label values for {} output values ({samples} samples)",
+                    y.len(),
+                    outputs.len()
+                ));
             }
             let se: f64 = outputs.iter().zip(&y).map(|(&o, &t)| ((o - t) as f64).powi(2)).sum();
             (se / y.len() as f64).sqrt()
@@ -95,7 +105,8 @@ pub fn compute_metric(metric: Metric, outputs: &[f32], per_sample: usize, labels
             let Some(y) = labels.to_i64().filter(|y| y.iter().all(|&v| v == 0 || v == 1)) else {
                 return bad("auc needs 0/1 labels".into());
             };
-            roc_auc(&score, &y).ok_or_else(|| TinyqError::Metric("auc needs both positive and negative labels".into()))?
+            roc_auc(&score, &y)
+                .ok_or_else(|| TinyqError::Metric("auc needs both positive and negative labels".into()))?
         }
     };
     Ok(MetricValue { metric, value, samples })

@@ -33,7 +33,9 @@ pub fn int16_node_indices(g: &Graph, names: &[String], float_nodes: &[usize]) ->
     let named_all = g.nodes.iter().any(|n| n.name == "all" || n.outputs.iter().any(|&o| g.tensor(o).name == "all"));
     if !named_all && names.iter().any(|n| n == "all") {
         if names.len() > 1 {
-            return Err(TinyqError::Input("--int16 all stands alone: it names every layer with an int16 kernel".into()));
+            return Err(TinyqError::Input(
+                "--int16 all stands alone: it names every layer with an int16 kernel".into(),
+            ));
         }
         return Ok((0..g.nodes.len()).filter(|k| can_run_16x8(&g.nodes[*k].op) && !float_nodes.contains(k)).collect());
     }
@@ -133,7 +135,8 @@ pub fn calibrate(
             .try_fold(
                 || seed.clone(),
                 |mut acc, i| {
-                    let sample = inputs.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
+                    let sample =
+                        inputs.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
                     plan.run_observed(&sample, &mut |t, v| acc[t].observe(v))
                         .map_err(|e| TinyqError::Engine(e.to_string()))?;
                     progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / passes + 1);
@@ -160,7 +163,10 @@ pub fn calibrate(
     if method.needs_histogram() {
         let seed = stats
             .iter()
-            .map(|s| TensorStats { hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))), ..TensorStats::default() })
+            .map(|s| TensorStats {
+                hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))),
+                ..TensorStats::default()
+            })
             .collect();
         stats = pass(seed)?;
     }

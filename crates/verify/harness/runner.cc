@@ -4,9 +4,10 @@
 //   run ARENA INPUTS   allocate ARENA bytes, then for every sample in the host file INPUTS (the
 //                      model inputs' raw bytes, back to back) copy it in, Invoke and print every
 //                      output as hex bytes: "y SAMPLE OUTPUT HEX"
-//   min HINT           the smallest arena AllocateTensors accepts (bisection below HINT, or
-//                      above it if HINT fails), then one Invoke at exactly that size
-//   check ARENA        AllocateTensors and one Invoke with exactly ARENA bytes
+//   alloc ARENA        AllocateTensors with exactly ARENA bytes: "arena_check_ok 0|1"
+//   check ARENA        the same, then one Invoke on zeroed inputs
+// The host bisects over alloc runs, one QEMU process per probe: TFLM does not always fail
+// cleanly with a too-small arena (it can hang), and a host timeout turns that into "fails".
 // tinyq_mark() brackets AllocateTensors and each Invoke for the instruction-count plugin.
 // runner_config.h (written by tinyq) supplies the model (embedded, or read from the host file
 // named by the last word of the command line), the op resolver and the arena buffer size.
@@ -115,39 +116,14 @@ static int RunSamples(size_t arena, const char* inputs_path) {
   return 0;
 }
 
-static int FindMinimum(size_t hint) {
+static int CheckExact(size_t size, bool invoke) {
   size_t used = 0;
   g_quiet = true;
-  size_t lo = 0, hi = hint;
-  if (hi == 0 || hi > sizeof g_arena || !Fits(hi, false, nullptr)) hi = sizeof g_arena;
-  if (!Fits(hi, false, nullptr)) {
-    g_quiet = false;
-    sh_print("error AllocateTensors fails even with the whole arena buffer\n");
-    return 2;
-  }
-  while (hi - lo > 1) {
-    const size_t mid = lo + (hi - lo) / 2;
-    if (Fits(mid, false, nullptr)) {
-      hi = mid;
-    } else {
-      lo = mid;
-    }
-  }
-  const bool invoked = Fits(hi, true, &used);
-  g_quiet = false;
-  PrintLine("arena_min", static_cast<long>(hi));
-  PrintLine("arena_min_invoke_ok", invoked ? 1 : 0);
-  PrintLine("arena_used_at_min", static_cast<long>(used));
-  return invoked ? 0 : 5;
-}
-
-static int CheckExact(size_t size) {
-  size_t used = 0;
-  g_quiet = true;
-  const bool ok = Fits(size, true, &used);
+  const bool ok = size <= sizeof g_arena && Fits(size, invoke, &used);
   g_quiet = false;
   PrintLine("arena_check", static_cast<long>(size));
   PrintLine("arena_check_ok", ok ? 1 : 0);
+  if (ok) PrintLine("arena_used_at_check", static_cast<long>(used));
   return 0;
 }
 
@@ -174,12 +150,12 @@ int main() {
   int status = 1;
   if (count >= 4 && strcmp(words[1], "run") == 0) {
     status = RunSamples(strtoul(words[2], nullptr, 10), words[3]);
-  } else if (count >= 3 && strcmp(words[1], "min") == 0) {
-    status = FindMinimum(strtoul(words[2], nullptr, 10));
+  } else if (count >= 3 && strcmp(words[1], "alloc") == 0) {
+    status = CheckExact(strtoul(words[2], nullptr, 10), false);
   } else if (count >= 3 && strcmp(words[1], "check") == 0) {
-    status = CheckExact(strtoul(words[2], nullptr, 10));
+    status = CheckExact(strtoul(words[2], nullptr, 10), true);
   } else {
-    sh_print("error usage: run ARENA INPUTS | min HINT | check ARENA\n");
+    sh_print("error usage: run ARENA INPUTS | alloc ARENA | check ARENA\n");
   }
   PrintLine("stack_bytes", static_cast<long>(stack_high_water()));
   sh_print("done\n");

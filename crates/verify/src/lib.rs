@@ -26,36 +26,13 @@ mod tree;
 use std::path::{Path, PathBuf};
 
 pub use compile::{fnv1a, BuildStats, FNV_START};
-pub use qemu::{run, RunLog};
+pub use qemu::{arena_fits, minimum_arena, run, RunLog};
 pub use toolchain::Toolchain;
 pub use tree::Tree;
 
 use compile::Compiler;
 
-/// Which TFLM kernels the target runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum Kernels {
-    /// TFLM's reference kernels.
-    Reference,
-    /// Arm's CMSIS-NN kernels where TFLM has them, reference kernels otherwise.
-    CmsisNn,
-}
-
-impl Kernels {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kernels::Reference => "reference",
-            Kernels::CmsisNn => "cmsis-nn",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Kernels> {
-        match s {
-            "reference" | "ref" => Some(Kernels::Reference),
-            "cmsis-nn" | "cmsis_nn" | "cmsisnn" => Some(Kernels::CmsisNn),
-            _ => None,
-        }
-    }
-}
+pub use tinyq_arena::Kernels;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -94,6 +71,15 @@ const HARNESS: &[(&str, &str)] = &[
     ("cortex_m4.ld", include_str!("../harness/cortex_m4.ld")),
     ("insn_count.c", include_str!("../harness/insn_count.c")),
 ];
+
+fn harness_hash() -> u64 {
+    let mut h = FNV_START;
+    for (n, c) in HARNESS {
+        h = fnv1a(n.as_bytes(), h);
+        h = fnv1a(c.as_bytes(), h);
+    }
+    h
+}
 
 /// A linked program.
 #[derive(Clone, Debug)]
@@ -164,12 +150,7 @@ impl Session {
 
     /// The harness sources written to the cache; returns their folder.
     fn harness_dir(&self) -> Result<PathBuf, VerifyError> {
-        let mut h = FNV_START;
-        for (n, c) in HARNESS {
-            h = fnv1a(n.as_bytes(), h);
-            h = fnv1a(c.as_bytes(), h);
-        }
-        let dir = self.tree_cache().join(format!("harness-{h:016x}"));
+        let dir = self.tree_cache().join(format!("harness-{:016x}", harness_hash()));
         for (n, c) in HARNESS {
             write_if_changed(&dir.join(n), c)?;
         }
@@ -236,7 +217,7 @@ impl Session {
 
     /// Folder of one application build, keyed by everything that goes into it.
     fn app_dir(&self, kind: &str, key_parts: &[&[u8]]) -> PathBuf {
-        let mut h = FNV_START;
+        let mut h = harness_hash();
         for p in key_parts {
             h = fnv1a(p, h);
             h = fnv1a(b"\0", h);

@@ -130,7 +130,7 @@ pub fn run(
         }
         let _ = std::fs::remove_file(&marks_path);
     }
-    if log.status != 0 && log.lines.is_empty() {
+    if log.status != 0 && log.lines.is_empty() && !err.trim().is_empty() {
         return Err(VerifyError::Target(format!("QEMU exited with status {}: {}", log.status, err.trim())));
     }
     log.seconds = start.elapsed().as_secs_f64();
@@ -186,4 +186,73 @@ pub fn section_sizes(tools: &Toolchain, elf: &Path) -> Result<(u64, u64), Verify
         }
     }
     Ok((flash, ram))
+}
+
+/// Whether `AllocateTensors` (and, with `invoke`, one `Invoke`) succeeds with exactly `size`
+/// bytes; `model_arg` is the model file for a file runner. A run that does not finish within
+/// `timeout` counts as a failure (TFLM can hang instead of failing with a tiny arena).
+pub fn arena_fits(
+    tools: &Toolchain,
+    image: &Image,
+    size: usize,
+    invoke: bool,
+    model_arg: Option<&str>,
+    timeout: Duration,
+) -> Result<bool, VerifyError> {
+    let mut args = vec![if invoke { "check" } else { "alloc" }.to_string(), size.to_string()];
+    args.extend(model_arg.map(String::from));
+    match run(tools, image, &args, None, timeout) {
+        Ok(log) => {
+            if let Some(e) = log.error() {
+                return Err(VerifyError::Target(e.to_string()));
+            }
+            Ok(log.value("arena_check_ok") == Some(1))
+        }
+        Err(VerifyError::Target(msg)) if msg.contains("did not finish") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The smallest arena `AllocateTensors` accepts, by bisection over separate runs, starting
+/// from `hint`. Sizes below 128 bytes are never tried.
+pub fn minimum_arena(
+    tools: &Toolchain,
+    image: &Image,
+    hint: usize,
+    model_arg: Option<&str>,
+    timeout: Duration,
+) -> Result<usize, VerifyError> {
+    const FLOOR: usize = 128;
+    let fits = |n: usize| arena_fits(tools, image, n, false, model_arg, timeout);
+    let mut hi = hint.clamp(FLOOR, image.arena_capacity.max(FLOOR));
+    while !fits(hi)? {
+        if hi >= image.arena_capacity {
+            return Err(VerifyError::Target(format!(
+                "AllocateTensors fails even with the whole {}-byte arena buffer",
+                image.arena_capacity
+            )));
+        }
+        hi = (hi * 2).min(image.arena_capacity);
+    }
+    // lo always fails: step down by eighths until a failing size is found (far below the
+    // answer TFLM is likelier to hang than to fail).
+    let mut lo = hi - hi / 8 - 1;
+    while lo >= FLOOR && fits(lo)? {
+        hi = lo;
+        lo = hi - hi / 8 - 1;
+    }
+    lo = lo.max(FLOOR - 1);
+    // Near the prediction the answer usually is the hint itself or just below: probe there first.
+    if hi == hint && hint > FLOOR && !fits(hint - 1)? {
+        return Ok(hint);
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
 }

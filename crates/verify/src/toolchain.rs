@@ -46,6 +46,12 @@ impl Toolchain {
                 package: "libnewlib-arm-none-eabi".into(),
             });
         }
+        if !compiles_cxx(&cxx) {
+            return Err(VerifyError::MissingTool {
+                program: "the C++ headers of arm-none-eabi-g++".into(),
+                package: "libstdc++-arm-none-eabi-newlib".into(),
+            });
+        }
         let out = Command::new(&cxx)
             .arg("--version")
             .output()
@@ -53,4 +59,20 @@ impl Toolchain {
         let cxx_version = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_string();
         Ok(Toolchain { cxx, cc, size, nm, qemu, host_cc, cxx_version })
     }
+}
+
+/// Whether `cxx` finds the C++ standard headers TFLM includes.
+fn compiles_cxx(cxx: &std::path::Path) -> bool {
+    use std::io::Write;
+    let child = Command::new(cxx)
+        .args(["-mcpu=cortex-m4", "-mthumb", "-x", "c++", "-E", "-o", "/dev/null", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"#include <cstddef>\n#include <cstdint>\n");
+    }
+    child.wait().map(|s| s.success()).unwrap_or(false)
 }
