@@ -25,6 +25,7 @@
 
 mod flatbuf;
 mod greedy;
+mod structs;
 mod tflm;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use std::path::Path;
 
 pub use flatbuf::ConvGeometry;
 pub use greedy::{greedy_plan, BufferRequest, GreedyPlan};
+pub use structs::{struct_sizes, StructSize};
 pub use tflm::Kernels;
 use tflm::{align_up, op_footprint, OpShapes, Sizes, ARENA_ALIGN, GREEDY_PER_BUFFER, MAX_SCRATCH_PER_OP};
 
