@@ -1,4 +1,5 @@
-//! `cargo run -p tinyq-arena --example plan -- model.tflite [32|64]`: prints the predicted arena.
+//! `cargo run -p tinyq-arena --example plan -- model.tflite [32|64] [reference|cmsis-nn]`: prints
+//! the predicted arena.
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(path) = args.get(1) else {
@@ -9,7 +10,13 @@ fn main() {
         Some("32") => tinyq_arena::PointerWidth::Bits32,
         _ => tinyq_arena::PointerWidth::Bits64,
     };
-    match tinyq_arena::plan_arena_file(path, pw) {
+    let kernels = match args.get(3).map(String::as_str) {
+        Some("cmsis-nn") => tinyq_arena::Kernels::CmsisNn,
+        _ => tinyq_arena::Kernels::Reference,
+    };
+    let config = tinyq_arena::PlanConfig::for_width(pw).with_kernels(kernels);
+    let bytes = std::fs::read(path).unwrap_or_default();
+    match tinyq_arena::plan_arena_with(&bytes, &config) {
         Ok(plan) => {
             print!("{}", plan.summary());
             println!(

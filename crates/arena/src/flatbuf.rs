@@ -39,6 +39,42 @@ pub struct FbOp {
     pub builtin_code: i32,
     pub inputs: Vec<i32>,
     pub outputs: Vec<i32>,
+    /// Stride, dilation and padding of CONV_2D / DEPTHWISE_CONV_2D (CMSIS-NN sizes its
+    /// scratch buffers from them).
+    pub conv: Option<ConvGeometry>,
+}
+
+/// The `Conv2DOptions` / `DepthwiseConv2DOptions` fields kernels size buffers from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub stride_h: i32,
+    pub stride_w: i32,
+    pub dilation_h: i32,
+    pub dilation_w: i32,
+    /// `Padding.SAME` (else VALID).
+    pub same: bool,
+}
+
+fn conv_geometry(op: &schema::OperatorRef<'_>) -> Result<Option<ConvGeometry>, ArenaError> {
+    use schema::BuiltinOptionsRef as O;
+    let g = match op.builtin_options().map_err(at("operator options"))? {
+        Some(O::Conv2DOptions(o)) => ConvGeometry {
+            stride_h: o.stride_h().map_err(at("Conv2DOptions"))?,
+            stride_w: o.stride_w().map_err(at("Conv2DOptions"))?,
+            dilation_h: o.dilation_h_factor().map_err(at("Conv2DOptions"))?,
+            dilation_w: o.dilation_w_factor().map_err(at("Conv2DOptions"))?,
+            same: o.padding().map_err(at("Conv2DOptions"))? == schema::Padding::Same,
+        },
+        Some(O::DepthwiseConv2DOptions(o)) => ConvGeometry {
+            stride_h: o.stride_h().map_err(at("DepthwiseConv2DOptions"))?,
+            stride_w: o.stride_w().map_err(at("DepthwiseConv2DOptions"))?,
+            dilation_h: o.dilation_h_factor().map_err(at("DepthwiseConv2DOptions"))?,
+            dilation_w: o.dilation_w_factor().map_err(at("DepthwiseConv2DOptions"))?,
+            same: o.padding().map_err(at("DepthwiseConv2DOptions"))? == schema::Padding::Same,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(g))
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +149,7 @@ pub fn parse(bytes: &[u8]) -> Result<FbModel, ArenaError> {
                 builtin_code,
                 inputs: ints(op.inputs().map_err(at("operator inputs"))?),
                 outputs: ints(op.outputs().map_err(at("operator outputs"))?),
+                conv: conv_geometry(&op)?,
             });
         }
         let n = tensors.len() as i32;

@@ -25,12 +25,16 @@
 
 mod flatbuf;
 mod greedy;
+mod structs;
 mod tflm;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use flatbuf::ConvGeometry;
 pub use greedy::{greedy_plan, BufferRequest, GreedyPlan};
+pub use structs::{struct_sizes, StructSize};
+pub use tflm::Kernels;
 use tflm::{align_up, op_footprint, OpShapes, Sizes, ARENA_ALIGN, GREEDY_PER_BUFFER, MAX_SCRATCH_PER_OP};
 
 /// Pointer width of the target running TFLM.
@@ -65,6 +69,11 @@ pub struct PlanConfig {
     /// Bytes lost when the arena buffer itself is not 16-byte aligned (0 to 15);
     /// added to the total.  0 for `malloc`/`new` buffers and `alignas(16)` arrays.
     pub base_misalignment: usize,
+    /// Reference or CMSIS-NN kernels.
+    pub kernels: Kernels,
+    /// C enums take the smallest integer type that holds them (arm-none-eabi's AAPCS
+    /// default); otherwise they are 4 bytes.
+    pub short_enums: bool,
 }
 
 impl PlanConfig {
@@ -76,11 +85,25 @@ impl PlanConfig {
             compression_build: true,
             recording_allocator: true,
             base_misalignment: 0,
+            kernels: Kernels::Reference,
+            short_enums: false,
         }
     }
-    /// A firmware build: plain `MicroAllocator`, no compression, aligned arena.
+    /// A firmware build: plain `MicroAllocator`, no compression, aligned arena, reference
+    /// kernels. 32-bit firmware is taken to be built by arm-none-eabi-gcc (short enums).
     pub fn firmware(pointer_width: PointerWidth) -> Self {
-        PlanConfig { pointer_width, compression_build: false, recording_allocator: false, base_misalignment: 0 }
+        PlanConfig {
+            pointer_width,
+            compression_build: false,
+            recording_allocator: false,
+            base_misalignment: 0,
+            kernels: Kernels::Reference,
+            short_enums: pointer_width == PointerWidth::Bits32,
+        }
+    }
+    /// The same configuration with `kernels`.
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        PlanConfig { kernels, ..self }
     }
     /// The default for a pointer width: [`PlanConfig::python_host`] for 64 bits
     /// (what one measures on a host), [`PlanConfig::firmware`] for 32 bits.
@@ -289,7 +312,12 @@ pub fn plan_arena_with(model: &[u8], config: &PlanConfig) -> Result<ArenaPlan, A
         return Err(ArenaError::Unsupported("offline-planned (OfflineMemoryAllocation) models".into()));
     }
     let sg = &m.subgraphs[0];
-    let s = Sizes::new(config.pointer_width, config.compression_build);
+    let s = Sizes {
+        e: if config.short_enums { 1 } else { 4 },
+        kernels: config.kernels,
+        wheel_options: config.recording_allocator && config.compression_build,
+        ..Sizes::new(config.pointer_width, config.compression_build)
+    };
     let p = s.p;
     let mut tail = Tail::default();
     use PersistentKind as K;
@@ -322,6 +350,7 @@ pub fn plan_arena_with(model: &[u8], config: &PlanConfig) -> Result<ArenaPlan, A
                 output_shapes: op.outputs.iter().map(|&i| tensor(i).map(|t| t.shape.as_slice())).collect(),
                 input_channels: op.inputs.iter().map(|&i| tensor(i).and_then(|t| t.quant_channels)).collect(),
                 input_types: op.inputs.iter().map(|&i| tensor(i).map(|t| t.ttype)).collect(),
+                conv: op.conv,
             };
             let f = op_footprint(op.builtin_code, &s, &shapes);
             if !f.known && !unknown_ops.contains(&op.builtin_code) {

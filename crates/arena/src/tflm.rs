@@ -6,6 +6,7 @@
 //! 8-aligned, as on Arm EABI and x86-64).  The structs are the
 //! `TF_LITE_STATIC_MEMORY` variants TFLM builds with.
 
+use crate::flatbuf::ConvGeometry;
 use crate::PointerWidth;
 
 /// Arena buffer alignment (`MicroArenaBufferAlignment()`).
@@ -20,16 +21,39 @@ pub fn align_up(v: usize, a: usize) -> usize {
     v.div_ceil(a) * a
 }
 
-/// Struct sizes for one pointer width and build flavour.
+/// `(size, align)` of a C struct with the given `(size, align)` fields, laid out in order.
+pub fn layout(fields: &[(usize, usize)]) -> (usize, usize) {
+    let mut at = 0;
+    let mut align = 1;
+    for &(size, a) in fields {
+        at = align_up(at, a) + size;
+        align = align.max(a);
+    }
+    (align_up(at, align), align)
+}
+
+/// Struct sizes for one target: pointer width, enum size, build flavour and kernel set.
 #[derive(Clone, Copy, Debug)]
 pub struct Sizes {
     pub p: usize,
     pub compression: bool,
+    /// `sizeof` a C enum: 1 for the smallest enums under arm-none-eabi (the AAPCS bare-metal
+    /// default, `-fshort-enums`), 4 elsewhere.
+    pub e: usize,
+    pub kernels: Kernels,
+    /// The options structs of the tflite-micro Python wheel (see `docs/arena.md`).
+    pub wheel_options: bool,
 }
 
 impl Sizes {
     pub fn new(pw: PointerWidth, compression: bool) -> Self {
-        Sizes { p: pw.bytes(), compression }
+        Sizes { p: pw.bytes(), compression, e: 4, kernels: Kernels::Reference, wheel_options: false }
+    }
+    fn ptr(&self) -> (usize, usize) {
+        (self.p, self.p)
+    }
+    fn en(&self) -> (usize, usize) {
+        (self.e, self.e)
     }
     /// `SingleArenaBufferAllocator`: two vtable pointers (it implements both buffer
     /// allocator interfaces), five `uint8_t*`, an `intptr_t` checksum and an `int` count.
@@ -66,18 +90,18 @@ impl Sizes {
     }
     /// `TfLiteEvalTensor`: data pointer, dims pointer, `TfLiteType`.
     pub fn eval_tensor(&self) -> usize {
-        align_up(2 * self.p + 4, self.p)
+        layout(&[self.ptr(), self.ptr(), self.en()]).0
     }
     /// `NodeAndRegistration`: `TfLiteNode` (6 pointers + int) + registration pointer.
     pub fn node_and_registration(&self) -> usize {
         align_up(6 * self.p + 4, self.p) + self.p
     }
-    /// `TfLiteTensor` (static-memory layout).
+    /// `TfLiteTensor` (`TF_LITE_STATIC_MEMORY` layout): `TfLiteQuantization` {enum, pointer},
+    /// `TfLiteQuantizationParams` {float, int32}, data, dims, `size_t` bytes, `TfLiteType`,
+    /// `TfLiteAllocationType`, bool.
     pub fn tflite_tensor(&self) -> usize {
-        let p = self.p;
-        // quantization {enum, void*}, params {float, int32}, data, dims, bytes, type, alloc type, bool
-        let quant = align_up(4, p) + p;
-        align_up(quant + 8 + 3 * p + 4 + 4 + 1, p)
+        let quant = layout(&[self.en(), self.ptr()]);
+        layout(&[quant, (8, 4), self.ptr(), self.ptr(), self.ptr(), self.en(), self.en(), (1, 1)]).0
     }
     /// `TfLiteAffineQuantization`: two array pointers and an int32.
     pub fn affine_quantization(&self) -> usize {
@@ -98,6 +122,50 @@ impl Sizes {
     /// `AllocationInfo`: `size_t`, `void**`, 3 ints, a bool.
     pub fn allocation_info(&self) -> usize {
         align_up(2 * self.p + 12 + 1, self.p)
+    }
+    /// `OpDataFullyConnected` (fully_connected.h): 9 ints, 2 pointers, a bool (+ scratch
+    /// indices with compression).
+    fn op_data_fully_connected(&self) -> usize {
+        let base = align_up(36, self.p) + 2 * self.p;
+        align_up(base + 1 + if self.compression { 3 + 8 } else { 0 }, self.p)
+    }
+    /// `OpDataConv` (conv.h): `TfLitePaddingValues`, 5 ints, 2 pointers, 3 ints.
+    fn op_data_conv(&self) -> usize {
+        let base = align_up(16 + 20, self.p) + 2 * self.p + 12 + if self.compression { 8 } else { 0 };
+        align_up(base, self.p)
+    }
+    /// `SoftmaxParams` (internal/types.h): a double, 6 int32, a float, 5 pointers.
+    fn softmax_params(&self) -> usize {
+        align_up(align_up(8 + 24 + 4, self.p) + 5 * self.p, 8)
+    }
+}
+
+/// Which kernel implementations the TFLM build uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kernels {
+    /// TFLM's reference kernels (`tensorflow/lite/micro/kernels/*.cc`).
+    #[default]
+    Reference,
+    /// Arm CMSIS-NN (`kernels/cmsis_nn/*.cc` over the CMSIS-NN library) where TFLM has them,
+    /// built for a Cortex-M with the DSP extension (M4, M7, M33) by GCC.
+    CmsisNn,
+}
+
+impl Kernels {
+    /// `reference` or `cmsis-nn`, as the command-line flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Reference => "reference",
+            Kernels::CmsisNn => "cmsis-nn",
+        }
+    }
+    /// Parses [`Kernels::name`].
+    pub fn parse(s: &str) -> Option<Kernels> {
+        match s {
+            "reference" => Some(Kernels::Reference),
+            "cmsis-nn" => Some(Kernels::CmsisNn),
+            _ => None,
+        }
     }
 }
 
@@ -124,7 +192,40 @@ pub fn type_size(ttype: u8) -> usize {
     }
 }
 
-/// Builtin operator codes the model knows.
+/// Shapes the kernels consult, resolved by the caller.
+pub struct OpShapes<'a> {
+    pub input_shapes: Vec<Option<&'a [i32]>>,
+    pub output_shapes: Vec<Option<&'a [i32]>>,
+    /// Quantization channel count of each input (None: not quantized / absent).
+    pub input_channels: Vec<Option<usize>>,
+    /// Element type of each input.
+    pub input_types: Vec<Option<u8>>,
+    /// Stride, dilation and padding of a convolution.
+    pub conv: Option<ConvGeometry>,
+}
+
+const INT8: u8 = 9;
+const INT16: u8 = 7;
+const INT64: u8 = 4;
+const INT4: u8 = 17;
+
+fn elems(s: Option<&[i32]>) -> usize {
+    s.map_or(0, |s| s.iter().map(|&d| d.max(0) as usize).product())
+}
+
+fn dim(s: Option<&[i32]>, k: usize) -> usize {
+    s.and_then(|s| s.get(k)).map_or(0, |&d| d.max(0) as usize)
+}
+
+/// Padding TFLM computes for a convolution (`ComputePaddingHeightWidth`, padding.h), one axis.
+fn conv_padding(same: bool, stride: usize, dilation: usize, input: usize, filter: usize) -> usize {
+    let stride = stride.max(1);
+    let effective = (filter.max(1) - 1) * dilation.max(1) + 1;
+    let out = if same { input.div_ceil(stride) } else { (input + stride).saturating_sub(effective) / stride };
+    ((out.max(1) - 1) * stride + effective).saturating_sub(input) / 2
+}
+
+/// Builtin codes the model knows.
 pub mod op {
     pub const ADD: i32 = 0;
     pub const AVERAGE_POOL_2D: i32 = 1;
@@ -172,66 +273,79 @@ pub struct OpFootprint {
     pub known: bool,
 }
 
-/// Shapes the kernels consult, resolved by the caller.
-pub struct OpShapes<'a> {
-    pub input_shapes: Vec<Option<&'a [i32]>>,
-    pub output_shapes: Vec<Option<&'a [i32]>>,
-    /// Quantization channel count of each input (None: not quantized / absent).
-    pub input_channels: Vec<Option<usize>>,
-    /// Element type of each input.
-    pub input_types: Vec<Option<u8>>,
-}
-
-fn elems(s: Option<&[i32]>) -> usize {
-    s.map_or(0, |s| s.iter().map(|&d| d.max(0) as usize).product())
-}
-
-/// The allocations TFLM's reference kernels make for operator `code`.
+/// The allocations TFLM's kernels (reference or CMSIS-NN, per `s.kernels`) make for `code`.
 pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
     let p = s.p;
-    let c = s.compression;
+    let cmsis = s.kernels == Kernels::CmsisNn;
     let mut f = OpFootprint { known: true, ..Default::default() };
+    let input = sh.input_shapes.first().copied().flatten();
     let filter = sh.input_shapes.get(1).copied().flatten();
-    let filter_is_int4 = sh.input_types.get(1).copied().flatten() == Some(17);
+    let output = sh.output_shapes.first().copied().flatten();
+    let in_type = sh.input_types.first().copied().flatten();
+    let filter_type = sh.input_types.get(1).copied().flatten();
+    let filter_is_int4 = filter_type == Some(INT4);
     match code {
         op::FULLY_CONNECTED => {
-            // TfLiteFullyConnectedParams: 16 bytes in the TFLM sources read, but the
-            // Python wheel's arena shows 32 per FULLY_CONNECTED; use the larger.
-            f.builtin_data = Some((32, 4));
-            // OpDataFullyConnected: 9 ints, 2 pointers, a bool (+2 ints with compression)
-            let base = align_up(36, p) + 2 * p;
-            f.op_data = Some(align_up(base + 1 + if c { 3 + 8 } else { 0 }, p));
-            if let Some(ch) = sh.input_channels.get(1).copied().flatten().filter(|&ch| ch > 1) {
+            // TfLiteFullyConnectedParams: activation, weights_format, 2 bools, quantized_bias_type.
+            f.builtin_data =
+                Some(if s.wheel_options { (32, 4) } else { layout(&[s.en(), s.en(), (1, 1), (1, 1), s.en()]) });
+            let reference = s.op_data_fully_connected();
+            // CMSIS-NN OpData: OpDataFullyConnected, 2 buffer indices, kernel_sums, 3 int32.
+            f.op_data = Some(if cmsis { align_up(align_up(reference + 8, p) + p + 12, p) } else { reference });
+            // CalculateOpDataFullyConnected: multipliers and shifts when scale has > 1 entry.
+            let per_channel = sh.input_channels.get(1).copied().flatten().filter(|&ch| ch > 1);
+            if let Some(ch) = per_channel {
                 f.prepare_persistent = vec![4 * ch, 4 * ch];
             }
-            if filter_is_int4 {
+            if filter_is_int4 && !cmsis {
                 f.scratch.push(elems(filter));
+            }
+            if cmsis && in_type == Some(INT8) && !filter_is_int4 {
+                let out_rank = output.map_or(0, |o| o.len());
+                let accum_depth = filter.and_then(|f| f.last()).map_or(0, |&d| d.max(0) as usize);
+                // CMSIS-NN FullyConnected Prepare: the 1x1-convolution path keeps per-tensor
+                // multipliers in a scratch buffer of 2 int32 per output channel; its own buffer
+                // (arm_convolve_1x1_s8_fast_get_buffer_size) and arm_fully_connected_s8's are
+                // 0 on a DSP core built with GCC.
+                if out_rank > 2 && accum_depth % 4 == 0 && per_channel.is_none() {
+                    f.scratch.push(output.and_then(|o| o.last()).map_or(0, |&d| d.max(0) as usize) * 8);
+                }
             }
         }
         op::CONV_2D | op::DEPTHWISE_CONV_2D => {
-            // TfLiteConvParams (7 ints) / TfLiteDepthwiseConvParams (7 ints)
-            f.builtin_data = Some((28, 4));
-            // OpDataConv: TfLitePaddingValues, 5 ints, 2 pointers, 3 ints (+2 with compression)
-            let base = align_up(16 + 20, p) + 2 * p + 12 + if c { 8 } else { 0 };
-            f.op_data = Some(align_up(base, p));
+            f.builtin_data = Some((28, 4)); // TfLiteConvParams / TfLiteDepthwiseConvParams: 7 int-sized fields
+                                            // CMSIS-NN OpData: OpDataConv + a scratch index.
+            f.op_data = Some(if cmsis { align_up(s.op_data_conv() + 4, p) } else { s.op_data_conv() });
             let ch_dim = if code == op::CONV_2D { 0 } else { 3 };
-            let ch = filter.and_then(|f| f.get(ch_dim)).map_or(0, |&d| d.max(0) as usize);
+            let ch = dim(filter, ch_dim);
             f.prepare_persistent = vec![4 * ch, 4 * ch];
-            if filter_is_int4 {
+            if filter_is_int4 && !cmsis {
                 f.scratch.push(elems(filter));
+            }
+            if cmsis {
+                let bias_type = sh.input_types.get(2).copied().flatten();
+                if let Some(b) = cmsis_conv_scratch(code, sh, in_type, bias_type) {
+                    f.scratch.push(b);
+                }
             }
         }
         op::ADD | op::SUB => {
-            f.builtin_data = Some((8, 4)); // TfLiteAddParams / TfLiteSubParams
-            f.op_data = Some(60); // OpDataAdd / OpDataSub: bool + 12 ints + 2 floats
+            f.builtin_data = Some(layout(&[s.en(), (1, 1)])); // TfLiteAddParams / TfLiteSubParams
+                                                              // OpDataAdd: a bool + 14 int32 (CMSIS-NN's OpData has the same fields); OpDataSub: a bool + 12.
+            f.op_data = Some(if code == op::ADD { 60 } else { 52 });
         }
         op::MUL => {
-            f.builtin_data = Some((4, 4));
+            f.builtin_data = Some(s.en()); // TfLiteMulParams
             f.op_data = Some(36); // OpDataMul
         }
         op::AVERAGE_POOL_2D | op::MAX_POOL_2D => {
             f.builtin_data = Some((40, 4)); // TfLitePoolParams
-            f.op_data = Some(32); // OpDataPooling
+                                            // OpDataPooling; CMSIS-NN adds a scratch index.
+            f.op_data = Some(if cmsis { 36 } else { 32 });
+            if cmsis && code == op::AVERAGE_POOL_2D && matches!(in_type, Some(INT8) | Some(INT16)) {
+                // arm_avgpool_s8/s16_get_buffer_size (DSP): one int32 per channel.
+                f.scratch.push(4 * dim(output, 3));
+            }
         }
         op::RESHAPE => {
             f.builtin_data = Some((36, 4)); // TfLiteReshapeParams
@@ -241,21 +355,20 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         }
         op::SOFTMAX => {
             f.builtin_data = Some((4, 4)); // TfLiteSoftmaxParams
-                                           // SoftmaxParams: double, 6 int32, float, 5 pointers
-            f.op_data = Some(align_up(align_up(8 + 24 + 4, 8) + 5 * p, 8));
-            if sh.input_types.first().copied().flatten() == Some(7) {
-                // int16 softmax: exp and 1/(1+x) lookup tables of 513 int16 each.
+                                           // SoftmaxParams; CMSIS-NN's CMSISNNSoftmaxParams adds num_rows and row_size.
+            f.op_data = Some(if cmsis { align_up(s.softmax_params() + 8, 8) } else { s.softmax_params() });
+            if in_type == Some(INT16) {
+                // CalculateSoftmaxParams (softmax_common.cc): exp and 1/(1+x) tables of 513 int16.
                 f.prepare_persistent = vec![2 * 513, 2 * 513];
             }
         }
         op::MEAN | op::SUM => {
             f.builtin_data = Some((1, 1)); // TfLiteReducerParams
             f.op_data = Some(44); // OpDataReduce
-            let in_rank = sh.input_shapes.first().copied().flatten().map_or(0, |s| s.len());
+            let in_rank = input.map_or(0, |s| s.len());
             let num_axis = elems(sh.input_shapes.get(1).copied().flatten());
-            let out_elems = elems(sh.output_shapes.first().copied().flatten());
-            let quantized = matches!(sh.input_types.first().copied().flatten(), Some(9) | Some(7));
-            if quantized {
+            let out_elems = elems(output);
+            if matches!(in_type, Some(INT8) | Some(INT16)) {
                 f.scratch.push(4 * out_elems);
             }
             f.scratch.push(4 * in_rank);
@@ -272,22 +385,22 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(56); // OpData { PadParams, int32 }
         }
         op::CONCATENATION => {
-            f.builtin_data = Some((8, 4));
-            // ConcatenationParams: int32, 2 pointers, 2 int32, float (+int[10] with compression)
+            f.builtin_data = Some(layout(&[(4, 4), s.en()])); // TfLiteConcatenationParams
+                                                              // OpData: ConcatenationParams: int32, 2 pointers, 2 int32, float (+int[10] with compression)
             let base = align_up(align_up(4, p) + 2 * p + 12, p);
-            f.op_data = Some(base + if c { 40 } else { 0 });
+            f.op_data = Some(base + if s.compression { 40 } else { 0 });
         }
-        op::QUANTIZE => f.op_data = Some(32),   // OpDataQuantizeReference
-        op::DEQUANTIZE => f.op_data = Some(32), // DequantizeOpData
-        op::LOGISTIC | op::TANH => f.op_data = Some(16),
+        op::QUANTIZE => f.op_data = Some(32),            // OpDataQuantizeReference
+        op::DEQUANTIZE => f.op_data = Some(32),          // DequantizeOpData
+        op::LOGISTIC | op::TANH => f.op_data = Some(16), // OpDataLogistic / tanh's OpData
         op::LEAKY_RELU => {
-            f.builtin_data = Some((4, 4));
-            f.op_data = Some(24);
+            f.builtin_data = Some((4, 4)); // TfLiteLeakyReluParams
+            f.op_data = Some(24); // LeakyReluOpData
         }
         op::HARD_SWISH => f.op_data = Some(20), // HardSwishParams
         op::PRELU => f.op_data = Some(28),      // PreluParams
         op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
-        op::RELU => f.op_data = Some(24),       // ReluOpData
+        op::RELU => f.op_data = Some(28),       // ReluOpData: ReluParams (7 int32)
         op::RELU6 => f.op_data = Some(8),       // Relu6OpData
         op::TRANSPOSE => {}
         op::STRIDED_SLICE => {
@@ -302,4 +415,56 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         }
     }
     f
+}
+
+/// The scratch buffer CMSIS-NN's Conv / DepthwiseConv `Prepare` requests on a Cortex-M with
+/// the DSP extension (`ARM_MATH_DSP`, no MVE), built with GCC.
+fn cmsis_conv_scratch(code: i32, sh: &OpShapes, in_type: Option<u8>, bias_type: Option<u8>) -> Option<usize> {
+    let input = sh.input_shapes.first().copied().flatten()?;
+    let filter = sh.input_shapes.get(1).copied().flatten()?;
+    let output = sh.output_shapes.first().copied().flatten()?;
+    let g = sh.conv?;
+    let d = |s: &[i32], k: usize| s.get(k).map_or(0, |&v| v.max(0) as usize);
+    let (in_n, in_h, in_w, in_c) = (d(input, 0), d(input, 1), d(input, 2), d(input, 3));
+    let (kh, kw) = (d(filter, 1), d(filter, 2));
+    let (dil_h, dil_w) = (g.dilation_h.max(1) as usize, g.dilation_w.max(1) as usize);
+    let (stride_h, stride_w) = (g.stride_h.max(1) as usize, g.stride_w.max(1) as usize);
+    let pad_h = conv_padding(g.same, stride_h, dil_h, in_h, kh);
+    let pad_w = conv_padding(g.same, stride_w, dil_w, in_w, kw);
+    let bytes = if code == op::CONV_2D {
+        let filter_c = d(filter, 3);
+        match in_type {
+            Some(INT8) => {
+                // arm_convolve_wrapper_s8_get_buffer_size_dsp
+                let is_1x1 =
+                    pad_w == 0 && pad_h == 0 && kw == 1 && kh == 1 && dil_w == 1 && dil_h == 1 && in_c == filter_c;
+                if is_1x1 {
+                    0 // arm_convolve_1x1_s8_fast (stride 1) needs a buffer only with Arm Compiler 6; others none
+                } else {
+                    // arm_convolve_1_x_n_s8 and arm_convolve_s8 share arm_convolve_s8_get_buffer_size:
+                    // im2col of two columns, int16, rhs columns rounded up to a multiple of 4.
+                    let rhs_cols = kw * kh * in_c;
+                    2 * align_up(rhs_cols, 4) * 2
+                }
+            }
+            // arm_convolve_wrapper_s16_get_buffer_size, used when the bias is int64 (or absent).
+            Some(INT16) if matches!(bias_type, None | Some(INT64)) => 2 * in_c * kw * kh * 2,
+            _ => 0,
+        }
+    } else {
+        let out_c = d(output, 3);
+        match in_type {
+            // arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp: the optimised path for
+            // channel multiplier 1, batch 1, no dilation, except the 3x3 kernel with pad <= 1.
+            Some(INT8) if in_c == out_c && in_n == 1 && dil_w == 1 && dil_h == 1 => {
+                if kw == 3 && kh == 3 && pad_h <= 1 && pad_w <= 1 {
+                    0
+                } else {
+                    in_c * kw * kh * 2
+                }
+            }
+            _ => 0,
+        }
+    };
+    (bytes > 0).then_some(bytes)
 }

@@ -73,6 +73,9 @@ pub enum Command {
         /// List the built-in boards.
         #[arg(long)]
         list_devices: bool,
+        /// TFLM kernels the arena is predicted for: reference or cmsis-nn (32-bit only).
+        #[arg(long, default_value = "reference")]
+        kernels: String,
         #[arg(long)]
         json: bool,
     },
@@ -90,7 +93,15 @@ pub enum Command {
         /// Pointer width of the target, for the arena size.
         #[arg(long, default_value_t = 32)]
         pointer_width: usize,
+        /// TFLM kernels the target builds (kArenaSize is the arena they need): reference or
+        /// cmsis-nn (what Arduino and most Cortex-M builds use).
+        #[arg(long, default_value = "reference")]
+        kernels: String,
     },
+    /// Build the exported project against a TensorFlow Lite Micro tree for Cortex-M4, run it on
+    /// QEMU (mps2-an386) and compare every output with tinyq; measures the arena TFLM needs,
+    /// flash, RAM and executed instructions per inference.
+    Verify(crate::verify::VerifyArgs),
     /// Per-layer error of an INT8 model against its float original: SQNR, cosine, errors in LSB,
     /// clipping, weight spread, the error each layer adds on its own; worst layers first.
     Debug {

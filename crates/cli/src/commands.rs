@@ -29,18 +29,19 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
         Command::Quantize(q) => quantize(&q),
         Command::Train(t) => crate::train::train(&t),
-        Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, json } => {
-            return report(
-                model.as_deref(),
-                pointer_width,
-                device.as_deref(),
-                ram_budget.as_deref(),
-                flash_budget.as_deref(),
-                list_devices,
-                json,
-            );
+        Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, kernels, json } => {
+            let opts = ReportOpts {
+                device: device.as_deref(),
+                ram_budget: ram_budget.as_deref(),
+                flash_budget: flash_budget.as_deref(),
+                kernels: &kernels,
+            };
+            return report(model.as_deref(), pointer_width, &opts, list_devices, json);
         }
-        Command::Export { model, c, name, pointer_width } => export(&model, &c, name.as_deref(), pointer_width),
+        Command::Export { model, c, name, pointer_width, kernels } => {
+            export(&model, &c, name.as_deref(), pointer_width, &kernels)
+        }
+        Command::Verify(v) => return crate::verify::verify(&v),
         Command::Debug { fp32, int8, data, json, html } => debug(&fp32, &int8, &data, json, html.as_deref()),
         Command::Convert(a) => crate::convert::convert(&a),
         Command::Ops { json } => ops(json),
@@ -657,18 +658,23 @@ fn list_devices(json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(
-    model: Option<&Path>,
-    pointer_width: usize,
-    device: Option<&str>,
-    ram_budget: Option<&str>,
-    flash_budget: Option<&str>,
-    list: bool,
-    json: bool,
-) -> Result<ExitCode> {
+struct ReportOpts<'a> {
+    device: Option<&'a str>,
+    ram_budget: Option<&'a str>,
+    flash_budget: Option<&'a str>,
+    kernels: &'a str,
+}
+
+pub(crate) fn parse_kernels(s: &str) -> Result<tinyq::Kernels> {
+    tinyq::Kernels::parse(s).with_context(|| format!("--kernels `{s}`: expected reference or cmsis-nn"))
+}
+
+fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool, json: bool) -> Result<ExitCode> {
     if list {
         return list_devices(json);
     }
+    let (device, ram_budget, flash_budget) = (o.device, o.ram_budget, o.flash_budget);
+    let kernels = parse_kernels(o.kernels)?;
     let model = model.context("report needs a model (or --list-devices)")?;
     let size = |flag: &str, v: Option<&str>| -> Result<Option<u64>> {
         v.map(|s| {
@@ -687,12 +693,15 @@ fn report(
         ram_bytes: size("--ram-budget", ram_budget)?,
         flash_bytes: size("--flash-budget", flash_budget)?,
     };
-    let r = tinyq::report(model, pointer_width)?;
+    let r = tinyq::report(model, pointer_width, kernels)?;
     let over = tinyq::check_fit(&r, &limits);
     if json {
         let mut body = serde_json::to_value(&r)?;
         body["fits"] = json!(over.is_empty());
         body["overruns"] = json!(over);
+        if let Some(b) = limits.board {
+            body["measured_at_device_clock"] = crate::verify::measured_json(&r, b);
+        }
         println!("{body}");
     } else {
         let rows = r
@@ -736,6 +745,7 @@ fn report(
         println!("flash = {}", parts.join(" + "));
         if let Some(b) = limits.board {
             println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));
+            crate::verify::print_measured(&r, b);
         }
     }
     if over.is_empty() {
@@ -757,12 +767,13 @@ fn report(
 /// A new folder is generated under a temporary name and renamed once complete; into an existing
 /// folder, the export checks every file it would replace before writing any, and writes each one
 /// atomically.
-fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize) -> Result<()> {
+fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize, kernels: &str) -> Result<()> {
+    let kernels = parse_kernels(kernels)?;
     let written = if dir.exists() {
-        tinyq::export_c(model, dir, name, pointer_width)?
+        tinyq::export_c(model, dir, name, pointer_width, kernels)?
     } else {
         let staged = Staged::dir(dir, "--c")?;
-        let files = tinyq::export_c(model, staged.path(), name, pointer_width)?;
+        let files = tinyq::export_c(model, staged.path(), name, pointer_width, kernels)?;
         let files = files.iter().map(|f| dir.join(f.strip_prefix(staged.path()).unwrap_or(f))).collect();
         staged.commit()?;
         files

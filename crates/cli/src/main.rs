@@ -6,6 +6,7 @@ mod convert;
 mod output;
 mod render;
 mod train;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -817,10 +817,11 @@ pub fn debug(
             }
         })
         .collect();
-    let (footprint, footprint_error) = match crate::deploy::report(&int8.path, FOOTPRINT_POINTER_WIDTH) {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
+    let (footprint, footprint_error) =
+        match crate::deploy::report(&int8.path, FOOTPRINT_POINTER_WIDTH, tinyq_arena::Kernels::Reference) {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
     Ok(DebugReport {
         findings: crate::guards::input_findings(qg, f_inputs),
         samples: f_inputs.samples,

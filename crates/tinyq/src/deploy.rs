@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tinyq_arena::{plan_arena, ArenaPlan, PointerWidth};
+use tinyq_arena::{plan_arena_with, ArenaPlan, Kernels, PlanConfig, PointerWidth};
 use tinyq_export_c::Board;
 
 use crate::error::InFile;
@@ -26,6 +26,8 @@ pub struct LayerFootprint {
 pub struct Report {
     pub model: String,
     pub pointer_width: usize,
+    /// The TFLM kernels the arena is predicted for (`reference` or `cmsis-nn`).
+    pub kernels: &'static str,
     /// The `.tflite` file: what goes to flash.
     pub flash_bytes: u64,
     /// What those bytes hold: weights, biases, quantization parameters, names, structure.
@@ -37,10 +39,13 @@ pub struct Report {
     pub parameters: usize,
     pub macs: u64,
     pub layers: Vec<LayerFootprint>,
+    /// Figures measured by an earlier `tinyq verify` of this very file with these kernels.
+    pub measured: Option<crate::verify::VerifyReport>,
 }
 
-/// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits.
-pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
+/// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits
+/// running `kernels`.
+pub fn report(path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Report, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", path.display()));
     if path.extension().and_then(|e| e.to_str()) != Some("tflite") {
         return Err(ctx("the report is about a .tflite file (run `tinyq quantize` first)".into()));
@@ -51,10 +56,15 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
         64 => PointerWidth::Bits64,
         other => return Err(TinyqError::Input(format!("--pointer-width {other}: expected 32 or 64"))),
     };
+    if width == PointerWidth::Bits64 && kernels == Kernels::CmsisNn {
+        return Err(TinyqError::Input("--kernels cmsis-nn is for 32-bit Cortex-M targets (--pointer-width 32)".into()));
+    }
     // The reader's checks come first: the arena planner and the breakdown see only files every
     // other command would accept too.
     let g = tinyq_tflite::read_tflite(&bytes).in_file(path)?;
-    let plan: ArenaPlan = plan_arena(&bytes, width).in_file(path)?;
+    let config = PlanConfig::for_width(width).with_kernels(kernels);
+    let plan: ArenaPlan = plan_arena_with(&bytes, &config).in_file(path)?;
+    let measured = (width == PointerWidth::Bits32).then(|| crate::verify::load_measured(&bytes, kernels)).flatten();
     let flash = tinyq_tflite::flash_breakdown(&bytes).in_file(path)?;
     let layers = g
         .nodes
@@ -80,6 +90,7 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
     Ok(Report {
         model: path.display().to_string(),
         pointer_width,
+        kernels: kernels.name(),
         flash_bytes: bytes.len() as u64,
         flash,
         arena_bytes: plan.total_bytes,
@@ -88,6 +99,7 @@ pub fn report(path: &Path, pointer_width: usize) -> Result<Report, TinyqError> {
         parameters,
         macs: g.nodes.iter().map(|n| node_macs(&g, n)).sum(),
         layers,
+        measured,
     })
 }
 
@@ -153,9 +165,10 @@ pub fn export_c(
     dir: &Path,
     name: Option<&str>,
     pointer_width: usize,
+    kernels: Kernels,
 ) -> Result<Vec<std::path::PathBuf>, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
-    let r = report(model, pointer_width)?;
+    let r = report(model, pointer_width, kernels)?;
     let name = match name {
         Some(n) => n.to_string(),
         None => tinyq_export_c::default_name(model)

@@ -22,6 +22,7 @@ mod onnx_out;
 mod quantize;
 mod summary;
 mod train;
+mod verify;
 
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
@@ -37,6 +38,7 @@ pub use onnx_out::{
 };
 pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
+pub use tinyq_arena::Kernels;
 pub use tinyq_data as data;
 pub use tinyq_export_c::{boards, find_board, Board};
 pub use tinyq_ir as ir;
@@ -45,6 +47,10 @@ pub use tinyq_quant::Calibration;
 pub use tinyq_tflite as tflite;
 pub use tinyq_train::{Loss, OptimizerKind, RangeMode, Schedule};
 pub use train::{distill_loss, train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
+pub use verify::{
+    load_measured, predicted_arena, save_measured, verify, verify_arenas, ArenaCheck, OutputComparison, VerifyOptions,
+    VerifyReport, CORTEX_M4_CPI_ESTIMATE,
+};
 
 use rayon::prelude::*;
 

@@ -233,9 +233,8 @@ pub fn quantize(
     let stats = calibrate(model, calib, opts.calibration, progress)?;
     let cfg =
         PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
-    let build = |r: &[Option<(f32, f32)>]| {
-        quantize_graph_mixed(g, r, &cfg, &float_nodes, &int16_nodes).in_file(&model.path)
-    };
+    let build =
+        |r: &[Option<(f32, f32)>]| quantize_graph_mixed(g, r, &cfg, &float_nodes, &int16_nodes).in_file(&model.path);
     let (ranges, methods, auto) = chosen_ranges(model, calib, &stats, opts.calibration)?;
     let mut q = build(&ranges)?;
     if opts.bias_correction {

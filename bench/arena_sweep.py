@@ -1,0 +1,136 @@
+"""tinyq's arena prediction against the arena TFLM really needs, on random graphs.
+
+Generates random float ONNX graphs (bench/random_graphs.py), quantizes each with tinyq (random
+per-tensor / per-channel weights, int8 or float I/O, some layers int16, some float), then
+- on the emulated Cortex-M4 (32-bit), for each TFLM tree given: `tinyq verify --arena-only`
+  (the smallest arena AllocateTensors accepts, found by bisection on the target);
+- on this host (64-bit), unless --no-host: the tflite-micro Python interpreter, probing the
+  prediction and one byte less in separate processes (bisecting further only when they disagree
+  with the prediction being the minimum).
+Prints one JSON object: per model and target the predicted and measured sizes, and the totals.
+
+Usage: python bench/arena_sweep.py --count 300 --seed 0 --tflm-ref DIR --tflm-cmsis-nn DIR
+       [--no-host] [--out DIR]   (TINYQ_BIN selects the binary)
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import random_graphs  # noqa: E402
+
+PROBE = r"""
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+it = runtime.Interpreter.from_bytes(open(sys.argv[1], 'rb').read(), arena_size=int(sys.argv[2]))
+i = 0
+while True:
+    try:
+        d = it.get_input_details(i)
+    except Exception:
+        break
+    if not d:
+        break
+    it.set_input(np.zeros(d['shape'], dtype=d['dtype']), i)
+    i += 1
+it.invoke()
+print('PROBE_OK')
+"""
+
+
+def host_fits(model, size):
+    try:
+        r = subprocess.run([sys.executable, "-c", PROBE, str(model), str(size)], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return r.returncode == 0 and "PROBE_OK" in r.stdout
+
+
+def host_minimum(model, predicted):
+    """The smallest arena the host interpreter accepts, starting at the prediction."""
+    if host_fits(model, predicted):
+        if not host_fits(model, predicted - 1):
+            return predicted
+        hi, lo = predicted - 1, max(predicted // 2, 1)
+        while host_fits(model, lo) and lo > 64:
+            hi, lo = lo, lo // 2
+    else:
+        lo, hi = predicted, predicted * 2
+        while not host_fits(model, hi):
+            lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if host_fits(model, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def tinyq(binary, *args):
+    return subprocess.run([binary, *map(str, args)], capture_output=True, text=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tflm-ref")
+    ap.add_argument("--tflm-cmsis-nn")
+    ap.add_argument("--no-host", action="store_true")
+    ap.add_argument("--out", default="arena-sweep")
+    a = ap.parse_args()
+    binary = os.environ.get("TINYQ_BIN", "target/release/tinyq")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models, rejected = [], []
+    for seed in range(a.seed, a.seed + a.count):
+        flags = random_graphs.make(seed, out)
+        q = out / f"g{seed}.tflite"
+        p = tinyq(binary, "quantize", out / f"g{seed}.onnx", "--calib", out / f"g{seed}.npz", "-o", q, *flags)
+        if p.returncode != 0:
+            rejected.append({"seed": seed, "flags": flags, "error": p.stderr.strip()[-200:]})
+            continue
+        models.append({"model": str(q), "flags": flags})
+    results = {m["model"]: dict(m) for m in models}
+    for kernels, tree in (("reference", a.tflm_ref), ("cmsis-nn", a.tflm_cmsis_nn)):
+        if not tree:
+            continue
+        p = tinyq(binary, "verify", "--arena-only", "--json", "--tflm", tree, "--kernels", kernels,
+                  *[m["model"] for m in models])
+        for c in json.loads(p.stdout):
+            results[c["model"]][f"m4_{kernels}"] = {"predicted": c["predicted"], "measured": c["minimum"],
+                                                    "predicted_works": c["predicted_works"], "error": c["error"]}
+    if not a.no_host:
+        for m in models:
+            r = tinyq(binary, "report", m["model"], "--pointer-width", "64", "--json")
+            predicted = json.loads(r.stdout)["arena_bytes"]
+            results[m["model"]]["host64"] = {"predicted": predicted, "measured": host_minimum(m["model"], predicted)}
+    totals = {}
+    for r in results.values():
+        for key in ("m4_reference", "m4_cmsis-nn", "host64"):
+            if key not in r:
+                continue
+            t = totals.setdefault(key, {"models": 0, "exact": 0, "over": 0, "under": 0, "errors": 0, "max_over": 0})
+            t["models"] += 1
+            pred, meas = r[key]["predicted"], r[key]["measured"]
+            if meas is None:
+                t["errors"] += 1
+            elif pred == meas:
+                t["exact"] += 1
+            elif pred > meas:
+                t["over"] += 1
+                t["max_over"] = max(t["max_over"], pred - meas)
+            else:
+                t["under"] += 1
+    print(json.dumps({"graphs": a.count, "quantized": len(models), "rejected": rejected, "totals": totals,
+                      "models": list(results.values())}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
