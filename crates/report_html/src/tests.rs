@@ -82,6 +82,8 @@ fn report() -> DebugReport {
         footprint: Some(Report {
             model: "models/int8 & co.tflite".into(),
             pointer_width: 32,
+            kernels: "reference",
+            measured: None,
             flash_bytes: 4096,
             flash: tinyq::tflite::FlashBreakdown {
                 total: 4096,
