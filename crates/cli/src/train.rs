@@ -83,8 +83,8 @@ pub struct TrainArgs {
     /// Calibration samples (the first ones of --calib; spread over the training data without it).
     #[arg(long, default_value_t = 500)]
     pub calib_samples: usize,
-    /// minmax, percentile[=P], entropy or mse: the starting ranges.
-    #[arg(long, default_value = "minmax")]
+    /// auto (as `tinyq quantize`), minmax, percentile[=P], entropy or mse: the starting ranges.
+    #[arg(long, default_value = "auto")]
     pub calibration: String,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
