@@ -19,7 +19,7 @@ Run with `-s` to see the summary line and the failing cases:
 
     .venv/bin/python -m pytest tests/oracle/test_tflm_single_ops.py -s -q
 
-Environment: TINYQ_TFLM_CASES_PER_KIND (default 100; 18 kinds -> 1,800 cases), TINYQ_TFLM_SEED
+Environment: TINYQ_TFLM_CASES_PER_KIND (default 100; 19 kinds -> 1,900 cases), TINYQ_TFLM_SEED
 (default 20261127; another seed gives another set of cases, for longer local sweeps),
 TINYQ_TFLM_KINDS (comma-separated kinds to run, default all).
 """

@@ -154,6 +154,7 @@ impl Plan {
             Op::Clip(c) => ops::activation::map(x[0], &mut out, |v| v.max(c.min).min(c.max)),
             Op::LeakyRelu(p) => ops::activation::map(x[0], &mut out, |v| if v >= 0.0 { v } else { p.alpha * v }),
             Op::PRelu => ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, FusedActivation::None, |v, s| if v >= 0.0 { v } else { s * v }, &mut out),
+            Op::Elu => ops::activation::map(x[0], &mut out, |v| if v < 0.0 { v.exp() - 1.0 } else { v }),
             Op::Sigmoid => ops::activation::map(x[0], &mut out, |v| 1.0 / (1.0 + (-v).exp())),
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),

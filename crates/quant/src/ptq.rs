@@ -42,6 +42,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape
@@ -78,6 +79,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
@@ -115,6 +117,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::HardSwish
         | Op::Pad(_)
         | Op::ResizeNearest(_)

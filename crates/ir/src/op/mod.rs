@@ -151,6 +151,8 @@ pub enum Op {
     /// Inputs: `x`, `slope` (broadcasts to `x`). `x` for `x >= 0`, `slope · x` otherwise: ONNX
     /// `PRelu`, TFLite `PRELU`.
     PRelu,
+    /// `x` for `x >= 0`, `exp(x) − 1` otherwise: ONNX `Elu` with `alpha = 1`, TFLite `ELU`.
+    Elu,
     Sigmoid,
     Tanh,
     HardSwish,
@@ -184,6 +186,7 @@ impl Op {
             Op::Clip(_) => "Clip",
             Op::LeakyRelu(_) => "LeakyRelu",
             Op::PRelu => "PRelu",
+            Op::Elu => "Elu",
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
             Op::HardSwish => "HardSwish",
@@ -213,6 +216,7 @@ impl Op {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::PRelu
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -242,6 +246,7 @@ impl Op {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::PRelu
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -326,6 +331,7 @@ impl Op {
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
