@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -50,6 +50,7 @@ KINDS = (
     "prelu",
     "resize",
     "reduce_max",
+    "elu",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -568,6 +569,10 @@ def _build_reduce_max(rng):
     return [helper.make_node("ReduceMax", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 13, params
 
 
+def _build_elu(rng):
+    return _build_unary(rng, "Elu")
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -588,6 +593,7 @@ BUILDERS = {
     "prelu": _build_prelu,
     "resize": _build_resize,
     "reduce_max": _build_reduce_max,
+    "elu": _build_elu,
 }
 assert tuple(BUILDERS) == KINDS
 

@@ -253,6 +253,7 @@ pub mod op {
     pub const REDUCE_MAX: i32 = 82;
     pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
     pub const LEAKY_RELU: i32 = 98;
+    pub const ELU: i32 = 111;
     pub const QUANTIZE: i32 = 114;
     pub const HARD_SWISH: i32 = 117;
 }
@@ -399,6 +400,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         }
         op::HARD_SWISH => f.op_data = Some(20), // HardSwishParams
         op::PRELU => f.op_data = Some(28),      // PreluParams
+        op::ELU => f.op_data = Some(256),       // OpData { int8_t table[256] }
         op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
         op::RELU => f.op_data = Some(28),       // ReluOpData: ReluParams (7 int32)
         op::RELU6 => f.op_data = Some(8),       // Relu6OpData

@@ -175,6 +175,7 @@ impl Plan {
                 |v, s| if v >= 0.0 { v } else { s * v },
                 &mut out,
             ),
+            Op::Elu => ops::activation::map(x[0], &mut out, |v| if v < 0.0 { v.exp() - 1.0 } else { v }),
             Op::Sigmoid => ops::activation::map(x[0], &mut out, |v| 1.0 / (1.0 + (-v).exp())),
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),

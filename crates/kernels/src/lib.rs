@@ -44,6 +44,7 @@ pub mod conv;
 pub mod conv16;
 pub mod depthwise_conv;
 pub mod dequantize;
+pub mod elu;
 pub mod fast;
 pub mod fully_connected;
 pub mod hard_swish;

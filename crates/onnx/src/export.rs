@@ -663,6 +663,7 @@ impl<'g> Exporter<'g> {
             Op::Clip(c) => self.clip(n, c.min, c.max),
             Op::LeakyRelu(l) => self.unary(n, "LeakyRelu", vec![], vec![attr_float("alpha", l.alpha)]),
             Op::PRelu => self.binary(n, "PRelu", FusedActivation::None),
+            Op::Elu => self.unary(n, "Elu", vec![], vec![]),
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),

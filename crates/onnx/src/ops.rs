@@ -51,6 +51,7 @@ table! {
     "Conv" 7 => conv,
     "Div" 7 => |i, c| binary(i, c, BinKind::Div),
     "Dropout" 7 => identity_op,
+    "Elu" 7 => elu,
     "Flatten" 7 => flatten,
     "Gather" 7 => gather,
     "Gemm" 7 => gemm,
@@ -567,6 +568,16 @@ pub(crate) fn fused_hard_swish(imp: &mut Importer, x: &str, out: &str) -> Result
     let id = imp.emit(Op::HardSwish, vec![id], out, None)?;
     imp.set(out, Value::Tensor { id, layout });
     Ok(())
+}
+
+/// Elu with `alpha = 1` (PyTorch's and Keras' default) is TFLite's ELU; other alphas have no
+/// builtin.
+fn elu(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+    let alpha = c.float("alpha", 1.0);
+    if alpha != 1.0 {
+        return Err(format!("alpha {alpha} is not supported (TFLite's ELU has alpha 1)"));
+    }
+    unary(imp, c, Op::Elu)
 }
 
 fn clip(imp: &mut Importer, c: &Ctx) -> Result<(), String> {

@@ -46,6 +46,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape
@@ -80,6 +81,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
@@ -117,6 +119,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::HardSwish
         | Op::Pad(_)
         | Op::ResizeNearest(_)

@@ -32,6 +32,7 @@ pub const REDUCE_MAX: i32 = 82;
 pub const PACK: i32 = 83;
 pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
 pub const LEAKY_RELU: i32 = 98;
+pub const ELU: i32 = 111;
 pub const QUANTIZE: i32 = 114;
 pub const HARD_SWISH: i32 = 117;
 /// Codes above this live only in `OperatorCode.builtin_code`.

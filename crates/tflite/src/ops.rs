@@ -67,6 +67,8 @@ pub(crate) const RELU6_V: Versions = v(1, 2);
 pub(crate) const RELU_N1_TO_1_V: Versions = v(1, 1);
 pub(crate) const LEAKY_RELU_V: Versions = v(1, 2);
 pub(crate) const PRELU_V: Versions = v(1, 1);
+/// ELU is version 1 for float and int8 (LiteRT registers no other).
+pub(crate) const ELU_V: Versions = v(1, 1);
 pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
@@ -300,6 +302,7 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             ex(LEAKY_RELU, ver(LEAKY_RELU_V), Some(Opt::LeakyReluOptions(Box::new(o))), tensors())
         }
         Op::PRelu => ex(PRELU, ver(PRELU_V), None, tensors()),
+        Op::Elu => ex(ELU, ver(ELU_V), None, tensors()),
         Op::Sigmoid => ex(LOGISTIC, ver(LOGISTIC_V), None, tensors()),
         Op::Tanh => ex(TANH, ver(TANH_V), None, tensors()),
         Op::HardSwish => ex(
@@ -459,6 +462,7 @@ pub(crate) fn import_op(
             (Op::LeakyRelu(LeakyRelu { alpha }), 1)
         }
         PRELU => (Op::PRelu, 2),
+        ELU => (Op::Elu, 1),
         LOGISTIC => (Op::Sigmoid, 1),
         TANH => (Op::Tanh, 1),
         HARD_SWISH => (Op::HardSwish, 1),

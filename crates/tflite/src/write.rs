@@ -235,6 +235,7 @@ fn lower_explicit_padding(graph: &Graph) -> Result<Graph, TfliteError> {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::PRelu
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish

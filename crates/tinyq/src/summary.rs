@@ -72,6 +72,7 @@ pub fn node_macs(g: &Graph, n: &tinyq_ir::Node) -> u64 {
         | Op::Clip(_)
         | Op::LeakyRelu(_)
         | Op::PRelu
+        | Op::Elu
         | Op::Sigmoid
         | Op::Tanh
         | Op::HardSwish

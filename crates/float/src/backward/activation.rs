@@ -51,3 +51,8 @@ pub fn softmax(output: &[f32], inner: usize, beta: f32, go: &[f32]) -> Vec<f32> 
     }
     dx
 }
+
+/// ELU (alpha 1): 1 for `x ≥ 0`, `exp(x)` below.
+pub fn elu(x: &[f32], go: &[f32]) -> Vec<f32> {
+    x.iter().zip(go).map(|(&v, &g)| if v < 0.0 { g * v.exp() } else { g }).collect()
+}

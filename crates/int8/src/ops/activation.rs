@@ -1,4 +1,4 @@
-//! Standalone activations on int8: RELU, RELU6, clip (RELU_N1_TO_1), LEAKY_RELU, LOGISTIC, TANH,
+//! Standalone activations on int8: RELU, RELU6, clip (RELU_N1_TO_1), LEAKY_RELU, ELU, LOGISTIC, TANH,
 //! HARD_SWISH and SOFTMAX. Kernels: `tinyq_kernels::{requantize, leaky_relu, logistic, tanh,
 //! hard_swish, softmax}`.
 //!
@@ -9,6 +9,7 @@
 //! both readings agree.
 
 use tinyq_ir::op;
+use tinyq_kernels::elu::{elu_s8, prepare_elu_s8, EluParams};
 use tinyq_kernels::hard_swish::{hard_swish_s8, prepare_hard_swish_s8, HardSwishParams};
 use tinyq_kernels::leaky_relu::{leaky_relu_s8, prepare_leaky_relu_s8, LeakyReluParams};
 use tinyq_kernels::logistic::{logistic_s8, prepare_logistic_s8, LogisticParams};
@@ -26,6 +27,7 @@ pub(crate) enum Activation {
     Logistic(LogisticParams),
     Tanh(TanhParams),
     HardSwish(HardSwishParams),
+    Elu(Box<EluParams>),
     Softmax(SoftmaxParams),
 }
 
@@ -100,6 +102,12 @@ pub(crate) fn prepare_tanh(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
     done(ctx, Activation::Tanh(params))
 }
 
+pub(crate) fn prepare_elu(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
+    let (input, output) = unary(ctx)?;
+    let params = prepare_elu_s8(input, output).map_err(ctx.kernel_err())?;
+    done(ctx, Activation::Elu(Box::new(params)))
+}
+
 pub(crate) fn prepare_hard_swish(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
     let (input, output) = unary(ctx)?;
     let params = prepare_hard_swish_s8(input, output).map_err(ctx.kernel_err())?;
@@ -124,6 +132,7 @@ impl Activation {
             Activation::Logistic(p) => logistic_s8(p, input, output),
             Activation::Tanh(p) => tanh_s8(p, input, output),
             Activation::HardSwish(p) => hard_swish_s8(p, input, output),
+            Activation::Elu(p) => elu_s8(p, input, output),
             Activation::Softmax(p) => softmax_s8(p, input, output),
         }
     }

@@ -163,6 +163,8 @@ pub enum Op {
     /// Inputs: `x`, `slope` (broadcasts to `x`). `x` for `x >= 0`, `slope · x` otherwise: ONNX
     /// `PRelu`, TFLite `PRELU`.
     PRelu,
+    /// `x` for `x >= 0`, `exp(x) − 1` otherwise: ONNX `Elu` with `alpha = 1`, TFLite `ELU`.
+    Elu,
     Sigmoid,
     Tanh,
     HardSwish,
@@ -196,6 +198,7 @@ impl Op {
             Op::Clip(_) => "Clip",
             Op::LeakyRelu(_) => "LeakyRelu",
             Op::PRelu => "PRelu",
+            Op::Elu => "Elu",
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
             Op::HardSwish => "HardSwish",
@@ -225,6 +228,7 @@ impl Op {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::PRelu
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -254,6 +258,7 @@ impl Op {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::PRelu
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -338,6 +343,7 @@ impl Op {
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
+            | Op::Elu
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
