@@ -61,6 +61,8 @@ def host_minimum(model, predicted):
     else:
         lo, hi = predicted, predicted * 2
         while not host_fits(model, hi):
+            if hi > 64 << 20:
+                return None  # the host interpreter refuses the model at any size
             lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
