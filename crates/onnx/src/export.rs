@@ -890,7 +890,9 @@ impl<'g> Exporter<'g> {
             (false, false) => ("asymmetric", "floor"),
             (false, true) => ("tf_half_pixel_for_nn", "floor"),
             (true, false) => ("align_corners", "round_prefer_ceil"),
-            (true, true) => return Err("a nearest resize with both align_corners and half_pixel_centers has no ONNX form".into()),
+            (true, true) => {
+                return Err("a nearest resize with both align_corners and half_pixel_centers has no ONNX form".into())
+            }
         };
         let x = n.inputs[0];
         let xs = self.g.tensors[x].shape.clone();
@@ -902,7 +904,14 @@ impl<'g> Exporter<'g> {
             attr_string("coordinate_transformation_mode", coord),
             attr_string("nearest_mode", rounding),
         ];
-        self.write_op(n, "Resize", vec![data, String::new(), String::new(), sizes], attrs, NCHW.to_vec(), FusedActivation::None)
+        self.write_op(
+            n,
+            "Resize",
+            vec![data, String::new(), String::new(), sizes],
+            attrs,
+            NCHW.to_vec(),
+            FusedActivation::None,
+        )
     }
 
     /// ReduceMean / ReduceMax (axes an input from opset 18).
@@ -927,14 +936,7 @@ impl<'g> Exporter<'g> {
             let axes = self.int_const(&format!("{}/axes", self.base_name(n.outputs[0])), &axes);
             self.write_op(n, op_type, vec![data, axes], vec![keep], out_perm, FusedActivation::None)
         } else {
-            self.write_op(
-                n,
-                op_type,
-                vec![data],
-                vec![keep, attr_ints("axes", &axes)],
-                out_perm,
-                FusedActivation::None,
-            )
+            self.write_op(n, op_type, vec![data], vec![keep, attr_ints("axes", &axes)], out_perm, FusedActivation::None)
         }
     }
 

@@ -462,7 +462,9 @@ fn prelu_slopes_round_trip() {
 /// Nearest resize in each TFLite coordinate mode, written as ONNX Resize and read back.
 #[test]
 fn nearest_resize_round_trips() {
-    for (align_corners, half_pixel_centers, size) in [(false, false, [8, 10]), (false, true, [8, 10]), (true, false, [2, 5])] {
+    for (align_corners, half_pixel_centers, size) in
+        [(false, false, [8, 10]), (false, true, [8, 10]), (true, false, [2, 5])]
+    {
         let mut b = Ir::new();
         let x = b.input("x", &[1, 4, 5, 3]);
         let c = b.conv("conv", x, 3, [3, 3], same());

@@ -235,7 +235,8 @@ fn entropy(h: &Histogram) -> (f32, f32) {
 
 fn mse(h: &Histogram) -> (f32, f32) {
     // The occupied bins only: most of a 2048-bin histogram is empty.
-    let bins: Vec<(f64, f64)> = h.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(k, &c)| (h.center(k), c as f64)).collect();
+    let bins: Vec<(f64, f64)> =
+        h.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(k, &c)| (h.center(k), c as f64)).collect();
     let error = |a: f64, b: f64| -> f64 {
         let scale = ((b - a) / 255.0).max(f64::MIN_POSITIVE);
         let zp = (-128.0 - a / scale).round().clamp(-128.0, 127.0);
@@ -251,7 +252,11 @@ fn mse(h: &Histogram) -> (f32, f32) {
     let (lo, hi) = (h.lo as f64, h.hi as f64);
     let (mut a, mut b) = (lo, hi);
     let best = |end: f64, err: &dyn Fn(f64) -> f64| {
-        (1..=200).map(|k| end * k as f64 / 200.0).map(|x| (err(x), x)).fold((f64::INFINITY, end), |m, c| if c.0 < m.0 { c } else { m }).1
+        (1..=200)
+            .map(|k| end * k as f64 / 200.0)
+            .map(|x| (err(x), x))
+            .fold((f64::INFINITY, end), |m, c| if c.0 < m.0 { c } else { m })
+            .1
     };
     for _ in 0..2 {
         if hi > 0.0 {

@@ -40,7 +40,11 @@ pub fn method_name(m: Calibration) -> String {
 
 /// The range `m` gives every calibrated activation of `g` (constants and unseen tensors: none).
 pub fn ranges_for(g: &Graph, stats: &[TensorStats], m: Calibration) -> Vec<Option<(f32, f32)>> {
-    stats.par_iter().enumerate().map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))).collect()
+    stats
+        .par_iter()
+        .enumerate()
+        .map(|(t, s)| (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s)))
+        .collect()
 }
 
 /// The int8 grid (scale, zero point) of every activation under `ranges`, by the TFLite output
@@ -121,7 +125,11 @@ fn own_range_tensors(g: &Graph) -> Vec<TensorId> {
 
 fn fake_quant(x: &[f32], r: (f32, f32)) -> Option<Vec<f32>> {
     let p = asymmetric_qparams(r.0, r.1).ok()?;
-    Some(x.iter().map(|&v| (((v / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) - p.zero_point) as f32 * p.scale).collect())
+    Some(
+        x.iter()
+            .map(|&v| (((v / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) - p.zero_point) as f32 * p.scale)
+            .collect(),
+    )
 }
 
 fn relative_error(a: &[f32], reference: &[f32]) -> f64 {
@@ -164,7 +172,8 @@ fn local_error(plan: &Plan, acts: &[Activations], t: TensorId, r: (f32, f32)) ->
         }
         for &k in &readers {
             let n = &g.nodes[k];
-            let args: Vec<&[f32]> = n.inputs.iter().map(|&i| if i == t { xq.as_slice() } else { plan.value(a, i) }).collect();
+            let args: Vec<&[f32]> =
+                n.inputs.iter().map(|&i| if i == t { xq.as_slice() } else { plan.value(a, i) }).collect();
             total += relative_error(&plan.eval_node(n, &args), plan.value(a, n.outputs[0]));
         }
     }

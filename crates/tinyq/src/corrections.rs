@@ -35,7 +35,10 @@ pub fn bias_correction(model: &Model, q: &mut Graph, calib: &BoundInputs) -> Res
         .iter()
         .enumerate()
         .filter(|(_, n)| matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)))
-        .filter(|(_, n)| n.inputs.get(2).is_some_and(|&b| q.tensor(b).dtype == DType::I32) && q.tensor(n.outputs[0]).dtype == DType::I8)
+        .filter(|(_, n)| {
+            n.inputs.get(2).is_some_and(|&b| q.tensor(b).dtype == DType::I32)
+                && q.tensor(n.outputs[0]).dtype == DType::I8
+        })
         .filter_map(|(k, n)| {
             let f = g.tensors.iter().position(|t| t.name == q.tensor(n.outputs[0]).name)?;
             g.producer(f).map(|p| (k, p))
@@ -50,7 +53,9 @@ pub fn bias_correction(model: &Model, q: &mut Graph, calib: &BoundInputs) -> Res
     // Each layer's int8 input and output in the file.
     let targets: Vec<Option<(usize, usize)>> = layers
         .iter()
-        .map(|&(k, _)| Some((file_id(&q.tensor(q.nodes[k].inputs[0]).name)?, file_id(&q.tensor(q.nodes[k].outputs[0]).name)?)))
+        .map(|&(k, _)| {
+            Some((file_id(&q.tensor(q.nodes[k].inputs[0]).name)?, file_id(&q.tensor(q.nodes[k].outputs[0]).name)?))
+        })
         .collect();
     let fplan = Plan::new(g).map_err(|e| engine(e.to_string()))?;
     let qplan = Int8Plan::new(&file).map_err(|e| engine(e.to_string()))?;
@@ -58,7 +63,8 @@ pub fn bias_correction(model: &Model, q: &mut Graph, calib: &BoundInputs) -> Res
     let empty = tinyq_float::Activations { values: vec![None; g.tensors.len()] };
     let qsub = sub.rebind(&file)?;
     let channels = |k: usize| *q.tensor(q.nodes[k].outputs[0]).shape.last().unwrap_or(&1);
-    let zero: Vec<Drift> = layers.iter().map(|&(k, _)| Drift { sum: vec![0.0; channels(k)], count: vec![0; channels(k)] }).collect();
+    let zero: Vec<Drift> =
+        layers.iter().map(|&(k, _)| Drift { sum: vec![0.0; channels(k)], count: vec![0; channels(k)] }).collect();
     let drift = (0..sub.samples)
         .into_par_iter()
         .try_fold(
@@ -67,14 +73,22 @@ pub fn bias_correction(model: &Model, q: &mut Graph, calib: &BoundInputs) -> Res
                 let args: Vec<TensorValue> = qsub.sample(i).into_iter().map(|s| s.to_value()).collect();
                 let qacts = qplan.run_observed(&args, &mut |_, _| {}).map_err(|e| engine(e.to_string()))?;
                 let real = |t: usize| -> Option<Vec<f32>> {
-                    let (TensorValue::I8(v), Some(p)) = (qplan.value(&qacts, t), file.tensor(t).qparams.as_ref()) else { return None };
+                    let (TensorValue::I8(v), Some(p)) = (qplan.value(&qacts, t), file.tensor(t).qparams.as_ref())
+                    else {
+                        return None;
+                    };
                     Some(v.iter().map(|&y| ((y as i32 - p.zero_point[0]) as f64 * p.scale[0] as f64) as f32).collect())
                 };
                 for (d, (&(_, f), t)) in acc.iter_mut().zip(layers.iter().zip(&targets)) {
                     let Some((x, y)) = *t else { continue };
                     let (Some(xr), Some(yr)) = (real(x), real(y)) else { continue };
                     let node = &g.nodes[f];
-                    let inputs: Vec<&[f32]> = node.inputs.iter().enumerate().map(|(j, &t)| if j == 0 { xr.as_slice() } else { fplan.value(&empty, t) }).collect();
+                    let inputs: Vec<&[f32]> = node
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &t)| if j == 0 { xr.as_slice() } else { fplan.value(&empty, t) })
+                        .collect();
                     let reference = fplan.eval_node(node, &inputs);
                     let c = d.sum.len();
                     for (j, (&x, &y)) in reference.iter().zip(&yr).enumerate() {
@@ -160,13 +174,15 @@ pub fn equalize(g: &Graph) -> (Graph, usize) {
         let (mut r1, mut r2) = (vec![0f32; channels], vec![0f32; channels]);
         d1.iter().enumerate().for_each(|(i, v)| r1[ch1(i)] = r1[ch1(i)].max(v.abs()));
         d2.iter().enumerate().for_each(|(i, v)| r2[ch2(i)] = r2[ch2(i)].max(v.abs()));
-        let s: Vec<f32> = r1.iter().zip(&r2).map(|(&a, &b)| if a > 0.0 && b > 0.0 { (a / b).sqrt() } else { 1.0 }).collect();
+        let s: Vec<f32> =
+            r1.iter().zip(&r2).map(|(&a, &b)| if a > 0.0 && b > 0.0 { (a / b).sqrt() } else { 1.0 }).collect();
         let d1: Vec<f32> = d1.iter().enumerate().map(|(i, v)| v / s[ch1(i)]).collect();
         let d2: Vec<f32> = d2.iter().enumerate().map(|(i, v)| v * s[ch2(i)]).collect();
         q.tensors[w1].data = Some(TensorData::F32(d1));
         q.tensors[w2].data = Some(TensorData::F32(d2));
         if let Some(b) = b1.and_then(|b| q.tensor(b).f32_data().map(|d| (b, d))) {
-            q.tensors[b.0].data = Some(TensorData::F32(b.1.iter().enumerate().map(|(c, v)| v / s[c % channels]).collect()));
+            q.tensors[b.0].data =
+                Some(TensorData::F32(b.1.iter().enumerate().map(|(c, v)| v / s[c % channels]).collect()));
         }
         pairs += 1;
     }
@@ -186,7 +202,11 @@ mod tests {
         let w1 = g.add_tensor(Tensor::constant("w1", vec![2, 1, 1, 2], TensorData::F32(vec![1.0, -0.5, 8.0, 4.0])));
         let b1 = g.add_tensor(Tensor::constant("b1", vec![2], TensorData::F32(vec![0.1, -0.2])));
         let h = g.add_tensor(Tensor::activation("h", vec![1, 3, 3, 2], DType::F32));
-        let w2 = g.add_tensor(Tensor::constant("w2", vec![1, 3, 3, 2], TensorData::F32((0..18).map(|i| (i as f32 - 8.0) / 4.0).collect())));
+        let w2 = g.add_tensor(Tensor::constant(
+            "w2",
+            vec![1, 3, 3, 2],
+            TensorData::F32((0..18).map(|i| (i as f32 - 8.0) / 4.0).collect()),
+        ));
         let y = g.add_tensor(Tensor::activation("y", vec![1, 1, 1, 2], DType::F32));
         let conv = Conv2D { stride: [1, 1], dilation: [1, 1], padding: Padding::Valid, activation: act };
         let dw = DepthwiseConv2D { conv: Conv2D { activation: FusedActivation::None, ..conv }, depth_multiplier: 1 };
@@ -210,7 +230,9 @@ mod tests {
         // After equalization both layers' channel ranges are sqrt(r1 · r2) per channel.
         let w1 = e.tensor(1).f32_data().unwrap();
         let w2 = e.tensor(4).f32_data().unwrap();
-        let r = |d: &[f32], c: usize, f: &dyn Fn(usize) -> usize| d.iter().enumerate().filter(|(i, _)| f(*i) == c).fold(0f32, |m, (_, v)| m.max(v.abs()));
+        let r = |d: &[f32], c: usize, f: &dyn Fn(usize) -> usize| {
+            d.iter().enumerate().filter(|(i, _)| f(*i) == c).fold(0f32, |m, (_, v)| m.max(v.abs()))
+        };
         for c in 0..2 {
             let (r1, r2) = (r(&w1, c, &|i| i / 2), r(&w2, c, &|i| i % 2));
             assert!((r1 - r2).abs() < 1e-5, "channel {c}: {r1} vs {r2}");

@@ -30,7 +30,8 @@ fn channel_stats(inputs: &BoundInputs, k: usize, channels: usize) -> Option<Chan
         }
     }
     let mean: Vec<f64> = sum.iter().zip(&n).map(|(&s, &n)| s / n.max(1) as f64).collect();
-    let std = sq.iter().zip(&n).zip(&mean).map(|((&q, &n), &m)| (q / n.max(1) as f64 - m * m).max(0.0).sqrt()).collect();
+    let std =
+        sq.iter().zip(&n).zip(&mean).map(|((&q, &n), &m)| (q / n.max(1) as f64 - m * m).max(0.0).sqrt()).collect();
     Some(ChannelStats { mean, std, min, max })
 }
 

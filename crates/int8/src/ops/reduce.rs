@@ -51,7 +51,8 @@ pub(crate) fn prepare_reduce_max(ctx: &Ctx<'_>, p: &op::Mean) -> Result<Prepared
         .iter()
         .map(|&a| i32::try_from(a).map_err(|_| ctx.err(format!("axis {a} is out of range"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let params = tinyq_kernels::reduce_max::prepare_reduce_max(&ctx.input(0)?.shape, &axes).map_err(ctx.kernel_err())?;
+    let params =
+        tinyq_kernels::reduce_max::prepare_reduce_max(&ctx.input(0)?.shape, &axes).map_err(ctx.kernel_err())?;
     ctx.check_output_numel(params.output_size())?;
     Ok((Kernel::ReduceMax(params), vec![ctx.input_id(0)]))
 }
