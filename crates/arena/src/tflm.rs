@@ -319,7 +319,11 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(if cmsis { align_up(s.op_data_conv() + 4, p) } else { s.op_data_conv() });
             let ch_dim = if code == op::CONV_2D { 0 } else { 3 };
             let ch = dim(filter, ch_dim);
-            f.prepare_persistent = vec![4 * ch, 4 * ch];
+            // The reference Prepare (conv_common.cc / depthwise_conv_common.cc) allocates the
+            // per-channel multipliers and shifts for every type; CMSIS-NN's only for int8/int16.
+            if !cmsis || matches!(in_type, Some(INT8) | Some(INT16)) {
+                f.prepare_persistent = vec![4 * ch, 4 * ch];
+            }
             if filter_is_int4 && !cmsis {
                 f.scratch.push(elems(filter));
             }
