@@ -9,6 +9,7 @@
 //! [`quantize_graph`] applies the TFLite int8 rules to a whole graph, one rule per op. The crate
 //! does not run models: the facade feeds it the float engine's tensors.
 
+mod concat;
 mod params;
 mod ptq;
 mod range;

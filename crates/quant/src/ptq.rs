@@ -330,6 +330,7 @@ pub fn quantize_graph_mixed(
     if cfg.float_io {
         add_float_edges(&mut q);
     }
+    crate::concat::requantize_concat_inputs(&mut q);
     check_scales(&q)?;
     q.validate().map_err(|e| QuantError::Graph(e.to_string()))?;
     Ok(q)
