@@ -9,7 +9,7 @@ For each source, `tinyq quantize` writes an INT8 .tflite; then
 
 The default command (no calibration flag: `auto`, per-unit dense weights) on the card's
 calibration array, as a user runs it, is checked against TFLM and FP32; the comparison with the
-peers uses `--calibration percentile=99.99`; the README table lists the other methods too.
+peers uses `--calibration percentile=99.99 --per-tensor=dense`; the README table lists the other methods too.
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ PEER_CALIBRATION = "percentile=99.99"
 
 @pytest.mark.parametrize("case", _sources())
 def test_int8_accuracy_keeps_up_with_the_peers(case, results, run_tinyq, tmp_path):
-    """With `--calibration percentile=99.99`, no peer in the card is ahead by more than one
+    """With `--calibration percentile=99.99 --per-tensor=dense` (the files this test checked
+    before per-unit dense weights and auto calibration became the default), no peer in the card is ahead by more than one
     sample (RMSE: within 1 %); the metric is tinyq's integer engine on the written file, which
     the default-command test above shows equal to TFLM."""
     r = results(case)
@@ -153,7 +154,7 @@ def test_int8_accuracy_keeps_up_with_the_peers(case, results, run_tinyq, tmp_pat
     data = (card_path.parent / r.card["dataset"]["file"]).resolve()
     x_key, y_key = r.card["dataset"]["eval_arrays"]
     proc = run_tinyq(
-        "quantize", card_path.parent / name, "--calib", data, "--calibration", PEER_CALIBRATION,
+        "quantize", card_path.parent / name, "--calib", data, "--calibration", PEER_CALIBRATION, "--per-tensor=dense",
         "--data", data, "--x", x_key, "--y", y_key, "-o", tmp_path / "p.tflite", "--json", timeout=900,
     )
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)

@@ -400,7 +400,16 @@ pub(crate) fn import_op(
             let axis = axis_in(s(o.axis())? as i64, r)?;
             (Op::Concat(Concat { axis, activation: act_in(o.fused_activation_function())? }), ins.len())
         }
-        RESHAPE | SQUEEZE | EXPAND_DIMS => (Op::Reshape, 1),
+        RESHAPE | SQUEEZE | EXPAND_DIMS => {
+            // The IR takes the output tensor's shape; a constant shape operand that disagrees
+            // with it is a file TFLM and LiteRT refuse.
+            if let (RESHAPE, Some(Some(shape)), Some(out)) = (code, ins.get(1), outs.first()) {
+                if let Ok(dims) = const_ints(shape, "shape") {
+                    check_reshape_target(&dims, &out.shape)?;
+                }
+            }
+            (Op::Reshape, 1)
+        }
         TRANSPOSE => {
             let perm = const_ints(input(1)?, "perm")?
                 .iter()
@@ -603,6 +612,26 @@ fn zero_bias(node: &str, x: &Tensor, w: &Tensor, channels: usize) -> Result<Tens
 }
 
 /// Integer values of a constant index tensor (a perm, axes, paddings).
+/// A RESHAPE's constant shape operand (at most one -1) must describe the output tensor's size.
+fn check_reshape_target(dims: &[i64], out: &[usize]) -> Result<(), String> {
+    let numel = out.iter().try_fold(1u128, |a, &d| a.checked_mul(d as u128));
+    let free = dims.iter().filter(|&&d| d == -1).count();
+    let known = dims
+        .iter()
+        .filter(|&&d| d != -1)
+        .try_fold(1u128, |a, &d| u128::try_from(d).ok().and_then(|d| a.checked_mul(d)));
+    let fits = match (numel, known, free) {
+        (Some(n), Some(k), 0) => n == k,
+        (Some(n), Some(k), 1) => (k == 0 && n == 0) || (k > 0 && n % k == 0),
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!("the shape operand {dims:?} does not describe the output shape {out:?}"))
+    }
+}
+
 fn const_ints(t: &Tensor, what: &str) -> Result<Vec<i64>, String> {
     match &t.data {
         Some(d @ (TensorData::I32(_) | TensorData::I64(_))) => Ok(d.to_i64()),
