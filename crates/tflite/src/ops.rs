@@ -403,6 +403,13 @@ pub(crate) fn import_op(
         RESHAPE | SQUEEZE | EXPAND_DIMS => {
             // The IR takes the output tensor's shape; a constant shape operand that disagrees
             // with it is a file TFLM and LiteRT refuse.
+            // TFLite's parser copies `new_shape` into `TfLiteReshapeParams::shape[8]`.
+            if let Some(OptRef::ReshapeOptions(o)) = opts {
+                let n = o.new_shape().map_err(|e| e.to_string())?.map_or(0, |v| v.len());
+                if n > 8 {
+                    return Err(format!("ReshapeOptions.new_shape has {n} dimensions; TFLite allows at most 8"));
+                }
+            }
             if let (RESHAPE, Some(Some(shape)), Some(out)) = (code, ins.get(1), outs.first()) {
                 if let Ok(dims) = const_ints(shape, "shape") {
                     check_reshape_target(&dims, &out.shape)?;
