@@ -97,6 +97,11 @@ pub enum Command {
         /// cmsis-nn (what Arduino and most Cortex-M builds use).
         #[arg(long, default_value = "reference")]
         kernels: String,
+        /// Plain C99 without TFLM: the model's operators as calls into a small kernel library
+        /// (`portable`: mirrors of TFLM's reference arithmetic), weights as const arrays, one
+        /// static arena planned by tinyq, `<name>_invoke(in, out)`.
+        #[arg(long)]
+        no_interpreter: bool,
     },
     /// Build the exported project against a TensorFlow Lite Micro tree for Cortex-M4, run it on
     /// QEMU (mps2-an386) and compare every output with tinyq; measures the arena TFLM needs,

@@ -38,8 +38,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             return report(model.as_deref(), pointer_width, &opts, list_devices, json);
         }
-        Command::Export { model, c, name, pointer_width, kernels } => {
-            export(&model, &c, name.as_deref(), pointer_width, &kernels)
+        Command::Export { model, c, name, pointer_width, kernels, no_interpreter } => {
+            export(&model, &c, name.as_deref(), pointer_width, &kernels, no_interpreter)
         }
         Command::Verify(v) => return crate::verify::verify(&v),
         Command::Debug { fp32, int8, data, json, html } => debug(&fp32, &int8, &data, json, html.as_deref()),
@@ -767,13 +767,27 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
 /// A new folder is generated under a temporary name and renamed once complete; into an existing
 /// folder, the export checks every file it would replace before writing any, and writes each one
 /// atomically.
-fn export(model: &Path, dir: &Path, name: Option<&str>, pointer_width: usize, kernels: &str) -> Result<()> {
+fn export(
+    model: &Path,
+    dir: &Path,
+    name: Option<&str>,
+    pointer_width: usize,
+    kernels: &str,
+    no_interpreter: bool,
+) -> Result<()> {
     let kernels = parse_kernels(kernels)?;
+    let write = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
+        if no_interpreter {
+            Ok(tinyq::export_c_no_interpreter(model, dir, name)?.0)
+        } else {
+            Ok(tinyq::export_c(model, dir, name, pointer_width, kernels)?)
+        }
+    };
     let written = if dir.exists() {
-        tinyq::export_c(model, dir, name, pointer_width, kernels)?
+        write(dir)?
     } else {
         let staged = Staged::dir(dir, "--c")?;
-        let files = tinyq::export_c(model, staged.path(), name, pointer_width, kernels)?;
+        let files = write(staged.path())?;
         let files = files.iter().map(|f| dir.join(f.strip_prefix(staged.path()).unwrap_or(f))).collect();
         staged.commit()?;
         files

@@ -38,10 +38,12 @@ mod batch;
 mod error;
 mod float_ref;
 mod ops;
+mod view;
 
 use tinyq_ir::{DType, Graph, TensorData, TensorId};
 
 pub use error::Int8Error;
+pub use view::{PerChannel, StepKind, StepView};
 
 /// Which int8 kernels a plan runs for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED. All give
 /// the same bytes (the fast kernels are tested equal to the reference ones); the choice only

@@ -24,6 +24,8 @@ pub enum TinyqError {
     #[error(transparent)]
     ExportC(#[from] tinyq_export_c::ExportError),
     #[error(transparent)]
+    Cgen(#[from] tinyq_cgen::CgenError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// Any of these errors with the file it concerns.
     #[error("{}: {source}", .path.display())]

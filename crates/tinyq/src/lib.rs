@@ -10,6 +10,7 @@
 
 pub mod autocal;
 pub mod budget;
+mod compile;
 pub mod corrections;
 mod debug;
 mod deploy;
@@ -24,6 +25,7 @@ mod summary;
 mod train;
 mod verify;
 
+pub use compile::{compile_c, compile_footprint, export_c_no_interpreter};
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
 pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
 use error::InFile;
@@ -39,6 +41,7 @@ pub use onnx_out::{
 pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
 pub use tinyq_arena::Kernels;
+pub use tinyq_cgen::Footprint as CFootprint;
 pub use tinyq_data as data;
 pub use tinyq_export_c::{boards, find_board, Board};
 pub use tinyq_ir as ir;

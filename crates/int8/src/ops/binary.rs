@@ -146,3 +146,14 @@ impl Binary {
         }
     }
 }
+
+impl Binary {
+    pub(crate) fn view(&self) -> crate::StepKind<'_> {
+        let broadcast = self.broadcast.is_some();
+        match &self.params {
+            Params::Add(params) => crate::StepKind::Add { params, broadcast },
+            Params::Sub(params) => crate::StepKind::Sub { params, broadcast },
+            Params::Mul(params) => crate::StepKind::Mul { params, broadcast },
+        }
+    }
+}

@@ -144,3 +144,25 @@ pub(crate) fn prepare_resize_nearest(ctx: &Ctx<'_>, p: &op::ResizeNearest) -> Re
     ctx.check_output_shape(&[x.shape[0], p.size[0], p.size[1], x.shape[3]])?;
     Ok((Kernel::ResizeNearest(params), vec![ctx.input_id(0)]))
 }
+
+impl Concat {
+    pub(crate) fn params(&self) -> &ConcatenationParams {
+        &self.params
+    }
+}
+
+impl Transpose {
+    pub(crate) fn params(&self) -> &TransposeParams {
+        &self.params
+    }
+}
+
+impl<T: Copy> Pad<T> {
+    pub(crate) fn params(&self) -> &PadParams {
+        &self.params
+    }
+
+    pub(crate) fn value(&self) -> T {
+        self.value
+    }
+}

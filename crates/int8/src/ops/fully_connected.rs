@@ -131,3 +131,15 @@ impl FullyConnected {
         }
     }
 }
+
+impl FullyConnected {
+    pub(crate) fn view(&self) -> crate::StepKind<'_> {
+        match &self.scheme {
+            Scheme::PerTensor(p) => crate::StepKind::FullyConnected(p, &self.filter, self.bias.as_deref()),
+            Scheme::PerChannel { params, multiplier, shift } => crate::StepKind::FullyConnectedPerChannel(
+                params,
+                crate::PerChannel { multiplier, shift, filter: &self.filter, bias: self.bias.as_deref() },
+            ),
+        }
+    }
+}

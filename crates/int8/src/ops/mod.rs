@@ -2,16 +2,16 @@
 //! [`Kernel`], and an `eval` over the prepared kernel. This module holds the two dispatching
 //! matches (exhaustive over [`Op`]) and [`Ctx`], the helpers every prepare shares.
 
-mod activation;
-mod binary;
-mod conv;
+pub(crate) mod activation;
+pub(crate) mod binary;
+pub(crate) mod conv;
 mod conv16;
-mod data_movement;
+pub(crate) mod data_movement;
 mod fast;
-mod fully_connected;
-mod pool;
-mod quantize;
-mod reduce;
+pub(crate) mod fully_connected;
+pub(crate) mod pool;
+pub(crate) mod quantize;
+pub(crate) mod reduce;
 
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, QParams, Tensor, TensorData, TensorId};
 use tinyq_kernels::{KernelError, QParamsS8};

@@ -65,3 +65,12 @@ impl Pool {
         }
     }
 }
+
+impl Pool {
+    pub(crate) fn view(&self) -> crate::StepKind<'_> {
+        match self.kind {
+            PoolKind::Max => crate::StepKind::MaxPool(&self.params),
+            PoolKind::Average => crate::StepKind::AveragePool(&self.params),
+        }
+    }
+}

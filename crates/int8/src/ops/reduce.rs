@@ -56,3 +56,9 @@ pub(crate) fn prepare_reduce_max(ctx: &Ctx<'_>, p: &op::Mean) -> Result<Prepared
     ctx.check_output_numel(params.output_size())?;
     Ok((Kernel::ReduceMax(params), vec![ctx.input_id(0)]))
 }
+
+impl Mean {
+    pub(crate) fn params(&self) -> &MeanParams {
+        &self.params
+    }
+}

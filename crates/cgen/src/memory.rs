@@ -1,0 +1,345 @@
+//! The static memory plan: which buffer every activation lives in, and where per-op scratch goes.
+//!
+//! Tensors are grouped into buffers: a RESHAPE's output is its input's bytes (a view), and an op
+//! that allows it writes its output over an input that nobody reads afterwards (elementwise
+//! tables, ADD/SUB/MUL, depthwise convolutions with depth multiplier 1, 1x1 convolutions that do
+//! not widen). The graph input is read where the caller keeps it and the graph output written
+//! where the caller wants it, so neither takes arena space. The remaining buffers and the
+//! in-place kernels' scratch are placed in one arena by a search over placement orders that
+//! stops at the lower bound (the largest sum of live bytes at any step), so the reported size is
+//! optimal whenever it equals that bound.
+
+use tinyq_ir::TensorId;
+
+/// Offsets are multiples of this (word access in kernels that want it).
+pub const ALIGN: usize = 4;
+
+/// How a step may share memory with its first input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// Output and input need separate buffers.
+    None,
+    /// The output is the input's bytes under another shape (RESHAPE).
+    View,
+    /// The kernel can write its output over input `input`, using `scratch` bytes meanwhile.
+    InPlace { input: usize, scratch: usize },
+}
+
+/// What the planner needs of a step.
+#[derive(Clone, Debug)]
+pub struct StepUse {
+    pub inputs: Vec<TensorId>,
+    pub output: TensorId,
+    pub sharing: Sharing,
+}
+
+/// Where a buffer lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The caller's input array (read only).
+    Input,
+    /// The caller's output array.
+    Output,
+    /// This offset in the arena.
+    Arena(usize),
+}
+
+/// How a step runs against the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Into its own output buffer.
+    Separate,
+    /// A view that costs nothing.
+    Alias,
+    /// A view that must be copied (the graph input seen as the graph output).
+    Copy,
+    /// Over its input, with scratch at this arena offset (`None` when the kernel needs none).
+    InPlace { scratch: Option<usize> },
+}
+
+#[derive(Debug)]
+pub struct MemoryPlan {
+    /// By tensor id; `None` for tensors no step touches (constants).
+    pub places: Vec<Option<Place>>,
+    pub modes: Vec<Mode>,
+    /// Arena bytes (buffers and scratch).
+    pub arena_size: usize,
+    /// The largest sum of bytes live at one step: no placement can use less.
+    pub lower_bound: usize,
+    /// Bytes of in-place scratch at the step that needs the most.
+    pub scratch_peak: usize,
+}
+
+fn align(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+struct Classes {
+    parent: Vec<usize>,
+    input: Vec<bool>,
+    output: Vec<bool>,
+    /// The largest member, in bytes.
+    size: Vec<usize>,
+    /// The bytes the caller's output array holds.
+    output_size: usize,
+}
+
+impl Classes {
+    fn find(&mut self, mut t: usize) -> usize {
+        while self.parent[t] != t {
+            self.parent[t] = self.parent[self.parent[t]];
+            t = self.parent[t];
+        }
+        t
+    }
+
+    /// Merges unless the result would be both the caller's input and output, or would put a
+    /// larger buffer in the caller's output array.
+    fn try_union(&mut self, a: usize, b: usize) -> bool {
+        let (a, b) = (self.find(a), self.find(b));
+        if a == b {
+            return true;
+        }
+        let (input, output) = (self.input[a] || self.input[b], self.output[a] || self.output[b]);
+        let size = self.size[a].max(self.size[b]);
+        if output && (input || size > self.output_size) {
+            return false;
+        }
+        self.parent[b] = a;
+        (self.input[a], self.output[a], self.size[a]) = (input, output, size);
+        true
+    }
+}
+
+/// Plans `steps` (in execution order) over tensors of `sizes` bytes with one graph input and one
+/// graph output.
+pub fn plan(steps: &[StepUse], sizes: &[usize], input: TensorId, output: TensorId) -> MemoryPlan {
+    let n = sizes.len();
+    let mut classes = Classes {
+        parent: (0..n).collect(),
+        input: (0..n).map(|t| t == input).collect(),
+        output: (0..n).map(|t| t == output).collect(),
+        size: sizes.to_vec(),
+        output_size: sizes[output],
+    };
+    let mut modes = vec![Mode::Separate; steps.len()];
+    for (s, step) in steps.iter().enumerate() {
+        if step.sharing == Sharing::View {
+            modes[s] = if classes.try_union(step.inputs[0], step.output) { Mode::Alias } else { Mode::Copy };
+        }
+    }
+    // Last step reading each tensor; the graph output is read after the last step.
+    let mut last_read = vec![None::<usize>; n];
+    for (s, step) in steps.iter().enumerate() {
+        for &t in &step.inputs {
+            last_read[t] = Some(s);
+        }
+    }
+    last_read[output] = Some(steps.len());
+    let class_last = |classes: &mut Classes, last_read: &[Option<usize>], c: usize| {
+        (0..n).filter(|&t| classes.find(t) == c).filter_map(|t| last_read[t]).max()
+    };
+    let mut scratch = vec![0usize; steps.len()];
+    for (s, step) in steps.iter().enumerate() {
+        let Sharing::InPlace { input: k, scratch: bytes } = step.sharing else { continue };
+        let c = classes.find(step.inputs[k]);
+        let readers_after = step.inputs.iter().enumerate().any(|(j, &t)| j != k && classes.find(t) == c);
+        if classes.input[c] || readers_after || class_last(&mut classes, &last_read, c) != Some(s) {
+            continue;
+        }
+        if classes.try_union(step.inputs[k], step.output) {
+            modes[s] = Mode::InPlace { scratch: None };
+            scratch[s] = bytes;
+        }
+    }
+    // Buffers to place: arena classes with their live interval, then scratch.
+    let mut items: Vec<Item> = Vec::new();
+    let mut class_item = vec![usize::MAX; n];
+    let touched: Vec<TensorId> = steps.iter().flat_map(|s| s.inputs.iter().copied().chain([s.output])).collect();
+    for (s, step) in steps.iter().enumerate() {
+        let c = classes.find(step.output);
+        if classes.input[c] || classes.output[c] {
+            continue;
+        }
+        if class_item[c] == usize::MAX {
+            let last = class_last(&mut classes, &last_read, c).unwrap_or(s).max(s);
+            class_item[c] = items.len();
+            items.push(Item { size: align(classes.size[c]), first: s, last });
+        } else {
+            let item = &mut items[class_item[c]];
+            item.first = item.first.min(s);
+        }
+    }
+    let scratch_items: Vec<(usize, usize)> = scratch
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b > 0)
+        .map(|(s, &b)| {
+            items.push(Item { size: align(b), first: s, last: s });
+            (s, items.len() - 1)
+        })
+        .collect();
+    let lower_bound = (0..steps.len())
+        .map(|s| items.iter().filter(|i| i.first <= s && s <= i.last).map(|i| i.size).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    let (offsets, arena_size) = place(&items, lower_bound);
+    let mut places = vec![None; n];
+    for t in touched {
+        let c = classes.find(t);
+        places[t] = Some(if classes.input[c] {
+            Place::Input
+        } else if classes.output[c] {
+            Place::Output
+        } else {
+            Place::Arena(offsets[class_item[c]])
+        });
+    }
+    for (s, i) in scratch_items {
+        modes[s] = Mode::InPlace { scratch: Some(offsets[i]) };
+    }
+    let scratch_peak = scratch.iter().map(|&b| align(b)).max().unwrap_or(0);
+    MemoryPlan { places, modes, arena_size, lower_bound, scratch_peak }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    size: usize,
+    first: usize,
+    last: usize,
+}
+
+impl Item {
+    fn overlaps(&self, o: &Item) -> bool {
+        self.first <= o.last && o.first <= self.last
+    }
+}
+
+/// Offsets for `items` with the smallest peak found: first fit in several orders (by size, by
+/// start, by lifetime, then seeded shuffles), stopping as soon as one reaches `lower_bound`.
+fn place(items: &[Item], lower_bound: usize) -> (Vec<usize>, usize) {
+    let mut orders: Vec<Vec<usize>> = Vec::new();
+    let idx: Vec<usize> = (0..items.len()).collect();
+    let mut by = |key: &dyn Fn(&Item) -> (i64, i64)| {
+        let mut o = idx.clone();
+        o.sort_by_key(|&i| key(&items[i]));
+        orders.push(o);
+    };
+    by(&|i| (-(i.size as i64), i.first as i64));
+    by(&|i| (i.first as i64, -(i.size as i64)));
+    by(&|i| (-((i.last - i.first) as i64), -(i.size as i64)));
+    by(&|i| (-((i.size * (i.last - i.first + 1)) as i64), i.first as i64));
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..256 {
+        let mut o = idx.clone();
+        for k in (1..o.len()).rev() {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            o.swap(k, (seed >> 33) as usize % (k + 1));
+        }
+        orders.push(o);
+    }
+    let mut best: Option<(Vec<usize>, usize)> = None;
+    for order in orders {
+        let placed = first_fit(items, &order);
+        if best.as_ref().is_none_or(|b| placed.1 < b.1) {
+            let done = placed.1 <= lower_bound;
+            best = Some(placed);
+            if done {
+                break;
+            }
+        }
+    }
+    best.unwrap_or_default()
+}
+
+/// Places items in `order`, each at the lowest offset clear of the placed items it overlaps.
+fn first_fit(items: &[Item], order: &[usize]) -> (Vec<usize>, usize) {
+    let mut offsets = vec![0; items.len()];
+    let mut placed: Vec<usize> = Vec::new();
+    let mut peak = 0;
+    for &i in order {
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&j| items[j].overlaps(&items[i]))
+            .map(|&j| (offsets[j], offsets[j] + items[j].size))
+            .collect();
+        busy.sort_unstable();
+        let mut offset = 0;
+        for (start, end) in busy {
+            if offset + items[i].size <= start {
+                break;
+            }
+            offset = offset.max(end);
+        }
+        offsets[i] = offset;
+        peak = peak.max(offset + items[i].size);
+        placed.push(i);
+    }
+    (offsets, peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(inputs: &[usize], output: usize, sharing: Sharing) -> StepUse {
+        StepUse { inputs: inputs.to_vec(), output, sharing }
+    }
+
+    #[test]
+    fn a_chain_ping_pongs_and_io_take_no_arena() {
+        // in(0) → 1 → 2 → 3 → out(4), 100 bytes each: two buffers suffice.
+        let steps: Vec<StepUse> = (0..4).map(|i| step(&[i], i + 1, Sharing::None)).collect();
+        let p = plan(&steps, &[100; 5], 0, 4);
+        assert_eq!(p.arena_size, 200);
+        assert_eq!(p.lower_bound, 200);
+        assert_eq!(p.places[0], Some(Place::Input));
+        assert_eq!(p.places[4], Some(Place::Output));
+        assert_ne!(p.places[1], p.places[2]);
+    }
+
+    #[test]
+    fn in_place_only_when_the_input_dies_and_is_not_the_callers() {
+        // 0 → 1 → (in place) 2 → 3, and 2 is read again by the last step.
+        let steps = vec![
+            step(&[0], 1, Sharing::None),
+            step(&[1], 2, Sharing::InPlace { input: 0, scratch: 0 }),
+            step(&[2], 3, Sharing::InPlace { input: 0, scratch: 0 }),
+            step(&[3, 2], 4, Sharing::None),
+        ];
+        let p = plan(&steps, &[64; 5], 0, 4);
+        assert_eq!(p.modes[1], Mode::InPlace { scratch: None });
+        assert_eq!(p.places[1], p.places[2]);
+        // Tensor 2 is still read by step 3, so step 2 cannot overwrite it.
+        assert_eq!(p.modes[2], Mode::Separate);
+        assert_eq!(p.arena_size, 128);
+        // The caller's input is never written.
+        let p = plan(&[step(&[0], 1, Sharing::InPlace { input: 0, scratch: 0 })], &[8, 8], 0, 1);
+        assert_eq!(p.modes[0], Mode::Separate);
+    }
+
+    #[test]
+    fn views_alias_and_a_view_of_the_input_as_output_is_copied() {
+        let steps = vec![step(&[0], 1, Sharing::None), step(&[1], 2, Sharing::View)];
+        let p = plan(&steps, &[10, 10, 10], 0, 2);
+        assert_eq!(p.modes[1], Mode::Alias);
+        assert_eq!(p.places[1], Some(Place::Output));
+        assert_eq!(p.arena_size, 0);
+        let p = plan(&[step(&[0], 1, Sharing::View)], &[10, 10], 0, 1);
+        assert_eq!(p.modes[0], Mode::Copy);
+    }
+
+    #[test]
+    fn scratch_is_placed_with_the_buffers() {
+        let steps = vec![
+            step(&[0], 1, Sharing::None),
+            step(&[1], 2, Sharing::InPlace { input: 0, scratch: 30 }),
+            step(&[2], 3, Sharing::None),
+        ];
+        let p = plan(&steps, &[50, 100, 100, 50], 0, 3);
+        let Mode::InPlace { scratch: Some(at) } = p.modes[1] else { panic!("{:?}", p.modes[1]) };
+        assert!(at >= 100, "scratch at {at} overlaps the buffer");
+        assert_eq!(p.arena_size, 132);
+        assert_eq!(p.lower_bound, 132);
+    }
+}
