@@ -57,12 +57,13 @@ def export(binary: Path, model: Path, out: Path, name: str = "net") -> subproces
 
 
 def build_host(src: Path, name: str = "net", cc: str = "gcc") -> Path:
-    """Compiles the exported folder with the harness; raises CalledProcessError with the
-    compiler's messages on any warning."""
+    """Compiles the exported folder with the harness; fails with the compiler's messages on any
+    warning."""
     (src / "harness_main.c").write_text(HARNESS.format(name=name, up=name.upper()))
     exe = src / "net.bin"
     sources = sorted(str(p) for p in src.glob("*.c"))
-    subprocess.run([cc, *CFLAGS, "-o", str(exe), *sources], check=True, capture_output=True, text=True)
+    proc = subprocess.run([cc, *CFLAGS, "-o", str(exe), *sources], capture_output=True, text=True)
+    assert proc.returncode == 0, f"{cc} {' '.join(CFLAGS)} failed:\n{proc.stderr[-3000:]}"
     return exe
 
 
@@ -83,3 +84,15 @@ def compare(binary: Path, model: Path, x_q: np.ndarray, work: Path, name: str = 
     ref = ref[ref.files[0]].reshape(len(x_q), -1)
     assert ref.dtype == np.int8, ref.dtype
     return int((ours != ref).sum()), int(ref.size)
+
+
+def output_shape(src: Path) -> list[int]:
+    """The output shape the exported header's accessor returns, read from the generated source."""
+    import re
+
+    text = next(src.glob("*.c"), None)
+    for f in src.glob("*.c"):
+        m = re.search(r"_output_dims\[\d+\] = \{([^}]*)\}", f.read_text())
+        if m:
+            return [int(v) for v in m.group(1).split(",")]
+    raise AssertionError(f"no output shape in {src} ({text})")
