@@ -50,11 +50,18 @@ pub struct VerifyArgs {
     pub timeout: u64,
     #[arg(long)]
     pub json: bool,
+    /// Build the interpreter-free C (`export --no-interpreter`) instead of TFLM: no --tflm
+    /// needed; outputs, flash, RAM (static + painted stack) and instructions per inference.
+    #[arg(long, conflicts_with = "arena_only")]
+    pub no_interpreter: bool,
 }
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     if a.target != "cortex-m4" {
         bail!("--target `{}`: the only target is cortex-m4", a.target);
+    }
+    if a.no_interpreter {
+        return no_interpreter(a);
     }
     let kernels = parse_kernels(&a.kernels)?;
     let Some(tflm) = &a.tflm else {
@@ -221,4 +228,42 @@ pub fn measured_json(r: &tinyq::Report, board: &tinyq::Board) -> serde_json::Val
         }
         None => serde_json::Value::Null,
     }
+}
+
+/// `verify --no-interpreter`: the interpreter-free C on the target.
+fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
+    if a.model.len() != 1 {
+        bail!("verify takes one model");
+    }
+    let model = load(&a.model[0])?;
+    let inputs = match &a.data {
+        Some(d) => Some(bind_file(&model, d, &a.x, &a.load, a.limit)?.1),
+        None => None,
+    };
+    let r = tinyq::verify_no_interpreter(&model, inputs.as_ref(), a.timeout)?;
+    let outputs_ok = r.outputs.as_ref().is_none_or(|o| o.mismatches == 0);
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("{} on {} (interpreter-free C, {} kernels)", r.model, r.target, r.kernels);
+        if let Some(o) = &r.outputs {
+            println!(
+                "outputs: {} mismatching of {} elements over {} samples (max {} LSB)",
+                o.mismatches, o.elements, o.samples, o.max_lsb
+            );
+        }
+        println!("flash: {} (whole program)", render::bytes(r.flash_bytes));
+        println!(
+            "RAM: {} = static {} (arena {}) + peak stack {} (inference {})",
+            render::bytes(r.ram_bytes),
+            render::bytes(r.static_ram_bytes),
+            render::bytes(r.arena_bytes as u64),
+            render::bytes(r.stack_bytes),
+            render::bytes(r.invoke_stack_bytes)
+        );
+        if let Some(m) = r.instructions_per_inference {
+            println!("instructions per inference: {m:.0}");
+        }
+    }
+    Ok(if outputs_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

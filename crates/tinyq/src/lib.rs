@@ -24,6 +24,7 @@ mod quantize;
 mod summary;
 mod train;
 mod verify;
+mod verify_c;
 
 pub use compile::{compile_c, compile_footprint, export_c_no_interpreter};
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
@@ -54,6 +55,7 @@ pub use verify::{
     load_measured, predicted_arena, save_measured, verify, verify_arenas, ArenaCheck, OutputComparison, VerifyOptions,
     VerifyReport, CORTEX_M4_CPI_ESTIMATE,
 };
+pub use verify_c::{verify_no_interpreter, CVerifyReport};
 
 use rayon::prelude::*;
 

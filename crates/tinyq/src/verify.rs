@@ -99,7 +99,7 @@ pub fn predicted_arena(bytes: &[u8], kernels: Kernels) -> Result<usize, String> 
     plan_arena_with(bytes, &config).map(|p| p.total_bytes).map_err(|e| e.to_string())
 }
 
-fn sample_bytes(sample: &[SampleRef<'_>]) -> Vec<u8> {
+pub(crate) fn sample_bytes(sample: &[SampleRef<'_>]) -> Vec<u8> {
     let mut v = Vec::new();
     for s in sample {
         match s {
@@ -116,7 +116,7 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
 }
 
 /// `(sample, output) -> bytes` from the runner's `y` lines.
-fn target_outputs(log: &RunLog) -> Vec<(usize, usize, Vec<u8>)> {
+pub(crate) fn target_outputs(log: &RunLog) -> Vec<(usize, usize, Vec<u8>)> {
     log.lines
         .iter()
         .filter_map(|l| {
@@ -128,7 +128,7 @@ fn target_outputs(log: &RunLog) -> Vec<(usize, usize, Vec<u8>)> {
         .collect()
 }
 
-fn compare(model: &Model, ours: &crate::RunOutputs, theirs: &[(usize, usize, Vec<u8>)]) -> OutputComparison {
+pub(crate) fn compare(model: &Model, ours: &crate::RunOutputs, theirs: &[(usize, usize, Vec<u8>)]) -> OutputComparison {
     use tinyq_data::ArrayData as A;
     let samples = ours.samples;
     let mut c = OutputComparison { samples, ..Default::default() };

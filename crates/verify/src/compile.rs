@@ -14,7 +14,7 @@ use crate::VerifyError;
 /// TFLM's `cortex_m_generic` flags for `cortex-m4+fp` (hard-float FPv4-SP), one optimisation level.
 pub const CPU_FLAGS: &[&str] =
     &["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-mlittle-endian"];
-const COMMON_FLAGS: &[&str] = &[
+pub(crate) const COMMON_FLAGS: &[&str] = &[
     "-O2",
     "-funsigned-char",
     "-fomit-frame-pointer",

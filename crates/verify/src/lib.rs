@@ -19,6 +19,7 @@
 //! outputs with tinyq's integer engine.
 
 mod compile;
+mod plain_c;
 mod qemu;
 mod toolchain;
 mod tree;
@@ -26,6 +27,7 @@ mod tree;
 use std::path::{Path, PathBuf};
 
 pub use compile::{fnv1a, BuildStats, FNV_START};
+pub use plain_c::{c_runner, STRICT_C_FLAGS};
 pub use qemu::{arena_fits, minimum_arena, run, RunLog};
 pub use toolchain::Toolchain;
 pub use tree::Tree;
@@ -68,6 +70,7 @@ const HARNESS: &[(&str, &str)] = &[
     ("runtime.cc", include_str!("../harness/runtime.cc")),
     ("log_to_host.cc", include_str!("../harness/log_to_host.cc")),
     ("runner.cc", include_str!("../harness/runner.cc")),
+    ("runner_c.c", include_str!("../harness/runner_c.c")),
     ("cortex_m4.ld", include_str!("../harness/cortex_m4.ld")),
     ("insn_count.c", include_str!("../harness/insn_count.c")),
 ];
@@ -316,32 +319,37 @@ inline bool LoadModel(const char* path, const tflite::Model** m) {{\n\
         self.link_image(&app, &sources, methods, "runner", cap, 0)
     }
 
-    /// The QEMU plugin counting instructions, built with the host compiler into the cache.
+    /// The QEMU plugin counting instructions (see [`plugin`]).
     pub fn plugin(&self) -> Result<PathBuf, VerifyError> {
-        let src = HARNESS.iter().find(|(n, _)| *n == "insn_count.c").map(|(_, c)| *c).unwrap_or_default();
-        let h = fnv1a(src.as_bytes(), FNV_START);
-        let dir = self.cache_root.join(format!("qemu-plugin-{h:016x}"));
-        let so = dir.join("libinsn_count.so");
-        if so.is_file() {
-            return Ok(so);
-        }
-        write_if_changed(&dir.join("insn_count.c"), src)?;
-        let tmp = dir.join(format!("libinsn_count.{}.so", std::process::id()));
-        let out = std::process::Command::new(&self.tools.host_cc)
-            .args(["-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-o"])
-            .arg(&tmp)
-            .arg(dir.join("insn_count.c"))
-            .output()
-            .map_err(|e| VerifyError::Tool(format!("{}: {e}", self.tools.host_cc.display())))?;
-        if !out.status.success() {
-            return Err(VerifyError::Compile {
-                file: dir.join("insn_count.c"),
-                log: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        }
-        std::fs::rename(&tmp, &so).map_err(|e| VerifyError::io(&so, e))?;
-        Ok(so)
+        plugin(&self.tools, &self.cache_root)
     }
+}
+
+/// The QEMU plugin counting instructions, built with the host compiler into the cache.
+pub fn plugin(tools: &Toolchain, cache_root: &Path) -> Result<PathBuf, VerifyError> {
+    let src = HARNESS.iter().find(|(n, _)| *n == "insn_count.c").map(|(_, c)| *c).unwrap_or_default();
+    let h = fnv1a(src.as_bytes(), FNV_START);
+    let dir = cache_root.join(format!("qemu-plugin-{h:016x}"));
+    let so = dir.join("libinsn_count.so");
+    if so.is_file() {
+        return Ok(so);
+    }
+    write_if_changed(&dir.join("insn_count.c"), src)?;
+    let tmp = dir.join(format!("libinsn_count.{}.so", std::process::id()));
+    let out = std::process::Command::new(&tools.host_cc)
+        .args(["-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-o"])
+        .arg(&tmp)
+        .arg(dir.join("insn_count.c"))
+        .output()
+        .map_err(|e| VerifyError::Tool(format!("{}: {e}", tools.host_cc.display())))?;
+    if !out.status.success() {
+        return Err(VerifyError::Compile {
+            file: dir.join("insn_count.c"),
+            log: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    std::fs::rename(&tmp, &so).map_err(|e| VerifyError::io(&so, e))?;
+    Ok(so)
 }
 
 /// The `MicroMutableOpResolver` methods a model needs, in the order `tinyq export` registers them.
