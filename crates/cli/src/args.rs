@@ -78,6 +78,10 @@ pub enum Command {
         kernels: String,
         #[arg(long)]
         json: bool,
+        /// The interpreter-free C instead (`export --no-interpreter`): its planned arena and
+        /// constants, and the RAM, stack and flash `verify --no-interpreter` measured.
+        #[arg(long)]
+        no_interpreter: bool,
     },
     /// C sources for TensorFlow Lite Micro: model data, op resolver, settings with the exact
     /// arena size, a main.cpp, an Arduino sketch and a platformio.ini.

@@ -29,7 +29,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
         Command::Quantize(q) => quantize(&q),
         Command::Train(t) => crate::train::train(&t),
-        Command::Report { model, pointer_width, device, ram_budget, flash_budget, list_devices, kernels, json } => {
+        Command::Report { model: Some(model), no_interpreter: true, json, .. } => {
+            return crate::verify::report_no_interpreter(&model, json)
+        }
+        Command::Report {
+            model, pointer_width, device, ram_budget, flash_budget, list_devices, kernels, json, ..
+        } => {
             let opts = ReportOpts {
                 device: device.as_deref(),
                 ram_budget: ram_budget.as_deref(),

@@ -241,6 +241,8 @@ fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
         None => None,
     };
     let r = tinyq::verify_no_interpreter(&model, inputs.as_ref(), a.timeout)?;
+    let bytes = std::fs::read(&a.model[0]).with_context(|| a.model[0].display().to_string())?;
+    tinyq::save_measured_c(&bytes, &r)?;
     let outputs_ok = r.outputs.as_ref().is_none_or(|o| o.mismatches == 0);
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -266,4 +268,56 @@ fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
         }
     }
     Ok(if outputs_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `report --no-interpreter`: the planned arena of the interpreter-free C, its constants, and
+/// what the last `verify --no-interpreter` of this model measured (flash, stack, RAM).
+pub fn report_no_interpreter(model: &std::path::Path, json: bool) -> Result<ExitCode> {
+    let f = tinyq::compile_footprint(model)?;
+    let bytes = std::fs::read(model).with_context(|| model.display().to_string())?;
+    let measured = tinyq::load_measured_c(&bytes);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "model": model.display().to_string(),
+                "arena_bytes": f.arena_bytes,
+                "lower_bound_bytes": f.lower_bound,
+                "scratch_bytes": f.scratch_bytes,
+                "const_bytes": f.const_bytes,
+                "in_place_steps": f.in_place_steps,
+                "views": f.views,
+                "measured": measured,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} as interpreter-free C (portable kernels)", model.display());
+    println!(
+        "arena: {} (activations and scratch; lower bound {}, largest scratch {}; {} steps in place, {} free views)",
+        render::bytes(f.arena_bytes as u64),
+        render::bytes(f.lower_bound as u64),
+        render::bytes(f.scratch_bytes as u64),
+        f.in_place_steps,
+        f.views
+    );
+    println!("constants: {} (weights, biases, multipliers, tables)", render::bytes(f.const_bytes as u64));
+    match measured {
+        Some(m) => {
+            println!(
+                "measured on {}: RAM {} = static {} + peak stack {} (inference {}); flash {} (whole program)",
+                m.target,
+                render::bytes(m.ram_bytes),
+                render::bytes(m.static_ram_bytes),
+                render::bytes(m.stack_bytes),
+                render::bytes(m.invoke_stack_bytes),
+                render::bytes(m.flash_bytes)
+            );
+            if let Some(i) = m.instructions_per_inference {
+                println!("instructions per inference: {i:.0}");
+            }
+        }
+        None => println!("stack and flash: not measured yet (run `tinyq verify MODEL --no-interpreter`)"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -55,7 +55,7 @@ pub use verify::{
     load_measured, predicted_arena, save_measured, verify, verify_arenas, ArenaCheck, OutputComparison, VerifyOptions,
     VerifyReport, CORTEX_M4_CPI_ESTIMATE,
 };
-pub use verify_c::{verify_no_interpreter, CVerifyReport};
+pub use verify_c::{load_measured_c, save_measured_c, verify_no_interpreter, CVerifyReport};
 
 use rayon::prelude::*;
 

@@ -297,7 +297,11 @@ pub fn measured_path(model_bytes: &[u8], kernels: Kernels) -> PathBuf {
 
 /// Writes `r` to [`measured_path`] (temporary file, then rename).
 pub fn save_measured(model_bytes: &[u8], kernels: Kernels, r: &VerifyReport) -> Result<PathBuf, TinyqError> {
-    let path = measured_path(model_bytes, kernels);
+    save_json(measured_path(model_bytes, kernels), r)
+}
+
+/// Writes `r` as JSON to `path` (temporary file, then rename).
+pub(crate) fn save_json<T: Serialize>(path: PathBuf, r: &T) -> Result<PathBuf, TinyqError> {
     let io = |p: &Path, e: std::io::Error| TinyqError::Input(format!("{}: {e}", p.display()));
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| io(d, e))?;

@@ -1,7 +1,7 @@
 //! `tinyq verify --no-interpreter`: the interpreter-free C of a model built for the Cortex-M4
 //! (`tinyq-verify`'s C runner, no TFLM) and run on QEMU; outputs compared with the integer engine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,24 @@ pub struct CVerifyReport {
     pub instructions_per_inference_max: Option<u64>,
     pub build_seconds: f64,
     pub run_seconds: f64,
+}
+
+/// Where `verify --no-interpreter` keeps its figures for `report --no-interpreter`, keyed by the
+/// model's contents and the generator's version.
+pub fn measured_c_path(model_bytes: &[u8]) -> PathBuf {
+    let h = tinyq_verify::fnv1a(model_bytes, tinyq_verify::FNV_START);
+    let v = tinyq_verify::fnv1a(env!("CARGO_PKG_VERSION").as_bytes(), h);
+    tinyq_verify::default_cache_root().join("measured").join(format!("{v:016x}-no-interpreter.json"))
+}
+
+/// Saves `r` for [`load_measured_c`].
+pub fn save_measured_c(model_bytes: &[u8], r: &CVerifyReport) -> Result<PathBuf, TinyqError> {
+    crate::verify::save_json(measured_c_path(model_bytes), r)
+}
+
+/// The figures an earlier `verify --no-interpreter` saved for this model, if any.
+pub fn load_measured_c(model_bytes: &[u8]) -> Option<CVerifyReport> {
+    serde_json::from_str(&std::fs::read_to_string(measured_c_path(model_bytes)).ok()?).ok()
 }
 
 fn target_err(e: tinyq_verify::VerifyError) -> TinyqError {
