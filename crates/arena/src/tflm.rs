@@ -423,6 +423,42 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
     f
 }
 
+/// `arm_convolve_wrapper_s8_get_buffer_size_dsp` (Cortex-M with the DSP extension, GCC): none for
+/// a 1x1 convolution (`arm_convolve_1x1_s8_fast` needs one only with Arm Compiler 6, the strided
+/// 1x1 kernel none); otherwise the im2col of two columns in int16, the columns rounded up to a
+/// multiple of 4 (`arm_convolve_s8_get_buffer_size`, shared by `arm_convolve_1_x_n_s8`).
+pub fn cmsis_conv_s8_scratch(
+    [kh, kw]: [usize; 2],
+    in_c: usize,
+    filter_c: usize,
+    [pad_h, pad_w]: [usize; 2],
+    [dil_h, dil_w]: [usize; 2],
+) -> usize {
+    let is_1x1 = pad_w == 0 && pad_h == 0 && kw == 1 && kh == 1 && dil_w == 1 && dil_h == 1 && in_c == filter_c;
+    if is_1x1 {
+        0
+    } else {
+        2 * align_up(kw * kh * in_c, 4) * 2
+    }
+}
+
+/// `arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp`: the optimised path (channel multiplier
+/// 1, batch 1, no dilation) needs `in_c · kw · kh` int16 values, except the 3x3 kernel with
+/// padding at most 1; the other paths none.
+pub fn cmsis_depthwise_s8_scratch(
+    [kh, kw]: [usize; 2],
+    in_n: usize,
+    in_c: usize,
+    out_c: usize,
+    [pad_h, pad_w]: [usize; 2],
+    [dil_h, dil_w]: [usize; 2],
+) -> usize {
+    if in_c != out_c || in_n != 1 || dil_w != 1 || dil_h != 1 || (kw == 3 && kh == 3 && pad_h <= 1 && pad_w <= 1) {
+        return 0;
+    }
+    in_c * kw * kh * 2
+}
+
 /// The scratch buffer CMSIS-NN's Conv / DepthwiseConv `Prepare` requests on a Cortex-M with
 /// the DSP extension (`ARM_MATH_DSP`, no MVE), built with GCC.
 fn cmsis_conv_scratch(code: i32, sh: &OpShapes, in_type: Option<u8>, bias_type: Option<u8>) -> Option<usize> {
@@ -440,19 +476,7 @@ fn cmsis_conv_scratch(code: i32, sh: &OpShapes, in_type: Option<u8>, bias_type: 
     let bytes = if code == op::CONV_2D {
         let filter_c = d(filter, 3);
         match in_type {
-            Some(INT8) => {
-                // arm_convolve_wrapper_s8_get_buffer_size_dsp
-                let is_1x1 =
-                    pad_w == 0 && pad_h == 0 && kw == 1 && kh == 1 && dil_w == 1 && dil_h == 1 && in_c == filter_c;
-                if is_1x1 {
-                    0 // arm_convolve_1x1_s8_fast (stride 1) needs a buffer only with Arm Compiler 6; others none
-                } else {
-                    // arm_convolve_1_x_n_s8 and arm_convolve_s8 share arm_convolve_s8_get_buffer_size:
-                    // im2col of two columns, int16, rhs columns rounded up to a multiple of 4.
-                    let rhs_cols = kw * kh * in_c;
-                    2 * align_up(rhs_cols, 4) * 2
-                }
-            }
+            Some(INT8) => cmsis_conv_s8_scratch([kh, kw], in_c, filter_c, [pad_h, pad_w], [dil_h, dil_w]),
             // arm_convolve_wrapper_s16_get_buffer_size, used when the bias is int64 (or absent).
             Some(INT16) if matches!(bias_type, None | Some(INT64)) => 2 * in_c * kw * kh * 2,
             _ => 0,
@@ -460,15 +484,7 @@ fn cmsis_conv_scratch(code: i32, sh: &OpShapes, in_type: Option<u8>, bias_type: 
     } else {
         let out_c = d(output, 3);
         match in_type {
-            // arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp: the optimised path for
-            // channel multiplier 1, batch 1, no dilation, except the 3x3 kernel with pad <= 1.
-            Some(INT8) if in_c == out_c && in_n == 1 && dil_w == 1 && dil_h == 1 => {
-                if kw == 3 && kh == 3 && pad_h <= 1 && pad_w <= 1 {
-                    0
-                } else {
-                    in_c * kw * kh * 2
-                }
-            }
+            Some(INT8) => cmsis_depthwise_s8_scratch([kh, kw], in_n, in_c, out_c, [pad_h, pad_w], [dil_h, dil_w]),
             _ => 0,
         }
     };

@@ -11,6 +11,7 @@
 //! What this crate is not: it computes no quantization parameters (the plan has them), reads no
 //! files and writes none (it returns the files' text; the caller stages them).
 
+mod cmsis;
 mod memory;
 mod steps;
 
@@ -50,6 +51,17 @@ pub enum CgenError {
     Name(String),
 }
 
+/// Which kernels the generated C calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelSet {
+    /// tinyq's C mirrors of TFLM's reference kernels, written into the folder.
+    #[default]
+    Portable,
+    /// CMSIS-NN's functions (from the user's CMSIS-NN) for convolutions, depthwise convolutions,
+    /// fully connected layers, elementwise ADD and pools; the portable kernels for the rest.
+    CmsisNn,
+}
+
 /// What the generated C needs at run time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Footprint {
@@ -74,7 +86,7 @@ pub struct Generated {
 }
 
 /// Generates `<name>.h`, `<name>.c` and the kernel files the model uses.
-pub fn generate(plan: &Int8Plan, name: &str) -> Result<Generated, CgenError> {
+pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Generated, CgenError> {
     if name.is_empty()
         || name.starts_with(|c: char| c.is_ascii_digit())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -101,9 +113,15 @@ pub fn generate(plan: &Int8Plan, name: &str) -> Result<Generated, CgenError> {
         }
     }
     let sizes: Vec<usize> = g.tensors.iter().map(|t| t.numel() * t.dtype.size_bytes()).collect();
+    let cmsis: Vec<Option<(Sharing, usize)>> =
+        views.iter().map(|v| if kernels == KernelSet::CmsisNn { cmsis::plan(v) } else { None }).collect();
     let uses: Vec<StepUse> = views
         .iter()
-        .map(|v| StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing: steps::sharing(v, &sizes) })
+        .zip(&cmsis)
+        .map(|(v, c)| {
+            let (sharing, scratch) = c.unwrap_or((steps::sharing(v, &sizes), 0));
+            StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing, scratch }
+        })
         .collect();
     let (input, output) = (g.inputs[0], g.outputs[0]);
     let mem = memory::plan(&uses, &sizes, input, output);
@@ -122,7 +140,9 @@ pub fn generate(plan: &Int8Plan, name: &str) -> Result<Generated, CgenError> {
             inputs: v.inputs.iter().map(|&t| addr(t)).collect(),
             output: addr(v.output),
             scratch: match mem.modes[s] {
-                Mode::InPlace { scratch: Some(o) } => Some(format!("({arena} + {o})")),
+                Mode::InPlace { scratch: Some(o) } | Mode::Separate { scratch: Some(o) } => {
+                    Some(format!("({arena} + {o})"))
+                }
                 _ => None,
             },
             input_len: v.inputs.iter().map(|&t| g.tensor(t).numel()).collect(),
@@ -130,11 +150,19 @@ pub fn generate(plan: &Int8Plan, name: &str) -> Result<Generated, CgenError> {
             input_shapes: v.inputs.iter().map(|&t| g.tensor(t).shape.clone()).collect(),
             output_shape: g.tensor(v.output).shape.clone(),
         };
-        let e = steps::emit(v, mem.modes[s], &format!("{name}_{s}"), &ops);
+        let prefix = format!("{name}_{s}");
+        let e = match cmsis[s] {
+            Some((_, scratch)) => {
+                let mut e = steps::Emitted::new();
+                cmsis::emit(v, &prefix, &ops, scratch, &mut e);
+                e
+            }
+            None => steps::emit(v, mem.modes[s], &prefix, &ops),
+        };
         let _ = writeln!(defs, "/* {s}: {} `{}` */\n{}", node.op.name(), c_comment(&node.name), e.defs);
         let _ = write!(body, "  /* {s}: {} */\n{}", node.op.name(), e.body);
         const_bytes += e.const_bytes;
-        if let Some(f) = steps::kernel_file(&v.kind) {
+        if let Some(f) = steps::kernel_file(&v.kind).filter(|_| cmsis[s].is_none()) {
             if !files.contains(&f) {
                 files.push(f);
             }
@@ -152,7 +180,10 @@ pub fn generate(plan: &Int8Plan, name: &str) -> Result<Generated, CgenError> {
     let (it, ot) = (g.tensor(input), g.tensor(output));
     let mut out = vec![
         (format!("{name}.h"), header(name, &footprint, it, ot)),
-        (format!("{name}.c"), source(name, &footprint, &defs, &body, it, ot)),
+        (
+            format!("{name}.c"),
+            source(&Source { name, defs: &defs, body: &body, input: it, output: ot, kernels }, &footprint),
+        ),
     ];
     for (f, text) in LIBRARY {
         if *f == "tq_kernels.h" || files.contains(f) {
@@ -199,13 +230,25 @@ fn header(name: &str, f: &Footprint, it: &tinyq_ir::Tensor, ot: &tinyq_ir::Tenso
     h
 }
 
-fn source(name: &str, f: &Footprint, defs: &str, body: &str, it: &tinyq_ir::Tensor, ot: &tinyq_ir::Tensor) -> String {
+/// The model's source: constants, arena, `invoke`, accessors.
+struct Source<'a> {
+    name: &'a str,
+    defs: &'a str,
+    body: &'a str,
+    input: &'a tinyq_ir::Tensor,
+    output: &'a tinyq_ir::Tensor,
+    kernels: KernelSet,
+}
+
+fn source(src: &Source<'_>, f: &Footprint) -> String {
+    let Source { name, defs, body, input: it, output: ot, kernels } = *src;
     let up = name.to_ascii_uppercase();
     let mut c = String::new();
+    let cmsis = if kernels == KernelSet::CmsisNn { "#include \"arm_nnfunctions.h\"\n" } else { "" };
     let _ = write!(
         c,
         "/* Generated by tinyq. Arena {} B (lower bound {} B), constants {} B. */\n\
-         #include <stddef.h>\n#include <string.h>\n#include \"{name}.h\"\n#include \"tq_kernels.h\"\n\n\
+         #include <stddef.h>\n#include <string.h>\n#include \"{name}.h\"\n#include \"tq_kernels.h\"\n{cmsis}\n\
          {defs}",
         f.arena_bytes, f.lower_bound, f.const_bytes
     );

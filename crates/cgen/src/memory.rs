@@ -31,6 +31,8 @@ pub struct StepUse {
     pub inputs: Vec<TensorId>,
     pub output: TensorId,
     pub sharing: Sharing,
+    /// Scratch bytes the kernel needs when it writes a separate output buffer.
+    pub scratch: usize,
 }
 
 /// Where a buffer lives.
@@ -47,8 +49,8 @@ pub enum Place {
 /// How a step runs against the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Into its own output buffer.
-    Separate,
+    /// Into its own output buffer, with scratch at this arena offset (`None`: none needed).
+    Separate { scratch: Option<usize> },
     /// A view that costs nothing.
     Alias,
     /// A view that must be copied (the graph input seen as the graph output).
@@ -122,7 +124,7 @@ pub fn plan(steps: &[StepUse], sizes: &[usize], input: TensorId, output: TensorI
         size: sizes.to_vec(),
         output_size: sizes[output],
     };
-    let mut modes = vec![Mode::Separate; steps.len()];
+    let mut modes = vec![Mode::Separate { scratch: None }; steps.len()];
     for (s, step) in steps.iter().enumerate() {
         if step.sharing == Sharing::View {
             modes[s] = if classes.try_union(step.inputs[0], step.output) { Mode::Alias } else { Mode::Copy };
@@ -139,7 +141,7 @@ pub fn plan(steps: &[StepUse], sizes: &[usize], input: TensorId, output: TensorI
     let class_last = |classes: &mut Classes, last_read: &[Option<usize>], c: usize| {
         (0..n).filter(|&t| classes.find(t) == c).filter_map(|t| last_read[t]).max()
     };
-    let mut scratch = vec![0usize; steps.len()];
+    let mut scratch: Vec<usize> = steps.iter().map(|s| s.scratch).collect();
     for (s, step) in steps.iter().enumerate() {
         let Sharing::InPlace { input: k, scratch: bytes } = step.sharing else { continue };
         let c = classes.find(step.inputs[k]);
@@ -196,7 +198,10 @@ pub fn plan(steps: &[StepUse], sizes: &[usize], input: TensorId, output: TensorI
         });
     }
     for (s, i) in scratch_items {
-        modes[s] = Mode::InPlace { scratch: Some(offsets[i]) };
+        modes[s] = match modes[s] {
+            Mode::InPlace { .. } => Mode::InPlace { scratch: Some(offsets[i]) },
+            _ => Mode::Separate { scratch: Some(offsets[i]) },
+        };
     }
     let scratch_peak = scratch.iter().map(|&b| align(b)).max().unwrap_or(0);
     MemoryPlan { places, modes, arena_size, lower_bound, scratch_peak }
@@ -283,7 +288,7 @@ mod tests {
     use super::*;
 
     fn step(inputs: &[usize], output: usize, sharing: Sharing) -> StepUse {
-        StepUse { inputs: inputs.to_vec(), output, sharing }
+        StepUse { inputs: inputs.to_vec(), output, sharing, scratch: 0 }
     }
 
     #[test]
@@ -311,11 +316,11 @@ mod tests {
         assert_eq!(p.modes[1], Mode::InPlace { scratch: None });
         assert_eq!(p.places[1], p.places[2]);
         // Tensor 2 is still read by step 3, so step 2 cannot overwrite it.
-        assert_eq!(p.modes[2], Mode::Separate);
+        assert_eq!(p.modes[2], Mode::Separate { scratch: None });
         assert_eq!(p.arena_size, 128);
         // The caller's input is never written.
         let p = plan(&[step(&[0], 1, Sharing::InPlace { input: 0, scratch: 0 })], &[8, 8], 0, 1);
-        assert_eq!(p.modes[0], Mode::Separate);
+        assert_eq!(p.modes[0], Mode::Separate { scratch: None });
     }
 
     #[test]

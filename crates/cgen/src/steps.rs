@@ -96,7 +96,7 @@ pub struct Operands {
 
 /// Emits step `s` named with prefix `p` (`<model>_<s>`).
 pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted {
-    let mut e = Emitted { defs: String::new(), body: String::new(), const_bytes: 0 };
+    let mut e = Emitted::new();
     let (x, y) = (ops.inputs.first().cloned().unwrap_or_default(), ops.output.clone());
     let in_place = matches!(mode, Mode::InPlace { .. });
     match &step.kind {
@@ -349,6 +349,14 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
 }
 
 impl Emitted {
+    pub(crate) fn new() -> Emitted {
+        Emitted { defs: String::new(), body: String::new(), const_bytes: 0 }
+    }
+
+    pub(crate) fn line(&mut self, line: String) {
+        self.call(line)
+    }
+
     fn call(&mut self, line: String) {
         let _ = writeln!(self.body, "  {line}");
     }
@@ -367,7 +375,7 @@ impl Emitted {
     }
 
     /// Filter, bias, multipliers and shifts; returns the pointer fields of the params struct.
-    fn per_channel(&mut self, p: &str, w: &PerChannel<'_>) -> String {
+    pub(crate) fn per_channel(&mut self, p: &str, w: &PerChannel<'_>) -> String {
         self.array(&format!("{p}_w"), "int8_t", w.filter);
         self.array(&format!("{p}_m"), "int32_t", w.multiplier);
         self.array(&format!("{p}_s"), "int32_t", w.shift);

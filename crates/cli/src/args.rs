@@ -98,7 +98,8 @@ pub enum Command {
         #[arg(long, default_value_t = 32)]
         pointer_width: usize,
         /// TFLM kernels the target builds (kArenaSize is the arena they need): reference or
-        /// cmsis-nn (what Arduino and most Cortex-M builds use).
+        /// cmsis-nn (what Arduino and most Cortex-M builds use). With --no-interpreter: portable
+        /// (tinyq's C, the default; `reference` means the same) or cmsis-nn (calls CMSIS-NN).
         #[arg(long, default_value = "reference")]
         kernels: String,
         /// Plain C99 without TFLM: the model's operators as calls into a small kernel library

@@ -29,8 +29,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
         Command::Quantize(q) => quantize(&q),
         Command::Train(t) => crate::train::train(&t),
-        Command::Report { model: Some(model), no_interpreter: true, json, .. } => {
-            return crate::verify::report_no_interpreter(&model, json)
+        Command::Report { model: Some(model), no_interpreter: true, json, kernels, .. } => {
+            return crate::verify::report_no_interpreter(&model, &kernels, json)
         }
         Command::Report {
             model, pointer_width, device, ram_budget, flash_budget, list_devices, kernels, json, ..
@@ -780,12 +780,11 @@ fn export(
     kernels: &str,
     no_interpreter: bool,
 ) -> Result<()> {
-    let kernels = parse_kernels(kernels)?;
     let write = |dir: &Path| -> Result<Vec<std::path::PathBuf>> {
         if no_interpreter {
-            Ok(tinyq::export_c_no_interpreter(model, dir, name)?.0)
+            Ok(tinyq::export_c_no_interpreter(model, dir, name, crate::verify::c_kernels(kernels)?)?.0)
         } else {
-            Ok(tinyq::export_c(model, dir, name, pointer_width, kernels)?)
+            Ok(tinyq::export_c(model, dir, name, pointer_width, parse_kernels(kernels)?)?)
         }
     };
     let written = if dir.exists() {

@@ -230,17 +230,40 @@ pub fn measured_json(r: &tinyq::Report, board: &tinyq::Board) -> serde_json::Val
     }
 }
 
+/// The kernels of the interpreter-free C named by `--kernels`: `portable` (also `reference`, the
+/// default: mirrors of TFLM's reference kernels) or `cmsis-nn`.
+pub fn c_kernels(name: &str) -> Result<tinyq::CKernels> {
+    match name {
+        "portable" | "reference" => Ok(tinyq::CKernels::Portable),
+        "cmsis-nn" => Ok(tinyq::CKernels::CmsisNn),
+        other => bail!("--kernels `{other}`: with --no-interpreter, expected portable or cmsis-nn"),
+    }
+}
+
 /// `verify --no-interpreter`: the interpreter-free C on the target.
 fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
     if a.model.len() != 1 {
         bail!("verify takes one model");
     }
+    let cmsis_nn = match c_kernels(&a.kernels)? {
+        tinyq::CKernels::Portable => None,
+        tinyq::CKernels::CmsisNn => {
+            let Some(tree) = &a.tflm else {
+                bail!("--kernels cmsis-nn --no-interpreter needs CMSIS-NN: pass --tflm DIR, a TFLM tree with third_party/cmsis_nn");
+            };
+            let root = tree.join("third_party/cmsis_nn");
+            if !root.join("Include/arm_nnfunctions.h").is_file() {
+                bail!("--tflm {}: no CMSIS-NN at third_party/cmsis_nn (Include/arm_nnfunctions.h)", tree.display());
+            }
+            Some(root)
+        }
+    };
     let model = load(&a.model[0])?;
     let inputs = match &a.data {
         Some(d) => Some(bind_file(&model, d, &a.x, &a.load, a.limit)?.1),
         None => None,
     };
-    let r = tinyq::verify_no_interpreter(&model, inputs.as_ref(), a.timeout)?;
+    let r = tinyq::verify_no_interpreter(&model, inputs.as_ref(), cmsis_nn.as_deref(), a.timeout)?;
     let bytes = std::fs::read(&a.model[0]).with_context(|| a.model[0].display().to_string())?;
     tinyq::save_measured_c(&bytes, &r)?;
     let outputs_ok = r.outputs.as_ref().is_none_or(|o| o.mismatches == 0);
@@ -272,10 +295,12 @@ fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
 
 /// `report --no-interpreter`: the planned arena of the interpreter-free C, its constants, and
 /// what the last `verify --no-interpreter` of this model measured (flash, stack, RAM).
-pub fn report_no_interpreter(model: &std::path::Path, json: bool) -> Result<ExitCode> {
-    let f = tinyq::compile_footprint(model)?;
+pub fn report_no_interpreter(model: &std::path::Path, kernels: &str, json: bool) -> Result<ExitCode> {
+    let set = c_kernels(kernels)?;
+    let f = tinyq::compile_footprint(model, set)?;
     let bytes = std::fs::read(model).with_context(|| model.display().to_string())?;
-    let measured = tinyq::load_measured_c(&bytes);
+    let name = if set == tinyq::CKernels::CmsisNn { "cmsis-nn" } else { "portable" };
+    let measured = tinyq::load_measured_c(&bytes, name);
     if json {
         println!(
             "{}",
@@ -292,7 +317,7 @@ pub fn report_no_interpreter(model: &std::path::Path, json: bool) -> Result<Exit
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} as interpreter-free C (portable kernels)", model.display());
+    println!("{} as interpreter-free C ({name} kernels)", model.display());
     println!(
         "arena: {} (activations and scratch; lower bound {}, largest scratch {}; {} steps in place, {} free views)",
         render::bytes(f.arena_bytes as u64),

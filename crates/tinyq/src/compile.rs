@@ -2,14 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use tinyq_cgen::{Footprint, Generated};
+use tinyq_cgen::{Footprint, Generated, KernelSet};
 
 use crate::error::InFile;
 use crate::TinyqError;
 
 /// Generates the interpreter-free C of an INT8 model (`name` defaults to one derived from the
 /// file name).
-pub fn compile_c(model: &Path, name: Option<&str>) -> Result<Generated, TinyqError> {
+pub fn compile_c(model: &Path, name: Option<&str>, kernels: KernelSet) -> Result<Generated, TinyqError> {
     let name = match name {
         Some(n) => n.to_string(),
         None => tinyq_export_c::default_name(model).ok_or_else(|| {
@@ -18,12 +18,12 @@ pub fn compile_c(model: &Path, name: Option<&str>) -> Result<Generated, TinyqErr
     };
     let m = crate::load_model(model)?;
     let plan = tinyq_int8::Int8Plan::with_kernels(&m.graph, tinyq_int8::Kernels::Reference).in_file(model)?;
-    tinyq_cgen::generate(&plan, &name).in_file(model)
+    tinyq_cgen::generate(&plan, &name, kernels).in_file(model)
 }
 
 /// The footprint of the interpreter-free C of an INT8 model.
-pub fn compile_footprint(model: &Path) -> Result<Footprint, TinyqError> {
-    Ok(compile_c(model, Some("model"))?.footprint)
+pub fn compile_footprint(model: &Path, kernels: KernelSet) -> Result<Footprint, TinyqError> {
+    Ok(compile_c(model, Some("model"), kernels)?.footprint)
 }
 
 /// Writes the interpreter-free C of an INT8 model into `dir`; returns the files written and the
@@ -32,8 +32,9 @@ pub fn export_c_no_interpreter(
     model: &Path,
     dir: &Path,
     name: Option<&str>,
+    kernels: KernelSet,
 ) -> Result<(Vec<PathBuf>, Footprint), TinyqError> {
-    let generated = compile_c(model, name)?;
+    let generated = compile_c(model, name, kernels)?;
     let files: Vec<tinyq_export_c::GeneratedFile> = generated
         .files
         .into_iter()

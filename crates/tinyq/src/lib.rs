@@ -42,7 +42,7 @@ pub use onnx_out::{
 pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
 pub use tinyq_arena::Kernels;
-pub use tinyq_cgen::Footprint as CFootprint;
+pub use tinyq_cgen::{Footprint as CFootprint, KernelSet as CKernels};
 pub use tinyq_data as data;
 pub use tinyq_export_c::{boards, find_board, Board};
 pub use tinyq_ir as ir;

@@ -39,20 +39,21 @@ pub struct CVerifyReport {
 
 /// Where `verify --no-interpreter` keeps its figures for `report --no-interpreter`, keyed by the
 /// model's contents and the generator's version.
-pub fn measured_c_path(model_bytes: &[u8]) -> PathBuf {
+pub fn measured_c_path(model_bytes: &[u8], kernels: &str) -> PathBuf {
     let h = tinyq_verify::fnv1a(model_bytes, tinyq_verify::FNV_START);
+    let h = tinyq_verify::fnv1a(kernels.as_bytes(), h);
     let v = tinyq_verify::fnv1a(env!("CARGO_PKG_VERSION").as_bytes(), h);
     tinyq_verify::default_cache_root().join("measured").join(format!("{v:016x}-no-interpreter.json"))
 }
 
 /// Saves `r` for [`load_measured_c`].
 pub fn save_measured_c(model_bytes: &[u8], r: &CVerifyReport) -> Result<PathBuf, TinyqError> {
-    crate::verify::save_json(measured_c_path(model_bytes), r)
+    crate::verify::save_json(measured_c_path(model_bytes, &r.kernels), r)
 }
 
 /// The figures an earlier `verify --no-interpreter` saved for this model, if any.
-pub fn load_measured_c(model_bytes: &[u8]) -> Option<CVerifyReport> {
-    serde_json::from_str(&std::fs::read_to_string(measured_c_path(model_bytes)).ok()?).ok()
+pub fn load_measured_c(model_bytes: &[u8], kernels: &str) -> Option<CVerifyReport> {
+    serde_json::from_str(&std::fs::read_to_string(measured_c_path(model_bytes, kernels)).ok()?).ok()
 }
 
 fn target_err(e: tinyq_verify::VerifyError) -> TinyqError {
@@ -61,14 +62,19 @@ fn target_err(e: tinyq_verify::VerifyError) -> TinyqError {
 
 /// Builds the interpreter-free C of `model` for the Cortex-M4, runs `inputs` (or one zero
 /// sample) on QEMU and compares every output with tinyq's integer engine.
+///
+/// `cmsis_nn` is the CMSIS-NN library folder (with `Include/` and `Source/`) for
+/// [`tinyq_cgen::KernelSet::CmsisNn`].
 pub fn verify_no_interpreter(
     model: &Model,
     inputs: Option<&BoundInputs>,
+    cmsis_nn: Option<&Path>,
     timeout_s: u64,
 ) -> Result<CVerifyReport, TinyqError> {
     let path: &Path = &model.path;
     let name = "model";
-    let generated = crate::compile_c(path, Some(name))?;
+    let kernels = if cmsis_nn.is_some() { tinyq_cgen::KernelSet::CmsisNn } else { tinyq_cgen::KernelSet::Portable };
+    let generated = crate::compile_c(path, Some(name), kernels)?;
     let tools = tinyq_verify::Toolchain::find().map_err(target_err)?;
     let cache = tinyq_verify::default_cache_root();
     let input_len = model.graph.tensor(model.graph.inputs[0]).numel();
@@ -76,7 +82,7 @@ pub fn verify_no_interpreter(
         Some(b) => (0..b.samples).flat_map(|i| sample_bytes(&b.sample(i))).collect(),
         None => vec![0; input_len],
     };
-    let image = tinyq_verify::c_runner(&tools, &cache, &generated.files, name, data.len()).map_err(target_err)?;
+    let image = tinyq_verify::c_runner(&tools, &cache, &generated.files, name, data.len(), cmsis_nn).map_err(target_err)?;
     let plugin = tinyq_verify::plugin(&tools, &cache).map_err(target_err)?;
     let data_path = image.elf.with_file_name(format!("inputs-{}.bin", std::process::id()));
     std::fs::write(&data_path, &data).map_err(|e| TinyqError::Input(format!("{}: {e}", data_path.display())))?;
@@ -101,7 +107,7 @@ pub fn verify_no_interpreter(
     Ok(CVerifyReport {
         model: path.display().to_string(),
         target: "cortex-m4 (QEMU mps2-an386)".into(),
-        kernels: "portable".into(),
+        kernels: if cmsis_nn.is_some() { "cmsis-nn" } else { "portable" }.into(),
         outputs,
         flash_bytes: image.flash_bytes,
         static_ram_bytes: image.static_ram_bytes,

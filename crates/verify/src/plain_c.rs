@@ -12,14 +12,16 @@ use crate::{write_if_changed, Image, Toolchain, VerifyError, HARNESS};
 pub const STRICT_C_FLAGS: &[&str] = &["-std=c99", "-Wall", "-Wextra", "-Werror"];
 
 /// The runner linked with the generated `files` ((name, contents); `name` the model's C name),
-/// with room for `samples_capacity` bytes of input samples. `static_ram_bytes` of the image
-/// excludes that sample buffer (harness memory, not the model's).
+/// with room for `samples_capacity` bytes of input samples, and with the CMSIS-NN library at
+/// `cmsis_nn` (its folder with `Include/` and `Source/`) when the C calls it. `static_ram_bytes`
+/// of the image excludes the sample buffer (harness memory, not the model's).
 pub fn c_runner(
     tools: &Toolchain,
     cache_root: &Path,
     files: &[(String, String)],
     name: &str,
     samples_capacity: usize,
+    cmsis_nn: Option<&Path>,
 ) -> Result<Image, VerifyError> {
     let start = std::time::Instant::now();
     let cap = samples_capacity.div_ceil(16) * 16;
@@ -29,6 +31,9 @@ pub fn c_runner(
         h = fnv1a(c.as_bytes(), h);
     }
     h = fnv1a(&cap.to_le_bytes(), h);
+    if let Some(c) = cmsis_nn {
+        h = fnv1a(c.display().to_string().as_bytes(), h);
+    }
     let app = cache_root.join("plain-c").join(format!("{name}-{h:016x}"));
     for (n, c) in files.iter().map(|(n, c)| (n.as_str(), c.as_str())).chain(HARNESS.iter().copied()) {
         write_if_changed(&app.join(n), c)?;
@@ -44,17 +49,25 @@ pub fn c_runner(
     let mut stats = BuildStats::default();
     if !elf.is_file() {
         let mut objects = Vec::new();
+        let mut include = vec![app.clone()];
+        if let Some(root) = cmsis_nn {
+            let (objs, s) = cmsis_library(tools, cache_root, root)?;
+            objects.extend(objs);
+            stats.sources += s.sources;
+            stats.compiled += s.compiled;
+            include.push(root.join("Include"));
+        }
         let harness = ["startup.c", "semihosting.c", "runner_c.c"];
         let generated = files.iter().map(|(n, _)| n.as_str()).filter(|n| n.ends_with(".c"));
         for f in harness.iter().copied().chain(generated) {
             // The generated C with the strict flags; tinyq's harness (GNU C) as verify builds it.
             let strict = !harness.contains(&f);
             let obj = app.join(f).with_extension("o");
-            compile(tools, &app.join(f), &obj, &app, strict)?;
+            compile(tools, &app.join(f), &obj, &include, strict)?;
             stats.compiled += 1;
+            stats.sources += 1;
             objects.push(obj);
         }
-        stats.sources = objects.len();
         let tmp = app.join(format!("runner_c.{}.elf", std::process::id()));
         link(tools, &objects, &app.join("cortex_m4.ld"), &tmp)?;
         std::fs::rename(&tmp, &elf).map_err(|e| VerifyError::io(&elf, e))?;
@@ -71,7 +84,50 @@ pub fn c_runner(
     })
 }
 
-fn compile(tools: &Toolchain, src: &Path, obj: &Path, include: &Path, strict: bool) -> Result<(), VerifyError> {
+/// CMSIS-NN's sources compiled once per library folder and compiler into the cache.
+fn cmsis_library(tools: &Toolchain, cache_root: &Path, root: &Path) -> Result<(Vec<PathBuf>, BuildStats), VerifyError> {
+    let mut sources = Vec::new();
+    collect_c(&root.join("Source"), &mut sources);
+    if sources.is_empty() {
+        return Err(VerifyError::Tool(format!("{}: no CMSIS-NN sources under Source/", root.display())));
+    }
+    sources.sort();
+    let mut h = fnv1a(tools.cxx_version.as_bytes(), FNV_START);
+    h = fnv1a(root.display().to_string().as_bytes(), h);
+    let dir = cache_root.join("plain-c").join(format!("cmsis-nn-{h:016x}"));
+    let mut stats = BuildStats::default();
+    let mut objects = Vec::new();
+    for src in sources {
+        let rel = src.strip_prefix(root).unwrap_or(&src);
+        let obj = dir.join(rel).with_extension("o");
+        if !obj.is_file() {
+            if let Some(d) = obj.parent() {
+                std::fs::create_dir_all(d).map_err(|e| VerifyError::io(d, e))?;
+            }
+            let tmp = obj.with_extension(format!("o.{}.tmp", std::process::id()));
+            compile(tools, &src, &tmp, &[root.join("Include")], false)?;
+            std::fs::rename(&tmp, &obj).map_err(|e| VerifyError::io(&obj, e))?;
+            stats.compiled += 1;
+        }
+        stats.sources += 1;
+        objects.push(obj);
+    }
+    Ok((objects, stats))
+}
+
+fn collect_c(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_c(&p, out);
+        } else if p.extension().is_some_and(|x| x == "c") {
+            out.push(p);
+        }
+    }
+}
+
+fn compile(tools: &Toolchain, src: &Path, obj: &Path, include: &[PathBuf], strict: bool) -> Result<(), VerifyError> {
     let mut cmd = Command::new(&tools.cc);
     cmd.args(CPU_FLAGS).args(COMMON_FLAGS);
     if strict {
@@ -79,8 +135,10 @@ fn compile(tools: &Toolchain, src: &Path, obj: &Path, include: &Path, strict: bo
     } else {
         cmd.arg("-std=gnu11");
     }
+    for i in include {
+        cmd.arg(format!("-I{}", i.display()));
+    }
     let out = cmd
-        .arg(format!("-I{}", include.display()))
         .arg("-c")
         .arg(src)
         .arg("-o")

@@ -1,0 +1,208 @@
+//! `--kernels cmsis-nn`: the steps CMSIS-NN has int8 kernels for (convolutions, depthwise
+//! convolutions, fully connected layers, elementwise ADD, pools) become calls into the user's
+//! CMSIS-NN with the arguments TFLM's CMSIS-NN kernels pass (`tensorflow/lite/micro/kernels/
+//! cmsis_nn/*.cc`), and the scratch its `*_get_buffer_size` functions ask for on a Cortex-M with
+//! the DSP extension, placed in the arena. The other steps keep the portable kernels.
+
+use std::fmt::Write;
+
+use tinyq_int8::{PerChannel, StepKind, StepView};
+
+use crate::memory::Sharing;
+use crate::steps::{Emitted, Operands};
+
+/// Whether CMSIS-NN runs this step, how it may share memory, and the scratch it needs.
+pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
+    Some(match &step.kind {
+        StepKind::Conv2D(c, _) => {
+            let [_, _, _, in_c] = c.input_shape;
+            let [_, kh, kw, fc] = c.filter_shape;
+            let pad = [c.padding_values.height, c.padding_values.width];
+            let dil = [c.dilation_height, c.dilation_width];
+            (Sharing::None, tinyq_arena::cmsis_conv_s8_scratch([kh, kw], in_c, fc, pad, dil))
+        }
+        StepKind::DepthwiseConv2D(c, _) => {
+            let [n, _, _, in_c] = c.input_shape;
+            let [_, kh, kw, out_c] = c.filter_shape;
+            let pad = [c.padding_values.height, c.padding_values.width];
+            let dil = [c.dilation_height, c.dilation_width];
+            (Sharing::None, tinyq_arena::cmsis_depthwise_s8_scratch([kh, kw], n, in_c, out_c, pad, dil))
+        }
+        StepKind::FullyConnected(..) | StepKind::FullyConnectedPerChannel(..) => (Sharing::None, 0),
+        StepKind::Add { broadcast: false, .. } => (Sharing::InPlace { input: 0, scratch: 0 }, 0),
+        StepKind::MaxPool(_) => (Sharing::None, 0),
+        // arm_avgpool_s8_get_buffer_size_dsp: one int32 per channel.
+        StepKind::AveragePool(p) => (Sharing::None, 4 * p.input_shape[3]),
+        _ => return None,
+    })
+}
+
+fn dims(d: [usize; 4]) -> String {
+    format!("{{{}, {}, {}, {}}}", d[0], d[1], d[2], d[3])
+}
+
+fn context(ops: &Operands, bytes: usize) -> String {
+    match (&ops.scratch, bytes) {
+        (Some(s), b) if b > 0 => format!("{{{s}, {b}}}"),
+        _ => "{NULL, 0}".into(),
+    }
+}
+
+/// The CMSIS-NN call of a step [`plan`] accepted, with its constant arguments.
+pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, e: &mut Emitted) {
+    let (x, y) = (&ops.inputs[0], &ops.output);
+    let ctx = context(ops, scratch);
+    match &step.kind {
+        StepKind::Conv2D(c, w) => {
+            let [_, _, _, oc] = c.output_shape;
+            weights(e, p, w);
+            let _ = writeln!(
+                e.defs,
+                "static const cmsis_nn_conv_params {p}_cp = {{{}, {}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}}};",
+                c.input_offset,
+                c.output_offset,
+                c.stride_width,
+                c.stride_height,
+                c.padding_values.width,
+                c.padding_values.height,
+                c.dilation_width,
+                c.dilation_height,
+                c.quantized_activation_min,
+                c.quantized_activation_max
+            );
+            let [_, kh, kw, fc] = c.filter_shape;
+            shapes(e, p, c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape);
+            e.line(format!(
+                "{{ cmsis_nn_context ctx = {ctx}; cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}}; \
+                 arm_convolve_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {}, &{p}_od, {y}); }}",
+                bias(p, w)
+            ));
+        }
+        StepKind::DepthwiseConv2D(c, w) => {
+            let [_, _, _, oc] = c.output_shape;
+            weights(e, p, w);
+            let _ = writeln!(
+                e.defs,
+                "static const cmsis_nn_dw_conv_params {p}_cp = {{{}, {}, {}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}}};",
+                c.input_offset,
+                c.output_offset,
+                c.depth_multiplier,
+                c.stride_width,
+                c.stride_height,
+                c.padding_values.width,
+                c.padding_values.height,
+                c.dilation_width,
+                c.dilation_height,
+                c.quantized_activation_min,
+                c.quantized_activation_max
+            );
+            let [_, kh, kw, _] = c.filter_shape;
+            shapes(e, p, c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape);
+            e.line(format!(
+                "{{ cmsis_nn_context ctx = {ctx}; cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}}; \
+                 arm_depthwise_conv_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {}, &{p}_od, {y}); }}",
+                bias(p, w)
+            ));
+        }
+        StepKind::FullyConnected(f, filter, b) => {
+            let w = PerChannel { multiplier: &[f.output_multiplier], shift: &[f.output_shift], filter, bias: *b };
+            let s = &f.shape;
+            fully_connected(e, p, &w, [f.input_offset, f.weights_offset, f.output_offset], [s.batches, s.accum_depth, s.output_depth], (f.quantized_activation_min, f.quantized_activation_max), false, x, y);
+        }
+        StepKind::FullyConnectedPerChannel(f, w) => {
+            let s = &f.shape;
+            fully_connected(e, p, w, [f.input_offset, 0, f.output_offset], [s.batches, s.accum_depth, s.output_depth], (f.quantized_activation_min, f.quantized_activation_max), true, x, y);
+        }
+        StepKind::Add { params: a, .. } => {
+            let x2 = &ops.inputs[1];
+            e.line(format!(
+                "arm_elementwise_add_s8({x}, {x2}, {}, {}, {}, {}, {}, {}, {}, {y}, {}, {}, {}, {}, {}, {});",
+                a.input1_offset,
+                a.input1_multiplier,
+                a.input1_shift,
+                a.input2_offset,
+                a.input2_multiplier,
+                a.input2_shift,
+                a.left_shift,
+                a.output_offset,
+                a.output_multiplier,
+                a.output_shift,
+                a.quantized_activation_min,
+                a.quantized_activation_max,
+                ops.output_len
+            ));
+        }
+        StepKind::MaxPool(q) | StepKind::AveragePool(q) => {
+            let [n, ih, iw, c] = q.input_shape;
+            let [_, oh, ow, _] = q.output_shape;
+            let _ = writeln!(
+                e.defs,
+                "static const cmsis_nn_pool_params {p}_pp = {{{{{}, {}}}, {{{}, {}}}, {{{}, {}}}}};\n\
+                 static const cmsis_nn_dims {p}_id = {}, {p}_fd = {}, {p}_od = {};",
+                q.stride_width,
+                q.stride_height,
+                q.padding_values.width,
+                q.padding_values.height,
+                q.quantized_activation_min,
+                q.quantized_activation_max,
+                dims([n, ih, iw, c]),
+                dims([1, q.filter_height, q.filter_width, 1]),
+                dims([n, oh, ow, c])
+            );
+            let f = if matches!(step.kind, StepKind::MaxPool(_)) { "arm_max_pool_s8" } else { "arm_avgpool_s8" };
+            e.line(format!("{{ cmsis_nn_context ctx = {ctx}; {f}(&ctx, &{p}_pp, &{p}_id, {x}, &{p}_fd, &{p}_od, {y}); }}"));
+        }
+        _ => unreachable!("cmsis::plan accepted only the kinds above"),
+    }
+}
+
+fn weights(e: &mut Emitted, p: &str, w: &PerChannel<'_>) {
+    e.per_channel(p, w);
+}
+
+fn bias(p: &str, w: &PerChannel<'_>) -> String {
+    if w.bias.is_some() { format!("{p}_b") } else { "NULL".into() }
+}
+
+fn shapes(e: &mut Emitted, p: &str, input: [usize; 4], filter: [usize; 4], bias: [usize; 4], output: [usize; 4]) {
+    let _ = writeln!(
+        e.defs,
+        "static const cmsis_nn_dims {p}_id = {}, {p}_fd = {}, {p}_bd = {}, {p}_od = {};",
+        dims(input),
+        dims(filter),
+        dims(bias),
+        dims(output)
+    );
+}
+
+/// FULLY_CONNECTED as TFLM's CMSIS-NN kernel calls it on a Cortex-M with DSP: the wrapper, no
+/// kernel sums (its buffer size is 0 there).
+#[allow(clippy::too_many_arguments)]
+fn fully_connected(
+    e: &mut Emitted,
+    p: &str,
+    w: &PerChannel<'_>,
+    [input_offset, filter_offset, output_offset]: [i32; 3],
+    [batches, depth, units]: [usize; 3],
+    (act_min, act_max): (i32, i32),
+    per_channel: bool,
+    x: &str,
+    y: &str,
+) {
+    weights(e, p, w);
+    let _ = writeln!(
+        e.defs,
+        "static const cmsis_nn_fc_params {p}_fp = {{{input_offset}, {filter_offset}, {output_offset}, {{{act_min}, {act_max}}}}};\n\
+         static const cmsis_nn_dims {p}_id = {}, {p}_fd = {}, {p}_bd = {}, {p}_od = {};",
+        dims([batches, 1, 1, depth]),
+        dims([depth, 1, 1, units]),
+        dims([1, 1, 1, units]),
+        dims([batches, 1, 1, units])
+    );
+    e.line(format!(
+        "{{ cmsis_nn_context ctx = {{NULL, 0}}; cmsis_nn_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s, {}}}; \
+         arm_fully_connected_wrapper_s8(&ctx, &{p}_fp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {}, &{p}_od, {y}); }}",
+        per_channel as i32,
+        bias(p, w)
+    ));
+}
