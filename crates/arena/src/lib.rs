@@ -34,8 +34,8 @@ use std::path::Path;
 pub use flatbuf::ConvGeometry;
 pub use greedy::{greedy_plan, BufferRequest, GreedyPlan};
 pub use structs::{struct_sizes, StructSize};
-pub use tflm::{cmsis_conv_s8_scratch, cmsis_depthwise_s8_scratch, Kernels};
 use tflm::{align_up, op_footprint, OpShapes, Sizes, ARENA_ALIGN, GREEDY_PER_BUFFER, MAX_SCRATCH_PER_OP};
+pub use tflm::{cmsis_conv_s8_scratch, cmsis_depthwise_s8_scratch, Kernels};
 
 /// Pointer width of the target running TFLM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

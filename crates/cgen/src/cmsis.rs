@@ -15,18 +15,30 @@ use crate::steps::{Emitted, Operands};
 pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
     Some(match &step.kind {
         StepKind::Conv2D(c, _) => {
-            let [_, _, _, in_c] = c.input_shape;
+            let [_, _, w, in_c] = c.input_shape;
             let [_, kh, kw, fc] = c.filter_shape;
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
-            (Sharing::None, tinyq_arena::cmsis_conv_s8_scratch([kh, kw], in_c, fc, pad, dil))
+            let scratch = tinyq_arena::cmsis_conv_s8_scratch([kh, kw], in_c, fc, pad, dil);
+            let sharing = if conv_1x1_in_place(c) {
+                Sharing::InPlace { input: 0, scratch: chunk_pixels(w) * in_c }
+            } else {
+                Sharing::None
+            };
+            (sharing, scratch)
         }
         StepKind::DepthwiseConv2D(c, _) => {
-            let [n, _, _, in_c] = c.input_shape;
+            let [n, _, w, in_c] = c.input_shape;
             let [_, kh, kw, out_c] = c.filter_shape;
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
-            (Sharing::None, tinyq_arena::cmsis_depthwise_s8_scratch([kh, kw], n, in_c, out_c, pad, dil))
+            let scratch = tinyq_arena::cmsis_depthwise_s8_scratch([kh, kw], n, in_c, out_c, pad, dil);
+            let sharing = if dw_in_place(c) {
+                Sharing::InPlace { input: 0, scratch: (band_rows(w) + kh - 1) * w * in_c + scratch }
+            } else {
+                Sharing::None
+            };
+            (sharing, scratch)
         }
         StepKind::FullyConnected(..) | StepKind::FullyConnectedPerChannel(..) => (Sharing::None, 0),
         StepKind::Add { broadcast: false, .. } => (Sharing::InPlace { input: 0, scratch: 0 }, 0),
@@ -35,6 +47,50 @@ pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
         StepKind::AveragePool(p) => (Sharing::None, 4 * p.input_shape[3]),
         _ => return None,
     })
+}
+
+/// Pixels per call of an in-place 1x1 convolution: whole rows, at least 16 pixels (CMSIS-NN's
+/// kernels work on groups of 4 pixels, and each call costs a setup).
+fn chunk_pixels(width: usize) -> usize {
+    band_rows(width) * width
+}
+
+/// Output rows per call of an in-place depthwise convolution (see [`chunk_pixels`]).
+fn band_rows(width: usize) -> usize {
+    (1..=16).find(|r| r * width >= 16 && (r * width).is_multiple_of(4)).unwrap_or(16usize.div_ceil(width.max(1)))
+}
+
+/// A 1x1, stride-1 convolution that does not widen: one row of input aside is enough to write
+/// its output over its input.
+fn conv_1x1_in_place(c: &tinyq_kernels::conv::ConvPerChannelParams) -> bool {
+    let [_, h, w, in_c] = c.input_shape;
+    let [oc, kh, kw, fc] = c.filter_shape;
+    kh == 1
+        && kw == 1
+        && fc == in_c
+        && oc <= in_c
+        && c.stride_height == 1
+        && c.stride_width == 1
+        && c.padding_values.height == 0
+        && c.padding_values.width == 0
+        && c.output_shape[1] == h
+        && c.output_shape[2] == w
+}
+
+/// A stride-1, undilated depthwise convolution with depth multiplier 1 on one image, keeping its
+/// height and width, whose top padding leaves each output row's last input row in reach.
+fn dw_in_place(c: &tinyq_kernels::depthwise_conv::DepthwiseConvPerChannelParams) -> bool {
+    let [n, h, w, _] = c.input_shape;
+    let kh = c.filter_shape[1];
+    n == 1
+        && c.depth_multiplier == 1
+        && c.stride_height == 1
+        && c.stride_width == 1
+        && c.dilation_height == 1
+        && c.dilation_width == 1
+        && c.output_shape[1] == h
+        && c.output_shape[2] == w
+        && c.padding_values.height < kh
 }
 
 fn dims(d: [usize; 4]) -> String {
@@ -49,9 +105,10 @@ fn context(ops: &Operands, bytes: usize) -> String {
 }
 
 /// The CMSIS-NN call of a step [`plan`] accepted, with its constant arguments.
-pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, e: &mut Emitted) {
+pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_place: bool, e: &mut Emitted) {
     let (x, y) = (&ops.inputs[0], &ops.output);
     let ctx = context(ops, scratch);
+    let s = ops.scratch.as_deref().unwrap_or("NULL");
     match &step.kind {
         StepKind::Conv2D(c, w) => {
             let [_, _, _, oc] = c.output_shape;
@@ -71,12 +128,24 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, e: &mu
                 c.quantized_activation_max
             );
             let [_, kh, kw, fc] = c.filter_shape;
-            shapes(e, p, c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape);
-            e.line(format!(
-                "{{ cmsis_nn_context ctx = {ctx}; cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}}; \
-                 arm_convolve_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {}, &{p}_od, {y}); }}",
-                bias(p, w)
-            ));
+            if !in_place {
+                shapes(e, p, c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape);
+            }
+            let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
+            let b = bias(p, w);
+            if in_place {
+                let [n, h, wd, ic] = c.input_shape;
+                e.line(format!(
+                    "{{ {q} tq_cmsis_conv_1x1_inplace(&{p}_cp, &q, {}, {}, {ic}, {oc}, {p}_w, {b}, {y}, {s}); }}",
+                    n * h * wd,
+                    chunk_pixels(wd)
+                ));
+            } else {
+                e.line(format!(
+                    "{{ cmsis_nn_context ctx = {ctx}; {q} \
+                     arm_convolve_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od, {y}); }}"
+                ));
+            }
         }
         StepKind::DepthwiseConv2D(c, w) => {
             let [_, _, _, oc] = c.output_shape;
@@ -97,21 +166,52 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, e: &mu
                 c.quantized_activation_max
             );
             let [_, kh, kw, _] = c.filter_shape;
-            shapes(e, p, c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape);
-            e.line(format!(
-                "{{ cmsis_nn_context ctx = {ctx}; cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}}; \
-                 arm_depthwise_conv_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {}, &{p}_od, {y}); }}",
-                bias(p, w)
-            ));
+            if !in_place {
+                shapes(e, p, c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape);
+            }
+            let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
+            let b = bias(p, w);
+            if in_place {
+                let [_, h, wd, ic] = c.input_shape;
+                e.line(format!(
+                    "{{ {q} tq_cmsis_dwconv_inplace(&{p}_cp, &q, {h}, {wd}, {ic}, {kh}, {kw}, {}, {p}_w, {b}, {y}, {s}, {scratch}); }}",
+                    band_rows(wd)
+                ));
+            } else {
+                e.line(format!(
+                    "{{ cmsis_nn_context ctx = {ctx}; {q} \
+                     arm_depthwise_conv_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od, {y}); }}"
+                ));
+            }
         }
         StepKind::FullyConnected(f, filter, b) => {
             let w = PerChannel { multiplier: &[f.output_multiplier], shift: &[f.output_shift], filter, bias: *b };
             let s = &f.shape;
-            fully_connected(e, p, &w, [f.input_offset, f.weights_offset, f.output_offset], [s.batches, s.accum_depth, s.output_depth], (f.quantized_activation_min, f.quantized_activation_max), false, x, y);
+            fully_connected(
+                e,
+                p,
+                &w,
+                [f.input_offset, f.weights_offset, f.output_offset],
+                [s.batches, s.accum_depth, s.output_depth],
+                (f.quantized_activation_min, f.quantized_activation_max),
+                false,
+                x,
+                y,
+            );
         }
         StepKind::FullyConnectedPerChannel(f, w) => {
             let s = &f.shape;
-            fully_connected(e, p, w, [f.input_offset, 0, f.output_offset], [s.batches, s.accum_depth, s.output_depth], (f.quantized_activation_min, f.quantized_activation_max), true, x, y);
+            fully_connected(
+                e,
+                p,
+                w,
+                [f.input_offset, 0, f.output_offset],
+                [s.batches, s.accum_depth, s.output_depth],
+                (f.quantized_activation_min, f.quantized_activation_max),
+                true,
+                x,
+                y,
+            );
         }
         StepKind::Add { params: a, .. } => {
             let x2 = &ops.inputs[1];
@@ -150,7 +250,9 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, e: &mu
                 dims([n, oh, ow, c])
             );
             let f = if matches!(step.kind, StepKind::MaxPool(_)) { "arm_max_pool_s8" } else { "arm_avgpool_s8" };
-            e.line(format!("{{ cmsis_nn_context ctx = {ctx}; {f}(&ctx, &{p}_pp, &{p}_id, {x}, &{p}_fd, &{p}_od, {y}); }}"));
+            e.line(format!(
+                "{{ cmsis_nn_context ctx = {ctx}; {f}(&ctx, &{p}_pp, &{p}_id, {x}, &{p}_fd, &{p}_od, {y}); }}"
+            ));
         }
         _ => unreachable!("cmsis::plan accepted only the kinds above"),
     }
@@ -161,7 +263,11 @@ fn weights(e: &mut Emitted, p: &str, w: &PerChannel<'_>) {
 }
 
 fn bias(p: &str, w: &PerChannel<'_>) -> String {
-    if w.bias.is_some() { format!("{p}_b") } else { "NULL".into() }
+    if w.bias.is_some() {
+        format!("{p}_b")
+    } else {
+        "NULL".into()
+    }
 }
 
 fn shapes(e: &mut Emitted, p: &str, input: [usize; 4], filter: [usize; 4], bias: [usize; 4], output: [usize; 4]) {

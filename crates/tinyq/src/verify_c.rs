@@ -82,7 +82,8 @@ pub fn verify_no_interpreter(
         Some(b) => (0..b.samples).flat_map(|i| sample_bytes(&b.sample(i))).collect(),
         None => vec![0; input_len],
     };
-    let image = tinyq_verify::c_runner(&tools, &cache, &generated.files, name, data.len(), cmsis_nn).map_err(target_err)?;
+    let image =
+        tinyq_verify::c_runner(&tools, &cache, &generated.files, name, data.len(), cmsis_nn).map_err(target_err)?;
     let plugin = tinyq_verify::plugin(&tools, &cache).map_err(target_err)?;
     let data_path = image.elf.with_file_name(format!("inputs-{}.bin", std::process::id()));
     std::fs::write(&data_path, &data).map_err(|e| TinyqError::Input(format!("{}: {e}", data_path.display())))?;
