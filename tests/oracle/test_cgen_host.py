@@ -131,3 +131,25 @@ def test_unsupported_layers_are_refused_naming_the_node(tinyq_bin, tmp_path):
     assert proc.returncode == 1, oracle_lib.describe_failure(proc)
     assert proc.stderr.startswith("error:") and "node `" in proc.stderr and "no interpreter-free C kernel" in proc.stderr, proc.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_example_main_c_builds_warning_free_and_runs(tinyq_bin, tmp_path):
+    """The exported main.c with the model's sources is a complete C99 program."""
+    case = tflm_lib.build_case("conv", 0, tmp_path)
+    model = case.dir / "m.tflite"
+    proc = oracle_lib.run_tinyq(tinyq_bin, "quantize", case.dir / "model.onnx", "--calib", case.dir / "calib.npz", "-o", model)
+    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+    proc = cgen_lib.export(tinyq_bin, model, tmp_path / "c", "net")
+    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+    out = tmp_path / "c"
+    assert (out / "main.c").is_file() and (out / "net.ino").is_file()
+    import subprocess
+
+    exe = tmp_path / "main.bin"
+    cc = subprocess.run(["gcc", *cgen_lib.CFLAGS, "-o", str(exe), *sorted(str(p) for p in out.glob("*.c"))],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr[-3000:]
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.startswith("largest output element"), run.stdout + run.stderr
+    arena = int(next(l for l in (out / "net.h").read_text().splitlines() if "NET_ARENA_SIZE" in l and "#define" in l).split()[-1])
+    assert f"arena {arena} bytes" in run.stdout

@@ -59,6 +59,7 @@ def test_kws_on_the_m4_equals_tinyq_in_less_ram_than_tflm(kernels, shared, run_t
     assert r["kernels"] == kernels
     assert r["outputs"]["samples"] == 50 and r["outputs"]["elements"] == 600
     assert r["outputs"]["mismatches"] == 0, r["outputs"]
+    assert r["main_c_ran"], "the exported main.c did not run on the target"
     # TFLM in the same harness with the same kinds of kernels, one sample.
     tree = shared / "vendor" / ("tflm-cmsis-nn" if kernels == "cmsis-nn" else "tflm-ref")
     tflm_kernels = "cmsis-nn" if kernels == "cmsis-nn" else "reference"
@@ -82,3 +83,23 @@ def test_random_graph_on_the_m4_equals_tinyq(seed, kernels, shared, run_tinyq, t
     r = _verify(run_tinyq, model, tmp_path / "x.npz", kernels, shared, limit=len(x))
     assert r["outputs"]["samples"] == len(x)
     assert r["outputs"]["mismatches"] == 0, (seed, flags, r["outputs"])
+
+
+def test_sketch_compiles_for_the_m4(shared, run_tinyq, tmp_path):
+    """The exported sketch (C++) and the model's C build for a Cortex-M4 against stand-ins for
+    the Arduino core, with no TFLM library."""
+    import subprocess
+
+    model = shared / "models" / "kws_dscnn" / "model_int8_tfliteconv.tflite"
+    out = tmp_path / "kws"
+    proc = run_tinyq("export", model, "--c", out, "--no-interpreter", "--name", "kws")
+    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+    cpu = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-DARDUINO=10819", f"-I{out}"]
+    standin = Path(__file__).parent / "arduino_standin"
+    jobs = [["arm-none-eabi-g++", *cpu, "-std=gnu++17", "-Wall", "-Wextra", "-Werror", f"-I{standin}", "-x", "c++",
+             str(out / "kws.ino")]]
+    jobs += [["arm-none-eabi-gcc", *cpu, "-std=c99", "-Wall", "-Wextra", "-Werror", str(c)] for c in sorted(out.glob("*.c"))]
+    for i, cmd in enumerate(jobs):
+        cc = subprocess.run([*cmd, "-c", "-o", str(tmp_path / f"{i}.o")], capture_output=True, text=True)
+        assert cc.returncode == 0, f"{cmd[-1]}:\n{cc.stderr[-3000:]}"
+    assert "kBufferSize = KWS_ARENA_SIZE" in (out / "kws.ino").read_text()

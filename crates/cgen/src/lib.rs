@@ -12,6 +12,7 @@
 //! files and writes none (it returns the files' text; the caller stages them).
 
 mod cmsis;
+mod examples;
 mod memory;
 mod steps;
 
@@ -84,10 +85,13 @@ pub struct Footprint {
 pub struct Generated {
     /// (file name, contents), for one folder.
     pub files: Vec<(String, String)>,
+    /// The examples (`main.c`, `<name>.ino`): (file name, contents), meant to be edited.
+    pub examples: Vec<(String, String)>,
     pub footprint: Footprint,
 }
 
-/// Generates `<name>.h`, `<name>.c` and the kernel files the model uses.
+/// Generates `<name>.h`, `<name>.c`, the kernel files the model uses, and the examples `main.c`
+/// and `<name>.ino`.
 pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Generated, CgenError> {
     if name.is_empty()
         || name.starts_with(|c: char| c.is_ascii_digit())
@@ -197,7 +201,9 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
             out.push((f.to_string(), text.to_string()));
         }
     }
-    Ok(Generated { files: out, footprint })
+    let examples =
+        vec![("main.c".to_string(), examples::main_c(name)), (format!("{name}.ino"), examples::sketch(name))];
+    Ok(Generated { files: out, examples, footprint })
 }
 
 fn c_comment(s: &str) -> String {

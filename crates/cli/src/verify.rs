@@ -289,8 +289,9 @@ fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
         if let Some(m) = r.instructions_per_inference {
             println!("instructions per inference: {m:.0}");
         }
+        println!("exported main.c: {}", if r.main_c_ran { "ran" } else { "FAILED" });
     }
-    Ok(if outputs_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if outputs_ok && r.main_c_ran { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `report --no-interpreter`: the planned arena of the interpreter-free C, its constants, and

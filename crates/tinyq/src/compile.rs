@@ -35,15 +35,24 @@ pub fn export_c_no_interpreter(
     kernels: KernelSet,
 ) -> Result<(Vec<PathBuf>, Footprint), TinyqError> {
     let generated = compile_c(model, name, kernels)?;
-    let files: Vec<tinyq_export_c::GeneratedFile> = generated
+    let marker = tinyq_export_c::GENERATED_MARKER;
+    let mut files: Vec<tinyq_export_c::GeneratedFile> = generated
         .files
         .into_iter()
         .map(|(path, contents)| tinyq_export_c::GeneratedFile {
             path: PathBuf::from(path),
-            contents,
+            contents: format!("/* {marker} (interpreter-free C). */\n{contents}"),
             user_editable: false,
         })
         .collect();
+    files.extend(generated.examples.into_iter().map(|(path, contents)| tinyq_export_c::GeneratedFile {
+        path: PathBuf::from(path),
+        contents: format!(
+            "/* {marker} (interpreter-free C): an example to adapt. Delete this line and `tinyq export` \
+             will no longer replace the file. */\n{contents}"
+        ),
+        user_editable: true,
+    }));
     std::fs::create_dir_all(dir).in_file(dir)?;
     let written = tinyq_export_c::write_dir(dir, &files).in_file(dir)?;
     Ok((written.written, generated.footprint))

@@ -30,6 +30,8 @@ pub struct CVerifyReport {
     pub invoke_stack_bytes: u64,
     /// static RAM + peak stack.
     pub ram_bytes: u64,
+    /// The exported `main.c`, unchanged, ran to completion on the target and printed its line.
+    pub main_c_ran: bool,
     pub instructions_per_inference: Option<f64>,
     pub instructions_per_inference_min: Option<u64>,
     pub instructions_per_inference_max: Option<u64>,
@@ -85,6 +87,10 @@ pub fn verify_no_interpreter(
     let image =
         tinyq_verify::c_runner(&tools, &cache, &generated.files, name, data.len(), cmsis_nn).map_err(target_err)?;
     let plugin = tinyq_verify::plugin(&tools, &cache).map_err(target_err)?;
+    let main_c = generated.examples.iter().find(|(n, _)| n == "main.c").map_or("", |(_, c)| c.as_str());
+    let main = tinyq_verify::c_main(&tools, &cache, &generated.files, name, main_c, cmsis_nn).map_err(target_err)?;
+    let main_log = tinyq_verify::run(&tools, &main, &[], None, Duration::from_secs(timeout_s)).map_err(target_err)?;
+    let main_c_ran = main_log.status == 0 && main_log.lines.iter().any(|l| l.starts_with("largest output element"));
     let data_path = image.elf.with_file_name(format!("inputs-{}.bin", std::process::id()));
     std::fs::write(&data_path, &data).map_err(|e| TinyqError::Input(format!("{}: {e}", data_path.display())))?;
     let args = ["run".to_string(), "0".into(), data_path.display().to_string()];
@@ -116,10 +122,11 @@ pub fn verify_no_interpreter(
         stack_bytes: stack,
         invoke_stack_bytes: log.value("invoke_stack_bytes").unwrap_or(0) as u64,
         ram_bytes: image.static_ram_bytes + stack,
+        main_c_ran,
         instructions_per_inference: mean,
         instructions_per_inference_min: invokes.iter().min().copied(),
         instructions_per_inference_max: invokes.iter().max().copied(),
-        build_seconds: image.build.seconds,
-        run_seconds: log.seconds,
+        build_seconds: image.build.seconds + main.build.seconds,
+        run_seconds: log.seconds + main_log.seconds,
     })
 }

@@ -27,7 +27,7 @@ mod tree;
 use std::path::{Path, PathBuf};
 
 pub use compile::{fnv1a, BuildStats, FNV_START};
-pub use plain_c::{c_runner, STRICT_C_FLAGS};
+pub use plain_c::{c_main, c_runner, STRICT_C_FLAGS};
 pub use qemu::{arena_fits, minimum_arena, run, RunLog};
 pub use toolchain::Toolchain;
 pub use tree::Tree;
@@ -71,6 +71,7 @@ const HARNESS: &[(&str, &str)] = &[
     ("log_to_host.cc", include_str!("../harness/log_to_host.cc")),
     ("runner.cc", include_str!("../harness/runner.cc")),
     ("runner_c.c", include_str!("../harness/runner_c.c")),
+    ("tq_log.c", include_str!("../harness/tq_log.c")),
     ("cortex_m4.ld", include_str!("../harness/cortex_m4.ld")),
     ("insn_count.c", include_str!("../harness/insn_count.c")),
 ];

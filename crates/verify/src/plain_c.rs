@@ -23,14 +23,49 @@ pub fn c_runner(
     samples_capacity: usize,
     cmsis_nn: Option<&Path>,
 ) -> Result<Image, VerifyError> {
+    build(tools, cache_root, files, name, Program::Runner { samples_capacity }, cmsis_nn)
+}
+
+/// The exported example `main_c`, unchanged, linked with the generated `files`, tinyq's startup
+/// code and a `tq_log` that prints over semihosting.
+pub fn c_main(
+    tools: &Toolchain,
+    cache_root: &Path,
+    files: &[(String, String)],
+    name: &str,
+    main_c: &str,
+    cmsis_nn: Option<&Path>,
+) -> Result<Image, VerifyError> {
+    build(tools, cache_root, files, name, Program::Main(main_c), cmsis_nn)
+}
+
+enum Program<'a> {
+    Runner { samples_capacity: usize },
+    Main(&'a str),
+}
+
+fn build(
+    tools: &Toolchain,
+    cache_root: &Path,
+    files: &[(String, String)],
+    name: &str,
+    program: Program<'_>,
+    cmsis_nn: Option<&Path>,
+) -> Result<Image, VerifyError> {
     let start = std::time::Instant::now();
-    let cap = samples_capacity.div_ceil(16) * 16;
+    let (cap, main_c) = match program {
+        Program::Runner { samples_capacity } => (samples_capacity.div_ceil(16) * 16, None),
+        Program::Main(m) => (0, Some(m)),
+    };
     let mut h = fnv1a(tools.cxx_version.as_bytes(), FNV_START);
     for (n, c) in files.iter().map(|(n, c)| (n.as_str(), c.as_str())).chain(HARNESS.iter().copied()) {
         h = fnv1a(n.as_bytes(), h);
         h = fnv1a(c.as_bytes(), h);
     }
     h = fnv1a(&cap.to_le_bytes(), h);
+    if let Some(m) = main_c {
+        h = fnv1a(m.as_bytes(), h);
+    }
     if let Some(c) = cmsis_nn {
         h = fnv1a(c.display().to_string().as_bytes(), h);
     }
@@ -45,7 +80,10 @@ pub fn c_runner(
          #define TQ_OUTPUT_SIZE {up}_OUTPUT_SIZE\n#define TQ_SAMPLES_CAPACITY {cap}\n"
     );
     write_if_changed(&app.join("runner_c_config.h"), &config)?;
-    let elf = app.join("runner_c.elf");
+    if let Some(m) = main_c {
+        write_if_changed(&app.join("main.c"), m)?;
+    }
+    let elf = app.join(if main_c.is_some() { "main.elf" } else { "runner_c.elf" });
     let mut stats = BuildStats::default();
     if !elf.is_file() {
         let mut objects = Vec::new();
@@ -57,8 +95,13 @@ pub fn c_runner(
             stats.compiled += s.compiled;
             include.push(root.join("Include"));
         }
-        let harness = ["startup.c", "semihosting.c", "runner_c.c"];
-        let generated = files.iter().map(|(n, _)| n.as_str()).filter(|n| n.ends_with(".c"));
+        let harness: &[&str] = if main_c.is_some() {
+            &["startup.c", "semihosting.c", "tq_log.c"]
+        } else {
+            &["startup.c", "semihosting.c", "runner_c.c"]
+        };
+        let example = main_c.map(|_| "main.c");
+        let generated = files.iter().map(|(n, _)| n.as_str()).filter(|n| n.ends_with(".c")).chain(example);
         for f in harness.iter().copied().chain(generated) {
             // The generated C with the strict flags; tinyq's harness (GNU C) as verify builds it.
             let strict = !harness.contains(&f);
