@@ -112,7 +112,8 @@ def test_single_op_host_c_equals_tinyq(kind, index, tinyq_bin, tmp_path):
         pytest.skip(f"tinyq quantize refuses this case: {proc.stderr.strip().splitlines()[0]}")
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
     _, _, shape, _ = cgen_lib.input_qparams(model)
-    x_q = np.random.default_rng(index).integers(-128, 128, size=(6, *shape[1:])).astype(np.int8)
+    sample = shape[1:] if shape[0] == 1 else shape  # a batch dimension other than 1 is part of a sample
+    x_q = np.random.default_rng(index).integers(-128, 128, size=(6, *sample)).astype(np.int8)
     bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path)
     assert bad == 0, f"{case.id} {case.params}: {bad} of {total} output elements differ"
 

@@ -13,12 +13,13 @@
 
 mod cmsis;
 mod examples;
+mod fuse;
 mod memory;
 mod steps;
 
 use std::fmt::Write;
 
-use tinyq_int8::{Int8Plan, StepKind};
+use tinyq_int8::{Int8Plan, StepKind, StepView};
 use tinyq_ir::DType;
 
 pub use memory::{plan as plan_memory, Mode, Place, Sharing, StepUse, ALIGN};
@@ -119,6 +120,10 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
         }
     }
     let sizes: Vec<usize> = g.tensors.iter().map(|t| t.numel() * t.dtype.size_bytes()).collect();
+    let fusion = fuse::pads_into_convs(&views, g);
+    let indexed = fuse::apply(&views, &fusion);
+    let nodes: Vec<&tinyq_ir::Node> = indexed.iter().map(|(s, _)| &g.nodes[*s]).collect();
+    let views: Vec<StepView<'_>> = indexed.into_iter().map(|(_, v)| v).collect();
     let cmsis: Vec<Option<(Sharing, usize)>> =
         views.iter().map(|v| if kernels == KernelSet::CmsisNn { cmsis::plan(v) } else { None }).collect();
     let uses: Vec<StepUse> = views
@@ -141,7 +146,7 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     };
     let (mut defs, mut body, mut const_bytes) = (String::new(), String::new(), 0);
     let mut files: Vec<&str> = vec![];
-    for (s, (v, node)) in views.iter().zip(&g.nodes).enumerate() {
+    for (s, (v, node)) in views.iter().zip(nodes).enumerate() {
         let ops = steps::Operands {
             inputs: v.inputs.iter().map(|&t| addr(t)).collect(),
             output: addr(v.output),

@@ -24,6 +24,7 @@ use crate::ops::{self, Kernel};
 use crate::{Int8Plan, TensorValue};
 
 /// The weights and per-channel output stage of a conv-like layer.
+#[derive(Clone, Copy)]
 pub struct PerChannel<'a> {
     pub multiplier: &'a [i32],
     pub shift: &'a [i32],
@@ -32,6 +33,7 @@ pub struct PerChannel<'a> {
 }
 
 /// One prepared int8 step, as a generator sees it.
+#[derive(Clone)]
 pub enum StepKind<'a> {
     Conv2D(&'a ConvPerChannelParams, PerChannel<'a>),
     DepthwiseConv2D(&'a DepthwiseConvPerChannelParams, PerChannel<'a>),
