@@ -21,8 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-DATA = {"hello_world": "sine.npz", "mnist_cnn_torch": "mnist.npz", "mnist_dscnn_torch": "mnist.npz",
-        "kws_dscnn": "kws01.npz", "ic_resnet8": "ic01.npz"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from verify_shared import DATA  # noqa: E402  (the shared models and their data)
+
 TREES = {"reference": "tflm-ref", "cmsis-nn": "tflm-cmsis-nn"}
 
 

@@ -97,6 +97,11 @@ fn dims(d: [usize; 4]) -> String {
     format!("{{{}, {}, {}, {}}}", d[0], d[1], d[2], d[3])
 }
 
+/// `stride, padding, dilation, activation` of CMSIS-NN's conv params (tiles are `{w, h}`).
+fn tiles([sh, sw]: [usize; 2], [ph, pw]: [usize; 2], [dh, dw]: [usize; 2], [lo, hi]: [i32; 2]) -> String {
+    format!("{{{sw}, {sh}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}, {{{lo}, {hi}}}")
+}
+
 fn context(ops: &Operands, bytes: usize) -> String {
     match (&ops.scratch, bytes) {
         (Some(s), b) if b > 0 => format!("{{{s}, {b}}}"),
@@ -113,20 +118,14 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
         StepKind::Conv2D(c, w) => {
             let [_, _, _, oc] = c.output_shape;
             weights(e, p, w);
-            let _ = writeln!(
-                e.defs,
-                "static const cmsis_nn_conv_params {p}_cp = {{{}, {}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}}};",
-                c.input_offset,
-                c.output_offset,
-                c.stride_width,
-                c.stride_height,
-                c.padding_values.width,
-                c.padding_values.height,
-                c.dilation_width,
-                c.dilation_height,
-                c.quantized_activation_min,
-                c.quantized_activation_max
+            let tiles = tiles(
+                [c.stride_height, c.stride_width],
+                [c.padding_values.height, c.padding_values.width],
+                [c.dilation_height, c.dilation_width],
+                [c.quantized_activation_min, c.quantized_activation_max],
             );
+            let (io, oo) = (c.input_offset, c.output_offset);
+            let _ = writeln!(e.defs, "static const cmsis_nn_conv_params {p}_cp = {{{io}, {oo}, {tiles}}};");
             let [_, kh, kw, fc] = c.filter_shape;
             if !in_place {
                 shapes(e, p, c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape);
@@ -150,21 +149,14 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
         StepKind::DepthwiseConv2D(c, w) => {
             let [_, _, _, oc] = c.output_shape;
             weights(e, p, w);
-            let _ = writeln!(
-                e.defs,
-                "static const cmsis_nn_dw_conv_params {p}_cp = {{{}, {}, {}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}, {{{}, {}}}}};",
-                c.input_offset,
-                c.output_offset,
-                c.depth_multiplier,
-                c.stride_width,
-                c.stride_height,
-                c.padding_values.width,
-                c.padding_values.height,
-                c.dilation_width,
-                c.dilation_height,
-                c.quantized_activation_min,
-                c.quantized_activation_max
+            let tiles = tiles(
+                [c.stride_height, c.stride_width],
+                [c.padding_values.height, c.padding_values.width],
+                [c.dilation_height, c.dilation_width],
+                [c.quantized_activation_min, c.quantized_activation_max],
             );
+            let (io, oo, m) = (c.input_offset, c.output_offset, c.depth_multiplier);
+            let _ = writeln!(e.defs, "static const cmsis_nn_dw_conv_params {p}_cp = {{{io}, {oo}, {m}, {tiles}}};");
             let [_, kh, kw, _] = c.filter_shape;
             if !in_place {
                 shapes(e, p, c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape);

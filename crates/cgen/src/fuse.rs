@@ -7,6 +7,7 @@ use tinyq_int8::{StepKind, StepView};
 use tinyq_ir::{Graph, TensorId};
 use tinyq_kernels::conv::ConvPerChannelParams;
 use tinyq_kernels::depthwise_conv::DepthwiseConvPerChannelParams;
+use tinyq_kernels::PaddingValues;
 
 /// The params a convolution gets when it absorbs its PAD.
 pub enum Absorbed {
@@ -45,16 +46,12 @@ pub fn pads_into_convs(views: &[StepView<'_>], graph: &Graph) -> Fusion {
         let absorbed = match &v.kind {
             StepKind::Conv2D(c, _) if -c.input_offset == *value as i32 && v.inputs[0] == pad.output => {
                 let mut c = **c;
-                c.input_shape = in_shape;
-                c.padding_values.height += top;
-                c.padding_values.width += left;
+                (c.input_shape, c.padding_values) = padded(in_shape, c.padding_values, top, left);
                 Absorbed::Conv(c)
             }
             StepKind::DepthwiseConv2D(c, _) if -c.input_offset == *value as i32 && v.inputs[0] == pad.output => {
                 let mut c = **c;
-                c.input_shape = in_shape;
-                c.padding_values.height += top;
-                c.padding_values.width += left;
+                (c.input_shape, c.padding_values) = padded(in_shape, c.padding_values, top, left);
                 Absorbed::Depthwise(c)
             }
             _ => continue,
@@ -65,6 +62,14 @@ pub fn pads_into_convs(views: &[StepView<'_>], graph: &Graph) -> Fusion {
         f.dropped[k] = true;
     }
     f
+}
+
+/// A convolution's input shape and padding once it reads the PAD's input: its own padding grows
+/// by the PAD's top and left rows.
+fn padded(input: [usize; 4], mut padding: PaddingValues, top: usize, left: usize) -> ([usize; 4], PaddingValues) {
+    padding.height += top;
+    padding.width += left;
+    (input, padding)
 }
 
 /// `views` with the folds of `f` applied, each with its step index.

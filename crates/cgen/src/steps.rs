@@ -101,60 +101,36 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
     let in_place = matches!(mode, Mode::InPlace { .. });
     match &step.kind {
         StepKind::Conv2D(c, w) => {
-            let [b, h, wd, ic] = c.input_shape;
             let [oc, kh, kw, fic] = c.filter_shape;
-            let [_, oh, ow, _] = c.output_shape;
             let ptrs = e.per_channel(p, w);
-            let fields = [
-                b,
-                h,
-                wd,
-                ic,
-                oh,
-                ow,
-                oc,
-                kh,
-                kw,
-                fic,
-                c.stride_height,
-                c.stride_width,
-                c.dilation_height,
-                c.dilation_width,
-                c.padding_values.height,
-                c.padding_values.width,
-            ];
+            let geometry = Geometry {
+                input: c.input_shape,
+                output: c.output_shape,
+                kernel: [oc, kh, kw, fic],
+                stride: [c.stride_height, c.stride_width],
+                dilation: [c.dilation_height, c.dilation_width],
+                padding: [c.padding_values.height, c.padding_values.width],
+            };
             let q = [c.input_offset, c.output_offset, c.quantized_activation_min, c.quantized_activation_max];
-            e.params(p, "tq_conv_params", &join(&fields), &join(&q), &ptrs);
+            e.params(p, "tq_conv_params", &geometry.fields(), &join(&q), &ptrs);
             match (&ops.scratch, in_place) {
                 (Some(s), true) => e.call(format!("tq_conv_1x1_inplace_s8(&{p}_p, {y}, {s});")),
                 _ => e.call(format!("tq_conv_s8(&{p}_p, {x}, {y});")),
             }
         }
         StepKind::DepthwiseConv2D(c, w) => {
-            let [b, h, wd, ic] = c.input_shape;
             let [_, kh, kw, oc] = c.filter_shape;
-            let [_, oh, ow, _] = c.output_shape;
             let ptrs = e.per_channel(p, w);
-            let fields = [
-                b,
-                h,
-                wd,
-                ic,
-                oh,
-                ow,
-                oc,
-                kh,
-                kw,
-                c.depth_multiplier,
-                c.stride_height,
-                c.stride_width,
-                c.dilation_height,
-                c.dilation_width,
-                c.padding_values.height,
-                c.padding_values.width,
-            ];
+            let geometry = Geometry {
+                input: c.input_shape,
+                output: c.output_shape,
+                kernel: [oc, kh, kw, c.depth_multiplier],
+                stride: [c.stride_height, c.stride_width],
+                dilation: [c.dilation_height, c.dilation_width],
+                padding: [c.padding_values.height, c.padding_values.width],
+            };
             let q = [c.input_offset, c.output_offset, c.quantized_activation_min, c.quantized_activation_max];
-            e.params(p, "tq_dwconv_params", &join(&fields), &join(&q), &ptrs);
+            e.params(p, "tq_dwconv_params", &geometry.fields(), &join(&q), &ptrs);
             match (&ops.scratch, in_place) {
                 (Some(s), true) => e.call(format!("tq_dwconv_inplace_s8(&{p}_p, {y}, {s});")),
                 _ => e.call(format!("tq_dwconv_s8(&{p}_p, {x}, {y});")),
@@ -419,6 +395,27 @@ impl Emitted {
             strides(&ops.input_shapes[0]),
             strides(&ops.input_shapes[1])
         );
+    }
+}
+
+/// The shape fields of `tq_conv_params` / `tq_dwconv_params`, in their order.
+struct Geometry {
+    input: [usize; 4],
+    output: [usize; 4],
+    /// `[out_c, k_h, k_w, filter input depth or depth multiplier]`.
+    kernel: [usize; 4],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: [usize; 2],
+}
+
+impl Geometry {
+    fn fields(&self) -> String {
+        let ([b, h, w, c], [_, oh, ow, _], [oc, kh, kw, k4]) = (self.input, self.output, self.kernel);
+        let [sh, sw] = self.stride;
+        let [dh, dw] = self.dilation;
+        let [ph, pw] = self.padding;
+        join(&[b, h, w, c, oh, ow, oc, kh, kw, k4, sh, sw, dh, dw, ph, pw])
     }
 }
 

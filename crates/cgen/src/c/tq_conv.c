@@ -1,10 +1,7 @@
 #include "tq_kernels.h"
 
 static int8_t tq_conv_out(const tq_conv_params *p, int32_t acc, int32_t c) {
-  if (p->bias) acc = (int32_t)((uint32_t)acc + (uint32_t)p->bias[c]);
-  acc = tq_mbqm(acc, p->multiplier[c], p->shift[c]);
-  acc = (int32_t)((uint32_t)acc + (uint32_t)p->out_offset);
-  return (int8_t)tq_clamp(acc, p->act_min, p->act_max);
+  return tq_output_stage(acc, p->bias, c, p->multiplier[c], p->shift[c], p->out_offset, p->act_min, p->act_max);
 }
 
 void tq_conv_s8(const tq_conv_params *p, const int8_t *in, int8_t *out) {

@@ -12,10 +12,8 @@ void tq_fc_s8(const tq_fc_params *p, const int8_t *in, int8_t *out) {
         acc = (int32_t)((uint32_t)acc +
                         (uint32_t)(((int32_t)w[d] + p->weights_offset) * ((int32_t)x[d] + p->in_offset)));
       }
-      if (p->bias) acc = (int32_t)((uint32_t)acc + (uint32_t)p->bias[u]);
-      acc = tq_mbqm(acc, p->multiplier[k], p->shift[k]);
-      acc = (int32_t)((uint32_t)acc + (uint32_t)p->out_offset);
-      out[b * p->units + u] = (int8_t)tq_clamp(acc, p->act_min, p->act_max);
+      out[b * p->units + u] =
+          tq_output_stage(acc, p->bias, u, p->multiplier[k], p->shift[k], p->out_offset, p->act_min, p->act_max);
     }
   }
 }

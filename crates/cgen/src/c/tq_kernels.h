@@ -41,6 +41,29 @@ static inline int32_t tq_clamp(int32_t x, int32_t lo, int32_t hi) {
   return x < lo ? lo : (x > hi ? hi : x);
 }
 
+/* TFLM's int8 output stage of the conv-like kernels: bias (wrapping), rescale, offset, clamp. */
+static inline int8_t tq_output_stage(int32_t acc, const int32_t *bias, int32_t c, int32_t multiplier, int32_t shift,
+                                     int32_t offset, int32_t act_min, int32_t act_max) {
+  if (bias) acc = (int32_t)((uint32_t)acc + (uint32_t)bias[c]);
+  acc = tq_mbqm(acc, multiplier, shift);
+  acc = (int32_t)((uint32_t)acc + (uint32_t)offset);
+  return (int8_t)tq_clamp(acc, act_min, act_max);
+}
+
+/* Advances a 6-D row-major index over dims; the two input offsets follow their strides. */
+static inline void tq_next6(int32_t *idx, const int32_t *dims, const int32_t *s1, const int32_t *s2, int32_t *o1,
+                            int32_t *o2) {
+  int k;
+  for (k = 5; k >= 0; --k) {
+    *o1 += s1[k];
+    *o2 += s2[k];
+    if (++idx[k] < dims[k]) return;
+    *o1 -= s1[k] * dims[k];
+    *o2 -= s2[k] * dims[k];
+    idx[k] = 0;
+  }
+}
+
 /* CONV_2D (ConvPerChannel), also grouped. Shapes NHWC, filter OHWI. */
 typedef struct {
   int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, f_in_c;
