@@ -97,9 +97,39 @@ fn dims(d: [usize; 4]) -> String {
     format!("{{{}, {}, {}, {}}}", d[0], d[1], d[2], d[3])
 }
 
-/// `stride, padding, dilation, activation` of CMSIS-NN's conv params (tiles are `{w, h}`).
-fn tiles([sh, sw]: [usize; 2], [ph, pw]: [usize; 2], [dh, dw]: [usize; 2], [lo, hi]: [i32; 2]) -> String {
-    format!("{{{sw}, {sh}}}, {{{pw}, {ph}}}, {{{dw}, {dh}}}, {{{lo}, {hi}}}")
+/// A CMSIS-NN convolution call: its params struct (up to the tiles), the tiles (stride,
+/// padding, dilation as `[h, w]`), the activation range, the dims (input, filter, bias, output),
+/// the wrapper, and the in-place call (`BIAS` stands for the bias argument).
+struct ConvCall {
+    params: String,
+    tiles: [[usize; 2]; 3],
+    act: [i32; 2],
+    dims: [[usize; 4]; 4],
+    wrapper: &'static str,
+    in_place: String,
+}
+
+impl ConvCall {
+    #[allow(clippy::too_many_arguments)]
+    fn emit(&self, e: &mut Emitted, p: &str, w: &PerChannel<'_>, in_place: bool, ctx: &str, x: &str, y: &str) {
+        weights(e, p, w);
+        let t: Vec<String> = self.tiles.iter().map(|[h, w]| format!("{{{w}, {h}}}")).collect();
+        let [lo, hi] = self.act;
+        let _ = writeln!(e.defs, "static const {}{}, {{{lo}, {hi}}}}};", self.params, t.join(", "));
+        let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
+        let b = bias(p, w);
+        if in_place {
+            e.line(format!("{{ {q} {}; }}", self.in_place.replace("BIAS", &b)));
+        } else {
+            let [i, f, bd, o] = self.dims;
+            shapes(e, p, i, f, bd, o);
+            e.line(format!(
+                "{{ cmsis_nn_context ctx = {ctx}; {q} \
+                 {}(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od, {y}); }}",
+                self.wrapper
+            ));
+        }
+    }
 }
 
 fn context(ops: &Operands, bytes: usize) -> String {
@@ -116,65 +146,49 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
     let s = ops.scratch.as_deref().unwrap_or("NULL");
     match &step.kind {
         StepKind::Conv2D(c, w) => {
-            let [_, _, _, oc] = c.output_shape;
-            weights(e, p, w);
-            let tiles = tiles(
-                [c.stride_height, c.stride_width],
-                [c.padding_values.height, c.padding_values.width],
-                [c.dilation_height, c.dilation_width],
-                [c.quantized_activation_min, c.quantized_activation_max],
-            );
-            let (io, oo) = (c.input_offset, c.output_offset);
-            let _ = writeln!(e.defs, "static const cmsis_nn_conv_params {p}_cp = {{{io}, {oo}, {tiles}}};");
+            let [n, h, wd, ic] = c.input_shape;
             let [_, kh, kw, fc] = c.filter_shape;
-            if !in_place {
-                shapes(e, p, c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape);
-            }
-            let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
-            let b = bias(p, w);
-            if in_place {
-                let [n, h, wd, ic] = c.input_shape;
-                e.line(format!(
-                    "{{ {q} tq_cmsis_conv_1x1_inplace(&{p}_cp, &q, {}, {}, {ic}, {oc}, {p}_w, {b}, {y}, {s}); }}",
+            let oc = c.output_shape[3];
+            let call = ConvCall {
+                params: format!("cmsis_nn_conv_params {p}_cp = {{{}, {}, ", c.input_offset, c.output_offset),
+                tiles: [
+                    [c.stride_height, c.stride_width],
+                    [c.padding_values.height, c.padding_values.width],
+                    [c.dilation_height, c.dilation_width],
+                ],
+                act: [c.quantized_activation_min, c.quantized_activation_max],
+                dims: [c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape],
+                wrapper: "arm_convolve_wrapper_s8",
+                in_place: format!(
+                    "tq_cmsis_conv_1x1_inplace(&{p}_cp, &q, {}, {}, {ic}, {oc}, {p}_w, BIAS, {y}, {s})",
                     n * h * wd,
                     chunk_pixels(wd)
-                ));
-            } else {
-                e.line(format!(
-                    "{{ cmsis_nn_context ctx = {ctx}; {q} \
-                     arm_convolve_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od, {y}); }}"
-                ));
-            }
+                ),
+            };
+            call.emit(e, p, w, in_place, &ctx, x, y);
         }
         StepKind::DepthwiseConv2D(c, w) => {
-            let [_, _, _, oc] = c.output_shape;
-            weights(e, p, w);
-            let tiles = tiles(
-                [c.stride_height, c.stride_width],
-                [c.padding_values.height, c.padding_values.width],
-                [c.dilation_height, c.dilation_width],
-                [c.quantized_activation_min, c.quantized_activation_max],
-            );
-            let (io, oo, m) = (c.input_offset, c.output_offset, c.depth_multiplier);
-            let _ = writeln!(e.defs, "static const cmsis_nn_dw_conv_params {p}_cp = {{{io}, {oo}, {m}, {tiles}}};");
-            let [_, kh, kw, _] = c.filter_shape;
-            if !in_place {
-                shapes(e, p, c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape);
-            }
-            let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
-            let b = bias(p, w);
-            if in_place {
-                let [_, h, wd, ic] = c.input_shape;
-                e.line(format!(
-                    "{{ {q} tq_cmsis_dwconv_inplace(&{p}_cp, &q, {h}, {wd}, {ic}, {kh}, {kw}, {}, {p}_w, {b}, {y}, {s}, {scratch}); }}",
+            let [_, h, wd, ic] = c.input_shape;
+            let [_, kh, kw, oc] = c.filter_shape;
+            let call = ConvCall {
+                params: format!(
+                    "cmsis_nn_dw_conv_params {p}_cp = {{{}, {}, {}, ",
+                    c.input_offset, c.output_offset, c.depth_multiplier
+                ),
+                tiles: [
+                    [c.stride_height, c.stride_width],
+                    [c.padding_values.height, c.padding_values.width],
+                    [c.dilation_height, c.dilation_width],
+                ],
+                act: [c.quantized_activation_min, c.quantized_activation_max],
+                dims: [c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape],
+                wrapper: "arm_depthwise_conv_wrapper_s8",
+                in_place: format!(
+                    "tq_cmsis_dwconv_inplace(&{p}_cp, &q, {h}, {wd}, {ic}, {kh}, {kw}, {}, {p}_w, BIAS, {y}, {s}, {scratch})",
                     band_rows(wd)
-                ));
-            } else {
-                e.line(format!(
-                    "{{ cmsis_nn_context ctx = {ctx}; {q} \
-                     arm_depthwise_conv_wrapper_s8(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od, {y}); }}"
-                ));
-            }
+                ),
+            };
+            call.emit(e, p, w, in_place, &ctx, x, y);
         }
         StepKind::FullyConnected(f, filter, b) => {
             let w = PerChannel { multiplier: &[f.output_multiplier], shift: &[f.output_shift], filter, bias: *b };
