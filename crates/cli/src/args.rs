@@ -201,6 +201,11 @@ pub struct QuantizeArgs {
     /// (through no activation or a ReLU) are balanced, the float function unchanged.
     #[arg(long)]
     pub equalize: bool,
+    /// No correction unless asked for: by default (with `auto` calibration) equalization and bias
+    /// correction are each tried and kept only where they lower the output error on the
+    /// calibration set.
+    #[arg(long)]
+    pub no_corrections: bool,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

@@ -158,6 +158,30 @@ fn class_divergence(a: &[f32], reference: &[f32], probabilities: bool) -> f64 {
     p.iter().zip(&q).filter(|(&p, _)| p > 0.0).map(|(&p, &q)| p * (p / q.max(1e-12)).ln()).sum()
 }
 
+/// How each output of `g` is compared with the float model's: class scores (more than one value,
+/// not a reconstruction of an input) as class distributions, the way top-1 sees them
+/// (`Some(true)` when they are probabilities already, after a softmax); other outputs (`None`)
+/// by relative squared error.
+pub(crate) fn output_kinds(g: &Graph) -> Vec<Option<bool>> {
+    g.outputs
+        .iter()
+        .map(|&o| {
+            let softmax = g.producer(o).is_some_and(|n| matches!(g.nodes[n].op, tinyq_ir::Op::Softmax(_)));
+            let reconstructs = g.inputs.iter().any(|&i| g.tensor(i).numel() == g.tensor(o).numel());
+            (g.tensor(o).numel() > 1 && !reconstructs).then_some(softmax)
+        })
+        .collect()
+}
+
+/// The error of one output `a` of one sample against the float model's `reference`, compared as
+/// [`output_kinds`] says.
+pub(crate) fn output_error(kind: Option<bool>, a: &[f32], reference: &[f32]) -> f64 {
+    match kind {
+        Some(probabilities) => class_divergence(a, reference, probabilities),
+        None => relative_error(a, reference),
+    }
+}
+
 /// Error the range `r` of tensor `t` causes in the outputs of the nodes reading it (or in `t`
 /// itself when nothing reads it), summed over `acts`.
 fn local_error(plan: &Plan, acts: &[Activations], t: TensorId, r: (f32, f32)) -> Option<f64> {
@@ -238,27 +262,15 @@ pub fn auto_ranges(
 
     // Step 2: the per-tensor choice against each method everywhere, simulated on the model.
     let qplan = Plan::new(&with_rounded_weights(g)).map_err(|e| engine(e.to_string()))?;
-    // Outputs of class scores (more than one value) are compared as class distributions, the
-    // way top-1 sees them; other outputs by relative squared error.
-    let kinds: Vec<Option<bool>> = g
-        .outputs
-        .iter()
-        .map(|&o| {
-            let softmax = g.producer(o).is_some_and(|n| matches!(g.nodes[n].op, tinyq_ir::Op::Softmax(_)));
-            let reconstructs = g.inputs.iter().any(|&i| g.tensor(i).numel() == g.tensor(o).numel());
-            (g.tensor(o).numel() > 1 && !reconstructs).then_some(softmax)
-        })
-        .collect();
+    let kinds = output_kinds(g);
     let score = |r: &[Option<(f32, f32)>]| -> Option<f64> {
         let grid = grids(g, r);
         let errors: Vec<f64> = (0..sub.samples)
             .into_par_iter()
             .filter_map(|i| {
                 let out = simulate(&qplan, &sub.sample_f32(i)?, &grid);
-                let error = |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| match kinds[k] {
-                    Some(probabilities) => class_divergence(q, plan.value(&acts[i], o), probabilities),
-                    None => relative_error(q, plan.value(&acts[i], o)),
-                };
+                let error =
+                    |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| output_error(kinds[k], q, plan.value(&acts[i], o));
                 Some(g.outputs.iter().zip(&out).enumerate().map(error).sum())
             })
             .collect();

@@ -36,10 +36,9 @@ use tinyq_quant::{
     PtqConfig, TensorStats,
 };
 
+use crate::pipeline::Pass;
 use crate::quantize::{float_node_indices, int16_node_indices, range_rows};
-use crate::{
-    calibrate, compute_metric, default_metric, BoundInputs, Metric, Model, QuantizeOptions, RangeRow, TinyqError,
-};
+use crate::{compute_metric, default_metric, BoundInputs, Metric, Model, QuantizeOptions, RangeRow, TinyqError};
 
 /// The budget and how hard to search.
 #[derive(Clone, Debug)]
@@ -300,7 +299,10 @@ pub fn quantize_within_budget(
     let scorer = Scorer { eval, labels, metric, fp32, fp32_out, per_sample };
 
     // Statistics once, with histograms, for every method.
-    let stats = calibrate(model, calib, Calibration::Mse, progress)?;
+    // The pipeline's calibrate (with histograms, for every method) and choose-ranges passes.
+    let mut st = crate::pipeline::PtqState::new(model, calib);
+    st.run(&[Pass::Calibrate(Calibration::Mse), Pass::ChooseRanges(opts.calibration)], progress)?;
+    let stats = std::mem::take(&mut st.stats);
     let range = |m: Calibration, t: TensorId, s: &TensorStats| {
         (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))
     };
@@ -311,7 +313,7 @@ pub fn quantize_within_budget(
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };
     let mut int16_nodes: Vec<usize> = int16_node_indices(g, &opts.int16, &user_float)?;
-    let (mut ranges, mut method, _) = crate::quantize::chosen_ranges(model, calib, &stats, opts.calibration)?;
+    let (mut ranges, mut method) = (st.ranges, st.methods);
 
     let mut best_q = build(&ranges, &float_nodes, &int16_nodes)?;
     let mut best = scorer.score(&best_q)?;

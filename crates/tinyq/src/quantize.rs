@@ -6,9 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
 use tinyq_ir::{Graph, Op};
-use tinyq_quant::{
-    can_keep_in_float, can_run_16x8, quantize_graph_mixed, Calibration, Histogram, PtqConfig, TensorStats,
-};
+use tinyq_quant::{can_keep_in_float, can_run_16x8, Calibration, Histogram, TensorStats};
 
 use crate::autocal::{auto_ranges, method_name, ranges_for, AutoCalibration};
 
@@ -34,6 +32,9 @@ pub struct QuantizeOptions {
     pub bias_correction: bool,
     /// Cross-layer equalization of the float model first ([`crate::corrections::equalize`]).
     pub equalize: bool,
+    /// With `auto` calibration: try each correction not asked for above and keep it only where
+    /// it lowers the output error on the calibration set ([`crate::choose`]).
+    pub choose_corrections: bool,
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -206,6 +207,18 @@ pub(crate) fn chosen_ranges(
     Ok((ranges_for(&model.graph, stats, method), vec![method; model.graph.tensors.len()], None))
 }
 
+/// What a quantization did: the int8 graph, the range of each activation, what `auto`
+/// calibration and the choice of corrections decided, and each pass run.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    pub graph: Graph,
+    pub ranges: Vec<RangeRow>,
+    pub auto: Option<AutoCalibration>,
+    /// With `auto` calibration (unless corrections are off): the corrections kept and why.
+    pub corrections: Option<crate::choose::CorrectionChoice>,
+    pub passes: Vec<crate::pipeline::PassRecord>,
+}
+
 /// Calibrates on `calib` and returns the int8 graph with the range chosen for each activation
 /// (and, with `auto` calibration, what the automatic choice did).
 pub fn quantize(
@@ -214,32 +227,51 @@ pub fn quantize(
     opts: &QuantizeOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(Graph, Vec<RangeRow>, Option<AutoCalibration>), TinyqError> {
+    let q = quantize_passes(model, calib, opts, progress)?;
+    Ok((q.graph, q.ranges, q.auto))
+}
+
+/// [`quantize`] as the pipeline of passes ([`crate::pipeline`]): the corrections the options
+/// force, and with `auto` calibration and `opts.choose_corrections` the others each kept only
+/// where it lowers the output error on the calibration set ([`crate::choose`]).
+pub fn quantize_passes(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Quantized, TinyqError> {
+    use crate::pipeline::{passes, Pass, PtqState, QuantizeSpec};
     if calib.samples < 2 {
         return Err(TinyqError::Input(format!(
             "calibration needs at least 2 samples, got {} (a few hundred representative samples is typical)",
             calib.samples
         )));
     }
-    let equalized;
-    let model = if opts.equalize {
-        equalized = Model { graph: crate::corrections::equalize(&model.graph).0, ..model.clone() };
-        &equalized
-    } else {
-        model
-    };
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
-    let stats = calibrate(model, calib, opts.calibration, progress)?;
-    let cfg =
-        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
-    let build =
-        |r: &[Option<(f32, f32)>]| quantize_graph_mixed(g, r, &cfg, &float_nodes, &int16_nodes).in_file(&model.path);
-    let (ranges, methods, auto) = chosen_ranges(model, calib, &stats, opts.calibration)?;
-    let mut q = build(&ranges)?;
-    if opts.bias_correction {
-        crate::corrections::bias_correction(model, &mut q, calib)?;
-    }
-    let rows = range_rows(g, &q, &stats, &ranges, &methods);
-    Ok((q, rows, auto))
+    let spec = QuantizeSpec {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        float_nodes,
+        int16_nodes,
+    };
+    let mut forced = Vec::new();
+    let all = [(opts.equalize, Pass::Equalize), (opts.bias_correction, Pass::BiasCorrect)];
+    forced.extend(all.iter().filter(|(on, _)| *on).map(|(_, p)| p.clone()));
+    let candidates: Vec<Pass> = all.iter().filter(|(on, _)| !*on).map(|(_, p)| p.clone()).collect();
+    let (st, corrections) = if opts.choose_corrections && opts.calibration == Calibration::Auto {
+        let (st, choice) =
+            crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &forced, &candidates, progress)?;
+        (st, Some(choice))
+    } else {
+        let fitted: Vec<Pass> = forced.iter().filter(|p| p.is_fitted()).cloned().collect();
+        let mut st = PtqState::new(model, calib);
+        st.run(&passes(opts.calibration, &spec, opts.equalize, &fitted), progress)?;
+        (st, None)
+    };
+    let graph = st.int8.ok_or_else(|| TinyqError::Model("the pipeline ran no quantize pass".into()))?;
+    let ranges = range_rows(&st.model.graph, &graph, &st.stats, &st.ranges, &st.methods);
+    Ok(Quantized { graph, ranges, auto: st.auto, corrections, passes: st.log })
 }
