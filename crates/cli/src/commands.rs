@@ -406,6 +406,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         bias_correction: a.bias_correction,
         equalize: a.equalize,
         choose_corrections: !a.no_corrections,
+        adaround: a.adaround,
         float_io,
         keep_float: a.keep_float.clone(),
         int16: a.int16.clone(),

@@ -7,6 +7,7 @@
 //! 2. that per-tensor choice and each method applied to every tensor are simulated on the whole
 //!    model (float kernels, every activation rounded to its int8 grid as the TFLite rules set
 //!    it); the configuration whose model outputs are closest to the float model's is kept.
+//!    Configurations with the same ranges are scored once.
 
 use rayon::prelude::*;
 use tinyq_float::{Activations, Plan};
@@ -209,8 +210,8 @@ fn local_error(plan: &Plan, acts: &[Activations], t: TensorId, r: (f32, f32)) ->
 pub struct AutoCalibration {
     /// `per tensor`, or the one method that won for every tensor.
     pub chosen: String,
-    /// Each configuration scored: its name and the relative squared error of the simulated
-    /// int8 model's outputs against the float model's, summed over the samples.
+    /// Each distinct configuration scored: its name and the error of the simulated int8
+    /// model's outputs against the float model's, summed over the samples.
     pub scored: Vec<(String, f64)>,
     pub samples: usize,
 }
@@ -263,27 +264,33 @@ pub fn auto_ranges(
     // Step 2: the per-tensor choice against each method everywhere, simulated on the model.
     let qplan = Plan::new(&with_rounded_weights(g)).map_err(|e| engine(e.to_string()))?;
     let kinds = output_kinds(g);
-    let score = |r: &[Option<(f32, f32)>]| -> Option<f64> {
+    // The error of ranges `r` on the samples `picks` of `sub`.
+    let score = |r: &[Option<(f32, f32)>], picks: &[usize]| -> Option<f64> {
         let grid = grids(g, r);
-        let errors: Vec<f64> = (0..sub.samples)
-            .into_par_iter()
-            .filter_map(|i| {
+        let errors: Vec<f64> = picks
+            .par_iter()
+            .filter_map(|&i| {
                 let out = simulate(&qplan, &sub.sample_f32(i)?, &grid);
                 let error =
                     |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| output_error(kinds[k], q, plan.value(&acts[i], o));
                 Some(g.outputs.iter().zip(&out).enumerate().map(error).sum())
             })
             .collect();
-        (errors.len() == sub.samples).then(|| errors.iter().sum())
+        (errors.len() == picks.len()).then(|| errors.iter().sum())
     };
-    let mut scored = Vec::new();
-    let mut best: Option<(f64, usize)> = None;
     type Config<'a> = (String, &'a [Option<(f32, f32)>]);
     let configs: Vec<Config> = std::iter::once(("per tensor".to_string(), ranges.as_slice()))
         .chain(CANDIDATES.iter().zip(&per_method).map(|(&m, r)| (method_name(m), r.as_slice())))
         .collect();
+    // Configurations with the same ranges as an earlier one are not scored again.
+    let all: Vec<usize> = (0..sub.samples).collect();
+    let mut scored = Vec::new();
+    let mut best: Option<(f64, usize)> = None;
     for (k, (name, r)) in configs.iter().enumerate() {
-        if let Some(e) = score(r) {
+        if configs[..k].iter().any(|(_, earlier)| earlier == r) {
+            continue;
+        }
+        if let Some(e) = score(r, &all) {
             scored.push((name.clone(), e));
             if best.is_none_or(|(b, _)| e < b) {
                 best = Some((e, k));

@@ -244,4 +244,30 @@ mod tests {
         assert!(!clearly_lower(&[0.0, 0.0, 0.0, 9.5], &old));
         assert!(!clearly_lower(&old, &old));
     }
+
+    #[test]
+    fn the_pipeline_runs_its_passes_in_order_and_records_each() {
+        use crate::adaround::AdaRoundOptions;
+        let ada = Pass::AdaRound(AdaRoundOptions::default());
+        let p = passes(Calibration::MinMax, &QuantizeSpec::default(), true, &[Pass::BiasCorrect, ada.clone()]);
+        let names: Vec<&str> = p.iter().map(Pass::name).collect();
+        assert_eq!(names, ["equalize", "calibrate", "choose-ranges", "quantize", "adaround", "bias-correct"]);
+        let m = model(0.01, 10.0);
+        let calib = samples(&m.graph, 16);
+        let mut st = PtqState::new(&m, &calib);
+        // A pass that needs the int8 graph before `quantize` is an error naming it.
+        let e = st.clone().run(&[ada], &|_| {}).unwrap_err().to_string();
+        assert!(e.contains("adaround") && e.contains("quantize"), "{e}");
+        st.run(&p, &|_| {}).unwrap();
+        let log: Vec<&str> = st.log.iter().map(|r| r.pass).collect();
+        assert_eq!(log, names);
+        assert_eq!(st.log[0].detail, "1 layer pairs");
+        // The int8 graph is the one `tinyq_quant` gives for the pipeline's ranges, plus the
+        // corrections: same structure, int8 weights.
+        let q = st.int8.as_ref().unwrap();
+        assert_eq!(q.nodes.len(), m.graph.nodes.len());
+        assert_eq!(q.tensor(q.nodes[0].inputs[1]).dtype, tinyq_ir::DType::I8);
+        // Equalization rewrote the float model the later passes saw.
+        assert_ne!(st.model.graph.tensor(1).data, m.graph.tensor(1).data);
+    }
 }

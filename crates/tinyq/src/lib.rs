@@ -8,6 +8,7 @@
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
 //! data arrays map to model inputs, which metric applies, what a report contains).
 
+pub mod adaround;
 pub mod autocal;
 pub mod budget;
 pub mod choose;

@@ -29,6 +29,8 @@ pub enum Pass {
     ChooseRanges(Calibration),
     /// The TFLite int8 rules over the whole graph ([`tinyq_quant::quantize_graph_mixed`]).
     Quantize(QuantizeSpec),
+    /// Learned rounding of the weights, layer by layer ([`crate::adaround`]).
+    AdaRound(crate::adaround::AdaRoundOptions),
     /// Empirical bias correction of the int8 graph ([`crate::corrections::bias_correction`]).
     BiasCorrect,
 }
@@ -52,6 +54,7 @@ impl Pass {
             Pass::Calibrate(_) => "calibrate",
             Pass::ChooseRanges(_) => "choose-ranges",
             Pass::Quantize(_) => "quantize",
+            Pass::AdaRound(_) => "adaround",
             Pass::BiasCorrect => "bias-correct",
         }
     }
@@ -59,7 +62,7 @@ impl Pass {
     /// Whether the pass learns from calibration data after the ranges are set (so that its
     /// benefit must be measured on samples it did not see).
     pub fn is_fitted(&self) -> bool {
-        matches!(self, Pass::BiasCorrect)
+        matches!(self, Pass::AdaRound(_) | Pass::BiasCorrect)
     }
 }
 
@@ -143,6 +146,11 @@ impl<'a> PtqState<'a> {
                 self.int8 = Some(q);
                 format!("{} nodes", g.nodes.len())
             }
+            Pass::AdaRound(o) => {
+                let (model, calib) = (self.model.clone(), self.calib);
+                let n = crate::adaround::adaround(&model, self.int8_mut("adaround")?, calib, o)?;
+                format!("{n} layers")
+            }
             Pass::BiasCorrect => {
                 let (model, calib) = (self.model.clone(), self.calib);
                 let n = crate::corrections::bias_correction(&model, self.int8_mut("bias-correct")?, calib)?;
@@ -162,6 +170,7 @@ pub fn passes(method: Calibration, spec: &QuantizeSpec, equalize: bool, fitted: 
         p.push(Pass::Equalize);
     }
     p.extend([Pass::Calibrate(method), Pass::ChooseRanges(method), Pass::Quantize(spec.clone())]);
+    p.extend(fitted.iter().filter(|f| matches!(f, Pass::AdaRound(_))).cloned());
     p.extend(fitted.iter().filter(|f| matches!(f, Pass::BiasCorrect)).cloned());
     p
 }

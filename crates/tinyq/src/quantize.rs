@@ -35,6 +35,9 @@ pub struct QuantizeOptions {
     /// With `auto` calibration: try each correction not asked for above and keep it only where
     /// it lowers the output error on the calibration set ([`crate::choose`]).
     pub choose_corrections: bool,
+    /// AdaRound: the int8 weights rounded up or down as learned on the calibration set
+    /// ([`crate::adaround`]).
+    pub adaround: bool,
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -207,6 +210,11 @@ pub(crate) fn chosen_ranges(
     Ok((ranges_for(&model.graph, stats, method), vec![method; model.graph.tensors.len()], None))
 }
 
+/// Multiply-adds up to which AdaRound is among the corrections the default tries (about a
+/// tenth of a second of one core over the three runs the choice makes): the default keeps its
+/// time, `--adaround` applies it to larger models.
+pub const ADAROUND_DEFAULT_WORK: f64 = 1e8;
+
 /// What a quantization did: the int8 graph, the range of each activation, what `auto`
 /// calibration and the choice of corrections decided, and each pass run.
 #[derive(Clone, Debug)]
@@ -258,9 +266,18 @@ pub fn quantize_passes(
         int16_nodes,
     };
     let mut forced = Vec::new();
-    let all = [(opts.equalize, Pass::Equalize), (opts.bias_correction, Pass::BiasCorrect)];
+    let all = [
+        (opts.equalize, Pass::Equalize),
+        (opts.adaround, Pass::AdaRound(crate::adaround::AdaRoundOptions::default())),
+        (opts.bias_correction, Pass::BiasCorrect),
+    ];
     forced.extend(all.iter().filter(|(on, _)| *on).map(|(_, p)| p.clone()));
-    let candidates: Vec<Pass> = all.iter().filter(|(on, _)| !*on).map(|(_, p)| p.clone()).collect();
+    // AdaRound is tried by default only where it is cheap: the choice runs it three times.
+    let cheap = |p: &Pass| match p {
+        Pass::AdaRound(o) => crate::adaround::work(g, o) <= ADAROUND_DEFAULT_WORK,
+        _ => true,
+    };
+    let candidates: Vec<Pass> = all.iter().filter(|(on, p)| !*on && cheap(p)).map(|(_, p)| p.clone()).collect();
     let (st, corrections) = if opts.choose_corrections && opts.calibration == Calibration::Auto {
         let (st, choice) =
             crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &forced, &candidates, progress)?;
