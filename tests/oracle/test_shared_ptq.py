@@ -155,8 +155,9 @@ def test_int8_accuracy_keeps_up_with_the_peers(case, results, run_tinyq, tmp_pat
     x_key, y_key = r.card["dataset"]["eval_arrays"]
     values = []
     for flags in PEER_METHODS:
-        proc = run_tinyq("quantize", card_path.parent / name, "--calib", data, *flags, "--data", data, "--x", x_key,
-                         "--y", y_key, "-o", tmp_path / "p.tflite", "--json", timeout=900)
+        # `--x` would name the calibration array: the evaluation array is `--eval-x`.
+        proc = run_tinyq("quantize", card_path.parent / name, "--calib", data, *flags, "--data", data, "--eval-x",
+                         x_key, "--y", y_key, "-o", tmp_path / "p.tflite", "--json", timeout=900)
         assert proc.returncode == 0, oracle_lib.describe_failure(proc)
         values.append(json.loads(proc.stdout)["metrics"]["int8"])
     value = max(values) if r.card["metric"] == "top1" else min(values)
