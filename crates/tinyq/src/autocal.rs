@@ -221,18 +221,28 @@ pub fn auto_ranges(
     model: &Model,
     calib: &BoundInputs,
     stats: &[TensorStats],
+    kept: Option<&crate::quantize::KeptActivations>,
 ) -> Result<ChosenRanges<AutoCalibration>, TinyqError> {
     let g = &model.graph;
     let engine = |e: String| TinyqError::Engine(format!("{}: calibration: {e}", model.path.display()));
     let plan = Plan::new(g).map_err(|e| engine(e.to_string()))?;
     let sub = calib.spread(SAMPLES);
-    let acts: Vec<Activations> = (0..sub.samples)
-        .into_par_iter()
-        .map(|i| {
-            let s = sub.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
-            plan.run_observed(&s, &mut |_, _| {}).map_err(|e| engine(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
+    // The activations calibration kept are those of `sub` (all samples, in order) when present.
+    let computed: Vec<Activations>;
+    let acts: &[Activations] = match kept.filter(|k| k.len() == sub.samples) {
+        Some(k) => k,
+        None => {
+            computed = (0..sub.samples)
+                .into_par_iter()
+                .map(|i| {
+                    let s =
+                        sub.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
+                    plan.run_observed(&s, &mut |_, _| {}).map_err(|e| engine(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            &computed
+        }
+    };
     let per_method: Vec<Vec<Option<(f32, f32)>>> = CANDIDATES.iter().map(|&m| ranges_for(g, stats, m)).collect();
 
     // Step 1: per tensor, by the error in the layers that read it.

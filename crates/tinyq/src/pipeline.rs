@@ -83,6 +83,8 @@ pub struct PtqState<'a> {
     /// The calibration samples the passes learn from.
     pub calib: &'a BoundInputs,
     pub stats: Vec<TensorStats>,
+    /// The calibration samples' activations, when calibration kept them (small sets).
+    kept: Option<crate::quantize::KeptActivations>,
     pub ranges: Ranges,
     /// The calibration method each range comes from.
     pub methods: Vec<Calibration>,
@@ -98,6 +100,7 @@ impl<'a> PtqState<'a> {
             model: model.clone(),
             calib,
             stats: Vec::new(),
+            kept: None,
             ranges: Vec::new(),
             methods: Vec::new(),
             auto: None,
@@ -123,14 +126,16 @@ impl<'a> PtqState<'a> {
             Pass::Equalize => {
                 let (g, pairs) = crate::corrections::equalize(&self.model.graph);
                 self.model.graph = g;
+                self.kept = None;
                 format!("{pairs} layer pairs")
             }
             Pass::Calibrate(m) => {
-                self.stats = crate::quantize::calibrate(&self.model, self.calib, *m, progress)?;
+                (self.stats, self.kept) = crate::quantize::calibrate_kept(&self.model, self.calib, *m, progress)?;
                 format!("{} samples", self.calib.samples)
             }
             Pass::ChooseRanges(m) => {
-                let (r, methods, auto) = crate::quantize::chosen_ranges(&self.model, self.calib, &self.stats, *m)?;
+                let (model, calib, kept) = (&self.model, self.calib, self.kept.as_ref());
+                let (r, methods, auto) = crate::quantize::chosen_ranges(model, calib, &self.stats, *m, kept)?;
                 (self.ranges, self.methods, self.auto) = (r, methods, auto);
                 self.auto.as_ref().map_or_else(|| crate::autocal::method_name(*m), |a| format!("auto: {}", a.chosen))
             }

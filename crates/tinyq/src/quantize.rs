@@ -174,37 +174,111 @@ pub fn calibrate(
             )
     };
     let mut stats = pass(vec![TensorStats::default(); n_tensors])?;
-    if let Some((t, s)) = stats.iter().enumerate().find(|(_, s)| s.nonfinite > 0) {
-        return Err(TinyqError::Engine(format!(
-            "calibration: tensor `{}` took {} NaN/Inf values (of {}): check the data and the model",
-            model.graph.tensor(t).name,
-            s.nonfinite,
-            s.count
-        )));
-    }
+    check_finite(&model.graph, &stats)?;
     if method.needs_histogram() {
-        let seed = stats
-            .iter()
-            .map(|s| TensorStats {
-                hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))),
-                ..TensorStats::default()
-            })
-            .collect();
-        stats = pass(seed)?;
+        stats = pass(histogram_seed(&stats))?;
     }
     Ok(stats)
 }
 
-/// The ranges of `opts.calibration` (for `auto`, chosen per tensor by [`auto_ranges`]), the
-/// method of each tensor and, for `auto`, what the choice did.
+/// Activations of every calibration sample, kept by [`calibrate_kept`] for later passes.
+pub(crate) type KeptActivations = std::sync::Arc<Vec<tinyq_float::Activations>>;
+
+/// Bytes of activations [`calibrate_kept`] holds at most.
+pub const KEPT_BYTES: usize = 256 << 20;
+
+/// [`calibrate`], keeping every sample's activations when the set is small (at most
+/// [`crate::autocal::SAMPLES`] samples, the ones `auto` calibration compares on, and
+/// [`KEPT_BYTES`] in all): the model then runs once per sample, and the histogram pass and the
+/// `auto` search reuse its activations.
+pub(crate) fn calibrate_kept(
+    model: &Model,
+    inputs: &BoundInputs,
+    method: Calibration,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Vec<TensorStats>, Option<KeptActivations>), TinyqError> {
+    let g = &model.graph;
+    let per_sample: usize = g.tensors.iter().filter(|t| !t.is_constant()).map(|t| t.numel() * 4).sum();
+    if inputs.samples > crate::autocal::SAMPLES || per_sample.saturating_mul(inputs.samples) > KEPT_BYTES {
+        return Ok((calibrate(model, inputs, method, progress)?, None));
+    }
+    let plan = Plan::new(g).in_file(&model.path)?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let acts: Vec<tinyq_float::Activations> = (0..inputs.samples)
+        .into_par_iter()
+        .map(|i| {
+            let sample =
+                inputs.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
+            let a = plan.run_observed(&sample, &mut |_, _| {})?;
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+            Ok(a)
+        })
+        .collect::<Result<_, TinyqError>>()?;
+    let observe = |seed: Vec<TensorStats>| -> Vec<TensorStats> {
+        acts.par_iter()
+            .fold(
+                || seed.clone(),
+                |mut acc, a| {
+                    for (t, v) in a.values.iter().enumerate() {
+                        if let Some(v) = v {
+                            acc[t].observe(v);
+                        }
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || seed.clone(),
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| x.merge(y));
+                    a
+                },
+            )
+    };
+    let mut stats = observe(vec![TensorStats::default(); g.tensors.len()]);
+    check_finite(g, &stats)?;
+    if method.needs_histogram() {
+        stats = observe(histogram_seed(&stats));
+    }
+    Ok((stats, Some(std::sync::Arc::new(acts))))
+}
+
+/// An error naming the first tensor that took NaN or infinite values.
+fn check_finite(g: &Graph, stats: &[TensorStats]) -> Result<(), TinyqError> {
+    match stats.iter().enumerate().find(|(_, s)| s.nonfinite > 0) {
+        Some((t, s)) => Err(TinyqError::Engine(format!(
+            "calibration: tensor `{}` took {} NaN/Inf values (of {}): check the data and the model",
+            g.tensor(t).name,
+            s.nonfinite,
+            s.count
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Empty statistics with a histogram over each seen tensor's range (widened to contain 0).
+fn histogram_seed(stats: &[TensorStats]) -> Vec<TensorStats> {
+    stats
+        .iter()
+        .map(|s| TensorStats {
+            hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))),
+            ..TensorStats::default()
+        })
+        .collect()
+}
+
+/// The ranges of `opts.calibration` (for `auto`, chosen per tensor by [`auto_ranges`], on the
+/// `kept` activations of the calibration samples if [`calibrate_kept`] kept them), the method of
+/// each tensor and, for `auto`, what the choice did.
 pub(crate) fn chosen_ranges(
     model: &Model,
     calib: &BoundInputs,
     stats: &[TensorStats],
     method: Calibration,
+    kept: Option<&KeptActivations>,
 ) -> Result<crate::autocal::ChosenRanges<Option<AutoCalibration>>, TinyqError> {
     if method == Calibration::Auto {
-        let (r, m, a) = auto_ranges(model, calib, stats)?;
+        let (r, m, a) = auto_ranges(model, calib, stats, kept)?;
         return Ok((r, m, Some(a)));
     }
     Ok((ranges_for(&model.graph, stats, method), vec![method; model.graph.tensors.len()], None))
