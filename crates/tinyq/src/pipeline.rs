@@ -5,8 +5,9 @@
 //! (learned rounding of the int8 weights) and `bias-correct` (empirical bias correction), each a
 //! [`Pass`]. [`crate::quantize`] runs the passes the options name; with `auto` calibration it also
 //! runs [`crate::choose`], which keeps each correction only where it lowers the output error on
-//! the calibration set. The accuracy-budget search and quantization-aware training start from
-//! the same `calibrate` and `choose ranges` passes ([`calibrated`]).
+//! the calibration set. The accuracy-budget search starts from the same `calibrate` and `choose
+//! ranges` passes ([`calibrated`]); quantization-aware training from those and, with `auto`
+//! calibration, the equalization the choice keeps ([`training_start`]).
 
 use std::time::Instant;
 
@@ -191,4 +192,19 @@ pub fn calibrated<'a>(
     let mut st = PtqState::new(model, calib);
     st.run(&[Pass::Calibrate(method), Pass::ChooseRanges(method)], progress)?;
     Ok(st)
+}
+
+/// Where quantization-aware training starts: with `auto` calibration, the plain pipeline or the
+/// equalized one, as [`crate::choose`] decides (the fitted corrections are left to training);
+/// otherwise [`calibrated`].
+pub fn training_start<'a>(
+    model: &Model,
+    calib: &'a BoundInputs,
+    method: Calibration,
+    spec: &QuantizeSpec,
+) -> Result<PtqState<'a>, TinyqError> {
+    if method != Calibration::Auto {
+        return calibrated(model, calib, method, &|_| {});
+    }
+    Ok(crate::choose::choose_corrections(model, calib, method, spec, &[], &[Pass::Equalize], &|_| {})?.0)
 }

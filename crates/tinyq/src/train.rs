@@ -192,7 +192,18 @@ pub fn train(
     if calib.samples < 2 {
         return Err(input(format!("calibration needs at least 2 samples, got {}", calib.samples)));
     }
-    let ranges = crate::pipeline::calibrated(model, calib, opts.calibration, &|_| {})?.ranges;
+    // With `auto` calibration, equalization where PTQ's choice keeps it (the float function is
+    // the same; training starts from the equalized weights).
+    let spec = crate::pipeline::QuantizeSpec {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        ..Default::default()
+    };
+    let start = crate::pipeline::training_start(model, calib, opts.calibration, &spec)?;
+    let ranges = start.ranges;
+    let model = &start.model;
+    let g = &model.graph;
 
     let classes = per_sample > 1;
     let mut loss_reason = String::from("labels");
