@@ -44,10 +44,17 @@ struct Scorer<'s> {
 }
 
 impl<'s> Scorer<'s> {
-    fn new(model: &'s Model, calib: &BoundInputs) -> Result<Scorer<'s>, TinyqError> {
+    /// `kept`: the float model's outputs on every calibration sample when calibration kept
+    /// them (then the scoring samples are all of them, in order).
+    fn new(model: &'s Model, calib: &BoundInputs, kept: Option<Vec<Vec<f32>>>) -> Result<Scorer<'s>, TinyqError> {
         let samples = calib.spread(SAMPLES);
-        let out = crate::run_samples(model, &samples, &|_| {})?;
-        let reference = (0..model.graph.outputs.len()).map(|k| out.real(model, k)).collect();
+        let reference = match kept.filter(|_| samples.samples == calib.samples) {
+            Some(r) => r,
+            None => {
+                let out = crate::run_samples(model, &samples, &|_| {})?;
+                (0..model.graph.outputs.len()).map(|k| out.real(model, k)).collect()
+            }
+        };
         Ok(Scorer { model, samples, reference, kinds: output_kinds(&model.graph) })
     }
 
@@ -138,11 +145,12 @@ pub fn choose_corrections<'a>(
     candidates: &[Pass],
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(PtqState<'a>, CorrectionChoice), TinyqError> {
-    let scorer = Scorer::new(model, calib)?;
     let mut equalize = forced.contains(&Pass::Equalize);
     let mut fitted: Vec<Pass> = forced.iter().filter(|p| p.is_fitted()).cloned().collect();
     let mut prefix = PtqState::new(model, calib);
     prefix.run(&passes(method, spec, equalize, &[]), progress)?;
+    // The plain float model's outputs, if calibration kept its activations.
+    let scorer = Scorer::new(model, calib, (!equalize).then(|| prefix.kept_outputs()).flatten())?;
     let mut best = scorer.score(&prefix, &fitted)?;
     let total = |e: &[f64]| e.iter().sum::<f64>();
     let mut scored = vec![(config_name(equalize, &fitted), total(&best))];

@@ -110,6 +110,19 @@ impl<'a> PtqState<'a> {
         }
     }
 
+    /// The float model's outputs on every calibration sample (per output, samples back to back),
+    /// when calibration kept the activations.
+    pub(crate) fn kept_outputs(&self) -> Option<Vec<Vec<f32>>> {
+        let kept = self.kept.as_ref()?;
+        let g = &self.model.graph;
+        g.outputs
+            .iter()
+            .map(|&o| {
+                kept.iter().map(|a| a.get(o).map(<[f32]>::to_vec)).collect::<Option<Vec<_>>>().map(|v| v.concat())
+            })
+            .collect()
+    }
+
     /// The int8 graph, or an error naming the pass that needs it.
     fn int8_mut(&mut self, pass: &str) -> Result<&mut Graph, TinyqError> {
         self.int8.as_mut().ok_or_else(|| TinyqError::Model(format!("the {pass} pass needs the quantize pass first")))
