@@ -262,6 +262,32 @@ fn int16_region(g: &Graph, t: TensorId, eligible: &dyn Fn(&usize) -> bool) -> Op
 
 use crate::autocal::method_name;
 
+/// Whether the search starts from the equalized model: `--equalize`, or with `auto` calibration
+/// the default's choice of corrections keeping equalization.
+fn equalize_first(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    float_nodes: &[usize],
+) -> Result<bool, TinyqError> {
+    if opts.equalize {
+        return Ok(true);
+    }
+    if !opts.choose_corrections || opts.calibration != Calibration::Auto {
+        return Ok(false);
+    }
+    let spec = crate::pipeline::QuantizeSpec {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        float_nodes: float_nodes.to_vec(),
+        int16_nodes: int16_node_indices(&model.graph, &opts.int16, float_nodes)?,
+    };
+    let (_, choice) =
+        crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &[], &[Pass::Equalize], &|_| {})?;
+    Ok(choice.chosen.contains(&"equalize"))
+}
+
 /// Quantizes `model` so that the metric on `eval` drops by at most `budget.max_drop` from FP32,
 /// as described in the module docs. Returns the best graph found (with its range rows) and the
 /// report; `report.met` says whether the budget holds. `progress` reports calibration samples.
@@ -285,8 +311,17 @@ pub fn quantize_within_budget(
             calib.samples
         )));
     }
+    let user_float = float_node_indices(&model.graph, &opts.keep_float)?;
+    // The search starts from the equalized model where it is asked for, or kept by the default's
+    // choice of corrections (the float function is the same).
+    let equalized;
+    let model = if equalize_first(model, calib, opts, &user_float)? {
+        equalized = Model { graph: crate::corrections::equalize(&model.graph).0, ..model.clone() };
+        &equalized
+    } else {
+        model
+    };
     let g = &model.graph;
-    let user_float = float_node_indices(g, &opts.keep_float)?;
     let model_err =
         |e: tinyq_quant::QuantError| TinyqError::In { path: model.path.clone(), source: Box::new(e.into()) };
 
