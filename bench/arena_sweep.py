@@ -24,32 +24,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import random_graphs  # noqa: E402
 
-PROBE = r"""
-import sys
-import numpy as np
-from tflite_micro.python.tflite_micro import runtime
-it = runtime.Interpreter.from_bytes(open(sys.argv[1], 'rb').read(), arena_size=int(sys.argv[2]))
-i = 0
-while True:
-    try:
-        d = it.get_input_details(i)
-    except Exception:
-        break
-    if not d:
-        break
-    it.set_input(np.zeros(d['shape'], dtype=d['dtype']), i)
-    i += 1
-it.invoke()
-print('PROBE_OK')
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "crates/arena/tests"))
+import tflm_min_arena  # noqa: E402  (the host probe, shared with the arena's own test)
 
 
 def host_fits(model, size):
-    try:
-        r = subprocess.run([sys.executable, "-c", PROBE, str(model), str(size)], capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        return False
-    return r.returncode == 0 and "PROBE_OK" in r.stdout
+    return tflm_min_arena.probe(str(model), size)[0]
 
 
 def host_minimum(model, predicted):

@@ -93,7 +93,7 @@ def run_config(binary: str, flags: list[str], folder: Path, name: str, card: dic
         return {"error": ev.stderr.strip()[-400:]}
     metric = json.loads(ev.stdout)
     row = {"int8": metric.get("value"), "quantize_s": round(min(times), 4), "quantize_cpu_s": round(min(cpus), 4), "file_bytes": out.stat().st_size}
-    for key in ("calibration", "auto_calibration", "passes", "warnings"):
+    for key in ("calibration", "auto_calibration", "corrections", "passes", "warnings"):
         if report is not None and key in report:
             row[key] = report[key]
     return row

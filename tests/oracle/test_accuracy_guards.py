@@ -5,7 +5,9 @@
   finding names the clipped input;
 * representative calibration data gives no warning and no finding;
 * `tinyq train --lr 1e30` (weights that overflow) refuses with an error naming a tensor and writes
-  no file.
+  no file;
+* `--bias-correction` changes int32 biases only and `--adaround` int8 weights by one step at most,
+  and TFLM runs both files exactly as tinyq does.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def test_bias_correction_changes_biases_only_and_tflm_runs_the_file_exactly(run_
     from test_train_cli import assert_tflm_bit_exact
 
     plain, corrected = tmp_path / "plain.tflite", tmp_path / "bc.tflite"
-    for out, extra in ((plain, ()), (corrected, ("--bias-correction",))):
+    for out, extra in ((plain, ("--no-corrections",)), (corrected, ("--no-corrections", "--bias-correction"))):
         proc = run_tinyq("quantize", MODEL, "--calib", data["good"], "-o", out, *extra)
         assert proc.returncode == 0, oracle_lib.describe_failure(proc)
 
@@ -109,3 +111,63 @@ def test_bias_correction_changes_biases_only_and_tflm_runs_the_file_exactly(run_
     assert plain.stat().st_size == corrected.stat().st_size, "only bias values change"
     x = np.load(FIXTURE / "mnist_test_200.npz")["x"]
     assert_tflm_bit_exact(run_tinyq, corrected, x, tmp_path)
+
+
+def test_adaround_moves_weights_by_one_step_at_most_and_tflm_runs_the_file_exactly(run_tinyq, data, tmp_path):
+    """`--adaround` rounds some int8 weights the other way (never further than one step, same
+    scales, biases untouched), lowers the output error on the calibration set, and TFLM computes
+    what tinyq computes."""
+    from ai_edge_litert.interpreter import Interpreter
+    from test_train_cli import assert_tflm_bit_exact
+
+    plain, rounded = tmp_path / "plain.tflite", tmp_path / "ada.tflite"
+    errors = {}
+    for out, extra in ((plain, ()), (rounded, ("--adaround",))):
+        proc = run_tinyq("quantize", MODEL, "--calib", data["good"], "-o", out, "--no-corrections", *extra)
+        assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+        run = run_tinyq("run", out, "--data", data["good"], "-o", tmp_path / "y.npz")
+        assert run.returncode == 0, oracle_lib.describe_failure(run)
+        errors[out] = np.load(tmp_path / "y.npz")["y"].astype(np.int32)
+
+    def tensors(path):
+        """The constant tensors (written by no op, not an input): dtype, values, scales."""
+        it = Interpreter(model_path=str(path))
+        it.allocate_tensors()
+        written = {o for op in it._get_ops_details() for o in op["outputs"]}
+        written |= {d["index"] for d in it.get_input_details()}
+        found = {}
+        for t in it.get_tensor_details():
+            if t["index"] in written:
+                continue
+            try:
+                found[t["name"]] = (t["dtype"], it.get_tensor(t["index"]).copy(), t["quantization_parameters"]["scales"])
+            except ValueError:
+                continue
+        return found
+
+    a, b = tensors(plain), tensors(rounded)
+    assert a.keys() == b.keys()
+    moved = 0
+    for name, (dtype, va, sa) in a.items():
+        vb, sb = b[name][1], b[name][2]
+        np.testing.assert_array_equal(sa, sb, err_msg=name)
+        if dtype == np.int32:
+            np.testing.assert_array_equal(va, vb, err_msg=f"bias {name} changed")
+        elif dtype == np.int8 and va.ndim >= 2:
+            step = np.abs(va.astype(np.int32) - vb.astype(np.int32))
+            assert step.max() <= 1, name
+            moved += int(step.sum())
+    assert moved > 0, "some weight rounds the other way"
+    # Closer to the float model on the calibration set than round-to-nearest.
+    fp = run_tinyq("run", MODEL, "--data", data["good"], "-o", tmp_path / "f.npz")
+    assert fp.returncode == 0, oracle_lib.describe_failure(fp)
+    f = np.load(tmp_path / "f.npz")["y"]
+
+    def error(q, path):
+        it = Interpreter(model_path=str(path))
+        scale, zero = it.get_output_details()[0]["quantization"]
+        return float(np.mean(((q - zero) * scale - f) ** 2))
+
+    assert error(errors[rounded], rounded) < error(errors[plain], plain)
+    x = np.load(FIXTURE / "mnist_test_200.npz")["x"]
+    assert_tflm_bit_exact(run_tinyq, rounded, x, tmp_path)

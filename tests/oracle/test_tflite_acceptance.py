@@ -10,6 +10,7 @@ The interpreters run in a child process, so a crash in them fails the test inste
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ import pytest
 
 import malformed_cases as mc
 
-FLIPS = 60
+# More with TINYQ_FLIPS=N (a longer local sweep).
+FLIPS = int(os.environ.get("TINYQ_FLIPS", "150"))
 
 LOAD_BOTH = r"""
 import json, sys

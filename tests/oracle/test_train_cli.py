@@ -194,16 +194,22 @@ def test_qat_recovers_what_ptq_loses(shared_dir, mnist_train, run_tinyq, tmp_pat
     planted_dscnn(shared_dir, model)
     train, val = mnist_train
     fp32 = evaluate(run_tinyq, model, test)
-    ok(run_tinyq("quantize", model, "--calib", test, "-o", tmp_path / "ptq.tflite"))
+    # Plain PTQ loses on the planted channel; the default's cross-layer equalization (kept because
+    # it lowers the output error on the calibration set) undoes the planting.
+    ok(run_tinyq("quantize", model, "--calib", test, "--no-corrections", "-o", tmp_path / "ptq.tflite"))
     ptq = evaluate(run_tinyq, tmp_path / "ptq.tflite", test)
+    ok(run_tinyq("quantize", model, "--calib", test, "-o", tmp_path / "default.tflite"))
+    default = evaluate(run_tinyq, tmp_path / "default.tflite", test)
     # Calibration for QAT: the same 500 training images PTQ used (mnist.npz's x_calib).
     common = ["--epochs", "1", "--calib", test, "--seed", "1"]
     ok(run_tinyq("train", model, "--data", train, "--val", val, *common, "-o", tmp_path / "qat.tflite", timeout=1800))
     qat = evaluate(run_tinyq, tmp_path / "qat.tflite", test)
     ok(run_tinyq("train", model, "--data", train, "--distill", *common, "-o", tmp_path / "kd.tflite", timeout=1800))
     kd = evaluate(run_tinyq, tmp_path / "kd.tflite", test)
-    print(f"planted mnist_dscnn, MNIST test top-1: FP32 {fp32:.4f}, PTQ {ptq:.4f}, QAT {qat:.4f}, distilled without labels {kd:.4f}")
-    assert fp32 - ptq >= 0.01, "the planted model must make PTQ lose at least 1 point"
+    print(f"planted mnist_dscnn, MNIST test top-1: FP32 {fp32:.4f}, PTQ {ptq:.4f} (default, equalized: {default:.4f}), "
+          f"QAT {qat:.4f}, distilled without labels {kd:.4f}")
+    assert fp32 - ptq >= 0.01, "the planted model must make plain PTQ lose at least 1 point"
+    assert fp32 - default <= 0.003
     assert fp32 - qat <= 0.003
     assert kd - ptq >= 0.5 * (fp32 - ptq)
     x = np.load(test)["x"][:1000]

@@ -387,18 +387,20 @@ pub fn plan_arena_with(model: &[u8], config: &PlanConfig) -> Result<ArenaPlan, A
         // The request area reserved before this node: room for 12 more requests.
         let request_area = s.scratch_request() * (scratch_requests.len() + MAX_SCRATCH_PER_OP);
         // Kernels first take temporary TfLiteTensors for their inputs and outputs
-        // (counted as all live at once, an upper bound) and check them against the
-        // tail as it is; the per-channel buffers allocated afterwards only have to
-        // stay above the request area (persistent allocations check `head_`, not `temp_`).
+        // (counted as all live at once, an upper bound), then allocate their per-channel
+        // buffers from the tail while those are still held. The allocator checks a
+        // persistent allocation against `head_` only, not `temp_`, so it can land on the
+        // temporary tensors, but the kernel then reads the output tensor's parameters
+        // (CalculateOpDataFullyConnected, PopulateConvolutionQuantizationParams) from
+        // overwritten memory and Prepare fails: both must fit at once.
         let mut temp = request_area;
         for &i in op.inputs.iter().chain(&op.outputs) {
             temp = temp_tensor_bytes(temp, i);
         }
-        tail.need(PeakPhase::Prepare { node }, temp);
         for &bytes in &f.prepare_persistent {
             tail.alloc(K::PerChannelQuantization, bytes, ARENA_ALIGN);
         }
-        tail.need(PeakPhase::Prepare { node }, request_area);
+        tail.need(PeakPhase::Prepare { node }, temp);
         scratch_requests.extend(f.scratch.iter().map(|&b| (node, b)));
     }
 

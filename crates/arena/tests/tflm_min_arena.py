@@ -30,7 +30,10 @@ print('PROBE_OK')
 
 def probe(model, size, show=False):
     args = [sys.executable, '-c', PROBE, model, str(size)] + (['show'] if show else [])
-    r = subprocess.run(args, capture_output=True, text=True)
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False, f'no answer within 120 s at {size} bytes'
     return r.returncode == 0 and 'PROBE_OK' in r.stdout, r.stdout + r.stderr
 
 

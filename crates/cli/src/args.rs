@@ -211,6 +211,15 @@ pub struct QuantizeArgs {
     /// (through no activation or a ReLU) are balanced, the float function unchanged.
     #[arg(long)]
     pub equalize: bool,
+    /// No correction unless asked for: by default (with `auto` calibration) equalization and bias
+    /// correction are each tried and kept only where they lower the output error on the
+    /// calibration set.
+    #[arg(long)]
+    pub no_corrections: bool,
+    /// AdaRound: each conv / dense layer's int8 weights rounded up or down as learned on the
+    /// calibration set to keep the layer's output close to the float layer's.
+    #[arg(long)]
+    pub adaround: bool,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

@@ -316,6 +316,13 @@ fn score(
         .with_context(|| labels.1.to_string())
 }
 
+/// The corrections the default kept, with the output error of each configuration tried.
+fn corrections_summary(c: &tinyq::choose::CorrectionChoice) -> String {
+    let kept = if c.chosen.is_empty() { "none".to_string() } else { c.chosen.join(", ") };
+    let tried: Vec<String> = c.scored.iter().map(|(n, e)| format!("{n} {e:.4}")).collect();
+    format!("corrections: {kept} (output error on {} calibration samples: {})", c.samples, tried.join(", "))
+}
+
 /// The calibration as the summary line says it: the method, or for `auto` what was chosen.
 fn calibration_summary(flag: &str, auto: Option<&tinyq::autocal::AutoCalibration>, rows: &[tinyq::RangeRow]) -> String {
     let Some(a) = auto else { return flag.to_string() };
@@ -403,6 +410,8 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         per_tensor_dense,
         bias_correction: a.bias_correction,
         equalize: a.equalize,
+        choose_corrections: !a.no_corrections,
+        adaround: a.adaround,
         float_io,
         keep_float: a.keep_float.clone(),
         int16: a.int16.clone(),
@@ -410,6 +419,7 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
     let bar = progress(calib.samples, "calibrate");
     let start = Instant::now();
     let mut budget = None;
+    let (mut corrections, mut passes) = (None, Vec::new());
     let (graph, ranges, auto) = match (a.max_drop, &a.data) {
         (Some(max_drop), Some(data)) => {
             let data = a.tune_data.as_ref().unwrap_or(data);
@@ -447,7 +457,11 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
             budget = Some(report);
             (g, r, None)
         }
-        _ => tinyq::quantize(&model, &calib, &opts, &|n| bar.set_position(n as u64))?,
+        _ => {
+            let q = tinyq::quantize_passes(&model, &calib, &opts, &|n| bar.set_position(n as u64))?;
+            (corrections, passes) = (q.corrections, q.passes);
+            (q.graph, q.ranges, q.auto)
+        }
     };
     bar.finish_and_clear();
     let written = tinyq::tflite::write_tflite(&graph).with_context(|| out.describe())?;
@@ -493,6 +507,8 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
                 "output": a.output.display().to_string(),
                 "calibration": a.calibration,
                 "auto_calibration": auto,
+                "corrections": corrections,
+                "passes": passes,
                 "calibration_samples": calib.samples,
                 "fp32_weight_bytes": fp32_bytes,
                 "int8_file_bytes": int8_bytes,
@@ -535,6 +551,9 @@ fn quantize(a: &QuantizeArgs) -> Result<()> {
         calibration_summary(&a.calibration, auto.as_ref(), &ranges),
         seconds
     );
+    if let Some(c) = &corrections {
+        println!("{}", corrections_summary(c));
+    }
     for w in &warnings {
         println!("warning: {w}");
     }

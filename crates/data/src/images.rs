@@ -77,7 +77,7 @@ fn decode(file: &Path, o: &ImageOptions, channels: usize) -> Result<((u32, u32),
     let mut limits = image::Limits::default();
     limits.max_alloc = Some((tinyq_ir::size::max_tensor_bytes() / 4) as u64);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| format_err(file, format!("cannot decode image: {e}")))?;
+    let img = guarded(file, || reader.decode())?.map_err(|e| format_err(file, format!("cannot decode image: {e}")))?;
     let img = match o.resize {
         Some((h, w)) if h == 0 || w == 0 => return Err(format_err(file, "--resize needs non-zero height and width")),
         Some((h, w)) if tinyq_ir::size::tensor_numel(&[h as usize, w as usize, 4], 4).is_err() => {
@@ -90,6 +90,29 @@ fn decode(file: &Path, o: &ImageOptions, channels: usize) -> Result<((u32, u32),
     let hw = (img.height(), img.width());
     let pixels = if channels == 1 { img.into_luma8().into_raw() } else { img.into_rgb8().into_raw() };
     Ok((hw, pixels))
+}
+
+thread_local! {
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a third-party image decoder, turning a panic inside it (a decoder bug that a malformed
+/// file reaches, such as an assertion in a JPEG upsampler) into an error naming the file. The
+/// panic message of such a panic is not printed; every other panic prints as before.
+fn guarded<T>(file: &Path, decode: impl FnOnce() -> T) -> Result<T, DataError> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(std::cell::Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    IN_DECODER.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    IN_DECODER.with(|d| d.set(false));
+    result.map_err(|_| format_err(file, "cannot decode image: the decoder failed on this malformed file"))
 }
 
 fn per_channel(dir: &Path, flag: &str, v: &[f32], channels: usize, default: f32) -> Result<Vec<f32>, DataError> {

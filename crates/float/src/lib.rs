@@ -24,6 +24,8 @@ pub enum FloatError {
     InputSize { name: String, shape: Vec<usize>, expected: usize, got: usize },
     #[error("expected {expected} inputs, got {got}")]
     InputCount { expected: usize, got: usize },
+    #[error(transparent)]
+    Graph(#[from] tinyq_ir::IrError),
 }
 
 /// A graph prepared for float evaluation. Cheap to share across threads (`&Plan` is `Sync`).
@@ -45,8 +47,10 @@ impl Activations {
 }
 
 impl Plan {
-    /// Checks that every op and dtype can run in float and converts constants to f32.
+    /// Checks the graph's structure ([`Graph::validate`]) and that every op and dtype can run in
+    /// float, and converts constants to f32.
     pub fn new(graph: &Graph) -> Result<Plan, FloatError> {
+        graph.validate()?;
         for n in &graph.nodes {
             let bad = |msg: &str| FloatError::Unsupported { node: n.name.clone(), op: n.op.name(), msg: msg.into() };
             if matches!(n.op, Op::Quantize | Op::Dequantize) {

@@ -170,3 +170,20 @@ fn wrong_input_size_is_an_error_not_a_panic() {
     let err = Plan::new(&g).unwrap().run(&[&[1.0, 2.0]]).unwrap_err();
     assert!(err.to_string().contains("expected 4 values"), "{err}");
 }
+
+#[test]
+fn plan_new_validates_the_graph_itself() {
+    // A second node writing the first one's output: refused by the float engine as by the integer
+    // engine, before anything runs.
+    let mut g = single(Op::Relu, vec![1, 4], vec![]).unwrap();
+    assert!(Plan::new(&g).is_ok());
+    let again = g.nodes[0].clone();
+    g.nodes.push(Node { name: "again".into(), ..again });
+    let err = Plan::new(&g).err().expect("two writers of one tensor must be refused");
+    assert!(matches!(err, tinyq_float::FloatError::Graph(_)), "{err}");
+    // NaN weights are named, not computed with.
+    let mut g = single(Op::Add(Default::default()), vec![1, 2], vec![(vec![1, 2], vec![1.0, f32::NAN])]).unwrap();
+    assert!(Plan::new(&g).is_err());
+    g.tensors[1].data = Some(TensorData::F32(vec![1.0, 2.0]));
+    assert!(Plan::new(&g).is_ok());
+}

@@ -114,10 +114,16 @@ fn check_qparams(t: &Tensor, q: &QParams) -> Result<(), String> {
     if let Some(z) = q.zero_point.iter().find(|z| !(lo..=hi).contains(*z)) {
         return Err(format!("zero point {z} is outside the {} range {lo}..={hi}", t.dtype.name()));
     }
-    // TFLite's quantization spec: per-axis int8 and all int16 tensors are symmetric.
-    let symmetric = t.dtype == DType::I16 || (t.dtype == DType::I8 && q.axis.is_some() && q.scale.len() > 1);
+    // TFLite's quantization spec: per-axis int8, all int16 and all int32 (bias) tensors are
+    // symmetric.
+    let symmetric =
+        matches!(t.dtype, DType::I16 | DType::I32) || (t.dtype == DType::I8 && q.axis.is_some() && q.scale.len() > 1);
     if let Some(z) = q.zero_point.iter().find(|z| symmetric && **z != 0) {
-        let kind = if t.dtype == DType::I16 { "int16" } else { "per-channel int8" };
+        let kind = match t.dtype {
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            _ => "per-channel int8",
+        };
         return Err(format!("zero point {z}: {kind} tensors are symmetric (zero point 0) in TFLite"));
     }
     Ok(())

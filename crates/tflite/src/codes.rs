@@ -43,6 +43,24 @@ pub fn builtin_code(builtin_code: i32, deprecated_builtin_code: i8) -> i32 {
     builtin_code.max(deprecated_builtin_code as i32)
 }
 
+/// The highest version of a builtin that LiteRT's builtin op resolver registers
+/// (`tflite/core/kernels/register.cc`; a builtin registered without a range has only version 1),
+/// for the builtins tinyq reads. No interpreter runs a higher version, so a file naming one is
+/// refused. `None` for builtins tinyq does not read.
+pub fn max_version(code: i32) -> Option<i32> {
+    Some(match code {
+        RELU_N1_TO_1 | RESHAPE | PRELU | EXPAND_DIMS | SHAPE | ELU | HARD_SWISH => 1,
+        SQUEEZE | LEAKY_RELU => 2,
+        AVERAGE_POOL_2D | MAX_POOL_2D | LOGISTIC | RELU | RELU6 | SOFTMAX | TANH | MEAN | REDUCE_MAX => 3,
+        PACK | RESIZE_NEAREST_NEIGHBOR => 4,
+        ADD | SUB | CONCATENATION | PAD | PADV2 | QUANTIZE => 5,
+        DEPTHWISE_CONV_2D | MUL | GATHER | TRANSPOSE => 7,
+        CONV_2D | DEQUANTIZE | STRIDED_SLICE => 8,
+        FULLY_CONNECTED => 14,
+        _ => return None,
+    })
+}
+
 /// The published name of a builtin operator code, or `"?"`.
 pub fn op_name(code: i32) -> &'static str {
     usize::try_from(code).ok().and_then(|c| NAMES.get(c)).copied().unwrap_or("?")

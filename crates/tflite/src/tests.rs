@@ -457,6 +457,12 @@ fn broken_models_give_errors_that_name_the_place() {
     let e = broken(&g, |m| m.version = 2);
     assert!(e.contains("schema version 2"), "{e}");
 
+    // No interpreter registers CONV_2D past version 8 (nor any version 0).
+    for v in [0, 9, 469762051] {
+        let e = broken(&g, |m| m.operator_codes.as_mut().unwrap()[0].version = v);
+        assert!(e.contains(&format!("CONV_2D version {v} does not exist")), "{e}");
+    }
+
     let e = broken(&g, |m| subgraph(m).tensors.as_mut().unwrap()[0].type_ = tfl::TensorType::String);
     assert!(e.contains("tensor 0 `x`") && e.contains("String"), "{e}");
 }
@@ -602,4 +608,18 @@ fn dynamic_range_layers_read_as_float_layers_with_dequantized_weights() {
     let wt = back.tensor(back.nodes[0].inputs[1]);
     assert_eq!((wt.dtype, wt.qparams.is_none()), (DType::F32, true));
     assert_eq!(wt.data, Some(TensorData::F32(want)));
+}
+
+#[test]
+fn int32_biases_with_a_zero_point_are_refused() {
+    // TFLite's quantization spec: int32 biases are symmetric; LiteRT refuses other zero points.
+    let g = int8_graph();
+    let b = g.tensors.iter().position(|t| t.dtype == DType::I32 && t.qparams.is_some()).unwrap();
+    let name = g.tensors[b].name.clone();
+    let e = broken(&g, |m| {
+        let q = subgraph(m).tensors.as_mut().unwrap()[b].quantization.as_mut().unwrap();
+        let n = q.scale.as_ref().unwrap().len();
+        q.zero_point = Some(vec![5; n]);
+    });
+    assert!(e.contains(&format!("`{name}`")) && e.contains("int32 tensors are symmetric"), "{e}");
 }

@@ -45,8 +45,16 @@ pub(crate) fn verify(bytes: &[u8], model: tfl::ModelRef<'_>) -> Result<(), Tflit
         let deprecated = c.deprecated_builtin_code().map_err(malformed(&what))?;
         let code = crate::codes::builtin_code(c.builtin_code().map_err(malformed(&what))?, deprecated);
         c.custom_code().map_err(malformed(&what))?;
-        c.version().map_err(malformed(&what))?;
-        names.push(crate::codes::op_name(code).to_string());
+        let version = c.version().map_err(malformed(&what))?;
+        let name = crate::codes::op_name(code);
+        if let Some(max) = crate::codes::max_version(code) {
+            if !(1..=max).contains(&version) {
+                return Err(TfliteError::NotTflite(format!(
+                    "{what}: {name} version {version} does not exist (interpreters run versions 1 to {max})"
+                )));
+            }
+        }
+        names.push(name.to_string());
     }
     for (s, sg) in model.subgraphs().map_err(malformed("Model.subgraphs"))?.into_iter().flatten().enumerate() {
         let what = format!("subgraph {s}");
@@ -137,19 +145,43 @@ enum Field {
     Vector(usize),
     Table(&'static [Field]),
     Tables(&'static [Field]),
+    /// A union value; its tag is the field just before it.
+    Union(fn(u8) -> &'static [Field]),
 }
 
-use Field::{Scalar, Str, Table, Tables, Vector};
+use Field::{Scalar, Str, Table, Tables, Union, Vector};
 
-/// A table whose fields tinyq does not model (operator options, sparsity, custom quantization):
-/// only its vtable is checked.
+/// A table whose fields tinyq does not model (sparsity, custom quantization, the options of
+/// operators it does not read): only its vtable is checked.
 const OPAQUE: &[Field] = &[];
+const S1: Field = Scalar(1);
+const S4: Field = Scalar(4);
+
+/// The fields of each operator-options table tinyq's schema names, by union tag (the published
+/// schema's numbering; see `schema/tflite_subset.fbs`). Enums are bytes, ints and floats 4 bytes.
+fn builtin_options(tag: u8) -> &'static [Field] {
+    match tag {
+        1 => &[S1, S4, S4, S1, S4, S4, S1], // Conv2DOptions
+        2 => &[S1, S4, S4, S4, S1, S4, S4], // DepthwiseConv2DOptions
+        5 => &[S1, S4, S4, S4, S4, S1],     // Pool2DOptions
+        8 => &[S1, S1, S1, S1, S1],         // FullyConnectedOptions
+        9 | 75 => &[S4],                    // SoftmaxOptions, LeakyReluOptions
+        10 => &[S4, S1],                    // ConcatenationOptions
+        11 | 28 | 74 => &[S1, S1],          // Add/SubOptions, ResizeNearestNeighborOptions
+        15 => &[S4, S4, S1, S1],            // ResizeBilinearOptions
+        17 | 30 => &[Vector(4)],            // ReshapeOptions, SqueezeOptions
+        21 | 27 | 55 => &[S1],              // MulOptions, ReducerOptions, ShapeOptions
+        23 | 59 => &[S4, S4],               // GatherOptions, PackOptions
+        32 => &[S4, S4, S4, S4, S4, S1],    // StridedSliceOptions
+        _ => OPAQUE,
+    }
+}
 const OPERATOR_CODE: &[Field] = &[Scalar(1), Str, Scalar(4), Scalar(4)];
 const QUANTIZATION: &[Field] = &[Vector(4), Vector(4), Vector(4), Vector(8), Scalar(1), Table(OPAQUE), Scalar(4)];
 const TENSOR: &[Field] =
     &[Vector(4), Scalar(1), Scalar(4), Str, Table(QUANTIZATION), Scalar(1), Table(OPAQUE), Vector(4), Scalar(1)];
 const OPERATOR: &[Field] =
-    &[Scalar(4), Vector(4), Vector(4), Scalar(1), Table(OPAQUE), Vector(1), Scalar(1), Vector(1), Vector(4)];
+    &[Scalar(4), Vector(4), Vector(4), Scalar(1), Union(builtin_options), Vector(1), Scalar(1), Vector(1), Vector(4)];
 const SUBGRAPH: &[Field] = &[Tables(TENSOR), Vector(4), Vector(4), Tables(OPERATOR), Str];
 const BUFFER: &[Field] = &[Vector(1), Scalar(8), Scalar(8)];
 const METADATA: &[Field] = &[Str, Scalar(4)];
@@ -157,7 +189,8 @@ const MODEL: &[Field] =
     &[Scalar(4), Tables(OPERATOR_CODE), Tables(SUBGRAPH), Str, Tables(BUFFER), Vector(4), Tables(METADATA)];
 
 /// The layout rules of the flatbuffer verifier, over the raw bytes: every table, vtable, vector
-/// and string inside the buffer and aligned, every vtable entry inside its table.
+/// and string inside the buffer and aligned, every vtable entry inside its table, every scalar
+/// aligned to its size.
 pub(crate) fn verify_layout(bytes: &[u8]) -> Result<(), String> {
     let root = read_u32(bytes, 0)? as usize;
     let mut budget = 1_000_000usize;
@@ -219,7 +252,8 @@ fn table(b: &[u8], at: usize, fields: &[Field], budget: &mut usize) -> Result<()
         }
         let pos = at + off;
         match field {
-            None | Some(Scalar(_)) => {}
+            None => {}
+            Some(Scalar(s)) => aligned(pos, s, "a scalar field")?,
             Some(Str) => {
                 let s = follow(b, pos)?;
                 let n = read_u32(b, s)? as usize;
@@ -231,6 +265,12 @@ fn table(b: &[u8], at: usize, fields: &[Field], budget: &mut usize) -> Result<()
                 vector(b, follow(b, pos)?, elem)?;
             }
             Some(Table(sub)) => table(b, follow(b, pos)?, sub, budget)?,
+            Some(Union(members)) => {
+                // The tag is field k - 1; an absent tag is NONE (0).
+                let tag_off = if k == 0 { 0 } else { read_u16(b, vt + 4 + 2 * (k - 1))? as usize };
+                let tag = if tag_off == 0 { 0 } else { b.get(at + tag_off).copied().unwrap_or(0) };
+                table(b, follow(b, pos)?, members(tag), budget)?
+            }
             Some(Tables(sub)) => {
                 let v = follow(b, pos)?;
                 let n = vector(b, v, 4)?;

@@ -7,6 +7,7 @@
 //! 2. that per-tensor choice and each method applied to every tensor are simulated on the whole
 //!    model (float kernels, every activation rounded to its int8 grid as the TFLite rules set
 //!    it); the configuration whose model outputs are closest to the float model's is kept.
+//!    Configurations with the same ranges are scored once.
 
 use rayon::prelude::*;
 use tinyq_float::{Activations, Plan};
@@ -158,6 +159,30 @@ fn class_divergence(a: &[f32], reference: &[f32], probabilities: bool) -> f64 {
     p.iter().zip(&q).filter(|(&p, _)| p > 0.0).map(|(&p, &q)| p * (p / q.max(1e-12)).ln()).sum()
 }
 
+/// How each output of `g` is compared with the float model's: class scores (more than one value,
+/// not a reconstruction of an input) as class distributions, the way top-1 sees them
+/// (`Some(true)` when they are probabilities already, after a softmax); other outputs (`None`)
+/// by relative squared error.
+pub(crate) fn output_kinds(g: &Graph) -> Vec<Option<bool>> {
+    g.outputs
+        .iter()
+        .map(|&o| {
+            let softmax = g.producer(o).is_some_and(|n| matches!(g.nodes[n].op, tinyq_ir::Op::Softmax(_)));
+            let reconstructs = g.inputs.iter().any(|&i| g.tensor(i).numel() == g.tensor(o).numel());
+            (g.tensor(o).numel() > 1 && !reconstructs).then_some(softmax)
+        })
+        .collect()
+}
+
+/// The error of one output `a` of one sample against the float model's `reference`, compared as
+/// [`output_kinds`] says.
+pub(crate) fn output_error(kind: Option<bool>, a: &[f32], reference: &[f32]) -> f64 {
+    match kind {
+        Some(probabilities) => class_divergence(a, reference, probabilities),
+        None => relative_error(a, reference),
+    }
+}
+
 /// Error the range `r` of tensor `t` causes in the outputs of the nodes reading it (or in `t`
 /// itself when nothing reads it), summed over `acts`.
 fn local_error(plan: &Plan, acts: &[Activations], t: TensorId, r: (f32, f32)) -> Option<f64> {
@@ -185,8 +210,8 @@ fn local_error(plan: &Plan, acts: &[Activations], t: TensorId, r: (f32, f32)) ->
 pub struct AutoCalibration {
     /// `per tensor`, or the one method that won for every tensor.
     pub chosen: String,
-    /// Each configuration scored: its name and the relative squared error of the simulated
-    /// int8 model's outputs against the float model's, summed over the samples.
+    /// Each distinct configuration scored: its name and the error of the simulated int8
+    /// model's outputs against the float model's, summed over the samples.
     pub scored: Vec<(String, f64)>,
     pub samples: usize,
 }
@@ -196,18 +221,28 @@ pub fn auto_ranges(
     model: &Model,
     calib: &BoundInputs,
     stats: &[TensorStats],
+    kept: Option<&crate::quantize::KeptActivations>,
 ) -> Result<ChosenRanges<AutoCalibration>, TinyqError> {
     let g = &model.graph;
     let engine = |e: String| TinyqError::Engine(format!("{}: calibration: {e}", model.path.display()));
     let plan = Plan::new(g).map_err(|e| engine(e.to_string()))?;
     let sub = calib.spread(SAMPLES);
-    let acts: Vec<Activations> = (0..sub.samples)
-        .into_par_iter()
-        .map(|i| {
-            let s = sub.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
-            plan.run_observed(&s, &mut |_, _| {}).map_err(|e| engine(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
+    // The activations calibration kept are those of `sub` (all samples, in order) when present.
+    let computed: Vec<Activations>;
+    let acts: &[Activations] = match kept.filter(|k| k.len() == sub.samples) {
+        Some(k) => k,
+        None => {
+            computed = (0..sub.samples)
+                .into_par_iter()
+                .map(|i| {
+                    let s =
+                        sub.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
+                    plan.run_observed(&s, &mut |_, _| {}).map_err(|e| engine(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            &computed
+        }
+    };
     let per_method: Vec<Vec<Option<(f32, f32)>>> = CANDIDATES.iter().map(|&m| ranges_for(g, stats, m)).collect();
 
     // Step 1: per tensor, by the error in the layers that read it.
@@ -238,40 +273,34 @@ pub fn auto_ranges(
 
     // Step 2: the per-tensor choice against each method everywhere, simulated on the model.
     let qplan = Plan::new(&with_rounded_weights(g)).map_err(|e| engine(e.to_string()))?;
-    // Outputs of class scores (more than one value) are compared as class distributions, the
-    // way top-1 sees them; other outputs by relative squared error.
-    let kinds: Vec<Option<bool>> = g
-        .outputs
-        .iter()
-        .map(|&o| {
-            let softmax = g.producer(o).is_some_and(|n| matches!(g.nodes[n].op, tinyq_ir::Op::Softmax(_)));
-            let reconstructs = g.inputs.iter().any(|&i| g.tensor(i).numel() == g.tensor(o).numel());
-            (g.tensor(o).numel() > 1 && !reconstructs).then_some(softmax)
-        })
-        .collect();
-    let score = |r: &[Option<(f32, f32)>]| -> Option<f64> {
+    let kinds = output_kinds(g);
+    // The error of ranges `r` on the samples `picks` of `sub`.
+    let score = |r: &[Option<(f32, f32)>], picks: &[usize]| -> Option<f64> {
         let grid = grids(g, r);
-        let errors: Vec<f64> = (0..sub.samples)
-            .into_par_iter()
-            .filter_map(|i| {
+        let errors: Vec<f64> = picks
+            .par_iter()
+            .filter_map(|&i| {
                 let out = simulate(&qplan, &sub.sample_f32(i)?, &grid);
-                let error = |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| match kinds[k] {
-                    Some(probabilities) => class_divergence(q, plan.value(&acts[i], o), probabilities),
-                    None => relative_error(q, plan.value(&acts[i], o)),
-                };
+                let error =
+                    |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| output_error(kinds[k], q, plan.value(&acts[i], o));
                 Some(g.outputs.iter().zip(&out).enumerate().map(error).sum())
             })
             .collect();
-        (errors.len() == sub.samples).then(|| errors.iter().sum())
+        (errors.len() == picks.len()).then(|| errors.iter().sum())
     };
-    let mut scored = Vec::new();
-    let mut best: Option<(f64, usize)> = None;
     type Config<'a> = (String, &'a [Option<(f32, f32)>]);
     let configs: Vec<Config> = std::iter::once(("per tensor".to_string(), ranges.as_slice()))
         .chain(CANDIDATES.iter().zip(&per_method).map(|(&m, r)| (method_name(m), r.as_slice())))
         .collect();
+    // Configurations with the same ranges as an earlier one are not scored again.
+    let all: Vec<usize> = (0..sub.samples).collect();
+    let mut scored = Vec::new();
+    let mut best: Option<(f64, usize)> = None;
     for (k, (name, r)) in configs.iter().enumerate() {
-        if let Some(e) = score(r) {
+        if configs[..k].iter().any(|(_, earlier)| earlier == r) {
+            continue;
+        }
+        if let Some(e) = score(r, &all) {
             scored.push((name.clone(), e));
             if best.is_none_or(|(b, _)| e < b) {
                 best = Some((e, k));

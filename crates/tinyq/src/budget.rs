@@ -36,10 +36,9 @@ use tinyq_quant::{
     PtqConfig, TensorStats,
 };
 
+use crate::pipeline::Pass;
 use crate::quantize::{float_node_indices, int16_node_indices, range_rows};
-use crate::{
-    calibrate, compute_metric, default_metric, BoundInputs, Metric, Model, QuantizeOptions, RangeRow, TinyqError,
-};
+use crate::{compute_metric, default_metric, BoundInputs, Metric, Model, QuantizeOptions, RangeRow, TinyqError};
 
 /// The budget and how hard to search.
 #[derive(Clone, Debug)]
@@ -263,6 +262,32 @@ fn int16_region(g: &Graph, t: TensorId, eligible: &dyn Fn(&usize) -> bool) -> Op
 
 use crate::autocal::method_name;
 
+/// Whether the search starts from the equalized model: `--equalize`, or with `auto` calibration
+/// the default's choice of corrections keeping equalization.
+fn equalize_first(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    float_nodes: &[usize],
+) -> Result<bool, TinyqError> {
+    if opts.equalize {
+        return Ok(true);
+    }
+    if !opts.choose_corrections || opts.calibration != Calibration::Auto {
+        return Ok(false);
+    }
+    let spec = crate::pipeline::QuantizeSpec {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        float_nodes: float_nodes.to_vec(),
+        int16_nodes: int16_node_indices(&model.graph, &opts.int16, float_nodes)?,
+    };
+    let (_, choice) =
+        crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &[], &[Pass::Equalize], &|_| {})?;
+    Ok(choice.chosen.contains(&"equalize"))
+}
+
 /// Quantizes `model` so that the metric on `eval` drops by at most `budget.max_drop` from FP32,
 /// as described in the module docs. Returns the best graph found (with its range rows) and the
 /// report; `report.met` says whether the budget holds. `progress` reports calibration samples.
@@ -286,8 +311,17 @@ pub fn quantize_within_budget(
             calib.samples
         )));
     }
+    let user_float = float_node_indices(&model.graph, &opts.keep_float)?;
+    // The search starts from the equalized model where it is asked for, or kept by the default's
+    // choice of corrections (the float function is the same).
+    let equalized;
+    let model = if equalize_first(model, calib, opts, &user_float)? {
+        equalized = Model { graph: crate::corrections::equalize(&model.graph).0, ..model.clone() };
+        &equalized
+    } else {
+        model
+    };
     let g = &model.graph;
-    let user_float = float_node_indices(g, &opts.keep_float)?;
     let model_err =
         |e: tinyq_quant::QuantError| TinyqError::In { path: model.path.clone(), source: Box::new(e.into()) };
 
@@ -300,7 +334,10 @@ pub fn quantize_within_budget(
     let scorer = Scorer { eval, labels, metric, fp32, fp32_out, per_sample };
 
     // Statistics once, with histograms, for every method.
-    let stats = calibrate(model, calib, Calibration::Mse, progress)?;
+    // The pipeline's calibrate (with histograms, for every method) and choose-ranges passes.
+    let mut st = crate::pipeline::PtqState::new(model, calib);
+    st.run(&[Pass::Calibrate(Calibration::Mse), Pass::ChooseRanges(opts.calibration)], progress)?;
+    let stats = std::mem::take(&mut st.stats);
     let range = |m: Calibration, t: TensorId, s: &TensorStats| {
         (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))
     };
@@ -311,7 +348,7 @@ pub fn quantize_within_budget(
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };
     let mut int16_nodes: Vec<usize> = int16_node_indices(g, &opts.int16, &user_float)?;
-    let (mut ranges, mut method, _) = crate::quantize::chosen_ranges(model, calib, &stats, opts.calibration)?;
+    let (mut ranges, mut method) = (st.ranges, st.methods);
 
     let mut best_q = build(&ranges, &float_nodes, &int16_nodes)?;
     let mut best = scorer.score(&best_q)?;

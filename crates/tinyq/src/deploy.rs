@@ -62,6 +62,7 @@ pub fn report(path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Rep
     // The reader's checks come first: the arena planner and the breakdown see only files every
     // other command would accept too.
     let g = tinyq_tflite::read_tflite(&bytes).in_file(path)?;
+    crate::model::check_runnable(&g, path)?;
     let config = PlanConfig::for_width(width).with_kernels(kernels);
     let plan: ArenaPlan = plan_arena_with(&bytes, &config).in_file(path)?;
     let measured = (width == PointerWidth::Bits32).then(|| crate::verify::load_measured(&bytes, kernels)).flatten();

@@ -154,6 +154,12 @@ impl BoundInputs {
         BoundInputs { samples: picks.len(), data, sample_len: self.sample_len.clone(), stacking: self.stacking }
     }
 
+    /// The samples `picks` (indices into these), in that order.
+    pub fn subset(&self, picks: &[usize]) -> BoundInputs {
+        let data = self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.pick(picks, l)).collect();
+        BoundInputs { samples: picks.len(), data, sample_len: self.sample_len.clone(), stacking: self.stacking }
+    }
+
     /// Keeps only the first `n` samples.
     pub fn truncate(&mut self, n: usize) {
         if n < self.samples && self.stacking != Stacking::Single {

@@ -8,8 +8,10 @@
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
 //! data arrays map to model inputs, which metric applies, what a report contains).
 
+pub mod adaround;
 pub mod autocal;
 pub mod budget;
+pub mod choose;
 mod compile;
 pub mod corrections;
 mod debug;
@@ -20,6 +22,7 @@ mod inputs;
 mod metrics;
 mod model;
 mod onnx_out;
+pub mod pipeline;
 mod quantize;
 mod summary;
 mod train;
@@ -39,7 +42,7 @@ pub use onnx_out::{
     save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET,
     EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE,
 };
-pub use quantize::{calibrate, quantize, QuantizeOptions, RangeRow};
+pub use quantize::{calibrate, quantize, quantize_passes, QuantizeOptions, Quantized, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
 pub use tinyq_arena::Kernels;
 pub use tinyq_cgen::{Footprint as CFootprint, KernelSet as CKernels};

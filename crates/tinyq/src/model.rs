@@ -46,6 +46,17 @@ pub fn load_model_with(path: &Path, input_shapes: &[(String, Vec<usize>)]) -> Re
         }
         ModelFormat::Tflite => tinyq_tflite::read_tflite_file_with(path, input_shapes)?,
     };
+    check_runnable(&graph, path)?;
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Model { graph, path: path.to_path_buf(), format, file_bytes })
+}
+
+/// A quantized graph is prepared as `run` prepares it, so every command accepts exactly the files
+/// the integer engine runs (the checks of TFLM's Prepare, and those of LiteRT's it adds).
+pub(crate) fn check_runnable(graph: &Graph, path: &Path) -> Result<(), TinyqError> {
+    use crate::error::InFile;
+    if !crate::is_float_graph(graph) {
+        tinyq_int8::Int8Plan::new(graph).in_file(path)?;
+    }
+    Ok(())
 }

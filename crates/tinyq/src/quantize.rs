@@ -6,9 +6,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
 use tinyq_ir::{Graph, Op};
-use tinyq_quant::{
-    can_keep_in_float, can_run_16x8, quantize_graph_mixed, Calibration, Histogram, PtqConfig, TensorStats,
-};
+use tinyq_quant::{can_keep_in_float, can_run_16x8, Calibration, Histogram, TensorStats};
 
 use crate::autocal::{auto_ranges, method_name, ranges_for, AutoCalibration};
 
@@ -34,6 +32,12 @@ pub struct QuantizeOptions {
     pub bias_correction: bool,
     /// Cross-layer equalization of the float model first ([`crate::corrections::equalize`]).
     pub equalize: bool,
+    /// With `auto` calibration: try each correction not asked for above and keep it only where
+    /// it lowers the output error on the calibration set ([`crate::choose`]).
+    pub choose_corrections: bool,
+    /// AdaRound: the int8 weights rounded up or down as learned on the calibration set
+    /// ([`crate::adaround`]).
+    pub adaround: bool,
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -170,40 +174,131 @@ pub fn calibrate(
             )
     };
     let mut stats = pass(vec![TensorStats::default(); n_tensors])?;
-    if let Some((t, s)) = stats.iter().enumerate().find(|(_, s)| s.nonfinite > 0) {
-        return Err(TinyqError::Engine(format!(
-            "calibration: tensor `{}` took {} NaN/Inf values (of {}): check the data and the model",
-            model.graph.tensor(t).name,
-            s.nonfinite,
-            s.count
-        )));
-    }
+    check_finite(&model.graph, &stats)?;
     if method.needs_histogram() {
-        let seed = stats
-            .iter()
-            .map(|s| TensorStats {
-                hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))),
-                ..TensorStats::default()
-            })
-            .collect();
-        stats = pass(seed)?;
+        stats = pass(histogram_seed(&stats))?;
     }
     Ok(stats)
 }
 
-/// The ranges of `opts.calibration` (for `auto`, chosen per tensor by [`auto_ranges`]), the
-/// method of each tensor and, for `auto`, what the choice did.
+/// Activations of every calibration sample, kept by [`calibrate_kept`] for later passes.
+pub(crate) type KeptActivations = std::sync::Arc<Vec<tinyq_float::Activations>>;
+
+/// Bytes of activations [`calibrate_kept`] holds at most.
+pub const KEPT_BYTES: usize = 256 << 20;
+
+/// [`calibrate`], keeping every sample's activations when the set is small (at most
+/// [`crate::autocal::SAMPLES`] samples, the ones `auto` calibration compares on, and
+/// [`KEPT_BYTES`] in all): the model then runs once per sample, and the histogram pass and the
+/// `auto` search reuse its activations.
+pub(crate) fn calibrate_kept(
+    model: &Model,
+    inputs: &BoundInputs,
+    method: Calibration,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Vec<TensorStats>, Option<KeptActivations>), TinyqError> {
+    let g = &model.graph;
+    let per_sample: usize = g.tensors.iter().filter(|t| !t.is_constant()).map(|t| t.numel() * 4).sum();
+    if inputs.samples > crate::autocal::SAMPLES || per_sample.saturating_mul(inputs.samples) > KEPT_BYTES {
+        return Ok((calibrate(model, inputs, method, progress)?, None));
+    }
+    let plan = Plan::new(g).in_file(&model.path)?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let acts: Vec<tinyq_float::Activations> = (0..inputs.samples)
+        .into_par_iter()
+        .map(|i| {
+            let sample =
+                inputs.sample_f32(i).ok_or_else(|| TinyqError::Input("calibration needs float data".into()))?;
+            let a = plan.run_observed(&sample, &mut |_, _| {})?;
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+            Ok(a)
+        })
+        .collect::<Result<_, TinyqError>>()?;
+    let observe = |seed: Vec<TensorStats>| -> Vec<TensorStats> {
+        acts.par_iter()
+            .fold(
+                || seed.clone(),
+                |mut acc, a| {
+                    for (t, v) in a.values.iter().enumerate() {
+                        if let Some(v) = v {
+                            acc[t].observe(v);
+                        }
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || seed.clone(),
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| x.merge(y));
+                    a
+                },
+            )
+    };
+    let mut stats = observe(vec![TensorStats::default(); g.tensors.len()]);
+    check_finite(g, &stats)?;
+    if method.needs_histogram() {
+        stats = observe(histogram_seed(&stats));
+    }
+    Ok((stats, Some(std::sync::Arc::new(acts))))
+}
+
+/// An error naming the first tensor that took NaN or infinite values.
+fn check_finite(g: &Graph, stats: &[TensorStats]) -> Result<(), TinyqError> {
+    match stats.iter().enumerate().find(|(_, s)| s.nonfinite > 0) {
+        Some((t, s)) => Err(TinyqError::Engine(format!(
+            "calibration: tensor `{}` took {} NaN/Inf values (of {}): check the data and the model",
+            g.tensor(t).name,
+            s.nonfinite,
+            s.count
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Empty statistics with a histogram over each seen tensor's range (widened to contain 0).
+fn histogram_seed(stats: &[TensorStats]) -> Vec<TensorStats> {
+    stats
+        .iter()
+        .map(|s| TensorStats {
+            hist: (s.count > 0).then(|| Histogram::new(s.min.min(0.0), s.max.max(0.0))),
+            ..TensorStats::default()
+        })
+        .collect()
+}
+
+/// The ranges of `opts.calibration` (for `auto`, chosen per tensor by [`auto_ranges`], on the
+/// `kept` activations of the calibration samples if [`calibrate_kept`] kept them), the method of
+/// each tensor and, for `auto`, what the choice did.
 pub(crate) fn chosen_ranges(
     model: &Model,
     calib: &BoundInputs,
     stats: &[TensorStats],
     method: Calibration,
+    kept: Option<&KeptActivations>,
 ) -> Result<crate::autocal::ChosenRanges<Option<AutoCalibration>>, TinyqError> {
     if method == Calibration::Auto {
-        let (r, m, a) = auto_ranges(model, calib, stats)?;
+        let (r, m, a) = auto_ranges(model, calib, stats, kept)?;
         return Ok((r, m, Some(a)));
     }
     Ok((ranges_for(&model.graph, stats, method), vec![method; model.graph.tensors.len()], None))
+}
+
+/// Multiply-adds up to which AdaRound is among the corrections the default tries (about a
+/// tenth of a second of one core over the three runs the choice makes): the default keeps its
+/// time, `--adaround` applies it to larger models.
+pub const ADAROUND_DEFAULT_WORK: f64 = 1e8;
+
+/// What a quantization did: the int8 graph, the range of each activation, what `auto`
+/// calibration and the choice of corrections decided, and each pass run.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    pub graph: Graph,
+    pub ranges: Vec<RangeRow>,
+    pub auto: Option<AutoCalibration>,
+    /// With `auto` calibration (unless corrections are off): the corrections kept and why.
+    pub corrections: Option<crate::choose::CorrectionChoice>,
+    pub passes: Vec<crate::pipeline::PassRecord>,
 }
 
 /// Calibrates on `calib` and returns the int8 graph with the range chosen for each activation
@@ -214,32 +309,60 @@ pub fn quantize(
     opts: &QuantizeOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(Graph, Vec<RangeRow>, Option<AutoCalibration>), TinyqError> {
+    let q = quantize_passes(model, calib, opts, progress)?;
+    Ok((q.graph, q.ranges, q.auto))
+}
+
+/// [`quantize`] as the pipeline of passes ([`crate::pipeline`]): the corrections the options
+/// force, and with `auto` calibration and `opts.choose_corrections` the others each kept only
+/// where it lowers the output error on the calibration set ([`crate::choose`]).
+pub fn quantize_passes(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Quantized, TinyqError> {
+    use crate::pipeline::{passes, Pass, PtqState, QuantizeSpec};
     if calib.samples < 2 {
         return Err(TinyqError::Input(format!(
             "calibration needs at least 2 samples, got {} (a few hundred representative samples is typical)",
             calib.samples
         )));
     }
-    let equalized;
-    let model = if opts.equalize {
-        equalized = Model { graph: crate::corrections::equalize(&model.graph).0, ..model.clone() };
-        &equalized
-    } else {
-        model
-    };
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
-    let stats = calibrate(model, calib, opts.calibration, progress)?;
-    let cfg =
-        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
-    let build =
-        |r: &[Option<(f32, f32)>]| quantize_graph_mixed(g, r, &cfg, &float_nodes, &int16_nodes).in_file(&model.path);
-    let (ranges, methods, auto) = chosen_ranges(model, calib, &stats, opts.calibration)?;
-    let mut q = build(&ranges)?;
-    if opts.bias_correction {
-        crate::corrections::bias_correction(model, &mut q, calib)?;
-    }
-    let rows = range_rows(g, &q, &stats, &ranges, &methods);
-    Ok((q, rows, auto))
+    let spec = QuantizeSpec {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        float_nodes,
+        int16_nodes,
+    };
+    let mut forced = Vec::new();
+    let all = [
+        (opts.equalize, Pass::Equalize),
+        (opts.adaround, Pass::AdaRound(crate::adaround::AdaRoundOptions::default())),
+        (opts.bias_correction, Pass::BiasCorrect),
+    ];
+    forced.extend(all.iter().filter(|(on, _)| *on).map(|(_, p)| p.clone()));
+    // AdaRound is tried by default only where it is cheap: the choice runs it three times.
+    let cheap = |p: &Pass| match p {
+        Pass::AdaRound(o) => crate::adaround::work(g, o) <= ADAROUND_DEFAULT_WORK,
+        _ => true,
+    };
+    let candidates: Vec<Pass> = all.iter().filter(|(on, p)| !*on && cheap(p)).map(|(_, p)| p.clone()).collect();
+    let (st, corrections) = if opts.choose_corrections && opts.calibration == Calibration::Auto {
+        let (st, choice) =
+            crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &forced, &candidates, progress)?;
+        (st, Some(choice))
+    } else {
+        let fitted: Vec<Pass> = forced.iter().filter(|p| p.is_fitted()).cloned().collect();
+        let mut st = PtqState::new(model, calib);
+        st.run(&passes(opts.calibration, &spec, opts.equalize, &fitted), progress)?;
+        (st, None)
+    };
+    let graph = st.int8.ok_or_else(|| TinyqError::Model("the pipeline ran no quantize pass".into()))?;
+    let ranges = range_rows(&st.model.graph, &graph, &st.stats, &st.ranges, &st.methods);
+    Ok(Quantized { graph, ranges, auto: st.auto, corrections, passes: st.log })
 }

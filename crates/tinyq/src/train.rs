@@ -13,8 +13,7 @@ use tinyq_quant::PtqConfig;
 use tinyq_train::{Example, Loss, OptimizerKind, QatConfig, RangeMode, Schedule, Target, Trainer};
 
 use crate::{
-    calibrate, compute_metric, default_metric, run_samples, BoundInputs, Calibration, Metric, Model, ModelFormat,
-    TinyqError,
+    compute_metric, default_metric, run_samples, BoundInputs, Calibration, Metric, Model, ModelFormat, TinyqError,
 };
 
 #[derive(Clone, Debug)]
@@ -193,8 +192,18 @@ pub fn train(
     if calib.samples < 2 {
         return Err(input(format!("calibration needs at least 2 samples, got {}", calib.samples)));
     }
-    let stats = calibrate(model, calib, opts.calibration, &|_| {})?;
-    let (ranges, _, _) = crate::quantize::chosen_ranges(model, calib, &stats, opts.calibration)?;
+    // With `auto` calibration, equalization where PTQ's choice keeps it (the float function is
+    // the same; training starts from the equalized weights).
+    let spec = crate::pipeline::QuantizeSpec {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        ..Default::default()
+    };
+    let start = crate::pipeline::training_start(model, calib, opts.calibration, &spec)?;
+    let ranges = start.ranges;
+    let model = &start.model;
+    let g = &model.graph;
 
     let classes = per_sample > 1;
     let mut loss_reason = String::from("labels");

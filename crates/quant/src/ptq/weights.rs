@@ -1,0 +1,105 @@
+//! The weights step: weights of conv / depthwise / dense layers to symmetric int8 (per channel,
+//! per unit or per tensor), their bias to int32 at `input_scale · weight_scale`, and constant
+//! operands of element-wise ops to asymmetric int8.
+
+use tinyq_ir::{DType, Graph, Node, Op, QParams, TensorData};
+
+use super::{node_err, per_tensor_q, tensor_qparams};
+use crate::{quantize_bias, symmetric_per_channel, ActivationQParams, PtqConfig, QuantError};
+
+/// Quantizes the constants of every node of `g` that is not kept in float, into `q` (a copy of
+/// `g` whose activations carry the parameters `act`).
+pub(super) fn quantize_constants(
+    q: &mut Graph,
+    g: &Graph,
+    act: &[Option<ActivationQParams>],
+    cfg: &PtqConfig,
+    is_float: &[bool],
+    is_wide: &[bool],
+) -> Result<(), QuantError> {
+    for (k, n) in g.nodes.iter().enumerate() {
+        if is_float[k] {
+            continue;
+        }
+        match &n.op {
+            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
+                // TFLM's int8 FULLY_CONNECTED takes one scale per unit (`is_per_channel` in
+                // `fully_connected_common.cc`); tinyq's 16x8 dense kernel is per tensor.
+                let dense = matches!(n.op, Op::FullyConnected(_));
+                let per_channel = !cfg.per_tensor && !(dense && (cfg.per_tensor_dense || is_wide[k]));
+                layer_weights(q, g, n, act, per_channel)?;
+            }
+            Op::Pad(p) if p.value != 0.0 => {
+                return Err(node_err(n, format!("padding with {} cannot be expressed in int8 (only 0)", p.value)))
+            }
+            _ => operand_constants(q, g, n)?,
+        }
+    }
+    Ok(())
+}
+
+/// The output-channel axis of a layer's weights: 3 for depthwise `[1, H, W, C·M]`, else 0.
+pub fn weight_axis(op: &Op) -> usize {
+    if matches!(op, Op::DepthwiseConv2D(_)) {
+        3
+    } else {
+        0
+    }
+}
+
+/// Weights and bias of the layer `n`.
+fn layer_weights(
+    q: &mut Graph,
+    g: &Graph,
+    n: &Node,
+    act: &[Option<ActivationQParams>],
+    per_channel: bool,
+) -> Result<(), QuantError> {
+    let axis = weight_axis(&n.op);
+    let w = g.tensor(n.inputs[1]);
+    let data = w.f32_data().ok_or_else(|| node_err(n, "weights are not constant".into()))?;
+    if let Some(v) = data.iter().find(|v| !v.is_finite()) {
+        return Err(QuantError::Tensor {
+            tensor: w.name.clone(),
+            msg: format!("holds {v}: weights must be finite to be quantized"),
+        });
+    }
+    let (wq, scales) = if per_channel {
+        symmetric_per_channel(&data, &w.shape, axis)
+    } else {
+        symmetric_per_channel(&data, &[1, data.len()], 0)
+    };
+    let q_axis = per_channel.then_some(axis);
+    let wt = &mut q.tensors[n.inputs[1]];
+    wt.data = Some(TensorData::I8(wq));
+    wt.dtype = DType::I8;
+    wt.qparams = Some(QParams { zero_point: vec![0; scales.len()], scale: scales.clone(), axis: q_axis });
+    let Some(&b) = n.inputs.get(2) else { return Ok(()) };
+    let s_in = act[n.inputs[0]].map(|p| p.scale).ok_or_else(|| node_err(n, "input has no quantization".into()))?;
+    let bias = g.const_f32(b).ok_or_else(|| node_err(n, "bias is not constant".into()))?;
+    let bias_scales: Vec<f32> = if per_channel {
+        scales.iter().map(|&s| (s_in as f64 * s as f64) as f32).collect()
+    } else {
+        vec![s_in * scales[0]]
+    };
+    let bt = &mut q.tensors[b];
+    bt.data = Some(TensorData::I32(quantize_bias(&bias, s_in, &scales)));
+    bt.dtype = DType::I32;
+    bt.qparams = Some(QParams { zero_point: vec![0; bias_scales.len()], scale: bias_scales, axis: q_axis.map(|_| 0) });
+    Ok(())
+}
+
+/// Constant operands of element-wise ops: their own asymmetric int8 parameters.
+fn operand_constants(q: &mut Graph, g: &Graph, n: &Node) -> Result<(), QuantError> {
+    for &c in n.inputs.iter().filter(|&&c| g.tensor(c).is_constant()) {
+        let v = g.const_f32(c).unwrap_or_default();
+        let (lo, hi) = v.iter().fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
+        let p = tensor_qparams(g, c, (lo, hi))?;
+        let data = v.iter().map(|&x| ((x / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) as i8).collect();
+        let ct = &mut q.tensors[c];
+        ct.data = Some(TensorData::I8(data));
+        ct.dtype = DType::I8;
+        ct.qparams = Some(per_tensor_q(p));
+    }
+    Ok(())
+}
