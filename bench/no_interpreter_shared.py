@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from verify_shared import DATA  # noqa: E402  (the shared models and their data)
+from verify_shared import DATA, shared_cases  # noqa: E402  (the shared models, files and data)
 
 TREES = {"reference": "tflm-ref", "cmsis-nn": "tflm-cmsis-nn"}
 
@@ -48,16 +48,7 @@ def main():
     shared, out = Path(a.shared), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     binary = os.environ.get("TINYQ_BIN", "target/release/tinyq")
-    cases = []
-    for name in a.models.split(","):
-        data = shared / "data" / DATA[name]
-        q = out / f"{name}_tinyq.tflite"
-        if not q.exists():
-            subprocess.run([binary, "quantize", str(shared / "models" / name / "model.onnx"), "--calib", str(data),
-                            "-o", str(q)], check=True, capture_output=True)
-        cases.append((f"{name}/tinyq", q, data))
-        for f in sorted((shared / "models" / name).glob("model_int8_*.tflite")):
-            cases.append((f"{name}/{f.stem[len('model_int8_'):]}", f, data))
+    cases = shared_cases(binary, shared, out, a.models.split(","))
     rows = []
     tree = shared / "vendor" / TREES[a.kernels]
     for label, model, data in cases:

@@ -21,6 +21,24 @@ DATA = {"hello_world": "sine.npz", "mnist_cnn_torch": "mnist.npz", "mnist_dscnn_
 INT16_ALL = ("kws_dscnn", "ic_resnet8")
 
 
+def shared_cases(binary, shared, out, models, int16_models=()):
+    """(label, model file, data) for every shared model: tinyq's quantization of model.onnx (also
+    with `--int16 all` for `int16_models`), then the INT8 files in the shared folder."""
+    cases = []
+    for name in models:
+        data = shared / "data" / DATA[name]
+        onnx = shared / "models" / name / "model.onnx"
+        for int16 in (False, True) if name in int16_models else (False,):
+            q = out / f"{name}_tinyq{'_int16' if int16 else ''}.tflite"
+            if not q.exists():
+                cmd = [binary, "quantize", str(onnx), "--calib", str(data), "-o", str(q)]
+                subprocess.run(cmd + (["--int16", "all"] if int16 else []), check=True, capture_output=True)
+            cases.append((f"{name}/tinyq{' int16' if int16 else ''}", q, data))
+        for f in sorted((shared / "models" / name).glob("model_int8_*.tflite")):
+            cases.append((f"{name}/{f.stem[len('model_int8_'):]}", f, data))
+    return cases
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1] / ".." / "shared"))
@@ -31,18 +49,7 @@ def main():
     shared, out = Path(a.shared), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     binary = os.environ.get("TINYQ_BIN", "target/release/tinyq")
-    cases = []
-    for name in a.models.split(","):
-        data = shared / "data" / DATA[name]
-        onnx = shared / "models" / name / "model.onnx"
-        for int16 in (False, True) if name in INT16_ALL else (False,):
-            q = out / f"{name}_tinyq{'_int16' if int16 else ''}.tflite"
-            if not q.exists():
-                cmd = [binary, "quantize", str(onnx), "--calib", str(data), "-o", str(q)]
-                subprocess.run(cmd + (["--int16", "all"] if int16 else []), check=True, capture_output=True)
-            cases.append((f"{name}/tinyq{' int16' if int16 else ''}", q, data))
-        for f in sorted((shared / "models" / name).glob("model_int8_*.tflite")):
-            cases.append((f"{name}/{f.stem[len('model_int8_'):]}", f, data))
+    cases = shared_cases(binary, shared, out, a.models.split(","), INT16_ALL)
     rows = []
     for label, model, data in cases:
         for kernels, tree in (("reference", "tflm-ref"), ("cmsis-nn", "tflm-cmsis-nn")):
