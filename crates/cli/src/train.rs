@@ -120,7 +120,7 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
         "sgd" => bail!("--momentum {}: expected a value in [0, 1)", a.momentum),
         other => bail!("--optimizer `{other}`: expected adam or sgd"),
     };
-    let per_tensor = crate::commands::per_tensor_flag(a.per_tensor.as_deref())?;
+    let per_tensor = crate::quantize::per_tensor_flag(a.per_tensor.as_deref())?.flags();
     let loss = match a.loss.as_deref() {
         None => None,
         Some("kl") => Some(tinyq::Loss::Kl { temperature: a.temperature }),
@@ -197,7 +197,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     } else if ds.has(&label_key) {
         let mut y = ds.array(&label_key)?;
         if let Some(n) = a.limit {
-            y = crate::commands::truncate_rows(y, n);
+            y = tinyq::jobs::truncate_rows(y, n);
         }
         Some(y)
     } else {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde_json::json;
 
 use crate::args::LoadArgs;
 use crate::commands::{bind_file, load, parse_kernels};
@@ -210,15 +209,5 @@ pub fn print_measured(r: &tinyq::Report, board: &tinyq::Board) {
             render::count(m.instructions_per_inference.unwrap_or(0.0).round() as u64),
             tinyq::CORTEX_M4_CPI_ESTIMATE
         );
-    }
-}
-
-/// JSON for `report --device --json`: the measured latency at the board's clock.
-pub fn measured_json(r: &tinyq::Report, board: &tinyq::Board) -> serde_json::Value {
-    match r.measured.as_ref().and_then(|m| m.cycles_per_inference_estimate) {
-        Some(c) => {
-            json!({ "ms_per_inference_estimate": c / (board.clock_mhz as f64 * 1000.0), "clock_mhz": board.clock_mhz })
-        }
-        None => serde_json::Value::Null,
     }
 }

@@ -236,6 +236,12 @@ impl Dataset {
         &self.path
     }
 
+    /// A dataset of arrays already in memory (e.g. handed over by a Python caller); `name` stands
+    /// for the file in messages.
+    pub fn from_arrays(name: &Path, arrays: Vec<(String, NdArray)>) -> Dataset {
+        Dataset::eager(name, arrays, None)
+    }
+
     fn eager(path: &Path, arrays: Vec<(String, NdArray)>, classes: Option<Vec<String>>) -> Dataset {
         Dataset {
             path: path.to_path_buf(),
