@@ -435,7 +435,7 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
     }
     let staged = html.map(|out| Staged::file(out, "--html")).transpose()?;
     let (fm, qm) = (load(fp32)?, load(int8)?);
-    let r = tinyq::jobs::debug_job(&fm, &qm, &data_spec(d)?)?;
+    let r = tinyq::jobs::debug_job(&fm, &qm, &data_spec(d)?, None)?;
     if let Some(out) = staged {
         tinyq_html::write_debug_page(out.path(), &r).with_context(|| out.describe())?;
         let shown = out.target().display().to_string();

@@ -101,37 +101,19 @@ pub fn quantize(a: &QuantizeArgs) -> Result<()> {
     // Every step succeeded: only now does the file appear.
     out.commit()?;
     if a.json {
-        println!("{}", outcome_json(a, &outcome));
+        println!("{}", outcome_json(a, &req, &outcome));
     } else {
         print_outcome(a, &outcome);
     }
     Ok(())
 }
 
-fn outcome_json(a: &QuantizeArgs, o: &QuantizeOutcome) -> serde_json::Value {
-    let mut m = o.metrics.as_ref().map(|p| {
-        json!({ "metric": p.fp32.metric.name(), "fp32": p.fp32.value, "int8": p.int8.value, "samples": p.fp32.samples })
-    });
-    if let (Some(m), Some(h), Some(tune)) = (m.as_mut(), &o.held_out, &a.tune_data) {
-        m["held_out_drop"] = json!(h.drop);
-        m["within_budget"] = json!(h.within_budget);
-        m["tuned_on"] = json!(tune.display().to_string());
-    }
-    json!({
-        "model": a.model.display().to_string(),
-        "output": a.output.display().to_string(),
-        "calibration": a.calibration,
-        "auto_calibration": o.auto,
-        "calibration_samples": o.calibration_samples,
-        "fp32_weight_bytes": o.fp32_weight_bytes,
-        "int8_file_bytes": o.flash.total,
-        "int8_file": o.flash,
-        "seconds": o.seconds,
-        "metrics": m,
-        "budget": o.budget,
-        "ranges": o.ranges,
-        "warnings": o.warnings,
-    })
+fn outcome_json(a: &QuantizeArgs, req: &QuantizeRequest, o: &QuantizeOutcome) -> serde_json::Value {
+    let mut body = o.to_json(req);
+    body["model"] = json!(a.model.display().to_string());
+    body["output"] = json!(a.output.display().to_string());
+    body["calibration"] = json!(a.calibration);
+    body
 }
 
 fn print_outcome(a: &QuantizeArgs, o: &QuantizeOutcome) {

@@ -98,6 +98,31 @@ impl QuantizeRequest {
 }
 
 impl QuantizeOutcome {
+    /// The outcome as `tinyq quantize --json` prints it, less the command's own arguments.
+    pub fn to_json(&self, req: &QuantizeRequest) -> serde_json::Value {
+        let mut m = self.metrics.as_ref().map(|p| {
+            serde_json::json!({ "metric": p.fp32.metric.name(), "fp32": p.fp32.value, "int8": p.int8.value, "samples": p.fp32.samples })
+        });
+        let tune = req.budget.as_ref().and_then(|b| b.tune.as_ref());
+        if let (Some(m), Some(h), Some(tune)) = (m.as_mut(), &self.held_out, tune) {
+            m["held_out_drop"] = serde_json::json!(h.drop);
+            m["within_budget"] = serde_json::json!(h.within_budget);
+            m["tuned_on"] = serde_json::json!(tune.path().display().to_string());
+        }
+        serde_json::json!({
+            "auto_calibration": self.auto,
+            "calibration_samples": self.calibration_samples,
+            "fp32_weight_bytes": self.fp32_weight_bytes,
+            "int8_file_bytes": self.flash.total,
+            "int8_file": self.flash,
+            "seconds": self.seconds,
+            "metrics": m,
+            "budget": self.budget,
+            "ranges": self.ranges,
+            "warnings": self.warnings,
+        })
+    }
+
     /// The quantized model as read back from [`QuantizeOutcome::bytes`], named `path`.
     pub fn model(&self, path: PathBuf) -> Result<Model, TinyqError> {
         let graph = tinyq_tflite::read_tflite(&self.bytes).in_file(&path)?;

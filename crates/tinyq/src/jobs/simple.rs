@@ -63,11 +63,26 @@ pub fn eval_job(
     Ok(EvalOutcome { value, seconds: start.elapsed().as_secs_f64() })
 }
 
-/// The per-layer error of `int8` against its float original `fp32` on `data`.
-pub fn debug_job(fp32: &Model, int8: &Model, data: &DataSpec) -> Result<DebugReport, TinyqError> {
+/// The per-layer error of `int8` against its float original `fp32` on `data`. The footprint
+/// comes from `int8`'s file, or from `int8_bytes` for a model not (yet) written to one.
+pub fn debug_job(
+    fp32: &Model,
+    int8: &Model,
+    data: &DataSpec,
+    int8_bytes: Option<&[u8]>,
+) -> Result<DebugReport, TinyqError> {
     let (_, f_inputs) = data.bind(fp32)?;
     let (_, q_inputs) = data.bind(int8)?;
-    crate::debug(fp32, int8, &f_inputs, &q_inputs)
+    let mut r = crate::debug(fp32, int8, &f_inputs, &q_inputs)?;
+    if let Some(bytes) = int8_bytes {
+        let width = crate::debug::FOOTPRINT_POINTER_WIDTH;
+        (r.footprint, r.footprint_error) =
+            match crate::report_bytes(bytes, &int8.path, width, tinyq_arena::Kernels::Reference) {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+    }
+    Ok(r)
 }
 
 /// The first `n` rows of `a` (all of them when it has fewer), as a sample limit keeps them.
