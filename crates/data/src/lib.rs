@@ -13,8 +13,8 @@
 //! variant per supported dtype) and conversion is explicit ([`NdArray::to_f32`],
 //! [`NdArray::to_i64`]). Every problem with user input is reported as a
 //! [`DataError`] whose message names the file (and array or entry); nothing in
-//! here panics on bad input. The `.npy` header is parsed by this crate rather than
-//! by `npyz`, so hostile headers (huge shapes, odd dtypes) become errors too.
+//! here panics on bad input. The `.npy` header is parsed by this crate (the `.npz`
+//! container by `zip`), so hostile headers (huge shapes, odd dtypes) become errors too.
 
 mod array;
 mod idx;
