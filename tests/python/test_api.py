@@ -202,3 +202,30 @@ def test_quickstart_example_runs(tmp_path):
     assert (tmp_path / "mnist_int8.tflite").stat().st_size > 0
     assert (tmp_path / "debug.html").stat().st_size > 0
     assert (tmp_path / "mnist_c" / "mnist_model_data.cc").exists()
+
+
+def test_train_writes_the_clis_file(cli, tmp_path):
+    arrays = np.load(DEMO / "mnist_test_200.npz")
+    x, y = arrays["x"][:96], arrays["y"][:96]
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "val.npz", x=arrays["x"][96:160], y=arrays["y"][96:160])
+    flags = ["--epochs", "2", "--batch-size", "16", "--calib-samples", "32", "--seed", "3"]
+    expected = cli_json(
+        cli, "train", DEMO / "model.onnx", "--data", tmp_path / "train.npz", "--val", tmp_path / "val.npz",
+        *flags, "-o", tmp_path / "cli.tflite", "--save-fp32", tmp_path / "cli.onnx",
+    )["report"]
+    int8 = tinyq.train(
+        DEMO / "model.onnx", x, y, val=arrays["x"][96:160], val_y=arrays["y"][96:160], epochs=2, batch_size=16,
+        calib_samples=32, seed=3, save_fp32=tmp_path / "py.onnx", progress=False,
+    )
+    assert int8.to_bytes() == (tmp_path / "cli.tflite").read_bytes()
+    assert (tmp_path / "py.onnx").read_bytes() == (tmp_path / "cli.onnx").read_bytes()
+    for rows in (int8.outcome["epochs"], expected["epochs"]):
+        for row in rows:
+            row.pop("samples_per_second"), row.pop("seconds")
+    assert int8.outcome == expected
+    distilled = tinyq.train(DEMO / "model.onnx", tmp_path / "train.npz", distill=True, epochs=1, progress=False)
+    cli("train", DEMO / "model.onnx", "--data", tmp_path / "train.npz", "--distill", "--epochs", "1", "-o", tmp_path / "d.tflite")
+    assert distilled.to_bytes() == (tmp_path / "d.tflite").read_bytes()
+    with pytest.raises(tinyq.TinyqError, match="--epochs 0"):
+        tinyq.train(DEMO / "model.onnx", x, y, epochs=0, progress=False)

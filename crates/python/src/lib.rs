@@ -6,6 +6,7 @@
 //! into numpy arrays. Long work runs with the GIL released.
 
 mod model;
+mod train;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -195,6 +196,7 @@ fn _tinyq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::DebugReport>()?;
     m.add_function(wrap_pyfunction!(model::quantize, m)?)?;
     m.add_function(wrap_pyfunction!(model::debug, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train, m)?)?;
     m.add_function(wrap_pyfunction!(model::supported_onnx_ops, m)?)?;
     Ok(())
 }

@@ -159,6 +159,16 @@ impl Model {
 }
 
 impl Model {
+    pub(crate) fn inner(&self) -> &tinyq::Model {
+        &self.model
+    }
+
+    /// The model a `.tflite` file's bytes hold, named `path`.
+    pub(crate) fn from_tflite(bytes: Vec<u8>, path: PathBuf) -> Result<Model, tinyq::TinyqError> {
+        let model = tinyq::load_model_bytes(&bytes, &path)?;
+        Ok(Model { model, bytes: Some(bytes) })
+    }
+
     fn tflite(&self) -> PyResult<&[u8]> {
         self.bytes.as_deref().ok_or_else(|| {
             input_err(format!("{}: an ONNX model; quantize it to get a .tflite file", self.model.path.display()))

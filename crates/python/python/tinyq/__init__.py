@@ -311,10 +311,60 @@ def debug(fp32: Union[Model, PathLike], int8: Union[Model, PathLike], data: Arra
     return DebugReport(_tinyq.debug(fp32._m, int8._m, d, keys, limit))
 
 
-def train(*args: Any, **kwargs: Any) -> Model:
-    """Quantization-aware training is available from the command line (``tinyq train``); the
-    Python call is not there yet."""
-    raise TinyqError("tinyq.train is not available from Python yet: use the `tinyq train` command")
+def train(
+    model: Union[Model, PathLike],
+    data: ArrayLike,
+    y: Any = None,
+    *,
+    epochs: int,
+    distill: bool = False,
+    val: Optional[ArrayLike] = None,
+    val_y: Any = None,
+    batch_size: int = 32,
+    lr: Optional[float] = None,
+    optimizer: str = "adam",
+    momentum: float = 0.9,
+    schedule: str = "cosine",
+    loss: Optional[str] = None,
+    temperature: float = 1.0,
+    ranges: str = "learned",
+    seed: int = 0,
+    metric: Optional[str] = None,
+    calib: Optional[ArrayLike] = None,
+    calib_samples: int = 500,
+    calibration: str = "auto",
+    per_tensor: Union[bool, str] = False,
+    io: str = "int8",
+    limit: Optional[int] = None,
+    save_fp32: Optional[PathLike] = None,
+    progress: bool = True,
+) -> Model:
+    """Quantization-aware training, as ``tinyq train``: fine-tunes with INT8 rounding simulated,
+    on labels ``y`` or, with ``distill=True``, by matching the float model's own outputs; the best
+    epoch on ``val``/``val_y`` is kept. Returns the INT8 model; its ``.outcome`` is the training
+    report (per-epoch rows, FP32 / PTQ / best validation figures). ``save_fp32`` also writes the
+    fine-tuned float model as ONNX. The same seed and options give the same file."""
+    if not isinstance(model, Model):
+        model = load(model)
+    d, keys, label_key = _data(data, None if distill else y, name="<data>")
+    if distill:
+        label_key = None
+    elif label_key is None:
+        raise TinyqError("train needs labels: y=array (or, for a file, the name of its labels array), or distill=True")
+    cdata = _data(calib, name="<calib>")[0] if calib is not None else None
+    vdata, vkeys, vy = (None, ["x"], "y")
+    if val is not None:
+        vdata, vkeys, vy = _data(val, val_y, name="<val>")
+        if vy is None:
+            raise TinyqError("val needs its labels: val_y=array (or, for a file, the name of its labels array)")
+    pt = ("all" if per_tensor else None) if isinstance(per_tensor, bool) else per_tensor
+    native, report = _tinyq.train(
+        model._m, d, keys, label_key, limit, cdata, calib_samples, vdata, (vkeys or ["x"])[0], vy,
+        epochs, batch_size, lr, optimizer, momentum, schedule, loss, temperature, ranges, seed,
+        calibration, pt, io, metric, _int8_name(model),
+        None if save_fp32 is None else os.fspath(save_fp32), _progress(progress),
+    )
+    return Model(native, json.loads(report))
 
 
 def supported_onnx_ops() -> List[Dict[str, Any]]:

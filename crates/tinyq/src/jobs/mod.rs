@@ -8,6 +8,7 @@
 mod deploy;
 mod quantize;
 mod simple;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -20,6 +21,7 @@ pub use deploy::{measured_at_clock, Fit};
 pub(crate) use quantize::budget_refusal;
 pub use quantize::{quantize_job, BudgetRequest, HeldOut, LabelledData, MetricPair, QuantizeOutcome, QuantizeRequest};
 pub use simple::{debug_job, eval_job, run_job, truncate_rows, EvalOutcome, RunOutcome};
+pub use train::{PreparedTrain, TrainOutcome, TrainRequest, TrainSettings};
 
 /// Reports how far a long job is. Jobs go through stages (`calibrate`, `FP32 eval`, …), each
 /// over a number of samples.
