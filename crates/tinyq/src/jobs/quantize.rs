@@ -11,7 +11,7 @@ use super::{bind_limited, score, DataSource, DataSpec, Progress};
 use crate::autocal::AutoCalibration;
 use crate::budget::{BudgetOptions, BudgetReport};
 use crate::error::InFile;
-use crate::{BoundInputs, Metric, MetricValue, Model, ModelFormat, QuantizeOptions, RangeRow, TinyqError};
+use crate::{BoundInputs, Metric, MetricValue, Model, QuantizeOptions, RangeRow, TinyqError};
 
 /// A labelled dataset: the input array `x` and the labels `y`.
 #[derive(Clone, Debug)]
@@ -123,10 +123,10 @@ impl QuantizeOutcome {
         })
     }
 
-    /// The quantized model as read back from [`QuantizeOutcome::bytes`], named `path`.
+    /// The quantized model as read back from [`QuantizeOutcome::bytes`] (with every check of a
+    /// loaded file), named `path`.
     pub fn model(&self, path: PathBuf) -> Result<Model, TinyqError> {
-        let graph = tinyq_tflite::read_tflite(&self.bytes).in_file(&path)?;
-        Ok(Model { graph, path, format: ModelFormat::Tflite, file_bytes: self.bytes.len() as u64 })
+        crate::load_model_bytes(&self.bytes, &path)
     }
 }
 
