@@ -1,14 +1,14 @@
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use tinyq::data::{Dataset, ImageOptions, Layout, LoadOptions, NdArray, RawOptions};
+use tinyq::jobs::{DataSource, DataSpec};
 use tinyq::{Metric, Model};
 
-use crate::args::{Cli, Command, DataArgs, LoadArgs, QuantizeArgs};
+use crate::args::{Cli, Command, DataArgs, LoadArgs};
 use crate::output::Staged;
 use crate::render;
 
@@ -27,7 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Run { model, data, output, json } => run(&model, &data, &output, json),
         Command::Eval { model, data, y, metric, json } => eval(&model, &data, &y, metric.as_deref(), json),
-        Command::Quantize(q) => quantize(&q),
+        Command::Quantize(q) => crate::quantize::quantize(&q),
         Command::Train(t) => crate::train::train(&t),
         Command::Report { model: Some(model), no_interpreter: true, json, kernels, .. } => {
             return crate::verify::report_no_interpreter(&model, &kernels, json)
@@ -79,6 +79,53 @@ pub(crate) fn progress(total: usize, what: &str) -> ProgressBar {
     bar
 }
 
+/// Progress bars for the stages of a facade job, on stderr.
+#[derive(Default)]
+pub(crate) struct Bars(std::sync::Mutex<Option<ProgressBar>>);
+
+impl Bars {
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Clears the bar of a stage an error cut short.
+    pub(crate) fn end_all(&self) {
+        tinyq::jobs::Progress::end(self);
+    }
+}
+
+impl tinyq::jobs::Progress for Bars {
+    fn begin(&self, what: &str, total: usize) {
+        *self.bar() = Some(progress(total, what));
+    }
+    fn advance(&self, done: usize) {
+        if let Some(b) = self.bar().as_ref() {
+            b.set_position(done as u64);
+        }
+    }
+    fn end(&self) {
+        if let Some(b) = self.bar().take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.end_all();
+    }
+}
+
+/// `--metric top1|rmse|auc`, when given.
+pub(crate) fn parse_metric(m: Option<&str>) -> Result<Option<Metric>> {
+    m.map(|m| m.parse::<Metric>().map_err(|e| anyhow::anyhow!("--metric `{m}`: {e}"))).transpose()
+}
+
+/// `--data`, `--x` and `--limit` with the loading flags.
+fn data_spec(d: &DataArgs) -> Result<DataSpec> {
+    Ok(DataSpec { source: DataSource::file(&d.data, load_options(&d.load)?), keys: d.x.clone(), limit: d.limit })
+}
+
 pub(crate) fn load_options(d: &LoadArgs) -> Result<LoadOptions> {
     let mut opts = LoadOptions::default();
     let img: &mut ImageOptions = &mut opts.image;
@@ -109,11 +156,6 @@ pub(crate) fn load_options(d: &LoadArgs) -> Result<LoadOptions> {
         _ => bail!("--shape and --dtype go together (raw .bin data)"),
     }
     Ok(opts)
-}
-
-/// Opens the dataset and binds its arrays to the model's inputs.
-fn bind(model: &Model, d: &DataArgs) -> Result<(Dataset, tinyq::BoundInputs)> {
-    bind_file(model, &d.data, &d.x, &d.load, d.limit)
 }
 
 /// Opens `path` and binds arrays `keys` (or the defaults) to the model's inputs.
@@ -194,22 +236,9 @@ fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
     }
     let staged = Staged::file(output, "-o")?;
     let model = load(path)?;
-    let (_, inputs) = bind(&model, d)?;
-    let bar = progress(inputs.samples, "run");
-    let start = Instant::now();
-    let out = tinyq::run_samples(&model, &inputs, &|n| bar.set_position(n as u64))?;
-    let seconds = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let arrays: Vec<(String, NdArray)> = out
-        .values
-        .into_iter()
-        .zip(&out.shapes)
-        .enumerate()
-        .map(|(k, (v, s))| {
-            let key = if k == 0 { "y".to_string() } else { format!("y_{k}") };
-            (key, NdArray { shape: s.clone(), data: v })
-        })
-        .collect();
+    let spec = data_spec(d)?;
+    let out = tinyq::jobs::run_job(&model, &spec, &Bars::default())?;
+    let (arrays, seconds) = (out.arrays, out.seconds);
     let refs: Vec<(&str, &NdArray)> = arrays.iter().map(|(k, a)| (k.as_str(), a)).collect();
     tinyq::data::write_npz(staged.path(), &refs).with_context(|| staged.describe())?;
     staged.commit()?;
@@ -227,18 +256,11 @@ fn run(path: &Path, d: &DataArgs, output: &Path, json: bool) -> Result<()> {
 }
 
 fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) -> Result<()> {
+    let metric = parse_metric(metric)?;
     let model = load(path)?;
-    let (ds, inputs) = bind(&model, d)?;
-    let mut labels = ds.array(y)?;
-    if labels.shape.first().is_some_and(|&n| n > inputs.samples) && d.limit.is_some() {
-        labels = truncate_rows(labels, inputs.samples);
-    }
-    let metric = metric
-        .map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc")))
-        .transpose()?;
-    let start = Instant::now();
-    let v = score(&model, &inputs, (&labels, &format!("{}: labels `{y}`", d.data.display())), metric, "eval")?;
-    let seconds = start.elapsed().as_secs_f64();
+    let spec = data_spec(d)?;
+    let out = tinyq::jobs::eval_job(&model, &spec, y, metric, &Bars::default())?;
+    let (v, seconds) = (out.value, out.seconds);
     if json {
         println!(
             "{}",
@@ -264,28 +286,6 @@ fn eval(path: &Path, d: &DataArgs, y: &str, metric: Option<&str>, json: bool) ->
     Ok(())
 }
 
-pub(crate) fn truncate_rows(a: NdArray, n: usize) -> NdArray {
-    use tinyq::data::ArrayData as A;
-    // A limit beyond the sample count keeps every sample, as `BoundInputs::truncate` does.
-    let Some(&rows) = a.shape.first() else { return a };
-    let n = n.min(rows);
-    let per: usize = a.shape[1..].iter().product();
-    let k = n * per;
-    let data = match a.data {
-        A::F32(v) => A::F32(v[..k].to_vec()),
-        A::F64(v) => A::F64(v[..k].to_vec()),
-        A::U8(v) => A::U8(v[..k].to_vec()),
-        A::I8(v) => A::I8(v[..k].to_vec()),
-        A::I16(v) => A::I16(v[..k].to_vec()),
-        A::I32(v) => A::I32(v[..k].to_vec()),
-        A::I64(v) => A::I64(v[..k].to_vec()),
-        A::Bool(v) => A::Bool(v[..k].to_vec()),
-    };
-    let mut shape = a.shape;
-    shape[0] = n;
-    NdArray { shape, data }
-}
-
 fn ops(json: bool) -> Result<()> {
     let ops = tinyq::supported_onnx_ops();
     if json {
@@ -296,363 +296,6 @@ fn ops(json: bool) -> Result<()> {
         println!("{}", render::table(&["ONNX op", "opsets"], rows));
     }
     Ok(())
-}
-
-/// Runs `model` on `inputs` and scores it against `labels` (described by the `&str` in errors),
-/// with `metric` or the one the labels suggest.
-fn score(
-    model: &Model,
-    inputs: &tinyq::BoundInputs,
-    labels: (&NdArray, &str),
-    metric: Option<Metric>,
-    what: &str,
-) -> Result<tinyq::MetricValue> {
-    let per_sample = model.graph.tensor(model.graph.outputs[0]).numel();
-    let metric = metric.unwrap_or_else(|| tinyq::default_metric(labels.0, per_sample));
-    let bar = progress(inputs.samples, what);
-    let out = tinyq::run_samples(model, inputs, &|n| bar.set_position(n as u64))?;
-    bar.finish_and_clear();
-    tinyq::compute_metric(metric, &out.real(model, 0), per_sample, labels.0, out.samples)
-        .with_context(|| labels.1.to_string())
-}
-
-/// The corrections the default kept, with the output error of each configuration tried.
-fn corrections_summary(c: &tinyq::choose::CorrectionChoice) -> String {
-    let kept = if c.chosen.is_empty() { "none".to_string() } else { c.chosen.join(", ") };
-    let tried: Vec<String> = c.scored.iter().map(|(n, e)| format!("{n} {e:.4}")).collect();
-    format!("corrections: {kept} (output error on {} calibration samples: {})", c.samples, tried.join(", "))
-}
-
-/// The calibration as the summary line says it: the method, or for `auto` what was chosen.
-fn calibration_summary(flag: &str, auto: Option<&tinyq::autocal::AutoCalibration>, rows: &[tinyq::RangeRow]) -> String {
-    let Some(a) = auto else { return flag.to_string() };
-    if a.chosen != "per tensor" {
-        return format!("auto: {} for every tensor (closest outputs on {} samples)", a.chosen, a.samples);
-    }
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for r in rows {
-        match counts.iter_mut().find(|(m, _)| *m == r.method) {
-            Some(c) => c.1 += 1,
-            None => counts.push((r.method.clone(), 1)),
-        }
-    }
-    let list: Vec<String> = counts.iter().map(|(m, n)| format!("{m} ×{n}")).collect();
-    format!("auto: per tensor ({}; closest outputs on {} samples)", list.join(", "), a.samples)
-}
-
-/// `--per-tensor[=all|dense]` as (every layer per tensor, dense layers per tensor).
-pub(crate) fn per_tensor_flag(v: Option<&str>) -> Result<(bool, bool)> {
-    match v {
-        None => Ok((false, false)),
-        Some("all") => Ok((true, false)),
-        Some("dense") => Ok((false, true)),
-        Some(other) => bail!("--per-tensor={other}: expected all (every layer) or dense (fully-connected layers only)"),
-    }
-}
-
-fn quantize(a: &QuantizeArgs) -> Result<()> {
-    if same_file(&a.output, &a.model)
-        || same_file(&a.output, &a.calib)
-        || a.data.as_deref().is_some_and(|d| same_file(&a.output, d))
-    {
-        bail!("-o {}: refusing to overwrite an input file", a.output.display());
-    }
-    if a.output.extension().and_then(|e| e.to_str()) != Some("tflite") {
-        bail!("-o {}: the output must be a .tflite file", a.output.display());
-    }
-    let calibration: tinyq::Calibration = a.calibration.parse().map_err(|e| anyhow::anyhow!("--calibration {e}"))?;
-    let float_io = match a.io.as_str() {
-        "int8" => false,
-        "float" => true,
-        other => bail!("--io `{other}`: expected int8 or float"),
-    };
-    let metric = a
-        .metric
-        .as_deref()
-        .map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc")))
-        .transpose()?;
-    match (a.max_drop, &a.data) {
-        (Some(_), None) => bail!("--max-drop needs --data: the labelled evaluation set the drop is measured on"),
-        (Some(d), _) if !d.is_finite() || d < 0.0 => {
-            bail!("--max-drop {d}: expected a drop of 0 or more (points for top1/auc, % of FP32 for rmse)")
-        }
-        (None, _) if a.allow_float => {
-            bail!("--allow-float goes with --max-drop (to keep chosen layers in float, name them with --keep-float)")
-        }
-        (None, _) if a.no_int16 => bail!("--no-int16 goes with --max-drop"),
-        (None, _) if a.tune_data.is_some() => bail!("--tune-data goes with --max-drop"),
-        _ => {}
-    }
-    let out = Staged::file(&a.output, "-o")?;
-    let model = load(&a.model)?;
-    let ds = Dataset::open(&a.calib, &load_options(&a.load)?)?;
-    let keys = if !a.x.is_empty() {
-        a.x.clone()
-    } else if model.graph.inputs.len() == 1 && ds.has("x_calib") {
-        vec!["x_calib".to_string()]
-    } else {
-        tinyq::default_input_keys(&model.graph)
-    };
-    drop(ds);
-    let (_, calib) = bind_file(&model, &a.calib, &keys, &a.load, a.calib_samples)?;
-    let warnings = match &a.data {
-        Some(data) => tinyq::calibration_warnings(
-            &model.graph,
-            &calib,
-            Some(&bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?.1),
-        ),
-        None => tinyq::calibration_warnings(&model.graph, &calib, None),
-    };
-    let (per_tensor, per_tensor_dense) = per_tensor_flag(a.per_tensor.as_deref())?;
-    let opts = tinyq::QuantizeOptions {
-        calibration,
-        per_tensor,
-        per_tensor_dense,
-        bias_correction: a.bias_correction,
-        equalize: a.equalize,
-        choose_corrections: !a.no_corrections,
-        adaround: a.adaround,
-        float_io,
-        keep_float: a.keep_float.clone(),
-        int16: a.int16.clone(),
-    };
-    let bar = progress(calib.samples, "calibrate");
-    let start = Instant::now();
-    let mut budget = None;
-    let (mut corrections, mut passes) = (None, Vec::new());
-    let (graph, ranges, auto) = match (a.max_drop, &a.data) {
-        (Some(max_drop), Some(data)) => {
-            let data = a.tune_data.as_ref().unwrap_or(data);
-            let (ds, eval_inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
-            let labels = ds.array(&a.y)?;
-            let options = tinyq::budget::BudgetOptions {
-                max_drop,
-                allow_float: a.allow_float,
-                allow_int16: !a.no_int16,
-                max_candidates: a.max_candidates,
-            };
-            let (g, r, report) = tinyq::budget::quantize_within_budget(
-                &model,
-                &calib,
-                &eval_inputs,
-                &labels,
-                metric,
-                &opts,
-                &options,
-                &|n| bar.set_position(n as u64),
-            )
-            .map_err(|e| match e {
-                tinyq::TinyqError::Metric(m) => anyhow::anyhow!("{}: labels `{}`: {m}", data.display(), a.y),
-                other => other.into(),
-            })?;
-            bar.finish_and_clear();
-            if !report.met {
-                if a.json {
-                    println!("{}", json!({ "model": a.model.display().to_string(), "budget": report }));
-                } else {
-                    print_budget(&report);
-                }
-                bail!("{}", budget_refusal(&report, a.allow_float));
-            }
-            budget = Some(report);
-            (g, r, None)
-        }
-        _ => {
-            let q = tinyq::quantize_passes(&model, &calib, &opts, &|n| bar.set_position(n as u64))?;
-            (corrections, passes) = (q.corrections, q.passes);
-            (q.graph, q.ranges, q.auto)
-        }
-    };
-    bar.finish_and_clear();
-    let written = tinyq::tflite::write_tflite(&graph).with_context(|| out.describe())?;
-    out.write(&written)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let flash = tinyq::tflite::flash_breakdown(&written).with_context(|| a.output.display().to_string())?;
-    let int8_bytes = flash.total;
-    let fp32_bytes = model.graph.parameter_count().0 as u64 * 4;
-
-    let mut metrics = None;
-    if let Some(data) = &a.data {
-        // Score the file as written, so the INT8 figure is the exported model's.
-        let quantized = load(out.path())?;
-        let (ds, inputs) = bind_file(&model, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
-        let labels = ds.array(&a.y)?;
-        let described = format!("{}: labels `{}`", data.display(), a.y);
-        let fp32 = score(&model, &inputs, (&labels, &described), metric, "FP32 eval")?;
-        let (_, q_inputs) = bind_file(&quantized, data, std::slice::from_ref(&a.eval_x), &a.load, None)?;
-        let int8 = score(&quantized, &q_inputs, (&labels, &described), Some(fp32.metric), "INT8 eval")?;
-        metrics = Some((fp32, int8));
-    }
-
-    // Every step succeeded: only now does the file appear.
-    out.commit()?;
-    // With --tune-data the budget was chosen on another set: the drop on --data is held out.
-    let held_out = match (&budget, &metrics, &a.tune_data) {
-        (Some(b), Some((f, q)), Some(tune)) => Some((tinyq::budget::metric_drop(f.metric, f.value, q.value), b, tune)),
-        _ => None,
-    };
-    if a.json {
-        let mut m = metrics
-            .as_ref()
-            .map(|(f, q)| json!({ "metric": f.metric.name(), "fp32": f.value, "int8": q.value, "samples": f.samples }));
-        if let (Some(m), Some((drop, b, tune))) = (m.as_mut(), &held_out) {
-            m["held_out_drop"] = json!(drop);
-            m["within_budget"] = json!(*drop <= b.max_drop);
-            m["tuned_on"] = json!(tune.display().to_string());
-        }
-        println!(
-            "{}",
-            json!({
-                "model": a.model.display().to_string(),
-                "output": a.output.display().to_string(),
-                "calibration": a.calibration,
-                "auto_calibration": auto,
-                "corrections": corrections,
-                "passes": passes,
-                "calibration_samples": calib.samples,
-                "fp32_weight_bytes": fp32_bytes,
-                "int8_file_bytes": int8_bytes,
-                "int8_file": flash,
-                "seconds": seconds,
-                "metrics": m,
-                "budget": budget,
-                "ranges": ranges,
-                "warnings": warnings,
-            })
-        );
-        return Ok(());
-    }
-    if let Some(report) = &budget {
-        print_budget(report);
-    }
-    let rows = ranges
-        .iter()
-        .map(|r| {
-            vec![
-                r.tensor.clone(),
-                format!("{:.4} … {:.4}", r.observed.0, r.observed.1),
-                format!("{:.4} … {:.4}", r.chosen.0, r.chosen.1),
-                r.method.clone(),
-                format!("{:.6}", r.scale),
-                r.zero_point.to_string(),
-            ]
-        })
-        .collect();
-    println!("{}", render::table(&["tensor", "observed", "chosen", "method", "scale", "zero point"], rows));
-    println!(
-        "{} → {} · FP32 weights {} → INT8 file {} ({:.2}×, {} of it quantization parameters) · {} calibration samples, {} · {:.2} s",
-        a.model.display(),
-        a.output.display(),
-        render::bytes(fp32_bytes),
-        render::bytes(int8_bytes),
-        int8_bytes as f64 / fp32_bytes.max(1) as f64,
-        render::bytes(flash.quantization),
-        calib.samples,
-        calibration_summary(&a.calibration, auto.as_ref(), &ranges),
-        seconds
-    );
-    if let Some(c) = &corrections {
-        println!("{}", corrections_summary(c));
-    }
-    for w in &warnings {
-        println!("warning: {w}");
-    }
-    if let Some((f, q)) = metrics {
-        println!(
-            "{}",
-            render::table(
-                &["metric", "FP32", "INT8", "change"],
-                vec![vec![
-                    f.metric.name().into(),
-                    format!("{:.4}", f.value),
-                    format!("{:.4}", q.value),
-                    format!("{:+.4}", q.value - f.value)
-                ]]
-            )
-        );
-    }
-    if let Some((drop, b, tune)) = held_out {
-        println!(
-            "held out: drop {drop:.2} {} on {} against the budget of {} {} met on {} ({})",
-            b.drop_unit,
-            a.data.as_ref().map_or(String::new(), |d| d.display().to_string()),
-            b.max_drop,
-            b.drop_unit,
-            tune.display(),
-            if drop <= b.max_drop { "within it" } else { "over it" }
-        );
-    }
-    Ok(())
-}
-
-/// The budget search as a table: plain PTQ, then every step kept with the metric after it.
-fn print_budget(r: &tinyq::budget::BudgetReport) {
-    let m = r.metric.name();
-    let mut rows = vec![vec![
-        "0".into(),
-        "plain PTQ".into(),
-        "–".into(),
-        "–".into(),
-        format!("{:.4}", r.plain),
-        format!("{:.2}", r.plain_drop),
-    ]];
-    rows.extend(r.steps.iter().enumerate().map(|(k, s)| {
-        vec![
-            (k + 1).to_string(),
-            s.kind.to_string(),
-            s.target.clone(),
-            s.change.clone(),
-            format!("{:.4}", s.metric),
-            format!("{:.2}", s.drop),
-        ]
-    }));
-    println!(
-        "{}",
-        render::table(&["step", "kind", "layer / tensor", "change", m, &format!("drop ({})", r.drop_unit)], rows)
-    );
-    println!(
-        "budget: {m} drop ≤ {} {} on {} samples · FP32 {:.4} · final {:.4} (drop {:.2}) · {} · candidates scored: {} calibration, {} int16, {} float (at most {} per step)",
-        r.max_drop,
-        r.drop_unit,
-        r.eval_samples,
-        r.fp32,
-        r.final_metric,
-        r.final_drop,
-        if r.met { "met" } else { "NOT met" },
-        r.calibration_candidates,
-        r.int16_candidates,
-        r.float_candidates,
-        r.max_candidates
-    );
-}
-
-/// Why the budget could not be met, and what might help.
-fn budget_refusal(r: &tinyq::budget::BudgetReport, allow_float: bool) -> String {
-    let hint = if !allow_float {
-        "try --allow-float to let the most sensitive layers stay in float, or a larger --max-drop"
-    } else if r.calibration_candidates >= r.max_candidates
-        || r.int16_candidates >= r.max_candidates
-        || r.float_candidates >= r.max_candidates
-    {
-        "try a larger --max-candidates or --max-drop"
-    } else {
-        "try a larger --max-drop or calibration data closer to the evaluation data"
-    };
-    format!(
-"--max-drop {}: the budget cannot be met; the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (plain PTQ: {:.2}) after {} step(s) ({} calibration, {} int16-activation, {} float candidate(s) scored); {} — no file written",
-        r.max_drop,
-        r.metric.name(),
-        r.final_metric,
-        r.fp32,
-        r.final_drop,
-        r.drop_unit,
-        r.plain_drop,
-        r.steps.len(),
-        r.calibration_candidates,
-        r.int16_candidates,
-        r.float_candidates,
-        hint
-    )
 }
 
 fn list_devices(json: bool) -> Result<ExitCode> {
@@ -700,33 +343,11 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
     let (device, ram_budget, flash_budget) = (o.device, o.ram_budget, o.flash_budget);
     let kernels = parse_kernels(o.kernels)?;
     let model = model.context("report needs a model (or --list-devices)")?;
-    let size = |flag: &str, v: Option<&str>| -> Result<Option<u64>> {
-        v.map(|s| {
-            tinyq::parse_size(s).with_context(|| format!("{flag} `{s}`: expected a size such as 64KiB, 1MiB or 4096"))
-        })
-        .transpose()
-    };
-    let limits = tinyq::Limits {
-        board: device
-            .map(|d| {
-                tinyq::find_board(d).with_context(|| {
-                    format!("--device `{d}`: unknown board (`tinyq report --list-devices` lists them)")
-                })
-            })
-            .transpose()?,
-        ram_bytes: size("--ram-budget", ram_budget)?,
-        flash_bytes: size("--flash-budget", flash_budget)?,
-    };
-    let r = tinyq::report(model, pointer_width, kernels)?;
-    let over = tinyq::check_fit(&r, &limits);
+    let limits = tinyq::Limits::parse(device, ram_budget, flash_budget)?;
+    let fit = tinyq::jobs::Fit::new(tinyq::report(model, pointer_width, kernels)?, &limits);
+    let (r, over) = (&fit.report, &fit.overruns);
     if json {
-        let mut body = serde_json::to_value(&r)?;
-        body["fits"] = json!(over.is_empty());
-        body["overruns"] = json!(over);
-        if let Some(b) = limits.board {
-            body["measured_at_device_clock"] = crate::verify::measured_json(&r, b);
-        }
-        println!("{body}");
+        println!("{}", fit.to_json());
     } else {
         let rows = r
             .layers
@@ -769,13 +390,13 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
         println!("flash = {}", parts.join(" + "));
         if let Some(b) = limits.board {
             println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));
-            crate::verify::print_measured(&r, b);
+            crate::verify::print_measured(r, b);
         }
     }
     if over.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    for o in &over {
+    for o in over {
         eprintln!(
             "error: {} does not fit the {}: needs {}, has {} (over by {})",
             r.model,
@@ -832,9 +453,7 @@ fn debug(fp32: &Path, int8: &Path, d: &DataArgs, json: bool, html: Option<&Path>
     }
     let staged = html.map(|out| Staged::file(out, "--html")).transpose()?;
     let (fm, qm) = (load(fp32)?, load(int8)?);
-    let (_, f_inputs) = bind(&fm, d)?;
-    let (_, q_inputs) = bind(&qm, d)?;
-    let r = tinyq::debug(&fm, &qm, &f_inputs, &q_inputs)?;
+    let r = tinyq::jobs::debug_job(&fm, &qm, &data_spec(d)?, None)?;
     if let Some(out) = staged {
         tinyq_html::write_debug_page(out.path(), &r).with_context(|| out.describe())?;
         let shown = out.target().display().to_string();

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod convert;
 mod output;
+mod quantize;
 mod render;
 mod train;
 mod verify;

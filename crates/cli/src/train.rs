@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use tinyq::data::Dataset;
-use tinyq::{Metric, OptimizerKind, RangeMode, Schedule, Supervision, TrainOptions, TrainProgress, Validation};
+use tinyq::jobs::{DataSource, DataSpec, LabelledData, TrainRequest, TrainSettings};
+use tinyq::{TrainOptions, TrainProgress};
 
 use crate::args::LoadArgs;
-use crate::commands::{bind_file, load, load_options, progress, same_file};
+use crate::commands::{load, load_options, progress, same_file};
 use crate::output::Staged;
 use crate::render;
 
@@ -108,67 +108,23 @@ pub struct TrainArgs {
 }
 
 fn options(a: &TrainArgs) -> Result<TrainOptions> {
-    let calibration: tinyq::Calibration = a.calibration.parse().map_err(|e| anyhow::anyhow!("--calibration {e}"))?;
-    let float_io = match a.io.as_str() {
-        "int8" => false,
-        "float" => true,
-        other => bail!("--io `{other}`: expected int8 or float"),
-    };
-    let (optimizer, default_lr) = match a.optimizer.as_str() {
-        "adam" => (OptimizerKind::adam(), 1e-4),
-        "sgd" if (0.0..1.0).contains(&a.momentum) => (OptimizerKind::Sgd { momentum: a.momentum }, 1e-3),
-        "sgd" => bail!("--momentum {}: expected a value in [0, 1)", a.momentum),
-        other => bail!("--optimizer `{other}`: expected adam or sgd"),
-    };
-    let per_tensor = crate::commands::per_tensor_flag(a.per_tensor.as_deref())?;
-    let loss = match a.loss.as_deref() {
-        None => None,
-        Some("kl") => Some(tinyq::Loss::Kl { temperature: a.temperature }),
-        Some("mse") => Some(tinyq::Loss::Mse),
-        Some("cross-entropy") => Some(tinyq::Loss::CrossEntropy),
-        Some(other) => bail!("--loss `{other}`: expected kl, mse or cross-entropy"),
-    };
-    let learning_rate = a.lr.unwrap_or(default_lr);
-    if !(learning_rate.is_finite() && learning_rate > 0.0) {
-        bail!("--lr {learning_rate}: expected a positive number");
-    }
-    let ranges = match a.ranges.as_str() {
-        "learned" => RangeMode::Learned,
-        "ema" => RangeMode::Ema,
-        other => bail!("--ranges `{other}`: expected learned or ema"),
-    };
-    let schedule = Schedule::parse(&a.schedule)
-        .with_context(|| format!("--schedule `{}`: expected cosine, constant or step:EVERY:GAMMA", a.schedule))?;
-    if a.epochs == 0 {
-        bail!("--epochs 0: train for at least one epoch");
-    }
-    if a.batch_size == 0 {
-        bail!("--batch-size 0: a batch needs at least one sample");
-    }
-    if !(a.temperature.is_finite() && a.temperature > 0.0) {
-        bail!("--temperature {}: expected a positive number", a.temperature);
-    }
-    let metric = a
-        .metric
-        .as_deref()
-        .map(|m| Metric::parse(m).with_context(|| format!("--metric `{m}`: expected top1, rmse or auc")))
-        .transpose()?;
-    Ok(TrainOptions {
-        calibration,
-        per_tensor: per_tensor.0,
-        per_tensor_dense: per_tensor.1,
-        loss,
-        float_io,
-        ranges,
+    let settings = TrainSettings {
+        calibration: &a.calibration,
+        per_tensor: a.per_tensor.as_deref(),
+        io: &a.io,
+        optimizer: &a.optimizer,
+        momentum: a.momentum,
+        lr: a.lr,
+        loss: a.loss.as_deref(),
+        temperature: a.temperature,
+        ranges: &a.ranges,
+        schedule: &a.schedule,
+        metric: a.metric.as_deref(),
         epochs: a.epochs,
         batch_size: a.batch_size,
-        learning_rate,
-        optimizer,
-        schedule,
         seed: a.seed,
-        temperature: a.temperature,
-        metric,
-    })
+    };
+    Ok(settings.parse()?)
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {
@@ -186,54 +142,35 @@ pub fn train(a: &TrainArgs) -> Result<()> {
             bail!("--save-fp32 {}: the float model is written as ONNX (.onnx)", p.display());
         }
     }
-    let opts = options(a)?;
+    let load_opts = load_options(&a.load)?;
+    let req = TrainRequest {
+        data: DataSpec { source: DataSource::file(&a.data, load_opts.clone()), keys: a.x.clone(), limit: a.limit },
+        labels: (!a.distill).then(|| a.labels.clone().unwrap_or_else(|| "y".into())),
+        calib: a.calib.as_ref().map(|c| DataSpec {
+            source: DataSource::file(c, load_opts.clone()),
+            keys: a.x.clone(),
+            limit: None,
+        }),
+        calib_samples: a.calib_samples,
+        val: a.val.as_ref().map(|v| LabelledData {
+            source: DataSource::file(v, load_opts.clone()),
+            x: a.val_x.clone(),
+            y: a.val_y.clone(),
+        }),
+        options: options(a)?,
+        output: a.output.clone(),
+    };
+    req.check()?;
     let out = Staged::file(&a.output, "-o")?;
     let fp32_out = a.save_fp32.as_deref().map(|p| Staged::file(p, "--save-fp32")).transpose()?;
     let model = load(&a.model)?;
-    let (ds, data) = bind_file(&model, &a.data, &a.x, &a.load, a.limit)?;
-    let label_key = a.labels.clone().unwrap_or_else(|| "y".into());
-    let labels = if a.distill {
-        None
-    } else if ds.has(&label_key) {
-        let mut y = ds.array(&label_key)?;
-        if let Some(n) = a.limit {
-            y = crate::commands::truncate_rows(y, n);
+    let prepared = req.prepare(&model)?;
+    if !a.json {
+        if let Some((loss, why)) = prepared.distill_loss()? {
+            println!("distillation loss: {} ({why})", loss.name());
         }
-        Some(y)
-    } else {
-        bail!(
-            "{}: no labels array `{label_key}` (name it with --labels KEY, or train without labels with --distill)",
-            a.data.display()
-        );
-    };
-    drop(ds);
-    let calib = match &a.calib {
-        Some(path) => {
-            let keys = if a.x.is_empty() && Dataset::open(path, &load_options(&a.load)?)?.has("x_calib") {
-                vec!["x_calib".into()]
-            } else {
-                a.x.clone()
-            };
-            bind_file(&model, path, &keys, &a.load, Some(a.calib_samples))?.1
-        }
-        None => data.spread(a.calib_samples),
-    };
-    let val = match &a.val {
-        Some(path) => {
-            let (ds, inputs) = bind_file(&model, path, std::slice::from_ref(&a.val_x), &a.load, None)?;
-            let y = ds.array(&a.val_y).with_context(|| format!("--val {}", path.display()))?;
-            Some((inputs, y))
-        }
-        None => None,
-    };
-
-    if a.distill && !a.json {
-        let per_sample = model.graph.outputs.first().map_or(1, |&o| model.graph.tensor(o).numel());
-        let from_labels = val.as_ref().map(|(_, y)| tinyq::default_metric(y, per_sample));
-        let (loss, why) = tinyq::distill_loss(&model.graph, opts.loss, opts.metric, from_labels, opts.temperature)?;
-        println!("distillation loss: {} ({why})", loss.name());
     }
-    let bar = progress(data.samples, "epoch 1");
+    let bar = progress(prepared.samples(), "epoch 1");
     let quiet = a.json;
     let on_batch = |epoch: usize, done: usize| {
         bar.set_message(format!("epoch {epoch}/{}", a.epochs));
@@ -254,22 +191,10 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         }
         bar.reset();
     };
-    let supervision = match &labels {
-        Some(y) => Supervision::Labels(y),
-        None => Supervision::Distill,
-    };
-    let validation = val.as_ref().map(|(inputs, labels)| Validation { inputs, labels });
-    let (int8, float, report) = tinyq::train(
-        &model,
-        &data,
-        &calib,
-        supervision,
-        validation,
-        &opts,
-        &TrainProgress { batch: &on_batch, epoch: &on_epoch },
-    )?;
+    let outcome = prepared.run(&TrainProgress { batch: &on_batch, epoch: &on_epoch })?;
     bar.finish_and_clear();
-    out.write(&tinyq::tflite::write_tflite(&int8).with_context(|| out.describe())?)?;
+    let (float, report) = (outcome.float, outcome.report);
+    out.write(&outcome.bytes)?;
     let mut outputs = vec![out];
     if let Some(p) = fp32_out {
         let tuned =

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde_json::json;
 
 use crate::args::LoadArgs;
 use crate::commands::{bind_file, load, parse_kernels};
@@ -220,16 +219,6 @@ pub fn print_measured(r: &tinyq::Report, board: &tinyq::Board) {
     }
 }
 
-/// JSON for `report --device --json`: the measured latency at the board's clock.
-pub fn measured_json(r: &tinyq::Report, board: &tinyq::Board) -> serde_json::Value {
-    match r.measured.as_ref().and_then(|m| m.cycles_per_inference_estimate) {
-        Some(c) => {
-            json!({ "ms_per_inference_estimate": c / (board.clock_mhz as f64 * 1000.0), "clock_mhz": board.clock_mhz })
-        }
-        None => serde_json::Value::Null,
-    }
-}
-
 /// The kernels of the interpreter-free C named by `--kernels`: `portable` (also `reference`, the
 /// default: mirrors of TFLM's reference kernels) or `cmsis-nn`.
 pub fn c_kernels(name: &str) -> Result<tinyq::CKernels> {
@@ -305,7 +294,7 @@ pub fn report_no_interpreter(model: &std::path::Path, kernels: &str, json: bool)
     if json {
         println!(
             "{}",
-            json!({
+            serde_json::json!({
                 "model": model.display().to_string(),
                 "arena_bytes": f.arena_bytes,
                 "lower_bound_bytes": f.lower_bound,

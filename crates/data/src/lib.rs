@@ -13,8 +13,8 @@
 //! variant per supported dtype) and conversion is explicit ([`NdArray::to_f32`],
 //! [`NdArray::to_i64`]). Every problem with user input is reported as a
 //! [`DataError`] whose message names the file (and array or entry); nothing in
-//! here panics on bad input. The `.npy` header is parsed by this crate rather than
-//! by `npyz`, so hostile headers (huge shapes, odd dtypes) become errors too.
+//! here panics on bad input. The `.npy` header is parsed by this crate (the `.npz`
+//! container by `zip`), so hostile headers (huge shapes, odd dtypes) become errors too.
 
 mod array;
 mod idx;
@@ -234,6 +234,12 @@ impl Dataset {
     /// The path this dataset was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A dataset of arrays already in memory (e.g. handed over by a Python caller); `name` stands
+    /// for the file in messages.
+    pub fn from_arrays(name: &Path, arrays: Vec<(String, NdArray)>) -> Dataset {
+        Dataset::eager(name, arrays, None)
     }
 
     fn eager(path: &Path, arrays: Vec<(String, NdArray)>, classes: Option<Vec<String>>) -> Dataset {

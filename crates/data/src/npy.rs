@@ -6,7 +6,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use npyz::zip::{write::FileOptions, CompressionMethod, ZipArchive, ZipWriter};
+use zip::{write::FileOptions, CompressionMethod, ZipArchive, ZipWriter};
 
 use crate::{format_err, io_err, DType, DataError, NdArray, DTYPE_NAMES};
 
@@ -157,6 +157,12 @@ fn size_mismatch(expected: usize, got: usize) -> String {
 }
 
 /// An open `.npz` archive with the zip index of each loadable array.
+/// The array an `.npz` entry holds: `x.npy` → `x` (numpy's names; other entries are no arrays).
+fn array_name(entry: &str) -> Option<String> {
+    let entry = entry.split('\0').next().unwrap_or(entry);
+    entry.strip_suffix(".npy").map(str::to_string)
+}
+
 pub(crate) struct NpzSource {
     zip: Mutex<ZipArchive<BufReader<File>>>,
     entries: HashMap<String, usize>,
@@ -175,7 +181,7 @@ impl NpzSource {
         let mut shapes = HashMap::new();
         for i in 0..zip.len() {
             let mut entry = zip.by_index(i).map_err(|e| format_err(path, format!("corrupt zip entry #{i}: {e}")))?;
-            let Some(key) = npyz::npz::array_name_from_file_name(entry.name()).map(str::to_string) else {
+            let Some(key) = array_name(entry.name()) else {
                 continue;
             };
             let header = Header::read(&mut entry).map_err(|m| format_err(path, format!("array \"{key}\": {m}")))?;
@@ -284,7 +290,7 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &NdArray)]) -> Result<(), DataErr
 
 fn write_zip(tmp: &Path, arrays: &[(&str, &NdArray)]) -> Result<(), DataError> {
     let file = File::options().write(true).create_new(true).open(tmp).map_err(io_err(tmp))?;
-    let zip_err = |e: npyz::zip::result::ZipError| DataError::Io { path: tmp.to_path_buf(), source: e.into() };
+    let zip_err = |e: zip::result::ZipError| DataError::Io { path: tmp.to_path_buf(), source: e.into() };
     let mut zip = ZipWriter::new(BufWriter::new(file));
     for (name, a) in arrays {
         let bytes = npy_bytes(a);

@@ -2,8 +2,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use flate2::{write::GzEncoder, Compression};
-use npyz::zip::{write::FileOptions, CompressionMethod, ZipArchive, ZipWriter};
 use tinyq_data::*;
+use zip::{write::FileOptions, CompressionMethod, ZipArchive, ZipWriter};
 
 fn open(path: &Path) -> Result<Dataset, DataError> {
     Dataset::open(path, &LoadOptions::default())

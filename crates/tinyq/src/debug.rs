@@ -27,7 +27,7 @@ const ERROR_FINEST_LSB: f64 = 1.0 / 16.0;
 /// Outputs with up to this many elements per sample get a confusion matrix of their argmax.
 pub const MAX_CLASSES: usize = 64;
 /// Pointer width the footprint summary assumes (microcontrollers).
-const FOOTPRINT_POINTER_WIDTH: usize = 32;
+pub(crate) const FOOTPRINT_POINTER_WIDTH: usize = 32;
 
 /// Error statistics of one tensor, accumulated over samples.
 #[derive(Clone, Copy, Debug, Default)]

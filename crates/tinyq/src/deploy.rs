@@ -46,11 +46,22 @@ pub struct Report {
 /// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits
 /// running `kernels`.
 pub fn report(path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Report, TinyqError> {
-    let ctx = |e: String| TinyqError::Model(format!("{}: {e}", path.display()));
+    report_bytes(&read_tflite_bytes(path)?, path, pointer_width, kernels)
+}
+
+/// The bytes of the `.tflite` file `path` (another extension is refused).
+fn read_tflite_bytes(path: &Path) -> Result<Vec<u8>, TinyqError> {
     if path.extension().and_then(|e| e.to_str()) != Some("tflite") {
-        return Err(ctx("the report is about a .tflite file (run `tinyq quantize` first)".into()));
+        return Err(TinyqError::Model(format!(
+            "{}: the report is about a .tflite file (run `tinyq quantize` first)",
+            path.display()
+        )));
     }
-    let bytes = std::fs::read(path).in_file(path)?;
+    std::fs::read(path).in_file(path)
+}
+
+/// [`report`] of a `.tflite` model's bytes; `path` names it in messages and in the report.
+pub fn report_bytes(bytes: &[u8], path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Report, TinyqError> {
     let width = match pointer_width {
         32 => PointerWidth::Bits32,
         64 => PointerWidth::Bits64,
@@ -61,12 +72,12 @@ pub fn report(path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Rep
     }
     // The reader's checks come first: the arena planner and the breakdown see only files every
     // other command would accept too.
-    let g = tinyq_tflite::read_tflite(&bytes).in_file(path)?;
+    let g = tinyq_tflite::read_tflite(bytes).in_file(path)?;
     crate::model::check_runnable(&g, path)?;
     let config = PlanConfig::for_width(width).with_kernels(kernels);
-    let plan: ArenaPlan = plan_arena_with(&bytes, &config).in_file(path)?;
-    let measured = (width == PointerWidth::Bits32).then(|| crate::verify::load_measured(&bytes, kernels)).flatten();
-    let flash = tinyq_tflite::flash_breakdown(&bytes).in_file(path)?;
+    let plan: ArenaPlan = plan_arena_with(bytes, &config).in_file(path)?;
+    let measured = (width == PointerWidth::Bits32).then(|| crate::verify::load_measured(bytes, kernels)).flatten();
+    let flash = tinyq_tflite::flash_breakdown(bytes).in_file(path)?;
     let layers = g
         .nodes
         .iter()
@@ -168,15 +179,27 @@ pub fn export_c(
     pointer_width: usize,
     kernels: Kernels,
 ) -> Result<Vec<std::path::PathBuf>, TinyqError> {
+    export_c_bytes(&read_tflite_bytes(model)?, model, dir, name, pointer_width, kernels)
+}
+
+/// [`export_c`] of a `.tflite` model's bytes; `model` names it in messages and, without `name`,
+/// gives the C name.
+pub fn export_c_bytes(
+    bytes: &[u8],
+    model: &Path,
+    dir: &Path,
+    name: Option<&str>,
+    pointer_width: usize,
+    kernels: Kernels,
+) -> Result<Vec<std::path::PathBuf>, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
-    let r = report(model, pointer_width, kernels)?;
+    let r = report_bytes(bytes, model, pointer_width, kernels)?;
     let name = match name {
         Some(n) => n.to_string(),
         None => tinyq_export_c::default_name(model)
             .ok_or_else(|| ctx("cannot derive a C name from the file name; pass --name".into()))?,
     };
-    let bytes = std::fs::read(model).in_file(model)?;
-    let files = tinyq_export_c::generate(&bytes, &name, r.arena_bytes).in_file(model)?;
+    let files = tinyq_export_c::generate(bytes, &name, r.arena_bytes).in_file(model)?;
     std::fs::create_dir_all(dir).in_file(dir)?;
     let written = tinyq_export_c::write_dir(dir, &files).in_file(dir)?;
     Ok(written.written)

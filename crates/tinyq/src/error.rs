@@ -38,6 +38,10 @@ pub enum TinyqError {
     Engine(String),
     #[error("{0}")]
     Metric(String),
+    /// The accuracy budget could not be met: the search's report, and whether float layers
+    /// were allowed (for the hint).
+    #[error("{}", crate::jobs::budget_refusal(report, *allow_float))]
+    BudgetNotMet { report: Box<crate::budget::BudgetReport>, allow_float: bool },
 }
 
 impl TinyqError {

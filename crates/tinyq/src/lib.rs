@@ -1,8 +1,9 @@
 //! tinyq's facade: every stage of the pipeline as one plain function call.
 //!
-//! `load_model` → [`run_samples`] / [`compute_metric`] / [`inspect`] (and, as the pipeline grows,
-//! calibrate, quantize, export, report). The CLI is a thin layer of flags over these calls; all
-//! logic that a user can reach lives here or below.
+//! `load_model` → [`run_samples`] / [`compute_metric`] / [`inspect`] / [`quantize`] / [`report`] /
+//! [`export_c`], and in [`jobs`] each command as one whole job (request in, outcome out). The CLI
+//! and the Python package are thin layers of arguments over these calls; all logic that a user
+//! can reach lives here or below.
 //!
 //! What this crate deliberately is not: a numeric engine or a file format. It wires the IR, the
 //! importers, the engines and the data loaders together and owns the user-facing rules (how
@@ -19,6 +20,7 @@ mod deploy;
 mod error;
 mod guards;
 mod inputs;
+pub mod jobs;
 mod metrics;
 mod model;
 mod onnx_out;
@@ -31,13 +33,15 @@ mod verify_c;
 
 pub use compile::{compile_c, compile_footprint, export_c_no_interpreter};
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
-pub use deploy::{check_fit, export_c, parse_size, report, LayerFootprint, Limits, Overrun, Report};
+pub use deploy::{
+    check_fit, export_c, export_c_bytes, parse_size, report, report_bytes, LayerFootprint, Limits, Overrun, Report,
+};
 use error::InFile;
 pub use error::TinyqError;
 pub use guards::{calibration_warnings, input_findings};
 pub use inputs::{bind_inputs, default_input_keys, quantize_s16, quantize_s8, BoundInputs, SampleRef};
 pub use metrics::{compute_metric, default_metric, Metric, MetricValue};
-pub use model::{load_model, load_model_with, Model, ModelFormat};
+pub use model::{load_model, load_model_bytes, load_model_with, Model, ModelFormat};
 pub use onnx_out::{
     save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET,
     EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE,

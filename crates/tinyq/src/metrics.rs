@@ -35,6 +35,13 @@ impl Metric {
     }
 }
 
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Metric, String> {
+        Metric::parse(s).ok_or_else(|| "expected top1, rmse or auc".into())
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct MetricValue {
     pub metric: Metric,

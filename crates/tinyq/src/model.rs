@@ -60,3 +60,16 @@ pub(crate) fn check_runnable(graph: &Graph, path: &Path) -> Result<(), TinyqErro
     }
     Ok(())
 }
+
+/// A `.tflite` model from its bytes; `name` stands for the file in messages.
+pub fn load_model_bytes(bytes: &[u8], name: &Path) -> Result<Model, TinyqError> {
+    if bytes.get(4..8) != Some(&tinyq_tflite::FILE_IDENTIFIER[..]) {
+        return Err(TinyqError::Model(format!(
+            "{}: not a .tflite model (no `TFL3` identifier); an .onnx model loads from its file",
+            name.display()
+        )));
+    }
+    let graph = tinyq_tflite::read_tflite(bytes).map_err(|e| e.in_file(name.display().to_string()))?;
+    check_runnable(&graph, name)?;
+    Ok(Model { graph, path: name.to_path_buf(), format: ModelFormat::Tflite, file_bytes: bytes.len() as u64 })
+}
