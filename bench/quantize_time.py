@@ -49,7 +49,8 @@ PEER_PINS = {
     "sympy": "1.14.0",  # quant_pre_process's symbolic shape inference needs it
 }
 
-TOOLS = ("tinyq", "tinyq_from_tflite", "tflite_converter", "ort_quantize_static")
+TOOLS = ("tinyq", "tinyq_from_tflite", "tinyq_baseline", "tinyq_baseline_from_tflite", "tflite_converter",
+         "ort_quantize_static")
 KERAS_SUFFIXES = (".keras", ".h5")
 
 
@@ -353,11 +354,15 @@ def commands(m: dict, binary: Path, peers: dict | None, outdir: Path, args) -> d
     base = outdir / m["id"].replace("/", "__")
     calib = str(m["calib"])
     cmds = {}
-    tq = ["--calib", calib, "--x", m["array"], "--calibration", "minmax", "--json"]
-    cmds["tinyq"] = [str(binary), "quantize", str(m["onnx"]), *tq, "-o", f"{base}.tinyq.tflite"]
-    if m["tflite"] is not None:
-        cmds["tinyq_from_tflite"] = [str(binary), "quantize", str(m["tflite"]), *tq,
-                                     "-o", f"{base}.tinyq_from_tflite.tflite"]
+    tq = ["--calib", calib, "--x", m["array"], *tinyq_calibration_args(args), "--json"]
+    builds = [("tinyq", binary)]
+    if args.baseline_binary is not None:
+        builds.append(("tinyq_baseline", args.baseline_binary))
+    for tool, exe in builds:
+        cmds[tool] = [str(exe), "quantize", str(m["onnx"]), *tq, "-o", f"{base}.{tool}.tflite"]
+        if m["tflite"] is not None:
+            cmds[f"{tool}_from_tflite"] = [str(exe), "quantize", str(m["tflite"]), *tq,
+                                           "-o", f"{base}.{tool}_from_tflite.tflite"]
     if peers is not None:
         worker = [peers["python"], str(Path(__file__).resolve()), "_worker"]
         io = ["--calib", calib, "--array", m["array"]]
@@ -371,6 +376,16 @@ def commands(m: dict, binary: Path, peers: dict | None, outdir: Path, args) -> d
             if args.ort_no_preprocess:
                 cmds["ort_quantize_static"].append("--no-preprocess")
     return cmds
+
+
+def tinyq_calibration_args(args) -> list[str]:
+    """`--calibration minmax` (the peers' method) unless `--tinyq-default` asks for tinyq's default."""
+    return [] if args.tinyq_default else ["--calibration", "minmax"]
+
+
+def tinyq_command(args) -> str:
+    cal = " ".join(tinyq_calibration_args(args))
+    return f"tinyq quantize MODEL --calib DATA.npz --x x_calib {cal + ' ' if cal else ''}--json -o OUT.tflite"
 
 
 def output_path(cmd: list[str]) -> Path:
@@ -443,6 +458,14 @@ def bench_model(m: dict, binary: Path, peers: dict | None, outdir: Path, args, e
         ratios[f"tflite_converter_over_tinyq_from_tflite_{key}"] = ratio(
             s["tflite_converter"], s["tinyq_from_tflite"], key)
         ratios[f"ort_over_tinyq_{key}"] = ratio(s["ort_quantize_static"], s["tinyq"], key)
+        ratios[f"tinyq_baseline_over_tinyq_{key}"] = ratio(s["tinyq_baseline"], s["tinyq"], key)
+        ratios[f"tinyq_baseline_over_tinyq_from_tflite_{key}"] = ratio(
+            s["tinyq_baseline_from_tflite"], s["tinyq_from_tflite"], key)
+
+    cpu_med = {t: statistics.median(cpus[t]) for t in tools if cpus[t]}
+    for new, old in (("tinyq", "tinyq_baseline"), ("tinyq_from_tflite", "tinyq_baseline_from_tflite")):
+        both = new in cpu_med and old in cpu_med and cpu_med[new] > 0
+        ratios[f"{old}_over_{new}_cpu_median"] = round(cpu_med[old] / cpu_med[new], 2) if both else None
 
     # ru_maxrss of a child keeps the high-water mark of the memory it was forked with, i.e. this
     # interpreter's: a child's peak below that floor cannot be seen, only bounded.
@@ -468,6 +491,8 @@ def bench_model(m: dict, binary: Path, peers: dict | None, outdir: Path, args, e
         "n_calib": m["n_calib"],
         "tinyq_s": s["tinyq"],
         "tinyq_from_tflite_s": s["tinyq_from_tflite"],
+        "tinyq_baseline_s": s["tinyq_baseline"],
+        "tinyq_baseline_from_tflite_s": s["tinyq_baseline_from_tflite"],
         "tflite_converter_s": s["tflite_converter"],
         "ort_quantize_static_s": s["ort_quantize_static"],
         "ratios": ratios,
@@ -497,6 +522,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--models", help="comma-separated card folders or folder/file, e.g. ic_resnet8,"
                    "mnist_cnn_torch/model_dynamo.onnx (default: all)")
     p.add_argument("--peers", default="tflite,ort", help="which peers to run: tflite,ort (default both)")
+    p.add_argument("--tinyq-only", action="store_true",
+                   help="time tinyq alone (same as --peers ''): no peers' venv is needed")
+    p.add_argument("--tinyq-default", action="store_true",
+                   help="time tinyq's default command (automatic calibration and corrections) instead of "
+                        "--calibration minmax")
+    p.add_argument("--baseline", type=Path, dest="baseline_binary",
+                   help="another tinyq binary timed in the same rounds with the same command "
+                        "(tinyq_baseline_s; ratios baseline/tinyq)")
     p.add_argument("--ort-batch", type=int, default=1,
                    help="samples per calibration step for onnxruntime (default 1; models whose batch "
                         "dim is fixed always use 1)")
@@ -512,7 +545,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--keep", type=Path, help="write the INT8 outputs here (default: a temp dir, removed)")
     p.add_argument("--out", type=Path, help="also write the JSON here")
     args = p.parse_args(argv)
-    args.peers = {x.strip() for x in args.peers.split(",") if x.strip()}
+    args.peers = set() if args.tinyq_only else {x.strip() for x in args.peers.split(",") if x.strip()}
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
 
@@ -529,19 +562,32 @@ def main(argv: list[str]) -> int:
     # Time a private copy: a `cargo build` elsewhere may replace target/release/tinyq mid-run.
     binary = outdir / "tinyq-under-test"
     shutil.copy2(source_binary, binary)
+    baseline_source = args.baseline_binary
+    if baseline_source is not None:
+        if not baseline_source.exists():
+            sys.exit(f"--baseline {baseline_source} does not exist")
+        args.baseline_binary = outdir / "tinyq-baseline"
+        shutil.copy2(baseline_source, args.baseline_binary)
     tinyq_version = subprocess.run([str(binary), "--version"], capture_output=True,
                                    text=True).stdout.strip()
 
     result: dict = {
         "bench": "quantize_time",
         "what": "whole-process wall seconds to quantize one FP32 model to INT8 (spawn to exit, "
-                "including interpreter start and framework import), MinMax calibration on the "
-                "card's x_calib; ratios are peer/tinyq, > 1 means tinyq is faster",
+                "including interpreter start and framework import), on the card's x_calib ("
+                + ("tinyq's default calibration and corrections, peers MinMax" if args.tinyq_default
+                   else "MinMax calibration") + "); ratios are peer/tinyq (or baseline/tinyq), "
+                "> 1 means tinyq is faster",
         "tinyq": {"binary": str(source_binary), "version": tinyq_version,
                   "binary_mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                 time.gmtime(source_binary.stat().st_mtime)),
-                  "command": "tinyq quantize MODEL --calib DATA.npz --x x_calib "
-                             "--calibration minmax --json -o OUT.tflite",
+                  "command": tinyq_command(args),
+                  "baseline": None if baseline_source is None else {
+                      "binary": str(baseline_source),
+                      "version": subprocess.run([str(args.baseline_binary), "--version"], capture_output=True,
+                                                text=True).stdout.strip(),
+                      "binary_mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                    time.gmtime(baseline_source.stat().st_mtime))},
                   "RAYON_NUM_THREADS": os.environ.get("RAYON_NUM_THREADS")},
         "peers": peers,
         "settings": {"repeat": args.repeat, "warmup": args.warmup,
@@ -597,6 +643,9 @@ def main(argv: list[str]) -> int:
                                   for r in rows if r["ort_quantize_static_s"]},
         "ort_over_tinyq_geomean": geomean([v for v in ort_r if v]),
         "aim_10x_vs_tflite_converter_met": (all(aims) if aims else None),
+        "tinyq_baseline_over_tinyq_median": {r["model"]: r["ratios"]["tinyq_baseline_over_tinyq_median"]
+                                             for r in rows if r["tinyq_baseline_s"]},
+        "tinyq_max_median_s": max((r["tinyq_s"]["median"] for r in rows if r["tinyq_s"]), default=None),
     }
     result["machine"]["loadavg_end"] = loadavg()
     emit(result, args.out)
