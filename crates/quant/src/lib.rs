@@ -13,6 +13,7 @@ mod concat;
 mod params;
 mod ptq;
 mod range;
+mod round;
 
 pub use params::{
     asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel,
@@ -23,3 +24,4 @@ pub use ptq::{
     weight_axis, OutputRule, PtqConfig,
 };
 pub use range::{choose_range, Calibration, Histogram, TensorStats, HISTOGRAM_BINS};
+pub use round::{round_f64, round_i32};

@@ -2,6 +2,8 @@
 
 use std::str::FromStr;
 
+use crate::round::round_f64;
+
 /// Bins of calibration histograms.
 pub const HISTOGRAM_BINS: usize = 2048;
 
@@ -73,8 +75,11 @@ impl Histogram {
         }
         // One multiplication per value (a division costs several times more).
         let inv = 1.0 / w;
+        let top = (n - 1) as f64;
         for &v in values {
-            let b = ((v as f64 - lo) * inv).floor().clamp(0.0, (n - 1) as f64) as usize;
+            // `floor(x).clamp(0, n − 1)`: truncation equals floor from 0 up, and `max` sends NaN to 0
+            // as the cast of a NaN would (no call to libm's floor).
+            let b = ((v as f64 - lo) * inv).max(0.0).min(top) as usize;
             self.counts[b] += 1;
         }
     }
@@ -239,10 +244,10 @@ fn mse(h: &Histogram) -> (f32, f32) {
         h.counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(k, &c)| (h.center(k), c as f64)).collect();
     let error = |a: f64, b: f64| -> f64 {
         let scale = ((b - a) / 255.0).max(f64::MIN_POSITIVE);
-        let zp = (-128.0 - a / scale).round().clamp(-128.0, 127.0);
+        let zp = round_f64(-128.0 - a / scale).clamp(-128.0, 127.0);
         bins.iter()
             .map(|&(x, c)| {
-                let q = (x / scale + zp).round().clamp(-128.0, 127.0);
+                let q = round_f64(x / scale + zp).clamp(-128.0, 127.0);
                 c * (x - (q - zp) * scale).powi(2)
             })
             .sum()

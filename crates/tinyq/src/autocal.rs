@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 use tinyq_float::{Activations, Plan};
 use tinyq_ir::{Graph, TensorId};
-use tinyq_quant::{asymmetric_qparams, choose_range, output_rule, Calibration, OutputRule, TensorStats};
+use tinyq_quant::{asymmetric_qparams, choose_range, output_rule, round_i32, Calibration, OutputRule, TensorStats};
 
 use crate::{BoundInputs, Model, TinyqError};
 
@@ -88,8 +88,15 @@ fn with_rounded_weights(g: &Graph) -> Graph {
     q
 }
 
+/// `x` rounded to the int8 grid `(scale, zp)` and back to real values.
 fn round_to(x: &mut [f32], (scale, zp): (f32, i32)) {
-    x.iter_mut().for_each(|v| *v = (((*v / scale).round() as i32 + zp).clamp(-128, 127) - zp) as f32 * scale);
+    x.iter_mut().for_each(|v| *v = on_grid(*v, scale, zp));
+}
+
+/// `v` rounded to the int8 grid `(scale, zp)` (half away from zero, as TFLite), as a real value.
+#[inline]
+fn on_grid(v: f32, scale: f32, zp: i32) -> f32 {
+    (round_i32(v / scale).wrapping_add(zp).clamp(-128, 127) - zp) as f32 * scale
 }
 
 /// The model's outputs on one sample with every activation rounded to its grid.
@@ -126,11 +133,7 @@ fn own_range_tensors(g: &Graph) -> Vec<TensorId> {
 
 fn fake_quant(x: &[f32], r: (f32, f32)) -> Option<Vec<f32>> {
     let p = asymmetric_qparams(r.0, r.1).ok()?;
-    Some(
-        x.iter()
-            .map(|&v| (((v / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) - p.zero_point) as f32 * p.scale)
-            .collect(),
-    )
+    Some(x.iter().map(|&v| on_grid(v, p.scale, p.zero_point)).collect())
 }
 
 fn relative_error(a: &[f32], reference: &[f32]) -> f64 {
@@ -185,7 +188,7 @@ pub(crate) fn output_error(kind: Option<bool>, a: &[f32], reference: &[f32]) -> 
 
 /// Error the range `r` of tensor `t` causes in the outputs of the nodes reading it (or in `t`
 /// itself when nothing reads it), summed over `acts`.
-fn local_error(plan: &Plan, acts: &[Activations], t: TensorId, r: (f32, f32)) -> Option<f64> {
+fn local_error(plan: &Plan, acts: &[&Activations], t: TensorId, r: (f32, f32)) -> Option<f64> {
     let g = plan.graph();
     let readers: Vec<usize> = (0..g.nodes.len()).filter(|&k| g.nodes[k].inputs.contains(&t)).collect();
     let mut total = 0.0;
@@ -227,10 +230,10 @@ pub fn auto_ranges(
     let engine = |e: String| TinyqError::Engine(format!("{}: calibration: {e}", model.path.display()));
     let plan = Plan::new(g).map_err(|e| engine(e.to_string()))?;
     let sub = calib.spread(SAMPLES);
-    // The activations calibration kept are those of `sub` (all samples, in order) when present.
+    // The activations of `sub`: those calibration kept (of every sample) when present.
     let computed: Vec<Activations>;
-    let acts: &[Activations] = match kept.filter(|k| k.len() == sub.samples) {
-        Some(k) => k,
+    let acts: Vec<&Activations> = match kept.filter(|k| k.len() == calib.samples) {
+        Some(k) => calib.spread_picks(SAMPLES).into_iter().map(|i| &k[i]).collect(),
         None => {
             computed = (0..sub.samples)
                 .into_par_iter()
@@ -240,7 +243,7 @@ pub fn auto_ranges(
                     plan.run_observed(&s, &mut |_, _| {}).map_err(|e| engine(e.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
-            &computed
+            computed.iter().collect()
         }
     };
     let per_method: Vec<Vec<Option<(f32, f32)>>> = CANDIDATES.iter().map(|&m| ranges_for(g, stats, m)).collect();
@@ -282,7 +285,7 @@ pub fn auto_ranges(
             .filter_map(|&i| {
                 let out = simulate(&qplan, &sub.sample_f32(i)?, &grid);
                 let error =
-                    |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| output_error(kinds[k], q, plan.value(&acts[i], o));
+                    |(k, (&o, q)): (usize, (&TensorId, &Vec<f32>))| output_error(kinds[k], q, plan.value(acts[i], o));
                 Some(g.outputs.iter().zip(&out).enumerate().map(error).sum())
             })
             .collect();

@@ -44,11 +44,12 @@ struct Scorer<'s> {
 }
 
 impl<'s> Scorer<'s> {
-    /// `kept`: the float model's outputs on every calibration sample when calibration kept
-    /// them (then the scoring samples are all of them, in order).
-    fn new(model: &'s Model, calib: &BoundInputs, kept: Option<Vec<Vec<f32>>>) -> Result<Scorer<'s>, TinyqError> {
+    /// `plain`: the plain pipeline, whose calibration may have kept the float model's outputs on
+    /// every calibration sample (then they are not computed again).
+    fn new(model: &'s Model, calib: &BoundInputs, plain: Option<&PtqState>) -> Result<Scorer<'s>, TinyqError> {
         let samples = calib.spread(SAMPLES);
-        let reference = match kept.filter(|_| samples.samples == calib.samples) {
+        let kept = plain.and_then(|p| p.kept_outputs(&calib.spread_picks(SAMPLES)));
+        let reference = match kept {
             Some(r) => r,
             None => {
                 let out = crate::run_samples(model, &samples, &|_| {})?;
@@ -147,20 +148,30 @@ pub fn choose_corrections<'a>(
 ) -> Result<(PtqState<'a>, CorrectionChoice), TinyqError> {
     let mut equalize = forced.contains(&Pass::Equalize);
     let mut fitted: Vec<Pass> = forced.iter().filter(|p| p.is_fitted()).cloned().collect();
-    let mut prefix = PtqState::new(model, calib);
-    prefix.run(&passes(method, spec, equalize, &[]), progress)?;
+    let try_equalize =
+        !equalize && candidates.contains(&Pass::Equalize) && crate::corrections::equalize(&model.graph).1 > 0;
+    // The pipeline without the candidates and, when it is one, the equalized pipeline: neither
+    // depends on the other, so both run at once.
+    let pipeline = |eq: bool, progress: &(dyn Fn(usize) + Sync)| -> Result<PtqState<'a>, TinyqError> {
+        let mut st = PtqState::new(model, calib);
+        st.run(&passes(method, spec, eq, &[]), progress)?;
+        Ok(st)
+    };
+    let (prefix, equalized) =
+        rayon::join(|| pipeline(equalize, progress), || try_equalize.then(|| pipeline(true, &|_| {})).transpose());
+    let (mut prefix, mut equalized) = (prefix?, equalized?);
     // The plain float model's outputs, if calibration kept its activations.
-    let scorer = Scorer::new(model, calib, (!equalize).then(|| prefix.kept_outputs()).flatten())?;
+    let scorer = Scorer::new(model, calib, (!equalize).then_some(&prefix))?;
+    prefix.drop_kept();
+    if let Some(st) = equalized.as_mut() {
+        st.drop_kept();
+    }
     let mut best = scorer.score(&prefix, &fitted)?;
     let total = |e: &[f64]| e.iter().sum::<f64>();
     let mut scored = vec![(config_name(equalize, &fitted), total(&best))];
     for c in candidates {
         if *c == Pass::Equalize {
-            if equalize || crate::corrections::equalize(&model.graph).1 == 0 {
-                continue;
-            }
-            let mut st = PtqState::new(model, calib);
-            st.run(&passes(method, spec, true, &[]), &|_| {})?;
+            let Some(st) = equalized.take() else { continue };
             let e = scorer.score(&st, &fitted)?;
             scored.push((config_name(true, &fitted), total(&e)));
             if clearly_lower(&e, &best) {

@@ -145,13 +145,18 @@ impl BoundInputs {
     /// At most `n` samples spread evenly over these (all of them when there are no more than `n`),
     /// e.g. calibration samples taken from a training set that may be sorted.
     pub fn spread(&self, n: usize) -> BoundInputs {
-        let picks: Vec<usize> = if n >= self.samples || self.stacking == Stacking::Single {
+        let picks = self.spread_picks(n);
+        let data = self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.pick(&picks, l)).collect();
+        BoundInputs { samples: picks.len(), data, sample_len: self.sample_len.clone(), stacking: self.stacking }
+    }
+
+    /// The indices of the samples [`BoundInputs::spread`] keeps, in order.
+    pub fn spread_picks(&self, n: usize) -> Vec<usize> {
+        if n >= self.samples || self.stacking == Stacking::Single {
             (0..self.samples).collect()
         } else {
             (0..n).map(|k| k * self.samples / n).collect()
-        };
-        let data = self.data.iter().zip(&self.sample_len).map(|(d, &l)| d.pick(&picks, l)).collect();
-        BoundInputs { samples: picks.len(), data, sample_len: self.sample_len.clone(), stacking: self.stacking }
+        }
     }
 
     /// The samples `picks` (indices into these), in that order.

@@ -110,17 +110,20 @@ impl<'a> PtqState<'a> {
         }
     }
 
-    /// The float model's outputs on every calibration sample (per output, samples back to back),
-    /// when calibration kept the activations.
-    pub(crate) fn kept_outputs(&self) -> Option<Vec<Vec<f32>>> {
-        let kept = self.kept.as_ref()?;
+    /// The float model's outputs on the calibration samples `picks` (per output, samples back to
+    /// back), when calibration kept the activations of every sample.
+    pub(crate) fn kept_outputs(&self, picks: &[usize]) -> Option<Vec<Vec<f32>>> {
+        let kept = self.kept.as_ref().filter(|k| k.len() == self.calib.samples)?;
         let g = &self.model.graph;
         g.outputs
             .iter()
-            .map(|&o| {
-                kept.iter().map(|a| a.get(o).map(<[f32]>::to_vec)).collect::<Option<Vec<_>>>().map(|v| v.concat())
-            })
+            .map(|&o| picks.iter().map(|&i| kept.get(i)?.get(o)).collect::<Option<Vec<_>>>().map(|v| v.concat()))
             .collect()
+    }
+
+    /// Lets go of the activations calibration kept (the later passes do not read them).
+    pub(crate) fn drop_kept(&mut self) {
+        self.kept = None;
     }
 
     /// The int8 graph, or an error naming the pass that needs it.

@@ -187,10 +187,10 @@ pub(crate) type KeptActivations = std::sync::Arc<Vec<tinyq_float::Activations>>;
 /// Bytes of activations [`calibrate_kept`] holds at most.
 pub const KEPT_BYTES: usize = 256 << 20;
 
-/// [`calibrate`], keeping every sample's activations when the set is small (at most
-/// [`crate::autocal::SAMPLES`] samples, the ones `auto` calibration compares on, and
-/// [`KEPT_BYTES`] in all): the model then runs once per sample, and the histogram pass and the
-/// `auto` search reuse its activations.
+/// [`calibrate`], keeping every sample's activations when they fit in [`KEPT_BYTES`] (and the
+/// method makes a second pass, or the set is no larger than the [`crate::autocal::SAMPLES`] that
+/// `auto` calibration compares on): the model then runs once per sample, and the histogram pass,
+/// the `auto` search and the choice of corrections reuse its activations.
 pub(crate) fn calibrate_kept(
     model: &Model,
     inputs: &BoundInputs,
@@ -199,7 +199,8 @@ pub(crate) fn calibrate_kept(
 ) -> Result<(Vec<TensorStats>, Option<KeptActivations>), TinyqError> {
     let g = &model.graph;
     let per_sample: usize = g.tensors.iter().filter(|t| !t.is_constant()).map(|t| t.numel() * 4).sum();
-    if inputs.samples > crate::autocal::SAMPLES || per_sample.saturating_mul(inputs.samples) > KEPT_BYTES {
+    let reused = method.needs_histogram() || inputs.samples <= crate::autocal::SAMPLES;
+    if !reused || per_sample.saturating_mul(inputs.samples) > KEPT_BYTES {
         return Ok((calibrate(model, inputs, method, progress)?, None));
     }
     let plan = Plan::new(g).in_file(&model.path)?;
