@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 use tinyq_float::{Activations, Plan};
 use tinyq_ir::{Graph, TensorId};
-use tinyq_quant::{asymmetric_qparams, choose_range, output_rule, round_i32, Calibration, OutputRule, TensorStats};
+use tinyq_quant::{asymmetric_qparams, choose_range, output_rule, Calibration, OutputRule, TensorStats};
 
 use crate::{BoundInputs, Model, TinyqError};
 
@@ -89,14 +89,52 @@ fn with_rounded_weights(g: &Graph) -> Graph {
 }
 
 /// `x` rounded to the int8 grid `(scale, zp)` and back to real values.
-fn round_to(x: &mut [f32], (scale, zp): (f32, i32)) {
+fn round_to(x: &mut [f32], grid: (f32, i32)) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { round_to_avx2(x, grid) };
+    }
+    round_to_any(x, grid)
+}
+
+/// [`round_to`] compiled for AVX2 (eight values per instruction; the same IEEE operations, so the
+/// same results).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn round_to_avx2(x: &mut [f32], grid: (f32, i32)) {
+    round_to_any(x, grid)
+}
+
+#[inline(always)]
+fn round_to_any(x: &mut [f32], (scale, zp): (f32, i32)) {
     x.iter_mut().for_each(|v| *v = on_grid(*v, scale, zp));
 }
 
-/// `v` rounded to the int8 grid `(scale, zp)` (half away from zero, as TFLite), as a real value.
-#[inline]
+/// `v` rounded to the int8 grid `(scale, zp)` (half away from zero, as TFLite), as a real value:
+/// `(clamp(round(v / scale) + zp, -128, 127) - zp) · scale`, with the integer conversion of
+/// `f32::round() as i32` (NaN → 0; saturated beyond ±2^31, where adding `zp` wraps).
+///
+/// The quotient is clamped to the grid's steps `[-128 - zp, 127 - zp]` before it is rounded
+/// (rounding is monotonic and keeps integers), so the conversion never saturates and the loop
+/// vectorizes; the two cases where the plain formula wraps are kept as they were.
+#[inline(always)]
 fn on_grid(v: f32, scale: f32, zp: i32) -> f32 {
-    (round_i32(v / scale).wrapping_add(zp).clamp(-128, 127) - zp) as f32 * scale
+    let (lo, hi) = ((-128 - zp) as f32, (127 - zp) as f32);
+    let q = v / scale;
+    let q = if q.is_nan() {
+        0.0
+    } else if q >= 2_147_483_648.0 && zp > 0 {
+        lo
+    } else if q <= -2_147_483_648.0 && zp < 0 {
+        hi
+    } else {
+        q.max(lo).min(hi)
+    };
+    // SAFETY: `q` is finite and within [-255, 255].
+    let t = unsafe { q.to_int_unchecked::<i32>() };
+    let f = q - t as f32;
+    (t + (f >= 0.5) as i32 - (f <= -0.5) as i32) as f32 * scale
 }
 
 /// The model's outputs on one sample with every activation rounded to its grid.
@@ -317,4 +355,41 @@ pub fn auto_ranges(
         return Ok((per_method[chosen - 1].clone(), vec![m; g.tensors.len()], report));
     }
     Ok((ranges, methods, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The grid rounding as it was first written, with libm's rounding and a wrapping `+ zp`.
+    fn on_grid_plain(v: f32, scale: f32, zp: i32) -> f32 {
+        (((v / scale).round() as i32).wrapping_add(zp).clamp(-128, 127) - zp) as f32 * scale
+    }
+
+    #[test]
+    fn grid_rounding_matches_the_plain_formula_bit_for_bit() {
+        let mut x = 0x9e37_79b9u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let specials =
+            [0.0, -0.0, 0.5, -0.5, 1.5, 127.5, -128.5, 2.1e9, 2.2e9, -2.2e9, 3e38, f32::INFINITY, f32::NAN, 1e-40];
+        for zp in [-128, -1, 0, 1, 5, 127] {
+            for scale in [1.0, 0.5, 0.0039215, 1e-3, 7.3, 1e-30] {
+                let mut values: Vec<f32> = specials.iter().flat_map(|&s| [s * scale, -s * scale, s, -s]).collect();
+                // Values within and around the grid, and random bit patterns.
+                values.extend((0..20_000).map(|k| (k as f32 - 10_000.0) / 37.0 * scale));
+                values.extend((0..20_000).map(|_| f32::from_bits(next())));
+                let mut got = values.clone();
+                round_to(&mut got, (scale, zp));
+                for (v, g) in values.iter().zip(&got) {
+                    let want = on_grid_plain(*v, scale, zp);
+                    assert_eq!(g.to_bits(), want.to_bits(), "v {v:e} scale {scale} zp {zp}: {g} vs {want}");
+                }
+            }
+        }
+    }
 }

@@ -291,12 +291,12 @@ fn quantize_for(t: &tinyq_ir::Tensor, x: &[f32]) -> Result<InputData, TinyqError
 }
 
 pub fn quantize_s8(x: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
-    x.iter().map(|&v| ((v / scale).round() as i32 + zero_point).clamp(-128, 127) as i8).collect()
+    x.iter().map(|&v| tinyq_quant::round_i32(v / scale).wrapping_add(zero_point).clamp(-128, 127) as i8).collect()
 }
 
 /// [`quantize_s8`] for an int16 tensor.
 pub fn quantize_s16(x: &[f32], scale: f32, zero_point: i32) -> Vec<i16> {
-    x.iter().map(|&v| ((v / scale).round() as i32 + zero_point).clamp(-32768, 32767) as i16).collect()
+    x.iter().map(|&v| tinyq_quant::round_i32(v / scale).wrapping_add(zero_point).clamp(-32768, 32767) as i16).collect()
 }
 
 #[cfg(test)]

@@ -70,7 +70,37 @@ pub fn conv2d(
         && g.pad_left == 0
         && g.oh == g.ih
         && g.ow == g.iw;
-    let mut patch = if pointwise { Vec::new() } else { vec![0f32; pixels * k] };
+    // The im2col patch: every element is written (a copy of the input or a zero of the padding)
+    // before the GEMM reads it, so the thread's buffer is reused as it is, without zeroing.
+    let len = if pointwise { 0 } else { pixels * k };
+    PATCH.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        conv2d_with(x, w, bias, p, &g, (cin_g, groups, cout_g, k, pointwise), &mut buf[..len], out)
+    });
+}
+
+thread_local! {
+    /// Each thread's im2col buffer, kept between calls: calibration and the `auto` search run
+    /// thousands of convolutions, and a fresh zeroed patch per call cost more than its copies.
+    static PATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`conv2d`] with its geometry resolved and an im2col buffer of `pixels × k` values.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_with(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    p: &Conv2D,
+    g: &Geom,
+    (cin_g, groups, cout_g, k, pointwise): (usize, usize, usize, usize, bool),
+    patch: &mut [f32],
+    out: &mut [f32],
+) {
+    let pixels = g.oh * g.ow;
     for b in 0..g.n {
         let xb = &x[b * g.ih * g.iw * g.ic..(b + 1) * g.ih * g.iw * g.ic];
         let ob = &mut out[b * pixels * g.oc..(b + 1) * pixels * g.oc];
@@ -84,7 +114,7 @@ pub fn conv2d(
                         for ky in 0..g.kh {
                             for kx in 0..g.kw {
                                 let dst = &mut row[(ky * g.kw + kx) * cin_g..(ky * g.kw + kx + 1) * cin_g];
-                                match source(&g, p, oy, ox, ky, kx) {
+                                match source(g, p, oy, ox, ky, kx) {
                                     Some((iy, ix)) => {
                                         let s = (iy * g.iw + ix) * g.ic + grp * cin_g;
                                         dst.copy_from_slice(&xb[s..s + cin_g]);
@@ -95,7 +125,7 @@ pub fn conv2d(
                         }
                     }
                 }
-                (&patch, k)
+                (&*patch, k)
             };
             matmul(pixels, cout_g, k, &mut ob[grp * cout_g..], g.oc, lhs, lhs_rs, 1, &w[grp * cout_g * k..], 1, k);
         }
