@@ -134,15 +134,18 @@ impl TensorStats {
     /// Records values (min/max always, the histogram when one was set up).
     pub fn observe(&mut self, values: &[f32]) {
         let mut finite = true;
+        // In locals: stores to `self` in the loop would be kept as such.
+        let (mut min, mut max) = (self.min, self.max);
         for &v in values {
             if v.is_finite() {
-                self.min = self.min.min(v);
-                self.max = self.max.max(v);
+                min = min.min(v);
+                max = max.max(v);
             } else {
                 self.nonfinite += 1;
                 finite = false;
             }
         }
+        (self.min, self.max) = (min, max);
         self.count += values.len() as u64;
         if let Some(h) = &mut self.hist {
             if finite {

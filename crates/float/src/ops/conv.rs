@@ -108,23 +108,7 @@ fn conv2d_with(
             let (lhs, lhs_rs): (&[f32], usize) = if pointwise {
                 (&xb[grp * cin_g..], g.ic)
             } else {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let row = &mut patch[(oy * g.ow + ox) * k..(oy * g.ow + ox + 1) * k];
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                let dst = &mut row[(ky * g.kw + kx) * cin_g..(ky * g.kw + kx + 1) * cin_g];
-                                match source(g, p, oy, ox, ky, kx) {
-                                    Some((iy, ix)) => {
-                                        let s = (iy * g.iw + ix) * g.ic + grp * cin_g;
-                                        dst.copy_from_slice(&xb[s..s + cin_g]);
-                                    }
-                                    None => dst.fill(0.0),
-                                }
-                            }
-                        }
-                    }
-                }
+                im2col(xb, g, p, grp, cin_g, patch);
                 (&*patch, k)
             };
             matmul(pixels, cout_g, k, &mut ob[grp * cout_g..], g.oc, lhs, lhs_rs, 1, &w[grp * cout_g * k..], 1, k);
@@ -132,6 +116,41 @@ fn conv2d_with(
     }
     add_bias(out, bias, g.oc);
     apply_activation(out, p.activation);
+}
+
+/// The im2col rows of group `grp`: per output pixel, the `kh × kw × cin_g` input values its
+/// kernel covers (zeros where it covers padding), in the weights' `(ky, kx, c)` order.
+fn im2col(xb: &[f32], g: &Geom, p: &Conv2D, grp: usize, cin_g: usize, patch: &mut [f32]) {
+    let k = g.kh * g.kw * cin_g;
+    // With one group and no dilation, a kernel row inside the image is one contiguous run of
+    // `kw × ic` input values: one copy instead of `kw`.
+    let runs = cin_g == g.ic && p.dilation[1] == 1;
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let row = &mut patch[(oy * g.ow + ox) * k..(oy * g.ow + ox + 1) * k];
+            for ky in 0..g.kh {
+                let taps = &mut row[ky * g.kw * cin_g..(ky + 1) * g.kw * cin_g];
+                if runs {
+                    let first = source(g, p, oy, ox, ky, 0);
+                    let last = source(g, p, oy, ox, ky, g.kw - 1);
+                    if let (Some((iy, ix)), Some(_)) = (first, last) {
+                        let s = (iy * g.iw + ix) * g.ic;
+                        taps.copy_from_slice(&xb[s..s + taps.len()]);
+                        continue;
+                    }
+                }
+                for (kx, dst) in taps.chunks_exact_mut(cin_g).enumerate() {
+                    match source(g, p, oy, ox, ky, kx) {
+                        Some((iy, ix)) => {
+                            let s = (iy * g.iw + ix) * g.ic + grp * cin_g;
+                            dst.copy_from_slice(&xb[s..s + cin_g]);
+                        }
+                        None => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
