@@ -215,32 +215,36 @@ pub(crate) fn calibrate_kept(
             Ok(a)
         })
         .collect::<Result<_, TinyqError>>()?;
-    let observe = |seed: Vec<TensorStats>| -> Vec<TensorStats> {
-        acts.par_iter()
-            .fold(
-                || seed.clone(),
-                |mut acc, a| {
-                    for (t, v) in a.values.iter().enumerate() {
-                        if let Some(v) = v {
-                            acc[t].observe(v);
-                        }
-                    }
-                    acc
-                },
-            )
-            .reduce(
-                || seed.clone(),
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| x.merge(y));
-                    a
-                },
-            )
-    };
-    let mut stats = observe(vec![TensorStats::default(); g.tensors.len()]);
+    // Per tensor (in parallel), over the samples in order: the statistics do not depend on how
+    // the work is split.
+    let values = |t: usize| acts.iter().filter_map(move |a| a.values[t].as_deref());
+    let stats: Vec<TensorStats> = (0..g.tensors.len())
+        .into_par_iter()
+        .map(|t| {
+            let mut s = TensorStats::default();
+            values(t).for_each(|v| s.observe(v));
+            s
+        })
+        .collect();
     check_finite(g, &stats)?;
-    if method.needs_histogram() {
-        stats = observe(histogram_seed(&stats));
-    }
+    // The histogram pass: the values are finite (checked above) and min, max and count known.
+    let stats = if method.needs_histogram() {
+        let seeds = histogram_seed(&stats);
+        stats
+            .into_par_iter()
+            .zip(seeds)
+            .enumerate()
+            .map(|(t, (s, seed))| {
+                let hist = seed.hist.map(|mut h| {
+                    values(t).for_each(|v| h.add(v));
+                    h
+                });
+                TensorStats { hist, ..s }
+            })
+            .collect()
+    } else {
+        stats
+    };
     Ok((stats, Some(std::sync::Arc::new(acts))))
 }
 
