@@ -317,6 +317,8 @@ unsafe fn grid_error_terms_avx2(bins: &[(f64, f64)], scale: f64, zp: f64, out: &
     grid_error_terms_any(bins, scale, zp, out)
 }
 
+// `max`/`min` rather than `clamp`: they cannot let a NaN through to the unchecked conversion.
+#[allow(clippy::manual_clamp)]
 #[inline(always)]
 fn grid_error_terms_any(bins: &[(f64, f64)], scale: f64, zp: f64, out: &mut [f64]) {
     for (o, &(x, c)) in out.iter_mut().zip(bins) {
