@@ -65,50 +65,47 @@ pub fn bias_correction(model: &Model, q: &mut Graph, calib: &BoundInputs) -> Res
     let channels = |k: usize| *q.tensor(q.nodes[k].outputs[0]).shape.last().unwrap_or(&1);
     let zero: Vec<Drift> =
         layers.iter().map(|&(k, _)| Drift { sum: vec![0.0; channels(k)], count: vec![0; channels(k)] }).collect();
-    let drift = (0..sub.samples)
+    // Each sample's drift in parallel, then summed in sample order: the sums do not depend on
+    // how the work is split between threads.
+    let per_sample: Vec<Vec<Drift>> = (0..sub.samples)
         .into_par_iter()
-        .try_fold(
-            || zero.clone(),
-            |mut acc, i| -> Result<_, TinyqError> {
-                let args: Vec<TensorValue> = qsub.sample(i).into_iter().map(|s| s.to_value()).collect();
-                let qacts = qplan.run_observed(&args, &mut |_, _| {}).map_err(|e| engine(e.to_string()))?;
-                let real = |t: usize| -> Option<Vec<f32>> {
-                    let (TensorValue::I8(v), Some(p)) = (qplan.value(&qacts, t), file.tensor(t).qparams.as_ref())
-                    else {
-                        return None;
-                    };
-                    Some(v.iter().map(|&y| ((y as i32 - p.zero_point[0]) as f64 * p.scale[0] as f64) as f32).collect())
+        .map(|i| -> Result<_, TinyqError> {
+            let mut acc = zero.clone();
+            let args: Vec<TensorValue> = qsub.sample(i).into_iter().map(|s| s.to_value()).collect();
+            let qacts = qplan.run_observed(&args, &mut |_, _| {}).map_err(|e| engine(e.to_string()))?;
+            let real = |t: usize| -> Option<Vec<f32>> {
+                let (TensorValue::I8(v), Some(p)) = (qplan.value(&qacts, t), file.tensor(t).qparams.as_ref()) else {
+                    return None;
                 };
-                for (d, (&(_, f), t)) in acc.iter_mut().zip(layers.iter().zip(&targets)) {
-                    let Some((x, y)) = *t else { continue };
-                    let (Some(xr), Some(yr)) = (real(x), real(y)) else { continue };
-                    let node = &g.nodes[f];
-                    let inputs: Vec<&[f32]> = node
-                        .inputs
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &t)| if j == 0 { xr.as_slice() } else { fplan.value(&empty, t) })
-                        .collect();
-                    let reference = fplan.eval_node(node, &inputs);
-                    let c = d.sum.len();
-                    for (j, (&x, &y)) in reference.iter().zip(&yr).enumerate() {
-                        d.sum[j % c] += x as f64 - y as f64;
-                        d.count[j % c] += 1;
-                    }
+                Some(v.iter().map(|&y| ((y as i32 - p.zero_point[0]) as f64 * p.scale[0] as f64) as f32).collect())
+            };
+            for (d, (&(_, f), t)) in acc.iter_mut().zip(layers.iter().zip(&targets)) {
+                let Some((x, y)) = *t else { continue };
+                let (Some(xr), Some(yr)) = (real(x), real(y)) else { continue };
+                let node = &g.nodes[f];
+                let inputs: Vec<&[f32]> = node
+                    .inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &t)| if j == 0 { xr.as_slice() } else { fplan.value(&empty, t) })
+                    .collect();
+                let reference = fplan.eval_node(node, &inputs);
+                let c = d.sum.len();
+                for (j, (&x, &y)) in reference.iter().zip(&yr).enumerate() {
+                    d.sum[j % c] += x as f64 - y as f64;
+                    d.count[j % c] += 1;
                 }
-                Ok(acc)
-            },
-        )
-        .try_reduce(
-            || zero.clone(),
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    x.sum.iter_mut().zip(&y.sum).for_each(|(s, t)| *s += t);
-                    x.count.iter_mut().zip(&y.count).for_each(|(s, t)| *s += t);
-                }
-                Ok(a)
-            },
-        )?;
+            }
+            Ok(acc)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut drift = zero;
+    for sample in &per_sample {
+        for (x, y) in drift.iter_mut().zip(sample) {
+            x.sum.iter_mut().zip(&y.sum).for_each(|(s, t)| *s += t);
+            x.count.iter_mut().zip(&y.count).for_each(|(s, t)| *s += t);
+        }
+    }
     let mut changed = 0;
     for (&(k, _), d) in layers.iter().zip(&drift) {
         let n = &q.nodes[k];
