@@ -256,6 +256,28 @@ mod tests {
     }
 
     #[test]
+    fn the_choice_and_its_file_do_not_depend_on_the_thread_count() {
+        let m = model(0.05, 3.0);
+        let calib = samples(&m.graph, 48);
+        let candidates = [Pass::Equalize, Pass::BiasCorrect];
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let spec = QuantizeSpec::default();
+                let (st, c) =
+                    choose_corrections(&m, &calib, Calibration::Auto, &spec, &[], &candidates, &|_| {}).unwrap();
+                let bytes = tinyq_tflite::write_tflite(st.int8.as_ref().unwrap()).unwrap();
+                (bytes, c.chosen, c.scored, st.stats, st.ranges)
+            })
+        };
+        let one = run(1);
+        // Every score, statistic, range and byte of the file, with one thread or several.
+        for threads in [2, 3, 5] {
+            assert!(run(threads) == one, "{threads} threads");
+        }
+    }
+
+    #[test]
     fn only_a_clear_paired_improvement_counts() {
         let old = [1.0, 2.0, 3.0, 4.0];
         assert!(clearly_lower(&[0.5, 1.5, 2.5, 3.5], &old));
