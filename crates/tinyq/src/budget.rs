@@ -337,6 +337,7 @@ pub fn quantize_within_budget(
     // The pipeline's calibrate (with histograms, for every method) and choose-ranges passes.
     let mut st = crate::pipeline::PtqState::new(model, calib);
     st.run(&[Pass::Calibrate(Calibration::Mse), Pass::ChooseRanges(opts.calibration)], progress)?;
+    st.drop_kept();
     let stats = std::mem::take(&mut st.stats);
     let range = |m: Calibration, t: TensorId, s: &TensorStats| {
         (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))

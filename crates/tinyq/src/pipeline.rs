@@ -207,6 +207,7 @@ pub fn calibrated<'a>(
 ) -> Result<PtqState<'a>, TinyqError> {
     let mut st = PtqState::new(model, calib);
     st.run(&[Pass::Calibrate(method), Pass::ChooseRanges(method)], progress)?;
+    st.drop_kept();
     Ok(st)
 }
 
