@@ -339,6 +339,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn histogram_counts_match_the_plain_floor_and_clamp() {
+        // Enough values for the banked path, and a few for the direct one.
+        for len in [20_000usize, 37] {
+            let values: Vec<f32> = (0..len).map(|i| ((i * 7919 % 10007) as f32 / 1000.0 - 2.0).max(-0.5)).collect();
+            let mut h = Histogram::new(-0.5, 8.0);
+            h.add(&values);
+            let (lo, w, n) = (h.lo as f64, h.width(), h.counts.len());
+            let mut want = vec![0u64; n];
+            for &v in &values {
+                want[((v as f64 - lo) * (1.0 / w)).floor().clamp(0.0, (n - 1) as f64) as usize] += 1;
+            }
+            assert_eq!(h.counts, want, "{len} values");
+        }
+    }
+
+    #[test]
     fn grid_error_terms_match_the_plain_formula_bit_for_bit() {
         let plain = |x: f64, c: f64, scale: f64, zp: f64| {
             let q = (x / scale + zp).round().clamp(-128.0, 127.0);
