@@ -73,7 +73,7 @@ pub enum Command {
         /// List the built-in boards.
         #[arg(long)]
         list_devices: bool,
-        /// TFLM kernels the arena is predicted for: reference or cmsis-nn (firmware builds only).
+        /// TFLM kernels the arena is predicted for: reference or cmsis-nn (32-bit only).
         #[arg(long, default_value = "reference")]
         kernels: String,
         /// The TFLM build that loads the model: `python` (the tflite-micro package's

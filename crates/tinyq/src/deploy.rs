@@ -98,10 +98,8 @@ pub fn report_bytes_for(
             "--tflm-build python is the 64-bit tflite-micro package (--pointer-width 64)".into(),
         ));
     }
-    if build == TflmBuild::Python && kernels == Kernels::CmsisNn {
-        return Err(TinyqError::Input(
-            "--kernels cmsis-nn is for firmware builds (--pointer-width 32, or --tflm-build firmware)".into(),
-        ));
+    if width == PointerWidth::Bits64 && kernels == Kernels::CmsisNn {
+        return Err(TinyqError::Input("--kernels cmsis-nn is for 32-bit Cortex-M targets (--pointer-width 32)".into()));
     }
     // The reader's checks come first: the arena planner and the breakdown see only files every
     // other command would accept too.
@@ -227,7 +225,8 @@ pub fn export_c_bytes(
     kernels: Kernels,
 ) -> Result<Vec<std::path::PathBuf>, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
-    let r = report_bytes(bytes, model, pointer_width, kernels)?;
+    // The exported program links TFLM in: a firmware build at either pointer width.
+    let r = report_bytes_for(bytes, model, pointer_width, kernels, Some(TflmBuild::Firmware))?;
     let name = match name {
         Some(n) => n.to_string(),
         None => tinyq_export_c::default_name(model)
