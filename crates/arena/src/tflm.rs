@@ -74,10 +74,10 @@ impl Sizes {
         let p = self.p;
         5 * p + p + 3 * p
     }
-    /// `RecordingMicroAllocator`: a pointer plus eight `RecordedAllocation`s
-    /// (3 `size_t` each); fitted to the tflite-micro Python wheel's 64-bit arena.
+    /// `RecordingMicroAllocator`: a pointer plus seven `RecordedAllocation`s (3 `size_t`
+    /// each), eight in a compression build.
     pub fn recording_micro_allocator(&self) -> usize {
-        self.micro_allocator() + self.p + 8 * 3 * self.p
+        self.micro_allocator() + self.p + (7 + self.compression as usize) * 3 * self.p
     }
     /// `MicroBuiltinDataAllocator`: vtable + one pointer.
     pub fn builtin_data_allocator(&self) -> usize {
@@ -310,7 +310,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         op::FULLY_CONNECTED => {
             // TfLiteFullyConnectedParams: activation, weights_format, 2 bools, quantized_bias_type.
             f.builtin_data =
-                Some(if s.wheel_options { (32, 4) } else { layout(&[s.en(), s.en(), (1, 1), (1, 1), s.en()]) });
+                Some(if s.wheel_options { (32, 8) } else { layout(&[s.en(), s.en(), (1, 1), (1, 1), s.en()]) });
             // FullyConnectedPrepare (both kernel sets). CalculateOpDataFullyConnected then
             // allocates the per-channel buffers and reads the input's and output's parameters
             // and the filter's quantization, not the output's quantization arrays.
