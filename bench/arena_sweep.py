@@ -11,8 +11,13 @@ Prints one JSON object: per model and target the predicted and measured sizes, a
 ("refused": files TFLM's kernels reject at any arena size, e.g. an int8 CONCATENATION whose
 inputs do not share the output's scale; they have no arena to compare).
 
+- on this host (64-bit) with --host-native DIR: TFLM's sources in DIR built natively
+  (bench/host_tflm.py), against `tinyq report --pointer-width 64 --tflm-build firmware`.
+With --single-ops N, N single-operator models of each kind of tests/oracle/tflm_lib.py are added
+(random shapes, per-tensor and per-channel weights, every operator tinyq writes).
+
 Usage: python bench/arena_sweep.py --count 300 --seed 0 --tflm-ref DIR --tflm-cmsis-nn DIR
-       [--no-host] [--out DIR]   (TINYQ_BIN selects the binary)
+       [--host-native DIR] [--single-ops N] [--no-host] [--out DIR]   (TINYQ_BIN selects the binary)
 """
 import argparse
 import json
@@ -26,6 +31,7 @@ import random_graphs  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "crates/arena/tests"))
 import tflm_min_arena  # noqa: E402  (the host probe, shared with the arena's own test)
+import host_tflm  # noqa: E402
 
 
 def host_fits(model, size):
@@ -59,13 +65,40 @@ def tinyq(binary, *args):
     return subprocess.run([binary, *map(str, args)], capture_output=True, text=True)
 
 
+def single_op_models(binary, out, per_kind, seed, rejected):
+    """`per_kind` models of each single-operator kind the TFLM conformance test builds (with
+    `seed` as its base seed)."""
+    if per_kind <= 0:
+        return []
+    os.environ["TINYQ_TFLM_SEED"] = str(seed)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/oracle"))
+    import tflm_lib  # noqa: E402  (needs numpy and onnx: run with the oracle venv)
+
+    models = []
+    for kind in tflm_lib.BUILDERS:
+        for i in range(per_kind):
+            case = tflm_lib.build_case(kind, i, out / "single")
+            q = case.dir / "m.tflite"
+            args = ["quantize", case.dir / "model.onnx", "--calib", case.dir / "calib.npz", "-o", q]
+            if len(case.input_names) > 1:
+                args += ["--x", ",".join(case.input_names)]
+            p = tinyq(binary, *args, *case.quantize_args)
+            if p.returncode != 0:
+                rejected.append({"case": case.dir.name, "error": p.stderr.strip()[-200:]})
+                continue
+            models.append({"model": str(q), "flags": [kind, *case.quantize_args]})
+    return models
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tflm-ref")
     ap.add_argument("--tflm-cmsis-nn")
-    ap.add_argument("--no-host", action="store_true")
+    ap.add_argument("--no-host", action="store_true", help="skip the tflite-micro Python interpreter")
+    ap.add_argument("--host-native", help="a TFLM tree (reference kernels) to build for this host")
+    ap.add_argument("--single-ops", type=int, default=0, help="single-operator models per kind")
     ap.add_argument("--out", default="arena-sweep")
     a = ap.parse_args()
     binary = os.environ.get("TINYQ_BIN", "target/release/tinyq")
@@ -80,6 +113,7 @@ def main():
             rejected.append({"seed": seed, "flags": flags, "error": p.stderr.strip()[-200:]})
             continue
         models.append({"model": str(q), "flags": flags})
+    models += single_op_models(binary, out, a.single_ops, a.seed, rejected)
     results = {m["model"]: dict(m) for m in models}
     for kernels, tree in (("reference", a.tflm_ref), ("cmsis-nn", a.tflm_cmsis_nn)):
         if not tree:
@@ -89,6 +123,13 @@ def main():
         for c in json.loads(p.stdout):
             results[c["model"]][f"m4_{kernels}"] = {"predicted": c["predicted"], "measured": c["minimum"],
                                                     "predicted_works": c["predicted_works"], "error": c["error"]}
+    if a.host_native:
+        exe = host_tflm.build(Path(a.host_native))
+        for m in models:
+            r = tinyq(binary, "report", m["model"], "--pointer-width", "64", "--tflm-build", "firmware", "--json")
+            got = host_tflm.minimum(exe, m["model"])
+            results[m["model"]]["host64_native"] = {"predicted": json.loads(r.stdout)["arena_bytes"],
+                                                    "measured": got["min_arena"], "error": got.get("error")}
     if not a.no_host:
         for m in models:
             r = tinyq(binary, "report", m["model"], "--pointer-width", "64", "--json")
@@ -96,7 +137,7 @@ def main():
             results[m["model"]]["host64"] = {"predicted": predicted, "measured": host_minimum(m["model"], predicted)}
     totals = {}
     for r in results.values():
-        for key in ("m4_reference", "m4_cmsis-nn", "host64"):
+        for key in ("m4_reference", "m4_cmsis-nn", "host64_native", "host64"):
             if key not in r:
                 continue
             t = totals.setdefault(key, {"models": 0, "exact": 0, "over": 0, "under": 0, "refused": 0, "errors": 0, "max_over": 0})

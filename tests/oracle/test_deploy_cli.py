@@ -38,6 +38,21 @@ def test_report_json_has_the_arena_and_a_row_per_layer(int8_model, run_tinyq):
     assert flash["quantization"] > 0 and flash["structure"] > 0
     wide = json.loads(run_tinyq("report", int8_model, "--json", "--pointer-width", "64").stdout)
     assert wide["arena_bytes"] > r["arena_bytes"], "64-bit pointers make the tail larger"
+    assert (r["tflm_build"], wide["tflm_build"]) == ("firmware", "python")
+    native = json.loads(run_tinyq("report", int8_model, "--json", "--pointer-width", "64",
+                                  "--tflm-build", "firmware").stdout)
+    # The Python package's recording allocator and compression build need more than a program.
+    assert r["arena_bytes"] < native["arena_bytes"] < wide["arena_bytes"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tflm-build", "python"], "--tflm-build python is the 64-bit tflite-micro package"),
+    (["--tflm-build", "linux"], "--tflm-build `linux`: expected python or firmware"),
+    (["--pointer-width", "64", "--kernels", "cmsis-nn"], "--kernels cmsis-nn is for 32-bit"),
+])
+def test_report_refuses_a_build_it_does_not_model(int8_model, run_tinyq, args, message):
+    p = run_tinyq("report", int8_model, *args)
+    assert p.returncode == 1 and message in p.stderr and not p.stdout, p.stderr
 
 
 def test_report_gates_on_the_device_and_budgets(int8_model, run_tinyq):

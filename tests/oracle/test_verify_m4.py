@@ -97,18 +97,23 @@ def test_shared_model_on_the_cortex_m4(shared_dir, run_tinyq, model, data, sampl
 
 
 def test_random_graph_arenas_on_the_cortex_m4(shared_dir, tinyq_bin, tmp_path):
-    """A slice of bench/arena_sweep.py: random graphs, both kernel sets, no host part."""
+    """A slice of bench/arena_sweep.py: random graphs and one single-operator model of each kind,
+    both kernel sets on the Cortex-M4, and the reference tree built natively for this 64-bit host
+    (not the Python interpreter)."""
     need_tools()
+    if shutil.which("g++") is None:
+        pytest.skip("no host g++ (Debian g++) for the 64-bit native TFLM build")
     env = dict(os.environ, TINYQ_BIN=str(tinyq_bin))
+    ref = shared_dir / "vendor" / "tflm-ref"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "arena_sweep.py"), "--count", "16", "--seed", "7000",
-                           "--no-host", "--out", str(tmp_path),
-                           "--tflm-ref", str(shared_dir / "vendor" / "tflm-ref"),
+                           "--single-ops", "1", "--no-host", "--host-native", str(ref), "--out", str(tmp_path),
+                           "--tflm-ref", str(ref),
                            "--tflm-cmsis-nn", str(shared_dir / "vendor" / "tflm-cmsis-nn")],
                           capture_output=True, text=True, env=env, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)
     assert r["quantized"] >= 12, r["rejected"]
-    for key in ("m4_reference", "m4_cmsis-nn"):
+    for key in ("m4_reference", "m4_cmsis-nn", "host64_native"):
         t = r["totals"][key]
         print(key, t)
         assert t["under"] == 0 and t["errors"] == 0, [m for m in r["models"] if m[key]["measured"] != m[key]["predicted"]]

@@ -35,7 +35,7 @@ pub use flatbuf::ConvGeometry;
 pub use greedy::{greedy_plan, BufferRequest, GreedyPlan};
 pub use structs::{struct_sizes, StructSize};
 use tflm::{align_up, op_footprint, OpShapes, Sizes, ARENA_ALIGN, GREEDY_PER_BUFFER, MAX_SCRATCH_PER_OP};
-pub use tflm::{cmsis_conv_s8_scratch, cmsis_depthwise_s8_scratch, Kernels};
+pub use tflm::{cmsis_conv_s8_scratch, cmsis_depthwise_s8_scratch, Kernels, Temp};
 
 /// Pointer width of the target running TFLM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -108,9 +108,45 @@ impl PlanConfig {
     /// The default for a pointer width: [`PlanConfig::python_host`] for 64 bits
     /// (what one measures on a host), [`PlanConfig::firmware`] for 32 bits.
     pub fn for_width(pointer_width: PointerWidth) -> Self {
+        Self::for_build(pointer_width, TflmBuild::default_for(pointer_width))
+    }
+    /// The configuration of `build` at `pointer_width`.
+    pub fn for_build(pointer_width: PointerWidth, build: TflmBuild) -> Self {
+        match build {
+            TflmBuild::Python => Self::python_host(),
+            TflmBuild::Firmware => Self::firmware(pointer_width),
+        }
+    }
+}
+
+/// Which build of TFLM loads the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TflmBuild {
+    /// The `tflite-micro` Python package's interpreter (64-bit only): [`PlanConfig::python_host`].
+    Python,
+    /// TFLM compiled into a program: [`PlanConfig::firmware`].
+    Firmware,
+}
+
+impl TflmBuild {
+    /// `python` at 64 bits (where one usually measures), `firmware` at 32.
+    pub fn default_for(pointer_width: PointerWidth) -> Self {
         match pointer_width {
-            PointerWidth::Bits64 => Self::python_host(),
-            PointerWidth::Bits32 => Self::firmware(PointerWidth::Bits32),
+            PointerWidth::Bits64 => TflmBuild::Python,
+            PointerWidth::Bits32 => TflmBuild::Firmware,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TflmBuild::Python => "python",
+            TflmBuild::Firmware => "firmware",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "python" => Some(TflmBuild::Python),
+            "firmware" => Some(TflmBuild::Firmware),
+            _ => None,
         }
     }
 }
@@ -373,29 +409,63 @@ pub fn plan_arena_with(model: &[u8], config: &PlanConfig) -> Result<ArenaPlan, A
         }
     }
     // PrepareSubgraphs: per-channel data, scratch requests, temporary tensors.
-    let temp_tensor_bytes = |start: usize, idx: i32| -> usize {
-        let Some(t) = tensor(idx) else { return start };
-        let mut at = align_up(start, p) + s.tflite_tensor();
+    // A temporary TfLiteTensor from `start`: (end of what DeallocateTempTfLiteTensor reads, end
+    // of the allocation). Deallocating reads the struct and, when quantized, the zero-point
+    // pointer of its TfLiteAffineQuantization (for the temp allocator's checksum), not the
+    // zero-point array.
+    let temp_tensor_bytes = |start: usize, idx: i32| -> (usize, usize) {
+        let Some(t) = tensor(idx) else { return (start, start) };
+        let mut read_end = align_up(start, p) + s.tflite_tensor();
+        let mut at = read_end;
         if let Some(ch) = t.quant_channels {
-            at = align_up(at, p) + s.affine_quantization();
+            at = align_up(at, p);
+            read_end = at + 2 * p; // `scale` and `zero_point` pointers
+            at += s.affine_quantization();
             at = align_up(at, 4) + Sizes::int_array(ch);
         }
-        at
+        (read_end, at)
     };
     let mut scratch_requests: Vec<(usize, usize)> = Vec::new(); // (node, bytes)
     for (node, (op, f)) in sg.ops.iter().zip(&footprints).enumerate() {
         // The request area reserved before this node: room for 12 more requests.
         let request_area = s.scratch_request() * (scratch_requests.len() + MAX_SCRATCH_PER_OP);
         // Kernels first take temporary TfLiteTensors for their inputs and outputs
-        // (counted as all live at once, an upper bound), then allocate their per-channel
+        // (`OpFootprint::prepare_temps`, all held until the node's Prepare ends), then allocate their per-channel
         // buffers from the tail while those are still held. The allocator checks a
         // persistent allocation against `head_` only, not `temp_`, so it can land on the
         // temporary tensors, but the kernel then reads the output tensor's parameters
         // (CalculateOpDataFullyConnected, PopulateConvolutionQuantizationParams) from
         // overwritten memory and Prepare fails: both must fit at once.
         let mut temp = request_area;
-        for &i in op.inputs.iter().chain(&op.outputs) {
-            temp = temp_tensor_bytes(temp, i);
+        let every: Vec<Temp>;
+        let temps = match &f.prepare_temps {
+            Some(t) => t,
+            None => {
+                every = (0..op.inputs.len()).map(Temp::In).chain((0..op.outputs.len()).map(Temp::Out)).collect();
+                &every
+            }
+        };
+        let mut kept = temp;
+        for (k, t) in temps.iter().enumerate() {
+            let index = match *t {
+                Temp::In(k) => op.inputs.get(k),
+                Temp::Out(k) => op.outputs.get(k),
+            };
+            if let Some(&i) = index {
+                let (read_end, end) = temp_tensor_bytes(temp, i);
+                if f.prepare_overlap.is_none_or(|last| k < last) {
+                    kept = end;
+                } else if f.prepare_overlap == Some(k) {
+                    kept = read_end;
+                }
+                temp = end;
+            }
+        }
+        if f.prepare_overlap.is_some() {
+            // Every temporary fits below the tail before the buffers are allocated; what is
+            // still read fits below it after.
+            tail.need(PeakPhase::Prepare { node }, temp);
+            temp = kept;
         }
         for &bytes in &f.prepare_persistent {
             tail.alloc(K::PerChannelQuantization, bytes, ARENA_ALIGN);

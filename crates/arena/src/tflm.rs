@@ -74,10 +74,10 @@ impl Sizes {
         let p = self.p;
         5 * p + p + 3 * p
     }
-    /// `RecordingMicroAllocator`: a pointer plus eight `RecordedAllocation`s
-    /// (3 `size_t` each); fitted to the tflite-micro Python wheel's 64-bit arena.
+    /// `RecordingMicroAllocator`: a pointer plus seven `RecordedAllocation`s (3 `size_t`
+    /// each), eight in a compression build.
     pub fn recording_micro_allocator(&self) -> usize {
-        self.micro_allocator() + self.p + 8 * 3 * self.p
+        self.micro_allocator() + self.p + (7 + self.compression as usize) * 3 * self.p
     }
     /// `MicroBuiltinDataAllocator`: vtable + one pointer.
     pub fn builtin_data_allocator(&self) -> usize {
@@ -243,6 +243,7 @@ pub mod op {
     pub const SOFTMAX: i32 = 25;
     pub const TANH: i32 = 28;
     pub const PAD: i32 = 34;
+    pub const PADV2: i32 = 60;
     pub const TRANSPOSE: i32 = 39;
     pub const MEAN: i32 = 40;
     pub const SUB: i32 = 41;
@@ -258,6 +259,14 @@ pub mod op {
     pub const HARD_SWISH: i32 = 117;
 }
 
+/// A temporary tensor a kernel's `Prepare` takes: the node's input or output at an index. An
+/// index the node does not have (an absent optional input) allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Temp {
+    In(usize),
+    Out(usize),
+}
+
 /// What one operator puts in the arena tail (besides its `NodeAndRegistration`).
 #[derive(Clone, Debug, Default)]
 pub struct OpFootprint {
@@ -270,12 +279,24 @@ pub struct OpFootprint {
     pub prepare_persistent: Vec<usize>,
     /// Byte sizes of `RequestScratchBufferInArena` calls made in `Prepare`.
     pub scratch: Vec<usize>,
+    /// The temporary `TfLiteTensor`s `Prepare` takes, in order (`AllocateTempInputTensor` /
+    /// `AllocateTempOutputTensor`, in the kernel and the helpers it calls). Deallocating one does
+    /// not give its bytes back: the temporary area is reset only after the node's `Prepare`
+    /// (`FinishPrepareNodeAllocations`), so they all count. `None`: every input, then every output.
+    pub prepare_temps: Option<Vec<Temp>>,
+    /// `Some(k)`: the `prepare_persistent` buffers are allocated after every temporary, and
+    /// from then on the kernel and `DeallocateTempTfLiteTensor` read temporaries `..=k` only,
+    /// and of temporary `k` not its zero-point array. The allocator checks a persistent
+    /// allocation against the head alone, so the buffers may overwrite what is read no more.
+    /// `None`: the temporaries must all stay intact (or are taken after the buffers).
+    pub prepare_overlap: Option<usize>,
     /// False when the operator is not in the table and a generous default is used.
     pub known: bool,
 }
 
 /// The allocations TFLM's kernels (reference or CMSIS-NN, per `s.kernels`) make for `code`.
 pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
+    use Temp::{In, Out};
     let p = s.p;
     let cmsis = s.kernels == Kernels::CmsisNn;
     let mut f = OpFootprint { known: true, ..Default::default() };
@@ -289,7 +310,12 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         op::FULLY_CONNECTED => {
             // TfLiteFullyConnectedParams: activation, weights_format, 2 bools, quantized_bias_type.
             f.builtin_data =
-                Some(if s.wheel_options { (32, 4) } else { layout(&[s.en(), s.en(), (1, 1), (1, 1), s.en()]) });
+                Some(if s.wheel_options { (32, 8) } else { layout(&[s.en(), s.en(), (1, 1), (1, 1), s.en()]) });
+            // FullyConnectedPrepare (both kernel sets). CalculateOpDataFullyConnected then
+            // allocates the per-channel buffers and reads the input's and output's parameters
+            // and the filter's quantization, not the output's quantization arrays.
+            f.prepare_temps = Some(vec![In(0), In(1), In(2), Out(0)]);
+            f.prepare_overlap = Some(3);
             let reference = s.op_data_fully_connected();
             // CMSIS-NN OpData: OpDataFullyConnected, 2 buffer indices, kernel_sums, 3 int32.
             f.op_data = Some(if cmsis { align_up(align_up(reference + 8, p) + p + 12, p) } else { reference });
@@ -317,6 +343,11 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.builtin_data = Some((28, 4)); // TfLiteConvParams / TfLiteDepthwiseConvParams: 7 int-sized fields
                                             // CMSIS-NN OpData: OpDataConv + a scratch index.
             f.op_data = Some(if cmsis { align_up(s.op_data_conv() + 4, p) } else { s.op_data_conv() });
+            // ConvPrepare / DepthwiseConvPrepare take output, input and filter (CMSIS-NN's
+            // Prepare: input, filter, output), then CalculateOpDataConv / ...DepthwiseConv
+            // input, filter, bias and output again.
+            let first = if cmsis { [In(0), In(1), Out(0)] } else { [Out(0), In(0), In(1)] };
+            f.prepare_temps = Some([&first[..], &[In(0), In(1), In(2), Out(0)]].concat());
             let ch_dim = if code == op::CONV_2D { 0 } else { 3 };
             let ch = dim(filter, ch_dim);
             // The reference Prepare (conv_common.cc / depthwise_conv_common.cc) allocates the
@@ -338,30 +369,37 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.builtin_data = Some(layout(&[s.en(), (1, 1)])); // TfLiteAddParams / TfLiteSubParams
                                                               // OpDataAdd: a bool + 14 int32 (CMSIS-NN's OpData has the same fields); OpDataSub: a bool + 12.
             f.op_data = Some(if code == op::ADD { 60 } else { 52 });
+            f.prepare_temps = Some(vec![In(0), In(1), Out(0)]); // AddPrepare / SubPrepare
         }
         op::MUL => {
             f.builtin_data = Some(s.en()); // TfLiteMulParams
             f.op_data = Some(36); // OpDataMul
+            f.prepare_temps = Some(vec![In(0), In(1), Out(0)]); // CalculateOpDataMul
         }
         op::AVERAGE_POOL_2D | op::MAX_POOL_2D => {
             f.builtin_data = Some((40, 4)); // TfLitePoolParams
                                             // OpDataPooling; CMSIS-NN adds a scratch index.
             f.op_data = Some(if cmsis { 36 } else { 32 });
+            // PoolingPrepare; CMSIS-NN's AveragePrepare takes input and output once more.
+            f.prepare_temps = Some(if cmsis && code == op::AVERAGE_POOL_2D {
+                vec![In(0), Out(0), In(0), Out(0)]
+            } else {
+                vec![In(0), Out(0)]
+            });
             if cmsis && code == op::AVERAGE_POOL_2D && matches!(in_type, Some(INT8) | Some(INT16)) {
                 // arm_avgpool_s8/s16_get_buffer_size (DSP): one int32 per channel.
                 f.scratch.push(4 * dim(output, 3));
             }
         }
-        op::RESHAPE => {
-            f.builtin_data = Some((36, 4)); // TfLiteReshapeParams
-        }
-        op::SQUEEZE => {
-            f.builtin_data = Some((36, 4)); // TfLiteSqueezeParams
+        op::RESHAPE | op::SQUEEZE => {
+            f.builtin_data = Some((36, 4)); // TfLiteReshapeParams / TfLiteSqueezeParams
+            f.prepare_temps = Some(vec![In(0), Out(0)]); // ReshapeOutput / SqueezeContext: not the shape
         }
         op::SOFTMAX => {
             f.builtin_data = Some((4, 4)); // TfLiteSoftmaxParams
                                            // SoftmaxParams; CMSIS-NN's CMSISNNSoftmaxParams adds num_rows and row_size.
             f.op_data = Some(if cmsis { align_up(s.softmax_params() + 8, 8) } else { s.softmax_params() });
+            f.prepare_temps = Some(vec![In(0), Out(0)]);
             if in_type == Some(INT16) {
                 // CalculateSoftmaxParams (softmax_common.cc): exp and 1/(1+x) tables of 513 int16.
                 f.prepare_persistent = vec![2 * 513, 2 * 513];
@@ -373,6 +411,8 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             let in_rank = input.map_or(0, |s| s.len());
             let num_axis = elems(sh.input_shapes.get(1).copied().flatten());
             let out_elems = elems(output);
+            // PrepareMeanOrSumHelper: input, output, axis; then PrepareSimple.
+            f.prepare_temps = Some([&[In(0), Out(0), In(1)][..], &prepare_simple(in_type)].concat());
             if matches!(in_type, Some(INT8) | Some(INT16)) {
                 f.scratch.push(4 * out_elems);
             }
@@ -383,35 +423,69 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.builtin_data = Some((1, 1)); // TfLiteReducerParams
             f.op_data = Some(44); // OpDataReduce
             let in_rank = sh.input_shapes.first().copied().flatten().map_or(0, |s| s.len());
+            // PrepareMinMaxHelper: PrepareSimple, then input, output, axis.
+            f.prepare_temps = Some([&prepare_simple(in_type)[..], &[In(0), Out(0), In(1)]].concat());
             f.scratch.push(4 * in_rank);
             f.scratch.push(4 * elems(sh.input_shapes.get(1).copied().flatten()));
         }
-        op::PAD => {
+        op::PAD | op::PADV2 => {
+            // PADV2 is registered with pad.cc's Init and Prepare; neither has builtin options.
             f.op_data = Some(56); // OpData { PadParams, int32 }
+            f.prepare_temps = Some(vec![In(0), In(1), In(2), Out(0)]); // PadPrepare
         }
         op::CONCATENATION => {
             f.builtin_data = Some(layout(&[(4, 4), s.en()])); // TfLiteConcatenationParams
                                                               // OpData: ConcatenationParams: int32, 2 pointers, 2 int32, float (+int[10] with compression)
             let base = align_up(align_up(4, p) + 2 * p + 12, p);
             f.op_data = Some(base + if s.compression { 40 } else { 0 });
+            // ConcatenationPrepare: the first input and the output, then every input.
+            let inputs = (0..sh.input_shapes.len()).map(In);
+            f.prepare_temps = Some([In(0), Out(0)].into_iter().chain(inputs).collect());
         }
-        op::QUANTIZE => f.op_data = Some(32),            // OpDataQuantizeReference
-        op::DEQUANTIZE => f.op_data = Some(32),          // DequantizeOpData
-        op::LOGISTIC | op::TANH => f.op_data = Some(16), // OpDataLogistic / tanh's OpData
+        op::QUANTIZE | op::DEQUANTIZE => {
+            f.op_data = Some(32); // OpDataQuantizeReference / DequantizeOpData
+            f.prepare_temps = Some(vec![In(0), Out(0)]);
+        }
+        op::LOGISTIC => {
+            f.op_data = Some(16); // OpDataLogistic
+            f.prepare_temps = Some(vec![In(0), Out(0)]);
+        }
+        op::TANH => {
+            f.op_data = Some(16); // tanh's OpData
+                                  // TanhPrepare takes the input, then CalculateArithmeticOpData input and output.
+            f.prepare_temps = Some(vec![In(0), In(0), Out(0)]);
+        }
         op::LEAKY_RELU => {
             f.builtin_data = Some((4, 4)); // TfLiteLeakyReluParams
             f.op_data = Some(24); // LeakyReluOpData
+            f.prepare_temps = Some(vec![In(0), Out(0)]);
         }
-        op::HARD_SWISH => f.op_data = Some(20), // HardSwishParams
-        op::PRELU => f.op_data = Some(28),      // PreluParams
-        op::ELU => f.op_data = Some(256),       // OpData { int8_t table[256] }
-        op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
-        op::RELU => f.op_data = Some(28),       // ReluOpData: ReluParams (7 int32)
-        op::RELU6 => f.op_data = Some(8),       // Relu6OpData
-        op::TRANSPOSE => {}
+        op::HARD_SWISH | op::ELU | op::RELU => {
+            // HardSwishParams; elu's OpData { int8_t table[256] }; ReluOpData (7 int32).
+            f.op_data = Some(match code {
+                op::HARD_SWISH => 20,
+                op::ELU => 256,
+                _ => 28,
+            });
+            f.prepare_temps = Some(vec![In(0), Out(0)]);
+        }
+        op::RELU6 => {
+            f.op_data = Some(8); // Relu6OpData
+            f.prepare_temps = Some(vec![In(0)]); // Relu6Prepare reads the input only
+        }
+        op::PRELU | op::RESIZE_NEAREST_NEIGHBOR | op::TRANSPOSE => {
+            match code {
+                op::PRELU => f.op_data = Some(28),                            // PreluParams
+                op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
+                _ => {}
+            }
+            // PreluPrepare: input, alpha, output; the resize's input, size, output; TransposeContext.
+            f.prepare_temps = Some(vec![In(0), In(1), Out(0)]);
+        }
         op::STRIDED_SLICE => {
             f.builtin_data = Some((24, 4));
             f.op_data = Some(84); // StridedSliceParams
+            f.prepare_temps = Some(vec![In(0), In(1), In(2), In(3), Out(0)]); // StridedSliceContext
         }
         _ => {
             // Unknown to this model: assume a large options struct and op data.
@@ -421,6 +495,16 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         }
     }
     f
+}
+
+/// The temporary tensors reduce_common.cc's `PrepareSimple` takes: input and axis, and the
+/// output when the input is int8.
+fn prepare_simple(in_type: Option<u8>) -> Vec<Temp> {
+    let mut t = vec![Temp::In(0), Temp::In(1)];
+    if in_type == Some(INT8) {
+        t.push(Temp::Out(0));
+    }
+    t
 }
 
 /// `arm_convolve_wrapper_s8_get_buffer_size_dsp` (Cortex-M with the DSP extension, GCC): none for

@@ -76,6 +76,11 @@ pub enum Command {
         /// TFLM kernels the arena is predicted for: reference or cmsis-nn (32-bit only).
         #[arg(long, default_value = "reference")]
         kernels: String,
+        /// The TFLM build that loads the model: `python` (the tflite-micro package's
+        /// interpreter; the default at 64 bits) or `firmware` (TFLM compiled into a program; the
+        /// default at 32 bits).
+        #[arg(long)]
+        tflm_build: Option<String>,
         #[arg(long)]
         json: bool,
         /// The interpreter-free C instead (`export --no-interpreter`): its planned arena and

@@ -33,13 +33,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             return crate::verify::report_no_interpreter(&model, &kernels, json)
         }
         Command::Report {
-            model, pointer_width, device, ram_budget, flash_budget, list_devices, kernels, json, ..
+            model,
+            pointer_width,
+            device,
+            ram_budget,
+            flash_budget,
+            list_devices,
+            kernels,
+            tflm_build,
+            json,
+            ..
         } => {
             let opts = ReportOpts {
                 device: device.as_deref(),
                 ram_budget: ram_budget.as_deref(),
                 flash_budget: flash_budget.as_deref(),
                 kernels: &kernels,
+                tflm_build: tflm_build.as_deref(),
             };
             return report(model.as_deref(), pointer_width, &opts, list_devices, json);
         }
@@ -330,6 +340,7 @@ struct ReportOpts<'a> {
     ram_budget: Option<&'a str>,
     flash_budget: Option<&'a str>,
     kernels: &'a str,
+    tflm_build: Option<&'a str>,
 }
 
 pub(crate) fn parse_kernels(s: &str) -> Result<tinyq::Kernels> {
@@ -344,7 +355,11 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
     let kernels = parse_kernels(o.kernels)?;
     let model = model.context("report needs a model (or --list-devices)")?;
     let limits = tinyq::Limits::parse(device, ram_budget, flash_budget)?;
-    let fit = tinyq::jobs::Fit::new(tinyq::report(model, pointer_width, kernels)?, &limits);
+    let build = o
+        .tflm_build
+        .map(|b| tinyq::TflmBuild::parse(b).with_context(|| format!("--tflm-build `{b}`: expected python or firmware")))
+        .transpose()?;
+    let fit = tinyq::jobs::Fit::new(tinyq::report_for(model, pointer_width, kernels, build)?, &limits);
     let (r, over) = (&fit.report, &fit.overruns);
     if json {
         println!("{}", fit.to_json());
@@ -366,10 +381,11 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
             .collect();
         println!("{}", render::table(&["layer", "op", "output", "MACs", "weights", "activation", "live arena"], rows));
         println!(
-            "{}: flash {} · RAM (TFLM arena, {}-bit) {} = head {} + tail {} · {} parameters · {} MACs",
+            "{}: flash {} · RAM (TFLM arena, {}-bit {} build) {} = head {} + tail {} · {} parameters · {} MACs",
             r.model,
             render::bytes(r.flash_bytes),
             r.pointer_width,
+            r.tflm_build,
             render::bytes(r.arena_bytes as u64),
             render::bytes(r.arena_head_bytes as u64),
             render::bytes(r.arena_tail_bytes as u64),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tinyq_arena::{plan_arena_with, ArenaPlan, Kernels, PlanConfig, PointerWidth};
+use tinyq_arena::{plan_arena_with, ArenaPlan, Kernels, PlanConfig, PointerWidth, TflmBuild};
 use tinyq_export_c::Board;
 
 use crate::error::InFile;
@@ -28,6 +28,9 @@ pub struct Report {
     pub pointer_width: usize,
     /// The TFLM kernels the arena is predicted for (`reference` or `cmsis-nn`).
     pub kernels: &'static str,
+    /// The TFLM build the arena is predicted for: `python` (the tflite-micro package) or
+    /// `firmware`.
+    pub tflm_build: &'static str,
     /// The `.tflite` file: what goes to flash.
     pub flash_bytes: u64,
     /// What those bytes hold: weights, biases, quantization parameters, names, structure.
@@ -46,7 +49,17 @@ pub struct Report {
 /// Footprint of a `.tflite` model as TFLM would load it on a target with `pointer_width` bits
 /// running `kernels`.
 pub fn report(path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Report, TinyqError> {
-    report_bytes(&read_tflite_bytes(path)?, path, pointer_width, kernels)
+    report_for(path, pointer_width, kernels, None)
+}
+
+/// [`report`] for a given build of TFLM (see [`report_bytes_for`]).
+pub fn report_for(
+    path: &Path,
+    pointer_width: usize,
+    kernels: Kernels,
+    build: Option<TflmBuild>,
+) -> Result<Report, TinyqError> {
+    report_bytes_for(&read_tflite_bytes(path)?, path, pointer_width, kernels, build)
 }
 
 /// The bytes of the `.tflite` file `path` (another extension is refused).
@@ -62,11 +75,29 @@ fn read_tflite_bytes(path: &Path) -> Result<Vec<u8>, TinyqError> {
 
 /// [`report`] of a `.tflite` model's bytes; `path` names it in messages and in the report.
 pub fn report_bytes(bytes: &[u8], path: &Path, pointer_width: usize, kernels: Kernels) -> Result<Report, TinyqError> {
+    report_bytes_for(bytes, path, pointer_width, kernels, None)
+}
+
+/// [`report_bytes`] for a given build of TFLM (`None`: the default for the pointer width,
+/// [`TflmBuild::default_for`]).
+pub fn report_bytes_for(
+    bytes: &[u8],
+    path: &Path,
+    pointer_width: usize,
+    kernels: Kernels,
+    build: Option<TflmBuild>,
+) -> Result<Report, TinyqError> {
     let width = match pointer_width {
         32 => PointerWidth::Bits32,
         64 => PointerWidth::Bits64,
         other => return Err(TinyqError::Input(format!("--pointer-width {other}: expected 32 or 64"))),
     };
+    let build = build.unwrap_or(TflmBuild::default_for(width));
+    if width == PointerWidth::Bits32 && build == TflmBuild::Python {
+        return Err(TinyqError::Input(
+            "--tflm-build python is the 64-bit tflite-micro package (--pointer-width 64)".into(),
+        ));
+    }
     if width == PointerWidth::Bits64 && kernels == Kernels::CmsisNn {
         return Err(TinyqError::Input("--kernels cmsis-nn is for 32-bit Cortex-M targets (--pointer-width 32)".into()));
     }
@@ -74,7 +105,7 @@ pub fn report_bytes(bytes: &[u8], path: &Path, pointer_width: usize, kernels: Ke
     // other command would accept too.
     let g = tinyq_tflite::read_tflite(bytes).in_file(path)?;
     crate::model::check_runnable(&g, path)?;
-    let config = PlanConfig::for_width(width).with_kernels(kernels);
+    let config = PlanConfig::for_build(width, build).with_kernels(kernels);
     let plan: ArenaPlan = plan_arena_with(bytes, &config).in_file(path)?;
     let measured = (width == PointerWidth::Bits32).then(|| crate::verify::load_measured(bytes, kernels)).flatten();
     let flash = tinyq_tflite::flash_breakdown(bytes).in_file(path)?;
@@ -103,6 +134,7 @@ pub fn report_bytes(bytes: &[u8], path: &Path, pointer_width: usize, kernels: Ke
         model: path.display().to_string(),
         pointer_width,
         kernels: kernels.name(),
+        tflm_build: build.name(),
         flash_bytes: bytes.len() as u64,
         flash,
         arena_bytes: plan.total_bytes,
@@ -193,7 +225,8 @@ pub fn export_c_bytes(
     kernels: Kernels,
 ) -> Result<Vec<std::path::PathBuf>, TinyqError> {
     let ctx = |e: String| TinyqError::Model(format!("{}: {e}", model.display()));
-    let r = report_bytes(bytes, model, pointer_width, kernels)?;
+    // The exported program links TFLM in: a firmware build at either pointer width.
+    let r = report_bytes_for(bytes, model, pointer_width, kernels, Some(TflmBuild::Firmware))?;
     let name = match name {
         Some(n) => n.to_string(),
         None => tinyq_export_c::default_name(model)

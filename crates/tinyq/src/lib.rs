@@ -34,7 +34,8 @@ mod verify_c;
 pub use compile::{compile_c, compile_footprint, export_c_no_interpreter};
 pub use debug::{debug, DebugReport, LayerDebug, OutputDebug, ValueHistogram, WeightRanges};
 pub use deploy::{
-    check_fit, export_c, export_c_bytes, parse_size, report, report_bytes, LayerFootprint, Limits, Overrun, Report,
+    check_fit, export_c, export_c_bytes, parse_size, report, report_bytes, report_bytes_for, report_for,
+    LayerFootprint, Limits, Overrun, Report,
 };
 use error::InFile;
 pub use error::TinyqError;
@@ -48,7 +49,7 @@ pub use onnx_out::{
 };
 pub use quantize::{calibrate, quantize, quantize_passes, QuantizeOptions, Quantized, RangeRow};
 pub use summary::{inspect, ModelSummary, TensorSummary};
-pub use tinyq_arena::Kernels;
+pub use tinyq_arena::{Kernels, TflmBuild};
 pub use tinyq_cgen::{Footprint as CFootprint, KernelSet as CKernels};
 pub use tinyq_data as data;
 pub use tinyq_export_c::{boards, find_board, Board};
