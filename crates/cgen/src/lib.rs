@@ -11,6 +11,7 @@
 //! What this crate is not: it computes no quantization parameters (the plan has them), reads no
 //! files and writes none (it returns the files' text; the caller stages them).
 
+mod band;
 mod cmsis;
 mod examples;
 mod fuse;
@@ -122,16 +123,39 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     let sizes: Vec<usize> = g.tensors.iter().map(|t| t.numel() * t.dtype.size_bytes()).collect();
     let fusion = fuse::pads_into_convs(&views, g);
     let indexed = fuse::apply(&views, &fusion);
-    let nodes: Vec<&tinyq_ir::Node> = indexed.iter().map(|(s, _)| &g.nodes[*s]).collect();
-    let views: Vec<StepView<'_>> = indexed.into_iter().map(|(_, v)| v).collect();
+    let (order, folded): (Vec<usize>, Vec<StepView<'_>>) = indexed.into_iter().unzip();
+    let pools = band::conv_pools(&folded, g);
+    let mut nodes: Vec<&tinyq_ir::Node> = vec![];
+    let mut views: Vec<StepView<'_>> = vec![];
+    let mut fused: Vec<Option<(StepView<'_>, band::Band)>> = vec![];
+    for (j, v) in folded.iter().enumerate() {
+        if pools.contains(&Some(j)) {
+            continue;
+        }
+        let pool = pools[j].map(|k| copy_view(&folded[k]));
+        let b = pool.as_ref().and_then(|q| band::band_of(v, q, &sizes));
+        nodes.push(&g.nodes[order[j]]);
+        let fusion = pool.zip(b);
+        let output = fusion.as_ref().map_or(v.output, |(q, _)| q.output);
+        views.push(StepView { kind: v.kind.clone(), inputs: v.inputs, output });
+        fused.push(fusion);
+    }
     let cmsis: Vec<Option<(Sharing, usize)>> =
         views.iter().map(|v| if kernels == KernelSet::CmsisNn { cmsis::plan(v) } else { None }).collect();
     let uses: Vec<StepUse> = views
         .iter()
         .zip(&cmsis)
-        .map(|(v, c)| {
-            let (sharing, scratch) = c.unwrap_or((steps::sharing(v, &sizes), 0));
-            StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing, scratch }
+        .zip(&fused)
+        .map(|((v, c), f)| match f {
+            Some((q, b)) => {
+                let pool_scratch = cmsis::plan(q).filter(|_| c.is_some()).map_or(0, |p| p.1);
+                let scratch = band::scratch(b, c.map_or(0, |c| c.1), pool_scratch);
+                StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing: Sharing::None, scratch }
+            }
+            None => {
+                let (sharing, scratch) = c.unwrap_or((steps::sharing(v, &sizes), 0));
+                StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing, scratch }
+            }
         })
         .collect();
     let (input, output) = (g.inputs[0], g.outputs[0]);
@@ -162,8 +186,18 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
             output_shape: g.tensor(v.output).shape.clone(),
         };
         let prefix = format!("{name}_{s}");
-        let e = match cmsis[s] {
-            Some((_, scratch)) => {
+        let e = match (&fused[s], cmsis[s]) {
+            (Some((q, b)), c) => {
+                let cmsis_scratch = c.map(|(_, cs)| (cs, cmsis::plan(q).map_or(0, |p| p.1)));
+                if cmsis_scratch.is_some() && !files.contains(&"tq_cmsis.c") {
+                    files.push("tq_cmsis.c");
+                }
+                if cmsis_scratch.is_none() && !files.contains(&"tq_pool.c") {
+                    files.push("tq_pool.c");
+                }
+                band::emit(v, q, b, &prefix, &ops, cmsis_scratch)
+            }
+            (None, Some((_, scratch))) => {
                 let mut e = steps::Emitted::new();
                 let in_place = matches!(mem.modes[s], Mode::InPlace { .. });
                 if in_place && !files.contains(&"tq_cmsis.c") {
@@ -172,7 +206,7 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
                 cmsis::emit(v, &prefix, &ops, scratch, in_place, &mut e);
                 e
             }
-            None => steps::emit(v, mem.modes[s], &prefix, &ops),
+            (None, None) => steps::emit(v, mem.modes[s], &prefix, &ops),
         };
         let _ = writeln!(defs, "/* {s}: {} `{}` */\n{}", node.op.name(), c_comment(&node.name), e.defs);
         let _ = write!(body, "  /* {s}: {} */\n{}", node.op.name(), e.body);
@@ -209,6 +243,10 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     let examples =
         vec![("main.c".to_string(), examples::main_c(name)), (format!("{name}.ino"), examples::sketch(name))];
     Ok(Generated { files: out, examples, footprint })
+}
+
+fn copy_view<'a>(v: &StepView<'a>) -> StepView<'a> {
+    StepView { kind: v.kind.clone(), inputs: v.inputs, output: v.output }
 }
 
 fn c_comment(s: &str) -> String {

@@ -86,3 +86,39 @@ void tq_cmsis_dwconv_inplace(const cmsis_nn_dw_conv_params *cp, const cmsis_nn_p
     (void)arm_depthwise_conv_wrapper_s8(&ctx, &p, q, &id, rows, &fd, filter, &bd, bias, &od, buf + r * row);
   }
 }
+
+/* Output rows [row0, row0 + rows) of one image's CONV_2D: the call sees only the input rows
+ * they read, with the top padding those rows still need. */
+void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                        const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
+                        const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
+                        const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
+  const int32_t first = row0 * cp->stride.h - cp->padding.h;
+  const int32_t end = (row0 + rows - 1) * cp->stride.h - cp->padding.h + (fd->h - 1) * cp->dilation.h + 1;
+  const int32_t lo = first > 0 ? first : 0;
+  const int32_t hi = end < id->h ? end : id->h;
+  cmsis_nn_conv_params p = *cp;
+  cmsis_nn_dims i = *id, o = *od;
+  p.padding.h = lo - first;
+  i.n = 1;
+  i.h = hi - lo;
+  o.n = 1;
+  o.h = rows;
+  (void)arm_convolve_wrapper_s8(ctx, &p, q, &i, in + lo * id->w * id->c, fd, filter, bd, bias, &o, out);
+}
+
+/* The first out_rows rows of one image's pool with no top padding over the in_rows rows at `in`. */
+void tq_cmsis_pool_rows(const cmsis_nn_context *ctx, const cmsis_nn_pool_params *pp, const cmsis_nn_dims *id,
+                        const int8_t *in, const cmsis_nn_dims *fd, const cmsis_nn_dims *od, int8_t *out,
+                        int32_t in_rows, int32_t out_rows, int32_t is_max) {
+  cmsis_nn_dims i = *id, o = *od;
+  i.n = 1;
+  i.h = in_rows;
+  o.n = 1;
+  o.h = out_rows;
+  if (is_max) {
+    (void)arm_max_pool_s8(ctx, pp, &i, in, fd, &o, out);
+  } else {
+    (void)arm_avgpool_s8(ctx, pp, &i, in, fd, &o, out);
+  }
+}

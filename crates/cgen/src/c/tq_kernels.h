@@ -75,6 +75,8 @@ typedef struct {
   const int32_t *shift;
 } tq_conv_params;
 void tq_conv_s8(const tq_conv_params *p, const int8_t *in, int8_t *out);
+/* Output rows [row0, row0 + rows) of image 0 (the rows a band of a fused step needs). */
+void tq_conv_rows_s8(const tq_conv_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
 /* A 1x1 stride-1 CONV_2D whose output has no more channels than its input, written over its
  * input: `scratch` holds one input pixel (in_c bytes). */
 void tq_conv_1x1_inplace_s8(const tq_conv_params *p, int8_t *buf, int8_t *scratch);
@@ -136,6 +138,10 @@ typedef struct {
 } tq_pool_params;
 void tq_max_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out);
+/* The first out_rows rows of one image's pool with no top padding, from the in_rows rows at
+ * `in` (the band a fused convolution just wrote). */
+void tq_pool_rows_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t in_rows, int32_t out_rows,
+                     int32_t is_max);
 
 /* MEAN over any axes: kept and reduced axes with their input strides. */
 typedef struct {

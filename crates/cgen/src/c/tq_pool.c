@@ -38,3 +38,14 @@ static void tq_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, i
 void tq_max_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out) { tq_pool_s8(p, in, out, 1); }
 
 void tq_avg_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out) { tq_pool_s8(p, in, out, 0); }
+
+/* Output rows [0, out_rows) of a pool without top padding whose windows lie in the `in_rows`
+ * rows at `in` (one image). */
+void tq_pool_rows_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t in_rows, int32_t out_rows,
+                     int32_t is_max) {
+  tq_pool_params q = *p;
+  q.batches = 1;
+  q.in_h = in_rows;
+  q.out_h = out_rows;
+  tq_pool_s8(&q, in, out, is_max);
+}
