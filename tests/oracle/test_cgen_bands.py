@@ -3,10 +3,13 @@
 The C generator fuses a CONV_2D with the pool that alone reads it (the convolution's rows go
 through a small ring of rows, the pool reads each band), so band boundaries, the padding each
 banded call still needs, rows the pool never reads and the ring's place in the arena all matter.
-These random models cover them: one or two convolution → pool blocks with random sizes, kernels,
-strides, padding and dilation, max or average pools whose windows tile the height (filter height
-at most the stride), a ReLU or not, and a dense head or the pool as the model's output; plus
-models where the pool cannot be fused (overlapping windows), which must stay exact too.
+A convolution, depthwise convolution or pool on one image may also write its output overlapping
+its input, top-down with the output starting below the input or bottom-up with it starting above,
+when the planner finds that smaller. These random models cover both: even seeds have one or two
+convolution → pool blocks with random sizes, kernels, strides, padding and dilation, max or
+average pools whose windows tile the height (fusable) or overlap (not fusable), a ReLU or not;
+odd seeds have chains of two to five convolutions, depthwise convolutions (depth multiplier 1 or
+2) and pools; then a dense head, or the last layer as the model's output.
 
 Host gcc with the portable kernels (TINYQ_CGEN_BANDS, default 40 models), and on the emulated
 Cortex-M4 with CMSIS-NN and portable kernels (TINYQ_CGEN_BANDS_M4, default 6 per kernel set;
@@ -52,7 +55,8 @@ def make_model(seed: int, folder: Path) -> Path:
         inits.append(numpy_helper.from_array(arr.astype(np.float32), name))
         return name
 
-    for b in range(r.choice([1, 1, 2])):
+    blocks = r.choice([1, 1, 2]) if seed % 2 == 0 else 0
+    for b in range(blocks):
         k = r.choice([1, 2, 3, 5])
         s = r.choice([1, 1, 2])
         d = r.choice([1, 1, 2]) if k > 1 else 1
@@ -78,6 +82,29 @@ def make_model(seed: int, folder: Path) -> Path:
         nodes.append(helper.make_node(op, [x], [f"pool{b}"], kernel_shape=[kh, kw], strides=[sh, sw]))
         x = f"pool{b}"
         h, w = _out(h, kh, sh, 0), _out(w, kw, sw, 0)
+    # Odd seeds: a chain of row-wise layers each reading only the one before (their outputs may
+    # overlap their inputs, top-down or bottom-up).
+    for b in range(r.randint(2, 5) if blocks == 0 else 0):
+        kind = r.choice(["conv", "conv", "dw", "dw", "pool"])
+        k = r.choice([1, 3, 3, 5]) if kind != "pool" else r.choice([2, 3])
+        s = r.choice([1, 1, 2])
+        d = r.choice([1, 1, 2]) if k > 1 and kind != "pool" else 1
+        p = r.choice([0, (d * (k - 1)) // 2, d * (k - 1)]) if kind != "pool" else 0
+        oh, ow = _out(h, k, s, p, d), _out(w, k, s, p, d)
+        if oh < 1 or ow < 1:
+            break
+        if kind == "pool":
+            op = r.choice(["MaxPool", "AveragePool"])
+            nodes.append(helper.make_node(op, [x], [f"l{b}"], kernel_shape=[k, k], strides=[s, s]))
+        else:
+            group = c if kind == "dw" else 1
+            cout = c * r.choice([1, 1, 2]) if kind == "dw" else r.choice([2, 4, 8, 16])
+            wt = const(f"w{b}", rng.standard_normal((cout, c // group, k, k)) / np.sqrt(k * k * c / group))
+            bias = const(f"b{b}", rng.standard_normal(cout) * 0.1)
+            nodes.append(helper.make_node("Conv", [x, wt, bias], [f"l{b}"], kernel_shape=[k, k], strides=[s, s],
+                                          pads=[p] * 4, dilations=[d, d], group=group))
+            c = cout
+        x, h, w = f"l{b}", oh, ow
     if r.random() < 0.6 or x == "x":
         nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
         units = r.choice([3, 10])
@@ -111,17 +138,20 @@ def test_banded_model_host_c_equals_tinyq(seed, tinyq_bin, tmp_path):
     assert bad == 0, f"model {seed}: {bad} of {total} output elements differ"
 
 
-def test_some_random_models_are_fused(tinyq_bin, tmp_path):
-    """The generator reaches the fused path: some exported models run a banded convolution."""
-    fused = 0
-    for seed in range(SEED, SEED + 12):
+def test_random_models_reach_every_banded_path(tinyq_bin, tmp_path):
+    """The generator reaches the fused path and both overlap directions (portable kernels: the
+    fused loop calls tq_conv_rows_s8 with the ring, a bottom-up overlap loops `r >= 0`)."""
+    fused = reverse = 0
+    for seed in range(SEED, SEED + 16):
         folder = tmp_path / str(seed)
         folder.mkdir()
         model = _quantize(tinyq_bin, seed, folder)
         proc = cgen_lib.export(tinyq_bin, model, folder / "c")
         assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-        fused += "_rows" in (folder / "c" / "net.c").read_text()
-    assert fused >= 3, f"only {fused} of 12 models fused a convolution with its pool"
+        text = (folder / "c" / "net.c").read_text()
+        fused += "tq_pool_rows_s8(" in text
+        reverse += "r >= 0" in text
+    assert fused >= 3 and reverse >= 2, f"{fused} of 16 models fused a pool, {reverse} overlapped bottom-up"
 
 
 @pytest.mark.parametrize("kernels", ("portable", "cmsis-nn"))

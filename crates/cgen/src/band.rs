@@ -32,18 +32,19 @@ fn align(n: usize) -> usize {
 }
 
 /// For each step, the index of the pool step fused into it (only for CONV_2D steps).
-pub fn conv_pools(views: &[StepView<'_>], graph: &Graph) -> Vec<Option<usize>> {
+pub fn conv_pools(views: &[StepView<'_>], graph: &Graph, sizes: &[usize]) -> Vec<Option<usize>> {
     let n = views.len();
     let mut fused = vec![None; n];
     for (j, conv) in views.iter().enumerate() {
-        let StepKind::Conv2D(c, _) = &conv.kind else { continue };
+        if !matches!(conv.kind, StepKind::Conv2D(..)) {
+            continue;
+        }
         if graph.outputs.contains(&conv.output) {
             continue;
         }
         let readers: Vec<usize> = (0..n).filter(|&k| views[k].inputs.contains(&conv.output)).collect();
         let &[k] = &readers[..] else { continue };
-        let (StepKind::MaxPool(p) | StepKind::AveragePool(p)) = &views[k].kind else { continue };
-        if views[k].inputs[0] == conv.output && band(c, p, 0, 0).is_some() {
+        if views[k].inputs[0] == conv.output && band_of(conv, &views[k], sizes).is_some() {
             fused[j] = Some(k);
         }
     }
@@ -75,7 +76,9 @@ pub fn band(c: &ConvPerChannelParams, p: &PoolParams, input_bytes: usize, output
     let row = ow * oc;
     let cap = input_bytes.max(output_bytes);
     let rows = (cap / (p.stride_height * row).max(1)).clamp(1, ph);
-    Some(Band { rows, conv_rows, ring: (rows * p.stride_height).min(conv_rows) * row })
+    let ring = (rows * p.stride_height).min(conv_rows) * row;
+    // One band holding the whole output saves nothing.
+    (ring < oh * row).then_some(Band { rows, conv_rows, ring })
 }
 
 /// The band of the fused pair `conv` → `pool`, given their tensors' bytes.
@@ -117,8 +120,8 @@ pub fn emit(
     match cmsis {
         Some((cs, ps)) => {
             let mut ce = Emitted::new();
-            crate::cmsis::emit(conv, p, &conv_ops, cs, false, &mut ce);
-            crate::cmsis::emit(pool, &pq, &pool_ops, ps, false, &mut ce);
+            crate::cmsis::emit(conv, p, &conv_ops, cs, None, &mut ce);
+            crate::cmsis::emit(pool, &pq, &pool_ops, ps, None, &mut ce);
             e.defs = ce.defs;
             e.const_bytes = ce.const_bytes;
         }

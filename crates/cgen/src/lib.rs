@@ -124,7 +124,7 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     let fusion = fuse::pads_into_convs(&views, g);
     let indexed = fuse::apply(&views, &fusion);
     let (order, folded): (Vec<usize>, Vec<StepView<'_>>) = indexed.into_iter().unzip();
-    let pools = band::conv_pools(&folded, g);
+    let pools = band::conv_pools(&folded, g, &sizes);
     let mut nodes: Vec<&tinyq_ir::Node> = vec![];
     let mut views: Vec<StepView<'_>> = vec![];
     let mut fused: Vec<Option<(StepView<'_>, band::Band)>> = vec![];
@@ -175,9 +175,9 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
             inputs: v.inputs.iter().map(|&t| addr(t)).collect(),
             output: addr(v.output),
             scratch: match mem.modes[s] {
-                Mode::InPlace { scratch: Some(o) } | Mode::Separate { scratch: Some(o) } => {
-                    Some(format!("({arena} + {o})"))
-                }
+                Mode::InPlace { scratch: Some(o) }
+                | Mode::Separate { scratch: Some(o) }
+                | Mode::Overlap { scratch: Some(o), .. } => Some(format!("({arena} + {o})")),
                 _ => None,
             },
             input_len: v.inputs.iter().map(|&t| g.tensor(t).numel()).collect(),
@@ -199,11 +199,14 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
             }
             (None, Some((_, scratch))) => {
                 let mut e = steps::Emitted::new();
-                let in_place = matches!(mem.modes[s], Mode::InPlace { .. });
-                if in_place && !files.contains(&"tq_cmsis.c") {
+                let banded = match mem.modes[s] {
+                    Mode::Overlap { reverse, .. } => Some(reverse),
+                    _ => None,
+                };
+                if banded.is_some() && !files.contains(&"tq_cmsis.c") {
                     files.push("tq_cmsis.c");
                 }
-                cmsis::emit(v, &prefix, &ops, scratch, in_place, &mut e);
+                cmsis::emit(v, &prefix, &ops, scratch, banded, &mut e);
                 e
             }
             (None, None) => steps::emit(v, mem.modes[s], &prefix, &ops),

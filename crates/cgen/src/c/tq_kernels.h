@@ -92,6 +92,8 @@ typedef struct {
   const int32_t *shift;
 } tq_dwconv_params;
 void tq_dwconv_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out);
+/* Output rows [row0, row0 + rows) of image 0. */
+void tq_dwconv_rows_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
 /* Depth multiplier 1, output no larger than the input, written over its input one channel at a
  * time: `scratch` holds one input channel plane (in_h * in_w bytes). */
 void tq_dwconv_inplace_s8(const tq_dwconv_params *p, int8_t *buf, int8_t *scratch);
@@ -138,6 +140,9 @@ typedef struct {
 } tq_pool_params;
 void tq_max_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out);
+/* Output rows [row0, row0 + rows) of one image, written from `out` on. */
+void tq_max_pool_band_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
+void tq_avg_pool_band_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
 /* The first out_rows rows of one image's pool with no top padding, from the in_rows rows at
  * `in` (the band a fused convolution just wrote). */
 void tq_pool_rows_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t in_rows, int32_t out_rows,
