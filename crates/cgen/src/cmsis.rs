@@ -24,7 +24,7 @@ pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
             let scratch = tinyq_arena::cmsis_conv_s8_scratch([kh, kw], in_c, fc, pad, dil);
-            (overlap(Rows::conv(c), c.output_shape[2]), scratch)
+            (overlap(Rows::conv(c), band_rows(c.output_shape[2], conv_band_pixels(kh, kw))), scratch)
         }
         StepKind::DepthwiseConv2D(c, _) => {
             let [n, _, _, in_c] = c.input_shape;
@@ -32,7 +32,7 @@ pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
             let scratch = tinyq_arena::cmsis_depthwise_s8_scratch([kh, kw], n, in_c, out_c, pad, dil);
-            (overlap(Rows::depthwise(c), c.output_shape[2]), scratch)
+            (overlap(Rows::depthwise(c), band_rows(c.output_shape[2], 16)), scratch)
         }
         StepKind::FullyConnected(..) | StepKind::FullyConnectedPerChannel(..) => (Sharing::None, 0),
         StepKind::Add { broadcast: false, .. } => (Sharing::InPlace { input: 0, scratch: 0 }, 0),
@@ -43,17 +43,29 @@ pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
     })
 }
 
-fn overlap(rows: Option<Rows>, out_w: usize) -> Sharing {
+fn overlap(rows: Option<Rows>, band: usize) -> Sharing {
     match rows {
-        Some(r) if r.reads_every_row() => r.sharing(band_rows(out_w)),
+        Some(r) if r.reads_every_row() => r.sharing(band),
         _ => Sharing::None,
     }
 }
 
-/// Output rows per banded call: whole rows, at least 16 pixels (CMSIS-NN's kernels work on
-/// groups of pixels, and each call costs a setup).
-fn band_rows(width: usize) -> usize {
-    (1..=16).find(|r| r * width >= 16 && (r * width).is_multiple_of(4)).unwrap_or(16usize.div_ceil(width.max(1)))
+/// Output rows per banded call: whole rows, at least `pixels` pixels and a multiple of 4 where
+/// that is near (CMSIS-NN's kernels work on groups of pixels, and each call costs a setup).
+fn band_rows(width: usize, pixels: usize) -> usize {
+    let width = width.max(1);
+    (1..=pixels).find(|r| r * width >= pixels && (r * width).is_multiple_of(4)).unwrap_or(pixels.div_ceil(width))
+}
+
+/// Pixels per banded call of a convolution: 16 for a 1x1 kernel (CMSIS-NN's 1x1 kernel sums
+/// the weights again on every call, so its bands are chosen by memory), 64 for the im2col
+/// kernels (whose setup each call repeats).
+fn conv_band_pixels(kh: usize, kw: usize) -> usize {
+    if kh * kw == 1 {
+        16
+    } else {
+        64
+    }
 }
 
 fn dims(d: [usize; 4]) -> String {
@@ -70,6 +82,7 @@ struct ConvCall {
     dims: [[usize; 4]; 4],
     wrapper: &'static str,
     rows: &'static str,
+    band_pixels: usize,
 }
 
 impl ConvCall {
@@ -87,7 +100,7 @@ impl ConvCall {
         shapes(e, p, i, f, bd, o);
         let args = format!("&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od");
         if let Some(reverse) = banded {
-            let ([_, oh, ow, oc], band) = (o, band_rows(o[2]));
+            let ([_, oh, ow, oc], band) = (o, band_rows(o[2], self.band_pixels));
             let walk = if reverse {
                 format!("r = {}; r >= 0; r -= {band}", (oh.max(1) - 1) / band * band)
             } else {
@@ -131,6 +144,7 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
                 dims: [c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape],
                 wrapper: "arm_convolve_wrapper_s8",
                 rows: "tq_cmsis_conv_rows",
+                band_pixels: conv_band_pixels(kh, kw),
             };
             call.emit(e, p, w, banded, &ctx, x, y);
         }
@@ -150,6 +164,7 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
                 dims: [c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape],
                 wrapper: "arm_depthwise_conv_wrapper_s8",
                 rows: "tq_cmsis_dwconv_rows",
+                band_pixels: 16,
             };
             call.emit(e, p, w, banded, &ctx, x, y);
         }

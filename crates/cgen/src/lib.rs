@@ -159,7 +159,7 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
         })
         .collect();
     let (input, output) = (g.inputs[0], g.outputs[0]);
-    let mem = memory::plan(&uses, &sizes, input, output);
+    let mem = memory::plan_fewest_overlaps(uses, &sizes, input, output);
 
     let arena = format!("{name}_arena.bytes");
     let addr = |t: usize| match mem.places[t] {

@@ -250,6 +250,26 @@ pub fn plan(steps: &[StepUse], sizes: &[usize], input: TensorId, output: TensorI
     MemoryPlan { places, modes, arena_size, lower_bound, scratch_peak }
 }
 
+/// [`plan`], then without each overlap that the arena does not need (an overlapping step runs
+/// a band of rows per call, which costs instructions): an overlap is dropped when planning
+/// without it gives an arena no larger.
+pub fn plan_fewest_overlaps(mut steps: Vec<StepUse>, sizes: &[usize], input: TensorId, output: TensorId) -> MemoryPlan {
+    let mut best = plan(&steps, sizes, input, output);
+    for s in 0..steps.len() {
+        if !matches!(best.modes[s], Mode::Overlap { .. }) {
+            continue;
+        }
+        let kept = std::mem::replace(&mut steps[s].sharing, Sharing::None);
+        let without = plan(&steps, sizes, input, output);
+        if without.arena_size <= best.arena_size {
+            best = without;
+        } else {
+            steps[s].sharing = kept;
+        }
+    }
+    best
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Item {
     size: usize,
