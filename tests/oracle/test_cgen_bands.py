@@ -5,11 +5,14 @@ through a small ring of rows, the pool reads each band), so band boundaries, the
 banded call still needs, rows the pool never reads and the ring's place in the arena all matter.
 A convolution, depthwise convolution or pool on one image may also write its output overlapping
 its input, top-down with the output starting below the input or bottom-up with it starting above,
-when the planner finds that smaller. These random models cover both: even seeds have one or two
+when the planner finds that smaller. These random models cover both: a third of the seeds have one or two
 convolution → pool blocks with random sizes, kernels, strides, padding and dilation, max or
 average pools whose windows tile the height (fusable) or overlap (not fusable), a ReLU or not;
-odd seeds have chains of two to five convolutions, depthwise convolutions (depth multiplier 1 or
-2) and pools; then a dense head, or the last layer as the model's output.
+others have chains of two to five convolutions, depthwise convolutions (depth multiplier 1 or 2)
+and pools, or residual blocks `x ± conv(conv(x))` (random kernels, dilation, a ReLU between or
+not, the operands in either order), which the generator runs as one banded step (a's rows in a
+sliding window, b's band added to x's rows and written over them) where that lowers the arena;
+then a dense head, or the last layer as the model's output.
 
 Host gcc with the portable kernels (TINYQ_CGEN_BANDS, default 40 models), and on the emulated
 Cortex-M4 with CMSIS-NN and portable kernels (TINYQ_CGEN_BANDS_M4, default 6 per kernel set;
@@ -55,7 +58,8 @@ def make_model(seed: int, folder: Path) -> Path:
         inits.append(numpy_helper.from_array(arr.astype(np.float32), name))
         return name
 
-    blocks = r.choice([1, 1, 2]) if seed % 2 == 0 else 0
+    family = seed % 3
+    blocks = r.choice([1, 1, 2]) if family == 0 else 0
     for b in range(blocks):
         k = r.choice([1, 2, 3, 5])
         s = r.choice([1, 1, 2])
@@ -84,7 +88,7 @@ def make_model(seed: int, folder: Path) -> Path:
         h, w = _out(h, kh, sh, 0), _out(w, kw, sw, 0)
     # Odd seeds: a chain of row-wise layers each reading only the one before (their outputs may
     # overlap their inputs, top-down or bottom-up).
-    for b in range(r.randint(2, 5) if blocks == 0 else 0):
+    for b in range(r.randint(2, 5) if family == 1 else 0):
         kind = r.choice(["conv", "conv", "dw", "dw", "pool"])
         k = r.choice([1, 3, 3, 5]) if kind != "pool" else r.choice([2, 3])
         s = r.choice([1, 1, 2])
@@ -105,6 +109,32 @@ def make_model(seed: int, folder: Path) -> Path:
                                           pads=[p] * 4, dilations=[d, d], group=group))
             c = cout
         x, h, w = f"l{b}", oh, ow
+    if family == 2:
+        # A stem convolution, then residual blocks x + conv(conv(x)) keeping the shape.
+        cout = r.choice([4, 8, 16])
+        nodes.append(helper.make_node("Conv", [x, const("ws", rng.standard_normal((cout, c, 3, 3)) / np.sqrt(9 * c)),
+                                              const("bs", rng.standard_normal(cout) * 0.1)], ["stem"],
+                                      kernel_shape=[3, 3], pads=[1] * 4))
+        x, c = "stem", cout
+        for b in range(r.randint(1, 2)):
+            y = x
+            for half in range(2):
+                k = r.choice([1, 3, 3, 5])
+                d = r.choice([1, 1, 2]) if k > 1 else 1
+                p = d * (k - 1) // 2
+                wt = const(f"w{b}{half}", rng.standard_normal((c, c, k, k)) / np.sqrt(k * k * c))
+                nodes.append(helper.make_node("Conv", [y, wt, const(f"b{b}{half}", rng.standard_normal(c) * 0.1)],
+                                              [f"r{b}{half}"], kernel_shape=[k, k], pads=[p] * 4, dilations=[d, d]))
+                y = f"r{b}{half}"
+                if half == 0 and r.random() < 0.7:
+                    nodes.append(helper.make_node("Relu", [y], [f"r{b}relu"]))
+                    y = f"r{b}relu"
+            pair = [x, y] if r.random() < 0.5 else [y, x]
+            nodes.append(helper.make_node(r.choice(["Add", "Add", "Sub"]), pair, [f"res{b}"]))
+            x = f"res{b}"
+            if r.random() < 0.5:
+                nodes.append(helper.make_node("Relu", [x], [f"res{b}relu"]))
+                x = f"res{b}relu"
     if r.random() < 0.6 or x == "x":
         nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
         units = r.choice([3, 10])
@@ -139,10 +169,11 @@ def test_banded_model_host_c_equals_tinyq(seed, tinyq_bin, tmp_path):
 
 
 def test_random_models_reach_every_banded_path(tinyq_bin, tmp_path):
-    """The generator reaches the fused path and both overlap directions (portable kernels: the
-    fused loop calls tq_conv_rows_s8 with the ring, a bottom-up overlap loops `r >= 0`)."""
-    fused = reverse = 0
-    for seed in range(SEED, SEED + 16):
+    """The generator reaches the fused paths and both overlap directions (portable kernels: a fused
+    pool calls tq_pool_rows_s8, a fused residual block tq_conv_rows_from_s8, a bottom-up overlap
+    loops `r >= 0`)."""
+    fused = reverse = residual = 0
+    for seed in range(SEED, SEED + 18):
         folder = tmp_path / str(seed)
         folder.mkdir()
         model = _quantize(tinyq_bin, seed, folder)
@@ -151,7 +182,8 @@ def test_random_models_reach_every_banded_path(tinyq_bin, tmp_path):
         text = (folder / "c" / "net.c").read_text()
         fused += "tq_pool_rows_s8(" in text
         reverse += "r >= 0" in text
-    assert fused >= 3 and reverse >= 2, f"{fused} of 16 models fused a pool, {reverse} overlapped bottom-up"
+        residual += "tq_conv_rows_from_s8(" in text
+    assert fused >= 3 and reverse >= 2 and residual >= 2, (fused, reverse, residual)
 
 
 @pytest.mark.parametrize("kernels", ("portable", "cmsis-nn"))

@@ -198,23 +198,7 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
             );
         }
         StepKind::Add { params: a, .. } => {
-            let x2 = &ops.inputs[1];
-            e.line(format!(
-                "arm_elementwise_add_s8({x}, {x2}, {}, {}, {}, {}, {}, {}, {}, {y}, {}, {}, {}, {}, {}, {});",
-                a.input1_offset,
-                a.input1_multiplier,
-                a.input1_shift,
-                a.input2_offset,
-                a.input2_multiplier,
-                a.input2_shift,
-                a.left_shift,
-                a.output_offset,
-                a.output_multiplier,
-                a.output_shift,
-                a.quantized_activation_min,
-                a.quantized_activation_max,
-                ops.output_len
-            ));
+            e.line(add_call(a, x, &ops.inputs[1], y, &ops.output_len.to_string()));
         }
         StepKind::MaxPool(q) | StepKind::AveragePool(q) => {
             let [n, ih, iw, c] = q.input_shape;
@@ -240,6 +224,25 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
         }
         _ => unreachable!("cmsis::plan accepted only the kinds above"),
     }
+}
+
+/// CMSIS-NN's elementwise int8 ADD of `len` elements.
+pub fn add_call(a: &tinyq_kernels::add::AddParams, x: &str, x2: &str, y: &str, len: &str) -> String {
+    format!(
+        "arm_elementwise_add_s8({x}, {x2}, {}, {}, {}, {}, {}, {}, {}, {y}, {}, {}, {}, {}, {}, {len});",
+        a.input1_offset,
+        a.input1_multiplier,
+        a.input1_shift,
+        a.input2_offset,
+        a.input2_multiplier,
+        a.input2_shift,
+        a.left_shift,
+        a.output_offset,
+        a.output_multiplier,
+        a.output_shift,
+        a.quantized_activation_min,
+        a.quantized_activation_max
+    )
 }
 
 fn weights(e: &mut Emitted, p: &str, w: &PerChannel<'_>) {

@@ -16,6 +16,8 @@ mod cmsis;
 mod examples;
 mod fuse;
 mod memory;
+mod residual;
+mod schedule;
 mod steps;
 
 use std::fmt::Write;
@@ -124,42 +126,10 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     let fusion = fuse::pads_into_convs(&views, g);
     let indexed = fuse::apply(&views, &fusion);
     let (order, folded): (Vec<usize>, Vec<StepView<'_>>) = indexed.into_iter().unzip();
-    let pools = band::conv_pools(&folded, g, &sizes);
-    let mut nodes: Vec<&tinyq_ir::Node> = vec![];
-    let mut views: Vec<StepView<'_>> = vec![];
-    let mut fused: Vec<Option<(StepView<'_>, band::Band)>> = vec![];
-    for (j, v) in folded.iter().enumerate() {
-        if pools.contains(&Some(j)) {
-            continue;
-        }
-        let pool = pools[j].map(|k| copy_view(&folded[k]));
-        let b = pool.as_ref().and_then(|q| band::band_of(v, q, &sizes));
-        nodes.push(&g.nodes[order[j]]);
-        let fusion = pool.zip(b);
-        let output = fusion.as_ref().map_or(v.output, |(q, _)| q.output);
-        views.push(StepView { kind: v.kind.clone(), inputs: v.inputs, output });
-        fused.push(fusion);
-    }
-    let cmsis: Vec<Option<(Sharing, usize)>> =
-        views.iter().map(|v| if kernels == KernelSet::CmsisNn { cmsis::plan(v) } else { None }).collect();
-    let uses: Vec<StepUse> = views
-        .iter()
-        .zip(&cmsis)
-        .zip(&fused)
-        .map(|((v, c), f)| match f {
-            Some((q, b)) => {
-                let pool_scratch = cmsis::plan(q).filter(|_| c.is_some()).map_or(0, |p| p.1);
-                let scratch = band::scratch(b, c.map_or(0, |c| c.1), pool_scratch);
-                StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing: Sharing::None, scratch }
-            }
-            None => {
-                let (sharing, scratch) = c.unwrap_or((steps::sharing(v, &sizes), 0));
-                StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing, scratch }
-            }
-        })
-        .collect();
+    let sched = schedule::plan(&folded, g, &sizes, kernels);
+    let schedule::Schedule { first, views, fused, cmsis, mem } = sched;
+    let nodes: Vec<&tinyq_ir::Node> = first.iter().map(|&j| &g.nodes[order[j]]).collect();
     let (input, output) = (g.inputs[0], g.outputs[0]);
-    let mem = memory::plan_fewest_overlaps(uses, &sizes, input, output);
 
     let arena = format!("{name}_arena.bytes");
     let addr = |t: usize| match mem.places[t] {
@@ -187,7 +157,17 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
         };
         let prefix = format!("{name}_{s}");
         let e = match (&fused[s], cmsis[s]) {
-            (Some((q, b)), c) => {
+            (Some(schedule::Fused::Residual(r)), c) => {
+                let portable_add = c.is_none() || !matches!(r.add.kind, StepKind::Add { .. });
+                for (f, used) in [("tq_cmsis.c", c.is_some()), ("tq_add.c", portable_add)] {
+                    if used && !files.contains(&f) {
+                        files.push(f);
+                    }
+                }
+                let cs = c.map(|_| schedule::residual_cmsis_scratch(&c, r));
+                residual::emit(v, r, &prefix, &ops, cs)
+            }
+            (Some(schedule::Fused::Pool(q, b)), c) => {
                 let cmsis_scratch = c.map(|(_, cs)| (cs, cmsis::plan(q).map_or(0, |p| p.1)));
                 if cmsis_scratch.is_some() && !files.contains(&"tq_cmsis.c") {
                     files.push("tq_cmsis.c");
@@ -246,10 +226,6 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     let examples =
         vec![("main.c".to_string(), examples::main_c(name)), (format!("{name}.ino"), examples::sketch(name))];
     Ok(Generated { files: out, examples, footprint })
-}
-
-fn copy_view<'a>(v: &StepView<'a>) -> StepView<'a> {
-    StepView { kind: v.kind.clone(), inputs: v.inputs, output: v.output }
 }
 
 fn c_comment(s: &str) -> String {

@@ -6,11 +6,12 @@
 #include "tq_cmsis.h"
 
 /* Output rows [row0, row0 + rows) of one image's CONV_2D: the call sees only the input rows
- * they read, with the top padding those rows still need. */
-void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
-                        const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
-                        const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
-                        const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
+ * they read, with the top padding those rows still need. `in` holds the input from row in_lo on
+ * (the rows the band reads). */
+void tq_cmsis_conv_rows_from(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                             const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
+                             int32_t in_lo, const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd,
+                             const int32_t *bias, const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
   const int32_t first = row0 * cp->stride.h - cp->padding.h;
   const int32_t end = (row0 + rows - 1) * cp->stride.h - cp->padding.h + (fd->h - 1) * cp->dilation.h + 1;
   const int32_t lo = first > 0 ? first : 0;
@@ -22,7 +23,14 @@ void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params 
   i.h = hi > lo ? hi - lo : 0;
   o.n = 1;
   o.h = rows;
-  (void)arm_convolve_wrapper_s8(ctx, &p, q, &i, in + lo * id->w * id->c, fd, filter, bd, bias, &o, out);
+  (void)arm_convolve_wrapper_s8(ctx, &p, q, &i, in + (lo - in_lo) * id->w * id->c, fd, filter, bd, bias, &o, out);
+}
+
+void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                        const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
+                        const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
+                        const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
+  tq_cmsis_conv_rows_from(ctx, cp, q, id, in, 0, fd, filter, bd, bias, od, out, row0, rows);
 }
 
 /* Output rows [row0, row0 + rows) of one image's DEPTHWISE_CONV_2D (see tq_cmsis_conv_rows). */

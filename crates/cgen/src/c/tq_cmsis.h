@@ -10,6 +10,11 @@ void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params 
                         const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
                         const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
                         const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows);
+/* The same with `in` holding the input from row in_lo on. */
+void tq_cmsis_conv_rows_from(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                             const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
+                             int32_t in_lo, const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd,
+                             const int32_t *bias, const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows);
 void tq_cmsis_dwconv_rows(const cmsis_nn_context *ctx, const cmsis_nn_dw_conv_params *cp,
                           const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
                           const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd,

@@ -37,6 +37,14 @@ void tq_conv_rows_s8(const tq_conv_params *p, const int8_t *in, int8_t *out, int
   }
 }
 
+void tq_conv_rows_from_s8(const tq_conv_params *p, const int8_t *in, int32_t in_lo, int32_t in_hi, int8_t *out,
+                          int32_t row0, int32_t rows) {
+  tq_conv_params q = *p;
+  q.in_h = in_hi - in_lo;
+  q.pad_h = p->pad_h + in_lo;
+  tq_conv_rows_s8(&q, in, out, row0, rows);
+}
+
 void tq_conv_s8(const tq_conv_params *p, const int8_t *in, int8_t *out) {
   int32_t b;
   for (b = 0; b < p->batches; ++b) {

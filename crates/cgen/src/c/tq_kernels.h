@@ -77,6 +77,9 @@ typedef struct {
 void tq_conv_s8(const tq_conv_params *p, const int8_t *in, int8_t *out);
 /* Output rows [row0, row0 + rows) of image 0 (the rows a band of a fused step needs). */
 void tq_conv_rows_s8(const tq_conv_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
+/* The same with `in` holding only input rows [in_lo, in_hi) (every row those outputs read). */
+void tq_conv_rows_from_s8(const tq_conv_params *p, const int8_t *in, int32_t in_lo, int32_t in_hi, int8_t *out,
+                          int32_t row0, int32_t rows);
 /* A 1x1 stride-1 CONV_2D whose output has no more channels than its input, written over its
  * input: `scratch` holds one input pixel (in_c bytes). */
 void tq_conv_1x1_inplace_s8(const tq_conv_params *p, int8_t *buf, int8_t *scratch);
