@@ -81,6 +81,18 @@ pub fn band(c: &ConvPerChannelParams, p: &PoolParams, input_bytes: usize, output
     (ring < oh * row).then_some(Band { rows, conv_rows, ring })
 }
 
+/// `b` with `rows` pool output rows per band (at most the pool's height), when its ring is still
+/// smaller than the convolution's output.
+pub fn with_rows(conv: &StepView<'_>, pool: &StepView<'_>, b: Band, rows: usize) -> Option<Band> {
+    let (StepKind::Conv2D(c, _), StepKind::MaxPool(p) | StepKind::AveragePool(p)) = (&conv.kind, &pool.kind) else {
+        return None;
+    };
+    let [_, oh, ow, oc] = c.output_shape;
+    let rows = rows.clamp(1, p.output_shape[1]);
+    let ring = (rows * p.stride_height).min(b.conv_rows) * ow * oc;
+    (ring < oh * ow * oc).then_some(Band { rows, ring, ..b })
+}
+
 /// The band of the fused pair `conv` → `pool`, given their tensors' bytes.
 pub fn band_of(conv: &StepView<'_>, pool: &StepView<'_>, sizes: &[usize]) -> Option<Band> {
     let (StepKind::Conv2D(c, _), StepKind::MaxPool(p) | StepKind::AveragePool(p)) = (&conv.kind, &pool.kind) else {

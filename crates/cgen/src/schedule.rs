@@ -34,32 +34,59 @@ fn copy_view<'a>(v: &StepView<'a>) -> StepView<'a> {
 pub fn plan<'a>(folded: &[StepView<'a>], g: &Graph, sizes: &[usize], kernels: KernelSet) -> Schedule<'a> {
     let pools = band::conv_pools(folded, g, sizes);
     let blocks = residual::find(folded, g);
-    let mut off = vec![false; folded.len()];
-    let mut best = build(folded, &pools, &blocks, &off, g, sizes, kernels);
-    for i in 0..folded.len() {
+    let n = folded.len();
+    let (mut off, mut rows) = (vec![false; n], vec![None; n]);
+    let mut best = build(folded, &Choice { pools: &pools, blocks: &blocks, off: &off, rows: &rows }, g, sizes, kernels);
+    for i in 0..n {
         if blocks[i].is_none() {
             continue;
         }
         off[i] = true;
-        let without = build(folded, &pools, &blocks, &off, g, sizes, kernels);
+        let without =
+            build(folded, &Choice { pools: &pools, blocks: &blocks, off: &off, rows: &rows }, g, sizes, kernels);
         if without.mem.arena_size <= best.mem.arena_size {
             best = without;
         } else {
             off[i] = false;
         }
     }
+    // Taller bands for a fused pool (fewer calls), a row at a time while the arena does not grow.
+    for j in 0..n {
+        while let Some(s) = best.first.iter().position(|&f| f == j) {
+            let Some(Fused::Pool(_, b)) = &best.fused[s] else { break };
+            let now = b.rows;
+            rows[j] = Some(now + 1);
+            let taller =
+                build(folded, &Choice { pools: &pools, blocks: &blocks, off: &off, rows: &rows }, g, sizes, kernels);
+            let grew = matches!(&taller.fused[s], Some(Fused::Pool(_, t)) if t.rows > now);
+            if grew && taller.mem.arena_size <= best.mem.arena_size {
+                best = taller;
+            } else {
+                rows[j] = Some(now);
+                break;
+            }
+        }
+    }
     best
+}
+
+/// Which fusions a schedule makes: pools and residual blocks found, blocks turned off, and pool
+/// rows per band chosen (by the first step's index in the folded list).
+struct Choice<'c> {
+    pools: &'c [Option<usize>],
+    blocks: &'c [Option<(usize, usize)>],
+    off: &'c [bool],
+    rows: &'c [Option<usize>],
 }
 
 fn build<'a>(
     folded: &[StepView<'a>],
-    pools: &[Option<usize>],
-    blocks: &[Option<(usize, usize)>],
-    off: &[bool],
+    choice: &Choice<'_>,
     g: &Graph,
     sizes: &[usize],
     kernels: KernelSet,
 ) -> Schedule<'a> {
+    let Choice { pools, blocks, off, rows } = *choice;
     let mut skip = vec![false; folded.len()];
     for (i, b) in blocks.iter().enumerate() {
         if let (Some((j, k)), false) = (b, off[i]) {
@@ -75,7 +102,10 @@ fn build<'a>(
             continue;
         }
         let f = match (pools[j], blocks[j]) {
-            (Some(k), _) => band::band_of(v, &folded[k], sizes).map(|b| Fused::Pool(copy_view(&folded[k]), b)),
+            (Some(k), _) => band::band_of(v, &folded[k], sizes).map(|b| {
+                let b = rows[j].and_then(|r| band::with_rows(v, &folded[k], b, r)).unwrap_or(b);
+                Fused::Pool(copy_view(&folded[k]), b)
+            }),
             (None, Some((b, k))) if !off[j] => {
                 let (tinyq_int8::StepKind::Conv2D(ca, _), tinyq_int8::StepKind::Conv2D(cb, _)) =
                     (&v.kind, &folded[b].kind)
