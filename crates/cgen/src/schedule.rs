@@ -1,7 +1,6 @@
 //! The steps the C runs, after the fusions, and their memory plan: a convolution with the pool
 //! that alone reads it ([`band`]), residual blocks ([`residual`]), each other step alone. A
-//! residual block is fused only where that gives a smaller arena (its bands cost a few
-//! instructions each).
+//! fusion is kept only where it gives a smaller arena (its bands cost a few instructions each).
 
 use tinyq_int8::StepView;
 use tinyq_ir::Graph;
@@ -38,7 +37,7 @@ pub fn plan<'a>(folded: &[StepView<'a>], g: &Graph, sizes: &[usize], kernels: Ke
     let (mut off, mut rows) = (vec![false; n], vec![None; n]);
     let mut best = build(folded, &Choice { pools: &pools, blocks: &blocks, off: &off, rows: &rows }, g, sizes, kernels);
     for i in 0..n {
-        if blocks[i].is_none() {
+        if blocks[i].is_none() && pools[i].is_none() {
             continue;
         }
         off[i] = true;
@@ -70,8 +69,8 @@ pub fn plan<'a>(folded: &[StepView<'a>], g: &Graph, sizes: &[usize], kernels: Ke
     best
 }
 
-/// Which fusions a schedule makes: pools and residual blocks found, blocks turned off, and pool
-/// rows per band chosen (by the first step's index in the folded list).
+/// Which fusions a schedule makes: pools and residual blocks found, fusions turned off, and pool
+/// rows per band chosen (each by the first step's index in the folded list).
 struct Choice<'c> {
     pools: &'c [Option<usize>],
     blocks: &'c [Option<(usize, usize)>],
@@ -93,15 +92,17 @@ fn build<'a>(
             (skip[*j], skip[*k]) = (true, true);
         }
     }
-    for k in pools.iter().flatten() {
-        skip[*k] = true;
+    for (j, k) in pools.iter().enumerate() {
+        if let (Some(k), false) = (k, off[j]) {
+            skip[*k] = true;
+        }
     }
     let (mut first, mut views, mut fused) = (vec![], vec![], vec![]);
     for (j, v) in folded.iter().enumerate() {
         if skip[j] {
             continue;
         }
-        let f = match (pools[j], blocks[j]) {
+        let f = match (pools[j].filter(|_| !off[j]), blocks[j]) {
             (Some(k), _) => band::band_of(v, &folded[k], sizes).map(|b| {
                 let b = rows[j].and_then(|r| band::with_rows(v, &folded[k], b, r)).unwrap_or(b);
                 Fused::Pool(copy_view(&folded[k]), b)
