@@ -59,7 +59,11 @@ fn band_rows(width: usize, pixels: usize) -> usize {
 
 /// Pixels per banded call of a convolution: 64, since each call repeats a setup (the im2col
 /// kernels') or, for CMSIS-NN's 1x1 kernel, sums all the weights again (about as many
-/// instructions as 2-3 pixels' worth of work on a 64-channel layer).
+/// instructions as 2-3 pixels' worth of work on a 64-channel layer). On a core with the DSP
+/// extension CMSIS-NN has no 1x1 or fully connected routine that takes the sums precomputed (the
+/// `kernel_sum` of its vector-matrix products is read only on MVE cores); its int8 x int16 kernel,
+/// which needs none, and its vector-matrix product both cost more over a band of 64 pixels than
+/// the sums they would save.
 fn conv_band_pixels(_kh: usize, _kw: usize) -> usize {
     64
 }
