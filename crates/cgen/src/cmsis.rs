@@ -9,36 +9,30 @@ use std::fmt::Write;
 use tinyq_int8::{PerChannel, StepKind, StepView};
 
 use crate::memory::Sharing;
+use crate::steps::Rows;
 use crate::steps::{Emitted, Operands};
 
 /// Whether CMSIS-NN runs this step, how it may share memory, and the scratch it needs.
+/// Convolutions and depthwise convolutions on one image may write their output overlapping
+/// their input: they are then called a band of output rows at a time ([`band_rows`]), each
+/// call seeing only the input rows its band reads.
 pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
     Some(match &step.kind {
         StepKind::Conv2D(c, _) => {
-            let [_, _, w, in_c] = c.input_shape;
+            let [_, _, _, in_c] = c.input_shape;
             let [_, kh, kw, fc] = c.filter_shape;
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
             let scratch = tinyq_arena::cmsis_conv_s8_scratch([kh, kw], in_c, fc, pad, dil);
-            let sharing = if conv_1x1_in_place(c) {
-                Sharing::InPlace { input: 0, scratch: chunk_pixels(w) * in_c }
-            } else {
-                Sharing::None
-            };
-            (sharing, scratch)
+            (overlap(Rows::conv(c), band_rows(c.output_shape[2], conv_band_pixels(kh, kw))), scratch)
         }
         StepKind::DepthwiseConv2D(c, _) => {
-            let [n, _, w, in_c] = c.input_shape;
+            let [n, _, _, in_c] = c.input_shape;
             let [_, kh, kw, out_c] = c.filter_shape;
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
             let scratch = tinyq_arena::cmsis_depthwise_s8_scratch([kh, kw], n, in_c, out_c, pad, dil);
-            let sharing = if dw_in_place(c) {
-                Sharing::InPlace { input: 0, scratch: (band_rows(w) + kh - 1) * w * in_c + scratch }
-            } else {
-                Sharing::None
-            };
-            (sharing, scratch)
+            (overlap(Rows::depthwise(c), band_rows(c.output_shape[2], 16)), scratch)
         }
         StepKind::FullyConnected(..) | StepKind::FullyConnectedPerChannel(..) => (Sharing::None, 0),
         StepKind::Add { broadcast: false, .. } => (Sharing::InPlace { input: 0, scratch: 0 }, 0),
@@ -49,48 +43,29 @@ pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
     })
 }
 
-/// Pixels per call of an in-place 1x1 convolution: whole rows, at least 16 pixels (CMSIS-NN's
-/// kernels work on groups of 4 pixels, and each call costs a setup).
-fn chunk_pixels(width: usize) -> usize {
-    band_rows(width) * width
+fn overlap(rows: Option<Rows>, band: usize) -> Sharing {
+    match rows {
+        Some(r) if r.reads_every_row() => r.sharing(band),
+        _ => Sharing::None,
+    }
 }
 
-/// Output rows per call of an in-place depthwise convolution (see [`chunk_pixels`]).
-fn band_rows(width: usize) -> usize {
-    (1..=16).find(|r| r * width >= 16 && (r * width).is_multiple_of(4)).unwrap_or(16usize.div_ceil(width.max(1)))
+/// Output rows per banded call: whole rows, at least `pixels` pixels and a multiple of 4 where
+/// that is near (CMSIS-NN's kernels work on groups of pixels, and each call costs a setup).
+fn band_rows(width: usize, pixels: usize) -> usize {
+    let width = width.max(1);
+    (1..=pixels).find(|r| r * width >= pixels && (r * width).is_multiple_of(4)).unwrap_or(pixels.div_ceil(width))
 }
 
-/// A 1x1, stride-1 convolution that does not widen: one row of input aside is enough to write
-/// its output over its input.
-fn conv_1x1_in_place(c: &tinyq_kernels::conv::ConvPerChannelParams) -> bool {
-    let [_, h, w, in_c] = c.input_shape;
-    let [oc, kh, kw, fc] = c.filter_shape;
-    kh == 1
-        && kw == 1
-        && fc == in_c
-        && oc <= in_c
-        && c.stride_height == 1
-        && c.stride_width == 1
-        && c.padding_values.height == 0
-        && c.padding_values.width == 0
-        && c.output_shape[1] == h
-        && c.output_shape[2] == w
-}
-
-/// A stride-1, undilated depthwise convolution with depth multiplier 1 on one image, keeping its
-/// height and width, whose top padding leaves each output row's last input row in reach.
-fn dw_in_place(c: &tinyq_kernels::depthwise_conv::DepthwiseConvPerChannelParams) -> bool {
-    let [n, h, w, _] = c.input_shape;
-    let kh = c.filter_shape[1];
-    n == 1
-        && c.depth_multiplier == 1
-        && c.stride_height == 1
-        && c.stride_width == 1
-        && c.dilation_height == 1
-        && c.dilation_width == 1
-        && c.output_shape[1] == h
-        && c.output_shape[2] == w
-        && c.padding_values.height < kh
+/// Pixels per banded call of a convolution: 64, since each call repeats a setup (the im2col
+/// kernels') or, for CMSIS-NN's 1x1 kernel, sums all the weights again (about as many
+/// instructions as 2-3 pixels' worth of work on a 64-channel layer). On a core with the DSP
+/// extension CMSIS-NN has no 1x1 or fully connected routine that takes the sums precomputed (the
+/// `kernel_sum` of its vector-matrix products is read only on MVE cores); its int8 x int16 kernel,
+/// which needs none, and its vector-matrix product both cost more over a band of 64 pixels than
+/// the sums they would save.
+fn conv_band_pixels(_kh: usize, _kw: usize) -> usize {
+    64
 }
 
 fn dims(d: [usize; 4]) -> String {
@@ -99,35 +74,46 @@ fn dims(d: [usize; 4]) -> String {
 
 /// A CMSIS-NN convolution call: its params struct (up to the tiles), the tiles (stride,
 /// padding, dilation as `[h, w]`), the activation range, the dims (input, filter, bias, output),
-/// the wrapper, and the in-place call (`BIAS` stands for the bias argument).
+/// the wrapper and tinyq's banded form of it (`tq_cmsis_*_rows`).
 struct ConvCall {
     params: String,
     tiles: [[usize; 2]; 3],
     act: [i32; 2],
     dims: [[usize; 4]; 4],
     wrapper: &'static str,
-    in_place: String,
+    rows: &'static str,
+    band_pixels: usize,
 }
 
 impl ConvCall {
+    /// `banded`: called a band of output rows at a time (the output overlaps the input),
+    /// top-down or (`Some(true)`) bottom-up.
     #[allow(clippy::too_many_arguments)]
-    fn emit(&self, e: &mut Emitted, p: &str, w: &PerChannel<'_>, in_place: bool, ctx: &str, x: &str, y: &str) {
+    fn emit(&self, e: &mut Emitted, p: &str, w: &PerChannel<'_>, banded: Option<bool>, ctx: &str, x: &str, y: &str) {
         weights(e, p, w);
         let t: Vec<String> = self.tiles.iter().map(|[h, w]| format!("{{{w}, {h}}}")).collect();
         let [lo, hi] = self.act;
         let _ = writeln!(e.defs, "static const {}{}, {{{lo}, {hi}}}}};", self.params, t.join(", "));
         let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
         let b = bias(p, w);
-        if in_place {
-            e.line(format!("{{ {q} {}; }}", self.in_place.replace("BIAS", &b)));
-        } else {
-            let [i, f, bd, o] = self.dims;
-            shapes(e, p, i, f, bd, o);
+        let [i, f, bd, o] = self.dims;
+        shapes(e, p, i, f, bd, o);
+        let args = format!("&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od");
+        if let Some(reverse) = banded {
+            let ([_, oh, ow, oc], band) = (o, band_rows(o[2], self.band_pixels));
+            let walk = if reverse {
+                format!("r = {}; r >= 0; r -= {band}", (oh.max(1) - 1) / band * band)
+            } else {
+                format!("r = 0; r < {oh}; r += {band}")
+            };
             e.line(format!(
-                "{{ cmsis_nn_context ctx = {ctx}; {q} \
-                 {}(&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od, {y}); }}",
-                self.wrapper
+                "{{ cmsis_nn_context ctx = {ctx}; {q} int32_t r; for ({walk}) {{ \
+                 {}({args}, {y} + r * {}, r, {oh} - r < {band} ? {oh} - r : {band}); }} }}",
+                self.rows,
+                ow * oc
             ));
+        } else {
+            e.line(format!("{{ cmsis_nn_context ctx = {ctx}; {q} {}({args}, {y}); }}", self.wrapper));
         }
     }
 }
@@ -140,13 +126,11 @@ fn context(ops: &Operands, bytes: usize) -> String {
 }
 
 /// The CMSIS-NN call of a step [`plan`] accepted, with its constant arguments.
-pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_place: bool, e: &mut Emitted) {
+pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded: Option<bool>, e: &mut Emitted) {
     let (x, y) = (&ops.inputs[0], &ops.output);
     let ctx = context(ops, scratch);
-    let s = ops.scratch.as_deref().unwrap_or("NULL");
     match &step.kind {
         StepKind::Conv2D(c, w) => {
-            let [n, h, wd, ic] = c.input_shape;
             let [_, kh, kw, fc] = c.filter_shape;
             let oc = c.output_shape[3];
             let call = ConvCall {
@@ -159,16 +143,12 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
                 act: [c.quantized_activation_min, c.quantized_activation_max],
                 dims: [c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape],
                 wrapper: "arm_convolve_wrapper_s8",
-                in_place: format!(
-                    "tq_cmsis_conv_1x1_inplace(&{p}_cp, &q, {}, {}, {ic}, {oc}, {p}_w, BIAS, {y}, {s})",
-                    n * h * wd,
-                    chunk_pixels(wd)
-                ),
+                rows: "tq_cmsis_conv_rows",
+                band_pixels: conv_band_pixels(kh, kw),
             };
-            call.emit(e, p, w, in_place, &ctx, x, y);
+            call.emit(e, p, w, banded, &ctx, x, y);
         }
         StepKind::DepthwiseConv2D(c, w) => {
-            let [_, h, wd, ic] = c.input_shape;
             let [_, kh, kw, oc] = c.filter_shape;
             let call = ConvCall {
                 params: format!(
@@ -183,12 +163,10 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
                 act: [c.quantized_activation_min, c.quantized_activation_max],
                 dims: [c.input_shape, [1, kh, kw, oc], [1, 1, 1, oc], c.output_shape],
                 wrapper: "arm_depthwise_conv_wrapper_s8",
-                in_place: format!(
-                    "tq_cmsis_dwconv_inplace(&{p}_cp, &q, {h}, {wd}, {ic}, {kh}, {kw}, {}, {p}_w, BIAS, {y}, {s}, {scratch})",
-                    band_rows(wd)
-                ),
+                rows: "tq_cmsis_dwconv_rows",
+                band_pixels: 16,
             };
-            call.emit(e, p, w, in_place, &ctx, x, y);
+            call.emit(e, p, w, banded, &ctx, x, y);
         }
         StepKind::FullyConnected(f, filter, b) => {
             let w = PerChannel { multiplier: &[f.output_multiplier], shift: &[f.output_shift], filter, bias: *b };
@@ -220,23 +198,7 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
             );
         }
         StepKind::Add { params: a, .. } => {
-            let x2 = &ops.inputs[1];
-            e.line(format!(
-                "arm_elementwise_add_s8({x}, {x2}, {}, {}, {}, {}, {}, {}, {}, {y}, {}, {}, {}, {}, {}, {});",
-                a.input1_offset,
-                a.input1_multiplier,
-                a.input1_shift,
-                a.input2_offset,
-                a.input2_multiplier,
-                a.input2_shift,
-                a.left_shift,
-                a.output_offset,
-                a.output_multiplier,
-                a.output_shift,
-                a.quantized_activation_min,
-                a.quantized_activation_max,
-                ops.output_len
-            ));
+            e.line(add_call(a, x, &ops.inputs[1], y, &ops.output_len.to_string()));
         }
         StepKind::MaxPool(q) | StepKind::AveragePool(q) => {
             let [n, ih, iw, c] = q.input_shape;
@@ -262,6 +224,25 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, in_pla
         }
         _ => unreachable!("cmsis::plan accepted only the kinds above"),
     }
+}
+
+/// CMSIS-NN's elementwise int8 ADD of `len` elements.
+pub fn add_call(a: &tinyq_kernels::add::AddParams, x: &str, x2: &str, y: &str, len: &str) -> String {
+    format!(
+        "arm_elementwise_add_s8({x}, {x2}, {}, {}, {}, {}, {}, {}, {}, {y}, {}, {}, {}, {}, {}, {len});",
+        a.input1_offset,
+        a.input1_multiplier,
+        a.input1_shift,
+        a.input2_offset,
+        a.input2_multiplier,
+        a.input2_shift,
+        a.left_shift,
+        a.output_offset,
+        a.output_multiplier,
+        a.output_shift,
+        a.quantized_activation_min,
+        a.quantized_activation_max
+    )
 }
 
 fn weights(e: &mut Emitted, p: &str, w: &PerChannel<'_>) {

@@ -11,10 +11,13 @@
 //! What this crate is not: it computes no quantization parameters (the plan has them), reads no
 //! files and writes none (it returns the files' text; the caller stages them).
 
+mod band;
 mod cmsis;
 mod examples;
 mod fuse;
 mod memory;
+mod residual;
+mod schedule;
 mod steps;
 
 use std::fmt::Write;
@@ -122,20 +125,11 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
     let sizes: Vec<usize> = g.tensors.iter().map(|t| t.numel() * t.dtype.size_bytes()).collect();
     let fusion = fuse::pads_into_convs(&views, g);
     let indexed = fuse::apply(&views, &fusion);
-    let nodes: Vec<&tinyq_ir::Node> = indexed.iter().map(|(s, _)| &g.nodes[*s]).collect();
-    let views: Vec<StepView<'_>> = indexed.into_iter().map(|(_, v)| v).collect();
-    let cmsis: Vec<Option<(Sharing, usize)>> =
-        views.iter().map(|v| if kernels == KernelSet::CmsisNn { cmsis::plan(v) } else { None }).collect();
-    let uses: Vec<StepUse> = views
-        .iter()
-        .zip(&cmsis)
-        .map(|(v, c)| {
-            let (sharing, scratch) = c.unwrap_or((steps::sharing(v, &sizes), 0));
-            StepUse { inputs: v.inputs.to_vec(), output: v.output, sharing, scratch }
-        })
-        .collect();
+    let (order, folded): (Vec<usize>, Vec<StepView<'_>>) = indexed.into_iter().unzip();
+    let sched = schedule::plan(&folded, g, &sizes, kernels);
+    let schedule::Schedule { first, views, fused, cmsis, mem } = sched;
+    let nodes: Vec<&tinyq_ir::Node> = first.iter().map(|&j| &g.nodes[order[j]]).collect();
     let (input, output) = (g.inputs[0], g.outputs[0]);
-    let mem = memory::plan(&uses, &sizes, input, output);
 
     let arena = format!("{name}_arena.bytes");
     let addr = |t: usize| match mem.places[t] {
@@ -151,9 +145,9 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
             inputs: v.inputs.iter().map(|&t| addr(t)).collect(),
             output: addr(v.output),
             scratch: match mem.modes[s] {
-                Mode::InPlace { scratch: Some(o) } | Mode::Separate { scratch: Some(o) } => {
-                    Some(format!("({arena} + {o})"))
-                }
+                Mode::InPlace { scratch: Some(o) }
+                | Mode::Separate { scratch: Some(o) }
+                | Mode::Overlap { scratch: Some(o), .. } => Some(format!("({arena} + {o})")),
                 _ => None,
             },
             input_len: v.inputs.iter().map(|&t| g.tensor(t).numel()).collect(),
@@ -162,17 +156,40 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
             output_shape: g.tensor(v.output).shape.clone(),
         };
         let prefix = format!("{name}_{s}");
-        let e = match cmsis[s] {
-            Some((_, scratch)) => {
-                let mut e = steps::Emitted::new();
-                let in_place = matches!(mem.modes[s], Mode::InPlace { .. });
-                if in_place && !files.contains(&"tq_cmsis.c") {
+        let e = match (&fused[s], cmsis[s]) {
+            (Some(schedule::Fused::Residual(r)), c) => {
+                let portable_add = c.is_none() || !matches!(r.add.kind, StepKind::Add { .. });
+                for (f, used) in [("tq_cmsis.c", c.is_some()), ("tq_add.c", portable_add)] {
+                    if used && !files.contains(&f) {
+                        files.push(f);
+                    }
+                }
+                let cs = c.map(|_| schedule::residual_cmsis_scratch(&c, r));
+                residual::emit(v, r, &prefix, &ops, cs)
+            }
+            (Some(schedule::Fused::Pool(q, b)), c) => {
+                let cmsis_scratch = c.map(|(_, cs)| (cs, cmsis::plan(q).map_or(0, |p| p.1)));
+                if cmsis_scratch.is_some() && !files.contains(&"tq_cmsis.c") {
                     files.push("tq_cmsis.c");
                 }
-                cmsis::emit(v, &prefix, &ops, scratch, in_place, &mut e);
+                if cmsis_scratch.is_none() && !files.contains(&"tq_pool.c") {
+                    files.push("tq_pool.c");
+                }
+                band::emit(v, q, b, &prefix, &ops, cmsis_scratch)
+            }
+            (None, Some((_, scratch))) => {
+                let mut e = steps::Emitted::new();
+                let banded = match mem.modes[s] {
+                    Mode::Overlap { reverse, .. } => Some(reverse),
+                    _ => None,
+                };
+                if banded.is_some() && !files.contains(&"tq_cmsis.c") {
+                    files.push("tq_cmsis.c");
+                }
+                cmsis::emit(v, &prefix, &ops, scratch, banded, &mut e);
                 e
             }
-            None => steps::emit(v, mem.modes[s], &prefix, &ops),
+            (None, None) => steps::emit(v, mem.modes[s], &prefix, &ops),
         };
         let _ = writeln!(defs, "/* {s}: {} `{}` */\n{}", node.op.name(), c_comment(&node.name), e.defs);
         let _ = write!(body, "  /* {s}: {} */\n{}", node.op.name(), e.body);

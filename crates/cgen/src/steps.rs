@@ -49,7 +49,7 @@ pub fn sharing(step: &StepView<'_>, sizes: &[usize]) -> Sharing {
             if pointwise && same_pixels && oc <= c {
                 Sharing::InPlace { input: 0, scratch: c }
             } else {
-                Sharing::None
+                overlap(Rows::conv(p))
             }
         }
         StepKind::DepthwiseConv2D(p, _) => {
@@ -57,19 +57,107 @@ pub fn sharing(step: &StepView<'_>, sizes: &[usize]) -> Sharing {
             if p.depth_multiplier == 1 && p.output_shape[1] * p.output_shape[2] <= h * w {
                 Sharing::InPlace { input: 0, scratch: h * w }
             } else {
-                Sharing::None
+                overlap(Rows::depthwise(p))
             }
         }
+        StepKind::MaxPool(p) | StepKind::AveragePool(p) => overlap(Rows::pool(p)),
         StepKind::FullyConnected(..)
         | StepKind::FullyConnectedPerChannel(..)
-        | StepKind::MaxPool(_)
-        | StepKind::AveragePool(_)
         | StepKind::Mean(_)
         | StepKind::Concat(_)
         | StepKind::Transpose(_)
         | StepKind::Pad { .. }
         | StepKind::Other(_) => Sharing::None,
     }
+}
+
+/// The rows of a step that reads its input rows and writes its output rows in order (one image):
+/// output row `r` reads input rows from `r * stride - pad` on.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows {
+    pub in_rows: usize,
+    pub in_row_bytes: usize,
+    pub out_rows: usize,
+    pub out_row_bytes: usize,
+    pub stride: usize,
+    pub pad: usize,
+    /// Input rows one output row spans (dilation included).
+    pub taps: usize,
+}
+
+impl Rows {
+    /// Bytes the output must start below the input so that, computing `band` output rows per
+    /// call (or row by row), no output byte lands on an input row this or a later call reads.
+    pub fn lag(&self, band: usize) -> usize {
+        let band = band.max(1);
+        (0..self.out_rows)
+            .step_by(band)
+            .map(|r0| {
+                let end = (r0 + band).min(self.out_rows) * self.out_row_bytes;
+                let lo = (r0 * self.stride).saturating_sub(self.pad).min(self.in_rows);
+                end.saturating_sub(lo * self.in_row_bytes)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes the output must start above the input so that, computing bands of `band` output
+    /// rows from the bottom up, no output byte lands on an input row this or a later call reads.
+    pub fn lead(&self, band: usize) -> usize {
+        let band = band.max(1);
+        (0..self.out_rows)
+            .step_by(band)
+            .map(|r0| {
+                let r1 = (r0 + band).min(self.out_rows);
+                let hi = ((r1 - 1) * self.stride + self.taps).saturating_sub(self.pad).min(self.in_rows);
+                (hi * self.in_row_bytes).saturating_sub(r0 * self.out_row_bytes)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Overlap both ways with `band` rows per call.
+    pub fn sharing(&self, band: usize) -> Sharing {
+        Sharing::Overlap { input: 0, lag: self.lag(band), lead: self.lead(band) }
+    }
+
+    /// Whether every output row reads at least one input row (not only padding).
+    pub fn reads_every_row(&self) -> bool {
+        let last = (self.out_rows.max(1) - 1) * self.stride;
+        self.taps > self.pad && last < self.in_rows + self.pad
+    }
+
+    fn of(input: [usize; 4], output: [usize; 4], [stride, pad, taps]: [usize; 3]) -> Option<Rows> {
+        let ([n, h, w, c], [_, oh, ow, oc]) = (input, output);
+        (n == 1).then_some(Rows {
+            in_rows: h,
+            in_row_bytes: w * c,
+            out_rows: oh,
+            out_row_bytes: ow * oc,
+            stride,
+            pad,
+            taps,
+        })
+    }
+
+    pub fn conv(c: &tinyq_kernels::conv::ConvPerChannelParams) -> Option<Rows> {
+        let taps = c.dilation_height * (c.filter_shape[1].max(1) - 1) + 1;
+        Rows::of(c.input_shape, c.output_shape, [c.stride_height, c.padding_values.height, taps])
+    }
+
+    pub fn depthwise(c: &tinyq_kernels::depthwise_conv::DepthwiseConvPerChannelParams) -> Option<Rows> {
+        let taps = c.dilation_height * (c.filter_shape[1].max(1) - 1) + 1;
+        Rows::of(c.input_shape, c.output_shape, [c.stride_height, c.padding_values.height, taps])
+    }
+
+    pub fn pool(p: &tinyq_kernels::pooling::PoolParams) -> Option<Rows> {
+        Rows::of(p.input_shape, p.output_shape, [p.stride_height, p.padding_values.height, p.filter_height])
+    }
+}
+
+/// Row-by-row overlap of a step whose C kernel writes its output rows in order.
+fn overlap(rows: Option<Rows>) -> Sharing {
+    rows.map_or(Sharing::None, |r| r.sharing(1))
 }
 
 /// The C of one step: definitions (file scope) and the statements of `invoke`.
@@ -99,6 +187,12 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
     let mut e = Emitted::new();
     let (x, y) = (ops.inputs.first().cloned().unwrap_or_default(), ops.output.clone());
     let in_place = matches!(mode, Mode::InPlace { .. });
+    // Bottom-up, one output row per call: `call(row_pointer)` of the row function.
+    let reverse = matches!(mode, Mode::Overlap { reverse: true, .. });
+    let rows_up = |e: &mut Emitted, f: &str| {
+        let [oh, row] = [ops.output_shape[1], ops.output_shape[2] * ops.output_shape[3]];
+        e.call(format!("{{ int32_t r; for (r = {oh} - 1; r >= 0; --r) {f}(&{p}_p, {x}, {y} + r * {row}, r, 1); }}"));
+    };
     match &step.kind {
         StepKind::Conv2D(c, w) => {
             let [oc, kh, kw, fic] = c.filter_shape;
@@ -115,6 +209,7 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
             e.params(p, "tq_conv_params", &geometry.fields(), &join(&q), &ptrs);
             match (&ops.scratch, in_place) {
                 (Some(s), true) => e.call(format!("tq_conv_1x1_inplace_s8(&{p}_p, {y}, {s});")),
+                _ if reverse => rows_up(&mut e, "tq_conv_rows_s8"),
                 _ => e.call(format!("tq_conv_s8(&{p}_p, {x}, {y});")),
             }
         }
@@ -133,6 +228,7 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
             e.params(p, "tq_dwconv_params", &geometry.fields(), &join(&q), &ptrs);
             match (&ops.scratch, in_place) {
                 (Some(s), true) => e.call(format!("tq_dwconv_inplace_s8(&{p}_p, {y}, {s});")),
+                _ if reverse => rows_up(&mut e, "tq_dwconv_rows_s8"),
                 _ => e.call(format!("tq_dwconv_s8(&{p}_p, {x}, {y});")),
             }
         }
@@ -222,7 +318,11 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
             let act = [q.quantized_activation_min, q.quantized_activation_max];
             let _ = writeln!(e.defs, "static const tq_pool_params {p}_p = {{{}, {}}};", join(&f), join(&act));
             let k = if matches!(step.kind, StepKind::MaxPool(_)) { "max" } else { "avg" };
-            e.call(format!("tq_{k}_pool_s8(&{p}_p, {x}, {y});"));
+            if reverse {
+                rows_up(&mut e, &format!("tq_{k}_pool_band_s8"));
+            } else {
+                e.call(format!("tq_{k}_pool_s8(&{p}_p, {x}, {y});"));
+            }
         }
         StepKind::Mean(m) => {
             let shape = m.input_shape.as_slice();

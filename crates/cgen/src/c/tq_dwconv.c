@@ -25,21 +25,26 @@ static int32_t tq_dw_sum(const tq_dwconv_params *p, const int8_t *plane, int32_t
   return acc;
 }
 
-void tq_dwconv_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out) {
-  int32_t b, oy, ox, ic, m;
-  for (b = 0; b < p->batches; ++b) {
-    const int8_t *image = in + b * p->in_h * p->in_w * p->in_c;
-    for (oy = 0; oy < p->out_h; ++oy) {
-      for (ox = 0; ox < p->out_w; ++ox) {
-        for (ic = 0; ic < p->in_c; ++ic) {
-          for (m = 0; m < p->depth_mult; ++m) {
-            const int32_t oc = m + ic * p->depth_mult;
-            const int32_t acc = tq_dw_sum(p, image, p->in_c, ic, oc, oy, ox);
-            out[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] = tq_dw_out(p, acc, oc);
-          }
+/* Output rows [row0, row0 + rows) of image 0, written from `out` on. */
+void tq_dwconv_rows_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows) {
+  int32_t oy, ox, ic, m;
+  for (oy = row0; oy < row0 + rows; ++oy) {
+    for (ox = 0; ox < p->out_w; ++ox) {
+      for (ic = 0; ic < p->in_c; ++ic) {
+        for (m = 0; m < p->depth_mult; ++m) {
+          const int32_t oc = m + ic * p->depth_mult;
+          const int32_t acc = tq_dw_sum(p, in, p->in_c, ic, oc, oy, ox);
+          out[((oy - row0) * p->out_w + ox) * p->out_c + oc] = tq_dw_out(p, acc, oc);
         }
       }
     }
+  }
+}
+
+void tq_dwconv_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out) {
+  int32_t b;
+  for (b = 0; b < p->batches; ++b) {
+    tq_dwconv_rows_s8(p, in + b * p->in_h * p->in_w * p->in_c, out + b * p->out_h * p->out_w * p->out_c, 0, p->out_h);
   }
 }
 

@@ -75,6 +75,11 @@ typedef struct {
   const int32_t *shift;
 } tq_conv_params;
 void tq_conv_s8(const tq_conv_params *p, const int8_t *in, int8_t *out);
+/* Output rows [row0, row0 + rows) of image 0 (the rows a band of a fused step needs). */
+void tq_conv_rows_s8(const tq_conv_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
+/* The same with `in` holding only input rows [in_lo, in_hi) (every row those outputs read). */
+void tq_conv_rows_from_s8(const tq_conv_params *p, const int8_t *in, int32_t in_lo, int32_t in_hi, int8_t *out,
+                          int32_t row0, int32_t rows);
 /* A 1x1 stride-1 CONV_2D whose output has no more channels than its input, written over its
  * input: `scratch` holds one input pixel (in_c bytes). */
 void tq_conv_1x1_inplace_s8(const tq_conv_params *p, int8_t *buf, int8_t *scratch);
@@ -90,6 +95,8 @@ typedef struct {
   const int32_t *shift;
 } tq_dwconv_params;
 void tq_dwconv_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out);
+/* Output rows [row0, row0 + rows) of image 0. */
+void tq_dwconv_rows_s8(const tq_dwconv_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
 /* Depth multiplier 1, output no larger than the input, written over its input one channel at a
  * time: `scratch` holds one input channel plane (in_h * in_w bytes). */
 void tq_dwconv_inplace_s8(const tq_dwconv_params *p, int8_t *buf, int8_t *scratch);
@@ -136,6 +143,13 @@ typedef struct {
 } tq_pool_params;
 void tq_max_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out);
 void tq_avg_pool_s8(const tq_pool_params *p, const int8_t *in, int8_t *out);
+/* Output rows [row0, row0 + rows) of one image, written from `out` on. */
+void tq_max_pool_band_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
+void tq_avg_pool_band_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t row0, int32_t rows);
+/* The first out_rows rows of one image's pool with no top padding, from the in_rows rows at
+ * `in` (the band a fused convolution just wrote). */
+void tq_pool_rows_s8(const tq_pool_params *p, const int8_t *in, int8_t *out, int32_t in_rows, int32_t out_rows,
+                     int32_t is_max);
 
 /* MEAN over any axes: kept and reduced axes with their input strides. */
 typedef struct {
