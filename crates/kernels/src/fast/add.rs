@@ -42,8 +42,8 @@ impl AddFast {
         assert!(input1.len() == output.len() && input2.len() == output.len());
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if self.isa == Isa::Avx2 {
-            // SAFETY: `Isa::Avx2` only exists after run-time detection; lengths checked above.
+        if self.isa.avx2() {
+            // SAFETY: `Isa::Avx2` and `Isa::Avx512Vnni` only exist after run-time detection; lengths checked above.
             done = unsafe { avx2::add(&self.params, input1, input2, output) };
         }
         for ((o, &x), &y) in output[done..].iter_mut().zip(&input1[done..]).zip(&input2[done..]) {

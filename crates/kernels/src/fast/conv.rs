@@ -5,9 +5,15 @@
 //! time are gathered into `scratch` as int16 rows of `x + input_offset` (0 where a tap falls in
 //! the padding, which the reference skips), and multiplied by the packed filter. A 1x1 conv with
 //! stride 1 and no padding gathers a plain converted copy of its input rows.
+//!
+//! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the patches gathered as bytes
+//! (`x ^ 0x80`, padding taps as the byte whose `x + input_offset` is 0) for the VNNI GEMM
+//! ([`super::vnni`]), with the offset's share of every sum folded into the bias.
 
+use super::depthwise_conv::in_image;
 use super::gemm::{gemm_rows, PackedB, MR};
 use super::stage::OutputStage;
+use super::vnni::{self, PackedQ};
 use super::Isa;
 use crate::conv::ConvPerChannelParams;
 use crate::fixedpoint::Rounding;
@@ -18,7 +24,16 @@ pub struct ConvFast {
     params: ConvPerChannelParams,
     isa: Isa,
     /// One packed filter and output stage per group.
-    groups: Vec<(PackedB, OutputStage)>,
+    groups: Vec<(Packed, OutputStage)>,
+}
+
+/// A group's filter, packed for one of the two GEMMs.
+#[derive(Clone, Debug)]
+enum Packed {
+    /// int16 operands ([`super::gemm`]).
+    Wide(PackedB),
+    /// Bytes ([`super::vnni`]), patches gathered with padding taps stored as `pad`.
+    Bytes { b: PackedQ, pad: u8 },
 }
 
 impl ConvFast {
@@ -41,23 +56,37 @@ impl ConvFast {
         let groups = params.input_shape[3] / filter_in_depth;
         let per_group = out_depth / groups;
         let depth = filter_height * filter_width * filter_in_depth;
+        let isa = isa.checked();
+        let pad = vnni::pad_byte(params.input_offset).filter(|_| isa == Isa::Avx512Vnni);
         let groups = (0..groups)
             .map(|g| {
                 let channels = g * per_group..(g + 1) * per_group;
-                let b = PackedB::new(depth, per_group, |k, n| filter[(g * per_group + n) * depth + k] as i16);
+                let bias = bias.map(|b| &b[channels.clone()]);
+                let weight = |k: usize, n: usize| filter[(g * per_group + n) * depth + k];
+                let (padded_n, bias, packed) = match pad {
+                    Some(pad) => {
+                        let b = PackedQ::new(depth, per_group, weight);
+                        let folded = b.folded_bias(bias, params.input_offset);
+                        (b.padded_n(), Some(folded), Packed::Bytes { b, pad })
+                    }
+                    None => {
+                        let b = PackedB::new(depth, per_group, |k, n| weight(k, n) as i16);
+                        (b.padded_n(), bias.map(<[i32]>::to_vec), Packed::Wide(b))
+                    }
+                };
                 let stage = OutputStage::new(
-                    b.padded_n(),
-                    bias.map(|b| &b[channels.clone()]),
+                    padded_n,
+                    bias.as_deref(),
                     &output_multiplier[channels.clone()],
                     &output_shift[channels],
                     params.output_offset,
                     params.quantized_activation_min,
                     params.quantized_activation_max,
                 )?;
-                Some((b, stage))
+                Some((packed, stage))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(ConvFast { params: *params, isa: isa.checked(), groups })
+        Some(ConvFast { params: *params, isa, groups })
     }
 
     pub fn params(&self) -> &ConvPerChannelParams {
@@ -71,7 +100,10 @@ impl ConvFast {
 
     /// The int16 scratch [`ConvFast::eval`] needs.
     pub fn scratch_len(&self) -> usize {
-        MR * self.groups[0].0.kp
+        match &self.groups[0].0 {
+            Packed::Wide(b) => MR * b.kp,
+            Packed::Bytes { b, .. } => (vnni::MR * b.k4).div_ceil(2),
+        }
     }
 
     /// The output of `input` (any number of samples of the prepared shape, back to back).
@@ -87,61 +119,114 @@ impl ConvFast {
         assert!(sample > 0 && input.len().is_multiple_of(sample));
         let pixels = input.len() / sample * out_height * out_width;
         assert_eq!(output.len(), pixels * out_depth);
-        let kp = self.groups[0].0.kp;
-        let scratch = &mut scratch[..MR * kp];
+        let depth = filter_height * filter_width * filter_in_depth;
         let per_group = out_depth / self.groups.len();
-        let pointwise = filter_height == 1
-            && filter_width == 1
-            && p.stride_height == 1
-            && p.stride_width == 1
-            && p.padding_values.height == 0
-            && p.padding_values.width == 0
-            && self.groups.len() == 1;
-        for (g, (b, stage)) in self.groups.iter().enumerate() {
-            for first in (0..pixels).step_by(MR) {
-                let rows = MR.min(pixels - first);
-                for r in 0..rows {
-                    let row = &mut scratch[r * kp..(r + 1) * kp];
-                    let pixel = first + r;
-                    if pointwise {
-                        let x = &input[pixel * in_depth..(pixel + 1) * in_depth];
-                        for (d, &x) in row.iter_mut().zip(x) {
-                            *d = (x as i32 + p.input_offset) as i16;
+        for (g, (packed, stage)) in self.groups.iter().enumerate() {
+            let channel0 = g * filter_in_depth;
+            match packed {
+                Packed::Wide(b) => {
+                    let kp = b.kp;
+                    let scratch = &mut scratch[..MR * kp];
+                    let mut at = Pixel::default();
+                    for first in (0..pixels).step_by(MR) {
+                        let rows = MR.min(pixels - first);
+                        for row in scratch.chunks_exact_mut(kp).take(rows) {
+                            let convert = |x: i8| (x as i32 + p.input_offset) as i16;
+                            self.gather(input, at, channel0, &mut row[..depth], convert, 0);
+                            at.advance(out_height, out_width);
+                            row[depth..].fill(0);
                         }
-                    } else {
-                        self.gather(input, pixel, g * filter_in_depth, row);
+                        let out = &mut output[first * out_depth + g * per_group..];
+                        gemm_rows(self.isa, b, stage, scratch, rows, out, out_depth);
                     }
-                    row[filter_height * filter_width * filter_in_depth..].fill(0);
                 }
-                let out = &mut output[first * out_depth + g * per_group..];
-                gemm_rows(self.isa, b, stage, scratch, rows, out, out_depth);
+                Packed::Bytes { b, pad } => {
+                    let k4 = b.k4;
+                    let scratch = &mut vnni::as_bytes(scratch)[..vnni::MR * k4];
+                    let mut at = Pixel::default();
+                    for first in (0..pixels).step_by(vnni::MR) {
+                        let rows = vnni::MR.min(pixels - first);
+                        for row in scratch.chunks_exact_mut(k4).take(rows) {
+                            self.gather(input, at, channel0, &mut row[..depth], vnni::to_byte, *pad);
+                            at.advance(out_height, out_width);
+                        }
+                        let out = &mut output[first * out_depth + g * per_group..];
+                        vnni::gemm_rows(b, stage, scratch, rows, out, out_depth);
+                    }
+                }
             }
         }
     }
 
-    /// The patch of output pixel `pixel` (batch-major), channels `channel0..` of each tap.
-    fn gather(&self, input: &[i8], pixel: usize, channel0: usize, row: &mut [i16]) {
+    /// The patch of output pixel `at`, channels `channel0..` of each tap, each
+    /// value converted by `convert`, taps in the padding `pad`.
+    #[inline(always)]
+    fn gather<T: Copy>(
+        &self,
+        input: &[i8],
+        at: Pixel,
+        channel0: usize,
+        row: &mut [T],
+        convert: impl Fn(i8) -> T,
+        pad: T,
+    ) {
         let p = &self.params;
         let [_, in_height, in_width, in_depth] = p.input_shape;
         let [_, filter_height, filter_width, filter_in_depth] = p.filter_shape;
-        let [_, out_height, out_width, _] = p.output_shape;
-        let (batch, rest) = (pixel / (out_height * out_width), pixel % (out_height * out_width));
-        let (out_y, out_x) = (rest / out_width, rest % out_width);
+        let Pixel { batch, y: out_y, x: out_x } = at;
         let in_y0 = (out_y * p.stride_height) as isize - p.padding_values.height as isize;
         let in_x0 = (out_x * p.stride_width) as isize - p.padding_values.width as isize;
-        for filter_y in 0..filter_height {
-            let in_y = in_y0 + (filter_y * p.dilation_height) as isize;
-            for filter_x in 0..filter_width {
-                let in_x = in_x0 + (filter_x * p.dilation_width) as isize;
-                let tap = &mut row[(filter_y * filter_width + filter_x) * filter_in_depth..][..filter_in_depth];
-                if in_y < 0 || in_y >= in_height as isize || in_x < 0 || in_x >= in_width as isize {
-                    tap.fill(0);
-                    continue;
+        let ys = in_image(in_y0, p.dilation_height, filter_height, in_height);
+        let xs = in_image(in_x0, p.dilation_width, filter_width, in_width);
+        let tap_row = filter_width * filter_in_depth;
+        for (filter_y, taps) in row.chunks_exact_mut(tap_row).enumerate() {
+            if !ys.contains(&filter_y) {
+                taps.fill(pad);
+                continue;
+            }
+            let in_y = (in_y0 + (filter_y * p.dilation_height) as isize) as usize;
+            let line = &input[(batch * in_height + in_y) * in_width * in_depth..][..in_width * in_depth];
+            taps[..xs.start * filter_in_depth].fill(pad);
+            taps[xs.end * filter_in_depth..].fill(pad);
+            let in_x = |filter_x: usize| (in_x0 + (filter_x * p.dilation_width) as isize) as usize;
+            if p.dilation_width == 1 && filter_in_depth == in_depth {
+                // The in-image taps of this filter row are one run of the input row.
+                let run = &mut taps[xs.start * in_depth..xs.end * in_depth];
+                let src = &line[in_x(xs.start) * in_depth..][..run.len()];
+                for (d, &x) in run.iter_mut().zip(src) {
+                    *d = convert(x);
                 }
-                let base = ((batch * in_height + in_y as usize) * in_width + in_x as usize) * in_depth + channel0;
-                for (d, &x) in tap.iter_mut().zip(&input[base..base + filter_in_depth]) {
-                    *d = (x as i32 + p.input_offset) as i16;
+                continue;
+            }
+            for filter_x in xs.clone() {
+                let tap = &mut taps[filter_x * filter_in_depth..][..filter_in_depth];
+                let src = &line[in_x(filter_x) * in_depth + channel0..][..filter_in_depth];
+                for (d, &x) in tap.iter_mut().zip(src) {
+                    *d = convert(x);
                 }
+            }
+        }
+    }
+}
+
+/// An output pixel, walked in the output's order without divisions.
+#[derive(Clone, Copy, Debug, Default)]
+struct Pixel {
+    batch: usize,
+    y: usize,
+    x: usize,
+}
+
+impl Pixel {
+    #[inline(always)]
+    fn advance(&mut self, height: usize, width: usize) {
+        self.x += 1;
+        if self.x == width {
+            self.x = 0;
+            self.y += 1;
+            if self.y == height {
+                self.y = 0;
+                self.batch += 1;
             }
         }
     }

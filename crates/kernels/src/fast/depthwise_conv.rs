@@ -106,8 +106,9 @@ impl DepthwiseConvFast {
             }
             match self.isa {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Isa::Avx2` only exists after run-time detection; sizes checked above.
-                Isa::Avx2 => unsafe { avx2::sample(self, wide, out) },
+                // SAFETY: `Isa::Avx2` and `Isa::Avx512Vnni` only exist after run-time detection;
+                // sizes checked above.
+                Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::sample(self, wide, out) },
                 _ => self.sample_portable(wide, out),
             }
         }
@@ -226,7 +227,7 @@ struct Taps {
 /// The taps `k` of a filter of `taps` taps whose position `origin + k · dilation` falls in
 /// `0..size`.
 #[inline(always)]
-fn in_image(origin: isize, dilation: usize, taps: usize, size: usize) -> std::ops::Range<usize> {
+pub(super) fn in_image(origin: isize, dilation: usize, taps: usize, size: usize) -> std::ops::Range<usize> {
     let d = dilation as isize;
     // Dilation 1 (nearly every model) needs no division.
     let first = if origin >= 0 {
