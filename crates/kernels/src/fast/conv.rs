@@ -186,8 +186,10 @@ impl ConvFast {
             }
             let in_y = (in_y0 + (filter_y * p.dilation_height) as isize) as usize;
             let line = &input[(batch * in_height + in_y) * in_width * in_depth..][..in_width * in_depth];
-            taps[..xs.start * filter_in_depth].fill(pad);
-            taps[xs.end * filter_in_depth..].fill(pad);
+            if xs.start > 0 || xs.end < filter_width {
+                taps[..xs.start * filter_in_depth].fill(pad);
+                taps[xs.end * filter_in_depth..].fill(pad);
+            }
             let in_x = |filter_x: usize| (in_x0 + (filter_x * p.dilation_width) as isize) as usize;
             if p.dilation_width == 1 && filter_in_depth == in_depth {
                 // The in-image taps of this filter row are one run of the input row.

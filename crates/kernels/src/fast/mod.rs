@@ -80,9 +80,4 @@ impl Isa {
             (Isa::Avx512Vnni, Isa::Avx512Vnni) => Isa::Avx512Vnni,
         }
     }
-
-    /// Whether the AVX2 forms may run.
-    pub(crate) fn avx2(self) -> bool {
-        self != Isa::Portable
-    }
 }

@@ -246,7 +246,7 @@ fn fully_connected_equals_the_reference() {
 fn output_stage_vector_form_equals_the_scalar_form() {
     // The scalar form is the reference `MultiplyByQuantizedMultiplier`; the AVX2 form must agree
     // on random and extreme accumulators, multipliers and shifts.
-    if !Isa::detect().avx2() {
+    if Isa::detect() == Isa::Portable {
         return println!("skipped: this CPU has no AVX2, only the scalar form runs");
     }
     #[cfg(target_arch = "x86_64")]
@@ -269,6 +269,42 @@ fn output_stage_vector_form_equals_the_scalar_form() {
             }
             for lane in 0..8 {
                 let want = crate::fixedpoint::multiply_by_quantized_multiplier(acc[lane], m[lane], s[lane]);
+                assert_eq!(got[lane], want, "round {round} lane {lane}: acc {} m {} s {}", acc[lane], m[lane], s[lane]);
+            }
+        }
+    }
+}
+
+#[test]
+fn output_stage_avx512_form_equals_the_scalar_form() {
+    // The 16-lane form (AVX-512, used on `Isa::Avx512Vnni`) against the reference
+    // `MultiplyByQuantizedMultiplier`, with the offset and clamp, on random and extreme values.
+    if Isa::detect() != Isa::Avx512Vnni {
+        return println!("skipped: this CPU has no AVX-512 VNNI");
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let mut rng = Rng(11);
+        let edges = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX, 1 << 30, -(1 << 30)];
+        for round in 0..20_000 {
+            let m: Vec<i32> =
+                (0..16).map(|_| if rng.one_in(8) { i32::MAX } else { (rng.next() as u32 >> 1) as i32 }).collect();
+            let s: Vec<i32> = (0..16).map(|_| rng.range(0, 62) as i32 - 31).collect();
+            let acc: Vec<i32> =
+                (0..16).map(|_| if rng.one_in(4) { edges[rng.range(0, 7)] } else { rng.next() as i32 }).collect();
+            let bias = rng.biases(16);
+            let (offset, (min, max)) = (rng.zero_point(), if rng.one_in(2) { (-128, 127) } else { (-5, 90) });
+            let stage = OutputStage::new(16, bias.as_deref(), &m, &s, offset, min, max).unwrap();
+            let n = rng.range(1, 16);
+            let mut got = [0x55i8; 16];
+            // SAFETY: AVX-512 VNNI (with F) was detected above; the stage has 16 channels.
+            unsafe {
+                let v = super::stage::avx512::apply16(&stage, 0, _mm512_loadu_si512(acc.as_ptr() as *const __m512i));
+                super::stage::avx512::store16(v, got.as_mut_ptr(), n);
+            }
+            for lane in 0..16 {
+                let want = if lane < n { stage.apply(lane, acc[lane]) } else { 0x55 };
                 assert_eq!(got[lane], want, "round {round} lane {lane}: acc {} m {} s {}", acc[lane], m[lane], s[lane]);
             }
         }

@@ -111,7 +111,7 @@ pub(crate) fn gemm_rows(b: &PackedQ, stage: &OutputStage, a: &[u8], rows: usize,
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::stage::{avx2 as vstage, OutputStage};
+    use super::super::stage::{avx512 as vstage, OutputStage};
     use super::{PackedQ, NB};
 
     /// # Safety
@@ -183,10 +183,8 @@ mod avx512 {
                 let cols = NB.min(b.n - col);
                 // SAFETY: the stage is padded to whole blocks; the row has `cols` bytes at `col`.
                 unsafe {
-                    let lo = vstage::apply8(stage, col, _mm512_castsi512_si256(v));
-                    let hi = vstage::apply8(stage, col + 8, _mm512_extracti64x4_epi64::<1>(v));
-                    vstage::store_partial(vstage::pack16(lo, hi), out.as_mut_ptr().add(r * out_stride + col), cols);
-                }
+                    vstage::store16(vstage::apply16(stage, col, v), out.as_mut_ptr().add(r * out_stride + col), cols)
+                };
             }
         }
     }
