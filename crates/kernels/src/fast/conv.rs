@@ -3,15 +3,17 @@
 //! Each group's filter `[fpg, KH, KW, Cin/groups]` is packed once as the right-hand matrix
 //! (depth `KH · KW · Cin/groups`, in the filter's own order). At run time [`MR`] output pixels at a
 //! time are gathered into `scratch` as int16 rows of `x + input_offset` (0 where a tap falls in
-//! the padding, which the reference skips), and multiplied by the packed filter. A 1x1 conv with
-//! stride 1 and no padding gathers a plain converted copy of its input rows.
+//! the padding, which the reference skips), and multiplied by the packed filter.
 //!
-//! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the patches gathered as bytes
-//! (`x ^ 0x80`, padding taps as the byte whose `x + input_offset` is 0) for the VNNI GEMM
-//! ([`super::vnni`]), with the offset's share of every sum folded into the bias.
+//! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the patches copied as bytes
+//! from a padded image of each sample ([`super::patches`]: `x ^ 0x80`, padding as the byte whose
+//! `x + input_offset` is 0) for the VNNI GEMM ([`super::vnni`]), with the offset's share of every
+//! sum folded into the bias. A 1x1 conv with stride 1 and no padding multiplies the image rows as
+//! they are.
 
 use super::depthwise_conv::in_image;
 use super::gemm::{gemm_rows, PackedB, MR};
+use super::patches::PaddedImage;
 use super::stage::OutputStage;
 use super::vnni::{self, PackedQ};
 use super::Isa;
@@ -23,17 +25,16 @@ use crate::fixedpoint::Rounding;
 pub struct ConvFast {
     params: ConvPerChannelParams,
     isa: Isa,
-    /// One packed filter and output stage per group.
-    groups: Vec<(Packed, OutputStage)>,
+    gemms: Gemms,
 }
 
-/// A group's filter, packed for one of the two GEMMs.
+/// One packed filter and output stage per group, for one of the two GEMMs.
 #[derive(Clone, Debug)]
-enum Packed {
+enum Gemms {
     /// int16 operands ([`super::gemm`]).
-    Wide(PackedB),
-    /// Bytes ([`super::vnni`]), patches gathered with padding taps stored as `pad`.
-    Bytes { b: PackedQ, pad: u8 },
+    Wide(Vec<(PackedB, OutputStage)>),
+    /// Bytes ([`super::vnni`]); padding taps are `pad`.
+    Bytes { groups: Vec<(PackedQ, OutputStage)>, pad: u8, image: PaddedImage },
 }
 
 impl ConvFast {
@@ -57,36 +58,43 @@ impl ConvFast {
         let per_group = out_depth / groups;
         let depth = filter_height * filter_width * filter_in_depth;
         let isa = isa.checked();
-        let pad = vnni::pad_byte(params.input_offset).filter(|_| isa == Isa::Avx512Vnni);
-        let groups = (0..groups)
-            .map(|g| {
-                let channels = g * per_group..(g + 1) * per_group;
-                let bias = bias.map(|b| &b[channels.clone()]);
-                let weight = |k: usize, n: usize| filter[(g * per_group + n) * depth + k];
-                let (padded_n, bias, packed) = match pad {
-                    Some(pad) => {
-                        let b = PackedQ::new(depth, per_group, weight);
-                        let folded = b.folded_bias(bias, params.input_offset);
-                        (b.padded_n(), Some(folded), Packed::Bytes { b, pad })
-                    }
-                    None => {
-                        let b = PackedB::new(depth, per_group, |k, n| weight(k, n) as i16);
-                        (b.padded_n(), bias.map(<[i32]>::to_vec), Packed::Wide(b))
-                    }
-                };
-                let stage = OutputStage::new(
-                    padded_n,
-                    bias.as_deref(),
-                    &output_multiplier[channels.clone()],
-                    &output_shift[channels],
-                    params.output_offset,
-                    params.quantized_activation_min,
-                    params.quantized_activation_max,
-                )?;
-                Some((packed, stage))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(ConvFast { params: *params, isa, groups })
+        // Each group's output stage, from its packed filter's padded width and the bias it adds
+        // (`bias_of` of the group and its slice of `bias`).
+        let stages = |padded_n: &dyn Fn(usize) -> usize,
+                      bias_of: &dyn Fn(usize, Option<&[i32]>) -> Option<Vec<i32>>| {
+            (0..groups)
+                .map(|g| {
+                    let channels = g * per_group..(g + 1) * per_group;
+                    OutputStage::new(
+                        padded_n(g),
+                        bias_of(g, bias.map(|b| &b[channels.clone()])).as_deref(),
+                        &output_multiplier[channels.clone()],
+                        &output_shift[channels],
+                        params.output_offset,
+                        params.quantized_activation_min,
+                        params.quantized_activation_max,
+                    )
+                })
+                .collect::<Option<Vec<_>>>()
+        };
+        let weight = |g: usize, k: usize, n: usize| filter[(g * per_group + n) * depth + k];
+        let gemms = match vnni::pad_byte(params.input_offset).filter(|_| isa == Isa::Avx512Vnni) {
+            Some(pad) => {
+                let filters: Vec<PackedQ> =
+                    (0..groups).map(|g| PackedQ::new(depth, per_group, |k, n| weight(g, k, n))).collect();
+                let stages = stages(&|g| filters[g].padded_n(), &|g, bias| {
+                    Some(filters[g].folded_bias(bias, params.input_offset))
+                })?;
+                Gemms::Bytes { groups: filters.into_iter().zip(stages).collect(), pad, image: PaddedImage::new(params) }
+            }
+            None => {
+                let filters: Vec<PackedB> =
+                    (0..groups).map(|g| PackedB::new(depth, per_group, |k, n| weight(g, k, n) as i16)).collect();
+                let stages = stages(&|g| filters[g].padded_n(), &|_, bias| bias.map(<[i32]>::to_vec))?;
+                Gemms::Wide(filters.into_iter().zip(stages).collect())
+            }
+        };
+        Some(ConvFast { params: *params, isa, gemms })
     }
 
     pub fn params(&self) -> &ConvPerChannelParams {
@@ -100,9 +108,9 @@ impl ConvFast {
 
     /// The int16 scratch [`ConvFast::eval`] needs.
     pub fn scratch_len(&self) -> usize {
-        match &self.groups[0].0 {
-            Packed::Wide(b) => MR * b.kp,
-            Packed::Bytes { b, .. } => (vnni::MR * b.k4).div_ceil(2),
+        match &self.gemms {
+            Gemms::Wide(groups) => MR * groups[0].0.kp,
+            Gemms::Bytes { groups, image, .. } => (image.len() + vnni::MR * groups[0].0.k4).div_ceil(2),
         }
     }
 
@@ -120,56 +128,79 @@ impl ConvFast {
         let pixels = input.len() / sample * out_height * out_width;
         assert_eq!(output.len(), pixels * out_depth);
         let depth = filter_height * filter_width * filter_in_depth;
-        let per_group = out_depth / self.groups.len();
-        for (g, (packed, stage)) in self.groups.iter().enumerate() {
-            let channel0 = g * filter_in_depth;
-            match packed {
-                Packed::Wide(b) => {
-                    let kp = b.kp;
-                    let scratch = &mut scratch[..MR * kp];
-                    let mut at = Pixel::default();
-                    for first in (0..pixels).step_by(MR) {
-                        let rows = MR.min(pixels - first);
-                        for row in scratch.chunks_exact_mut(kp).take(rows) {
-                            let convert = |x: i8| (x as i32 + p.input_offset) as i16;
-                            self.gather(input, at, channel0, &mut row[..depth], convert, 0);
-                            at.advance(out_height, out_width);
-                            row[depth..].fill(0);
-                        }
-                        let out = &mut output[first * out_depth + g * per_group..];
-                        gemm_rows(self.isa, b, stage, scratch, rows, out, out_depth);
-                    }
+        let groups = match &self.gemms {
+            Gemms::Wide(groups) => groups,
+            Gemms::Bytes { groups, pad, image } => {
+                return self.eval_bytes(groups, *pad, image, input, vnni::as_bytes(scratch), output);
+            }
+        };
+        let per_group = out_depth / groups.len();
+        for (g, (b, stage)) in groups.iter().enumerate() {
+            let kp = b.kp;
+            let scratch = &mut scratch[..MR * kp];
+            let mut at = Pixel::default();
+            for first in (0..pixels).step_by(MR) {
+                let rows = MR.min(pixels - first);
+                for row in scratch.chunks_exact_mut(kp).take(rows) {
+                    self.gather(input, at, g * filter_in_depth, &mut row[..depth]);
+                    at.advance(out_height, out_width);
+                    row[depth..].fill(0);
                 }
-                Packed::Bytes { b, pad } => {
-                    let k4 = b.k4;
-                    let scratch = &mut vnni::as_bytes(scratch)[..vnni::MR * k4];
-                    let mut at = Pixel::default();
-                    for first in (0..pixels).step_by(vnni::MR) {
-                        let rows = vnni::MR.min(pixels - first);
-                        for row in scratch.chunks_exact_mut(k4).take(rows) {
-                            self.gather(input, at, channel0, &mut row[..depth], vnni::to_byte, *pad);
-                            at.advance(out_height, out_width);
+                let out = &mut output[first * out_depth + g * per_group..];
+                gemm_rows(self.isa, b, stage, scratch, rows, out, out_depth);
+            }
+        }
+    }
+
+    /// [`ConvFast::eval`] on the byte GEMM, one sample at a time.
+    fn eval_bytes(
+        &self,
+        groups: &[(PackedQ, OutputStage)],
+        pad: u8,
+        image: &PaddedImage,
+        input: &[i8],
+        scratch: &mut [u8],
+        output: &mut [i8],
+    ) {
+        let p = &self.params;
+        let [out_depth, filter_height, filter_width, filter_in_depth] = p.filter_shape;
+        let [_, out_height, out_width, _] = p.output_shape;
+        let (depth, pixels) = (filter_height * filter_width * filter_in_depth, out_height * out_width);
+        let per_group = out_depth / groups.len();
+        let (pixels_in, rows) = scratch.split_at_mut(image.len());
+        let direct = image.is_direct();
+        let samples = input.chunks_exact(p.input_shape[1..].iter().product());
+        for (x, y) in samples.zip(output.chunks_exact_mut(pixels * out_depth)) {
+            image.fill(x, pad, pixels_in);
+            for (g, (b, stage)) in groups.iter().enumerate() {
+                let k4 = b.k4;
+                let rows = &mut rows[..vnni::MR * k4];
+                let (mut out_y, mut out_x) = (0, 0);
+                for first in (0..pixels).step_by(vnni::MR) {
+                    let n = vnni::MR.min(pixels - first);
+                    let a = if direct {
+                        &pixels_in[first * k4..]
+                    } else {
+                        for row in rows.chunks_exact_mut(k4).take(n) {
+                            image.patch(pixels_in, out_y, out_x, g * filter_in_depth, &mut row[..depth]);
+                            out_x += 1;
+                            if out_x == out_width {
+                                (out_x, out_y) = (0, out_y + 1);
+                            }
                         }
-                        let out = &mut output[first * out_depth + g * per_group..];
-                        vnni::gemm_rows(b, stage, scratch, rows, out, out_depth);
-                    }
+                        &rows[..]
+                    };
+                    vnni::gemm_rows(b, stage, a, n, &mut y[first * out_depth + g * per_group..], out_depth);
                 }
             }
         }
     }
 
-    /// The patch of output pixel `at`, channels `channel0..` of each tap, each
-    /// value converted by `convert`, taps in the padding `pad`.
+    /// The patch of output pixel `at` as int16 `x + input_offset` (0 in the padding), channels
+    /// `channel0..` of each tap.
     #[inline(always)]
-    fn gather<T: Copy>(
-        &self,
-        input: &[i8],
-        at: Pixel,
-        channel0: usize,
-        row: &mut [T],
-        convert: impl Fn(i8) -> T,
-        pad: T,
-    ) {
+    fn gather(&self, input: &[i8], at: Pixel, channel0: usize, row: &mut [i16]) {
+        let (convert, pad) = (|x: i8| (x as i32 + self.params.input_offset) as i16, 0);
         let p = &self.params;
         let [_, in_height, in_width, in_depth] = p.input_shape;
         let [_, filter_height, filter_width, filter_in_depth] = p.filter_shape;

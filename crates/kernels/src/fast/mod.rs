@@ -33,6 +33,7 @@ pub mod depthwise_conv;
 pub mod fully_connected;
 mod gemm;
 pub mod pad;
+mod patches;
 pub mod pool;
 pub mod stage;
 mod vnni;

@@ -131,7 +131,13 @@ fn conv_equals_the_reference() {
         let per_group = rng.range(1, 40);
         let (cin, cout) = (cin_g * groups, per_group * groups);
         let (kh, kw) = (rng.range(1, 4), rng.range(1, 4));
-        let options = rng.conv_options();
+        let mut options = rng.conv_options();
+        // One case in six a pointwise conv (1x1, stride 1), which the byte GEMM multiplies in place.
+        let pointwise = rng.one_in(6);
+        let (kh, kw) = if pointwise { (1, 1) } else { (kh, kw) };
+        if pointwise {
+            (options.stride_height, options.stride_width) = (1, 1);
+        }
         let (scales, zero_points) = (channel_scales(rng, cout), vec![0; cout]);
         let q = conv_qparams(rng, &scales, &zero_points);
         let (mut m, mut s) = (vec![0; cout], vec![0; cout]);
