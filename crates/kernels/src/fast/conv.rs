@@ -20,6 +20,9 @@ use super::Isa;
 use crate::conv::ConvPerChannelParams;
 use crate::fixedpoint::Rounding;
 
+/// The bias a group's output stage adds, from the group's index and its slice of the bias.
+type GroupBias<'a> = dyn Fn(usize, Option<&[i32]>) -> Option<Vec<i32>> + 'a;
+
 /// A CONV_2D prepared for [`ConvFast::eval`].
 #[derive(Clone, Debug)]
 pub struct ConvFast {
@@ -60,8 +63,7 @@ impl ConvFast {
         let isa = isa.checked();
         // Each group's output stage, from its packed filter's padded width and the bias it adds
         // (`bias_of` of the group and its slice of `bias`).
-        let stages = |padded_n: &dyn Fn(usize) -> usize,
-                      bias_of: &dyn Fn(usize, Option<&[i32]>) -> Option<Vec<i32>>| {
+        let stages = |padded_n: &dyn Fn(usize) -> usize, bias_of: &GroupBias| {
             (0..groups)
                 .map(|g| {
                     let channels = g * per_group..(g + 1) * per_group;
