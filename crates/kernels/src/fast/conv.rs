@@ -1,17 +1,16 @@
 //! CONV_2D as a GEMM: the bit-identical fast form of [`crate::conv::conv_per_channel`].
 //!
 //! Each group's filter `[fpg, KH, KW, Cin/groups]` is packed once as the right-hand matrix
-//! (depth `KH · KW · Cin/groups`, in the filter's own order). At run time [`MR`] output pixels at a
-//! time are gathered into `scratch` as int16 rows of `x + input_offset` (0 where a tap falls in
-//! the padding, which the reference skips), and multiplied by the packed filter.
+//! (depth `KH · KW · Cin/groups`, in the filter's own order). At run time each sample is written
+//! once into a padded image ([`super::patches`]) as int16 `x + input_offset` (0 in the border: the
+//! taps the reference skips add 0), [`MR`] output pixels' patches at a time are copied out of it,
+//! and multiplied by the packed filter. A 1x1 conv with stride 1 and no padding multiplies the
+//! image rows as they are.
 //!
-//! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the patches copied as bytes
-//! from a padded image of each sample ([`super::patches`]: `x ^ 0x80`, padding as the byte whose
-//! `x + input_offset` is 0) for the VNNI GEMM ([`super::vnni`]), with the offset's share of every
-//! sum folded into the bias. A 1x1 conv with stride 1 and no padding multiplies the image rows as
-//! they are.
+//! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the image holds bytes
+//! (`x ^ 0x80`, the border the byte whose `x + input_offset` is 0) for the VNNI GEMM
+//! ([`super::vnni`]), with the offset's share of every sum folded into the bias.
 
-use super::depthwise_conv::in_image;
 use super::gemm::{gemm_rows, PackedB, MR};
 use super::patches::PaddedImage;
 use super::stage::OutputStage;
@@ -29,6 +28,7 @@ pub struct ConvFast {
     params: ConvPerChannelParams,
     isa: Isa,
     gemms: Gemms,
+    image: PaddedImage,
 }
 
 /// One packed filter and output stage per group, for one of the two GEMMs.
@@ -37,7 +37,7 @@ enum Gemms {
     /// int16 operands ([`super::gemm`]).
     Wide(Vec<(PackedB, OutputStage)>),
     /// Bytes ([`super::vnni`]); padding taps are `pad`.
-    Bytes { groups: Vec<(PackedQ, OutputStage)>, pad: u8, image: PaddedImage },
+    Bytes { groups: Vec<(PackedQ, OutputStage)>, pad: u8 },
 }
 
 impl ConvFast {
@@ -87,7 +87,7 @@ impl ConvFast {
                 let stages = stages(&|g| filters[g].padded_n(), &|g, bias| {
                     Some(filters[g].folded_bias(bias, params.input_offset))
                 })?;
-                Gemms::Bytes { groups: filters.into_iter().zip(stages).collect(), pad, image: PaddedImage::new(params) }
+                Gemms::Bytes { groups: filters.into_iter().zip(stages).collect(), pad }
             }
             None => {
                 let filters: Vec<PackedB> =
@@ -96,7 +96,7 @@ impl ConvFast {
                 Gemms::Wide(filters.into_iter().zip(stages).collect())
             }
         };
-        Some(ConvFast { params: *params, isa, gemms })
+        Some(ConvFast { params: *params, isa, gemms, image: PaddedImage::new(params) })
     }
 
     pub fn params(&self) -> &ConvPerChannelParams {
@@ -111,8 +111,8 @@ impl ConvFast {
     /// The int16 scratch [`ConvFast::eval`] needs.
     pub fn scratch_len(&self) -> usize {
         match &self.gemms {
-            Gemms::Wide(groups) => MR * groups[0].0.kp,
-            Gemms::Bytes { groups, image, .. } => (image.len() + vnni::MR * groups[0].0.k4).div_ceil(2),
+            Gemms::Wide(groups) => self.image.len() + MR * groups[0].0.kp,
+            Gemms::Bytes { groups, .. } => (self.image.len() + vnni::MR * groups[0].0.k4).div_ceil(2),
         }
     }
 
@@ -121,148 +121,79 @@ impl ConvFast {
     /// # Panics
     /// If `input` is not whole samples, `output` does not match, or `scratch` is short.
     pub fn eval(&self, input: &[i8], scratch: &mut [i16], output: &mut [i8]) {
-        let p = &self.params;
-        let [_, in_height, in_width, in_depth] = p.input_shape;
-        let [out_depth, filter_height, filter_width, filter_in_depth] = p.filter_shape;
-        let [_, out_height, out_width, _] = p.output_shape;
-        let sample = in_height * in_width * in_depth;
-        assert!(sample > 0 && input.len().is_multiple_of(sample));
-        let pixels = input.len() / sample * out_height * out_width;
-        assert_eq!(output.len(), pixels * out_depth);
-        let depth = filter_height * filter_width * filter_in_depth;
-        let groups = match &self.gemms {
-            Gemms::Wide(groups) => groups,
-            Gemms::Bytes { groups, pad, image } => {
-                return self.eval_bytes(groups, *pad, image, input, vnni::as_bytes(scratch), output);
+        let out_depth = self.params.filter_shape[0];
+        match &self.gemms {
+            Gemms::Wide(groups) => {
+                let convert = |x: i8| (x as i32 + self.params.input_offset) as i16;
+                let rows = Rows { pad: 0, len: groups[0].0.kp, count: MR };
+                self.eval_with(rows, convert, input, scratch, output, |g, a, n, out| {
+                    gemm_rows(self.isa, &groups[g].0, &groups[g].1, a, n, out, out_depth)
+                });
             }
-        };
-        let per_group = out_depth / groups.len();
-        for (g, (b, stage)) in groups.iter().enumerate() {
-            let kp = b.kp;
-            let scratch = &mut scratch[..MR * kp];
-            let mut at = Pixel::default();
-            for first in (0..pixels).step_by(MR) {
-                let rows = MR.min(pixels - first);
-                for row in scratch.chunks_exact_mut(kp).take(rows) {
-                    self.gather(input, at, g * filter_in_depth, &mut row[..depth]);
-                    at.advance(out_height, out_width);
-                    row[depth..].fill(0);
-                }
-                let out = &mut output[first * out_depth + g * per_group..];
-                gemm_rows(self.isa, b, stage, scratch, rows, out, out_depth);
+            Gemms::Bytes { groups, pad } => {
+                let rows = Rows { pad: *pad, len: groups[0].0.k4, count: vnni::MR };
+                let scratch = vnni::as_bytes(scratch);
+                self.eval_with(rows, vnni::to_byte, input, scratch, output, |g, a, n, out| {
+                    vnni::gemm_rows(&groups[g].0, &groups[g].1, a, n, out, out_depth)
+                });
             }
         }
     }
 
-    /// [`ConvFast::eval`] on the byte GEMM, one sample at a time.
-    fn eval_bytes(
+    /// [`ConvFast::eval`] one sample at a time: the sample's padded image, then for each group
+    /// `rows.count` patches at a time (`rows.len` values each, the image's own rows for a
+    /// pointwise conv) multiplied by `gemm(group, patches, patch count, output)`.
+    fn eval_with<T: Copy>(
         &self,
-        groups: &[(PackedQ, OutputStage)],
-        pad: u8,
-        image: &PaddedImage,
+        rows: Rows<T>,
+        convert: impl Fn(i8) -> T + Copy,
         input: &[i8],
-        scratch: &mut [u8],
+        scratch: &mut [T],
         output: &mut [i8],
+        gemm: impl Fn(usize, &[T], usize, &mut [i8]),
     ) {
         let p = &self.params;
         let [out_depth, filter_height, filter_width, filter_in_depth] = p.filter_shape;
         let [_, out_height, out_width, _] = p.output_shape;
         let (depth, pixels) = (filter_height * filter_width * filter_in_depth, out_height * out_width);
-        let per_group = out_depth / groups.len();
-        let (pixels_in, rows) = scratch.split_at_mut(image.len());
-        let direct = image.is_direct();
-        let samples = input.chunks_exact(p.input_shape[1..].iter().product());
-        for (x, y) in samples.zip(output.chunks_exact_mut(pixels * out_depth)) {
-            image.fill(x, pad, pixels_in);
-            for (g, (b, stage)) in groups.iter().enumerate() {
-                let k4 = b.k4;
-                let rows = &mut rows[..vnni::MR * k4];
+        let sample = p.input_shape[1..].iter().product::<usize>();
+        assert!(sample > 0 && input.len().is_multiple_of(sample));
+        assert_eq!(output.len(), input.len() / sample * pixels * out_depth);
+        let groups = p.input_shape[3] / filter_in_depth;
+        let per_group = out_depth / groups;
+        let (image, patches) = scratch.split_at_mut(self.image.len());
+        let patches = &mut patches[..rows.count * rows.len];
+        let direct = self.image.is_direct();
+        for (x, y) in input.chunks_exact(sample).zip(output.chunks_exact_mut(pixels * out_depth)) {
+            self.image.fill(x, convert, rows.pad, image);
+            for g in 0..groups {
                 let (mut out_y, mut out_x) = (0, 0);
-                for first in (0..pixels).step_by(vnni::MR) {
-                    let n = vnni::MR.min(pixels - first);
+                for first in (0..pixels).step_by(rows.count) {
+                    let n = rows.count.min(pixels - first);
                     let a = if direct {
-                        &pixels_in[first * k4..]
+                        &image[first * rows.len..]
                     } else {
-                        for row in rows.chunks_exact_mut(k4).take(n) {
-                            image.patch(pixels_in, out_y, out_x, g * filter_in_depth, &mut row[..depth]);
+                        for row in patches.chunks_exact_mut(rows.len).take(n) {
+                            self.image.patch(image, out_y, out_x, g * filter_in_depth, &mut row[..depth]);
                             out_x += 1;
                             if out_x == out_width {
                                 (out_x, out_y) = (0, out_y + 1);
                             }
                         }
-                        &rows[..]
+                        &patches[..]
                     };
-                    vnni::gemm_rows(b, stage, a, n, &mut y[first * out_depth + g * per_group..], out_depth);
-                }
-            }
-        }
-    }
-
-    /// The patch of output pixel `at` as int16 `x + input_offset` (0 in the padding), channels
-    /// `channel0..` of each tap.
-    #[inline(always)]
-    fn gather(&self, input: &[i8], at: Pixel, channel0: usize, row: &mut [i16]) {
-        let (convert, pad) = (|x: i8| (x as i32 + self.params.input_offset) as i16, 0);
-        let p = &self.params;
-        let [_, in_height, in_width, in_depth] = p.input_shape;
-        let [_, filter_height, filter_width, filter_in_depth] = p.filter_shape;
-        let Pixel { batch, y: out_y, x: out_x } = at;
-        let in_y0 = (out_y * p.stride_height) as isize - p.padding_values.height as isize;
-        let in_x0 = (out_x * p.stride_width) as isize - p.padding_values.width as isize;
-        let ys = in_image(in_y0, p.dilation_height, filter_height, in_height);
-        let xs = in_image(in_x0, p.dilation_width, filter_width, in_width);
-        let tap_row = filter_width * filter_in_depth;
-        for (filter_y, taps) in row.chunks_exact_mut(tap_row).enumerate() {
-            if !ys.contains(&filter_y) {
-                taps.fill(pad);
-                continue;
-            }
-            let in_y = (in_y0 + (filter_y * p.dilation_height) as isize) as usize;
-            let line = &input[(batch * in_height + in_y) * in_width * in_depth..][..in_width * in_depth];
-            if xs.start > 0 || xs.end < filter_width {
-                taps[..xs.start * filter_in_depth].fill(pad);
-                taps[xs.end * filter_in_depth..].fill(pad);
-            }
-            let in_x = |filter_x: usize| (in_x0 + (filter_x * p.dilation_width) as isize) as usize;
-            if p.dilation_width == 1 && filter_in_depth == in_depth {
-                // The in-image taps of this filter row are one run of the input row.
-                let run = &mut taps[xs.start * in_depth..xs.end * in_depth];
-                let src = &line[in_x(xs.start) * in_depth..][..run.len()];
-                for (d, &x) in run.iter_mut().zip(src) {
-                    *d = convert(x);
-                }
-                continue;
-            }
-            for filter_x in xs.clone() {
-                let tap = &mut taps[filter_x * filter_in_depth..][..filter_in_depth];
-                let src = &line[in_x(filter_x) * in_depth + channel0..][..filter_in_depth];
-                for (d, &x) in tap.iter_mut().zip(src) {
-                    *d = convert(x);
+                    gemm(g, a, n, &mut y[first * out_depth + g * per_group..]);
                 }
             }
         }
     }
 }
 
-/// An output pixel, walked in the output's order without divisions.
-#[derive(Clone, Copy, Debug, Default)]
-struct Pixel {
-    batch: usize,
-    y: usize,
-    x: usize,
-}
-
-impl Pixel {
-    #[inline(always)]
-    fn advance(&mut self, height: usize, width: usize) {
-        self.x += 1;
-        if self.x == width {
-            self.x = 0;
-            self.y += 1;
-            if self.y == height {
-                self.y = 0;
-                self.batch += 1;
-            }
-        }
-    }
+/// How [`ConvFast::eval_with`] lays out patches for a GEMM: the value that adds 0, the row length
+/// (the packed depth), and rows per GEMM call.
+#[derive(Clone, Copy)]
+struct Rows<T> {
+    pad: T,
+    len: usize,
+    count: usize,
 }

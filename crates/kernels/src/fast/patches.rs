@@ -1,11 +1,11 @@
-//! The patches of a CONV_2D for the byte GEMM ([`super::vnni`]), copied from a padded image.
+//! The patches of a CONV_2D, copied from a padded image.
 //!
-//! Each sample is first written once as bytes (`x ^ 0x80`) into an image with a border of pad
-//! bytes (the byte whose `x + input_offset` is 0) wide enough that every tap of every output pixel
-//! falls inside it. A patch is then plain copies, without bounds tests: with dilation 1 along the
-//! width and no groups, one run of `filter_width · depth` bytes per filter row.
+//! Each sample is first written once, converted for the GEMM (int16 `x + input_offset`, or the
+//! byte `x ^ 0x80`), into an image with a border of pad values (those that add 0: int16 0, or the
+//! byte whose `x + input_offset` is 0) wide enough that every tap of every output pixel falls
+//! inside it. A patch is then plain copies, without bounds tests: with dilation 1 along the width
+//! and no groups, one run of `filter_width · depth` values per filter row.
 
-use super::vnni::to_byte;
 use crate::conv::ConvPerChannelParams;
 
 /// Where a sample's input lies in its padded image.
@@ -37,13 +37,15 @@ impl PaddedImage {
         PaddedImage { p: *p, height, width }
     }
 
-    /// Bytes of one image.
+    /// Values in one image.
     pub fn len(&self) -> usize {
         self.height * self.width * self.p.input_shape[3]
     }
 
-    /// Writes `sample` (one input sample) into `image` ([`PaddedImage::len`] bytes).
-    pub fn fill(&self, sample: &[i8], pad: u8, image: &mut [u8]) {
+    /// Writes `sample` (one input sample), each value converted, into `image`
+    /// ([`PaddedImage::len`] values).
+    #[inline]
+    pub fn fill<T: Copy>(&self, sample: &[i8], convert: impl Fn(i8) -> T, pad: T, image: &mut [T]) {
         let [_, in_height, in_width, depth] = self.p.input_shape;
         let (top, left) = (self.p.padding_values.height, self.p.padding_values.width);
         let line = self.width * depth;
@@ -56,13 +58,13 @@ impl PaddedImage {
             let (inside, border) = rest.split_at_mut(in_width * depth);
             border.fill(pad);
             for (d, &x) in inside.iter_mut().zip(src) {
-                *d = to_byte(x);
+                *d = convert(x);
             }
         }
     }
 
     /// Whether output pixel `i`'s patch is row `i` of the image as it is (a 1x1 conv with stride
-    /// 1, no padding, no groups, and a depth that is a whole number of quads).
+    /// 1, no padding, no groups, and a depth that is a whole number of quads, so also of pairs).
     pub fn is_direct(&self) -> bool {
         let p = &self.p;
         p.filter_shape[1] == 1
@@ -76,9 +78,9 @@ impl PaddedImage {
     }
 
     /// The patch of output pixel `(out_y, out_x)`, channels `channel0..` of each tap, into `row`
-    /// (`filter_height · filter_width · filter_in_depth` bytes).
+    /// (`filter_height · filter_width · filter_in_depth` values).
     #[inline]
-    pub fn patch(&self, image: &[u8], out_y: usize, out_x: usize, channel0: usize, row: &mut [u8]) {
+    pub fn patch<T: Copy>(&self, image: &[T], out_y: usize, out_x: usize, channel0: usize, row: &mut [T]) {
         let p = &self.p;
         let depth = p.input_shape[3];
         let [_, _, filter_width, filter_in_depth] = p.filter_shape;
