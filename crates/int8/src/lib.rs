@@ -29,7 +29,7 @@
 //! except at the graph edge where TFLM does too (QUANTIZE from float32, DEQUANTIZE to float32).
 //! The default build's double rounding is used throughout (`Rounding::Double`).
 //!
-//! Speed: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, elementwise ADD, PAD and the pools run the
+//! Speed: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, elementwise ADD, PAD, the pools and MEAN run the
 //! bit-identical kernels of `tinyq_kernels::fast` (weights packed in prepare, SIMD where the CPU
 //! has it) unless the plan is made with [`Kernels::Reference`]; [`Int8Plan::run_batch`] runs
 //! many samples per call. Neither changes a byte of any output.

@@ -32,6 +32,7 @@ pub mod conv;
 pub mod depthwise_conv;
 pub mod fully_connected;
 mod gemm;
+pub mod mean;
 pub mod pad;
 mod patches;
 pub mod pool;

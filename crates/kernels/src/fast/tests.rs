@@ -420,3 +420,55 @@ fn int16_pools_equal_the_reference() {
         |v| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect(),
     );
 }
+
+/// MEAN on `T` with quantization `Q` over random axes (adjacent runs, as global average pooling,
+/// and any other set, which falls back to the reference), compared as bytes.
+fn check_mean<Q: crate::ActivationQParams>(
+    what: &str,
+    seed: u64,
+    qparams: impl Fn(&mut Rng) -> Q,
+    value: impl Fn(&mut Rng) -> Q::Int,
+    bytes: impl Fn(&[Q::Int]) -> Vec<i8>,
+) {
+    use crate::mean::prepare_mean;
+    check_cases(&format!("{what} mean"), seed, |rng| {
+        let rank = rng.range(1, 4);
+        let shape: Vec<usize> = (0..rank).map(|_| rng.range(1, 9)).collect();
+        let axes: Vec<i32> = if rng.one_in(4) {
+            (0..rank as i32).filter(|_| rng.one_in(2)).collect()
+        } else {
+            let first = rng.range(0, rank - 1);
+            (first..rng.range(first, rank - 1) + 1).map(|a| a as i32).collect()
+        };
+        let p = prepare_mean(&shape, &axes, qparams(rng), qparams(rng), Rounding::Double).ok()?;
+        if p.num_elements_in_axis == 0 {
+            return None;
+        }
+        let input: Vec<Q::Int> = (0..shape.iter().product()).map(|_| value(rng)).collect();
+        let n = p.output_size();
+        let (mut reference, mut out) =
+            (vec![<Q::Int as crate::QuantizedInt>::MIN; n], vec![<Q::Int as crate::QuantizedInt>::MIN; n]);
+        crate::mean::mean(&p, &input, &mut reference);
+        super::mean::mean(&p, &input, &mut out);
+        // One path: plain Rust on every target.
+        Some((bytes(&reference), on_every_path(|_| bytes(&out))))
+    });
+}
+
+#[test]
+fn mean_equals_the_reference() {
+    check_mean(
+        "int8",
+        0x3ea9,
+        |rng| QParamsS8::new(rng.scale(), rng.zero_point()),
+        |rng| rng.next() as i8,
+        <[i8]>::to_vec,
+    );
+    check_mean(
+        "int16",
+        0x3ea16,
+        |rng| crate::QParamsS16 { scale: rng.scale(), zero_point: 0 },
+        |rng| rng.next() as i16,
+        |v| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect(),
+    );
+}
