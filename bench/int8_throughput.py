@@ -34,13 +34,22 @@ def quantize(binary: Path, m: dict, out: Path) -> None:
         raise RuntimeError(f"tinyq quantize failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}")
 
 
-def tinyq_eval(binary: Path, model: Path, m: dict, threads: int, limit: int | None, batch: int | None) -> dict:
-    """`tinyq eval --json`; `batch` sets TINYQ_BATCH (samples per engine call), None keeps the default."""
+# Measured variants that run a binary with other integer kernels (TINYQ_KERNELS).
+VARIANT_KERNELS = {"tinyq_avx2": "avx2"}
+
+
+def tinyq_eval(binary: Path, model: Path, m: dict, threads: int, limit: int | None, batch: int | None,
+               kernels: str | None = None) -> dict:
+    """`tinyq eval --json`; `batch` sets TINYQ_BATCH (samples per engine call), None keeps the default;
+    `kernels` sets TINYQ_KERNELS, None keeps the default (the fast kernels on the best path)."""
     cmd = [str(binary), "eval", str(model), "--data", str(m["data"]), "--x", m["x_key"], "--y", m["y_key"], "--json"]
     if limit:
         cmd += ["--limit", str(limit)]
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     env.pop("TINYQ_BATCH", None)
+    env.pop("TINYQ_KERNELS", None)
+    if kernels is not None:
+        env["TINYQ_KERNELS"] = kernels
     if batch is not None:
         env["TINYQ_BATCH"] = str(batch)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -110,15 +119,16 @@ def bench_model(binaries: dict[str, Path], m: dict, args, cores: int, work: Path
     multi = {k: [] for k in binaries}
     samples = {}
     for name, b in binaries.items():  # warm-up: page cache, clocks
-        tinyq_eval(b, model, m, 1, args.limit, 1)
+        tinyq_eval(b, model, m, 1, args.limit, 1, VARIANT_KERNELS.get(name))
     for _ in range(args.repeat):  # interleaved rounds so background load hits all alike
         for name, b in binaries.items():
-            r = tinyq_eval(b, model, m, 1, args.limit, 1)
+            kernels = VARIANT_KERNELS.get(name)
+            r = tinyq_eval(b, model, m, 1, args.limit, 1, kernels)
             single[name].append(float(r["samples_per_second"]))
             samples[name] = (r["samples"], r.get("metric"), r.get("value"))
-            r = tinyq_eval(b, model, m, 1, args.limit, None)
+            r = tinyq_eval(b, model, m, 1, args.limit, None, kernels)
             batched[name].append(float(r["samples_per_second"]))
-            r = tinyq_eval(b, model, m, cores, None, None)
+            r = tinyq_eval(b, model, m, cores, None, None, kernels)
             multi[name].append(float(r["samples_per_second"]))
             samples[name + "_full"] = (r["samples"], r.get("metric"), r.get("value"))
         for name, p in peers.items():
@@ -145,6 +155,8 @@ def bench_model(binaries: dict[str, Path], m: dict, args, cores: int, work: Path
     timed_models = [w.strip() for w in (args.quantize_models or "").split(",") if w.strip()]
     if args.quantize_times and (not timed_models or m["id"] in timed_models or m["id"].split("/")[0] in timed_models):
         for name, b in binaries.items():
+            if name in VARIANT_KERNELS:
+                continue
             entry[f"{name}_quantize_data_s"] = rounded(timed_quantize(b, m, [], work / "q_data.tflite"))
             entry[f"{name}_quantize_max_drop_s"] = rounded(
                 timed_quantize(b, m, ["--max-drop", str(args.max_drop)], work / "q_drop.tflite"))
@@ -159,6 +171,9 @@ def main() -> int:
                     help="single-thread measurements use the first N eval samples (default 1000)")
     ap.add_argument("--baseline-bin", type=Path, default=None,
                     help="an older tinyq binary measured in the same run, on the same INT8 files")
+    ap.add_argument("--avx2", action="store_true",
+                    help="also measure the binary with TINYQ_KERNELS=avx2 (`tinyq_avx2`: the path of CPUs "
+                         "without AVX-512 VNNI)")
     ap.add_argument("--quantize-times", action="store_true",
                     help="also time `tinyq quantize --data` and `--max-drop` per binary (slow)")
     ap.add_argument("--quantize-models", default=None,
@@ -199,6 +214,8 @@ def main() -> int:
     binaries = {"tinyq": tinyq_binary(args.build)}
     if args.baseline_bin:
         binaries["baseline"] = args.baseline_bin.resolve()
+    if args.avx2:
+        binaries["tinyq_avx2"] = binaries["tinyq"]
     result["tinyq"] = {name: {"bin": str(b), "version": subprocess.run(
         [str(b), "--version"], capture_output=True, text=True).stdout.strip()} for name, b in binaries.items()}
     result["litert"] = {"version": getattr(ai_edge_litert, "__version__", None), "num_threads": 1,

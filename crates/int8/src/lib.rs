@@ -29,7 +29,7 @@
 //! except at the graph edge where TFLM does too (QUANTIZE from float32, DEQUANTIZE to float32).
 //! The default build's double rounding is used throughout (`Rounding::Double`).
 //!
-//! Speed: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, elementwise ADD, PAD and the pools run the
+//! Speed: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, elementwise ADD, PAD, the pools and MEAN run the
 //! bit-identical kernels of `tinyq_kernels::fast` (weights packed in prepare, SIMD where the CPU
 //! has it) unless the plan is made with [`Kernels::Reference`]; [`Int8Plan::run_batch`] runs
 //! many samples per call. Neither changes a byte of any output.
@@ -50,9 +50,12 @@ pub use view::{PerChannel, StepKind, StepView};
 /// changes speed, and lets the reference kernels be run for debugging.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Kernels {
-    /// `tinyq_kernels::fast` on the best instruction set of this CPU (AVX2 on x86-64 when present).
+    /// `tinyq_kernels::fast` on the best instruction set of this CPU (AVX-512 VNNI, else AVX2, on
+    /// x86-64 when present).
     #[default]
     Fast,
+    /// `tinyq_kernels::fast` on at most AVX2 (the portable path on CPUs without it).
+    Avx2,
     /// `tinyq_kernels::fast` on its portable path only.
     Portable,
     /// The reference kernels, TFLM's loop nests one multiply-accumulate at a time.
@@ -60,11 +63,12 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    /// The choice named by the environment variable `TINYQ_KERNELS` (`fast`, `portable` or
-    /// `reference`); [`Kernels::Fast`] when it is unset or names none of them.
+    /// The choice named by the environment variable `TINYQ_KERNELS` (`fast`, `avx2`, `portable`
+    /// or `reference`); [`Kernels::Fast`] when it is unset or names none of them.
     pub fn from_env() -> Kernels {
         match std::env::var("TINYQ_KERNELS").as_deref() {
             Ok("reference") => Kernels::Reference,
+            Ok("avx2") => Kernels::Avx2,
             Ok("portable") => Kernels::Portable,
             _ => Kernels::Fast,
         }

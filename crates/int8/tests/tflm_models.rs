@@ -358,7 +358,7 @@ fn batches_and_kernel_choices_give_the_same_bytes() {
                 .collect();
             assert_eq!(batched, single, "{}: batches of {batch} differ from single runs", case.name);
         }
-        for kernels in [tinyq_int8::Kernels::Portable, tinyq_int8::Kernels::Reference] {
+        for kernels in [tinyq_int8::Kernels::Avx2, tinyq_int8::Kernels::Portable, tinyq_int8::Kernels::Reference] {
             let other = Int8Plan::with_kernels(plan.graph(), kernels).unwrap();
             let out = other.run_batch(&[TensorValue::I8(inputs.clone())], n).unwrap();
             assert_eq!(out[0].as_i8().unwrap(), single, "{}: {kernels:?} kernels differ", case.name);

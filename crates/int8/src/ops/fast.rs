@@ -28,6 +28,7 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [i16]) -> R) -> R 
 pub(crate) fn isa(kernels: Kernels) -> Option<Isa> {
     match kernels {
         Kernels::Fast => Some(Isa::detect()),
+        Kernels::Avx2 => Some(Isa::Avx2),
         Kernels::Portable => Some(Isa::Portable),
         Kernels::Reference => None,
     }

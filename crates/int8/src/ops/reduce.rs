@@ -1,6 +1,7 @@
 //! MEAN over any set of axes on int8 or int16 (global average pooling in current converter
 //! output). Kernel: `tinyq_kernels::mean` (TFLM `reference_ops::QuantizedMeanOrSum<T, int32_t>`,
-//! mean branch, for both types). REDUCE_MAX on int8: `tinyq_kernels::reduce_max`.
+//! mean branch, for both types), or its fast form `tinyq_kernels::fast::mean` (same bytes) unless
+//! the plan runs the reference kernels. REDUCE_MAX on int8: `tinyq_kernels::reduce_max`.
 
 use tinyq_ir::op;
 use tinyq_kernels::mean::{mean, prepare_mean as prepare_mean_params, MeanParams};
@@ -11,6 +12,7 @@ use crate::Int8Error;
 
 pub(crate) struct Mean {
     params: MeanParams,
+    fast: bool,
 }
 
 /// An int8 MEAN, or an int16 one (`wide`: int16 input and output, zero points 0, any scales).
@@ -32,13 +34,17 @@ pub(crate) fn prepare_mean(ctx: &Ctx<'_>, p: &op::Mean, wide: bool) -> Result<Pr
         return Err(ctx.err("the mean is taken over no elements"));
     }
     ctx.check_output_numel(params.output_size())?;
-    let mean = Mean { params };
+    let mean = Mean { params, fast: ctx.kernels != crate::Kernels::Reference };
     Ok((if wide { Kernel::Mean16(mean) } else { Kernel::Mean(mean) }, vec![ctx.input_id(0)]))
 }
 
 impl Mean {
     pub fn eval<T: QuantizedInt>(&self, input: &[T], output: &mut [T]) {
-        mean(&self.params, input, output);
+        if self.fast {
+            tinyq_kernels::fast::mean::mean(&self.params, input, output);
+        } else {
+            mean(&self.params, input, output);
+        }
     }
 }
 

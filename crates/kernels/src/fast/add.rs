@@ -1,7 +1,7 @@
 //! Elementwise int8 ADD, the bit-identical fast form of [`crate::add::add`] for `i8`: TFLM's
 //! `AddFunc` (offset, left shift by 20, each input rescaled by
 //! `MultiplyByQuantizedMultiplierSmallerThanOneExp`, summed, rescaled to the output, offset,
-//! clamped) on 8 lanes at a time with the vector forms of [`super::stage`].
+//! clamped) on 8 lanes at a time with the vector forms of [`super::stage`] (16 on AVX-512).
 
 use super::Isa;
 use crate::add::{add_func, AddParams};
@@ -42,7 +42,10 @@ impl AddFast {
         assert!(input1.len() == output.len() && input2.len() == output.len());
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if self.isa == Isa::Avx2 {
+        if self.isa == Isa::Avx512Vnni {
+            // SAFETY: `Isa::Avx512Vnni` only exists after run-time detection; lengths checked above.
+            done = unsafe { avx512::add(&self.params, input1, input2, output) };
+        } else if self.isa == Isa::Avx2 {
             // SAFETY: `Isa::Avx2` only exists after run-time detection; lengths checked above.
             done = unsafe { avx2::add(&self.params, input1, input2, output) };
         }
@@ -94,6 +97,51 @@ mod avx2 {
                 let w = _mm256_permute4x64_epi64(w, 0b00_00_10_00);
                 let b = _mm256_packs_epi16(w, w);
                 _mm_storel_epi64(output.as_mut_ptr().add(i) as *mut __m128i, _mm256_castsi256_si128(b));
+            }
+        }
+        n
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::super::stage::avx512::{rounding_divide_by_pot, srdhm, store16};
+    use crate::add::AddParams;
+
+    /// Adds the first multiple of 16 elements; returns how many it did.
+    ///
+    /// # Safety
+    /// AVX-512F available; the three slices have the same length.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn add(p: &AddParams, input1: &[i8], input2: &[i8], output: &mut [i8]) -> usize {
+        let n = output.len() / 16 * 16;
+        let scaled = |x: __m512i, offset: i32, multiplier: i32, shift: i32| {
+            let shifted =
+                _mm512_sllv_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(offset)), _mm512_set1_epi32(p.left_shift));
+            let exponent = _mm512_set1_epi32((-shift).min(31));
+            rounding_divide_by_pot(srdhm(shifted, _mm512_set1_epi32(multiplier)), exponent)
+        };
+        let (min, max, offset) = (
+            _mm512_set1_epi32(p.quantized_activation_min),
+            _mm512_set1_epi32(p.quantized_activation_max),
+            _mm512_set1_epi32(p.output_offset),
+        );
+        for i in (0..n).step_by(16) {
+            // SAFETY: `i + 16 ≤ n ≤` every slice's length.
+            unsafe {
+                let x = _mm512_cvtepi8_epi32(_mm_loadu_si128(input1.as_ptr().add(i) as *const __m128i));
+                let y = _mm512_cvtepi8_epi32(_mm_loadu_si128(input2.as_ptr().add(i) as *const __m128i));
+                let a = scaled(x, p.input1_offset, p.input1_multiplier, p.input1_shift);
+                let b = scaled(y, p.input2_offset, p.input2_multiplier, p.input2_shift);
+                let raw = _mm512_add_epi32(a, b);
+                let out = rounding_divide_by_pot(
+                    srdhm(raw, _mm512_set1_epi32(p.output_multiplier)),
+                    _mm512_set1_epi32((-p.output_shift).min(31)),
+                );
+                let out = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(out, offset), min), max);
+                store16(out, output.as_mut_ptr().add(i), 16);
             }
         }
         n

@@ -1,24 +1,43 @@
 //! CONV_2D as a GEMM: the bit-identical fast form of [`crate::conv::conv_per_channel`].
 //!
 //! Each group's filter `[fpg, KH, KW, Cin/groups]` is packed once as the right-hand matrix
-//! (depth `KH · KW · Cin/groups`, in the filter's own order). At run time [`MR`] output pixels at a
-//! time are gathered into `scratch` as int16 rows of `x + input_offset` (0 where a tap falls in
-//! the padding, which the reference skips), and multiplied by the packed filter. A 1x1 conv with
-//! stride 1 and no padding gathers a plain converted copy of its input rows.
+//! (depth `KH · KW · Cin/groups`, in the filter's own order). At run time each sample is written
+//! once into a padded image ([`super::patches`]) as int16 `x + input_offset` (0 in the border: the
+//! taps the reference skips add 0), [`MR`] output pixels' patches at a time are copied out of it,
+//! and multiplied by the packed filter. A 1x1 conv with stride 1 and no padding multiplies the
+//! image rows as they are.
+//!
+//! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the image holds bytes
+//! (`x ^ 0x80`, the border the byte whose `x + input_offset` is 0) for the VNNI GEMM
+//! ([`super::vnni`]), with the offset's share of every sum folded into the bias.
 
 use super::gemm::{gemm_rows, PackedB, MR};
+use super::patches::PaddedImage;
 use super::stage::OutputStage;
+use super::vnni::{self, PackedQ};
 use super::Isa;
 use crate::conv::ConvPerChannelParams;
 use crate::fixedpoint::Rounding;
+
+/// The bias a group's output stage adds, from the group's index and its slice of the bias.
+type GroupBias<'a> = dyn Fn(usize, Option<&[i32]>) -> Option<Vec<i32>> + 'a;
 
 /// A CONV_2D prepared for [`ConvFast::eval`].
 #[derive(Clone, Debug)]
 pub struct ConvFast {
     params: ConvPerChannelParams,
     isa: Isa,
-    /// One packed filter and output stage per group.
-    groups: Vec<(PackedB, OutputStage)>,
+    gemms: Gemms,
+    image: PaddedImage,
+}
+
+/// One packed filter and output stage per group, for one of the two GEMMs.
+#[derive(Clone, Debug)]
+enum Gemms {
+    /// int16 operands ([`super::gemm`]).
+    Wide(Vec<(PackedB, OutputStage)>),
+    /// Bytes ([`super::vnni`]); padding taps are `pad`.
+    Bytes { groups: Vec<(PackedQ, OutputStage)>, pad: u8 },
 }
 
 impl ConvFast {
@@ -41,23 +60,43 @@ impl ConvFast {
         let groups = params.input_shape[3] / filter_in_depth;
         let per_group = out_depth / groups;
         let depth = filter_height * filter_width * filter_in_depth;
-        let groups = (0..groups)
-            .map(|g| {
-                let channels = g * per_group..(g + 1) * per_group;
-                let b = PackedB::new(depth, per_group, |k, n| filter[(g * per_group + n) * depth + k] as i16);
-                let stage = OutputStage::new(
-                    b.padded_n(),
-                    bias.map(|b| &b[channels.clone()]),
-                    &output_multiplier[channels.clone()],
-                    &output_shift[channels],
-                    params.output_offset,
-                    params.quantized_activation_min,
-                    params.quantized_activation_max,
-                )?;
-                Some((b, stage))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(ConvFast { params: *params, isa: isa.checked(), groups })
+        let isa = isa.checked();
+        // Each group's output stage, from its packed filter's padded width and the bias it adds
+        // (`bias_of` of the group and its slice of `bias`).
+        let stages = |padded_n: &dyn Fn(usize) -> usize, bias_of: &GroupBias| {
+            (0..groups)
+                .map(|g| {
+                    let channels = g * per_group..(g + 1) * per_group;
+                    OutputStage::new(
+                        padded_n(g),
+                        bias_of(g, bias.map(|b| &b[channels.clone()])).as_deref(),
+                        &output_multiplier[channels.clone()],
+                        &output_shift[channels],
+                        params.output_offset,
+                        params.quantized_activation_min,
+                        params.quantized_activation_max,
+                    )
+                })
+                .collect::<Option<Vec<_>>>()
+        };
+        let weight = |g: usize, k: usize, n: usize| filter[(g * per_group + n) * depth + k];
+        let gemms = match vnni::pad_byte(params.input_offset).filter(|_| isa == Isa::Avx512Vnni) {
+            Some(pad) => {
+                let filters: Vec<PackedQ> =
+                    (0..groups).map(|g| PackedQ::new(depth, per_group, |k, n| weight(g, k, n))).collect();
+                let stages = stages(&|g| filters[g].padded_n(), &|g, bias| {
+                    Some(filters[g].folded_bias(bias, params.input_offset))
+                })?;
+                Gemms::Bytes { groups: filters.into_iter().zip(stages).collect(), pad }
+            }
+            None => {
+                let filters: Vec<PackedB> =
+                    (0..groups).map(|g| PackedB::new(depth, per_group, |k, n| weight(g, k, n) as i16)).collect();
+                let stages = stages(&|g| filters[g].padded_n(), &|_, bias| bias.map(<[i32]>::to_vec))?;
+                Gemms::Wide(filters.into_iter().zip(stages).collect())
+            }
+        };
+        Some(ConvFast { params: *params, isa, gemms, image: PaddedImage::new(params) })
     }
 
     pub fn params(&self) -> &ConvPerChannelParams {
@@ -71,7 +110,10 @@ impl ConvFast {
 
     /// The int16 scratch [`ConvFast::eval`] needs.
     pub fn scratch_len(&self) -> usize {
-        MR * self.groups[0].0.kp
+        match &self.gemms {
+            Gemms::Wide(groups) => self.image.len() + MR * groups[0].0.kp,
+            Gemms::Bytes { groups, .. } => (self.image.len() + vnni::MR * groups[0].0.k4).div_ceil(2),
+        }
     }
 
     /// The output of `input` (any number of samples of the prepared shape, back to back).
@@ -79,70 +121,79 @@ impl ConvFast {
     /// # Panics
     /// If `input` is not whole samples, `output` does not match, or `scratch` is short.
     pub fn eval(&self, input: &[i8], scratch: &mut [i16], output: &mut [i8]) {
-        let p = &self.params;
-        let [_, in_height, in_width, in_depth] = p.input_shape;
-        let [out_depth, filter_height, filter_width, filter_in_depth] = p.filter_shape;
-        let [_, out_height, out_width, _] = p.output_shape;
-        let sample = in_height * in_width * in_depth;
-        assert!(sample > 0 && input.len().is_multiple_of(sample));
-        let pixels = input.len() / sample * out_height * out_width;
-        assert_eq!(output.len(), pixels * out_depth);
-        let kp = self.groups[0].0.kp;
-        let scratch = &mut scratch[..MR * kp];
-        let per_group = out_depth / self.groups.len();
-        let pointwise = filter_height == 1
-            && filter_width == 1
-            && p.stride_height == 1
-            && p.stride_width == 1
-            && p.padding_values.height == 0
-            && p.padding_values.width == 0
-            && self.groups.len() == 1;
-        for (g, (b, stage)) in self.groups.iter().enumerate() {
-            for first in (0..pixels).step_by(MR) {
-                let rows = MR.min(pixels - first);
-                for r in 0..rows {
-                    let row = &mut scratch[r * kp..(r + 1) * kp];
-                    let pixel = first + r;
-                    if pointwise {
-                        let x = &input[pixel * in_depth..(pixel + 1) * in_depth];
-                        for (d, &x) in row.iter_mut().zip(x) {
-                            *d = (x as i32 + p.input_offset) as i16;
-                        }
-                    } else {
-                        self.gather(input, pixel, g * filter_in_depth, row);
-                    }
-                    row[filter_height * filter_width * filter_in_depth..].fill(0);
-                }
-                let out = &mut output[first * out_depth + g * per_group..];
-                gemm_rows(self.isa, b, stage, scratch, rows, out, out_depth);
+        let out_depth = self.params.filter_shape[0];
+        match &self.gemms {
+            Gemms::Wide(groups) => {
+                let convert = |x: i8| (x as i32 + self.params.input_offset) as i16;
+                let rows = Rows { pad: 0, len: groups[0].0.kp, count: MR };
+                self.eval_with(rows, convert, input, scratch, output, |g, a, n, out| {
+                    gemm_rows(self.isa, &groups[g].0, &groups[g].1, a, n, out, out_depth)
+                });
+            }
+            Gemms::Bytes { groups, pad } => {
+                let rows = Rows { pad: *pad, len: groups[0].0.k4, count: vnni::MR };
+                let scratch = vnni::as_bytes(scratch);
+                self.eval_with(rows, vnni::to_byte, input, scratch, output, |g, a, n, out| {
+                    vnni::gemm_rows(&groups[g].0, &groups[g].1, a, n, out, out_depth)
+                });
             }
         }
     }
 
-    /// The patch of output pixel `pixel` (batch-major), channels `channel0..` of each tap.
-    fn gather(&self, input: &[i8], pixel: usize, channel0: usize, row: &mut [i16]) {
+    /// [`ConvFast::eval`] one sample at a time: the sample's padded image, then for each group
+    /// `rows.count` patches at a time (`rows.len` values each, the image's own rows for a
+    /// pointwise conv) multiplied by `gemm(group, patches, patch count, output)`.
+    fn eval_with<T: Copy>(
+        &self,
+        rows: Rows<T>,
+        convert: impl Fn(i8) -> T + Copy,
+        input: &[i8],
+        scratch: &mut [T],
+        output: &mut [i8],
+        gemm: impl Fn(usize, &[T], usize, &mut [i8]),
+    ) {
         let p = &self.params;
-        let [_, in_height, in_width, in_depth] = p.input_shape;
-        let [_, filter_height, filter_width, filter_in_depth] = p.filter_shape;
+        let [out_depth, filter_height, filter_width, filter_in_depth] = p.filter_shape;
         let [_, out_height, out_width, _] = p.output_shape;
-        let (batch, rest) = (pixel / (out_height * out_width), pixel % (out_height * out_width));
-        let (out_y, out_x) = (rest / out_width, rest % out_width);
-        let in_y0 = (out_y * p.stride_height) as isize - p.padding_values.height as isize;
-        let in_x0 = (out_x * p.stride_width) as isize - p.padding_values.width as isize;
-        for filter_y in 0..filter_height {
-            let in_y = in_y0 + (filter_y * p.dilation_height) as isize;
-            for filter_x in 0..filter_width {
-                let in_x = in_x0 + (filter_x * p.dilation_width) as isize;
-                let tap = &mut row[(filter_y * filter_width + filter_x) * filter_in_depth..][..filter_in_depth];
-                if in_y < 0 || in_y >= in_height as isize || in_x < 0 || in_x >= in_width as isize {
-                    tap.fill(0);
-                    continue;
-                }
-                let base = ((batch * in_height + in_y as usize) * in_width + in_x as usize) * in_depth + channel0;
-                for (d, &x) in tap.iter_mut().zip(&input[base..base + filter_in_depth]) {
-                    *d = (x as i32 + p.input_offset) as i16;
+        let (depth, pixels) = (filter_height * filter_width * filter_in_depth, out_height * out_width);
+        let sample = p.input_shape[1..].iter().product::<usize>();
+        assert!(sample > 0 && input.len().is_multiple_of(sample));
+        assert_eq!(output.len(), input.len() / sample * pixels * out_depth);
+        let groups = p.input_shape[3] / filter_in_depth;
+        let per_group = out_depth / groups;
+        let (image, patches) = scratch.split_at_mut(self.image.len());
+        let patches = &mut patches[..rows.count * rows.len];
+        let direct = self.image.is_direct();
+        for (x, y) in input.chunks_exact(sample).zip(output.chunks_exact_mut(pixels * out_depth)) {
+            self.image.fill(x, convert, rows.pad, image);
+            for g in 0..groups {
+                let (mut out_y, mut out_x) = (0, 0);
+                for first in (0..pixels).step_by(rows.count) {
+                    let n = rows.count.min(pixels - first);
+                    let a = if direct {
+                        &image[first * rows.len..]
+                    } else {
+                        for row in patches.chunks_exact_mut(rows.len).take(n) {
+                            self.image.patch(image, out_y, out_x, g * filter_in_depth, &mut row[..depth]);
+                            out_x += 1;
+                            if out_x == out_width {
+                                (out_x, out_y) = (0, out_y + 1);
+                            }
+                        }
+                        &patches[..]
+                    };
+                    gemm(g, a, n, &mut y[first * out_depth + g * per_group..]);
                 }
             }
         }
     }
+}
+
+/// How [`ConvFast::eval_with`] lays out patches for a GEMM: the value that adds 0, the row length
+/// (the packed depth), and rows per GEMM call.
+#[derive(Clone, Copy)]
+struct Rows<T> {
+    pad: T,
+    len: usize,
+    count: usize,
 }

@@ -1,10 +1,12 @@
 //! FULLY_CONNECTED, the bit-identical fast form of [`crate::fully_connected::fully_connected`]
 //! (per tensor, any weight zero point: `w + weights_offset` is packed) and
 //! [`crate::fully_connected::fully_connected_per_channel`]: a GEMM of the input rows, widened to
-//! int16 `x + input_offset`, with the packed weights.
+//! int16 `x + input_offset`, with the packed weights; on [`Isa::Avx512Vnni`], when the weights
+//! (`w + weights_offset`) are int8, the byte GEMM of [`super::vnni`] on the rows as bytes.
 
 use super::gemm::{gemm_rows, PackedB, MR};
 use super::stage::OutputStage;
+use super::vnni::{self, PackedQ};
 use super::Isa;
 use crate::fixedpoint::Rounding;
 use crate::fully_connected::{FullyConnectedParams, FullyConnectedPerChannelParams, FullyConnectedShape};
@@ -15,8 +17,15 @@ pub struct FullyConnectedFast {
     shape: FullyConnectedShape,
     input_offset: i32,
     isa: Isa,
-    weights: PackedB,
+    weights: Weights,
     stage: OutputStage,
+}
+
+/// The weights, packed for one of the two GEMMs.
+#[derive(Clone, Debug)]
+enum Weights {
+    Wide(PackedB),
+    Bytes(PackedQ),
 }
 
 impl FullyConnectedFast {
@@ -83,9 +92,22 @@ impl FullyConnectedFast {
             return None;
         }
         assert_eq!(filter.len(), units * depth);
-        let weights = PackedB::new(depth, units, |k, n| (filter[n * depth + k] as i32 + weights_offset) as i16);
-        let stage = OutputStage::new(weights.padded_n(), bias, multiplier, shift, offset, min, max)?;
-        Some(FullyConnectedFast { shape: *shape, input_offset, isa: isa.checked(), weights, stage })
+        let isa = isa.checked();
+        let weight = |k: usize, n: usize| filter[n * depth + k] as i32 + weights_offset;
+        let bytes = isa == Isa::Avx512Vnni
+            && vnni::pad_byte(input_offset).is_some()
+            && filter.iter().all(|&w| i8::try_from(w as i32 + weights_offset).is_ok());
+        let (weights, stage) = if bytes {
+            let b = PackedQ::new(depth, units, |k, n| weight(k, n) as i8);
+            let bias = b.folded_bias(bias, input_offset);
+            let stage = OutputStage::new(b.padded_n(), Some(&bias), multiplier, shift, offset, min, max)?;
+            (Weights::Bytes(b), stage)
+        } else {
+            let b = PackedB::new(depth, units, |k, n| weight(k, n) as i16);
+            let stage = OutputStage::new(b.padded_n(), bias, multiplier, shift, offset, min, max)?;
+            (Weights::Wide(b), stage)
+        };
+        Some(FullyConnectedFast { shape: *shape, input_offset, isa, weights, stage })
     }
 
     pub fn shape(&self) -> &FullyConnectedShape {
@@ -98,7 +120,10 @@ impl FullyConnectedFast {
 
     /// The int16 scratch [`FullyConnectedFast::eval`] needs.
     pub fn scratch_len(&self) -> usize {
-        MR * self.weights.kp
+        match &self.weights {
+            Weights::Wide(b) => MR * b.kp,
+            Weights::Bytes(b) => (vnni::MR * b.k4).div_ceil(2),
+        }
     }
 
     /// The output of `input`: any number of rows of `accum_depth` values (the prepared batch
@@ -111,18 +136,32 @@ impl FullyConnectedFast {
         assert!(input.len().is_multiple_of(depth));
         let rows = input.len() / depth;
         assert_eq!(output.len(), rows * units);
-        let kp = self.weights.kp;
-        let scratch = &mut scratch[..MR * kp];
-        for first in (0..rows).step_by(MR) {
-            let n = MR.min(rows - first);
-            for r in 0..n {
-                let row = &mut scratch[r * kp..(r + 1) * kp];
-                for (d, &x) in row.iter_mut().zip(&input[(first + r) * depth..(first + r + 1) * depth]) {
-                    *d = (x as i32 + self.input_offset) as i16;
+        match &self.weights {
+            Weights::Wide(b) => {
+                let scratch = &mut scratch[..MR * b.kp];
+                for (first, x) in (0..rows).step_by(MR).zip(input.chunks(MR * depth)) {
+                    let n = MR.min(rows - first);
+                    for (row, x) in scratch.chunks_exact_mut(b.kp).zip(x.chunks_exact(depth)) {
+                        for (d, &x) in row.iter_mut().zip(x) {
+                            *d = (x as i32 + self.input_offset) as i16;
+                        }
+                        row[depth..].fill(0);
+                    }
+                    gemm_rows(self.isa, b, &self.stage, scratch, n, &mut output[first * units..], units);
                 }
-                row[depth..].fill(0);
             }
-            gemm_rows(self.isa, &self.weights, &self.stage, scratch, n, &mut output[first * units..], units);
+            Weights::Bytes(b) => {
+                let scratch = &mut vnni::as_bytes(scratch)[..vnni::MR * b.k4];
+                for (first, x) in (0..rows).step_by(vnni::MR).zip(input.chunks(vnni::MR * depth)) {
+                    let n = vnni::MR.min(rows - first);
+                    for (row, x) in scratch.chunks_exact_mut(b.k4).zip(x.chunks_exact(depth)) {
+                        for (d, &x) in row.iter_mut().zip(x) {
+                            *d = vnni::to_byte(x);
+                        }
+                    }
+                    vnni::gemm_rows(b, &self.stage, scratch, n, &mut output[first * units..], units);
+                }
+            }
         }
     }
 }

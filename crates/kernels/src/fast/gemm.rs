@@ -66,9 +66,9 @@ pub(crate) fn gemm_rows(
     assert!(out.len() >= (rows - 1) * out_stride + b.n && stage.bias.len() >= b.padded_n());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2` is only constructed after run-time detection (`Isa::checked`), and
-        // the lengths the kernel reads and writes were asserted above.
-        Isa::Avx2 => unsafe {
+        // SAFETY: `Isa::Avx2` and `Isa::Avx512Vnni` are only constructed after run-time detection
+        // (`Isa::checked`), and the lengths the kernel reads and writes were asserted above.
+        Isa::Avx2 | Isa::Avx512Vnni => unsafe {
             match rows {
                 1 => avx2::gemm::<1>(b, stage, a, out, out_stride),
                 2 => avx2::gemm::<2>(b, stage, a, out, out_stride),

@@ -13,9 +13,11 @@
 //!   `SaturatingRoundingDoublingHighMul` then `RoundingDivideByPOT`), vectorised lane by lane with
 //!   the same integer steps ([`stage`]).
 //!
-//! x86-64 uses AVX2 when the CPU has it (checked at run time with `is_x86_feature_detected!`);
-//! every other target, and x86-64 without AVX2, runs the portable loops, plain Rust written for
-//! the compiler to vectorise. [`Isa`] names the path; tests run both against the reference.
+//! x86-64 uses AVX2 when the CPU has it (checked at run time with `is_x86_feature_detected!`),
+//! and for the GEMM of conv and fully connected AVX-512 VNNI when it has that too (int8 operands,
+//! `vpdpbusd`; [`vnni`]); every other target, and x86-64 without AVX2, runs the portable loops,
+//! plain Rust written for the compiler to vectorise. [`Isa`] names the path; tests run every path
+//! the CPU has against the reference.
 //!
 //! Only the default build's double rounding has a fast path: a `prepare_*` here refuses
 //! `Rounding::Single`, and callers then keep the reference kernel.
@@ -30,9 +32,12 @@ pub mod conv;
 pub mod depthwise_conv;
 pub mod fully_connected;
 mod gemm;
+pub mod mean;
 pub mod pad;
+mod patches;
 pub mod pool;
 pub mod stage;
+mod vnni;
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +45,9 @@ mod tests;
 /// The instruction set a fast kernel runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Isa {
+    /// x86-64 AVX-512 VNNI (with AVX2): the int8 GEMM of conv and fully connected in bytes
+    /// (`vpdpbusd`, [`vnni`]); the other kernels run their AVX2 form.
+    Avx512Vnni,
     /// x86-64 AVX2 (`std::arch` intrinsics).
     Avx2,
     /// Plain Rust, any target.
@@ -51,8 +59,11 @@ impl Isa {
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
+            let vnni = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni");
             if is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
+                return if vnni { Isa::Avx512Vnni } else { Isa::Avx2 };
             }
         }
         Isa::Portable
@@ -60,18 +71,15 @@ impl Isa {
 
     /// Every path this CPU can run (for tests that compare them all).
     pub fn available() -> Vec<Isa> {
-        let mut all = vec![Isa::Portable];
-        if Isa::detect() == Isa::Avx2 {
-            all.push(Isa::Avx2);
-        }
-        all
+        [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni].into_iter().filter(|&isa| isa.checked() == isa).collect()
     }
 
-    /// `self`, unless the CPU cannot run it, then the portable path.
+    /// `self`, unless the CPU cannot run it, then the best path below it that it can.
     pub(crate) fn checked(self) -> Isa {
-        match self {
-            Isa::Avx2 if Isa::detect() == Isa::Avx2 => Isa::Avx2,
-            _ => Isa::Portable,
+        match (self, Isa::detect()) {
+            (Isa::Portable, _) | (_, Isa::Portable) => Isa::Portable,
+            (Isa::Avx2, _) | (_, Isa::Avx2) => Isa::Avx2,
+            (Isa::Avx512Vnni, Isa::Avx512Vnni) => Isa::Avx512Vnni,
         }
     }
 }

@@ -138,3 +138,63 @@ pub(crate) mod avx2 {
         }
     }
 }
+
+/// The same output stage on 16 channels at a time (AVX-512), for [`super::Isa::Avx512Vnni`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::OutputStage;
+
+    /// Channels `c .. c + 16` of `acc` (bias not yet added), as int32 lanes within int8.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and `c + 16 ≤` the stage's padded length.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn apply16(stage: &OutputStage, c: usize, acc: __m512i) -> __m512i {
+        let load = |v: &[i32]| unsafe { _mm512_loadu_si512(v[c..c + 16].as_ptr() as *const __m512i) };
+        let acc = _mm512_add_epi32(acc, load(&stage.bias));
+        let a = _mm512_sllv_epi32(acc, load(&stage.left_shift));
+        let x = srdhm(a, load(&stage.multiplier));
+        let x = rounding_divide_by_pot(x, load(&stage.right_shift));
+        let x = _mm512_add_epi32(x, _mm512_set1_epi32(stage.offset));
+        _mm512_min_epi32(_mm512_max_epi32(x, _mm512_set1_epi32(stage.min)), _mm512_set1_epi32(stage.max))
+    }
+
+    /// `SaturatingRoundingDoublingHighMul(a, b)` for `b ≥ 0`, lane by lane (see the module docs).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn srdhm(a: __m512i, b: __m512i) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 30);
+        let even = _mm512_add_epi64(_mm512_mul_epi32(a, b), nudge);
+        let odd = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b)), nudge);
+        // Bits 31..62 of each product: low half of the even lanes, high half of the odd ones.
+        _mm512_mask_blend_epi32(0xaaaa, _mm512_srli_epi64::<31>(even), _mm512_slli_epi64::<1>(odd))
+    }
+
+    /// gemmlowp `RoundingDivideByPOT(x, e)` with a per-lane exponent `0 ≤ e ≤ 31`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn rounding_divide_by_pot(x: __m512i, e: __m512i) -> __m512i {
+        let one = _mm512_set1_epi32(1);
+        let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+        let remainder = _mm512_and_si512(x, mask);
+        // threshold = (mask >> 1) + (x < 0).
+        let half = _mm512_srli_epi32::<1>(mask);
+        let threshold = _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512()), half, one);
+        let quotient = _mm512_srav_epi32(x, e);
+        _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold), quotient, one)
+    }
+
+    /// Stores the first `n ≤ 16` lanes of `v` (int32 within int8) as bytes at `out`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and `out` valid for `n` bytes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn store16(v: __m512i, out: *mut i8, n: usize) {
+        let mask = if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
+        unsafe { _mm512_mask_cvtsepi32_storeu_epi8(out, mask, v) };
+    }
+}

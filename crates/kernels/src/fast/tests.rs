@@ -131,7 +131,13 @@ fn conv_equals_the_reference() {
         let per_group = rng.range(1, 40);
         let (cin, cout) = (cin_g * groups, per_group * groups);
         let (kh, kw) = (rng.range(1, 4), rng.range(1, 4));
-        let options = rng.conv_options();
+        let mut options = rng.conv_options();
+        // One case in six a pointwise conv (1x1, stride 1), which the byte GEMM multiplies in place.
+        let pointwise = rng.one_in(6);
+        let (kh, kw) = if pointwise { (1, 1) } else { (kh, kw) };
+        if pointwise {
+            (options.stride_height, options.stride_width) = (1, 1);
+        }
         let (scales, zero_points) = (channel_scales(rng, cout), vec![0; cout]);
         let q = conv_qparams(rng, &scales, &zero_points);
         let (mut m, mut s) = (vec![0; cout], vec![0; cout]);
@@ -246,7 +252,7 @@ fn fully_connected_equals_the_reference() {
 fn output_stage_vector_form_equals_the_scalar_form() {
     // The scalar form is the reference `MultiplyByQuantizedMultiplier`; the AVX2 form must agree
     // on random and extreme accumulators, multipliers and shifts.
-    if Isa::detect() != Isa::Avx2 {
+    if Isa::detect() == Isa::Portable {
         return println!("skipped: this CPU has no AVX2, only the scalar form runs");
     }
     #[cfg(target_arch = "x86_64")]
@@ -269,6 +275,42 @@ fn output_stage_vector_form_equals_the_scalar_form() {
             }
             for lane in 0..8 {
                 let want = crate::fixedpoint::multiply_by_quantized_multiplier(acc[lane], m[lane], s[lane]);
+                assert_eq!(got[lane], want, "round {round} lane {lane}: acc {} m {} s {}", acc[lane], m[lane], s[lane]);
+            }
+        }
+    }
+}
+
+#[test]
+fn output_stage_avx512_form_equals_the_scalar_form() {
+    // The 16-lane form (AVX-512, used on `Isa::Avx512Vnni`) against the reference
+    // `MultiplyByQuantizedMultiplier`, with the offset and clamp, on random and extreme values.
+    if Isa::detect() != Isa::Avx512Vnni {
+        return println!("skipped: this CPU has no AVX-512 VNNI");
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        let mut rng = Rng(11);
+        let edges = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX, 1 << 30, -(1 << 30)];
+        for round in 0..20_000 {
+            let m: Vec<i32> =
+                (0..16).map(|_| if rng.one_in(8) { i32::MAX } else { (rng.next() as u32 >> 1) as i32 }).collect();
+            let s: Vec<i32> = (0..16).map(|_| rng.range(0, 62) as i32 - 31).collect();
+            let acc: Vec<i32> =
+                (0..16).map(|_| if rng.one_in(4) { edges[rng.range(0, 7)] } else { rng.next() as i32 }).collect();
+            let bias = rng.biases(16);
+            let (offset, (min, max)) = (rng.zero_point(), if rng.one_in(2) { (-128, 127) } else { (-5, 90) });
+            let stage = OutputStage::new(16, bias.as_deref(), &m, &s, offset, min, max).unwrap();
+            let n = rng.range(1, 16);
+            let mut got = [0x55i8; 16];
+            // SAFETY: AVX-512 VNNI (with F) was detected above; the stage has 16 channels.
+            unsafe {
+                let v = super::stage::avx512::apply16(&stage, 0, _mm512_loadu_si512(acc.as_ptr() as *const __m512i));
+                super::stage::avx512::store16(v, got.as_mut_ptr(), n);
+            }
+            for lane in 0..16 {
+                let want = if lane < n { stage.apply(lane, acc[lane]) } else { 0x55 };
                 assert_eq!(got[lane], want, "round {round} lane {lane}: acc {} m {} s {}", acc[lane], m[lane], s[lane]);
             }
         }
@@ -373,6 +415,58 @@ fn int16_pools_equal_the_reference() {
     check_pools(
         "int16",
         0x1616,
+        |rng| crate::QParamsS16 { scale: rng.scale(), zero_point: 0 },
+        |rng| rng.next() as i16,
+        |v| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect(),
+    );
+}
+
+/// MEAN on `T` with quantization `Q` over random axes (adjacent runs, as global average pooling,
+/// and any other set, which falls back to the reference), compared as bytes.
+fn check_mean<Q: crate::ActivationQParams>(
+    what: &str,
+    seed: u64,
+    qparams: impl Fn(&mut Rng) -> Q,
+    value: impl Fn(&mut Rng) -> Q::Int,
+    bytes: impl Fn(&[Q::Int]) -> Vec<i8>,
+) {
+    use crate::mean::prepare_mean;
+    check_cases(&format!("{what} mean"), seed, |rng| {
+        let rank = rng.range(1, 4);
+        let shape: Vec<usize> = (0..rank).map(|_| rng.range(1, 9)).collect();
+        let axes: Vec<i32> = if rng.one_in(4) {
+            (0..rank as i32).filter(|_| rng.one_in(2)).collect()
+        } else {
+            let first = rng.range(0, rank - 1);
+            (first..rng.range(first, rank - 1) + 1).map(|a| a as i32).collect()
+        };
+        let p = prepare_mean(&shape, &axes, qparams(rng), qparams(rng), Rounding::Double).ok()?;
+        if p.num_elements_in_axis == 0 {
+            return None;
+        }
+        let input: Vec<Q::Int> = (0..shape.iter().product()).map(|_| value(rng)).collect();
+        let n = p.output_size();
+        let (mut reference, mut out) =
+            (vec![<Q::Int as crate::QuantizedInt>::MIN; n], vec![<Q::Int as crate::QuantizedInt>::MIN; n]);
+        crate::mean::mean(&p, &input, &mut reference);
+        super::mean::mean(&p, &input, &mut out);
+        // One path: plain Rust on every target.
+        Some((bytes(&reference), on_every_path(|_| bytes(&out))))
+    });
+}
+
+#[test]
+fn mean_equals_the_reference() {
+    check_mean(
+        "int8",
+        0x3ea9,
+        |rng| QParamsS8::new(rng.scale(), rng.zero_point()),
+        |rng| rng.next() as i8,
+        <[i8]>::to_vec,
+    );
+    check_mean(
+        "int16",
+        0x3ea16,
         |rng| crate::QParamsS16 { scale: rng.scale(), zero_point: 0 },
         |rng| rng.next() as i16,
         |v| v.iter().flat_map(|x| x.to_le_bytes()).map(|b| b as i8).collect(),
