@@ -83,6 +83,7 @@ fn report() -> DebugReport {
             model: "models/int8 & co.tflite".into(),
             pointer_width: 32,
             kernels: "reference",
+            tflm_build: "firmware",
             measured: None,
             flash_bytes: 4096,
             flash: tinyq::tflite::FlashBreakdown {
