@@ -429,27 +429,17 @@ pub fn plan_arena_with(model: &[u8], config: &PlanConfig) -> Result<ArenaPlan, A
     for (node, (op, f)) in sg.ops.iter().zip(&footprints).enumerate() {
         // The request area reserved before this node: room for 12 more requests.
         let request_area = s.scratch_request() * (scratch_requests.len() + MAX_SCRATCH_PER_OP);
-        // Kernels first take temporary TfLiteTensors for their inputs and outputs
-        // (`OpFootprint::prepare_temps`, all held until the node's Prepare ends), then allocate their per-channel
-        // buffers from the tail while those are still held. The allocator checks a
-        // persistent allocation against `head_` only, not `temp_`, so it can land on the
-        // temporary tensors, but the kernel then reads the output tensor's parameters
-        // (CalculateOpDataFullyConnected, PopulateConvolutionQuantizationParams) from
-        // overwritten memory and Prepare fails: both must fit at once.
+        // Kernels take temporary TfLiteTensors (`OpFootprint::prepare_temps`, all held until
+        // the node's Prepare ends) and allocate their per-channel buffers from the tail. The
+        // allocator checks a persistent allocation against `head_` only, not `temp_`, so the
+        // buffers can land on temporaries; what the kernel still reads must not be under them
+        // (all of it, unless `OpFootprint::prepare_overlap` says less).
         let mut temp = request_area;
-        let every: Vec<Temp>;
-        let temps = match &f.prepare_temps {
-            Some(t) => t,
-            None => {
-                every = (0..op.inputs.len()).map(Temp::In).chain((0..op.outputs.len()).map(Temp::Out)).collect();
-                &every
-            }
-        };
         let mut kept = temp;
-        for (k, t) in temps.iter().enumerate() {
+        for (k, t) in f.prepare_temps.iter().enumerate() {
             let index = match *t {
-                Temp::In(k) => op.inputs.get(k),
-                Temp::Out(k) => op.outputs.get(k),
+                Temp::In(j) => op.inputs.get(j),
+                Temp::Out(j) => op.outputs.get(j),
             };
             if let Some(&i) = index {
                 let (read_end, end) = temp_tensor_bytes(temp, i);

@@ -282,8 +282,9 @@ pub struct OpFootprint {
     /// The temporary `TfLiteTensor`s `Prepare` takes, in order (`AllocateTempInputTensor` /
     /// `AllocateTempOutputTensor`, in the kernel and the helpers it calls). Deallocating one does
     /// not give its bytes back: the temporary area is reset only after the node's `Prepare`
-    /// (`FinishPrepareNodeAllocations`), so they all count. `None`: every input, then every output.
-    pub prepare_temps: Option<Vec<Temp>>,
+    /// (`FinishPrepareNodeAllocations`), so they all count. By default every input, then every
+    /// output.
+    pub prepare_temps: Vec<Temp>,
     /// `Some(k)`: the `prepare_persistent` buffers are allocated after every temporary, and
     /// from then on the kernel and `DeallocateTempTfLiteTensor` read temporaries `..=k` only,
     /// and of temporary `k` not its zero-point array. The allocator checks a persistent
@@ -299,7 +300,8 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
     use Temp::{In, Out};
     let p = s.p;
     let cmsis = s.kernels == Kernels::CmsisNn;
-    let mut f = OpFootprint { known: true, ..Default::default() };
+    let every = (0..sh.input_shapes.len()).map(In).chain((0..sh.output_shapes.len()).map(Out)).collect();
+    let mut f = OpFootprint { known: true, prepare_temps: every, ..Default::default() };
     let input = sh.input_shapes.first().copied().flatten();
     let filter = sh.input_shapes.get(1).copied().flatten();
     let output = sh.output_shapes.first().copied().flatten();
@@ -314,7 +316,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             // FullyConnectedPrepare (both kernel sets). CalculateOpDataFullyConnected then
             // allocates the per-channel buffers and reads the input's and output's parameters
             // and the filter's quantization, not the output's quantization arrays.
-            f.prepare_temps = Some(vec![In(0), In(1), In(2), Out(0)]);
+            f.prepare_temps = vec![In(0), In(1), In(2), Out(0)];
             f.prepare_overlap = Some(3);
             let reference = s.op_data_fully_connected();
             // CMSIS-NN OpData: OpDataFullyConnected, 2 buffer indices, kernel_sums, 3 int32.
@@ -347,7 +349,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             // Prepare: input, filter, output), then CalculateOpDataConv / ...DepthwiseConv
             // input, filter, bias and output again.
             let first = if cmsis { [In(0), In(1), Out(0)] } else { [Out(0), In(0), In(1)] };
-            f.prepare_temps = Some([&first[..], &[In(0), In(1), In(2), Out(0)]].concat());
+            f.prepare_temps = [&first[..], &[In(0), In(1), In(2), Out(0)]].concat();
             let ch_dim = if code == op::CONV_2D { 0 } else { 3 };
             let ch = dim(filter, ch_dim);
             // The reference Prepare (conv_common.cc / depthwise_conv_common.cc) allocates the
@@ -369,23 +371,23 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.builtin_data = Some(layout(&[s.en(), (1, 1)])); // TfLiteAddParams / TfLiteSubParams
                                                               // OpDataAdd: a bool + 14 int32 (CMSIS-NN's OpData has the same fields); OpDataSub: a bool + 12.
             f.op_data = Some(if code == op::ADD { 60 } else { 52 });
-            f.prepare_temps = Some(vec![In(0), In(1), Out(0)]); // AddPrepare / SubPrepare
+            f.prepare_temps = vec![In(0), In(1), Out(0)]; // AddPrepare / SubPrepare
         }
         op::MUL => {
             f.builtin_data = Some(s.en()); // TfLiteMulParams
             f.op_data = Some(36); // OpDataMul
-            f.prepare_temps = Some(vec![In(0), In(1), Out(0)]); // CalculateOpDataMul
+            f.prepare_temps = vec![In(0), In(1), Out(0)]; // CalculateOpDataMul
         }
         op::AVERAGE_POOL_2D | op::MAX_POOL_2D => {
             f.builtin_data = Some((40, 4)); // TfLitePoolParams
                                             // OpDataPooling; CMSIS-NN adds a scratch index.
             f.op_data = Some(if cmsis { 36 } else { 32 });
             // PoolingPrepare; CMSIS-NN's AveragePrepare takes input and output once more.
-            f.prepare_temps = Some(if cmsis && code == op::AVERAGE_POOL_2D {
+            f.prepare_temps = if cmsis && code == op::AVERAGE_POOL_2D {
                 vec![In(0), Out(0), In(0), Out(0)]
             } else {
                 vec![In(0), Out(0)]
-            });
+            };
             if cmsis && code == op::AVERAGE_POOL_2D && matches!(in_type, Some(INT8) | Some(INT16)) {
                 // arm_avgpool_s8/s16_get_buffer_size (DSP): one int32 per channel.
                 f.scratch.push(4 * dim(output, 3));
@@ -393,13 +395,13 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
         }
         op::RESHAPE | op::SQUEEZE => {
             f.builtin_data = Some((36, 4)); // TfLiteReshapeParams / TfLiteSqueezeParams
-            f.prepare_temps = Some(vec![In(0), Out(0)]); // ReshapeOutput / SqueezeContext: not the shape
+            f.prepare_temps = vec![In(0), Out(0)]; // ReshapeOutput / SqueezeContext: not the shape
         }
         op::SOFTMAX => {
             f.builtin_data = Some((4, 4)); // TfLiteSoftmaxParams
                                            // SoftmaxParams; CMSIS-NN's CMSISNNSoftmaxParams adds num_rows and row_size.
             f.op_data = Some(if cmsis { align_up(s.softmax_params() + 8, 8) } else { s.softmax_params() });
-            f.prepare_temps = Some(vec![In(0), Out(0)]);
+            f.prepare_temps = vec![In(0), Out(0)];
             if in_type == Some(INT16) {
                 // CalculateSoftmaxParams (softmax_common.cc): exp and 1/(1+x) tables of 513 int16.
                 f.prepare_persistent = vec![2 * 513, 2 * 513];
@@ -412,7 +414,7 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             let num_axis = elems(sh.input_shapes.get(1).copied().flatten());
             let out_elems = elems(output);
             // PrepareMeanOrSumHelper: input, output, axis; then PrepareSimple.
-            f.prepare_temps = Some([&[In(0), Out(0), In(1)][..], &prepare_simple(in_type)].concat());
+            f.prepare_temps = [&[In(0), Out(0), In(1)][..], &prepare_simple(in_type)].concat();
             if matches!(in_type, Some(INT8) | Some(INT16)) {
                 f.scratch.push(4 * out_elems);
             }
@@ -424,14 +426,14 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(44); // OpDataReduce
             let in_rank = sh.input_shapes.first().copied().flatten().map_or(0, |s| s.len());
             // PrepareMinMaxHelper: PrepareSimple, then input, output, axis.
-            f.prepare_temps = Some([&prepare_simple(in_type)[..], &[In(0), Out(0), In(1)]].concat());
+            f.prepare_temps = [&prepare_simple(in_type)[..], &[In(0), Out(0), In(1)]].concat();
             f.scratch.push(4 * in_rank);
             f.scratch.push(4 * elems(sh.input_shapes.get(1).copied().flatten()));
         }
         op::PAD | op::PADV2 => {
             // PADV2 is registered with pad.cc's Init and Prepare; neither has builtin options.
             f.op_data = Some(56); // OpData { PadParams, int32 }
-            f.prepare_temps = Some(vec![In(0), In(1), In(2), Out(0)]); // PadPrepare
+            f.prepare_temps = vec![In(0), In(1), In(2), Out(0)]; // PadPrepare
         }
         op::CONCATENATION => {
             f.builtin_data = Some(layout(&[(4, 4), s.en()])); // TfLiteConcatenationParams
@@ -440,25 +442,25 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(base + if s.compression { 40 } else { 0 });
             // ConcatenationPrepare: the first input and the output, then every input.
             let inputs = (0..sh.input_shapes.len()).map(In);
-            f.prepare_temps = Some([In(0), Out(0)].into_iter().chain(inputs).collect());
+            f.prepare_temps = [In(0), Out(0)].into_iter().chain(inputs).collect();
         }
         op::QUANTIZE | op::DEQUANTIZE => {
             f.op_data = Some(32); // OpDataQuantizeReference / DequantizeOpData
-            f.prepare_temps = Some(vec![In(0), Out(0)]);
+            f.prepare_temps = vec![In(0), Out(0)];
         }
         op::LOGISTIC => {
             f.op_data = Some(16); // OpDataLogistic
-            f.prepare_temps = Some(vec![In(0), Out(0)]);
+            f.prepare_temps = vec![In(0), Out(0)];
         }
         op::TANH => {
             f.op_data = Some(16); // tanh's OpData
                                   // TanhPrepare takes the input, then CalculateArithmeticOpData input and output.
-            f.prepare_temps = Some(vec![In(0), In(0), Out(0)]);
+            f.prepare_temps = vec![In(0), In(0), Out(0)];
         }
         op::LEAKY_RELU => {
             f.builtin_data = Some((4, 4)); // TfLiteLeakyReluParams
             f.op_data = Some(24); // LeakyReluOpData
-            f.prepare_temps = Some(vec![In(0), Out(0)]);
+            f.prepare_temps = vec![In(0), Out(0)];
         }
         op::HARD_SWISH | op::ELU | op::RELU => {
             // HardSwishParams; elu's OpData { int8_t table[256] }; ReluOpData (7 int32).
@@ -467,11 +469,11 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
                 op::ELU => 256,
                 _ => 28,
             });
-            f.prepare_temps = Some(vec![In(0), Out(0)]);
+            f.prepare_temps = vec![In(0), Out(0)];
         }
         op::RELU6 => {
             f.op_data = Some(8); // Relu6OpData
-            f.prepare_temps = Some(vec![In(0)]); // Relu6Prepare reads the input only
+            f.prepare_temps = vec![In(0)]; // Relu6Prepare reads the input only
         }
         op::PRELU | op::RESIZE_NEAREST_NEIGHBOR | op::TRANSPOSE => {
             match code {
@@ -480,12 +482,12 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
                 _ => {}
             }
             // PreluPrepare: input, alpha, output; the resize's input, size, output; TransposeContext.
-            f.prepare_temps = Some(vec![In(0), In(1), Out(0)]);
+            f.prepare_temps = vec![In(0), In(1), Out(0)];
         }
         op::STRIDED_SLICE => {
             f.builtin_data = Some((24, 4));
             f.op_data = Some(84); // StridedSliceParams
-            f.prepare_temps = Some(vec![In(0), In(1), In(2), In(3), Out(0)]); // StridedSliceContext
+            f.prepare_temps = vec![In(0), In(1), In(2), In(3), Out(0)]; // StridedSliceContext
         }
         _ => {
             // Unknown to this model: assume a large options struct and op data.
