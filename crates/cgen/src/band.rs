@@ -117,7 +117,7 @@ pub fn emit(
     ops: &Operands,
     cmsis: Option<(usize, usize)>,
 ) -> Emitted {
-    let (StepKind::Conv2D(_, w), StepKind::MaxPool(q) | StepKind::AveragePool(q)) = (&conv.kind, &pool.kind) else {
+    let (StepKind::Conv2D(c, w), StepKind::MaxPool(q) | StepKind::AveragePool(q)) = (&conv.kind, &pool.kind) else {
         unreachable!("band::conv_pools fused only a convolution and a pool")
     };
     let is_max = matches!(pool.kind, StepKind::MaxPool(_)) as i32;
@@ -136,6 +136,7 @@ pub fn emit(
             crate::cmsis::emit(pool, &pq, &pool_ops, ps, None, &mut ce);
             e.defs = ce.defs;
             e.const_bytes = ce.const_bytes;
+            e.files = ce.files;
         }
         None => {
             let ce = steps::emit(conv, Mode::Separate { scratch: None }, p, &conv_ops);
@@ -160,12 +161,12 @@ pub fn emit(
             let pool_scratch = format!("{scratch} + {}", align(b.ring) + align(cs));
             let ctx =
                 |at: &str, bytes: usize| if bytes > 0 { format!("{{{at}, {bytes}}}") } else { "{NULL, 0}".into() };
-            let bias = if w.bias.is_some() { format!("{p}_b") } else { "NULL".into() };
+            let (f, filter, bias) = crate::cmsis::conv_operands(c, w, p);
             let _ = write!(
                 body,
                 "cmsis_nn_context cc = {}, pc = {}; \
                  cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}}; \
-                 tq_cmsis_conv_rows(&cc, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {bias}, &{p}_od, {ring}, r * {s}, in_rows); \
+                 tq_cmsis_conv_rows({f}, &cc, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {filter}, &{p}_bd, {bias}, &{p}_od, {ring}, r * {s}, in_rows); \
                  tq_cmsis_pool_rows(&pc, &{pq}_pp, &{pq}_id, {ring}, &{pq}_fd, &{pq}_od, {y} + r * {out_row}, in_rows, n, {is_max}); }} }}",
                 ctx(&conv_scratch, cs),
                 ctx(&pool_scratch, ps)

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use tinyq_int8::{PerChannel, StepKind, StepView};
+use tinyq_kernels::conv::ConvPerChannelParams;
 
 use crate::memory::Sharing;
 use crate::steps::Rows;
@@ -68,6 +69,81 @@ fn conv_band_pixels(_kh: usize, _kw: usize) -> usize {
     64
 }
 
+/// Whether tinyq's pointwise kernel (`tq_pointwise.c`) runs this convolution instead of
+/// CMSIS-NN: a 1x1 kernel without padding or dilation over all input channels, the case CMSIS-NN
+/// sends to its 1x1 routines (`arm_nn_is_convolve_1x1`), which on a core with the DSP extension
+/// sum every weight row again on each call, and with a stride on each output row.
+fn is_pointwise(c: &ConvPerChannelParams) -> bool {
+    let [_, kh, kw, fc] = c.filter_shape;
+    let pad = [c.padding_values.height, c.padding_values.width];
+    kh == 1 && kw == 1 && pad == [0; 2] && c.dilation_height == 1 && c.dilation_width == 1 && fc == c.input_shape[3]
+}
+
+/// The function computing a CMSIS-NN build's convolution, with `arm_convolve_wrapper_s8`'s
+/// arguments.
+fn conv_function(c: &ConvPerChannelParams) -> &'static str {
+    if is_pointwise(c) {
+        "tq_pointwise_s8"
+    } else {
+        "arm_convolve_wrapper_s8"
+    }
+}
+
+/// How a banded or fused call passes the convolution step [`emit`] wrote with prefix `p`: the
+/// function computing it, its filter and its bias.
+pub fn conv_operands(c: &ConvPerChannelParams, w: &PerChannel<'_>, p: &str) -> (&'static str, String, String) {
+    if is_pointwise(c) {
+        (conv_function(c), format!("(const int8_t *){p}_w"), format!("{p}_b"))
+    } else {
+        (conv_function(c), format!("{p}_w"), bias(p, w))
+    }
+}
+
+/// The pointwise kernel's constants: its int16 weights (`pointwise_weights`), the bias with the
+/// input offset's share folded in (`folded_bias`), multipliers and shifts. Returns the filter
+/// and bias arguments.
+fn pointwise_constants(e: &mut Emitted, p: &str, c: &ConvPerChannelParams, w: &PerChannel<'_>) -> (String, String) {
+    let [rows, cols] = [c.output_shape[3], c.input_shape[3]];
+    e.array(&format!("{p}_w"), "int16_t", &pointwise_weights(w.filter, rows, cols));
+    e.array(&format!("{p}_b"), "int32_t", &folded_bias(w.filter, w.bias, c.input_offset, rows, cols));
+    e.array(&format!("{p}_m"), "int32_t", w.multiplier);
+    e.array(&format!("{p}_s"), "int32_t", w.shift);
+    let (_, filter, bias) = conv_operands(c, w, p);
+    (filter, bias)
+}
+
+/// `bias[c] + input_offset * sum(filter[c])` per output channel, in the device's wrapping int32
+/// arithmetic (what CMSIS-NN's 1x1 routines start each accumulator from).
+fn folded_bias(filter: &[i8], bias: Option<&[i32]>, input_offset: i32, rows: usize, cols: usize) -> Vec<i32> {
+    (0..rows)
+        .map(|c| {
+            let sum = filter[c * cols..(c + 1) * cols].iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+            let b = bias.map_or(0, |b| b[c]);
+            b.wrapping_add(input_offset.wrapping_mul(sum))
+        })
+        .collect()
+}
+
+/// The `[rows, cols]` filter in the pointwise kernel's layout (see `tq_pointwise.c`): blocks of
+/// two rows (the last alone when `rows` is odd); per block, four columns at a time, each row's
+/// `{w[k], w[k+2]}, {w[k+1], w[k+3]}`; then the last `cols % 4` columns, one value per row.
+fn pointwise_weights(filter: &[i8], rows: usize, cols: usize) -> Vec<i16> {
+    let mut out = Vec::with_capacity(rows * cols);
+    let four = cols / 4 * 4;
+    for c0 in (0..rows).step_by(2) {
+        let block = c0..(c0 + 2).min(rows);
+        for k in (0..four).step_by(4) {
+            for c in block.clone() {
+                out.extend([0, 2, 1, 3].map(|j| filter[c * cols + k + j] as i16));
+            }
+        }
+        for k in four..cols {
+            out.extend(block.clone().map(|c| filter[c * cols + k] as i16));
+        }
+    }
+    out
+}
+
 fn dims(d: [usize; 4]) -> String {
     format!("{{{}, {}, {}, {}}}", d[0], d[1], d[2], d[3])
 }
@@ -75,7 +151,7 @@ fn dims(d: [usize; 4]) -> String {
 /// A CMSIS-NN convolution call: its params struct (up to the tiles), the tiles (stride,
 /// padding, dilation as `[h, w]`), the activation range, the dims (input, filter, bias, output),
 /// the wrapper and tinyq's banded form of it (`tq_cmsis_*_rows`).
-struct ConvCall {
+struct ConvCall<'a> {
     params: String,
     tiles: [[usize; 2]; 3],
     act: [i32; 2],
@@ -83,22 +159,31 @@ struct ConvCall {
     wrapper: &'static str,
     rows: &'static str,
     band_pixels: usize,
+    /// tinyq's pointwise kernel: int16 weights in its layout and the folded bias.
+    pointwise: Option<&'a ConvPerChannelParams>,
 }
 
-impl ConvCall {
+impl ConvCall<'_> {
     /// `banded`: called a band of output rows at a time (the output overlaps the input),
     /// top-down or (`Some(true)`) bottom-up.
     #[allow(clippy::too_many_arguments)]
     fn emit(&self, e: &mut Emitted, p: &str, w: &PerChannel<'_>, banded: Option<bool>, ctx: &str, x: &str, y: &str) {
-        weights(e, p, w);
+        let (filter, b) = match self.pointwise {
+            Some(c) => pointwise_constants(e, p, c, w),
+            None => {
+                weights(e, p, w);
+                (format!("{p}_w"), bias(p, w))
+            }
+        };
         let t: Vec<String> = self.tiles.iter().map(|[h, w]| format!("{{{w}, {h}}}")).collect();
         let [lo, hi] = self.act;
         let _ = writeln!(e.defs, "static const {}{}, {{{lo}, {hi}}}}};", self.params, t.join(", "));
         let q = format!("cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}};");
-        let b = bias(p, w);
         let [i, f, bd, o] = self.dims;
         shapes(e, p, i, f, bd, o);
-        let args = format!("&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {p}_w, &{p}_bd, {b}, &{p}_od");
+        let args = format!("&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {filter}, &{p}_bd, {b}, &{p}_od");
+        // The banded form of a convolution takes the function computing each band.
+        let conv = if self.rows == "tq_cmsis_conv_rows" { format!("{}, ", self.wrapper) } else { String::new() };
         if let Some(reverse) = banded {
             let ([_, oh, ow, oc], band) = (o, band_rows(o[2], self.band_pixels));
             let walk = if reverse {
@@ -108,7 +193,7 @@ impl ConvCall {
             };
             e.line(format!(
                 "{{ cmsis_nn_context ctx = {ctx}; {q} int32_t r; for ({walk}) {{ \
-                 {}({args}, {y} + r * {}, r, {oh} - r < {band} ? {oh} - r : {band}); }} }}",
+                 {}({conv}{args}, {y} + r * {}, r, {oh} - r < {band} ? {oh} - r : {band}); }} }}",
                 self.rows,
                 ow * oc
             ));
@@ -142,10 +227,14 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
                 ],
                 act: [c.quantized_activation_min, c.quantized_activation_max],
                 dims: [c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape],
-                wrapper: "arm_convolve_wrapper_s8",
+                wrapper: conv_function(c),
                 rows: "tq_cmsis_conv_rows",
                 band_pixels: conv_band_pixels(kh, kw),
+                pointwise: is_pointwise(c).then_some(*c),
             };
+            if call.pointwise.is_some() {
+                e.files.push("tq_pointwise.c");
+            }
             call.emit(e, p, w, banded, &ctx, x, y);
         }
         StepKind::DepthwiseConv2D(c, w) => {
@@ -165,6 +254,7 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
                 wrapper: "arm_depthwise_conv_wrapper_s8",
                 rows: "tq_cmsis_dwconv_rows",
                 band_pixels: 16,
+                pointwise: None,
             };
             call.emit(e, p, w, banded, &ctx, x, y);
         }

@@ -42,6 +42,7 @@ const LIBRARY: &[(&str, &str)] = &[
     ("tq_copy.c", include_str!("c/tq_copy.c")),
     ("tq_cmsis.h", include_str!("c/tq_cmsis.h")),
     ("tq_cmsis.c", include_str!("c/tq_cmsis.c")),
+    ("tq_pointwise.c", include_str!("c/tq_pointwise.c")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +195,11 @@ pub fn generate(plan: &Int8Plan, name: &str, kernels: KernelSet) -> Result<Gener
         let _ = writeln!(defs, "/* {s}: {} `{}` */\n{}", node.op.name(), c_comment(&node.name), e.defs);
         let _ = write!(body, "  /* {s}: {} */\n{}", node.op.name(), e.body);
         const_bytes += e.const_bytes;
+        for f in &e.files {
+            if !files.contains(f) {
+                files.push(f);
+            }
+        }
         if let Some(f) = steps::kernel_file(&v.kind).filter(|_| cmsis[s].is_none()) {
             if !files.contains(&f) {
                 files.push(f);

@@ -150,6 +150,7 @@ pub fn emit(a: &StepView<'_>, r: &Residual<'_>, p: &str, ops: &Operands, cmsis: 
         };
         e.defs += &d.defs;
         e.const_bytes += d.const_bytes;
+        e.files.extend(d.files);
     }
     if portable_add {
         let mut add_ops = sub_ops("in", "out");
@@ -179,18 +180,18 @@ pub fn emit(a: &StepView<'_>, r: &Residual<'_>, p: &str, ops: &Operands, cmsis: 
     match cmsis {
         Some(cs) => {
             let ctx = if cs > 0 { format!("{{{conv_scratch}, {cs}}}") } else { "{NULL, 0}".into() };
-            let call = |q: &str, w: &tinyq_int8::PerChannel<'_>, input: &str, out: &str, rows: &str, from: &str| {
-                let bias = if w.bias.is_some() { format!("{q}_b") } else { "NULL".into() };
+            let call = |q: &str, c, w, input: &str, out: &str, rows: &str, from: &str| {
+                let (f, filter, bias) = crate::cmsis::conv_operands(c, w, q);
                 format!(
                     "{{ cmsis_nn_per_channel_quant_params q = {{(int32_t *){q}_m, (int32_t *){q}_s}}; \
-                     tq_cmsis_conv_rows_from(&ctx, &{q}_cp, &q, &{q}_id, {input}, {from}, &{q}_fd, {q}_w, &{q}_bd, {bias}, &{q}_od, {out}, {rows}); }} "
+                     tq_cmsis_conv_rows_from({f}, &ctx, &{q}_cp, &q, &{q}_id, {input}, {from}, &{q}_fd, {filter}, &{q}_bd, {bias}, &{q}_od, {out}, {rows}); }} "
                 )
             };
             let _ = write!(
                 body,
                 "{{ cmsis_nn_context ctx = {ctx}; if (need_hi > hi) {{ {}hi = need_hi; }} {}}} ",
-                call(&pa, wa, x, &format!("{ring_a} + (hi - lo) * {row_a}"), "hi, need_hi - hi", "0"),
-                call(&pb, wb, &ring_a, &ring_b, "r0, n", "lo")
+                call(&pa, ca, wa, x, &format!("{ring_a} + (hi - lo) * {row_a}"), "hi, need_hi - hi", "0"),
+                call(&pb, cb, wb, &ring_a, &ring_b, "r0, n", "lo")
             );
         }
         None => {

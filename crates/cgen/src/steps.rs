@@ -166,6 +166,8 @@ pub struct Emitted {
     pub body: String,
     /// Bytes of constant data the definitions hold.
     pub const_bytes: usize,
+    /// Library files the step calls besides its kind's kernel file.
+    pub files: Vec<&'static str>,
 }
 
 /// Where the step's operands are, as C expressions.
@@ -426,7 +428,7 @@ pub fn emit(step: &StepView<'_>, mode: Mode, p: &str, ops: &Operands) -> Emitted
 
 impl Emitted {
     pub(crate) fn new() -> Emitted {
-        Emitted { defs: String::new(), body: String::new(), const_bytes: 0 }
+        Emitted { defs: String::new(), body: String::new(), const_bytes: 0, files: vec![] }
     }
 
     pub(crate) fn line(&mut self, line: String) {
@@ -437,7 +439,7 @@ impl Emitted {
         let _ = writeln!(self.body, "  {line}");
     }
 
-    fn array<T: std::fmt::Display>(&mut self, name: &str, ty: &str, values: &[T]) {
+    pub(crate) fn array<T: std::fmt::Display>(&mut self, name: &str, ty: &str, values: &[T]) {
         let _ = writeln!(self.defs, "static const {ty} {name}[{}] = {{", values.len().max(1));
         for chunk in values.chunks(24) {
             let line: Vec<String> = chunk.iter().map(|v| v.to_string()).collect();

@@ -1,17 +1,31 @@
-/* tinyq's banded calls of CMSIS-NN's convolutions and pools (tq_cmsis.c). */
+/* tinyq's banded calls of CMSIS-NN's convolutions and pools (tq_cmsis.c), and its pointwise
+ * convolution (tq_pointwise.c). */
 #ifndef TQ_CMSIS_H
 #define TQ_CMSIS_H
 
 #include "arm_nnfunctions.h"
 
-/* Output rows [row0, row0 + rows) of one image's CONV_2D / DEPTHWISE_CONV_2D, and a pool without
- * top padding over the in_rows rows a fused convolution just wrote. */
-void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+/* A convolution with arm_convolve_wrapper_s8's arguments: that wrapper, or tq_pointwise_s8. */
+typedef arm_cmsis_nn_status tq_conv_fn(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                                       const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id,
+                                       const int8_t *in, const cmsis_nn_dims *fd, const int8_t *filter,
+                                       const cmsis_nn_dims *bd, const int32_t *bias, const cmsis_nn_dims *od,
+                                       int8_t *out);
+
+/* A 1x1 CONV_2D without padding or dilation (any stride) whose `bias` already holds
+ * bias + input_offset * sum(w) for each output channel (never NULL); cp->input_offset is not
+ * read. Equals arm_convolve_wrapper_s8 on the unfolded bias. */
+tq_conv_fn tq_pointwise_s8;
+
+/* Output rows [row0, row0 + rows) of one image's CONV_2D (computed by `conv`) /
+ * DEPTHWISE_CONV_2D, and a pool without top padding over the in_rows rows a fused convolution
+ * just wrote. */
+void tq_cmsis_conv_rows(tq_conv_fn *conv, const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
                         const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
                         const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
                         const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows);
 /* The same with `in` holding the input from row in_lo on. */
-void tq_cmsis_conv_rows_from(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+void tq_cmsis_conv_rows_from(tq_conv_fn *conv, const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
                              const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
                              int32_t in_lo, const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd,
                              const int32_t *bias, const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows);
