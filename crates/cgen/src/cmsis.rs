@@ -389,3 +389,73 @@ fn fully_connected(
         bias(p, w)
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Channel `c`'s dot product with the pixel `x` as `tq_pointwise.c` reads the layout: the
+    /// block of `c`, four columns at a time as lanes {x[k], x[k+2]}, {x[k+1], x[k+3]} against
+    /// the row's two words, then the tail, one value per row of the block.
+    fn kernel_dot(layout: &[i16], x: &[i8], rows: usize, cols: usize, c: usize) -> i32 {
+        let (c0, n) = (c / 2 * 2, if c / 2 * 2 + 1 < rows { 2 } else { 1 });
+        let mut w = &layout[c0 * cols..];
+        let mut acc = 0i32;
+        for k in (0..cols / 4 * 4).step_by(4) {
+            for j in 0..n {
+                let v = &w[..4];
+                if c0 + j == c {
+                    let xs = [x[k], x[k + 2], x[k + 1], x[k + 3]];
+                    acc += xs.iter().zip(v).map(|(&a, &b)| a as i32 * b as i32).sum::<i32>();
+                }
+                w = &w[4..];
+            }
+        }
+        for &xk in &x[cols / 4 * 4..] {
+            for j in 0..n {
+                if c0 + j == c {
+                    acc += xk as i32 * w[0] as i32;
+                }
+                w = &w[1..];
+            }
+        }
+        acc
+    }
+
+    #[test]
+    fn the_pointwise_layout_gives_every_row_its_own_dot_product() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as i8
+        };
+        for rows in 1..=7 {
+            for cols in 1..=13 {
+                let filter: Vec<i8> = (0..rows * cols).map(|_| next()).collect();
+                let x: Vec<i8> = (0..cols).map(|_| next()).collect();
+                let layout = pointwise_weights(&filter, rows, cols);
+                assert_eq!(layout.len(), rows * cols);
+                for c in 0..rows {
+                    let want: i32 = (0..cols).map(|k| x[k] as i32 * filter[c * cols + k] as i32).sum();
+                    assert_eq!(kernel_dot(&layout, &x, rows, cols, c), want, "rows {rows} cols {cols} c {c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_folded_bias_wraps_as_the_device_does() {
+        // Two channels of 3 columns; the second's bias is near i32::MAX, so the sum wraps.
+        let filter = [-128i8, -128, -128, 127, 127, 127];
+        let bias = [5, i32::MAX - 10];
+        let got = folded_bias(&filter, Some(&bias), 128, 2, 3);
+        let want: Vec<i32> = [(5i64, -384i64), ((i32::MAX - 10) as i64, 381)]
+            .iter()
+            .map(|&(b, s)| (b + 128 * s) as u32 as i32)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(folded_bias(&filter, None, -3, 2, 3), vec![1152, -1143]);
+    }
+}
