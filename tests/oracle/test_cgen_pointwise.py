@@ -178,11 +178,11 @@ def test_random_models_reach_every_pointwise_path(tinyq_bin, tmp_path):
         folder.mkdir()
         text = _export(tinyq_bin, _quantize(tinyq_bin, seed, folder), folder / "c")
         whole += "tq_pointwise_s8(&ctx" in text
-        banded += "tq_cmsis_conv_rows(tq_pointwise_s8, &ctx" in text
-        fused += "tq_cmsis_conv_rows(tq_pointwise_s8, &cc" in text
-        residual += "tq_cmsis_conv_rows_from(tq_pointwise_s8" in text
+        banded += "tq_pointwise_rows(&ctx" in text
+        fused += "tq_pointwise_rows(&cc" in text
+        residual += "tq_pointwise_rows_from(" in text
         stride2 = re.findall(r"(\w+_cp) = \{-?\d+, -?\d+, \{2, 2\}", text)
-        strided += any(re.search(rf"tq_pointwise_s8[^;]*&{cp},", text) for cp in stride2)
+        strided += any(re.search(rf"tq_pointwise_(s8|rows)[^;]*&{cp},", text) for cp in stride2)
     assert whole >= 5 and banded >= 3 and fused >= 1 and residual >= 1 and strided >= 2, (
         whole, banded, fused, residual, strided)
 

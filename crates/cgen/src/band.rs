@@ -166,7 +166,7 @@ pub fn emit(
                 body,
                 "cmsis_nn_context cc = {}, pc = {}; \
                  cmsis_nn_per_channel_quant_params q = {{(int32_t *){p}_m, (int32_t *){p}_s}}; \
-                 tq_cmsis_conv_rows({f}, &cc, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {filter}, &{p}_bd, {bias}, &{p}_od, {ring}, r * {s}, in_rows); \
+                 {f}(&cc, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {filter}, &{p}_bd, {bias}, &{p}_od, {ring}, r * {s}, in_rows); \
                  tq_cmsis_pool_rows(&pc, &{pq}_pp, &{pq}_id, {ring}, &{pq}_fd, &{pq}_od, {y} + r * {out_row}, in_rows, n, {is_max}); }} }}",
                 ctx(&conv_scratch, cs),
                 ctx(&pool_scratch, ps)

@@ -79,23 +79,25 @@ fn is_pointwise(c: &ConvPerChannelParams) -> bool {
     kh == 1 && kw == 1 && pad == [0; 2] && c.dilation_height == 1 && c.dilation_width == 1 && fc == c.input_shape[3]
 }
 
-/// The function computing a CMSIS-NN build's convolution, with `arm_convolve_wrapper_s8`'s
-/// arguments.
-fn conv_function(c: &ConvPerChannelParams) -> &'static str {
+/// The functions computing a CMSIS-NN build's convolution: whole (with
+/// `arm_convolve_wrapper_s8`'s arguments) and a band of output rows (`tq_cmsis_conv_rows`'s;
+/// with `_from` appended, `tq_cmsis_conv_rows_from`'s).
+fn conv_functions(c: &ConvPerChannelParams) -> [&'static str; 2] {
     if is_pointwise(c) {
-        "tq_pointwise_s8"
+        ["tq_pointwise_s8", "tq_pointwise_rows"]
     } else {
-        "arm_convolve_wrapper_s8"
+        ["arm_convolve_wrapper_s8", "tq_cmsis_conv_rows"]
     }
 }
 
 /// How a banded or fused call passes the convolution step [`emit`] wrote with prefix `p`: the
-/// function computing it, its filter and its bias.
+/// function computing a band of its rows (see [`conv_functions`]), its filter and its bias.
 pub fn conv_operands(c: &ConvPerChannelParams, w: &PerChannel<'_>, p: &str) -> (&'static str, String, String) {
+    let [_, rows] = conv_functions(c);
     if is_pointwise(c) {
-        (conv_function(c), format!("(const int8_t *){p}_w"), format!("{p}_b"))
+        (rows, format!("(const int8_t *){p}_w"), format!("{p}_b"))
     } else {
-        (conv_function(c), format!("{p}_w"), bias(p, w))
+        (rows, format!("{p}_w"), bias(p, w))
     }
 }
 
@@ -182,8 +184,6 @@ impl ConvCall<'_> {
         let [i, f, bd, o] = self.dims;
         shapes(e, p, i, f, bd, o);
         let args = format!("&ctx, &{p}_cp, &q, &{p}_id, {x}, &{p}_fd, {filter}, &{p}_bd, {b}, &{p}_od");
-        // The banded form of a convolution takes the function computing each band.
-        let conv = if self.rows == "tq_cmsis_conv_rows" { format!("{}, ", self.wrapper) } else { String::new() };
         if let Some(reverse) = banded {
             let ([_, oh, ow, oc], band) = (o, band_rows(o[2], self.band_pixels));
             let walk = if reverse {
@@ -193,7 +193,7 @@ impl ConvCall<'_> {
             };
             e.line(format!(
                 "{{ cmsis_nn_context ctx = {ctx}; {q} int32_t r; for ({walk}) {{ \
-                 {}({conv}{args}, {y} + r * {}, r, {oh} - r < {band} ? {oh} - r : {band}); }} }}",
+                 {}({args}, {y} + r * {}, r, {oh} - r < {band} ? {oh} - r : {band}); }} }}",
                 self.rows,
                 ow * oc
             ));
@@ -227,8 +227,8 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
                 ],
                 act: [c.quantized_activation_min, c.quantized_activation_max],
                 dims: [c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape],
-                wrapper: conv_function(c),
-                rows: "tq_cmsis_conv_rows",
+                wrapper: conv_functions(c)[0],
+                rows: conv_functions(c)[1],
                 band_pixels: conv_band_pixels(kh, kw),
                 pointwise: is_pointwise(c).then_some(*c),
             };

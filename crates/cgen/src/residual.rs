@@ -184,7 +184,7 @@ pub fn emit(a: &StepView<'_>, r: &Residual<'_>, p: &str, ops: &Operands, cmsis: 
                 let (f, filter, bias) = crate::cmsis::conv_operands(c, w, q);
                 format!(
                     "{{ cmsis_nn_per_channel_quant_params q = {{(int32_t *){q}_m, (int32_t *){q}_s}}; \
-                     tq_cmsis_conv_rows_from({f}, &ctx, &{q}_cp, &q, &{q}_id, {input}, {from}, &{q}_fd, {filter}, &{q}_bd, {bias}, &{q}_od, {out}, {rows}); }} "
+                     {f}_from(&ctx, &{q}_cp, &q, &{q}_id, {input}, {from}, &{q}_fd, {filter}, &{q}_bd, {bias}, &{q}_od, {out}, {rows}); }} "
                 )
             };
             let _ = write!(

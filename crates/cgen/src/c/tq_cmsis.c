@@ -25,24 +25,24 @@ static int32_t band(int32_t stride_h, int32_t dilation_h, int32_t kh, const cmsi
   return lo;
 }
 
-/* Output rows [row0, row0 + rows) of one image's CONV_2D, computed by `conv`: the call sees only
- * the input rows they read, with the top padding those rows still need. `in` holds the input
- * from row in_lo on (the rows the band reads). */
-void tq_cmsis_conv_rows_from(tq_conv_fn *conv, const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+/* Output rows [row0, row0 + rows) of one image's CONV_2D: the call sees only the input rows
+ * they read, with the top padding those rows still need. `in` holds the input from row in_lo on
+ * (the rows the band reads). */
+void tq_cmsis_conv_rows_from(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
                              const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
                              int32_t in_lo, const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd,
                              const int32_t *bias, const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
   cmsis_nn_conv_params p = *cp;
   cmsis_nn_dims i, o;
   const int32_t lo = band(cp->stride.h, cp->dilation.h, fd->h, id, od, row0, rows, &p.padding.h, &i, &o);
-  (void)conv(ctx, &p, q, &i, in + (lo - in_lo) * id->w * id->c, fd, filter, bd, bias, &o, out);
+  (void)arm_convolve_wrapper_s8(ctx, &p, q, &i, in + (lo - in_lo) * id->w * id->c, fd, filter, bd, bias, &o, out);
 }
 
-void tq_cmsis_conv_rows(tq_conv_fn *conv, const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+void tq_cmsis_conv_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
                         const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
                         const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
                         const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
-  tq_cmsis_conv_rows_from(conv, ctx, cp, q, id, in, 0, fd, filter, bd, bias, od, out, row0, rows);
+  tq_cmsis_conv_rows_from(ctx, cp, q, id, in, 0, fd, filter, bd, bias, od, out, row0, rows);
 }
 
 /* Output rows [row0, row0 + rows) of one image's DEPTHWISE_CONV_2D (see tq_cmsis_conv_rows). */

@@ -171,3 +171,24 @@ arm_cmsis_nn_status tq_pointwise_s8(const cmsis_nn_context *ctx, const cmsis_nn_
   }
   return ARM_CMSIS_NN_SUCCESS;
 }
+
+void tq_pointwise_rows_from(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                            const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
+                            int32_t in_lo, const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd,
+                            const int32_t *bias, const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
+  /* No padding and a 1x1 kernel: the band reads input rows row0 * stride_h, ... one per row. */
+  cmsis_nn_dims i = *id, o = *od;
+  const int32_t lo = row0 * cp->stride.h;
+  i.n = 1;
+  i.h = (rows - 1) * cp->stride.h + 1;
+  o.n = 1;
+  o.h = rows;
+  (void)tq_pointwise_s8(ctx, cp, q, &i, in + (lo - in_lo) * id->w * id->c, fd, filter, bd, bias, &o, out);
+}
+
+void tq_pointwise_rows(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *cp,
+                       const cmsis_nn_per_channel_quant_params *q, const cmsis_nn_dims *id, const int8_t *in,
+                       const cmsis_nn_dims *fd, const int8_t *filter, const cmsis_nn_dims *bd, const int32_t *bias,
+                       const cmsis_nn_dims *od, int8_t *out, int32_t row0, int32_t rows) {
+  tq_pointwise_rows_from(ctx, cp, q, id, in, 0, fd, filter, bd, bias, od, out, row0, rows);
+}
