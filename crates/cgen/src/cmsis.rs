@@ -25,7 +25,7 @@ pub fn plan(step: &StepView<'_>) -> Option<(Sharing, usize)> {
             let pad = [c.padding_values.height, c.padding_values.width];
             let dil = [c.dilation_height, c.dilation_width];
             let scratch = tinyq_arena::cmsis_conv_s8_scratch([kh, kw], in_c, fc, pad, dil);
-            (overlap(Rows::conv(c), band_rows(c.output_shape[2], conv_band_pixels(kh, kw))), scratch)
+            (overlap(Rows::conv(c), band_rows(c.output_shape[2], conv_band_pixels(c))), scratch)
         }
         StepKind::DepthwiseConv2D(c, _) => {
             let [n, _, _, in_c] = c.input_shape;
@@ -58,16 +58,21 @@ fn band_rows(width: usize, pixels: usize) -> usize {
     (1..=pixels).find(|r| r * width >= pixels && (r * width).is_multiple_of(4)).unwrap_or(pixels.div_ceil(width))
 }
 
-/// Pixels per banded call of a convolution: 64, since each call repeats a setup (the im2col
-/// kernels') or, for CMSIS-NN's 1x1 kernel, sums all the weights again (about as many
-/// instructions as 2-3 pixels' worth of work on a 64-channel layer). On a core with the DSP
-/// extension CMSIS-NN has no 1x1 or fully connected routine that takes the sums precomputed (the
-/// `kernel_sum` of its vector-matrix products is read only on MVE cores); its int8 x int16 kernel,
-/// which needs none, and its vector-matrix product both cost more over a band of 64 pixels than
-/// the sums they would save.
-fn conv_band_pixels(_kh: usize, _kw: usize) -> usize {
-    64
+/// Pixels per banded call of a convolution. CMSIS-NN's: 64, since each call repeats a setup (the
+/// im2col kernels' buffers). tinyq's pointwise kernel has none to repeat (the weight sums CMSIS-NN's
+/// 1x1 routines compute on every call are folded into the bias at export), so its bands are
+/// smaller: the output may then start fewer rows below its input.
+fn conv_band_pixels(c: &ConvPerChannelParams) -> usize {
+    if is_pointwise(c) {
+        POINTWISE_BAND_PIXELS
+    } else {
+        64
+    }
 }
+
+/// At least 8 pixels per band keeps the pointwise kernel's two-by-two pixel blocks whole on most
+/// widths ([`band_rows`] rounds a band to a multiple of 4 pixels where that is near).
+const POINTWISE_BAND_PIXELS: usize = 8;
 
 /// Whether tinyq's pointwise kernel (`tq_pointwise.c`) runs this convolution instead of
 /// CMSIS-NN: a 1x1 kernel without padding or dilation over all input channels, the case CMSIS-NN
@@ -229,7 +234,7 @@ pub fn emit(step: &StepView<'_>, p: &str, ops: &Operands, scratch: usize, banded
                 dims: [c.input_shape, [1, kh, kw, fc], [1, 1, 1, oc], c.output_shape],
                 wrapper: conv_functions(c)[0],
                 rows: conv_functions(c)[1],
-                band_pixels: conv_band_pixels(kh, kw),
+                band_pixels: conv_band_pixels(c),
                 pointwise: is_pointwise(c).then_some(*c),
             };
             if call.pointwise.is_some() {

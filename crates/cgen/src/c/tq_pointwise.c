@@ -96,29 +96,55 @@ static void pw_two_by_two(const pw_args *a, const int8_t *in, int32_t step, int3
   }
 }
 
-/* Output channels [c, c + n) (n is 1 or 2, a block of the layout) of the pixel at x. */
-static void pw_block(const pw_args *a, const int8_t *x, int32_t c, int32_t n, int8_t *out) {
-  const int16_t *w = a->w + c * a->cols;
-  int32_t acc[2] = {0, 0}, j, k;
-  for (j = 0; j < n; ++j) {
-    acc[j] = a->bias[c + j];
+/* Four columns of one pixel (x) by two channels (the next 8 weights at w). */
+#define PW_STEP1()                                                                                                     \
+  do {                                                                                                                 \
+    const int32_t xv = arm_nn_read_s8x4_ia(&x), x0 = PW_LO(xv), x1 = PW_HI(xv);                                      \
+    int32_t v = arm_nn_read_q15x2_ia(&w);                                                                              \
+    a0 = PW_MAC(x0, v, a0);                                                                                            \
+    v = arm_nn_read_q15x2_ia(&w);                                                                                      \
+    a0 = PW_MAC(x1, v, a0);                                                                                            \
+    v = arm_nn_read_q15x2_ia(&w);                                                                                      \
+    a1 = PW_MAC(x0, v, a1);                                                                                            \
+    v = arm_nn_read_q15x2_ia(&w);                                                                                      \
+    a1 = PW_MAC(x1, v, a1);                                                                                            \
+  } while (0)
+
+/* Output channels c, c + 1 of the pixel at x (the last of an odd count). */
+static void pw_one_by_two(const pw_args *a, const int8_t *x, int32_t c, int8_t *out) {
+  const int32_t cols = a->cols;
+  const int16_t *w = a->w + c * cols;
+  int32_t a0 = a->bias[c], a1 = a->bias[c + 1], k;
+  for (k = cols >> 4; k > 0; --k) {
+    PW_STEP1();
+    PW_STEP1();
+    PW_STEP1();
+    PW_STEP1();
   }
+  for (k = (cols >> 2) & 3; k > 0; --k) {
+    PW_STEP1();
+  }
+  for (k = cols & 3; k > 0; --k, ++x, w += 2) {
+    a0 += x[0] * w[0];
+    a1 += x[0] * w[1];
+  }
+  out[0] = pw_out(a0, a->multiplier[c], a->shift[c], a->offset, a->lo, a->hi);
+  out[1] = pw_out(a1, a->multiplier[c + 1], a->shift[c + 1], a->offset, a->lo, a->hi);
+}
+
+/* Output channel c, the last of an odd count (a block of one row), of the pixel at x. */
+static int8_t pw_one_by_one(const pw_args *a, const int8_t *x, int32_t c) {
+  const int16_t *w = a->w + c * a->cols;
+  int32_t acc = a->bias[c], k;
   for (k = a->cols >> 2; k > 0; --k) {
     const int32_t xv = arm_nn_read_s8x4_ia(&x);
-    const int32_t x0 = PW_LO(xv), x1 = PW_HI(xv);
-    for (j = 0; j < n; ++j) {
-      const int32_t v0 = arm_nn_read_q15x2_ia(&w), v1 = arm_nn_read_q15x2_ia(&w);
-      acc[j] = PW_MAC(x1, v1, PW_MAC(x0, v0, acc[j]));
-    }
+    const int32_t v0 = arm_nn_read_q15x2_ia(&w), v1 = arm_nn_read_q15x2_ia(&w);
+    acc = PW_MAC(PW_HI(xv), v1, PW_MAC(PW_LO(xv), v0, acc));
   }
-  for (k = a->cols & 3; k > 0; --k, ++x) {
-    for (j = 0; j < n; ++j) {
-      acc[j] += x[0] * *w++;
-    }
+  for (k = a->cols & 3; k > 0; --k) {
+    acc += *x++ * *w++;
   }
-  for (j = 0; j < n; ++j) {
-    out[c + j] = pw_out(acc[j], a->multiplier[c + j], a->shift[c + j], a->offset, a->lo, a->hi);
-  }
+  return pw_out(acc, a->multiplier[c], a->shift[c], a->offset, a->lo, a->hi);
 }
 
 /* `pixels` pixels `step` bytes apart, written contiguously from `out`. */
@@ -128,12 +154,12 @@ static void pw_pixels(const pw_args *a, const int8_t *in, int32_t step, int32_t 
   for (c = 0; c < even; c += 2) {
     pw_two_by_two(a, in, step, pixels >> 1, c, out + c);
     if (pixels & 1) {
-      pw_block(a, in + (pixels - 1) * step, c, 2, out + (pixels - 1) * a->rows);
+      pw_one_by_two(a, in + (pixels - 1) * step, c, out + (pixels - 1) * a->rows + c);
     }
   }
   if (a->rows & 1) {
     for (p = 0; p < pixels; ++p) {
-      pw_block(a, in + p * step, even, 1, out + p * a->rows);
+      out[p * a->rows + even] = pw_one_by_one(a, in + p * step, even);
     }
   }
 }
