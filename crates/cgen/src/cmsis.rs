@@ -2,7 +2,9 @@
 //! convolutions, fully connected layers, elementwise ADD, pools) become calls into the user's
 //! CMSIS-NN with the arguments TFLM's CMSIS-NN kernels pass (`tensorflow/lite/micro/kernels/
 //! cmsis_nn/*.cc`), and the scratch its `*_get_buffer_size` functions ask for on a Cortex-M with
-//! the DSP extension, placed in the arena. The other steps keep the portable kernels.
+//! the DSP extension, placed in the arena. 1x1 convolutions (see [`is_pointwise`]) run on
+//! tinyq's pointwise kernel instead (`c/tq_pointwise.c`, built on CMSIS-NN's DSP helpers), which
+//! needs no weight sums at run time. The other steps keep the portable kernels.
 
 use std::fmt::Write;
 
