@@ -28,9 +28,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 import cgen_lib
 import oracle_lib
@@ -136,26 +135,13 @@ def make_model(seed: int, folder: Path) -> Path:
                 nodes.append(helper.make_node("Relu", [x], [f"res{b}relu"]))
                 x = f"res{b}relu"
     if r.random() < 0.6 or x == "x":
-        nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
-        units = r.choice([3, 10])
-        wm = const("wd", rng.standard_normal((c * h * w, units)) / np.sqrt(c * h * w))
-        nodes.append(helper.make_node("Gemm", ["flat", wm, const("bd", rng.standard_normal(units) * 0.1)], ["y"]))
-        x = "y"
-    graph = helper.make_graph(nodes, f"bands{seed}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    onnx.save(model, folder / "m.onnx")
-    np.savez(folder / "calib.npz", x=rng.standard_normal((8, *shape[1:])).astype(np.float32))
-    return folder / "m.onnx"
+        x = cgen_lib.dense_head(nodes, const, x, c * h * w, r, rng)
+    calib = rng.standard_normal((8, *shape[1:]))
+    return cgen_lib.save_float_model(nodes, inits, x, shape, folder, f"bands{seed}", calib)
 
 
 def _quantize(tinyq_bin, seed, folder: Path) -> Path:
-    onnx_path = make_model(seed, folder)
-    model = folder / "q.tflite"
-    proc = oracle_lib.run_tinyq(tinyq_bin, "quantize", onnx_path, "--calib", folder / "calib.npz", "-o", model,
-                                "--calibration", "minmax")
-    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    return model
+    return cgen_lib.quantize_minmax(tinyq_bin, make_model(seed, folder))
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed (Debian package gcc)")

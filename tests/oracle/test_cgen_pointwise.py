@@ -28,9 +28,8 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 import cgen_lib
 import oracle_lib
@@ -92,33 +91,18 @@ def make_model(seed: int, folder: Path) -> Path:
             nodes.append(helper.make_node("Relu", [x], [f"l{b}r"]))
             x = f"l{b}r"
     if r.random() < 0.5 or x == "x":
-        nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
-        units = r.choice([3, 10])
-        wm = const("wd", rng.standard_normal((c * h * w, units)) / np.sqrt(c * h * w))
-        nodes.append(helper.make_node("Gemm", ["flat", wm, const("bd", rng.standard_normal(units) * 0.1)], ["y"]))
-        x = "y"
-    graph = helper.make_graph(nodes, f"pw{seed}", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    onnx.save(model, folder / "m.onnx")
+        x = cgen_lib.dense_head(nodes, const, x, c * h * w, r, rng)
     # Inputs offset from zero sometimes, so the input zero point (the folded offset) is large.
-    shift = r.choice([0.0, 0.0, 3.0, -2.0])
-    np.savez(folder / "calib.npz", x=(rng.standard_normal((8, *shape[1:])) + shift).astype(np.float32))
-    return folder / "m.onnx"
+    calib = rng.standard_normal((8, *shape[1:])) + r.choice([0.0, 0.0, 3.0, -2.0])
+    return cgen_lib.save_float_model(nodes, inits, x, shape, folder, f"pw{seed}", calib)
 
 
 def _quantize(tinyq_bin, seed, folder: Path) -> Path:
-    onnx_path = make_model(seed, folder)
-    model = folder / "q.tflite"
-    proc = oracle_lib.run_tinyq(tinyq_bin, "quantize", onnx_path, "--calib", folder / "calib.npz", "-o", model,
-                                "--calibration", "minmax")
-    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    return model
+    return cgen_lib.quantize_minmax(tinyq_bin, make_model(seed, folder))
 
 
 def _export(tinyq_bin, model: Path, out: Path) -> str:
-    proc = oracle_lib.run_tinyq(tinyq_bin, "export", model, "--c", out, "--no-interpreter", "--kernels", "cmsis-nn",
-                                "--name", "net")
+    proc = cgen_lib.export(tinyq_bin, model, out, kernels="cmsis-nn")
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
     return (out / "net.c").read_text()
 
@@ -147,33 +131,17 @@ def host_cmsis_nn(tmp_path_factory) -> tuple[Path, Path]:
 def test_pointwise_model_host_cmsis_nn_equals_tinyq(seed, tinyq_bin, host_cmsis_nn, tmp_path):
     archive, include = host_cmsis_nn
     model = _quantize(tinyq_bin, seed, tmp_path)
-    _export(tinyq_bin, model, tmp_path / "c")
-    src = tmp_path / "c"
-    (src / "harness_main.c").write_text(cgen_lib.HARNESS.format(name="net", up="NET"))
-    exe = src / "net.bin"
-    sources = sorted(str(p) for p in src.glob("*.c") if p.name != "main.c")
-    proc = subprocess.run(["gcc", *cgen_lib.CFLAGS, "-I", str(include), "-o", str(exe), *sources, str(archive)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, f"gcc {' '.join(cgen_lib.CFLAGS)} failed:\n{proc.stderr[-3000:]}"
     _, _, shape, _ = cgen_lib.input_qparams(model)
     x_q = np.random.default_rng(seed).integers(-128, 128, size=(6, *shape[1:])).astype(np.int8)
-    (tmp_path / "x.bin").write_bytes(np.ascontiguousarray(x_q).tobytes())
-    subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True, timeout=600)
-    ours = np.frombuffer((tmp_path / "y.bin").read_bytes(), dtype=np.int8).reshape(len(x_q), -1)
-    np.savez(tmp_path / "xq.npz", x=x_q)
-    proc = oracle_lib.run_tinyq(tinyq_bin, "run", model, "--data", tmp_path / "xq.npz", "-o", tmp_path / "ref.npz")
-    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    ref = np.load(tmp_path / "ref.npz")
-    ref = ref[ref.files[0]].reshape(len(x_q), -1)
-    bad = int((ours != ref).sum())
-    assert bad == 0, f"model {seed}: {bad} of {ref.size} output elements differ"
+    bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path, kernels="cmsis-nn", extra=("-I", include, archive))
+    assert bad == 0, f"model {seed}: {bad} of {total} output elements differ"
 
 
 def test_random_models_reach_every_pointwise_path(tinyq_bin, tmp_path):
-    """The seeds the host test runs reach the kernel called whole, in bands (the output overlapping
-    its input), fused with a pool, inside a residual block, and with a stride."""
+    """The first 40 seeds (the host test's default) reach the kernel called whole, in bands (the
+    output overlapping its input), fused with a pool, inside a residual block, and with a stride."""
     whole = banded = fused = residual = strided = 0
-    for seed in range(SEED, SEED + min(HOST, 40)):
+    for seed in range(SEED, SEED + 40):
         folder = tmp_path / str(seed)
         folder.mkdir()
         text = _export(tinyq_bin, _quantize(tinyq_bin, seed, folder), folder / "c")
