@@ -225,6 +225,11 @@ pub struct QuantizeArgs {
     /// calibration set to keep the layer's output close to the float layer's.
     #[arg(long)]
     pub adaround: bool,
+    /// Width of conv, depthwise conv and fully connected weights: int8, or int4 (TFLite INT4,
+    /// two weights per byte, as TFLM's kernels take them: symmetric in [-7, 7], per channel for
+    /// convolutions and per tensor for fully connected layers; AdaRound on).
+    #[arg(long, default_value = "int8", value_name = "int8|int4")]
+    pub weights: String,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

@@ -282,6 +282,7 @@ fn equalize_first(
         float_io: opts.float_io,
         float_nodes: float_nodes.to_vec(),
         int16_nodes: int16_node_indices(&model.graph, &opts.int16, float_nodes)?,
+        int4_nodes: Vec::new(),
     };
     let (_, choice) =
         crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &[], &[Pass::Equalize], &|_| {})?;
@@ -343,8 +344,12 @@ pub fn quantize_within_budget(
         (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))
     };
     let mut float_nodes = user_float.clone();
-    let cfg =
-        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
+    let cfg = PtqConfig {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        ..PtqConfig::default()
+    };
     let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize], int16_nodes: &[usize]| {
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };

@@ -47,7 +47,7 @@ pub use onnx_out::{
     save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET,
     EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE,
 };
-pub use quantize::{calibrate, quantize, quantize_passes, QuantizeOptions, Quantized, RangeRow};
+pub use quantize::{calibrate, quantize, quantize_passes, QuantizeOptions, Quantized, RangeRow, WeightBits};
 pub use summary::{inspect, ModelSummary, TensorSummary};
 pub use tinyq_arena::{Kernels, TflmBuild};
 pub use tinyq_cgen::{Footprint as CFootprint, KernelSet as CKernels};

@@ -38,6 +38,44 @@ pub struct QuantizeOptions {
     /// AdaRound: the int8 weights rounded up or down as learned on the calibration set
     /// ([`crate::adaround`]).
     pub adaround: bool,
+    /// The width of conv, depthwise conv and fully connected weights.
+    pub weights: WeightBits,
+}
+
+/// The width of the layers' weights (`--weights`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightBits {
+    /// Every layer int8.
+    #[default]
+    Int8,
+    /// Every conv, depthwise conv and fully connected layer with int8 activations int4 (as TFLM
+    /// takes them: per channel for convolutions, per tensor for fully connected layers), with
+    /// AdaRound.
+    Int4,
+}
+
+impl std::str::FromStr for WeightBits {
+    type Err = String;
+    fn from_str(s: &str) -> Result<WeightBits, String> {
+        match s {
+            "int8" => Ok(WeightBits::Int8),
+            "int4" => Ok(WeightBits::Int4),
+            _ => Err("expected int8 or int4".into()),
+        }
+    }
+}
+
+/// The layers of `g` whose weights `bits` makes int4: with [`WeightBits::Int4`] every conv,
+/// depthwise conv and fully connected layer not kept in float or run with int16 activations.
+pub fn int4_node_indices(g: &Graph, bits: WeightBits, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
+    match bits {
+        WeightBits::Int8 => Vec::new(),
+        WeightBits::Int4 => (0..g.nodes.len())
+            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some())
+            .filter(|k| !float_nodes.contains(k) && !int16_nodes.contains(k))
+            .collect(),
+    }
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -337,17 +375,21 @@ pub fn quantize_passes(
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
+    let int4_nodes = int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes);
+    // AdaRound is on for int4 layers: it matters most at 4 bits.
+    let adaround = opts.adaround || !int4_nodes.is_empty();
     let spec = QuantizeSpec {
         per_tensor: opts.per_tensor,
         per_tensor_dense: opts.per_tensor_dense,
         float_io: opts.float_io,
         float_nodes,
         int16_nodes,
+        int4_nodes,
     };
     let mut forced = Vec::new();
     let all = [
         (opts.equalize, Pass::Equalize),
-        (opts.adaround, Pass::AdaRound(crate::adaround::AdaRoundOptions::default())),
+        (adaround, Pass::AdaRound(crate::adaround::AdaRoundOptions::default())),
         (opts.bias_correction, Pass::BiasCorrect),
     ];
     forced.extend(all.iter().filter(|(on, _)| *on).map(|(_, p)| p.clone()));

@@ -254,7 +254,12 @@ pub fn train(
         }
     };
     let cfg = QatConfig {
-        ptq: PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: false },
+        ptq: PtqConfig {
+            per_tensor: opts.per_tensor,
+            per_tensor_dense: opts.per_tensor_dense,
+            float_io: false,
+            ..PtqConfig::default()
+        },
         fake_quant: true,
         ranges: opts.ranges,
         ema_momentum: 0.99,
@@ -282,8 +287,12 @@ pub fn train(
     };
 
     let metric = val.as_ref().map(|v| opts.metric.unwrap_or_else(|| default_metric(v.labels, per_sample)));
-    let ptq_cfg =
-        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
+    let ptq_cfg = PtqConfig {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        ..PtqConfig::default()
+    };
     let quantized = |t: &Trainer| t.quantized(&ptq_cfg).map_err(engine_err(model));
     let (fp32_val, ptq_val) = match (&val, metric) {
         (Some(v), Some(m)) => {

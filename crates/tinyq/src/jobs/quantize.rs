@@ -87,6 +87,12 @@ impl QuantizeRequest {
     /// The checks that need no file: a budget needs an evaluation set and a drop of 0 or more.
     pub fn check(&self) -> Result<(), TinyqError> {
         let Some(b) = &self.budget else { return Ok(()) };
+        if self.options.weights != crate::WeightBits::Int8 {
+            return Err(TinyqError::Input(
+                "--weights int4 does not go with --max-drop: the accuracy-budget search chooses among int8 layers"
+                    .into(),
+            ));
+        }
         let d = b.options.max_drop;
         if self.eval.is_none() {
             return Err(TinyqError::Input(
