@@ -97,3 +97,33 @@ def test_weights_flag_errors_name_the_flag(run_tinyq, tmp_path):
     proc = run_tinyq("quantize", model, "--calib", data, "--weights", "int4", "--int16", "all", "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert _int4_layers(out.read_bytes())[1] == 0
+
+
+def test_report_shows_flash_saved_and_the_reference_kernels_unpack_buffers(run_tinyq, tmp_path):
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    files = {}
+    for weights in ("int8", "int4"):
+        files[weights] = tmp_path / f"{weights}.tflite"
+        proc = run_tinyq("quantize", fixture / "model.onnx", "--calib", fixture / "mnist_test_200.npz", "--weights",
+                         weights, "-o", files[weights])
+        assert proc.returncode == 0, proc.stderr
+    reports = {}
+    for kernels in ("reference", "cmsis-nn"):
+        for weights, path in files.items():
+            proc = run_tinyq("report", path, "--kernels", kernels, "--json")
+            assert proc.returncode == 0, proc.stderr
+            reports[weights, kernels] = json.loads(proc.stdout)
+    assert reports["int8", "reference"]["int4"] is None
+    ref, cmsis = reports["int4", "reference"]["int4"], reports["int4", "cmsis-nn"]["int4"]
+    layers, int4 = _int4_layers(files["int4"].read_bytes())
+    assert ref["layers"] == int4 == layers
+    # every weight is a layer's: the saving is the int8 file's weight bytes less the int4 file's
+    saved = reports["int8", "reference"]["flash"]["weights"] - reports["int4", "reference"]["flash"]["weights"]
+    assert ref["flash_saved_bytes"] == saved > 0 and ref["weight_bytes"] == reports["int4", "reference"]["flash"]["weights"]
+    # reference kernels: one byte per weight of each layer; CMSIS-NN: none
+    per_layer = [l["unpack_scratch_bytes"] for l in reports["int4", "reference"]["layers"]]
+    assert ref["unpack_scratch_largest_bytes"] == max(per_layer) > 0
+    assert ref["unpack_scratch_total_bytes"] == sum(per_layer) == saved + ref["weight_bytes"]
+    assert cmsis["unpack_scratch_total_bytes"] == 0 and cmsis["flash_saved_bytes"] == saved
+    proc = run_tinyq("report", files["int4"], "--kernels", "reference")
+    assert f"int4 weights: {layers} layers" in proc.stdout and "unpack them into arena buffers" in proc.stdout
