@@ -127,3 +127,67 @@ def test_report_shows_flash_saved_and_the_reference_kernels_unpack_buffers(run_t
     assert cmsis["unpack_scratch_total_bytes"] == 0 and cmsis["flash_saved_bytes"] == saved
     proc = run_tinyq("report", files["int4"], "--kernels", "reference")
     assert f"int4 weights: {layers} layers" in proc.stdout and "unpack them into arena buffers" in proc.stdout
+
+
+def _weight_types(blob: bytes) -> list[int]:
+    """The weights' tensor type of each conv / depthwise / fully connected layer, in order."""
+    m = runtime.convert_bytearray_to_object(bytearray(blob))
+    sg = m.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
+    return [sg.tensors[op.inputs[1]].type for op in sg.operators if codes[op.opcodeIndex] in WEIGHT_OPS]
+
+
+@pytest.mark.parametrize("max_drop", [100.0, 0.0])
+def test_mixed_keeps_the_ends_int8_and_moves_sensitive_layers_back_until_the_budget_holds(run_tinyq, tmp_path,
+                                                                                          max_drop):
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    data = fixture / "mnist_test_200.npz"
+    out = tmp_path / "m.tflite"
+    proc = run_tinyq("quantize", fixture / "model.onnx", "--calib", data, "--weights", "mixed", "--data", data,
+                     "--max-drop", max_drop, "-o", out, "--json")
+    report = json.loads(proc.stdout)["budget"] if proc.stdout.strip() else None
+    assert report is not None, proc.stderr
+    types = _weight_types(out.read_bytes()) if out.exists() else None
+    steps = report["steps"]
+    assert all(s["kind"] == "int8-weights" for s in steps)
+    if max_drop == 100.0:
+        # met at once: every layer but the first and last int4
+        assert proc.returncode == 0 and not steps
+        assert types[0] == types[-1] == 9 and all(t == INT4 for t in types[1:-1]) and len(types) > 2
+    else:
+        # one layer back to int8 per step, the most sensitive first (as the debugger ranks them)
+        assert len({s["target"] for s in steps}) == len(steps) <= len(report["ranking"])
+        if report["met"]:
+            assert proc.returncode == 0 and report["final_drop"] <= 0
+            assert types[0] == types[-1] == 9 and sum(t == INT4 for t in types) == len(types) - 2 - len(steps)
+        else:
+            assert proc.returncode == 1 and not out.exists()
+            assert len(steps) == len(types) - 2
+    if types is not None:
+        mine, ref, _, _ = _run_both(run_tinyq, out, np.load(data)["x"][:50], tmp_path)
+        np.testing.assert_array_equal(mine, ref)
+
+
+def test_mixed_needs_a_budget(run_tinyq, tmp_path):
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    proc = run_tinyq("quantize", fixture / "model.onnx", "--calib", fixture / "mnist_test_200.npz", "--weights",
+                     "mixed", "-o", tmp_path / "m.tflite")
+    assert proc.returncode == 1 and "--weights mixed" in proc.stderr and "--max-drop" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("max_drop,met", [(60.0, True), (5.0, False)])
+def test_mixed_moves_the_sensitive_layer_back_to_int8(shared_dir, run_tinyq, tmp_path, max_drop, met):
+    """hello_world: three dense layers, the middle one the only int4 candidate; int4 costs
+    several times the FP32 RMSE, int8 about half of it more."""
+    card_dir = shared_dir / "models" / "hello_world"
+    data = (card_dir / json.loads((card_dir / "card.json").read_text())["dataset"]["file"]).resolve()
+    out = tmp_path / "m.tflite"
+    proc = run_tinyq("quantize", card_dir / "model.onnx", "--calib", data, "--weights", "mixed", "--data", data,
+                     "--max-drop", max_drop, "-o", out, "--json")
+    report = json.loads(proc.stdout)["budget"]
+    assert report["plain_drop"] > 100 and [s["kind"] for s in report["steps"]] == ["int8-weights"]
+    assert report["met"] == met and report["final_drop"] < 60
+    if met:
+        assert proc.returncode == 0 and _weight_types(out.read_bytes()) == [9, 9, 9]
+    else:
+        assert proc.returncode == 1 and not out.exists() and "cannot be met" in proc.stderr

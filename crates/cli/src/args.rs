@@ -227,8 +227,10 @@ pub struct QuantizeArgs {
     pub adaround: bool,
     /// Width of conv, depthwise conv and fully connected weights: int8, or int4 (TFLite INT4,
     /// two weights per byte, as TFLM's kernels take them: symmetric in [-7, 7], per channel for
-    /// convolutions and per tensor for fully connected layers; AdaRound on).
-    #[arg(long, default_value = "int8", value_name = "int8|int4")]
+    /// convolutions and per tensor for fully connected layers; AdaRound on), or mixed (with
+    /// --data and --max-drop: int4 in every such layer but the first and last, then the most
+    /// sensitive back to int8, as the debugger ranks them, until the drop is within the budget).
+    #[arg(long, default_value = "int8", value_name = "int8|int4|mixed")]
     pub weights: String,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only

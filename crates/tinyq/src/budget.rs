@@ -115,7 +115,7 @@ pub fn metric_drop(metric: Metric, fp32: f64, value: f64) -> f64 {
     }
 }
 
-fn drop_unit(metric: Metric) -> &'static str {
+pub(crate) fn drop_unit(metric: Metric) -> &'static str {
     match metric {
         Metric::Top1 | Metric::Auc => "points",
         Metric::Rmse => "% of FP32",
@@ -124,9 +124,9 @@ fn drop_unit(metric: Metric) -> &'static str {
 
 /// How a candidate scored: the drop, then the output SQNR against FP32 as the tie-breaker.
 #[derive(Clone, Copy, Debug)]
-struct Score {
-    metric: f64,
-    drop: f64,
+pub(crate) struct Score {
+    pub metric: f64,
+    pub drop: f64,
     sqnr_db: f64,
 }
 
@@ -138,18 +138,35 @@ impl Score {
 }
 
 /// What the search evaluates against.
-struct Scorer<'a> {
+pub(crate) struct Scorer<'a> {
     eval: &'a BoundInputs,
     labels: &'a NdArray,
-    metric: Metric,
-    fp32: f64,
+    pub metric: Metric,
+    pub fp32: f64,
     fp32_out: Vec<f32>,
     per_sample: usize,
 }
 
-impl Scorer<'_> {
+impl<'a> Scorer<'a> {
+    /// Scores against the FP32 model's outputs on `eval` (metric: `metric`, or the default for
+    /// the labels).
+    pub(crate) fn new(
+        model: &Model,
+        eval: &'a BoundInputs,
+        labels: &'a NdArray,
+        metric: Option<Metric>,
+    ) -> Result<Scorer<'a>, TinyqError> {
+        let g = &model.graph;
+        let per_sample = g.tensor(g.outputs[0]).numel();
+        let metric = metric.unwrap_or_else(|| default_metric(labels, per_sample));
+        let fp32_run = crate::run_samples(model, eval, &|_| {})?;
+        let fp32_out = fp32_run.real(model, 0);
+        let fp32 = compute_metric(metric, &fp32_out, per_sample, labels, eval.samples)?.value;
+        Ok(Scorer { eval, labels, metric, fp32, fp32_out, per_sample })
+    }
+
     /// Scores an int8 graph as its `.tflite` file gives it.
-    fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
+    pub(crate) fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
         let bytes = tinyq_tflite::write_tflite(q)?;
         let file = tinyq_tflite::read_tflite(&bytes)?;
         let plan = Int8Plan::new(&file)?;
@@ -327,12 +344,8 @@ pub fn quantize_within_budget(
         |e: tinyq_quant::QuantError| TinyqError::In { path: model.path.clone(), source: Box::new(e.into()) };
 
     // FP32 reference on the evaluation set.
-    let per_sample = g.tensor(g.outputs[0]).numel();
-    let metric = metric.unwrap_or_else(|| default_metric(labels, per_sample));
-    let fp32_run = crate::run_samples(model, eval, &|_| {})?;
-    let fp32_out = fp32_run.real(model, 0);
-    let fp32 = compute_metric(metric, &fp32_out, per_sample, labels, eval.samples)?.value;
-    let scorer = Scorer { eval, labels, metric, fp32, fp32_out, per_sample };
+    let scorer = Scorer::new(model, eval, labels, metric)?;
+    let (metric, fp32) = (scorer.metric, scorer.fp32);
 
     // Statistics once, with histograms, for every method.
     // The pipeline's calibrate (with histograms, for every method) and choose-ranges passes.

@@ -22,6 +22,7 @@ mod guards;
 mod inputs;
 pub mod jobs;
 mod metrics;
+pub mod mixed;
 mod model;
 mod onnx_out;
 pub mod pipeline;

@@ -53,6 +53,9 @@ pub enum WeightBits {
     /// takes them: per channel for convolutions, per tensor for fully connected layers), with
     /// AdaRound.
     Int4,
+    /// Per layer under `--max-drop` ([`crate::mixed`]): int4 where the accuracy budget allows,
+    /// the first and last layers and the most sensitive ones int8.
+    Mixed,
 }
 
 impl std::str::FromStr for WeightBits {
@@ -61,17 +64,19 @@ impl std::str::FromStr for WeightBits {
         match s {
             "int8" => Ok(WeightBits::Int8),
             "int4" => Ok(WeightBits::Int4),
-            _ => Err("expected int8 or int4".into()),
+            "mixed" => Ok(WeightBits::Mixed),
+            _ => Err("expected int8, int4 or mixed".into()),
         }
     }
 }
 
-/// The layers of `g` whose weights `bits` makes int4: with [`WeightBits::Int4`] every conv,
-/// depthwise conv and fully connected layer not kept in float or run with int16 activations.
+/// The layers of `g` whose weights may be int4 under `bits`: none for [`WeightBits::Int8`], else
+/// every conv, depthwise conv and fully connected layer not kept in float or run with int16
+/// activations ([`WeightBits::Mixed`] chooses among them).
 pub fn int4_node_indices(g: &Graph, bits: WeightBits, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
     match bits {
         WeightBits::Int8 => Vec::new(),
-        WeightBits::Int4 => (0..g.nodes.len())
+        WeightBits::Int4 | WeightBits::Mixed => (0..g.nodes.len())
             .filter(|k| g.nodes[*k].op.int4_weights_input().is_some())
             .filter(|k| !float_nodes.contains(k) && !int16_nodes.contains(k))
             .collect(),
@@ -365,6 +370,22 @@ pub fn quantize_passes(
     opts: &QuantizeOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Quantized, TinyqError> {
+    if opts.weights == WeightBits::Mixed {
+        return Err(TinyqError::Input(
+            "--weights mixed chooses per layer under an accuracy budget: it needs --data and --max-drop".into(),
+        ));
+    }
+    quantize_passes_int4(model, calib, opts, None, progress)
+}
+
+/// [`quantize_passes`] with the int4 layers given (`None`: as `opts.weights` says).
+pub(crate) fn quantize_passes_int4(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    int4: Option<&[usize]>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Quantized, TinyqError> {
     use crate::pipeline::{passes, Pass, PtqState, QuantizeSpec};
     if calib.samples < 2 {
         return Err(TinyqError::Input(format!(
@@ -375,7 +396,10 @@ pub fn quantize_passes(
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
-    let int4_nodes = int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes);
+    let int4_nodes = match int4 {
+        Some(k) => k.to_vec(),
+        None => int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes),
+    };
     // AdaRound is on for int4 layers: it matters most at 4 bits.
     let adaround = opts.adaround || !int4_nodes.is_empty();
     let spec = QuantizeSpec {
