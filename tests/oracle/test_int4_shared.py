@@ -191,3 +191,18 @@ def test_mixed_moves_the_sensitive_layer_back_to_int8(shared_dir, run_tinyq, tmp
         assert proc.returncode == 0 and _weight_types(out.read_bytes()) == [9, 9, 9]
     else:
         assert proc.returncode == 1 and not out.exists() and "cannot be met" in proc.stderr
+
+
+def test_train_int4_writes_int4_weights_that_run_bit_exactly(run_tinyq, tmp_path):
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    data = fixture / "mnist_test_200.npz"
+    out = tmp_path / "t.tflite"
+    proc = run_tinyq("train", fixture / "model.onnx", "--data", data, "--epochs", 1, "--weights", "int4", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    layers, int4 = _int4_layers(out.read_bytes())
+    assert layers > 0 and int4 == layers
+    mine, ref, _, _ = _run_both(run_tinyq, out, np.load(data)["x"][:50], tmp_path)
+    np.testing.assert_array_equal(mine, ref)
+    bad = run_tinyq("train", fixture / "model.onnx", "--data", data, "--epochs", 1, "--weights", "mixed", "-o",
+                    tmp_path / "m.tflite")
+    assert bad.returncode == 1 and "--weights mixed" in bad.stderr and not (tmp_path / "m.tflite").exists()

@@ -51,7 +51,7 @@ pub enum WeightBits {
     Int8,
     /// Every conv, depthwise conv and fully connected layer with int8 activations int4 (as TFLM
     /// takes them: per channel for convolutions, per tensor for fully connected layers), with
-    /// AdaRound.
+    /// AdaRound unless `choose_corrections` is off.
     Int4,
     /// Per layer under `--max-drop` ([`crate::mixed`]): int4 where the accuracy budget allows,
     /// the first and last layers and the most sensitive ones int8.
@@ -400,8 +400,8 @@ pub(crate) fn quantize_passes_int4(
         Some(k) => k.to_vec(),
         None => int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes),
     };
-    // AdaRound is on for int4 layers: it matters most at 4 bits.
-    let adaround = opts.adaround || !int4_nodes.is_empty();
+    // AdaRound is on for int4 layers (it matters most at 4 bits) unless corrections are off.
+    let adaround = opts.adaround || (!int4_nodes.is_empty() && opts.choose_corrections);
     let spec = QuantizeSpec {
         per_tensor: opts.per_tensor,
         per_tensor_dense: opts.per_tensor_dense,
