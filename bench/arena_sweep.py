@@ -14,10 +14,13 @@ inputs do not share the output's scale; they have no arena to compare).
 - on this host (64-bit) with --host-native DIR: TFLM's sources in DIR built natively
   (bench/host_tflm.py), against `tinyq report --pointer-width 64 --tflm-build firmware`.
 With --single-ops N, N single-operator models of each kind of tests/oracle/tflm_lib.py are added
-(random shapes, per-tensor and per-channel weights, every operator tinyq writes).
+(random shapes, per-tensor and per-channel weights, every operator tinyq writes), and of the conv,
+depthwise conv and fully connected kinds each also with --weights int4 (TFLM's reference kernels
+unpack int4 weights into an arena buffer, CMSIS-NN's read them packed). With --int4 every random
+graph is also quantized with --weights int4.
 
 Usage: python bench/arena_sweep.py --count 300 --seed 0 --tflm-ref DIR --tflm-cmsis-nn DIR
-       [--host-native DIR] [--single-ops N] [--no-host] [--out DIR]   (TINYQ_BIN selects the binary)
+       [--host-native DIR] [--single-ops N] [--int4] [--no-host] [--out DIR]   (TINYQ_BIN selects the binary)
 """
 import argparse
 import json
@@ -87,7 +90,19 @@ def single_op_models(binary, out, per_kind, seed, rejected):
                 rejected.append({"case": case.dir.name, "error": p.stderr.strip()[-200:]})
                 continue
             models.append({"model": str(q), "flags": [kind, *case.quantize_args]})
+            if kind in INT4_KINDS:
+                q4 = case.dir / "m_int4.tflite"
+                p = tinyq(binary, "quantize", case.dir / "model.onnx", "--calib", case.dir / "calib.npz", "-o", q4,
+                          *case.quantize_args, "--weights", "int4")
+                if p.returncode != 0:
+                    rejected.append({"case": case.dir.name, "int4": True, "error": p.stderr.strip()[-200:]})
+                    continue
+                models.append({"model": str(q4), "flags": [kind, *case.quantize_args, "--weights", "int4"]})
     return models
+
+
+# The single-operator kinds whose weights may be int4; --single-ops adds an int4 model of each.
+INT4_KINDS = ("conv", "depthwise_conv", "fully_connected")
 
 
 def main():
@@ -99,6 +114,7 @@ def main():
     ap.add_argument("--no-host", action="store_true", help="skip the tflite-micro Python interpreter")
     ap.add_argument("--host-native", help="a TFLM tree (reference kernels) to build for this host")
     ap.add_argument("--single-ops", type=int, default=0, help="single-operator models per kind")
+    ap.add_argument("--int4", action="store_true", help="each random graph also with --weights int4")
     ap.add_argument("--out", default="arena-sweep")
     a = ap.parse_args()
     binary = os.environ.get("TINYQ_BIN", "target/release/tinyq")
@@ -113,6 +129,14 @@ def main():
             rejected.append({"seed": seed, "flags": flags, "error": p.stderr.strip()[-200:]})
             continue
         models.append({"model": str(q), "flags": flags})
+        if a.int4:
+            q4 = out / f"g{seed}_int4.tflite"
+            p = tinyq(binary, "quantize", out / f"g{seed}.onnx", "--calib", out / f"g{seed}.npz", "-o", q4, *flags,
+                      "--weights", "int4")
+            if p.returncode != 0:
+                rejected.append({"seed": seed, "flags": [*flags, "--weights", "int4"], "error": p.stderr.strip()[-200:]})
+                continue
+            models.append({"model": str(q4), "flags": [*flags, "--weights", "int4"]})
     models += single_op_models(binary, out, a.single_ops, a.seed, rejected)
     results = {m["model"]: dict(m) for m in models}
     for kernels, tree in (("reference", a.tflm_ref), ("cmsis-nn", a.tflm_cmsis_nn)):

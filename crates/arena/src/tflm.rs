@@ -569,7 +569,14 @@ fn cmsis_conv_scratch(code: i32, sh: &OpShapes, in_type: Option<u8>, bias_type: 
         }
     } else {
         let out_c = d(output, 3);
+        let filter_type = sh.input_types.get(1).copied().flatten();
         match in_type {
+            // arm_depthwise_conv_wrapper_s4_get_buffer_size: the s8 optimized kernel's buffer on
+            // a DSP core whenever that kernel applies, without the s8 wrapper's 3x3 exception.
+            Some(INT8) if filter_type == Some(INT4) && in_c == out_c && in_n == 1 && dil_h == 1 && dil_w == 1 => {
+                in_c * kw * kh * 2
+            }
+            Some(INT8) if filter_type == Some(INT4) => 0,
             Some(INT8) => cmsis_depthwise_s8_scratch([kh, kw], in_n, in_c, out_c, [pad_h, pad_w], [dil_h, dil_w]),
             _ => 0,
         }

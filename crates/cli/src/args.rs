@@ -218,13 +218,21 @@ pub struct QuantizeArgs {
     pub equalize: bool,
     /// No correction unless asked for: by default (with `auto` calibration) equalization and bias
     /// correction are each tried and kept only where they lower the output error on the
-    /// calibration set.
+    /// calibration set, and AdaRound runs on int4 layers.
     #[arg(long)]
     pub no_corrections: bool,
     /// AdaRound: each conv / dense layer's int8 weights rounded up or down as learned on the
     /// calibration set to keep the layer's output close to the float layer's.
     #[arg(long)]
     pub adaround: bool,
+    /// Width of conv, depthwise conv and fully connected weights: int8, or int4 (TFLite INT4,
+    /// two weights per byte, as TFLM's kernels take them: symmetric in [-7, 7], per channel for
+    /// convolutions and per tensor for fully connected layers; AdaRound on unless
+    /// --no-corrections), or mixed (with
+    /// --data and --max-drop: int4 in every such layer but the first and last, then the most
+    /// sensitive back to int8, as the debugger ranks them, until the drop is within the budget).
+    #[arg(long, default_value = "int8", value_name = "int8|int4|mixed")]
+    pub weights: String,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

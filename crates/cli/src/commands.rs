@@ -404,6 +404,24 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
         let parts: Vec<String> =
             parts.iter().filter(|p| p.1 > 0).map(|(what, n)| format!("{what} {}", render::bytes(*n))).collect();
         println!("flash = {}", parts.join(" + "));
+        if let Some(i) = &r.int4 {
+            let scratch = if i.unpack_scratch_total_bytes > 0 {
+                format!(
+                    "; {} kernels unpack them into arena buffers of up to {} ({} over all layers, planned into the arena above)",
+                    r.kernels,
+                    render::bytes(i.unpack_scratch_largest_bytes as u64),
+                    render::bytes(i.unpack_scratch_total_bytes as u64)
+                )
+            } else {
+                format!("; {} kernels read them packed", r.kernels)
+            };
+            println!(
+                "int4 weights: {} layers, {} in flash, {} less than as int8{scratch}",
+                i.layers,
+                render::bytes(i.weight_bytes),
+                render::bytes(i.flash_saved_bytes)
+            );
+        }
         if let Some(b) = limits.board {
             println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));
             crate::verify::print_measured(r, b);

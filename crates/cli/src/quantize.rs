@@ -37,6 +37,7 @@ fn request(a: &QuantizeArgs) -> Result<QuantizeRequest> {
             equalize: a.equalize,
             choose_corrections: !a.no_corrections,
             adaround: a.adaround,
+            weights: a.weights.parse().map_err(|e| anyhow!("--weights {}: {e}", a.weights))?,
             float_io: io == Io::Float,
             keep_float: a.keep_float.clone(),
             int16: a.int16.clone(),

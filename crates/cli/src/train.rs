@@ -91,6 +91,10 @@ pub struct TrainArgs {
     /// (convolutions stay per channel).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "all", value_name = "all|dense")]
     pub per_tensor: Option<String>,
+    /// int8 or int4 conv, depthwise conv and fully connected weights (int4 as `quantize
+    /// --weights int4` writes them), simulated in training exactly as the file stores them.
+    #[arg(long, default_value = "int8", value_name = "int8|int4")]
+    pub weights: String,
     /// int8 or float model inputs and outputs.
     #[arg(long, default_value = "int8")]
     pub io: String,
@@ -111,6 +115,7 @@ fn options(a: &TrainArgs) -> Result<TrainOptions> {
     let settings = TrainSettings {
         calibration: &a.calibration,
         per_tensor: a.per_tensor.as_deref(),
+        weights: Some(&a.weights),
         io: &a.io,
         optimizer: &a.optimizer,
         momentum: a.momentum,

@@ -143,7 +143,7 @@ impl TensorValue {
             DType::F32 => Some(TensorValue::F32(vec![0.0; len])),
             DType::I32 => Some(TensorValue::I32(vec![0; len])),
             DType::I16 => Some(TensorValue::I16(vec![0; len])),
-            DType::F16 | DType::U8 | DType::I64 => None,
+            DType::F16 | DType::I4 | DType::U8 | DType::I64 => None,
         }
     }
 

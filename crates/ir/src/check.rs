@@ -2,7 +2,7 @@
 //! before re-inferring shapes, so both importers and both engines see only graphs where ids are in
 //! range, sizes are bounded, one node writes each tensor and quantization parameters are usable.
 
-use crate::{size, DType, Graph, IrError, QParams, Tensor, TensorData};
+use crate::{size, DType, Graph, IrError, QParams, Tensor, TensorData, I4_MAX, I4_MIN};
 
 /// Ids in range, bounded sizes, data matching shapes, finite weights, usable qparams.
 pub(crate) fn check_tensors(g: &Graph) -> Result<(), IrError> {
@@ -24,8 +24,33 @@ pub(crate) fn check_tensors(g: &Graph) -> Result<(), IrError> {
             return Err(bad_id(format!("node `{}`", node.name), i));
         }
     }
+    check_int4(g)?;
     for t in &g.tensors {
         check_tensor(t).map_err(|msg| IrError::Graph(format!("tensor `{}`: {msg}", t.name)))?;
+    }
+    Ok(())
+}
+
+/// Int4 tensors are constant weights of the layers TFLM runs with int4 weights, read there as
+/// weights and nowhere else.
+fn check_int4(g: &Graph) -> Result<(), IrError> {
+    for (i, t) in g.tensors.iter().enumerate().filter(|(_, t)| t.dtype == DType::I4) {
+        if !t.is_constant() {
+            return Err(IrError::Graph(format!("tensor `{}`: int4 is only for constant weights", t.name)));
+        }
+        for n in &g.nodes {
+            for (k, _) in n.inputs.iter().enumerate().filter(|(_, &x)| x == i) {
+                if n.op.int4_weights_input() != Some(k) {
+                    return Err(IrError::Graph(format!(
+                        "node `{}` ({}) reads int4 tensor `{}` as input {k}: int4 is only for the weights of \
+                         Conv2D, DepthwiseConv2D and FullyConnected",
+                        n.name,
+                        n.op.name(),
+                        t.name
+                    )));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -61,8 +86,13 @@ fn check_tensor(t: &Tensor) -> Result<(), String> {
         if d.len() != numel {
             return Err(format!("shape {:?} needs {numel} values but the data has {}", t.shape, d.len()));
         }
-        if d.dtype() != t.dtype {
+        if d.dtype() != t.dtype.storage() {
             return Err(format!("declared {} but holds {} data", t.dtype.name(), d.dtype().name()));
+        }
+        if let (DType::I4, TensorData::I8(v)) = (t.dtype, d) {
+            if let Some((at, x)) = v.iter().enumerate().find(|(_, x)| !(I4_MIN..=I4_MAX).contains(*x)) {
+                return Err(format!("int4 value #{at} is {x}, outside {I4_MIN}..={I4_MAX}"));
+            }
         }
         let nan = match d {
             TensorData::F32(v) => v.iter().position(|x| x.is_nan()),
@@ -106,6 +136,7 @@ fn check_qparams(t: &Tensor, q: &QParams) -> Result<(), String> {
         return Err(format!("{} zero points for {channels} scales", q.zero_point.len()));
     }
     let (lo, hi) = match t.dtype {
+        DType::I4 => (I4_MIN as i32, I4_MAX as i32),
         DType::I8 => (i8::MIN as i32, i8::MAX as i32),
         DType::U8 => (0, u8::MAX as i32),
         DType::I16 => (i16::MIN as i32, i16::MAX as i32),
@@ -116,10 +147,12 @@ fn check_qparams(t: &Tensor, q: &QParams) -> Result<(), String> {
     }
     // TFLite's quantization spec: per-axis int8, all int16 and all int32 (bias) tensors are
     // symmetric.
-    let symmetric =
-        matches!(t.dtype, DType::I16 | DType::I32) || (t.dtype == DType::I8 && q.axis.is_some() && q.scale.len() > 1);
+    // int4 weights are symmetric too (TFLM's int4 kernels take no weight zero point).
+    let symmetric = matches!(t.dtype, DType::I4 | DType::I16 | DType::I32)
+        || (t.dtype == DType::I8 && q.axis.is_some() && q.scale.len() > 1);
     if let Some(z) = q.zero_point.iter().find(|z| symmetric && **z != 0) {
         let kind = match t.dtype {
+            DType::I4 => "int4",
             DType::I16 => "int16",
             DType::I32 => "int32",
             _ => "per-channel int8",

@@ -5,6 +5,9 @@ use half::f16;
 pub enum DType {
     F32,
     F16,
+    /// 4-bit signed weights (TFLite `INT4`). A constant holds them unpacked as
+    /// [`TensorData::I8`] values in [`I4_MIN`]`..=`[`I4_MAX`]; formats pack two per byte.
+    I4,
     I8,
     U8,
     I16,
@@ -17,6 +20,7 @@ impl DType {
         match self {
             DType::F32 => "float32",
             DType::F16 => "float16",
+            DType::I4 => "int4",
             DType::I8 => "int8",
             DType::U8 => "uint8",
             DType::I16 => "int16",
@@ -25,15 +29,38 @@ impl DType {
         }
     }
 
+    /// Bytes one element takes in memory (an int4 value is held in one byte; see
+    /// [`DType::packed_bytes`] for its size in a file).
     pub fn size_bytes(self) -> usize {
         match self {
-            DType::I8 | DType::U8 => 1,
+            DType::I4 | DType::I8 | DType::U8 => 1,
             DType::F16 | DType::I16 => 2,
             DType::F32 | DType::I32 => 4,
             DType::I64 => 8,
         }
     }
+
+    /// Bytes `numel` elements take in a file and in flash: int4 packs two per byte (the last
+    /// byte half used when `numel` is odd), every other type takes [`DType::size_bytes`] each.
+    pub fn packed_bytes(self, numel: usize) -> usize {
+        match self {
+            DType::I4 => numel.div_ceil(2),
+            _ => numel * self.size_bytes(),
+        }
+    }
+
+    /// The [`TensorData`] type a constant of this dtype holds: int8 for int4, itself otherwise.
+    pub fn storage(self) -> DType {
+        match self {
+            DType::I4 => DType::I8,
+            _ => self,
+        }
+    }
 }
+
+/// The range of a signed 4-bit value.
+pub const I4_MIN: i8 = -8;
+pub const I4_MAX: i8 = 7;
 
 /// The values of a constant tensor, row-major.
 #[derive(Clone, Debug, PartialEq)]

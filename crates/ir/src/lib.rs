@@ -19,7 +19,7 @@ pub mod rules;
 pub mod size;
 mod tensor;
 
-pub use dtype::{DType, TensorData};
+pub use dtype::{DType, TensorData, I4_MAX, I4_MIN};
 pub use error::IrError;
 pub use graph::{Graph, Node, NodeId, TensorId};
 pub use op::{FusedActivation, Op, Padding};

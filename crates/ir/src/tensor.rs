@@ -38,8 +38,9 @@ impl Tensor {
         numel(&self.shape)
     }
 
+    /// Bytes of the tensor as a file or flash holds it (int4 packed two per byte).
     pub fn size_bytes(&self) -> usize {
-        self.numel() * self.dtype.size_bytes()
+        self.dtype.packed_bytes(self.numel())
     }
 
     /// The constant's values as f32, if this is a constant.

@@ -228,6 +228,7 @@ pub fn quantize(
             equalize,
             choose_corrections: corrections,
             adaround,
+            weights: tinyq::WeightBits::Int8,
             float_io: io == Io::Float,
             keep_float,
             int16,

@@ -49,6 +49,7 @@ pub fn train(
     let settings = TrainSettings {
         calibration,
         per_tensor,
+        weights: None,
         io,
         optimizer,
         momentum,

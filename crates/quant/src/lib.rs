@@ -17,7 +17,7 @@ mod round;
 
 pub use params::{
     asymmetric_qparams, quantize_bias, quantize_bias_i64, symmetric_int16_scale, symmetric_per_channel,
-    ActivationQParams, QuantError,
+    symmetric_per_channel_q, ActivationQParams, QuantError,
 };
 pub use ptq::{
     can_keep_in_float, can_run_16x8, output_rule, quantize_graph, quantize_graph_mixed, quantize_graph_with_float,

@@ -51,6 +51,12 @@ pub fn asymmetric_qparams(min: f32, max: f32) -> Result<ActivationQParams, Quant
 /// Symmetric int8 weights in [−127, 127], one scale per slice along `axis` of `shape`
 /// (`max|w| / 127`; an all-zero slice gets scale 1 so the scale is never 0).
 pub fn symmetric_per_channel(w: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>) {
+    symmetric_per_channel_q(w, shape, axis, 127)
+}
+
+/// Symmetric weights in [−`qmax`, `qmax`] (127 for int8, 7 for int4), one scale per slice along
+/// `axis` of `shape`: `max|w| / qmax`, an all-zero slice scale 1.
+pub fn symmetric_per_channel_q(w: &[f32], shape: &[usize], axis: usize, qmax: i8) -> (Vec<i8>, Vec<f32>) {
     let channels = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let channel = |i: usize| (i / inner) % channels;
@@ -59,9 +65,10 @@ pub fn symmetric_per_channel(w: &[f32], shape: &[usize], axis: usize) -> (Vec<i8
         let c = channel(i);
         max_abs[c] = max_abs[c].max(v.abs());
     }
-    let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
-    let q = w.iter().enumerate().map(|(i, &v)| (v / scales[channel(i)]).round().clamp(-127.0, 127.0) as i8).collect();
-    (q, scales)
+    let q = qmax as f32;
+    let scales: Vec<f32> = max_abs.iter().map(|&m| if m > 0.0 { m / q } else { 1.0 }).collect();
+    let values = w.iter().enumerate().map(|(i, &v)| (v / scales[channel(i)]).round().clamp(-q, q) as i8).collect();
+    (values, scales)
 }
 
 /// int32 bias with scale `input_scale × weight_scale[c]` (computed in double, as TFLM does for

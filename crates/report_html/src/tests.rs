@@ -69,6 +69,7 @@ fn report() -> DebugReport {
         weight_bytes: 300,
         activation_bytes: 8,
         live_bytes: 2048,
+        unpack_scratch_bytes: 0,
     };
     DebugReport {
         findings: vec![],
@@ -85,6 +86,7 @@ fn report() -> DebugReport {
             kernels: "reference",
             tflm_build: "firmware",
             measured: None,
+            int4: None,
             flash_bytes: 4096,
             flash: tinyq::tflite::FlashBreakdown {
                 total: 4096,

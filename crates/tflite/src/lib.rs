@@ -25,6 +25,7 @@ mod fold;
 /// the IR does not keep, such as the operator codes of ops tinyq does not model. Read a model with
 /// `schema::ModelRef::read_as_root(bytes)` ([`ReadAsRoot`]).
 pub mod generated;
+mod int4;
 mod ops;
 mod read;
 mod size;

@@ -124,7 +124,7 @@ pub(crate) struct Exported {
 
 fn is_int(t: &Tensor) -> bool {
     match t.dtype {
-        DType::I8 | DType::U8 | DType::I16 | DType::I32 | DType::I64 => true,
+        DType::I4 | DType::I8 | DType::U8 | DType::I16 | DType::I32 | DType::I64 => true,
         DType::F32 | DType::F16 => false,
     }
 }
@@ -685,7 +685,7 @@ fn pad_value_tensor(node: &str, value: f32, out: &Tensor) -> Result<Tensor, Stri
         DType::I8 => TensorData::I8(vec![q(-128.0, 127.0)? as i8]),
         DType::U8 => TensorData::U8(vec![q(0.0, 255.0)? as u8]),
         DType::I16 => TensorData::I16(vec![q(-32768.0, 32767.0)? as i16]),
-        DType::I32 | DType::I64 => {
+        DType::I4 | DType::I32 | DType::I64 => {
             return Err(format!("PADV2 with value {value} on {} is not supported", out.dtype.name()))
         }
     };

@@ -247,6 +247,7 @@ fn read_tensor(
     let dtype = match ty {
         tfl::TensorType::Float32 => DType::F32,
         tfl::TensorType::Float16 => DType::F16,
+        tfl::TensorType::Int4 => DType::I4,
         tfl::TensorType::Int8 => DType::I8,
         tfl::TensorType::Uint8 => DType::U8,
         tfl::TensorType::Int16 => DType::I16,
@@ -275,7 +276,7 @@ fn read_tensor(
     let data = if bytes.is_empty() {
         None
     } else {
-        let want = shape.iter().try_fold(dtype.size_bytes(), |a, &d| a.checked_mul(d));
+        let want = tinyq_ir::size::checked_numel(&shape).map(|n| dtype.packed_bytes(n));
         if want != Some(bytes.len()) {
             return Err(err(format!(
                 "shape {shape:?} of {} needs {} bytes, buffer {b} holds {}",
@@ -284,7 +285,7 @@ fn read_tensor(
                 bytes.len()
             )));
         }
-        Some(decode(dtype, bytes))
+        Some(decode(dtype, bytes, tinyq_ir::size::checked_numel(&shape).unwrap_or(0)))
     };
 
     let qparams = match t.quantization().map_err(malformed(&what))? {
@@ -317,14 +318,15 @@ fn read_tensor(
     Ok(Tensor { name, shape, dtype, qparams, data })
 }
 
-/// Little-endian bytes (length already checked) → values.
-fn decode(dtype: DType, b: &[u8]) -> TensorData {
+/// Little-endian bytes (length already checked) → `numel` values.
+fn decode(dtype: DType, b: &[u8], numel: usize) -> TensorData {
     fn le<const N: usize, T>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
         b.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect()
     }
     match dtype {
         DType::F32 => TensorData::F32(le(b, f32::from_le_bytes)),
         DType::F16 => TensorData::F16(le(b, |c| half::f16::from_bits(u16::from_le_bytes(c)))),
+        DType::I4 => TensorData::I8(crate::int4::unpack(b, numel)),
         DType::I8 => TensorData::I8(b.iter().map(|&v| v as i8).collect()),
         DType::U8 => TensorData::U8(b.to_vec()),
         DType::I16 => TensorData::I16(le(b, i16::from_le_bytes)),

@@ -65,7 +65,7 @@ pub fn write_tflite(graph: &Graph) -> Result<Vec<u8>, TfliteError> {
     for (i, t) in tensors.iter().enumerate() {
         let buffer = match &t.data {
             Some(d) => {
-                if d.len() != t.numel() || d.dtype() != t.dtype {
+                if d.len() != t.numel() || d.dtype() != t.dtype.storage() {
                     let msg = format!(
                         "holds {} {} values for shape {:?} of {}",
                         d.len(),
@@ -75,7 +75,11 @@ pub fn write_tflite(graph: &Graph) -> Result<Vec<u8>, TfliteError> {
                     );
                     return Err(TfliteError::Tensor { index: i, name: t.name.clone(), msg });
                 }
-                buffers.push(encode(d));
+                buffers.push(encode(t.dtype, d).map_err(|msg| TfliteError::Tensor {
+                    index: i,
+                    name: t.name.clone(),
+                    msg,
+                })?);
                 buffers.len() as u32 - 1
             }
             None => 0,
@@ -290,6 +294,7 @@ fn tensor_out(index: usize, t: &Tensor, buffer: u32) -> Result<tfl::Tensor, Tfli
     let type_ = match t.dtype {
         tinyq_ir::DType::F32 => tfl::TensorType::Float32,
         tinyq_ir::DType::F16 => tfl::TensorType::Float16,
+        tinyq_ir::DType::I4 => tfl::TensorType::Int4,
         tinyq_ir::DType::I8 => tfl::TensorType::Int8,
         tinyq_ir::DType::U8 => tfl::TensorType::Uint8,
         tinyq_ir::DType::I16 => tfl::TensorType::Int16,
@@ -327,8 +332,12 @@ fn tensor_out(index: usize, t: &Tensor, buffer: u32) -> Result<tfl::Tensor, Tfli
     })
 }
 
-fn encode(d: &TensorData) -> Vec<u8> {
-    match d {
+/// A constant's bytes as TFLite stores them: little-endian, int4 packed two per byte.
+fn encode(dtype: tinyq_ir::DType, d: &TensorData) -> Result<Vec<u8>, String> {
+    if let (tinyq_ir::DType::I4, TensorData::I8(v)) = (dtype, d) {
+        return crate::int4::pack(v);
+    }
+    Ok(match d {
         TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::F16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
         TensorData::I8(v) => v.iter().map(|&x| x as u8).collect(),
@@ -336,5 +345,5 @@ fn encode(d: &TensorData) -> Vec<u8> {
         TensorData::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    }
+    })
 }

@@ -130,14 +130,15 @@ pub fn work(g: &Graph, o: &AdaRoundOptions) -> f64 {
         .sum()
 }
 
-/// The layers AdaRound can round: int8 weights (read by that layer only) with a float twin
+/// The layers AdaRound can round: int8 or int4 weights (read by that layer only) with a float twin
 /// (by output name) in `g`.
 fn layers(g: &Graph, q: &Graph) -> Vec<Layer> {
     q.nodes
         .iter()
         .enumerate()
         .filter(|(_, n)| matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)))
-        .filter(|(_, n)| q.tensor(n.inputs[1]).dtype == DType::I8 && q.consumers(n.inputs[1]).len() == 1)
+        .filter(|(_, n)| matches!(q.tensor(n.inputs[1]).dtype, DType::I8 | DType::I4))
+        .filter(|(_, n)| q.consumers(n.inputs[1]).len() == 1)
         .filter_map(|(k, n)| {
             let f = g.tensors.iter().position(|t| t.name == q.tensor(n.outputs[0]).name)?;
             let fnode = g.producer(f)?;
@@ -257,6 +258,9 @@ fn round_layer(g: &Graph, q: &mut Graph, l: &Layer, m: &Moments, o: &AdaRoundOpt
     let wt = q.nodes[l.qnode].inputs[1];
     let Some(scales) = q.tensor(wt).qparams.as_ref().map(|p| p.scale.clone()) else { return false };
     let h: Vec<Vec<f32>> = m.h.iter().map(|h| h.iter().map(|&v| (v / m.count) as f32).collect()).collect();
+    // int4 weights round within [−7, 7], as the quantize pass placed them.
+    let bits = if q.tensor(wt).dtype == DType::I4 { 4 } else { o.bits };
+    let o = &AdaRoundOptions { bits, ..o.clone() };
     let rounded: Vec<Option<Vec<i8>>> = (0..l.index.len())
         .into_par_iter()
         .map(|c| {

@@ -115,7 +115,7 @@ pub fn metric_drop(metric: Metric, fp32: f64, value: f64) -> f64 {
     }
 }
 
-fn drop_unit(metric: Metric) -> &'static str {
+pub(crate) fn drop_unit(metric: Metric) -> &'static str {
     match metric {
         Metric::Top1 | Metric::Auc => "points",
         Metric::Rmse => "% of FP32",
@@ -124,9 +124,9 @@ fn drop_unit(metric: Metric) -> &'static str {
 
 /// How a candidate scored: the drop, then the output SQNR against FP32 as the tie-breaker.
 #[derive(Clone, Copy, Debug)]
-struct Score {
-    metric: f64,
-    drop: f64,
+pub(crate) struct Score {
+    pub metric: f64,
+    pub drop: f64,
     sqnr_db: f64,
 }
 
@@ -138,18 +138,35 @@ impl Score {
 }
 
 /// What the search evaluates against.
-struct Scorer<'a> {
+pub(crate) struct Scorer<'a> {
     eval: &'a BoundInputs,
     labels: &'a NdArray,
-    metric: Metric,
-    fp32: f64,
+    pub metric: Metric,
+    pub fp32: f64,
     fp32_out: Vec<f32>,
     per_sample: usize,
 }
 
-impl Scorer<'_> {
+impl<'a> Scorer<'a> {
+    /// Scores against the FP32 model's outputs on `eval` (metric: `metric`, or the default for
+    /// the labels).
+    pub(crate) fn new(
+        model: &Model,
+        eval: &'a BoundInputs,
+        labels: &'a NdArray,
+        metric: Option<Metric>,
+    ) -> Result<Scorer<'a>, TinyqError> {
+        let g = &model.graph;
+        let per_sample = g.tensor(g.outputs[0]).numel();
+        let metric = metric.unwrap_or_else(|| default_metric(labels, per_sample));
+        let fp32_run = crate::run_samples(model, eval, &|_| {})?;
+        let fp32_out = fp32_run.real(model, 0);
+        let fp32 = compute_metric(metric, &fp32_out, per_sample, labels, eval.samples)?.value;
+        Ok(Scorer { eval, labels, metric, fp32, fp32_out, per_sample })
+    }
+
     /// Scores an int8 graph as its `.tflite` file gives it.
-    fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
+    pub(crate) fn score(&self, q: &Graph) -> Result<Score, TinyqError> {
         let bytes = tinyq_tflite::write_tflite(q)?;
         let file = tinyq_tflite::read_tflite(&bytes)?;
         let plan = Int8Plan::new(&file)?;
@@ -282,6 +299,7 @@ fn equalize_first(
         float_io: opts.float_io,
         float_nodes: float_nodes.to_vec(),
         int16_nodes: int16_node_indices(&model.graph, &opts.int16, float_nodes)?,
+        int4_nodes: Vec::new(),
     };
     let (_, choice) =
         crate::choose::choose_corrections(model, calib, opts.calibration, &spec, &[], &[Pass::Equalize], &|_| {})?;
@@ -326,12 +344,8 @@ pub fn quantize_within_budget(
         |e: tinyq_quant::QuantError| TinyqError::In { path: model.path.clone(), source: Box::new(e.into()) };
 
     // FP32 reference on the evaluation set.
-    let per_sample = g.tensor(g.outputs[0]).numel();
-    let metric = metric.unwrap_or_else(|| default_metric(labels, per_sample));
-    let fp32_run = crate::run_samples(model, eval, &|_| {})?;
-    let fp32_out = fp32_run.real(model, 0);
-    let fp32 = compute_metric(metric, &fp32_out, per_sample, labels, eval.samples)?.value;
-    let scorer = Scorer { eval, labels, metric, fp32, fp32_out, per_sample };
+    let scorer = Scorer::new(model, eval, labels, metric)?;
+    let (metric, fp32) = (scorer.metric, scorer.fp32);
 
     // Statistics once, with histograms, for every method.
     // The pipeline's calibrate (with histograms, for every method) and choose-ranges passes.
@@ -343,8 +357,12 @@ pub fn quantize_within_budget(
         (!g.tensor(t).is_constant() && s.count > 0).then(|| choose_range(m, s))
     };
     let mut float_nodes = user_float.clone();
-    let cfg =
-        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
+    let cfg = PtqConfig {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        ..PtqConfig::default()
+    };
     let build = |ranges: &[Option<(f32, f32)>], float_nodes: &[usize], int16_nodes: &[usize]| {
         quantize_graph_mixed(g, ranges, &cfg, float_nodes, int16_nodes).map_err(model_err)
     };

@@ -20,6 +20,48 @@ pub struct LayerFootprint {
     pub activation_bytes: usize,
     /// Arena head bytes alive while this layer runs.
     pub live_bytes: usize,
+    /// The arena buffer TFLM's reference kernels unpack this layer's int4 weights into (one
+    /// byte per weight, requested at Prepare; CMSIS-NN reads them packed): 0 otherwise.
+    pub unpack_scratch_bytes: usize,
+}
+
+/// What int4 weights change in a file's footprint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Int4Footprint {
+    /// Layers with int4 weights.
+    pub layers: usize,
+    /// Their weights' bytes in the file (two per byte).
+    pub weight_bytes: u64,
+    /// Flash those weights would take more as int8.
+    pub flash_saved_bytes: u64,
+    /// With reference kernels, the largest unpack buffer and all of them (each lives only while
+    /// its layer is prepared and runs, so the greedy planner may overlap them; `arena_bytes`
+    /// includes them); 0 with CMSIS-NN.
+    pub unpack_scratch_largest_bytes: usize,
+    pub unpack_scratch_total_bytes: usize,
+}
+
+/// The int4 weights of `g`'s layers (`None` when there are none).
+fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint]) -> Option<Int4Footprint> {
+    let int4: Vec<&tinyq_ir::Tensor> = g
+        .nodes
+        .iter()
+        .filter_map(|n| n.op.int4_weights_input().and_then(|k| n.inputs.get(k)))
+        .map(|&t| g.tensor(t))
+        .filter(|t| t.dtype == tinyq_ir::DType::I4)
+        .collect();
+    if int4.is_empty() {
+        return None;
+    }
+    let packed: usize = int4.iter().map(|t| t.size_bytes()).sum();
+    let unpacked: usize = int4.iter().map(|t| t.numel()).sum();
+    Some(Int4Footprint {
+        layers: int4.len(),
+        weight_bytes: packed as u64,
+        flash_saved_bytes: (unpacked - packed) as u64,
+        unpack_scratch_largest_bytes: layers.iter().map(|l| l.unpack_scratch_bytes).max().unwrap_or(0),
+        unpack_scratch_total_bytes: layers.iter().map(|l| l.unpack_scratch_bytes).sum(),
+    })
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -42,6 +84,8 @@ pub struct Report {
     pub parameters: usize,
     pub macs: u64,
     pub layers: Vec<LayerFootprint>,
+    /// Int4 weights: flash saved, and the unpack buffers reference kernels need in the arena.
+    pub int4: Option<Int4Footprint>,
     /// Figures measured by an earlier `tinyq verify` of this very file with these kernels.
     pub measured: Option<crate::verify::VerifyReport>,
 }
@@ -127,8 +171,19 @@ pub fn report_bytes_for(
                 .sum(),
             activation_bytes: g.tensor(n.outputs[0]).size_bytes(),
             live_bytes: plan.per_step_live_bytes.get(i + 1).copied().unwrap_or(0),
+            unpack_scratch_bytes: match kernels {
+                Kernels::Reference => {
+                    n.op.int4_weights_input()
+                        .and_then(|k| n.inputs.get(k))
+                        .map(|&t| g.tensor(t))
+                        .filter(|t| t.dtype == tinyq_ir::DType::I4)
+                        .map_or(0, |t| t.numel())
+                }
+                Kernels::CmsisNn => 0,
+            },
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let int4 = int4_footprint(&g, &layers);
     let (parameters, _) = g.parameter_count();
     Ok(Report {
         model: path.display().to_string(),
@@ -143,6 +198,7 @@ pub fn report_bytes_for(
         parameters,
         macs: g.nodes.iter().map(|n| node_macs(&g, n)).sum(),
         layers,
+        int4,
         measured,
     })
 }

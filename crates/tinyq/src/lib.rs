@@ -22,6 +22,7 @@ mod guards;
 mod inputs;
 pub mod jobs;
 mod metrics;
+pub mod mixed;
 mod model;
 mod onnx_out;
 pub mod pipeline;
@@ -47,7 +48,7 @@ pub use onnx_out::{
     save_onnx, save_onnx_opset, OnnxWritten, DEFAULT_OPSET as ONNX_DEFAULT_OPSET,
     EXPORT_OPSET_RANGE as ONNX_OPSET_RANGE,
 };
-pub use quantize::{calibrate, quantize, quantize_passes, QuantizeOptions, Quantized, RangeRow};
+pub use quantize::{calibrate, quantize, quantize_passes, QuantizeOptions, Quantized, RangeRow, WeightBits};
 pub use summary::{inspect, ModelSummary, TensorSummary};
 pub use tinyq_arena::{Kernels, TflmBuild};
 pub use tinyq_cgen::{Footprint as CFootprint, KernelSet as CKernels};

@@ -45,6 +45,8 @@ pub struct QuantizeSpec {
     pub float_io: bool,
     pub float_nodes: Vec<usize>,
     pub int16_nodes: Vec<usize>,
+    /// Layers whose weights are int4 ([`tinyq_quant::PtqConfig::int4_nodes`]).
+    pub int4_nodes: Vec<usize>,
 }
 
 impl Pass {
@@ -161,6 +163,7 @@ impl<'a> PtqState<'a> {
                     per_tensor: spec.per_tensor,
                     per_tensor_dense: spec.per_tensor_dense,
                     float_io: spec.float_io,
+                    int4_nodes: spec.int4_nodes.clone(),
                 };
                 let g = &self.model.graph;
                 let q = quantize_graph_mixed(g, &self.ranges, &cfg, &spec.float_nodes, &spec.int16_nodes)

@@ -38,6 +38,49 @@ pub struct QuantizeOptions {
     /// AdaRound: the int8 weights rounded up or down as learned on the calibration set
     /// ([`crate::adaround`]).
     pub adaround: bool,
+    /// The width of conv, depthwise conv and fully connected weights.
+    pub weights: WeightBits,
+}
+
+/// The width of the layers' weights (`--weights`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightBits {
+    /// Every layer int8.
+    #[default]
+    Int8,
+    /// Every conv, depthwise conv and fully connected layer with int8 activations int4 (as TFLM
+    /// takes them: per channel for convolutions, per tensor for fully connected layers), with
+    /// AdaRound unless `choose_corrections` is off.
+    Int4,
+    /// Per layer under `--max-drop` ([`crate::mixed`]): int4 where the accuracy budget allows,
+    /// the first and last layers and the most sensitive ones int8.
+    Mixed,
+}
+
+impl std::str::FromStr for WeightBits {
+    type Err = String;
+    fn from_str(s: &str) -> Result<WeightBits, String> {
+        match s {
+            "int8" => Ok(WeightBits::Int8),
+            "int4" => Ok(WeightBits::Int4),
+            "mixed" => Ok(WeightBits::Mixed),
+            _ => Err("expected int8, int4 or mixed".into()),
+        }
+    }
+}
+
+/// The layers of `g` whose weights may be int4 under `bits`: none for [`WeightBits::Int8`], else
+/// every conv, depthwise conv and fully connected layer not kept in float or run with int16
+/// activations ([`WeightBits::Mixed`] chooses among them).
+pub fn int4_node_indices(g: &Graph, bits: WeightBits, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
+    match bits {
+        WeightBits::Int8 => Vec::new(),
+        WeightBits::Int4 | WeightBits::Mixed => (0..g.nodes.len())
+            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some())
+            .filter(|k| !float_nodes.contains(k) && !int16_nodes.contains(k))
+            .collect(),
+    }
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -327,6 +370,22 @@ pub fn quantize_passes(
     opts: &QuantizeOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Quantized, TinyqError> {
+    if opts.weights == WeightBits::Mixed {
+        return Err(TinyqError::Input(
+            "--weights mixed chooses per layer under an accuracy budget: it needs --data and --max-drop".into(),
+        ));
+    }
+    quantize_passes_int4(model, calib, opts, None, progress)
+}
+
+/// [`quantize_passes`] with the int4 layers given (`None`: as `opts.weights` says).
+pub(crate) fn quantize_passes_int4(
+    model: &Model,
+    calib: &BoundInputs,
+    opts: &QuantizeOptions,
+    int4: Option<&[usize]>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Quantized, TinyqError> {
     use crate::pipeline::{passes, Pass, PtqState, QuantizeSpec};
     if calib.samples < 2 {
         return Err(TinyqError::Input(format!(
@@ -337,17 +396,24 @@ pub fn quantize_passes(
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
+    let int4_nodes = match int4 {
+        Some(k) => k.to_vec(),
+        None => int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes),
+    };
+    // AdaRound is on for int4 layers (it matters most at 4 bits) unless corrections are off.
+    let adaround = opts.adaround || (!int4_nodes.is_empty() && opts.choose_corrections);
     let spec = QuantizeSpec {
         per_tensor: opts.per_tensor,
         per_tensor_dense: opts.per_tensor_dense,
         float_io: opts.float_io,
         float_nodes,
         int16_nodes,
+        int4_nodes,
     };
     let mut forced = Vec::new();
     let all = [
         (opts.equalize, Pass::Equalize),
-        (opts.adaround, Pass::AdaRound(crate::adaround::AdaRoundOptions::default())),
+        (adaround, Pass::AdaRound(crate::adaround::AdaRoundOptions::default())),
         (opts.bias_correction, Pass::BiasCorrect),
     ];
     forced.extend(all.iter().filter(|(on, _)| *on).map(|(_, p)| p.clone()));

@@ -22,6 +22,9 @@ pub struct TrainOptions {
     pub calibration: Calibration,
     pub per_tensor: bool,
     pub per_tensor_dense: bool,
+    /// Int8 or int4 conv, depthwise conv and fully connected weights, simulated in training
+    /// exactly as the file stores them.
+    pub weights: crate::WeightBits,
     pub float_io: bool,
     pub ranges: RangeMode,
     pub epochs: usize,
@@ -253,8 +256,14 @@ pub fn train(
             (loss, LabelData::Teacher(Vec::new()))
         }
     };
+    let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
     let cfg = QatConfig {
-        ptq: PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: false },
+        ptq: PtqConfig {
+            per_tensor: opts.per_tensor,
+            per_tensor_dense: opts.per_tensor_dense,
+            float_io: false,
+            int4_nodes: int4_nodes.clone(),
+        },
         fake_quant: true,
         ranges: opts.ranges,
         ema_momentum: 0.99,
@@ -282,8 +291,12 @@ pub fn train(
     };
 
     let metric = val.as_ref().map(|v| opts.metric.unwrap_or_else(|| default_metric(v.labels, per_sample)));
-    let ptq_cfg =
-        PtqConfig { per_tensor: opts.per_tensor, per_tensor_dense: opts.per_tensor_dense, float_io: opts.float_io };
+    let ptq_cfg = PtqConfig {
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        int4_nodes,
+    };
     let quantized = |t: &Trainer| t.quantized(&ptq_cfg).map_err(engine_err(model));
     let (fp32_val, ptq_val) = match (&val, metric) {
         (Some(v), Some(m)) => {

@@ -25,6 +25,7 @@ fn request(calib: DataSource, eval: Option<DataSource>, max_drop: Option<f64>) -
             equalize: false,
             choose_corrections: false,
             adaround: false,
+            weights: tinyq::WeightBits::Int8,
         },
         eval: eval.map(|source| LabelledData { source, x: "x".into(), y: "y".into() }),
         metric: None,

@@ -1,5 +1,7 @@
-//! CONV_2D and DEPTHWISE_CONV_2D: int8 activations, int8 weights quantized per channel (axis 0
-//! for conv, 3 for depthwise) or per tensor, optional int32 bias. Kernels:
+//! CONV_2D and DEPTHWISE_CONV_2D: int8 activations, int8 or int4 weights quantized per channel
+//! (axis 0 for conv, 3 for depthwise) or per tensor, optional int32 bias. Int4 weights (held
+//! unpacked by the IR) become the int8 filter at prepare, as TFLM's reference kernels unpack them
+//! into an arena buffer, so the same kernels run both. Kernels:
 //! `tinyq_kernels::fast::{conv::ConvFast, depthwise_conv::DepthwiseConvFast}` by default, bit-identical
 //! to `tinyq_kernels::conv::conv_per_channel` and `tinyq_kernels::depthwise_conv::depthwise_conv_per_channel`
 //! (TFLM `reference_integer_ops::ConvPerChannel` / `DepthwiseConvPerChannel`), which run instead

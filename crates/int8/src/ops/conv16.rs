@@ -32,6 +32,7 @@ pub(crate) fn prepare_conv2d_16x8(ctx: &Ctx<'_>, p: &op::Conv2D) -> Result<Prepa
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
     let (input, output) = (ctx.s16(x)?, ctx.s16(ctx.output())?);
+    ctx.not_int4(w, "int16 activations")?;
     let filter_shape = ctx.nhwc(w)?;
     let channels = filter_shape[0];
     let wq = ctx.weight_qparams(w, 0, channels)?;
@@ -50,6 +51,7 @@ pub(crate) fn prepare_depthwise_conv2d_16x8(ctx: &Ctx<'_>, p: &op::DepthwiseConv
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
     let (input, output) = (ctx.s16(x)?, ctx.s16(ctx.output())?);
+    ctx.not_int4(w, "int16 activations")?;
     let (input_shape, filter_shape) = (ctx.nhwc(x)?, ctx.nhwc(w)?);
     let channels = filter_shape[3];
     check_depth_multiplier(ctx, p, input_shape, channels)?;
@@ -75,6 +77,7 @@ pub(crate) fn prepare_fully_connected_16x8(ctx: &Ctx<'_>, p: &op::FullyConnected
     ctx.expect_inputs(2..=3)?;
     let (x, w) = (ctx.input(0)?, ctx.input(1)?);
     let (input, output) = (ctx.s16(x)?, ctx.s16(ctx.output())?);
+    ctx.not_int4(w, "int16 activations")?;
     let shape = fully_connected_shape(ctx, x, w)?;
     let units = shape.output_depth;
     let wq = ctx.weight_qparams(w, 0, units)?;

@@ -1,6 +1,7 @@
 //! FULLY_CONNECTED: int8 input viewed as `[batches, depth]`, int8 weights `[units, depth]`
 //! quantized per tensor (any zero point; the scale product taken in f32, as TFLM does) or per
-//! unit along axis 0 (zero points 0), optional int32 bias. Kernels:
+//! unit along axis 0 (zero points 0), optional int32 bias. Int4 weights run as the int8 filter
+//! they unpack into, per tensor only (TFLM's int4 kernel has no per-channel form). Kernels:
 //! `tinyq_kernels::fully_connected::{fully_connected, fully_connected_per_channel}` (TFLM
 //! `reference_integer_ops::FullyConnected` / `FullyConnectedPerChannel`). TFLM picks the
 //! per-channel kernel exactly when the weights carry more than one scale; so does this. Unless the
@@ -76,6 +77,9 @@ pub(crate) fn prepare_fully_connected(ctx: &Ctx<'_>, p: &op::FullyConnected) -> 
     let shape = fully_connected_shape(ctx, x, w)?;
     let units = shape.output_depth;
     let wq = ctx.weight_qparams(w, 0, units)?;
+    if wq.scale.len() > 1 {
+        ctx.not_int4(w, "one scale per unit")?;
+    }
     let bias = ctx.bias(2, units)?;
     let act = activation(p.activation);
     let scheme = if wq.scale.len() == 1 {

@@ -346,6 +346,16 @@ impl<'a> Ctx<'a> {
         Ok(q)
     }
 
+    /// Fails when weights `w` are int4, which TFLM's kernels do not take with `what`.
+    pub fn not_int4(&self, w: &Tensor, what: &str) -> Result<(), Int8Error> {
+        if w.dtype == DType::I4 {
+            return Err(self.err(format!("int4 weights `{}` are not supported with {what} (TFLM runs int4 weights only per tensor in fully connected layers, and only with int8 activations)", w.name)));
+        }
+        Ok(())
+    }
+
+    /// The values of constant int8 weights, or of int4 weights as the int8 filter TFLM's
+    /// reference kernels unpack them into at Prepare (the IR holds int4 values unpacked).
     pub fn const_i8(&self, t: &'a Tensor) -> Result<&'a [i8], Int8Error> {
         match &t.data {
             Some(TensorData::I8(v)) => Ok(v),

@@ -268,6 +268,38 @@ impl Op {
         }
     }
 
+    /// The input holding a layer's weights, for the ops whose weights may be int4 (TFLM's
+    /// CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int8 activations).
+    pub fn int4_weights_input(&self) -> Option<usize> {
+        match self {
+            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => Some(1),
+            Op::Add(_)
+            | Op::Sub(_)
+            | Op::Mul(_)
+            | Op::Concat(_)
+            | Op::MaxPool2D(_)
+            | Op::AvgPool2D(_)
+            | Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::ResizeNearest(_)
+            | Op::Mean(_)
+            | Op::ReduceMax(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::PRelu
+            | Op::Elu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_)
+            | Op::Quantize
+            | Op::Dequantize => None,
+        }
+    }
+
     /// Output shapes from input shapes; the error says what does not fit.
     ///
     /// `Reshape` cannot know its target from shapes alone and returns its input element count

@@ -23,6 +23,10 @@ pub struct PtqConfig {
     pub per_tensor_dense: bool,
     /// Keep float model inputs and outputs, with QUANTIZE / DEQUANTIZE at the edges.
     pub float_io: bool,
+    /// Layers (node indices of the float graph; conv, depthwise conv, fully connected with int8
+    /// activations) whose weights are int4: symmetric in [−7, 7], per channel for convolutions
+    /// (unless `per_tensor`) and per tensor for fully connected layers, as TFLM's kernels take them.
+    pub int4_nodes: Vec<usize>,
 }
 
 /// How an op's output quantization is decided.

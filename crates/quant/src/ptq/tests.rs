@@ -288,3 +288,48 @@ fn only_layers_with_float_kernels_can_stay_float() {
     assert!(e.contains("relu") && e.contains("int16"), "{e}");
     assert!(quantize_graph_with_float(&g, &ranges, &PtqConfig::default(), &[7]).is_err());
 }
+
+#[test]
+fn int4_weights_are_symmetric_in_seven_steps_per_channel_and_per_tensor_when_dense() {
+    let (g, ranges) = residual();
+    let cfg = PtqConfig { int4_nodes: vec![0, 4], ..PtqConfig::default() };
+    let q = quantize_graph(&g, &ranges, &cfg).unwrap();
+    let node = |name: &str| q.nodes.iter().find(|n| n.name == name).unwrap();
+    let (w, fw) = (q.tensor(node("conv").inputs[1]), q.tensor(node("fc").inputs[1]));
+    assert_eq!((w.dtype, fw.dtype), (DType::I4, DType::I4));
+    // conv: one scale per output channel, max|w| / 7; w = [[0.5, -0.25], [0.75, 1.0]].
+    let p = w.qparams.as_ref().unwrap();
+    assert_eq!((p.axis, p.zero_point.clone()), (Some(0), vec![0, 0]));
+    assert_eq!(p.scale, vec![0.5 / 7.0, 1.0 / 7.0]);
+    // (-0.25 / (0.5 / 7) is -3.4999998 in f32)
+    assert_eq!(w.data, Some(TensorData::I8(vec![7, -3, 5, 7])));
+    // fc: one scale (TFLM's int4 FULLY_CONNECTED is per tensor), max|fw| = 2.
+    let p = fw.qparams.as_ref().unwrap();
+    assert_eq!((p.axis, p.scale.clone()), (None, vec![2.0 / 7.0]));
+    assert_eq!(fw.data, Some(TensorData::I8(vec![3, -3, 2, 1, -2, 7])));
+    // The bias follows the int4 scales.
+    let b = q.tensor(node("conv").inputs[2]).qparams.as_ref().unwrap();
+    let s_in = q.tensor(node("conv").inputs[0]).qparams.as_ref().unwrap().scale[0];
+    assert_eq!(
+        b.scale,
+        vec![(s_in as f64 * (0.5f32 / 7.0) as f64) as f32, (s_in as f64 * (1.0f32 / 7.0) as f64) as f32]
+    );
+}
+
+#[test]
+fn int4_is_refused_where_tflm_has_no_int4_kernel() {
+    let (g, ranges) = residual();
+    let on = |int4: Vec<usize>, int16: &[usize]| {
+        quantize_graph_mixed(&g, &ranges, &PtqConfig { int4_nodes: int4, ..PtqConfig::default() }, &[], int16)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = on(vec![1], &[]);
+    assert!(e.contains("`add`") && e.contains("no weights that can be int4"), "{e}");
+    let e = on(vec![0], &[0]);
+    assert!(e.contains("`conv`") && e.contains("int16 activations"), "{e}");
+    let e = quantize_graph_with_float(&g, &ranges, &PtqConfig { int4_nodes: vec![4], ..PtqConfig::default() }, &[4])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`fc`") && e.contains("kept in float"), "{e}");
+}

@@ -1,11 +1,11 @@
-//! The weights step: weights of conv / depthwise / dense layers to symmetric int8 (per channel,
-//! per unit or per tensor), their bias to int32 at `input_scale · weight_scale`, and constant
-//! operands of element-wise ops to asymmetric int8.
+//! The weights step: weights of conv / depthwise / dense layers to symmetric int8 or int4 (per
+//! channel, per unit or per tensor), their bias to int32 at `input_scale · weight_scale`, and
+//! constant operands of element-wise ops to asymmetric int8.
 
 use tinyq_ir::{DType, Graph, Node, Op, QParams, TensorData};
 
 use super::{node_err, per_tensor_q, tensor_qparams};
-use crate::{quantize_bias, symmetric_per_channel, ActivationQParams, PtqConfig, QuantError};
+use crate::{quantize_bias, symmetric_per_channel_q, ActivationQParams, PtqConfig, QuantError};
 
 /// Quantizes the constants of every node of `g` that is not kept in float, into `q` (a copy of
 /// `g` whose activations carry the parameters `act`).
@@ -18,16 +18,21 @@ pub(super) fn quantize_constants(
     is_wide: &[bool],
 ) -> Result<(), QuantError> {
     for (k, n) in g.nodes.iter().enumerate() {
+        let int4 = cfg.int4_nodes.contains(&k);
+        if int4 {
+            check_int4_layer(n, is_float[k], is_wide[k])?;
+        }
         if is_float[k] {
             continue;
         }
         match &n.op {
             Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
                 // TFLM's int8 FULLY_CONNECTED takes one scale per unit (`is_per_channel` in
-                // `fully_connected_common.cc`); tinyq's 16x8 dense kernel is per tensor.
+                // `fully_connected_common.cc`), its int4 one only one scale; tinyq's 16x8 dense
+                // kernel is per tensor.
                 let dense = matches!(n.op, Op::FullyConnected(_));
-                let per_channel = !cfg.per_tensor && !(dense && (cfg.per_tensor_dense || is_wide[k]));
-                layer_weights(q, g, n, act, per_channel)?;
+                let per_channel = !cfg.per_tensor && !(dense && (cfg.per_tensor_dense || is_wide[k] || int4));
+                layer_weights(q, g, n, act, per_channel, int4)?;
             }
             Op::Pad(p) if p.value != 0.0 => {
                 return Err(node_err(n, format!("padding with {} cannot be expressed in int8 (only 0)", p.value)))
@@ -36,6 +41,21 @@ pub(super) fn quantize_constants(
         }
     }
     Ok(())
+}
+
+/// Fails unless layer `n` may take int4 weights: a conv, depthwise conv or fully connected layer
+/// with int8 activations.
+fn check_int4_layer(n: &Node, float: bool, wide: bool) -> Result<(), QuantError> {
+    let why = if n.op.int4_weights_input().is_none() {
+        "has no weights that can be int4 (only conv, depthwise conv and fully connected layers have)"
+    } else if float {
+        "is kept in float, so its weights cannot be int4"
+    } else if wide {
+        "runs with int16 activations, and TFLM takes int4 weights only with int8 activations"
+    } else {
+        return Ok(());
+    };
+    Err(node_err(n, why.into()))
 }
 
 /// The output-channel axis of a layer's weights: 3 for depthwise `[1, H, W, C·M]`, else 0.
@@ -54,6 +74,7 @@ fn layer_weights(
     n: &Node,
     act: &[Option<ActivationQParams>],
     per_channel: bool,
+    int4: bool,
 ) -> Result<(), QuantError> {
     let axis = weight_axis(&n.op);
     let w = g.tensor(n.inputs[1]);
@@ -64,15 +85,16 @@ fn layer_weights(
             msg: format!("holds {v}: weights must be finite to be quantized"),
         });
     }
+    let qmax = if int4 { tinyq_ir::I4_MAX } else { i8::MAX };
     let (wq, scales) = if per_channel {
-        symmetric_per_channel(&data, &w.shape, axis)
+        symmetric_per_channel_q(&data, &w.shape, axis, qmax)
     } else {
-        symmetric_per_channel(&data, &[1, data.len()], 0)
+        symmetric_per_channel_q(&data, &[1, data.len()], 0, qmax)
     };
     let q_axis = per_channel.then_some(axis);
     let wt = &mut q.tensors[n.inputs[1]];
     wt.data = Some(TensorData::I8(wq));
-    wt.dtype = DType::I8;
+    wt.dtype = if int4 { DType::I4 } else { DType::I8 };
     wt.qparams = Some(QParams { zero_point: vec![0; scales.len()], scale: scales.clone(), axis: q_axis });
     let Some(&b) = n.inputs.get(2) else { return Ok(()) };
     let s_in = act[n.inputs[0]].map(|p| p.scale).ok_or_else(|| node_err(n, "input has no quantization".into()))?;

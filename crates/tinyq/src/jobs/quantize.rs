@@ -86,7 +86,20 @@ pub struct QuantizeOutcome {
 impl QuantizeRequest {
     /// The checks that need no file: a budget needs an evaluation set and a drop of 0 or more.
     pub fn check(&self) -> Result<(), TinyqError> {
-        let Some(b) = &self.budget else { return Ok(()) };
+        let Some(b) = &self.budget else {
+            if self.options.weights == crate::WeightBits::Mixed {
+                return Err(TinyqError::Input(
+                    "--weights mixed chooses per layer under an accuracy budget: it needs --data and --max-drop".into(),
+                ));
+            }
+            return Ok(());
+        };
+        if self.options.weights == crate::WeightBits::Int4 {
+            return Err(TinyqError::Input(
+                "--weights int4 does not go with --max-drop: use --weights mixed to choose int4 layers under the budget"
+                    .into(),
+            ));
+        }
         let d = b.options.max_drop;
         if self.eval.is_none() {
             return Err(TinyqError::Input(
@@ -243,20 +256,16 @@ fn within_budget(
         None => (&e.source, eval_ds, eval_inputs),
     };
     let labels = ds.array(&e.y)?;
-    let (g, r, report) = crate::budget::quantize_within_budget(
-        model,
-        calib,
-        inputs,
-        &labels,
-        req.metric,
-        &req.options,
-        &b.options,
-        progress,
-    )
-    .map_err(|err| match err {
-        TinyqError::Metric(m) => TinyqError::Metric(format!("{}: labels `{}`: {m}", source.path().display(), e.y)),
-        other => other,
-    })?;
+    let search = if req.options.weights == crate::WeightBits::Mixed {
+        crate::mixed::quantize_mixed
+    } else {
+        crate::budget::quantize_within_budget
+    };
+    let (g, r, report) = search(model, calib, inputs, &labels, req.metric, &req.options, &b.options, progress)
+        .map_err(|err| match err {
+            TinyqError::Metric(m) => TinyqError::Metric(format!("{}: labels `{}`: {m}", source.path().display(), e.y)),
+            other => other,
+        })?;
     if !report.met {
         return Err(TinyqError::BudgetNotMet { report: Box::new(report), allow_float: b.options.allow_float });
     }

@@ -19,6 +19,8 @@ use crate::{
 pub struct TrainSettings<'a> {
     pub calibration: &'a str,
     pub per_tensor: Option<&'a str>,
+    /// int8 or int4 weights (`None`: int8).
+    pub weights: Option<&'a str>,
     pub io: &'a str,
     /// adam or sgd.
     pub optimizer: &'a str,
@@ -73,8 +75,17 @@ impl TrainSettings<'_> {
             Some(m) => Some(m.parse::<Metric>().map_err(|e| bad(format!("--metric `{m}`: {e}")))?),
         };
         let (per_tensor, per_tensor_dense) = per_tensor.flags();
+        let weights = match self.weights.map(str::parse::<crate::WeightBits>) {
+            None => crate::WeightBits::Int8,
+            Some(Ok(crate::WeightBits::Mixed)) => {
+                return Err(bad("--weights mixed is for `quantize --max-drop`; train takes int8 or int4".into()))
+            }
+            Some(Ok(w)) => w,
+            Some(Err(e)) => return Err(bad(format!("--weights {}: {e}", self.weights.unwrap_or_default()))),
+        };
         Ok(TrainOptions {
             calibration,
+            weights,
             per_tensor,
             per_tensor_dense,
             loss,
