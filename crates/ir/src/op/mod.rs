@@ -175,6 +175,19 @@ pub enum Op {
     Dequantize,
 }
 
+/// Where a layer keeps its trained weights: which input, and the axis of its output channels
+/// (the axis per-channel quantization scales run along).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weights {
+    /// Input slot of the weight tensor; the optional bias is the next slot.
+    pub input: usize,
+    /// Output-channel axis: 0 for OHWI convolutions and `[out, in]` dense weights, 3 for the
+    /// `[1, H, W, C·M]` depthwise filter.
+    pub channel_axis: usize,
+    /// Rank the weight tensor has.
+    pub rank: usize,
+}
+
 impl Op {
     pub fn name(&self) -> &'static str {
         match self {
@@ -206,6 +219,45 @@ impl Op {
             Op::Quantize => "Quantize",
             Op::Dequantize => "Dequantize",
         }
+    }
+
+    /// The layer's weights, for ops that have trained weights (conv, depthwise, dense).
+    pub fn weights(&self) -> Option<Weights> {
+        let (channel_axis, rank) = match self {
+            Op::Conv2D(_) => (0, 4),
+            Op::DepthwiseConv2D(_) => (3, 4),
+            Op::FullyConnected(_) => (0, 2),
+            Op::Add(_)
+            | Op::Sub(_)
+            | Op::Mul(_)
+            | Op::Concat(_)
+            | Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::ResizeNearest(_)
+            | Op::MaxPool2D(_)
+            | Op::AvgPool2D(_)
+            | Op::Mean(_)
+            | Op::ReduceMax(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::PRelu
+            | Op::Elu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_)
+            | Op::Quantize
+            | Op::Dequantize => return None,
+        };
+        Some(Weights { input: 1, channel_axis, rank })
+    }
+
+    /// Whether the op has trained weights (see [`Op::weights`]).
+    pub fn has_weights(&self) -> bool {
+        self.weights().is_some()
     }
 
     /// The fused activation, for ops that have one.

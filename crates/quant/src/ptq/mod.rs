@@ -307,5 +307,4 @@ mod float;
 #[cfg(test)]
 mod tests;
 mod weights;
-pub use weights::weight_axis;
 mod wide;

@@ -22,7 +22,7 @@ pub(super) fn quantize_constants(
             continue;
         }
         match &n.op {
-            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
+            op if op.has_weights() => {
                 // TFLM's int8 FULLY_CONNECTED takes one scale per unit (`is_per_channel` in
                 // `fully_connected_common.cc`); tinyq's 16x8 dense kernel is per tensor.
                 let dense = matches!(n.op, Op::FullyConnected(_));
@@ -38,15 +38,6 @@ pub(super) fn quantize_constants(
     Ok(())
 }
 
-/// The output-channel axis of a layer's weights: 3 for depthwise `[1, H, W, C·M]`, else 0.
-pub fn weight_axis(op: &Op) -> usize {
-    if matches!(op, Op::DepthwiseConv2D(_)) {
-        3
-    } else {
-        0
-    }
-}
-
 /// Weights and bias of the layer `n`.
 fn layer_weights(
     q: &mut Graph,
@@ -55,7 +46,7 @@ fn layer_weights(
     act: &[Option<ActivationQParams>],
     per_channel: bool,
 ) -> Result<(), QuantError> {
-    let axis = weight_axis(&n.op);
+    let axis = n.op.weights().map_or(0, |w| w.channel_axis);
     let w = g.tensor(n.inputs[1]);
     let data = w.f32_data().ok_or_else(|| node_err(n, "weights are not constant".into()))?;
     if let Some(v) = data.iter().find(|v| !v.is_finite()) {
