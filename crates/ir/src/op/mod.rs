@@ -188,6 +188,19 @@ pub struct Weights {
     pub rank: usize,
 }
 
+/// The window of an op that slides over height and width (convolutions and pools).
+#[derive(Debug)]
+pub struct Window<'a> {
+    pub padding: &'a mut Padding,
+    /// The window's size; `None` when the weights give it (`[KH, KW]` of the filter).
+    pub filter: Option<[usize; 2]>,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// What a padding pixel reads as: 0 for convolutions, −∞ for max pooling, `None` when
+    /// padding pixels are left out of the result (average pooling's divisor).
+    pub pad_value: Option<f32>,
+}
+
 impl Op {
     pub fn name(&self) -> &'static str {
         match self {
@@ -258,6 +271,52 @@ impl Op {
     /// Whether the op has trained weights (see [`Op::weights`]).
     pub fn has_weights(&self) -> bool {
         self.weights().is_some()
+    }
+
+    /// The sliding window, for ops that have one.
+    pub fn window_mut(&mut self) -> Option<Window<'_>> {
+        fn conv(p: &mut Conv2D) -> Window<'_> {
+            Window {
+                padding: &mut p.padding,
+                filter: None,
+                stride: p.stride,
+                dilation: p.dilation,
+                pad_value: Some(0.0),
+            }
+        }
+        fn pool(p: &mut Pool2D, pad_value: Option<f32>) -> Window<'_> {
+            let (filter, stride) = (Some(p.filter), p.stride);
+            Window { padding: &mut p.padding, filter, stride, dilation: [1, 1], pad_value }
+        }
+        Some(match self {
+            Op::Conv2D(p) => conv(p),
+            Op::DepthwiseConv2D(p) => conv(&mut p.conv),
+            Op::MaxPool2D(p) => pool(p, Some(f32::NEG_INFINITY)),
+            Op::AvgPool2D(p) => pool(p, None),
+            Op::FullyConnected(_)
+            | Op::Add(_)
+            | Op::Sub(_)
+            | Op::Mul(_)
+            | Op::Concat(_)
+            | Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::ResizeNearest(_)
+            | Op::Mean(_)
+            | Op::ReduceMax(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::PRelu
+            | Op::Elu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_)
+            | Op::Quantize
+            | Op::Dequantize => return None,
+        })
     }
 
     /// The fused activation, for ops that have one.
