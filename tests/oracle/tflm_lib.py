@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -51,6 +51,7 @@ KINDS = (
     "resize",
     "reduce_max",
     "elu",
+    "abs",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -573,6 +574,10 @@ def _build_elu(rng):
     return _build_unary(rng, "Elu")
 
 
+def _build_abs(rng):
+    return _build_unary(rng, "Abs")
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -594,6 +599,7 @@ BUILDERS = {
     "resize": _build_resize,
     "reduce_max": _build_reduce_max,
     "elu": _build_elu,
+    "abs": _build_abs,
 }
 assert tuple(BUILDERS) == KINDS
 

@@ -431,8 +431,9 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(24); // LeakyReluOpData
             f.prepare_temps = vec![In(0), Out(0)];
         }
-        op::HARD_SWISH | op::ELU | op::RELU => {
-            // HardSwishParams; elu's OpData { int8_t table[256] }; ReluOpData (7 int32).
+        op::HARD_SWISH | op::ELU | op::RELU | op::ABS => {
+            // HardSwishParams; elu's OpData { int8_t table[256] }; ReluOpData (7 int32);
+            // OpDataAbsRsqrt (four int32, a bool, two enums).
             f.op_data = Some(match code {
                 op::HARD_SWISH => 20,
                 op::ELU => 256,

@@ -180,6 +180,7 @@ impl Plan {
                 &mut out,
             ),
             Op::Elu => ops::activation::map(x[0], &mut out, |v| if v < 0.0 { v.exp() - 1.0 } else { v }),
+            Op::Abs => ops::activation::map(x[0], &mut out, f32::abs),
             Op::Sigmoid => ops::activation::map(x[0], &mut out, |v| 1.0 / (1.0 + (-v).exp())),
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),

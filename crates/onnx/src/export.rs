@@ -664,6 +664,7 @@ impl<'g> Exporter<'g> {
             Op::LeakyRelu(l) => self.unary(n, "LeakyRelu", vec![], vec![attr_float("alpha", l.alpha)]),
             Op::PRelu => self.binary(n, "PRelu", FusedActivation::None),
             Op::Elu => self.unary(n, "Elu", vec![], vec![]),
+            Op::Abs => self.unary(n, "Abs", vec![], vec![]),
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),

@@ -394,6 +394,7 @@ fn activations() {
         Op::Sigmoid,
         Op::Tanh,
         Op::HardSwish,
+        Op::Abs,
         Op::Softmax(Softmax { beta: 1.0 }),
         Op::Softmax(Softmax { beta: 0.5 }),
     ];

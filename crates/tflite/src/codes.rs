@@ -138,7 +138,7 @@ builtins! {
     98 LEAKY_RELU "AddLeakyRelu" 2;
     99 SQUARED_DIFFERENCE "AddSquaredDifference" -;
     100 MIRROR_PAD "AddMirrorPad" -;
-    101 ABS "AddAbs" -;
+    101 ABS "AddAbs" 5;
     102 SPLIT_V "AddSplitV" -;
     103 UNIQUE - -;
     104 CEIL "AddCeil" -;

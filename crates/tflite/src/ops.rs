@@ -69,6 +69,7 @@ pub(crate) const LEAKY_RELU_V: Versions = v(1, 2);
 pub(crate) const PRELU_V: Versions = v(1, 1);
 /// ELU is version 1 for float and int8 (LiteRT registers no other).
 pub(crate) const ELU_V: Versions = v(1, 1);
+pub(crate) const ABS_V: Versions = v(1, 2);
 pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
@@ -92,6 +93,8 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (PADV2, 1) => "1.9.0",
         (PRELU, 1) => "1.8.0",
         (REDUCE_MAX, 1) => "1.11.0",
+        (ABS, 1) => "1.13.0",
+        (ABS, 2) => "2.4.0",
         (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
         (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
@@ -303,6 +306,7 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
         }
         Op::PRelu => ex(PRELU, ver(PRELU_V), None, tensors()),
         Op::Elu => ex(ELU, ver(ELU_V), None, tensors()),
+        Op::Abs => ex(ABS, ver(ABS_V), None, tensors()),
         Op::Sigmoid => ex(LOGISTIC, ver(LOGISTIC_V), None, tensors()),
         Op::Tanh => ex(TANH, ver(TANH_V), None, tensors()),
         Op::HardSwish => ex(
@@ -479,6 +483,7 @@ pub(crate) fn import_op(
         }
         PRELU => (Op::PRelu, 2),
         ELU => (Op::Elu, 1),
+        ABS => (Op::Abs, 1),
         LOGISTIC => (Op::Sigmoid, 1),
         TANH => (Op::Tanh, 1),
         HARD_SWISH => (Op::HardSwish, 1),

@@ -146,6 +146,7 @@ fn fp32_graph() -> Graph {
         ("sigmoid", Op::Sigmoid),
         ("tanh", Op::Tanh),
         ("hswish", Op::HardSwish),
+        ("abs", Op::Abs),
         ("softmax", Op::Softmax(Softmax { beta: 0.5 })),
     ] {
         t = b.f(name, op, &[t]);

@@ -76,6 +76,7 @@ pub fn backward(
         Op::LeakyRelu(p) => vec![activation::leaky_relu(x[0], go, p.alpha)],
         Op::PRelu => binary::prelu(x[0], s[0], x[1], s[1], output_shape, go),
         Op::Elu => vec![activation::elu(x[0], go)],
+        Op::Abs => vec![activation::abs(x[0], go)],
         Op::Sigmoid => vec![activation::sigmoid(output, go)],
         Op::Tanh => vec![activation::tanh(output, go)],
         Op::HardSwish => vec![activation::hard_swish(x[0], go)],

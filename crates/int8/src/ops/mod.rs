@@ -105,6 +105,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::LeakyRelu(p) => activation::prepare_leaky_relu(&ctx, p)?,
         Op::PRelu => binary::prepare_prelu(&ctx)?,
         Op::Elu => activation::prepare_elu(&ctx)?,
+        Op::Abs => activation::prepare_abs(&ctx)?,
         Op::Sigmoid => activation::prepare_logistic(&ctx)?,
         Op::Tanh => activation::prepare_tanh(&ctx)?,
         Op::HardSwish => activation::prepare_hard_swish(&ctx)?,

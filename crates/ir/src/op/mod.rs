@@ -165,6 +165,8 @@ pub enum Op {
     PRelu,
     /// `x` for `x >= 0`, `exp(x) − 1` otherwise: ONNX `Elu` with `alpha = 1`, TFLite `ELU`.
     Elu,
+    /// `|x|`: ONNX `Abs`, TFLite `ABS`.
+    Abs,
     Sigmoid,
     Tanh,
     HardSwish,
@@ -225,6 +227,7 @@ impl Op {
             Op::LeakyRelu(_) => "LeakyRelu",
             Op::PRelu => "PRelu",
             Op::Elu => "Elu",
+            Op::Abs => "Abs",
             Op::Sigmoid => "Sigmoid",
             Op::Tanh => "Tanh",
             Op::HardSwish => "HardSwish",
@@ -258,6 +261,7 @@ impl Op {
             | Op::LeakyRelu(_)
             | Op::PRelu
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -310,6 +314,7 @@ impl Op {
             | Op::LeakyRelu(_)
             | Op::PRelu
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -340,6 +345,7 @@ impl Op {
             | Op::LeakyRelu(_)
             | Op::PRelu
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -370,6 +376,7 @@ impl Op {
             | Op::LeakyRelu(_)
             | Op::PRelu
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
@@ -455,6 +462,7 @@ impl Op {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish

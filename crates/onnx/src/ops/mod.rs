@@ -51,6 +51,7 @@ macro_rules! table {
 }
 
 table! {
+    "Abs" 7 => |i, c| unary(i, c, Op::Abs),
     "Add" 7 => |i, c| binary(i, c, BinKind::Add),
     "AveragePool" 7 => |i, c| pool(i, c, false),
     "BatchNormalization" 7 => batch_norm,

@@ -51,6 +51,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::LeakyRelu(_)
         | Op::PRelu
         | Op::Elu
+        | Op::Abs
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape
@@ -86,6 +87,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::LeakyRelu(_)
         | Op::PRelu
         | Op::Elu
+        | Op::Abs
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
@@ -124,6 +126,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::LeakyRelu(_)
         | Op::PRelu
         | Op::Elu
+        | Op::Abs
         | Op::HardSwish
         | Op::Pad(_)
         | Op::ResizeNearest(_)
