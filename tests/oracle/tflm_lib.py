@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -52,6 +52,7 @@ KINDS = (
     "reduce_max",
     "elu",
     "abs",
+    "reduce_sum",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -578,6 +579,22 @@ def _build_abs(rng):
     return _build_unary(rng, "Abs")
 
 
+def _build_reduce_sum(rng):
+    """ReduceSum over spatial, channel, single or all axes, with and without keepdims; axes as an
+    attribute (opset 11) or an input (opset 13, where ReduceSum's axes became an input)."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    subsets = [[2, 3], [1], [2], [3], [-1], [1, 2, 3], [0, 1]]
+    axes = subsets[int(rng.integers(len(subsets)))]
+    keep = int(rng.integers(0, 2))
+    params = dict(x=shape, axes=axes, keepdims=keep)
+    if rng.random() < 0.5:
+        node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=keep)
+        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], 13, params
+    return [helper.make_node("ReduceSum", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 11, params
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -600,6 +617,7 @@ BUILDERS = {
     "reduce_max": _build_reduce_max,
     "elu": _build_elu,
     "abs": _build_abs,
+    "reduce_sum": _build_reduce_sum,
 }
 assert tuple(BUILDERS) == KINDS
 

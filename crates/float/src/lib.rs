@@ -165,6 +165,7 @@ impl Plan {
             Op::AvgPool2D(p) => ops::pool::average_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::Mean(p) => ops::reduce::mean(x[0], shape(0), &p.axes, &mut out),
             Op::ReduceMax(p) => ops::reduce::reduce_max(x[0], shape(0), &p.axes, &mut out),
+            Op::ReduceSum(p) => ops::reduce::sum(x[0], shape(0), &p.axes, &mut out),
             Op::Relu => ops::activation::map(x[0], &mut out, |v| v.max(0.0)),
             Op::Relu6 => ops::activation::map(x[0], &mut out, |v| v.clamp(0.0, 6.0)),
             Op::Clip(c) => ops::activation::map(x[0], &mut out, |v| v.max(c.min).min(c.max)),

@@ -262,6 +262,12 @@ proptest! {
         check(Op::Mean(Mean { axes, keep_dims: keep }), vec![dims], None, seed, &[1.0])?;
     }
 
+    #[test]
+    fn reduce_sum(dims in prop::collection::vec(1usize..4, 1..5), axes_mask in prop::collection::vec(any::<bool>(), 5), keep: bool, seed: u64) {
+        let axes: Vec<usize> = (0..dims.len()).filter(|&i| axes_mask[i]).collect();
+        check(Op::ReduceSum(Mean { axes, keep_dims: keep }), vec![dims], None, seed, &[1.0])?;
+    }
+
 }
 
 proptest! {

@@ -111,7 +111,7 @@ builtins! {
     71 EQUAL "AddEqual" -;
     72 NOT_EQUAL "AddNotEqual" -;
     73 LOG "AddLog" -;
-    74 SUM "AddSum" -;
+    74 SUM "AddSum" 2;
     75 SQRT "AddSqrt" -;
     76 RSQRT "AddRsqrt" -;
     77 SHAPE "AddShape" 1;

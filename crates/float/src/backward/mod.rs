@@ -69,6 +69,7 @@ pub fn backward(
         Op::MaxPool2D(p) => vec![pool::max_pool(x[0], s[0], p, output_shape, &masked(p.activation))],
         Op::AvgPool2D(p) => vec![pool::average_pool(s[0], p, output_shape, &masked(p.activation))],
         Op::Mean(p) => vec![reduce::mean(s[0], &p.axes, go)],
+        Op::ReduceSum(p) => vec![reduce::sum(s[0], &p.axes, go)],
         Op::ReduceMax(p) => vec![reduce::reduce_max(x[0], s[0], &p.axes, output, go)],
         Op::Relu => vec![activation::clamp(output, go, 0.0, f32::INFINITY)],
         Op::Relu6 => vec![activation::clamp(output, go, 0.0, 6.0)],

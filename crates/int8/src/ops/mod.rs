@@ -99,6 +99,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::AvgPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Average, p, wide)?,
         Op::Mean(p) => reduce::prepare_mean(&ctx, p, wide)?,
         Op::ReduceMax(p) => reduce::prepare_reduce_max(&ctx, p)?,
+        Op::ReduceSum(p) => reduce::prepare_sum(&ctx, p)?,
         Op::Relu => activation::prepare_relu(&ctx)?,
         Op::Relu6 => activation::prepare_relu6(&ctx)?,
         Op::Clip(p) => activation::prepare_clip(&ctx, p)?,

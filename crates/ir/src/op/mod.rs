@@ -156,6 +156,8 @@ pub enum Op {
     /// The largest value over `axes` (the same parameters as [`Mean`]): ONNX `ReduceMax`, TFLite
     /// `REDUCE_MAX`.
     ReduceMax(Mean),
+    /// The sum over `axes` (the same parameters as [`Mean`]): ONNX `ReduceSum`, TFLite `SUM`.
+    ReduceSum(Mean),
     Relu,
     Relu6,
     Clip(Clip),
@@ -221,6 +223,7 @@ impl Op {
             Op::AvgPool2D(_) => "AvgPool2D",
             Op::Mean(_) => "Mean",
             Op::ReduceMax(_) => "ReduceMax",
+            Op::ReduceSum(_) => "ReduceSum",
             Op::Relu => "Relu",
             Op::Relu6 => "Relu6",
             Op::Clip(_) => "Clip",
@@ -255,6 +258,7 @@ impl Op {
             | Op::AvgPool2D(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -308,6 +312,7 @@ impl Op {
             | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -339,6 +344,7 @@ impl Op {
             | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -370,6 +376,7 @@ impl Op {
             | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -439,7 +446,7 @@ impl Op {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
-            Op::Mean(p) | Op::ReduceMax(p) => {
+            Op::Mean(p) | Op::ReduceMax(p) | Op::ReduceSum(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }

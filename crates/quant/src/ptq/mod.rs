@@ -46,6 +46,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Sub(_)
         | Op::Mul(_)
         | Op::Mean(_)
+        | Op::ReduceSum(_)
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
@@ -93,6 +94,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
+        | Op::ReduceSum(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Softmax(_)
@@ -131,6 +133,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
+        | Op::ReduceSum(_)
         | Op::Softmax(_)
         | Op::Sigmoid
         | Op::Tanh
