@@ -53,7 +53,7 @@ impl Plan {
         graph.validate()?;
         for n in &graph.nodes {
             let bad = |msg: &str| FloatError::Unsupported { node: n.name.clone(), op: n.op.name(), msg: msg.into() };
-            if matches!(n.op, Op::Quantize | Op::Dequantize) {
+            if n.op.converts_dtype() {
                 return Err(bad("the float engine runs float graphs; use the integer engine"));
             }
             for &t in n.inputs.iter().chain(&n.outputs) {

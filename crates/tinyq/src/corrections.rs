@@ -153,7 +153,8 @@ pub fn equalize(g: &Graph) -> (Graph, usize) {
         let readers = q.consumers(n1.outputs[0]);
         let [r] = readers[..] else { continue };
         let n2 = &q.nodes[r];
-        if !matches!(n2.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_)) || n2.inputs[0] != n1.outputs[0] {
+        // The second layer must be a convolution (4-D weights), reading the first one's output.
+        if n2.op.weights().is_none_or(|w| w.rank != 4) || n2.inputs[0] != n1.outputs[0] {
             continue;
         }
         let Some(out_axis) = n1.op.weights().map(|w| w.channel_axis) else { continue };

@@ -276,6 +276,41 @@ impl Op {
         Some(Weights { input: 1, channel_axis, rank })
     }
 
+    /// Whether the op changes its tensor's type (QUANTIZE, DEQUANTIZE): it exists only in
+    /// quantized graphs.
+    pub fn converts_dtype(&self) -> bool {
+        match self {
+            Op::Quantize | Op::Dequantize => true,
+            Op::Conv2D(_)
+            | Op::DepthwiseConv2D(_)
+            | Op::FullyConnected(_)
+            | Op::Add(_)
+            | Op::Sub(_)
+            | Op::Mul(_)
+            | Op::Concat(_)
+            | Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::ResizeNearest(_)
+            | Op::MaxPool2D(_)
+            | Op::AvgPool2D(_)
+            | Op::Mean(_)
+            | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::PRelu
+            | Op::Elu
+            | Op::Abs
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_) => false,
+        }
+    }
+
     /// Whether the op has trained weights (see [`Op::weights`]).
     pub fn has_weights(&self) -> bool {
         self.weights().is_some()
