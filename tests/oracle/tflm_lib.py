@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs, reduce_sum) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -53,6 +53,7 @@ KINDS = (
     "elu",
     "abs",
     "reduce_sum",
+    "batch_norm",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -579,6 +580,23 @@ def _build_abs(rng):
     return _build_unary(rng, "Abs")
 
 
+def _build_batch_norm(rng):
+    """A BatchNormalization with no layer before it to fold into (PyTorch's BatchNorm2d on an
+    input or after an Add): it becomes a per-channel multiply and add (MUL and ADD with constant
+    operands)."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    c = shape[1]
+    scale = rng.uniform(0.2, 2.0, c) * rng.choice([-1.0, 1.0], c)
+    bias = rng.normal(0.0, 1.0, c)
+    mean = rng.normal(0.0, 1.0, c)
+    var = rng.uniform(0.1, 3.0, c)
+    inits = [_init(n, a.astype(np.float32)) for n, a in (("scale", scale), ("bias", bias), ("mean", mean), ("var", var))]
+    node = helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"], epsilon=1e-5)
+    return [node], [("x", shape)], inits, 13, dict(x=shape)
+
+
 def _build_reduce_sum(rng):
     """ReduceSum over spatial, channel, single or all axes, with and without keepdims; axes as an
     attribute (opset 11) or an input (opset 13, where ReduceSum's axes became an input)."""
@@ -618,6 +636,7 @@ BUILDERS = {
     "elu": _build_elu,
     "abs": _build_abs,
     "reduce_sum": _build_reduce_sum,
+    "batch_norm": _build_batch_norm,
 }
 assert tuple(BUILDERS) == KINDS
 
