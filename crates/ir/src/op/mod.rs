@@ -205,57 +205,41 @@ pub struct Window<'a> {
     pub pad_value: Option<f32>,
 }
 
-impl Op {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Conv2D(_) => "Conv2D",
-            Op::DepthwiseConv2D(_) => "DepthwiseConv2D",
-            Op::FullyConnected(_) => "FullyConnected",
-            Op::Add(_) => "Add",
-            Op::Sub(_) => "Sub",
-            Op::Mul(_) => "Mul",
-            Op::Concat(_) => "Concat",
-            Op::Reshape => "Reshape",
-            Op::Transpose(_) => "Transpose",
-            Op::Pad(_) => "Pad",
-            Op::ResizeNearest(_) => "ResizeNearest",
-            Op::MaxPool2D(_) => "MaxPool2D",
-            Op::AvgPool2D(_) => "AvgPool2D",
-            Op::Mean(_) => "Mean",
-            Op::ReduceMax(_) => "ReduceMax",
-            Op::ReduceSum(_) => "ReduceSum",
-            Op::Relu => "Relu",
-            Op::Relu6 => "Relu6",
-            Op::Clip(_) => "Clip",
-            Op::LeakyRelu(_) => "LeakyRelu",
-            Op::PRelu => "PRelu",
-            Op::Elu => "Elu",
-            Op::Abs => "Abs",
-            Op::Sigmoid => "Sigmoid",
-            Op::Tanh => "Tanh",
-            Op::HardSwish => "HardSwish",
-            Op::Softmax(_) => "Softmax",
-            Op::Quantize => "Quantize",
-            Op::Dequantize => "Dequantize",
-        }
-    }
+/// The plain facts of one op, stated in one row per op by [`Op::facts`].
+#[derive(Clone, Copy, Debug)]
+struct Facts {
+    name: &'static str,
+    /// `(channel axis, rank)` of the weights, for layers with trained weights.
+    weights: Option<(usize, usize)>,
+    converts_dtype: bool,
+}
 
-    /// The layer's weights, for ops that have trained weights (conv, depthwise, dense).
-    pub fn weights(&self) -> Option<Weights> {
-        let (channel_axis, rank) = match self {
-            Op::Conv2D(_) => (0, 4),
-            Op::DepthwiseConv2D(_) => (3, 4),
-            Op::FullyConnected(_) => (0, 2),
-            Op::Add(_)
-            | Op::Sub(_)
-            | Op::Mul(_)
-            | Op::Concat(_)
-            | Op::Reshape
+impl Facts {
+    const fn op(name: &'static str) -> Facts {
+        Facts { name, weights: None, converts_dtype: false }
+    }
+    const fn weights(self, channel_axis: usize, rank: usize) -> Facts {
+        Facts { weights: Some((channel_axis, rank)), ..self }
+    }
+    const fn converts_dtype(self) -> Facts {
+        Facts { converts_dtype: true, ..self }
+    }
+}
+
+/// The fused activation field of the ops that have one, borrowed as `&` or `&mut`.
+macro_rules! fused_activation {
+    ($op:expr, $($borrow:tt)+) => {
+        match $op {
+            Op::Conv2D(p) => Some($($borrow)+ p.activation),
+            Op::DepthwiseConv2D(p) => Some($($borrow)+ p.conv.activation),
+            Op::FullyConnected(p) => Some($($borrow)+ p.activation),
+            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some($($borrow)+ p.activation),
+            Op::Concat(p) => Some($($borrow)+ p.activation),
+            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some($($borrow)+ p.activation),
+            Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
             | Op::ResizeNearest(_)
-            | Op::MaxPool2D(_)
-            | Op::AvgPool2D(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
@@ -271,49 +255,68 @@ impl Op {
             | Op::HardSwish
             | Op::Softmax(_)
             | Op::Quantize
-            | Op::Dequantize => return None,
-        };
-        Some(Weights { input: 1, channel_axis, rank })
+            | Op::Dequantize => None,
+        }
+    };
+}
+
+impl Op {
+    /// One row per op: its name, its weights' channel axis and rank, whether it changes a
+    /// tensor's type.
+    fn facts(&self) -> Facts {
+        let f = Facts::op;
+        match self {
+            Op::Conv2D(_) => f("Conv2D").weights(0, 4),
+            Op::DepthwiseConv2D(_) => f("DepthwiseConv2D").weights(3, 4),
+            Op::FullyConnected(_) => f("FullyConnected").weights(0, 2),
+            Op::Add(_) => f("Add"),
+            Op::Sub(_) => f("Sub"),
+            Op::Mul(_) => f("Mul"),
+            Op::Concat(_) => f("Concat"),
+            Op::Reshape => f("Reshape"),
+            Op::Transpose(_) => f("Transpose"),
+            Op::Pad(_) => f("Pad"),
+            Op::ResizeNearest(_) => f("ResizeNearest"),
+            Op::MaxPool2D(_) => f("MaxPool2D"),
+            Op::AvgPool2D(_) => f("AvgPool2D"),
+            Op::Mean(_) => f("Mean"),
+            Op::ReduceMax(_) => f("ReduceMax"),
+            Op::ReduceSum(_) => f("ReduceSum"),
+            Op::Relu => f("Relu"),
+            Op::Relu6 => f("Relu6"),
+            Op::Clip(_) => f("Clip"),
+            Op::LeakyRelu(_) => f("LeakyRelu"),
+            Op::PRelu => f("PRelu"),
+            Op::Elu => f("Elu"),
+            Op::Abs => f("Abs"),
+            Op::Sigmoid => f("Sigmoid"),
+            Op::Tanh => f("Tanh"),
+            Op::HardSwish => f("HardSwish"),
+            Op::Softmax(_) => f("Softmax"),
+            Op::Quantize => f("Quantize").converts_dtype(),
+            Op::Dequantize => f("Dequantize").converts_dtype(),
+        }
     }
 
-    /// Whether the op changes its tensor's type (QUANTIZE, DEQUANTIZE): it exists only in
-    /// quantized graphs.
-    pub fn converts_dtype(&self) -> bool {
-        match self {
-            Op::Quantize | Op::Dequantize => true,
-            Op::Conv2D(_)
-            | Op::DepthwiseConv2D(_)
-            | Op::FullyConnected(_)
-            | Op::Add(_)
-            | Op::Sub(_)
-            | Op::Mul(_)
-            | Op::Concat(_)
-            | Op::Reshape
-            | Op::Transpose(_)
-            | Op::Pad(_)
-            | Op::ResizeNearest(_)
-            | Op::MaxPool2D(_)
-            | Op::AvgPool2D(_)
-            | Op::Mean(_)
-            | Op::ReduceMax(_)
-            | Op::ReduceSum(_)
-            | Op::Relu
-            | Op::Relu6
-            | Op::Clip(_)
-            | Op::LeakyRelu(_)
-            | Op::PRelu
-            | Op::Elu
-            | Op::Abs
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::HardSwish
-            | Op::Softmax(_) => false,
-        }
+    pub fn name(&self) -> &'static str {
+        self.facts().name
+    }
+
+    /// The layer's weights, for ops that have trained weights (conv, depthwise, dense).
+    pub fn weights(&self) -> Option<Weights> {
+        let (channel_axis, rank) = self.facts().weights?;
+        Some(Weights { input: 1, channel_axis, rank })
     }
 
     /// Whether the op has trained weights (see [`Op::weights`]).
     pub fn has_weights(&self) -> bool {
         self.weights().is_some()
+    }
+
+    /// Whether the op changes its tensor's type (QUANTIZE, DEQUANTIZE): it exists only in
+    /// quantized graphs.
+    pub fn converts_dtype(&self) -> bool {
+        self.facts().converts_dtype
     }
 
     /// The sliding window, for ops that have one.
@@ -366,66 +369,12 @@ impl Op {
 
     /// The fused activation, for ops that have one.
     pub fn activation(&self) -> Option<FusedActivation> {
-        match self {
-            Op::Conv2D(p) => Some(p.activation),
-            Op::DepthwiseConv2D(p) => Some(p.conv.activation),
-            Op::FullyConnected(p) => Some(p.activation),
-            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some(p.activation),
-            Op::Concat(p) => Some(p.activation),
-            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some(p.activation),
-            Op::Reshape
-            | Op::Transpose(_)
-            | Op::Pad(_)
-            | Op::ResizeNearest(_)
-            | Op::Mean(_)
-            | Op::ReduceMax(_)
-            | Op::ReduceSum(_)
-            | Op::Relu
-            | Op::Relu6
-            | Op::Clip(_)
-            | Op::LeakyRelu(_)
-            | Op::PRelu
-            | Op::Elu
-            | Op::Abs
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::HardSwish
-            | Op::Softmax(_)
-            | Op::Quantize
-            | Op::Dequantize => None,
-        }
+        fused_activation!(self, &).copied()
     }
 
     /// Mutable access to the fused activation, for ops that have one.
     pub fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
-        match self {
-            Op::Conv2D(p) => Some(&mut p.activation),
-            Op::DepthwiseConv2D(p) => Some(&mut p.conv.activation),
-            Op::FullyConnected(p) => Some(&mut p.activation),
-            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some(&mut p.activation),
-            Op::Concat(p) => Some(&mut p.activation),
-            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some(&mut p.activation),
-            Op::Reshape
-            | Op::Transpose(_)
-            | Op::Pad(_)
-            | Op::ResizeNearest(_)
-            | Op::Mean(_)
-            | Op::ReduceMax(_)
-            | Op::ReduceSum(_)
-            | Op::Relu
-            | Op::Relu6
-            | Op::Clip(_)
-            | Op::LeakyRelu(_)
-            | Op::PRelu
-            | Op::Elu
-            | Op::Abs
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::HardSwish
-            | Op::Softmax(_)
-            | Op::Quantize
-            | Op::Dequantize => None,
-        }
+        fused_activation!(self, &mut)
     }
 
     /// Output shapes from input shapes; the error says what does not fit.
