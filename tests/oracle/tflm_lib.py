@@ -556,20 +556,25 @@ def _build_resize(rng):
     return [node], [("x", shape)], [sizes], 13, params
 
 
-def _build_reduce_max(rng):
-    """ReduceMax over the axes exporters use (spatial for a global max, channels, one spatial
-    axis, all), with and without keepdims, axes as an attribute (opset 13) or input (opset 18)."""
+def _build_reduce(rng, op, subsets, p_input, input_opset, attr_opset):
+    """One reduction over a random axes subset, with and without keepdims; the axes as an input
+    (probability p_input, at input_opset) or an attribute (at attr_opset)."""
     from onnx import helper
 
     shape = _nchw(rng)
-    subsets = [[2, 3], [2, 3], [1], [2], [3], [-1], [1, 2, 3]]
     axes = subsets[int(rng.integers(len(subsets)))]
     keep = int(rng.integers(0, 2))
     params = dict(x=shape, axes=axes, keepdims=keep)
-    if rng.random() < 0.3:
-        node = helper.make_node("ReduceMax", ["x", "axes"], ["y"], keepdims=keep)
-        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], 18, params
-    return [helper.make_node("ReduceMax", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 13, params
+    if rng.random() < p_input:
+        node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=keep)
+        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], input_opset, params
+    return [helper.make_node(op, ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], attr_opset, params
+
+
+def _build_reduce_max(rng):
+    """ReduceMax over the axes exporters use (spatial for a global max, channels, one spatial
+    axis, all), axes as an attribute (opset 13) or input (opset 18)."""
+    return _build_reduce(rng, "ReduceMax", [[2, 3], [2, 3], [1], [2], [3], [-1], [1, 2, 3]], 0.3, 18, 13)
 
 
 def _build_elu(rng):
@@ -598,19 +603,9 @@ def _build_batch_norm(rng):
 
 
 def _build_reduce_sum(rng):
-    """ReduceSum over spatial, channel, single or all axes, with and without keepdims; axes as an
-    attribute (opset 11) or an input (opset 13, where ReduceSum's axes became an input)."""
-    from onnx import helper
-
-    shape = _nchw(rng)
-    subsets = [[2, 3], [1], [2], [3], [-1], [1, 2, 3], [0, 1]]
-    axes = subsets[int(rng.integers(len(subsets)))]
-    keep = int(rng.integers(0, 2))
-    params = dict(x=shape, axes=axes, keepdims=keep)
-    if rng.random() < 0.5:
-        node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=keep)
-        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], 13, params
-    return [helper.make_node("ReduceSum", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 11, params
+    """ReduceSum over spatial, channel, single or all axes (batch too); axes as an attribute
+    (opset 11) or an input (opset 13, where ReduceSum's axes became an input)."""
+    return _build_reduce(rng, "ReduceSum", [[2, 3], [1], [2], [3], [-1], [1, 2, 3], [0, 1]], 0.5, 13, 11)
 
 
 BUILDERS = {
