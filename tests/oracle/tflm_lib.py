@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -51,6 +51,9 @@ KINDS = (
     "resize",
     "reduce_max",
     "elu",
+    "abs",
+    "reduce_sum",
+    "batch_norm",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -553,24 +556,56 @@ def _build_resize(rng):
     return [node], [("x", shape)], [sizes], 13, params
 
 
-def _build_reduce_max(rng):
-    """ReduceMax over the axes exporters use (spatial for a global max, channels, one spatial
-    axis, all), with and without keepdims, axes as an attribute (opset 13) or input (opset 18)."""
+def _build_reduce(rng, op, subsets, p_input, input_opset, attr_opset):
+    """One reduction over a random axes subset, with and without keepdims; the axes as an input
+    (probability p_input, at input_opset) or an attribute (at attr_opset)."""
     from onnx import helper
 
     shape = _nchw(rng)
-    subsets = [[2, 3], [2, 3], [1], [2], [3], [-1], [1, 2, 3]]
     axes = subsets[int(rng.integers(len(subsets)))]
     keep = int(rng.integers(0, 2))
     params = dict(x=shape, axes=axes, keepdims=keep)
-    if rng.random() < 0.3:
-        node = helper.make_node("ReduceMax", ["x", "axes"], ["y"], keepdims=keep)
-        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], 18, params
-    return [helper.make_node("ReduceMax", ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], 13, params
+    if rng.random() < p_input:
+        node = helper.make_node(op, ["x", "axes"], ["y"], keepdims=keep)
+        return [node], [("x", shape)], [_init("axes", np.array(axes, np.int64))], input_opset, params
+    return [helper.make_node(op, ["x"], ["y"], axes=axes, keepdims=keep)], [("x", shape)], [], attr_opset, params
+
+
+def _build_reduce_max(rng):
+    """ReduceMax over the axes exporters use (spatial for a global max, channels, one spatial
+    axis, all), axes as an attribute (opset 13) or input (opset 18)."""
+    return _build_reduce(rng, "ReduceMax", [[2, 3], [2, 3], [1], [2], [3], [-1], [1, 2, 3]], 0.3, 18, 13)
 
 
 def _build_elu(rng):
     return _build_unary(rng, "Elu")
+
+
+def _build_abs(rng):
+    return _build_unary(rng, "Abs")
+
+
+def _build_batch_norm(rng):
+    """A BatchNormalization with no layer before it to fold into (PyTorch's BatchNorm2d on an
+    input or after an Add): it becomes a per-channel multiply and add (MUL and ADD with constant
+    operands)."""
+    from onnx import helper
+
+    shape = _nchw(rng)
+    c = shape[1]
+    scale = rng.uniform(0.2, 2.0, c) * rng.choice([-1.0, 1.0], c)
+    bias = rng.normal(0.0, 1.0, c)
+    mean = rng.normal(0.0, 1.0, c)
+    var = rng.uniform(0.1, 3.0, c)
+    inits = [_init(n, a.astype(np.float32)) for n, a in (("scale", scale), ("bias", bias), ("mean", mean), ("var", var))]
+    node = helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"], epsilon=1e-5)
+    return [node], [("x", shape)], inits, 13, dict(x=shape)
+
+
+def _build_reduce_sum(rng):
+    """ReduceSum over spatial, channel, single or all axes (batch too); axes as an attribute
+    (opset 11) or an input (opset 13, where ReduceSum's axes became an input)."""
+    return _build_reduce(rng, "ReduceSum", [[2, 3], [1], [2], [3], [-1], [1, 2, 3], [0, 1]], 0.5, 13, 11)
 
 
 BUILDERS = {
@@ -594,6 +629,9 @@ BUILDERS = {
     "resize": _build_resize,
     "reduce_max": _build_reduce_max,
     "elu": _build_elu,
+    "abs": _build_abs,
+    "reduce_sum": _build_reduce_sum,
+    "batch_norm": _build_batch_norm,
 }
 assert tuple(BUILDERS) == KINDS
 

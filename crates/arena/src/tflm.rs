@@ -225,39 +225,8 @@ fn conv_padding(same: bool, stride: usize, dilation: usize, input: usize, filter
     ((out.max(1) - 1) * stride + effective).saturating_sub(input) / 2
 }
 
-/// Builtin codes the model knows.
-pub mod op {
-    pub const ADD: i32 = 0;
-    pub const AVERAGE_POOL_2D: i32 = 1;
-    pub const CONCATENATION: i32 = 2;
-    pub const CONV_2D: i32 = 3;
-    pub const DEPTHWISE_CONV_2D: i32 = 4;
-    pub const DEQUANTIZE: i32 = 6;
-    pub const FULLY_CONNECTED: i32 = 9;
-    pub const LOGISTIC: i32 = 14;
-    pub const MAX_POOL_2D: i32 = 17;
-    pub const MUL: i32 = 18;
-    pub const RELU: i32 = 19;
-    pub const RELU6: i32 = 21;
-    pub const RESHAPE: i32 = 22;
-    pub const SOFTMAX: i32 = 25;
-    pub const TANH: i32 = 28;
-    pub const PAD: i32 = 34;
-    pub const PADV2: i32 = 60;
-    pub const TRANSPOSE: i32 = 39;
-    pub const MEAN: i32 = 40;
-    pub const SUB: i32 = 41;
-    pub const SQUEEZE: i32 = 43;
-    pub const STRIDED_SLICE: i32 = 45;
-    pub const PRELU: i32 = 54;
-    pub const SUM: i32 = 74;
-    pub const REDUCE_MAX: i32 = 82;
-    pub const RESIZE_NEAREST_NEIGHBOR: i32 = 97;
-    pub const LEAKY_RELU: i32 = 98;
-    pub const ELU: i32 = 111;
-    pub const QUANTIZE: i32 = 114;
-    pub const HARD_SWISH: i32 = 117;
-}
+/// Builtin codes, from the workspace's one builtin table.
+pub use tinyq_tflite::codes as op;
 
 /// A temporary tensor a kernel's `Prepare` takes: the node's input or output at an index. An
 /// index the node does not have (an absent optional input) allocates nothing.
@@ -462,8 +431,9 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(24); // LeakyReluOpData
             f.prepare_temps = vec![In(0), Out(0)];
         }
-        op::HARD_SWISH | op::ELU | op::RELU => {
-            // HardSwishParams; elu's OpData { int8_t table[256] }; ReluOpData (7 int32).
+        op::HARD_SWISH | op::ELU | op::RELU | op::ABS => {
+            // HardSwishParams; elu's OpData { int8_t table[256] }; ReluOpData (7 int32);
+            // OpDataAbsRsqrt (four int32, a bool, two enums).
             f.op_data = Some(match code {
                 op::HARD_SWISH => 20,
                 op::ELU => 256,

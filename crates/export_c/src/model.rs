@@ -4,7 +4,7 @@
 use crate::ExportError;
 
 /// Builtin operator code of CUSTOM in the TFLite schema.
-pub const CUSTOM_CODE: i32 = 32;
+pub const CUSTOM_CODE: i32 = tinyq_tflite::codes::CUSTOM;
 
 /// One operator kind the model's operators use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,111 +179,8 @@ pub fn op_name(code: i32) -> String {
     }
 }
 
-/// The `tflite::MicroMutableOpResolver` method registering a builtin, if TFLM has one.
-///
-/// Method names checked against `tensorflow/lite/micro/micro_mutable_op_resolver.h` of
-/// tflite-micro (2025).
+/// The `tflite::MicroMutableOpResolver` method registering a builtin, if TFLM has one (from the
+/// workspace's one builtin table).
 pub fn resolver_method(code: i32) -> Option<&'static str> {
-    RESOLVER.iter().find(|(c, _)| *c == code).map(|(_, m)| *m)
+    tinyq_tflite::resolver_method(code)
 }
-
-const RESOLVER: &[(i32, &str)] = &[
-    (0, "AddAdd"),
-    (1, "AddAveragePool2D"),
-    (2, "AddConcatenation"),
-    (3, "AddConv2D"),
-    (4, "AddDepthwiseConv2D"),
-    (5, "AddDepthToSpace"),
-    (6, "AddDequantize"),
-    (7, "AddEmbeddingLookup"),
-    (8, "AddFloor"),
-    (9, "AddFullyConnected"),
-    (11, "AddL2Normalization"),
-    (12, "AddL2Pool2D"),
-    (14, "AddLogistic"),
-    (17, "AddMaxPool2D"),
-    (18, "AddMul"),
-    (19, "AddRelu"),
-    (21, "AddRelu6"),
-    (22, "AddReshape"),
-    (23, "AddResizeBilinear"),
-    (25, "AddSoftmax"),
-    (26, "AddSpaceToDepth"),
-    (27, "AddSvdf"),
-    (28, "AddTanh"),
-    (34, "AddPad"),
-    (36, "AddGather"),
-    (37, "AddBatchToSpaceNd"),
-    (38, "AddSpaceToBatchNd"),
-    (39, "AddTranspose"),
-    (40, "AddMean"),
-    (41, "AddSub"),
-    (42, "AddDiv"),
-    (43, "AddSqueeze"),
-    (44, "AddUnidirectionalSequenceLSTM"),
-    (45, "AddStridedSlice"),
-    (47, "AddExp"),
-    (49, "AddSplit"),
-    (50, "AddLogSoftmax"),
-    (53, "AddCast"),
-    (54, "AddPrelu"),
-    (55, "AddMaximum"),
-    (56, "AddArgMax"),
-    (57, "AddMinimum"),
-    (58, "AddLess"),
-    (59, "AddNeg"),
-    (60, "AddPadV2"),
-    (61, "AddGreater"),
-    (62, "AddGreaterEqual"),
-    (63, "AddLessEqual"),
-    (65, "AddSlice"),
-    (66, "AddSin"),
-    (67, "AddTransposeConv"),
-    (70, "AddExpandDims"),
-    (71, "AddEqual"),
-    (72, "AddNotEqual"),
-    (73, "AddLog"),
-    (74, "AddSum"),
-    (75, "AddSqrt"),
-    (76, "AddRsqrt"),
-    (77, "AddShape"),
-    (79, "AddArgMin"),
-    (82, "AddReduceMax"),
-    (83, "AddPack"),
-    (84, "AddLogicalOr"),
-    (86, "AddLogicalAnd"),
-    (87, "AddLogicalNot"),
-    (88, "AddUnpack"),
-    (89, "AddReduceMin"),
-    (90, "AddFloorDiv"),
-    (92, "AddSquare"),
-    (93, "AddZerosLike"),
-    (94, "AddFill"),
-    (95, "AddFloorMod"),
-    (97, "AddResizeNearestNeighbor"),
-    (98, "AddLeakyRelu"),
-    (99, "AddSquaredDifference"),
-    (100, "AddMirrorPad"),
-    (101, "AddAbs"),
-    (102, "AddSplitV"),
-    (104, "AddCeil"),
-    (105, "AddReverseV2"),
-    (106, "AddAddN"),
-    (107, "AddGatherNd"),
-    (108, "AddCos"),
-    (111, "AddElu"),
-    (114, "AddQuantize"),
-    (116, "AddRound"),
-    (117, "AddHardSwish"),
-    (118, "AddIf"),
-    (119, "AddWhile"),
-    (123, "AddSelectV2"),
-    (126, "AddBatchMatMul"),
-    (128, "AddCumSum"),
-    (129, "AddCallOnce"),
-    (130, "AddBroadcastTo"),
-    (142, "AddVarHandle"),
-    (143, "AddReadVariable"),
-    (144, "AddAssignVariable"),
-    (145, "AddBroadcastArgs"),
-];

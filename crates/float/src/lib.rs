@@ -53,7 +53,7 @@ impl Plan {
         graph.validate()?;
         for n in &graph.nodes {
             let bad = |msg: &str| FloatError::Unsupported { node: n.name.clone(), op: n.op.name(), msg: msg.into() };
-            if matches!(n.op, Op::Quantize | Op::Dequantize) {
+            if n.op.converts_dtype() {
                 return Err(bad("the float engine runs float graphs; use the integer engine"));
             }
             for &t in n.inputs.iter().chain(&n.outputs) {
@@ -165,6 +165,7 @@ impl Plan {
             Op::AvgPool2D(p) => ops::pool::average_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::Mean(p) => ops::reduce::mean(x[0], shape(0), &p.axes, &mut out),
             Op::ReduceMax(p) => ops::reduce::reduce_max(x[0], shape(0), &p.axes, &mut out),
+            Op::ReduceSum(p) => ops::reduce::sum(x[0], shape(0), &p.axes, &mut out),
             Op::Relu => ops::activation::map(x[0], &mut out, |v| v.max(0.0)),
             Op::Relu6 => ops::activation::map(x[0], &mut out, |v| v.clamp(0.0, 6.0)),
             Op::Clip(c) => ops::activation::map(x[0], &mut out, |v| v.max(c.min).min(c.max)),
@@ -180,6 +181,7 @@ impl Plan {
                 &mut out,
             ),
             Op::Elu => ops::activation::map(x[0], &mut out, |v| if v < 0.0 { v.exp() - 1.0 } else { v }),
+            Op::Abs => ops::activation::map(x[0], &mut out, f32::abs),
             Op::Sigmoid => ops::activation::map(x[0], &mut out, |v| 1.0 / (1.0 + (-v).exp())),
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),

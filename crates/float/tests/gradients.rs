@@ -262,14 +262,20 @@ proptest! {
         check(Op::Mean(Mean { axes, keep_dims: keep }), vec![dims], None, seed, &[1.0])?;
     }
 
+    #[test]
+    fn reduce_sum(dims in prop::collection::vec(1usize..4, 1..5), axes_mask in prop::collection::vec(any::<bool>(), 5), keep: bool, seed: u64) {
+        let axes: Vec<usize> = (0..dims.len()).filter(|&i| axes_mask[i]).collect();
+        check(Op::ReduceSum(Mean { axes, keep_dims: keep }), vec![dims], None, seed, &[1.0])?;
+    }
+
 }
 
 proptest! {
-    // Eight ops share this test: 8 × 40 cases.
-    #![proptest_config(ProptestConfig { cases: 320, ..config() })]
+    // Ten ops share this test: 10 × 40 cases.
+    #![proptest_config(ProptestConfig { cases: 400, ..config() })]
 
     #[test]
-    fn elementwise(dims in prop::collection::vec(1usize..5, 1..4), which in 0u8..10, lo in -2f32..0.0, hi in 0f32..2.0,
+    fn elementwise(dims in prop::collection::vec(1usize..5, 1..4), which in 0u8..11, lo in -2f32..0.0, hi in 0f32..2.0,
                    alpha in -0.5f32..1.5, seed: u64) {
         let (op, scale) = match which {
             0 => (Op::Relu, 1.0),
@@ -280,6 +286,7 @@ proptest! {
             5 => (Op::Tanh, 2.0),
             6 => (Op::HardSwish, 5.0),
             7 => (Op::Elu, 3.0),
+            8 => (Op::Abs, 2.0),
             _ => (Op::Softmax(Softmax { beta: alpha + 0.6 }), 2.0),
         };
         check(op, vec![dims], None, seed, &[scale])?;

@@ -37,6 +37,7 @@ pub mod fixedpoint;
 pub mod padding;
 pub mod shape;
 
+pub mod abs;
 pub mod add;
 pub mod average_pool;
 pub mod concatenation;

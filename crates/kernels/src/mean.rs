@@ -1,4 +1,5 @@
-//! MEAN on int8 or int16 over any set of axes.
+//! MEAN on int8 or int16 over any set of axes, and SUM on int8 (the same kernel without the
+//! division).
 //!
 //! Mirrors `reference/reduce.h::QuantizedMeanOrSum<T, int32_t>` (mean branch; TFLM's
 //! `EvalIntegerMean<int8_t>` and `EvalIntegerMean<int16_t>` take the same path), prepared as in
@@ -7,7 +8,8 @@
 //! into the multiplier at eval time; shapes are static here, so it is folded in prepare with the
 //! same integer steps. The result is clamped to the type's range. TFLM asks nothing of the scales
 //! (any ratio `in_s / out_s` becomes a multiplier) or zero points. Global average pooling in
-//! current converter output is MEAN over `[1, 2]`.
+//! current converter output is MEAN over `[1, 2]`. SUM (`EvalSumHelper`, `compute_sum = true`) is
+//! the same sum rescaled by `in_s / out_s` alone.
 
 use crate::fixedpoint::{multiply_by_quantized_multiplier_with, quantize_multiplier_with, Rounding};
 use crate::shape::{next_index, resolve_axis, Dims, MAX_DIMS};
@@ -19,7 +21,7 @@ use crate::{ActivationQParams, KernelError, QuantizedInt};
 pub struct MeanParams {
     pub input_zero_point: i32,
     pub output_zero_point: i32,
-    /// Already divided by `num_elements_in_axis`.
+    /// For MEAN already divided by `num_elements_in_axis`.
     pub output_multiplier: i32,
     pub output_shift: i32,
     pub num_elements_in_axis: usize,
@@ -44,6 +46,29 @@ pub fn prepare_mean<Q: ActivationQParams>(
     output: Q,
     rounding: Rounding,
 ) -> Result<MeanParams, KernelError> {
+    prepare_mean_or_sum(input_shape, axes, input, output, rounding, false)
+}
+
+/// Validates an int8 SUM and computes its parameters ([`mean_s8`] then evaluates it): TFLM's
+/// `QuantizedMeanOrSum` with `compute_sum`, one multiplier `in_s / out_s`.
+pub fn prepare_sum_s8(
+    input_shape: &[usize],
+    axes: &[i32],
+    input: crate::QParamsS8,
+    output: crate::QParamsS8,
+    rounding: Rounding,
+) -> Result<MeanParams, KernelError> {
+    prepare_mean_or_sum(input_shape, axes, input, output, rounding, true)
+}
+
+fn prepare_mean_or_sum<Q: ActivationQParams>(
+    input_shape: &[usize],
+    axes: &[i32],
+    input: Q,
+    output: Q,
+    rounding: Rounding,
+    compute_sum: bool,
+) -> Result<MeanParams, KernelError> {
     let input = input.validate("input")?.scale_and_zero_point();
     let output = output.validate("output")?.scale_and_zero_point();
     let dims = Dims::new(input_shape)?;
@@ -54,7 +79,7 @@ pub fn prepare_mean<Q: ActivationQParams>(
     let num_elements_in_axis: usize = (0..dims.rank()).filter(|&a| reduced[a]).map(|a| input_shape[a]).product();
     let q = quantize_multiplier_with(input.scale as f64 / output.scale as f64, rounding)?;
     let (mut multiplier, mut shift) = (q.multiplier, q.shift);
-    if num_elements_in_axis > 0 {
+    if num_elements_in_axis > 0 && !compute_sum {
         let n = num_elements_in_axis as u64;
         // Shifting by at most 32 keeps `multiplier << shift` in i64, and `shift ≤ 31 + q.shift`
         // keeps the final shift ≥ −31 as MultiplyByQuantizedMultiplier requires.
@@ -74,8 +99,8 @@ pub fn prepare_mean<Q: ActivationQParams>(
     })
 }
 
-/// The int8 names (the same generic functions).
-pub use self::{mean as mean_s8, prepare_mean as prepare_mean_s8};
+/// The int8 names (the same generic functions); SUM evaluates as [`mean_s8`] too.
+pub use self::{mean as mean_s8, mean as sum_s8, prepare_mean as prepare_mean_s8};
 
 /// TFLM `reference_ops::QuantizedMeanOrSum<T, int32_t>` (mean) for int8 and int16.
 ///
@@ -136,6 +161,17 @@ pub fn mean<T: QuantizedInt>(params: &MeanParams, input: &[T], output: &mut [T])
 mod tests {
     use super::*;
     use crate::{QParamsS16, QParamsS8};
+
+    #[test]
+    fn sum_skips_the_division() {
+        // Sum over axis 1 of [[1, 2, 3], [4, 5, 6]] with zero point 1: (0+1+2, 3+4+5) = (3, 12),
+        // times in_s / out_s = 0.5, plus the output zero point −10.
+        let (input, output) = (QParamsS8::new(0.1, 1), QParamsS8::new(0.2, -10));
+        let p = prepare_sum_s8(&[2, 3], &[1], input, output, Rounding::Double).unwrap();
+        let mut out = [0i8; 2];
+        sum_s8(&p, &[1i8, 2, 3, 4, 5, 6], &mut out);
+        assert_eq!(out, [-8, -4]);
+    }
 
     #[test]
     fn global_average_by_hand() {

@@ -656,14 +656,16 @@ impl<'g> Exporter<'g> {
             Op::ResizeNearest(r) => self.resize_nearest(n, r),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
-            Op::Mean(m) => self.reduce(n, m, "ReduceMean"),
-            Op::ReduceMax(m) => self.reduce(n, m, "ReduceMax"),
+            Op::Mean(m) => self.reduce(n, m, "ReduceMean", 18),
+            Op::ReduceMax(m) => self.reduce(n, m, "ReduceMax", 18),
+            Op::ReduceSum(m) => self.reduce(n, m, "ReduceSum", 13),
             Op::Relu => self.unary(n, "Relu", vec![], vec![]),
             Op::Relu6 => self.clip(n, 0.0, 6.0),
             Op::Clip(c) => self.clip(n, c.min, c.max),
             Op::LeakyRelu(l) => self.unary(n, "LeakyRelu", vec![], vec![attr_float("alpha", l.alpha)]),
             Op::PRelu => self.binary(n, "PRelu", FusedActivation::None),
             Op::Elu => self.unary(n, "Elu", vec![], vec![]),
+            Op::Abs => self.unary(n, "Abs", vec![], vec![]),
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),
@@ -915,7 +917,8 @@ impl<'g> Exporter<'g> {
     }
 
     /// ReduceMean / ReduceMax (axes an input from opset 18).
-    fn reduce(&mut self, n: &Node, m: &Mean, op_type: &str) -> Result<(), String> {
+    /// `op_type` takes its axes as an input from opset `axes_input_since`.
+    fn reduce(&mut self, n: &Node, m: &Mean, op_type: &str, axes_input_since: i64) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
         let data = self.get(x, &perm)?;
@@ -932,7 +935,7 @@ impl<'g> Exporter<'g> {
                 .collect()
         };
         let keep = attr_int("keepdims", i64::from(m.keep_dims));
-        if self.opset >= 18 {
+        if self.opset >= axes_input_since {
             let axes = self.int_const(&format!("{}/axes", self.base_name(n.outputs[0])), &axes);
             self.write_op(n, op_type, vec![data, axes], vec![keep], out_perm, FusedActivation::None)
         } else {

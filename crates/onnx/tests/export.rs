@@ -285,6 +285,28 @@ fn mean_over_axes_with_and_without_keep_dims() {
 }
 
 #[test]
+fn reduce_sum_round_trips_with_axes_as_an_input() {
+    for (axes, keep) in [(vec![1, 2], true), (vec![3], false), (vec![1, 2, 3], false)] {
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 5, 4, 3]);
+        let c = b.conv("conv", x, 6, [3, 3], same());
+        let s = b.op("sum", Op::ReduceSum(Mean { axes: axes.clone(), keep_dims: keep }), &[c]);
+        let y = b.op("tanh", Op::Tanh, &[s]);
+        let g = b.output(&[y]);
+        round_trip(&g);
+        round_trip_at(&g, 14);
+    }
+    let mut b = Ir::new();
+    let x = b.input("x", &[1, 5, 4, 3]);
+    let s = b.op("sum", Op::ReduceSum(Mean { axes: vec![1, 2], keep_dims: true }), &[x]);
+    let g = b.output(&[s]);
+    let node = |m: ModelProto| m.graph.unwrap().node.into_iter().find(|n| n.op_type == "ReduceSum").unwrap();
+    // ReduceSum takes its axes as an input from opset 13 on, every opset the exporter writes.
+    let n14 = node(exported(&g, 14));
+    assert!(!n14.attribute.iter().any(|a| a.name == "axes") && n14.input.len() == 2);
+}
+
+#[test]
 fn reduce_mean_axes_follow_the_opset() {
     let mut b = Ir::new();
     let x = b.input("x", &[1, 5, 4, 3]);
@@ -394,6 +416,7 @@ fn activations() {
         Op::Sigmoid,
         Op::Tanh,
         Op::HardSwish,
+        Op::Abs,
         Op::Softmax(Softmax { beta: 1.0 }),
         Op::Softmax(Softmax { beta: 0.5 }),
     ];

@@ -21,7 +21,7 @@ pub use params::{
 };
 pub use ptq::{
     can_keep_in_float, can_run_16x8, output_rule, quantize_graph, quantize_graph_mixed, quantize_graph_with_float,
-    weight_axis, OutputRule, PtqConfig,
+    OutputRule, PtqConfig,
 };
 pub use range::{choose_range, Calibration, Histogram, TensorStats, HISTOGRAM_BINS};
 pub use round::{round_f64, round_i32};

@@ -69,7 +69,9 @@ pub(crate) const LEAKY_RELU_V: Versions = v(1, 2);
 pub(crate) const PRELU_V: Versions = v(1, 1);
 /// ELU is version 1 for float and int8 (LiteRT registers no other).
 pub(crate) const ELU_V: Versions = v(1, 1);
+pub(crate) const ABS_V: Versions = v(1, 2);
 pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
+pub(crate) const SUM_V: Versions = v(1, 2);
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V: i32 = 3;
@@ -92,6 +94,10 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (PADV2, 1) => "1.9.0",
         (PRELU, 1) => "1.8.0",
         (REDUCE_MAX, 1) => "1.11.0",
+        (SUM, 1) => "1.10.0",
+        (SUM, 2) => "1.15.0",
+        (ABS, 1) => "1.13.0",
+        (ABS, 2) => "2.4.0",
         (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
         (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
@@ -289,6 +295,12 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
             ex(REDUCE_MAX, ver(REDUCE_MAX_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
         }
+        Op::ReduceSum(p) => {
+            let axes = p.axes.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let axes_t = i32_const("axes", vec![axes.len()], axes);
+            let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
+            ex(SUM, ver(SUM_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
+        }
         Op::Relu => ex(RELU, ver(RELU_V), None, tensors()),
         Op::Relu6 => ex(RELU6, ver(RELU6_V), None, tensors()),
         Op::Clip(Clip { min, max }) => match (*min, *max) {
@@ -303,6 +315,7 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
         }
         Op::PRelu => ex(PRELU, ver(PRELU_V), None, tensors()),
         Op::Elu => ex(ELU, ver(ELU_V), None, tensors()),
+        Op::Abs => ex(ABS, ver(ABS_V), None, tensors()),
         Op::Sigmoid => ex(LOGISTIC, ver(LOGISTIC_V), None, tensors()),
         Op::Tanh => ex(TANH, ver(TANH_V), None, tensors()),
         Op::HardSwish => ex(
@@ -454,7 +467,7 @@ pub(crate) fn import_op(
             };
             (if code == MAX_POOL_2D { Op::MaxPool2D(p) } else { Op::AvgPool2D(p) }, 1)
         }
-        MEAN | REDUCE_MAX => {
+        MEAN | REDUCE_MAX | SUM => {
             let keep_dims = match opts {
                 Some(OptRef::ReducerOptions(o)) => s(o.keep_dims())?,
                 _ => false,
@@ -465,7 +478,12 @@ pub(crate) fn import_op(
             axes.sort_unstable();
             axes.dedup();
             let p = Mean { axes, keep_dims };
-            (if code == MEAN { Op::Mean(p) } else { Op::ReduceMax(p) }, 1)
+            let op = match code {
+                MEAN => Op::Mean(p),
+                REDUCE_MAX => Op::ReduceMax(p),
+                _ => Op::ReduceSum(p),
+            };
+            (op, 1)
         }
         RELU => (Op::Relu, 1),
         RELU6 => (Op::Relu6, 1),
@@ -479,6 +497,7 @@ pub(crate) fn import_op(
         }
         PRELU => (Op::PRelu, 2),
         ELU => (Op::Elu, 1),
+        ABS => (Op::Abs, 1),
         LOGISTIC => (Op::Sigmoid, 1),
         TANH => (Op::Tanh, 1),
         HARD_SWISH => (Op::HardSwish, 1),

@@ -218,8 +218,7 @@ fn dequantize_weights(t: &Tensor) -> Result<Tensor, String> {
 }
 
 fn is_hybrid(ins: &[Option<&Tensor>], op: &tinyq_ir::Op) -> bool {
-    use tinyq_ir::Op;
-    let weights_op = matches!(op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_));
+    let weights_op = op.has_weights();
     let float_in = ins.first().copied().flatten().is_some_and(|t| t.dtype == DType::F32);
     let int_w = ins.get(1).copied().flatten().is_some_and(|t| t.dtype == DType::I8);
     weights_op && float_in && int_w

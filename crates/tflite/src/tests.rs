@@ -123,6 +123,7 @@ fn fp32_graph() -> Graph {
     let pd = b.f("pad", Op::Pad(Pad { pads: vec![[0, 0], [0, 0], [1, 2], [0, 1]], value: 0.0 }), &[tr]);
     let pd2 = b.f("padv2", Op::Pad(Pad { pads: vec![[0, 0], [1, 0], [0, 0], [0, 0]], value: -2.5 }), &[pd]);
     let mean = b.f("mean", Op::Mean(Mean { axes: vec![2, 3], keep_dims: true }), &[pd2]);
+    let mean = b.f("sum", Op::ReduceSum(Mean { axes: vec![2], keep_dims: true }), &[mean]);
     let flat = b.op("reshape", Op::Reshape, &[mean], DType::F32, None, Some(&[1, 17]));
     let fw = b.f32_const("fc_w", &[6, 17]);
     let fb = b.f32_const("fc_b", &[6]);
@@ -146,6 +147,7 @@ fn fp32_graph() -> Graph {
         ("sigmoid", Op::Sigmoid),
         ("tanh", Op::Tanh),
         ("hswish", Op::HardSwish),
+        ("abs", Op::Abs),
         ("softmax", Op::Softmax(Softmax { beta: 0.5 })),
     ] {
         t = b.f(name, op, &[t]);

@@ -218,38 +218,13 @@ fn lower_explicit_padding(graph: &Graph) -> Result<Graph, TfliteError> {
         let x = g.tensors[n.inputs[0]].clone();
         let w = n.inputs.get(1).and_then(|&w| g.tensors.get(w)).filter(|w| w.shape.len() == 4);
         let kernel = w.map(|w| [w.shape[1], w.shape[2]]).unwrap_or([1, 1]);
-        let (padding, k, stride, dilation, pad_value) = match &mut n.op {
-            Op::Conv2D(p) => (&mut p.padding, kernel, p.stride, p.dilation, 0.0),
-            Op::DepthwiseConv2D(p) => (&mut p.conv.padding, kernel, p.conv.stride, p.conv.dilation, 0.0),
-            Op::MaxPool2D(p) => (&mut p.padding, p.filter, p.stride, [1, 1], f32::NEG_INFINITY),
-            Op::AvgPool2D(p) => (&mut p.padding, p.filter, p.stride, [1, 1], f32::NAN),
-            Op::FullyConnected(_)
-            | Op::Add(_)
-            | Op::Sub(_)
-            | Op::Mul(_)
-            | Op::Concat(_)
-            | Op::Reshape
-            | Op::Transpose(_)
-            | Op::Pad(_)
-            | Op::ResizeNearest(_)
-            | Op::Mean(_)
-            | Op::ReduceMax(_)
-            | Op::Relu
-            | Op::Relu6
-            | Op::Clip(_)
-            | Op::LeakyRelu(_)
-            | Op::PRelu
-            | Op::Elu
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::HardSwish
-            | Op::Softmax(_)
-            | Op::Quantize
-            | Op::Dequantize => {
-                nodes.push(n);
-                continue;
-            }
+        let Some(window) = n.op.window_mut() else {
+            nodes.push(n);
+            continue;
         };
+        let (padding, stride, dilation) = (window.padding, window.stride, window.dilation);
+        let k = window.filter.unwrap_or(kernel);
+        let pad_value = window.pad_value.unwrap_or(f32::NAN);
         *padding = padding.canonical([x.shape[1], x.shape[2]], k, stride, dilation);
         let Padding::Explicit { top, bottom, left, right } = *padding else {
             nodes.push(n);

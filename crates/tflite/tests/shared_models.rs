@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use tinyq_ir::Op;
 use tinyq_tflite::{read_tflite, read_tflite_file, write_tflite};
 
 fn shared_models() -> Option<Vec<PathBuf>> {
@@ -67,7 +66,7 @@ fn shared_tflite_models_read_and_round_trip() {
         }
         let int8 = name.contains("int8");
         for n in &g.nodes {
-            if let Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) = n.op {
+            if n.op.has_weights() {
                 let w = &g.tensors[n.inputs[1]];
                 assert!(w.is_constant(), "{name}: weights of {} are not constant", n.name);
                 if int8 {

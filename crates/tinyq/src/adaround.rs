@@ -136,7 +136,7 @@ fn layers(g: &Graph, q: &Graph) -> Vec<Layer> {
     q.nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)))
+        .filter(|(_, n)| n.op.has_weights())
         .filter(|(_, n)| matches!(q.tensor(n.inputs[1]).dtype, DType::I8 | DType::I4))
         .filter(|(_, n)| q.consumers(n.inputs[1]).len() == 1)
         .filter_map(|(k, n)| {
@@ -153,7 +153,7 @@ fn layers(g: &Graph, q: &Graph) -> Vec<Layer> {
 fn geometry(g: &Graph, n: &Node, qnode: usize, fnode: usize) -> Option<Layer> {
     let ws = &g.tensor(*n.inputs.get(1)?).shape;
     let xs = &g.tensor(n.inputs[0]).shape;
-    let rank = if matches!(n.op, Op::FullyConnected(_)) { 2 } else { 4 };
+    let rank = n.op.weights()?.rank;
     if ws.len() != rank || (rank == 4 && xs.len() != 4) || !g.tensor(n.inputs[1]).is_constant() || ws.contains(&0) {
         return None;
     }

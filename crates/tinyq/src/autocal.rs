@@ -73,17 +73,14 @@ fn grids(g: &Graph, ranges: &[Option<(f32, f32)>]) -> Vec<Option<(f32, i32)>> {
 fn with_rounded_weights(g: &Graph) -> Graph {
     let mut q = g.clone();
     for n in &g.nodes {
-        let axis = match n.op {
-            tinyq_ir::Op::Conv2D(_) | tinyq_ir::Op::FullyConnected(_) => 0,
-            tinyq_ir::Op::DepthwiseConv2D(_) => 3,
-            _ => continue,
-        };
-        let w = g.tensor(n.inputs[1]);
+        let Some(weights) = n.op.weights() else { continue };
+        let (axis, slot) = (weights.channel_axis, weights.input);
+        let w = g.tensor(n.inputs[slot]);
         let (Some(data), true) = (w.f32_data(), axis < w.shape.len()) else { continue };
         let (wq, scales) = tinyq_quant::symmetric_per_channel(&data, &w.shape, axis);
         let inner: usize = w.shape[axis + 1..].iter().product();
         let real = wq.iter().enumerate().map(|(i, &v)| v as f32 * scales[(i / inner) % scales.len()]).collect();
-        q.tensors[n.inputs[1]].data = Some(tinyq_ir::TensorData::F32(real));
+        q.tensors[n.inputs[slot]].data = Some(tinyq_ir::TensorData::F32(real));
     }
     q
 }

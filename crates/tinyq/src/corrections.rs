@@ -34,7 +34,7 @@ pub fn bias_correction(model: &Model, q: &mut Graph, calib: &BoundInputs) -> Res
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)))
+        .filter(|(_, n)| n.op.has_weights())
         .filter(|(_, n)| {
             n.inputs.get(2).is_some_and(|&b| q.tensor(b).dtype == DType::I32)
                 && q.tensor(n.outputs[0]).dtype == DType::I8
@@ -153,10 +153,11 @@ pub fn equalize(g: &Graph) -> (Graph, usize) {
         let readers = q.consumers(n1.outputs[0]);
         let [r] = readers[..] else { continue };
         let n2 = &q.nodes[r];
-        if !matches!(n2.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_)) || n2.inputs[0] != n1.outputs[0] {
+        // The second layer must be a convolution (4-D weights), reading the first one's output.
+        if n2.op.weights().is_none_or(|w| w.rank != 4) || n2.inputs[0] != n1.outputs[0] {
             continue;
         }
-        let out_axis = if matches!(n1.op, Op::DepthwiseConv2D(_)) { 3 } else { 0 };
+        let Some(out_axis) = n1.op.weights().map(|w| w.channel_axis) else { continue };
         let (w1, w2, b1) = (n1.inputs[1], n2.inputs[1], n1.inputs.get(2).copied());
         let (s1, s2) = (q.tensor(w1).shape.clone(), q.tensor(w2).shape.clone());
         let (Some(d1), Some(d2)) = (q.tensor(w1).f32_data(), q.tensor(w2).f32_data()) else { continue };

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use tinyq_float::Plan;
 use tinyq_int8::{Int8Plan, TensorValue};
-use tinyq_ir::{DType, Graph, Op, TensorId};
+use tinyq_ir::{DType, Graph, TensorId};
 
 use crate::deploy::Report;
 use crate::{BoundInputs, Model, TinyqError};
@@ -577,12 +577,9 @@ fn float_alone(g: &Graph, ft: TensorId, inputs: &[TensorId]) -> Option<Plan> {
 
 /// Per-output-channel min and max of the weights of a conv, depthwise or dense node.
 fn weight_ranges(g: &Graph, n: &tinyq_ir::Node) -> Option<WeightRanges> {
-    let axis = match n.op {
-        Op::Conv2D(_) | Op::FullyConnected(_) => 0,
-        Op::DepthwiseConv2D(_) => 3,
-        _ => return None,
-    };
-    let w = g.tensor(*n.inputs.get(1)?);
+    let weights = n.op.weights()?;
+    let axis = weights.channel_axis;
+    let w = g.tensor(*n.inputs.get(weights.input)?);
     let data = w.f32_data()?;
     let channels = *w.shape.get(axis)?;
     let inner: usize = w.shape[axis + 1..].iter().product();
@@ -751,7 +748,7 @@ pub fn debug(
             let mean_abs_value_lsb = t.sum_abs_signal / count / scale as f64;
             // The TFLite int8 spec fixes these outputs' scale and zero point: calibration cannot
             // change their range, so no calibration advice.
-            let fixed_range = matches!(qg.nodes[n].op, Op::Softmax(_) | Op::Sigmoid | Op::Tanh);
+            let fixed_range = matches!(tinyq_quant::output_rule(&qg.nodes[n].op), Ok(tinyq_quant::OutputRule::Fixed(..)));
             let suggestion = if fixed_range {
                 None
             } else if clipped > 0.01 {

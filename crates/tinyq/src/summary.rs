@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use tinyq_ir::{numel, Graph, Op, Tensor};
+use tinyq_ir::{numel, Graph, Tensor};
 
 use crate::Model;
 
@@ -50,36 +50,11 @@ pub struct ModelSummary {
 /// Multiply-accumulates of one node (convolutions and dense layers; 0 for the rest).
 pub fn node_macs(g: &Graph, n: &tinyq_ir::Node) -> u64 {
     let out = numel(&g.tensor(n.outputs[0]).shape) as u64;
-    let w = || &g.tensor(n.inputs[1]).shape;
-    match &n.op {
-        Op::Conv2D(_) => out * (w()[1] * w()[2] * w()[3]) as u64,
-        Op::DepthwiseConv2D(_) => out * (w()[1] * w()[2]) as u64,
-        Op::FullyConnected(_) => out * w()[1] as u64,
-        Op::Add(_)
-        | Op::Sub(_)
-        | Op::Mul(_)
-        | Op::Concat(_)
-        | Op::Reshape
-        | Op::Transpose(_)
-        | Op::Pad(_)
-        | Op::ResizeNearest(_)
-        | Op::MaxPool2D(_)
-        | Op::AvgPool2D(_)
-        | Op::Mean(_)
-        | Op::ReduceMax(_)
-        | Op::Relu
-        | Op::Relu6
-        | Op::Clip(_)
-        | Op::LeakyRelu(_)
-        | Op::PRelu
-        | Op::Elu
-        | Op::Sigmoid
-        | Op::Tanh
-        | Op::HardSwish
-        | Op::Softmax(_)
-        | Op::Quantize
-        | Op::Dequantize => 0,
-    }
+    let Some(weights) = n.op.weights() else { return 0 };
+    // Each output value reads every weight of its channel.
+    let w = &g.tensor(n.inputs[weights.input]).shape;
+    let per_channel = numel(w) / w.get(weights.channel_axis).copied().unwrap_or(1).max(1);
+    out * per_channel as u64
 }
 
 pub fn inspect(model: &Model) -> ModelSummary {

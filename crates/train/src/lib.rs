@@ -290,7 +290,7 @@ impl Trainer {
         let mut param_of = vec![None; g.tensors.len()];
         let mut params = Vec::new();
         for n in &g.nodes {
-            if matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)) {
+            if n.op.has_weights() {
                 for &t in &n.inputs[1..] {
                     if g.tensor(t).is_constant() && param_of[t].is_none() {
                         param_of[t] = Some(params.len());
@@ -392,7 +392,7 @@ impl Trainer {
             .collect();
         let mut requants = vec![None; g.tensors.len()];
         for n in &q.nodes {
-            if matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)) {
+            if n.op.has_weights() {
                 let scale = |t: TensorId| q.tensor(t).qparams.as_ref().map(|p| p.scale.clone());
                 if let (Some(si), Some(sw), Some(so)) = (scale(n.inputs[0]), scale(n.inputs[1]), scale(n.outputs[0])) {
                     requants[n.outputs[0]] = Requant::new(si[0], &sw, so[0]);

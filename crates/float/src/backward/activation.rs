@@ -56,3 +56,19 @@ pub fn softmax(output: &[f32], inner: usize, beta: f32, go: &[f32]) -> Vec<f32> 
 pub fn elu(x: &[f32], go: &[f32]) -> Vec<f32> {
     x.iter().zip(go).map(|(&v, &g)| if v < 0.0 { g * v.exp() } else { g }).collect()
 }
+
+/// ABS: the sign of `x` (0 at 0, as PyTorch's `abs` backward).
+pub fn abs(x: &[f32], go: &[f32]) -> Vec<f32> {
+    x.iter()
+        .zip(go)
+        .map(|(&v, &g)| {
+            if v > 0.0 {
+                g
+            } else if v < 0.0 {
+                -g
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}

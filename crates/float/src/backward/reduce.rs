@@ -1,6 +1,17 @@
-//! Gradient of Mean: every input element receives its output's gradient divided by the count.
+//! Gradients of Sum and Mean: every input element receives its output's gradient (divided by
+//! the count for Mean).
 
 pub fn mean(s: &[usize], axes: &[usize], go: &[f32]) -> Vec<f32> {
+    let count: usize = axes.iter().map(|&a| s[a]).product();
+    spread(s, axes, go, 1.0 / count.max(1) as f32)
+}
+
+pub fn sum(s: &[usize], axes: &[usize], go: &[f32]) -> Vec<f32> {
+    spread(s, axes, go, 1.0)
+}
+
+/// Each input element's output gradient times `factor`.
+fn spread(s: &[usize], axes: &[usize], go: &[f32], factor: f32) -> Vec<f32> {
     let rank = s.len();
     let mut out_strides = vec![0usize; rank];
     let mut stride = 1;
@@ -10,14 +21,12 @@ pub fn mean(s: &[usize], axes: &[usize], go: &[f32]) -> Vec<f32> {
             stride *= s[i];
         }
     }
-    let count: usize = axes.iter().map(|&a| s[a]).product();
-    let inv = 1.0 / count.max(1) as f32;
     let n: usize = s.iter().product();
     let mut dx = vec![0f32; n];
     let mut pos = vec![0usize; rank];
     let mut o = 0usize;
     for d in dx.iter_mut() {
-        *d = go[o] * inv;
+        *d = go[o] * factor;
         for ax in (0..rank).rev() {
             pos[ax] += 1;
             o += out_strides[ax];

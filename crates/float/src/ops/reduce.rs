@@ -1,12 +1,22 @@
-//! Mean over a set of axes (accumulated in f64, then divided once), and max.
+//! Sum and mean over a set of axes (accumulated in f64; the mean divided once), and max.
 
 pub fn mean(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
-    let mut acc = vec![0f64; out.len()];
+    let count: usize = axes.iter().map(|&a| s[a]).product();
+    let acc = sum_f64(x, s, axes, out.len());
+    out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a / count.max(1) as f64) as f32);
+}
+
+pub fn sum(x: &[f32], s: &[usize], axes: &[usize], out: &mut [f32]) {
+    let acc = sum_f64(x, s, axes, out.len());
+    out.iter_mut().zip(acc).for_each(|(o, a)| *o = a as f32);
+}
+
+fn sum_f64(x: &[f32], s: &[usize], axes: &[usize], n_out: usize) -> Vec<f64> {
+    let mut acc = vec![0f64; n_out];
     for (&v, o) in x.iter().zip(reduce_targets(s, axes)) {
         acc[o] += v as f64;
     }
-    let count: usize = axes.iter().map(|&a| s[a]).product();
-    out.iter_mut().zip(acc).for_each(|(o, a)| *o = (a / count.max(1) as f64) as f32);
+    acc
 }
 
 /// Index of the output element each input element reduces into.

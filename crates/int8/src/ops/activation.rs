@@ -1,6 +1,6 @@
-//! Standalone activations on int8: RELU, RELU6, clip (RELU_N1_TO_1), LEAKY_RELU, ELU, LOGISTIC, TANH,
-//! HARD_SWISH and SOFTMAX. Kernels: `tinyq_kernels::{requantize, leaky_relu, logistic, tanh,
-//! hard_swish, softmax}`.
+//! Standalone activations on int8: RELU, RELU6, clip (RELU_N1_TO_1), LEAKY_RELU, ELU, ABS, LOGISTIC,
+//! TANH, HARD_SWISH and SOFTMAX. Kernels: `tinyq_kernels::{requantize, leaky_relu, elu, abs,
+//! logistic, tanh, hard_swish, softmax}`.
 //!
 //! RELU and clip follow TFLite's `ReluX`: rescale with `QuantizeMultiplier(in_s / out_s)`, then
 //! clamp to the range quantized with the output parameters — that is `Requantize` followed by a
@@ -9,6 +9,7 @@
 //! both readings agree.
 
 use tinyq_ir::op;
+use tinyq_kernels::abs::{abs_s8, prepare_abs_s8, AbsParams};
 use tinyq_kernels::elu::{elu_s8, prepare_elu_s8, EluParams};
 use tinyq_kernels::hard_swish::{hard_swish_s8, prepare_hard_swish_s8, HardSwishParams};
 use tinyq_kernels::leaky_relu::{leaky_relu_s8, prepare_leaky_relu_s8, LeakyReluParams};
@@ -28,6 +29,7 @@ pub(crate) enum Activation {
     Tanh(TanhParams),
     HardSwish(HardSwishParams),
     Elu(Box<EluParams>),
+    Abs(AbsParams),
     Softmax(SoftmaxParams),
 }
 
@@ -108,6 +110,12 @@ pub(crate) fn prepare_elu(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
     done(ctx, Activation::Elu(Box::new(params)))
 }
 
+pub(crate) fn prepare_abs(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
+    let (input, output) = unary(ctx)?;
+    let params = prepare_abs_s8(input, output, Rounding::Double).map_err(ctx.kernel_err())?;
+    done(ctx, Activation::Abs(params))
+}
+
 pub(crate) fn prepare_hard_swish(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
     let (input, output) = unary(ctx)?;
     let params = prepare_hard_swish_s8(input, output).map_err(ctx.kernel_err())?;
@@ -133,6 +141,7 @@ impl Activation {
             Activation::Tanh(p) => tanh_s8(p, input, output),
             Activation::HardSwish(p) => hard_swish_s8(p, input, output),
             Activation::Elu(p) => elu_s8(p, input, output),
+            Activation::Abs(p) => abs_s8(p, input, output),
             Activation::Softmax(p) => softmax_s8(p, input, output),
         }
     }

@@ -156,6 +156,8 @@ pub enum Op {
     /// The largest value over `axes` (the same parameters as [`Mean`]): ONNX `ReduceMax`, TFLite
     /// `REDUCE_MAX`.
     ReduceMax(Mean),
+    /// The sum over `axes` (the same parameters as [`Mean`]): ONNX `ReduceSum`, TFLite `SUM`.
+    ReduceSum(Mean),
     Relu,
     Relu6,
     Clip(Clip),
@@ -165,6 +167,8 @@ pub enum Op {
     PRelu,
     /// `x` for `x >= 0`, `exp(x) − 1` otherwise: ONNX `Elu` with `alpha = 1`, TFLite `ELU`.
     Elu,
+    /// `|x|`: ONNX `Abs`, TFLite `ABS`.
+    Abs,
     Sigmoid,
     Tanh,
     HardSwish,
@@ -175,129 +179,213 @@ pub enum Op {
     Dequantize,
 }
 
+/// Where a layer keeps its trained weights: which input, and the axis of its output channels
+/// (the axis per-channel quantization scales run along).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Weights {
+    /// Input slot of the weight tensor; the optional bias is the next slot.
+    pub input: usize,
+    /// Output-channel axis: 0 for OHWI convolutions and `[out, in]` dense weights, 3 for the
+    /// `[1, H, W, C·M]` depthwise filter.
+    pub channel_axis: usize,
+    /// Rank the weight tensor has.
+    pub rank: usize,
+}
+
+/// The window of an op that slides over height and width (convolutions and pools).
+#[derive(Debug)]
+pub struct Window<'a> {
+    pub padding: &'a mut Padding,
+    /// The window's size; `None` when the weights give it (`[KH, KW]` of the filter).
+    pub filter: Option<[usize; 2]>,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// What a padding pixel reads as: 0 for convolutions, −∞ for max pooling, `None` when
+    /// padding pixels are left out of the result (average pooling's divisor).
+    pub pad_value: Option<f32>,
+}
+
+/// The plain facts of one op, stated in one row per op by [`Op::facts`].
+#[derive(Clone, Copy, Debug)]
+struct Facts {
+    name: &'static str,
+    /// `(channel axis, rank)` of the weights, for layers with trained weights.
+    weights: Option<(usize, usize)>,
+    /// Whether TFLM takes the weights as int4 (with int8 activations).
+    int4: bool,
+    converts_dtype: bool,
+}
+
+impl Facts {
+    const fn op(name: &'static str) -> Facts {
+        Facts { name, weights: None, int4: false, converts_dtype: false }
+    }
+    const fn weights(self, channel_axis: usize, rank: usize) -> Facts {
+        Facts { weights: Some((channel_axis, rank)), ..self }
+    }
+    const fn int4(self) -> Facts {
+        Facts { int4: true, ..self }
+    }
+    const fn converts_dtype(self) -> Facts {
+        Facts { converts_dtype: true, ..self }
+    }
+}
+
+/// The fused activation field of the ops that have one, borrowed as `&` or `&mut`.
+macro_rules! fused_activation {
+    ($op:expr, $($borrow:tt)+) => {
+        match $op {
+            Op::Conv2D(p) => Some($($borrow)+ p.activation),
+            Op::DepthwiseConv2D(p) => Some($($borrow)+ p.conv.activation),
+            Op::FullyConnected(p) => Some($($borrow)+ p.activation),
+            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some($($borrow)+ p.activation),
+            Op::Concat(p) => Some($($borrow)+ p.activation),
+            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some($($borrow)+ p.activation),
+            Op::Reshape
+            | Op::Transpose(_)
+            | Op::Pad(_)
+            | Op::ResizeNearest(_)
+            | Op::Mean(_)
+            | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
+            | Op::Relu
+            | Op::Relu6
+            | Op::Clip(_)
+            | Op::LeakyRelu(_)
+            | Op::PRelu
+            | Op::Elu
+            | Op::Abs
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Softmax(_)
+            | Op::Quantize
+            | Op::Dequantize => None,
+        }
+    };
+}
+
 impl Op {
+    /// One row per op: its name, its weights' channel axis and rank, whether they may be int4,
+    /// whether it changes a tensor's type.
+    fn facts(&self) -> Facts {
+        let f = Facts::op;
+        match self {
+            Op::Conv2D(_) => f("Conv2D").weights(0, 4).int4(),
+            Op::DepthwiseConv2D(_) => f("DepthwiseConv2D").weights(3, 4).int4(),
+            Op::FullyConnected(_) => f("FullyConnected").weights(0, 2).int4(),
+            Op::Add(_) => f("Add"),
+            Op::Sub(_) => f("Sub"),
+            Op::Mul(_) => f("Mul"),
+            Op::Concat(_) => f("Concat"),
+            Op::Reshape => f("Reshape"),
+            Op::Transpose(_) => f("Transpose"),
+            Op::Pad(_) => f("Pad"),
+            Op::ResizeNearest(_) => f("ResizeNearest"),
+            Op::MaxPool2D(_) => f("MaxPool2D"),
+            Op::AvgPool2D(_) => f("AvgPool2D"),
+            Op::Mean(_) => f("Mean"),
+            Op::ReduceMax(_) => f("ReduceMax"),
+            Op::ReduceSum(_) => f("ReduceSum"),
+            Op::Relu => f("Relu"),
+            Op::Relu6 => f("Relu6"),
+            Op::Clip(_) => f("Clip"),
+            Op::LeakyRelu(_) => f("LeakyRelu"),
+            Op::PRelu => f("PRelu"),
+            Op::Elu => f("Elu"),
+            Op::Abs => f("Abs"),
+            Op::Sigmoid => f("Sigmoid"),
+            Op::Tanh => f("Tanh"),
+            Op::HardSwish => f("HardSwish"),
+            Op::Softmax(_) => f("Softmax"),
+            Op::Quantize => f("Quantize").converts_dtype(),
+            Op::Dequantize => f("Dequantize").converts_dtype(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
-        match self {
-            Op::Conv2D(_) => "Conv2D",
-            Op::DepthwiseConv2D(_) => "DepthwiseConv2D",
-            Op::FullyConnected(_) => "FullyConnected",
-            Op::Add(_) => "Add",
-            Op::Sub(_) => "Sub",
-            Op::Mul(_) => "Mul",
-            Op::Concat(_) => "Concat",
-            Op::Reshape => "Reshape",
-            Op::Transpose(_) => "Transpose",
-            Op::Pad(_) => "Pad",
-            Op::ResizeNearest(_) => "ResizeNearest",
-            Op::MaxPool2D(_) => "MaxPool2D",
-            Op::AvgPool2D(_) => "AvgPool2D",
-            Op::Mean(_) => "Mean",
-            Op::ReduceMax(_) => "ReduceMax",
-            Op::Relu => "Relu",
-            Op::Relu6 => "Relu6",
-            Op::Clip(_) => "Clip",
-            Op::LeakyRelu(_) => "LeakyRelu",
-            Op::PRelu => "PRelu",
-            Op::Elu => "Elu",
-            Op::Sigmoid => "Sigmoid",
-            Op::Tanh => "Tanh",
-            Op::HardSwish => "HardSwish",
-            Op::Softmax(_) => "Softmax",
-            Op::Quantize => "Quantize",
-            Op::Dequantize => "Dequantize",
-        }
+        self.facts().name
     }
 
-    /// The fused activation, for ops that have one.
-    pub fn activation(&self) -> Option<FusedActivation> {
-        match self {
-            Op::Conv2D(p) => Some(p.activation),
-            Op::DepthwiseConv2D(p) => Some(p.conv.activation),
-            Op::FullyConnected(p) => Some(p.activation),
-            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some(p.activation),
-            Op::Concat(p) => Some(p.activation),
-            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some(p.activation),
-            Op::Reshape
-            | Op::Transpose(_)
-            | Op::Pad(_)
-            | Op::ResizeNearest(_)
-            | Op::Mean(_)
-            | Op::ReduceMax(_)
-            | Op::Relu
-            | Op::Relu6
-            | Op::Clip(_)
-            | Op::LeakyRelu(_)
-            | Op::PRelu
-            | Op::Elu
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::HardSwish
-            | Op::Softmax(_)
-            | Op::Quantize
-            | Op::Dequantize => None,
-        }
+    /// The layer's weights, for ops that have trained weights (conv, depthwise, dense).
+    pub fn weights(&self) -> Option<Weights> {
+        let (channel_axis, rank) = self.facts().weights?;
+        Some(Weights { input: 1, channel_axis, rank })
     }
 
-    /// Mutable access to the fused activation, for ops that have one.
-    pub fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
-        match self {
-            Op::Conv2D(p) => Some(&mut p.activation),
-            Op::DepthwiseConv2D(p) => Some(&mut p.conv.activation),
-            Op::FullyConnected(p) => Some(&mut p.activation),
-            Op::Add(p) | Op::Sub(p) | Op::Mul(p) => Some(&mut p.activation),
-            Op::Concat(p) => Some(&mut p.activation),
-            Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some(&mut p.activation),
-            Op::Reshape
-            | Op::Transpose(_)
-            | Op::Pad(_)
-            | Op::ResizeNearest(_)
-            | Op::Mean(_)
-            | Op::ReduceMax(_)
-            | Op::Relu
-            | Op::Relu6
-            | Op::Clip(_)
-            | Op::LeakyRelu(_)
-            | Op::PRelu
-            | Op::Elu
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::HardSwish
-            | Op::Softmax(_)
-            | Op::Quantize
-            | Op::Dequantize => None,
-        }
+    /// Whether the op has trained weights (see [`Op::weights`]).
+    pub fn has_weights(&self) -> bool {
+        self.weights().is_some()
     }
 
-    /// The input holding a layer's weights, for the ops whose weights may be int4 (TFLM's
-    /// CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int8 activations).
-    pub fn int4_weights_input(&self) -> Option<usize> {
-        match self {
-            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => Some(1),
-            Op::Add(_)
+    /// Whether the op changes its tensor's type (QUANTIZE, DEQUANTIZE): it exists only in
+    /// quantized graphs.
+    pub fn converts_dtype(&self) -> bool {
+        self.facts().converts_dtype
+    }
+
+    /// The sliding window, for ops that have one.
+    pub fn window_mut(&mut self) -> Option<Window<'_>> {
+        fn conv(p: &mut Conv2D) -> Window<'_> {
+            Window {
+                padding: &mut p.padding,
+                filter: None,
+                stride: p.stride,
+                dilation: p.dilation,
+                pad_value: Some(0.0),
+            }
+        }
+        fn pool(p: &mut Pool2D, pad_value: Option<f32>) -> Window<'_> {
+            let (filter, stride) = (Some(p.filter), p.stride);
+            Window { padding: &mut p.padding, filter, stride, dilation: [1, 1], pad_value }
+        }
+        Some(match self {
+            Op::Conv2D(p) => conv(p),
+            Op::DepthwiseConv2D(p) => conv(&mut p.conv),
+            Op::MaxPool2D(p) => pool(p, Some(f32::NEG_INFINITY)),
+            Op::AvgPool2D(p) => pool(p, None),
+            Op::FullyConnected(_)
+            | Op::Add(_)
             | Op::Sub(_)
             | Op::Mul(_)
             | Op::Concat(_)
-            | Op::MaxPool2D(_)
-            | Op::AvgPool2D(_)
             | Op::Reshape
             | Op::Transpose(_)
             | Op::Pad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
+            | Op::ReduceSum(_)
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::PRelu
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish
             | Op::Softmax(_)
             | Op::Quantize
-            | Op::Dequantize => None,
-        }
+            | Op::Dequantize => return None,
+        })
+    }
+
+    /// The fused activation, for ops that have one.
+    pub fn activation(&self) -> Option<FusedActivation> {
+        fused_activation!(self, &).copied()
+    }
+
+    /// Mutable access to the fused activation, for ops that have one.
+    pub fn activation_mut(&mut self) -> Option<&mut FusedActivation> {
+        fused_activation!(self, &mut)
+    }
+
+    /// The input holding a layer's weights, for the ops whose weights may be int4 (TFLM's
+    /// CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int8 activations).
+    pub fn int4_weights_input(&self) -> Option<usize> {
+        self.weights().filter(|_| self.facts().int4).map(|w| w.input)
     }
 
     /// Output shapes from input shapes; the error says what does not fit.
@@ -353,7 +441,7 @@ impl Op {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
-            Op::Mean(p) | Op::ReduceMax(p) => {
+            Op::Mean(p) | Op::ReduceMax(p) | Op::ReduceSum(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
@@ -376,6 +464,7 @@ impl Op {
             | Op::Clip(_)
             | Op::LeakyRelu(_)
             | Op::Elu
+            | Op::Abs
             | Op::Sigmoid
             | Op::Tanh
             | Op::HardSwish

@@ -51,6 +51,7 @@ macro_rules! table {
 }
 
 table! {
+    "Abs" 7 => |i, c| unary(i, c, Op::Abs),
     "Add" 7 => |i, c| binary(i, c, BinKind::Add),
     "AveragePool" 7 => |i, c| pool(i, c, false),
     "BatchNormalization" 7 => batch_norm,
@@ -77,8 +78,9 @@ table! {
     "Mul" 7 => |i, c| binary(i, c, BinKind::Mul),
     "Pad" 7 => pad,
     "PRelu" 7 => |i, c| binary(i, c, BinKind::PRelu),
-    "ReduceMax" 7 => |i, c| reduce(i, c, true),
-    "ReduceMean" 7 => |i, c| reduce(i, c, false),
+    "ReduceMax" 7 => |i, c| reduce(i, c, Op::ReduceMax, 18),
+    "ReduceMean" 7 => |i, c| reduce(i, c, Op::Mean, 18),
+    "ReduceSum" 7 => |i, c| reduce(i, c, Op::ReduceSum, 13),
     "Relu" 7 => |i, c| unary(i, c, Op::Relu),
     "Reshape" 7 => reshape,
     "Resize" 10 => resize,

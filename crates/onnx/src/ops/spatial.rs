@@ -221,12 +221,13 @@ pub(super) fn global_max_pool(imp: &mut Importer, c: &Ctx) -> Result<(), String>
     Ok(())
 }
 
-/// ReduceMean → MEAN, ReduceMax → REDUCE_MAX (axes an input from opset 18).
-pub(super) fn reduce(imp: &mut Importer, c: &Ctx, max: bool) -> Result<(), String> {
+/// ReduceMean → MEAN, ReduceMax → REDUCE_MAX, ReduceSum → SUM (`make` builds the op; the axes
+/// are an input from opset `axes_input_since`: 13 for ReduceSum, 18 for the others).
+pub(super) fn reduce(imp: &mut Importer, c: &Ctx, make: fn(Mean) -> Op, axes_input_since: i64) -> Result<(), String> {
     let x = c.input(imp, 0)?;
     let rank = imp.shape(&x).len();
     let keep = c.int("keepdims", 1) != 0;
-    let axes: Vec<usize> = match c.axes(imp, 1, 18)? {
+    let axes: Vec<usize> = match c.axes(imp, 1, axes_input_since)? {
         Some(a) if !a.is_empty() => a.iter().map(|&a| constfold::axis(a, rank)).collect::<Result<_, _>>()?,
         _ if c.int("noop_with_empty_axes", 0) != 0 => return identity_op(imp, c),
         _ => (0..rank).collect(),
@@ -238,7 +239,7 @@ pub(super) fn reduce(imp: &mut Importer, c: &Ctx, max: bool) -> Result<(), Strin
     let mut stored: Vec<usize> = (0..rank).filter(|&k| axes.contains(&perm[k])).collect();
     stored.sort_unstable();
     let p = Mean { axes: stored, keep_dims: keep };
-    let id = imp.emit(if max { Op::ReduceMax(p) } else { Op::Mean(p) }, vec![xi], c.out(0)?, None)?;
+    let id = imp.emit(make(p), vec![xi], c.out(0)?, None)?;
     let layout = if keep {
         perm
     } else {

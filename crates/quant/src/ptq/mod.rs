@@ -50,11 +50,13 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Sub(_)
         | Op::Mul(_)
         | Op::Mean(_)
+        | Op::ReduceSum(_)
         | Op::Relu
         | Op::Relu6
         | Op::LeakyRelu(_)
         | Op::PRelu
         | Op::Elu
+        | Op::Abs
         | Op::HardSwish
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape
@@ -90,11 +92,13 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::LeakyRelu(_)
         | Op::PRelu
         | Op::Elu
+        | Op::Abs
         | Op::HardSwish
         | Op::Concat(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
+        | Op::ReduceSum(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Softmax(_)
@@ -128,10 +132,12 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::LeakyRelu(_)
         | Op::PRelu
         | Op::Elu
+        | Op::Abs
         | Op::HardSwish
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
+        | Op::ReduceSum(_)
         | Op::Softmax(_)
         | Op::Sigmoid
         | Op::Tanh
@@ -311,5 +317,4 @@ mod float;
 #[cfg(test)]
 mod tests;
 mod weights;
-pub use weights::weight_axis;
 mod wide;

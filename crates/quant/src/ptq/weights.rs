@@ -26,7 +26,7 @@ pub(super) fn quantize_constants(
             continue;
         }
         match &n.op {
-            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
+            op if op.has_weights() => {
                 // TFLM's int8 FULLY_CONNECTED takes one scale per unit (`is_per_channel` in
                 // `fully_connected_common.cc`), its int4 one only one scale; tinyq's 16x8 dense
                 // kernel is per tensor.
@@ -58,15 +58,6 @@ fn check_int4_layer(n: &Node, float: bool, wide: bool) -> Result<(), QuantError>
     Err(node_err(n, why.into()))
 }
 
-/// The output-channel axis of a layer's weights: 3 for depthwise `[1, H, W, C·M]`, else 0.
-pub fn weight_axis(op: &Op) -> usize {
-    if matches!(op, Op::DepthwiseConv2D(_)) {
-        3
-    } else {
-        0
-    }
-}
-
 /// Weights and bias of the layer `n`.
 fn layer_weights(
     q: &mut Graph,
@@ -76,7 +67,7 @@ fn layer_weights(
     per_channel: bool,
     int4: bool,
 ) -> Result<(), QuantError> {
-    let axis = weight_axis(&n.op);
+    let axis = n.op.weights().map_or(0, |w| w.channel_axis);
     let w = g.tensor(n.inputs[1]);
     let data = w.f32_data().ok_or_else(|| node_err(n, "weights are not constant".into()))?;
     if let Some(v) = data.iter().find(|v| !v.is_finite()) {

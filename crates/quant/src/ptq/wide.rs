@@ -32,7 +32,7 @@ pub(super) fn to_16x8(
             continue;
         }
         let node_err = |msg: String| QuantError::Node { node: n.name.clone(), op: n.op.name(), msg };
-        let has_weights = matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_));
+        let has_weights = n.op.has_weights();
         // A layer reads one activation (its weights and bias are constants); ADD and
         // CONCATENATION read all their inputs.
         let activations = if has_weights { 1 } else { n.inputs.len() };
