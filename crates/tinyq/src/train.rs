@@ -160,6 +160,61 @@ fn better(metric: Metric, a: f64, b: f64) -> bool {
     }
 }
 
+/// The float graph quantization-aware training with int4 weights starts from: the int4 layers'
+/// weights rounded by AdaRound as `quantize --weights int4` rounds them (the quantize pass with
+/// the start's ranges, then AdaRound on the int4 layers), each weight set to its rounded value
+/// `q · s`, so that training's round-to-nearest gives AdaRound's `q`. The largest weight of
+/// each channel keeps its value, and with it the channel's scale.
+fn int4_start(
+    start: &crate::pipeline::PtqState<'_>,
+    spec: &crate::pipeline::QuantizeSpec,
+    calib: &BoundInputs,
+) -> Result<Graph, TinyqError> {
+    use crate::error::InFile;
+    use tinyq_ir::{DType, TensorData};
+    let g = &start.model.graph;
+    let cfg = PtqConfig {
+        per_tensor: spec.per_tensor,
+        per_tensor_dense: spec.per_tensor_dense,
+        float_io: false,
+        int4_nodes: spec.int4_nodes.clone(),
+    };
+    let mut q = tinyq_quant::quantize_graph_mixed(g, &start.ranges, &cfg, &[], &[]).in_file(&start.model.path)?;
+    crate::adaround::adaround_int4(&start.model, &mut q, calib, &crate::adaround::AdaRoundOptions::default())?;
+    let mut init = g.clone();
+    for &k in &spec.int4_nodes {
+        let (fw, out) = (g.nodes[k].inputs[1], &g.tensor(g.nodes[k].outputs[0]).name);
+        let Some(qn) = q.tensors.iter().position(|t| &t.name == out).and_then(|t| q.producer(t)) else { continue };
+        let qt = q.tensor(q.nodes[qn].inputs[1]);
+        let (Some(TensorData::I8(values)), Some(p), DType::I4) = (&qt.data, &qt.qparams, qt.dtype) else { continue };
+        let Some(TensorData::F32(w)) = &mut init.tensors[fw].data else { continue };
+        if g.consumers(fw).len() != 1 || w.len() != values.len() {
+            continue;
+        }
+        let axis = p.axis.unwrap_or(0);
+        let (channels, inner) = if p.scale.len() == 1 {
+            (1, w.len())
+        } else {
+            (qt.shape[axis], qt.shape[axis + 1..].iter().product::<usize>())
+        };
+        let channel = |i: usize| (i / inner) % channels;
+        let mut largest = vec![None::<usize>; channels];
+        for (i, v) in w.iter().enumerate() {
+            let c = &mut largest[channel(i)];
+            if c.is_none_or(|j| v.abs() > w[j].abs()) {
+                *c = Some(i);
+            }
+        }
+        for (i, (v, &r)) in w.iter_mut().zip(values).enumerate() {
+            let c = channel(i);
+            if largest[c] != Some(i) {
+                *v = r as f32 * p.scale[c.min(p.scale.len() - 1)];
+            }
+        }
+    }
+    Ok(init)
+}
+
 /// Fine-tunes `model` on `data` with quantization simulated and returns the int8 graph to
 /// export, the fine-tuned float graph and the report.
 pub fn train(
@@ -197,13 +252,18 @@ pub fn train(
     }
     // With `auto` calibration, equalization where PTQ's choice keeps it (the float function is
     // the same; training starts from the equalized weights).
+    let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
     let spec = crate::pipeline::QuantizeSpec {
         per_tensor: opts.per_tensor,
         per_tensor_dense: opts.per_tensor_dense,
         float_io: opts.float_io,
+        int4_nodes: int4_nodes.clone(),
         ..Default::default()
     };
     let start = crate::pipeline::training_start(model, calib, opts.calibration, &spec)?;
+    // int4 weights start from AdaRound's rounding; the float model (the teacher, FP32's figure)
+    // stays as it is.
+    let init = if int4_nodes.is_empty() { None } else { Some(int4_start(&start, &spec, calib)?) };
     let ranges = start.ranges;
     let model = &start.model;
     let g = &model.graph;
@@ -256,7 +316,6 @@ pub fn train(
             (loss, LabelData::Teacher(Vec::new()))
         }
     };
-    let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
     let cfg = QatConfig {
         ptq: PtqConfig {
             per_tensor: opts.per_tensor,
@@ -270,7 +329,7 @@ pub fn train(
         optimizer: opts.optimizer,
         loss,
     };
-    let mut trainer = Trainer::new(g, ranges, cfg).map_err(engine_err(model))?;
+    let mut trainer = Trainer::new(init.as_ref().unwrap_or(g), ranges, cfg).map_err(engine_err(model))?;
     let labels = match labels {
         LabelData::Teacher(_) => {
             // The float model's values at the tensor the loss is taken on (its logits).
