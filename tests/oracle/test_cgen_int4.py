@@ -6,7 +6,9 @@ file bit for bit:
 * every shared model's model.onnx quantized with `--weights int4`, on 50 samples of its data;
 * random multi-op graphs (bench/random_graphs.py) and random conv, depthwise conv and fully
   connected models (tests/oracle/tflm_lib.py) quantized with `--weights int4`, on random int8
-  inputs over the whole range.
+  inputs over the whole range;
+* the demo model and the random graphs also with `--kernels cmsis-nn`, against the vendored
+  CMSIS-NN compiled for the host (its plain C lanes).
 
 Environment: TINYQ_CGEN_INT4_RANDOM (default 12 graphs), TINYQ_CGEN_SEED (default 20261207).
 """
@@ -25,6 +27,7 @@ import cgen_lib
 import oracle_lib
 import tflm_lib
 from test_cgen_host import DATA, SAMPLES, _int8_flags
+from test_cgen_pointwise import host_cmsis_nn  # noqa: F401 (a fixture)
 from test_int4_shared import _int4_layers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -95,3 +98,29 @@ def test_single_op_int4_host_c_equals_tinyq(kind, index, tinyq_bin, tmp_path):
     x_q = np.random.default_rng(index).integers(-128, 128, size=(6, *sample)).astype(np.int8)
     bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path)
     assert bad == 0, f"{case.id} {case.params}: {bad} of {total} output elements differ"
+
+
+def test_demo_int4_host_cmsis_nn_equals_tinyq(tinyq_bin, host_cmsis_nn, tmp_path):  # noqa: F811
+    archive, include = host_cmsis_nn
+    data = DEMO / "mnist_test_200.npz"
+    model = tmp_path / "q.tflite"
+    _quantize_int4(tinyq_bin, DEMO / "model.onnx", data, model)
+    scale, zp, shape, _ = cgen_lib.input_qparams(model)
+    x_q = cgen_lib.quantize_like_tflite(np.load(data)["x"][:SAMPLES], scale, zp).reshape(SAMPLES, *shape[1:])
+    bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path, kernels="cmsis-nn", extra=("-I", include, archive))
+    assert bad == 0, f"{bad} of {total} output elements differ"
+
+
+@pytest.mark.parametrize("seed", range(SEED, SEED + RANDOM))
+def test_random_graph_int4_host_cmsis_nn_equals_tinyq(seed, tinyq_bin, host_cmsis_nn, tmp_path):  # noqa: F811
+    archive, include = host_cmsis_nn
+    flags = _int8_flags(random_graphs.make(seed, tmp_path))
+    model = tmp_path / "q.tflite"
+    proc = oracle_lib.run_tinyq(tinyq_bin, "quantize", tmp_path / f"g{seed}.onnx", "--calib",
+                                tmp_path / f"g{seed}.npz", "-o", model, "--calibration", "minmax",
+                                "--weights", "int4", *flags)
+    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
+    _, _, shape, _ = cgen_lib.input_qparams(model)
+    x_q = np.random.default_rng(seed).integers(-128, 128, size=(8, *shape[1:])).astype(np.int8)
+    bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path, kernels="cmsis-nn", extra=("-I", include, archive))
+    assert bad == 0, f"graph {seed} {flags}: {bad} of {total} output elements differ"
