@@ -74,16 +74,21 @@ def test_shared_int4_host_c_equals_tinyq(name, shared_dir, tinyq_bin, tmp_path):
     _compare_on_data(tinyq_bin, model, np.load(data)["x"][:SAMPLES], tmp_path)
 
 
-@pytest.mark.parametrize("seed", range(SEED, SEED + RANDOM))
-def test_random_graph_int4_host_c_equals_tinyq(seed, tinyq_bin, tmp_path):
-    flags = _int8_flags(random_graphs.make(seed, tmp_path))
-    model = tmp_path / "q.tflite"
-    proc = oracle_lib.run_tinyq(tinyq_bin, "quantize", tmp_path / f"g{seed}.onnx", "--calib",
-                                tmp_path / f"g{seed}.npz", "-o", model, "--calibration", "minmax",
-                                "--weights", "int4", *flags)
+def _random_graph(seed: int, binary: Path, tmp: Path) -> tuple[Path, np.ndarray, list[str]]:
+    """Random graph `seed` quantized with int4 weights (min/max ranges), 8 random int8 inputs and
+    its quantize flags."""
+    flags = _int8_flags(random_graphs.make(seed, tmp))
+    model = tmp / "q.tflite"
+    proc = oracle_lib.run_tinyq(binary, "quantize", tmp / f"g{seed}.onnx", "--calib", tmp / f"g{seed}.npz", "-o",
+                                model, "--calibration", "minmax", "--weights", "int4", *flags)
     assert proc.returncode == 0, oracle_lib.describe_failure(proc)
     _, _, shape, _ = cgen_lib.input_qparams(model)
-    x_q = np.random.default_rng(seed).integers(-128, 128, size=(8, *shape[1:])).astype(np.int8)
+    return model, np.random.default_rng(seed).integers(-128, 128, size=(8, *shape[1:])).astype(np.int8), flags
+
+
+@pytest.mark.parametrize("seed", range(SEED, SEED + RANDOM))
+def test_random_graph_int4_host_c_equals_tinyq(seed, tinyq_bin, tmp_path):
+    model, x_q, flags = _random_graph(seed, tinyq_bin, tmp_path)
     bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path)
     assert bad == 0, f"graph {seed} {flags}: {bad} of {total} output elements differ"
 
@@ -114,13 +119,6 @@ def test_demo_int4_host_cmsis_nn_equals_tinyq(tinyq_bin, host_cmsis_nn, tmp_path
 @pytest.mark.parametrize("seed", range(SEED, SEED + RANDOM))
 def test_random_graph_int4_host_cmsis_nn_equals_tinyq(seed, tinyq_bin, host_cmsis_nn, tmp_path):  # noqa: F811
     archive, include = host_cmsis_nn
-    flags = _int8_flags(random_graphs.make(seed, tmp_path))
-    model = tmp_path / "q.tflite"
-    proc = oracle_lib.run_tinyq(tinyq_bin, "quantize", tmp_path / f"g{seed}.onnx", "--calib",
-                                tmp_path / f"g{seed}.npz", "-o", model, "--calibration", "minmax",
-                                "--weights", "int4", *flags)
-    assert proc.returncode == 0, oracle_lib.describe_failure(proc)
-    _, _, shape, _ = cgen_lib.input_qparams(model)
-    x_q = np.random.default_rng(seed).integers(-128, 128, size=(8, *shape[1:])).astype(np.int8)
+    model, x_q, flags = _random_graph(seed, tinyq_bin, tmp_path)
     bad, total = cgen_lib.compare(tinyq_bin, model, x_q, tmp_path, kernels="cmsis-nn", extra=("-I", include, archive))
     assert bad == 0, f"graph {seed} {flags}: {bad} of {total} output elements differ"

@@ -66,6 +66,15 @@ fn file_and_arrays_give_the_same_file_and_metrics() {
     assert_eq!(written.graph.inputs.len(), 1);
 }
 
+/// The fixture's inputs labelled with the FP32 model's own outputs (on which FP32 scores an RMSE
+/// of exactly 0).
+fn own_labels(model: &tinyq::Model, file: &DataSource) -> DataSource {
+    let spec = DataSpec { keys: vec!["x".into()], ..DataSpec::new(file.clone()) };
+    let fp32 = tinyq::jobs::run_job(model, &spec, &()).unwrap().arrays.remove(0).1;
+    let x = Dataset::open(&fixture("mnist_test_200.npz"), &LoadOptions::default()).unwrap().array("x").unwrap();
+    DataSource::Arrays { name: "own".into(), arrays: vec![("x".into(), x), ("y".into(), fp32)] }
+}
+
 #[test]
 fn budget_requests_are_checked_and_refused_with_the_report() {
     let model = tinyq::load_model(&fixture("model.onnx")).unwrap();
@@ -82,10 +91,7 @@ fn budget_requests_are_checked_and_refused_with_the_report() {
         tinyq::jobs::quantize_job(&model, &req, &()).unwrap_err()
     };
     assert!(metric_err.to_string().contains("mnist_test_200.npz: labels `y`: 200 label values"), "{metric_err}");
-    let spec = DataSpec { keys: vec!["x".into()], ..DataSpec::new(file.clone()) };
-    let fp32 = tinyq::jobs::run_job(&model, &spec, &()).unwrap().arrays.remove(0).1;
-    let x = Dataset::open(&fixture("mnist_test_200.npz"), &LoadOptions::default()).unwrap().array("x").unwrap();
-    let own = DataSource::Arrays { name: "own".into(), arrays: vec![("x".into(), x), ("y".into(), fp32)] };
+    let own = own_labels(&model, &file);
     let mut req = request(file, Some(own), Some(0.0));
     req.metric = Some(tinyq::Metric::Rmse);
     match tinyq::jobs::quantize_job(&model, &req, &()) {
@@ -109,10 +115,7 @@ fn mixed_weights_refusal_names_what_would_help() {
     assert!(e.to_string().contains("--allow-float does not go with --weights mixed"), "{e}");
     // Labelled with the FP32 model's own outputs, FP32 scores an RMSE of 0: no choice of weights
     // meets a budget of 0, not even int8 in every layer.
-    let spec = DataSpec { keys: vec!["x".into()], ..DataSpec::new(file.clone()) };
-    let fp32 = tinyq::jobs::run_job(&model, &spec, &()).unwrap().arrays.remove(0).1;
-    let x = Dataset::open(&fixture("mnist_test_200.npz"), &LoadOptions::default()).unwrap().array("x").unwrap();
-    let own = DataSource::Arrays { name: "own".into(), arrays: vec![("x".into(), x), ("y".into(), fp32)] };
+    let own = own_labels(&model, &file);
     let mut req = request(file, Some(own), Some(0.0));
     req.options.weights = tinyq::WeightBits::Mixed;
     req.metric = Some(tinyq::Metric::Rmse);

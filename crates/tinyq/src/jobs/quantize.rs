@@ -290,13 +290,9 @@ pub(crate) fn budget_refusal(r: &BudgetReport, allow_float: bool, mixed: bool) -
         "try a larger --max-drop or calibration data closer to the evaluation data"
     };
     format!(
-        "--max-drop {}: the budget cannot be met; the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (plain PTQ: {:.2}) after {} step(s) ({} calibration, {} int16-activation, {} float candidate(s) scored); {} — no file written",
+        "--max-drop {}: the budget cannot be met; {} (plain PTQ: {:.2}) after {} step(s) ({} calibration, {} int16-activation, {} float candidate(s) scored); {} — no file written",
         r.max_drop,
-        r.metric.name(),
-        r.final_metric,
-        r.fp32,
-        r.final_drop,
-        r.drop_unit,
+        best_reached(r),
         r.plain_drop,
         r.steps.len(),
         r.calibration_candidates,
@@ -306,18 +302,26 @@ pub(crate) fn budget_refusal(r: &BudgetReport, allow_float: bool, mixed: bool) -
     )
 }
 
-/// `--weights mixed` missed the budget: its search ends with int8 weights in every layer, so
-/// neither more int4 nor float layers (which it does not try) would help.
-fn mixed_refusal(r: &BudgetReport) -> String {
+/// The best metric the search reached and its drop from FP32.
+fn best_reached(r: &BudgetReport) -> String {
     format!(
-        "--max-drop {}: the budget cannot be met with --weights mixed; with int8 weights in every layer ({} moved back from int4) the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (int4 in every layer but the first and last: {:.2}); try a larger --max-drop, or --weights int8 with --max-drop, whose search also tries other calibrations, int16 activations and, with --allow-float, float layers — no file written",
-        r.max_drop,
-        r.steps.len(),
+        "the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {}",
         r.metric.name(),
         r.final_metric,
         r.fp32,
         r.final_drop,
-        r.drop_unit,
+        r.drop_unit
+    )
+}
+
+/// `--weights mixed` missed the budget: its search ends with int8 weights in every layer, so
+/// neither more int4 nor float layers (which it does not try) would help.
+fn mixed_refusal(r: &BudgetReport) -> String {
+    format!(
+        "--max-drop {}: the budget cannot be met with --weights mixed; with int8 weights in every layer ({} moved back from int4) {} (int4 in every layer but the first and last: {:.2}); try a larger --max-drop, or --weights int8 with --max-drop, whose search also tries other calibrations, int16 activations and, with --allow-float, float layers — no file written",
+        r.max_drop,
+        r.steps.len(),
+        best_reached(r),
         r.plain_drop,
     )
 }
