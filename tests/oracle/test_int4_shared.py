@@ -218,25 +218,26 @@ def test_mixed_moves_the_sensitive_layer_back_to_int8(shared_dir, run_tinyq, tmp
 
 def test_train_int4_starts_from_adarounds_rounding(run_tinyq, tmp_path):
     """With a learning rate too small to move any weight, `train --weights int4` writes the file it
-    starts from: with min/max ranges (no equalization choice), the very file `quantize --weights
-    int4` writes with AdaRound, and not the round-to-nearest one."""
+    starts from: the very file `quantize --weights int4` writes (AdaRound and the corrections its
+    choice keeps; with min/max ranges, AdaRound alone), not the round-to-nearest one."""
     fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
     arrays = np.load(fixture / "mnist_test_200.npz")
     np.savez(tmp_path / "calib.npz", x=arrays["x_calib"])
     np.savez(tmp_path / "train.npz", x=arrays["x"][:64], y=arrays["y"][:64])
-    common = ("--calib", tmp_path / "calib.npz", "--calibration", "minmax", "--weights", "int4")
-    files = {}
-    for name, args in {
-        "adaround": ("quantize", fixture / "model.onnx", *common),
-        "nearest": ("quantize", fixture / "model.onnx", *common, "--no-corrections"),
-        "qat": ("train", fixture / "model.onnx", "--data", tmp_path / "train.npz", *common, "--lr", "1e-30",
-                "--epochs", 1),
-    }.items():
-        proc = run_tinyq(*args, "-o", tmp_path / f"{name}.tflite")
-        assert proc.returncode == 0, proc.stderr
-        files[name] = (tmp_path / f"{name}.tflite").read_bytes()
-    assert files["adaround"] != files["nearest"]
-    assert files["qat"] == files["adaround"]
+    for calibration in (("--calibration", "auto"), ("--calibration", "minmax")):
+        common = ("--calib", tmp_path / "calib.npz", *calibration, "--weights", "int4")
+        files = {}
+        for name, args in {
+            "ptq": ("quantize", fixture / "model.onnx", *common),
+            "nearest": ("quantize", fixture / "model.onnx", *common, "--no-corrections"),
+            "qat": ("train", fixture / "model.onnx", "--data", tmp_path / "train.npz", *common, "--lr", "1e-30",
+                    "--epochs", 1),
+        }.items():
+            proc = run_tinyq(*args, "-o", tmp_path / f"{name}.tflite")
+            assert proc.returncode == 0, proc.stderr
+            files[name] = (tmp_path / f"{name}.tflite").read_bytes()
+        assert files["ptq"] != files["nearest"], calibration
+        assert files["qat"] == files["ptq"], calibration
 
 
 def test_train_int4_writes_int4_weights_that_run_bit_exactly(run_tinyq, tmp_path):

@@ -68,35 +68,12 @@ struct Moments {
 /// Rounds the weights of every int8 conv, depthwise and dense layer of `q` (quantized from
 /// `model`) by AdaRound on `calib`. Returns the number of layers whose weights changed.
 pub fn adaround(model: &Model, q: &mut Graph, calib: &BoundInputs, o: &AdaRoundOptions) -> Result<usize, TinyqError> {
-    let layers = layers(&model.graph, q);
-    adaround_layers(model, q, calib, o, layers)
-}
-
-/// [`adaround`] of the layers with int4 weights only (where quantization-aware training with
-/// int4 weights starts from).
-pub fn adaround_int4(
-    model: &Model,
-    q: &mut Graph,
-    calib: &BoundInputs,
-    o: &AdaRoundOptions,
-) -> Result<usize, TinyqError> {
-    let mut layers = layers(&model.graph, q);
-    layers.retain(|l| q.tensor(q.nodes[l.qnode].inputs[1]).dtype == DType::I4);
-    adaround_layers(model, q, calib, o, layers)
-}
-
-fn adaround_layers(
-    model: &Model,
-    q: &mut Graph,
-    calib: &BoundInputs,
-    o: &AdaRoundOptions,
-    layers: Vec<Layer>,
-) -> Result<usize, TinyqError> {
     let engine = |e: String| TinyqError::Engine(format!("{}: adaround: {e}", model.path.display()));
     if !(2..=8).contains(&o.bits) {
         return Err(TinyqError::Input(format!("adaround: {} bits: the grid must be 2 to 8 bits wide", o.bits)));
     }
     let g = &model.graph;
+    let layers = layers(g, q);
     if layers.is_empty() {
         return Ok(0);
     }

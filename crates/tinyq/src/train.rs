@@ -160,59 +160,62 @@ fn better(metric: Metric, a: f64, b: f64) -> bool {
     }
 }
 
-/// The float graph quantization-aware training with int4 weights starts from: the int4 layers'
-/// weights rounded by AdaRound as `quantize --weights int4` rounds them (the quantize pass with
-/// the start's ranges, then AdaRound on the int4 layers), each weight set to its rounded value
-/// `q · s`, so that training's round-to-nearest gives AdaRound's `q`. The largest weight of
-/// each channel keeps its value, and with it the channel's scale.
-fn int4_start(
-    start: &crate::pipeline::PtqState<'_>,
-    spec: &crate::pipeline::QuantizeSpec,
-    calib: &BoundInputs,
-) -> Result<Graph, TinyqError> {
-    use crate::error::InFile;
+/// The float graph quantization-aware training with int4 weights starts from: the file
+/// `quantize --weights int4` writes (`start`, its pipeline's state: AdaRound's rounding and the
+/// corrections its choice kept), read back into float so that training's rounding gives the
+/// same integers. Each int4 weight is set to its rounded value `q · s` (the largest of each
+/// channel keeps its value, and with it the channel's scale), each bias to `b · s_in · s`.
+fn int4_start(start: &crate::pipeline::PtqState<'_>) -> Result<Graph, TinyqError> {
     use tinyq_ir::{DType, TensorData};
     let g = &start.model.graph;
-    let cfg = PtqConfig {
-        per_tensor: spec.per_tensor,
-        per_tensor_dense: spec.per_tensor_dense,
-        float_io: false,
-        int4_nodes: spec.int4_nodes.clone(),
-    };
-    let mut q = tinyq_quant::quantize_graph_mixed(g, &start.ranges, &cfg, &[], &[]).in_file(&start.model.path)?;
-    crate::adaround::adaround_int4(&start.model, &mut q, calib, &crate::adaround::AdaRoundOptions::default())?;
+    let q = start.int8.as_ref().ok_or_else(|| TinyqError::Model("the pipeline ran no quantize pass".into()))?;
     let mut init = g.clone();
-    for &k in &spec.int4_nodes {
-        let (fw, out) = (g.nodes[k].inputs[1], &g.tensor(g.nodes[k].outputs[0]).name);
+    for n in g.nodes.iter().filter(|n| n.op.int4_weights_input().is_some()) {
+        let out = &g.tensor(n.outputs[0]).name;
         let Some(qn) = q.tensors.iter().position(|t| &t.name == out).and_then(|t| q.producer(t)) else { continue };
-        let qt = q.tensor(q.nodes[qn].inputs[1]);
-        let (Some(TensorData::I8(values)), Some(p), DType::I4) = (&qt.data, &qt.qparams, qt.dtype) else { continue };
-        let Some(TensorData::F32(w)) = &mut init.tensors[fw].data else { continue };
-        if g.consumers(fw).len() != 1 || w.len() != values.len() {
-            continue;
+        for (slot, keep_largest) in [(1, true), (2, false)] {
+            let (Some(&fw), Some(&qw)) = (n.inputs.get(slot), q.nodes[qn].inputs.get(slot)) else { continue };
+            let qt = q.tensor(qw);
+            let values: Vec<f64> = match (&qt.data, qt.dtype) {
+                (Some(TensorData::I8(v)), DType::I4) => v.iter().map(|&x| x as f64).collect(),
+                (Some(TensorData::I32(v)), DType::I32) if slot == 2 => v.iter().map(|&x| x as f64).collect(),
+                _ => continue,
+            };
+            let Some(p) = &qt.qparams else { continue };
+            let Some(TensorData::F32(w)) = &mut init.tensors[fw].data else { continue };
+            if g.consumers(fw).len() != 1 || w.len() != values.len() || p.scale.is_empty() {
+                continue;
+            }
+            set_dequantized(w, &values, &p.scale, p.axis.unwrap_or(0), &qt.shape, keep_largest);
         }
-        let axis = p.axis.unwrap_or(0);
-        let (channels, inner) = if p.scale.len() == 1 {
-            (1, w.len())
-        } else {
-            (qt.shape[axis], qt.shape[axis + 1..].iter().product::<usize>())
-        };
-        let channel = |i: usize| (i / inner) % channels;
-        let mut largest = vec![None::<usize>; channels];
+    }
+    Ok(init)
+}
+
+/// `w[i] = values[i] · scale[channel of i]` (channels along `axis` of `shape`; one scale: one
+/// channel), leaving each channel's largest `|w|` as it is when `keep_largest`.
+fn set_dequantized(w: &mut [f32], values: &[f64], scale: &[f32], axis: usize, shape: &[usize], keep_largest: bool) {
+    let (channels, inner) = if scale.len() == 1 || shape.len() <= axis {
+        (1, w.len())
+    } else {
+        (shape[axis], shape[axis + 1..].iter().product::<usize>())
+    };
+    let channel = |i: usize| (i / inner.max(1)) % channels.max(1);
+    let mut largest = vec![None::<usize>; channels.max(1)];
+    if keep_largest {
         for (i, v) in w.iter().enumerate() {
             let c = &mut largest[channel(i)];
             if c.is_none_or(|j| v.abs() > w[j].abs()) {
                 *c = Some(i);
             }
         }
-        for (i, (v, &r)) in w.iter_mut().zip(values).enumerate() {
-            let c = channel(i);
-            if largest[c] != Some(i) {
-                *v = r as f32 * p.scale[c.min(p.scale.len() - 1)];
-            }
+    }
+    for (i, (v, &r)) in w.iter_mut().zip(values).enumerate() {
+        let c = channel(i);
+        if largest[c] != Some(i) {
+            *v = (r * scale[c.min(scale.len() - 1)] as f64) as f32;
         }
     }
-    Ok(init)
 }
 
 /// Fine-tunes `model` on `data` with quantization simulated and returns the int8 graph to
@@ -253,17 +256,34 @@ pub fn train(
     // With `auto` calibration, equalization where PTQ's choice keeps it (the float function is
     // the same; training starts from the equalized weights).
     let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
-    let spec = crate::pipeline::QuantizeSpec {
-        per_tensor: opts.per_tensor,
-        per_tensor_dense: opts.per_tensor_dense,
-        float_io: opts.float_io,
-        int4_nodes: int4_nodes.clone(),
-        ..Default::default()
+    let (start, init) = if int4_nodes.is_empty() {
+        let spec = crate::pipeline::QuantizeSpec {
+            per_tensor: opts.per_tensor,
+            per_tensor_dense: opts.per_tensor_dense,
+            float_io: opts.float_io,
+            ..Default::default()
+        };
+        (crate::pipeline::training_start(model, calib, opts.calibration, &spec)?, None)
+    } else {
+        // int4 weights start where `quantize --weights int4` ends; the float model (the teacher,
+        // FP32's figure) stays as it is.
+        let q = crate::QuantizeOptions {
+            calibration: opts.calibration,
+            per_tensor: opts.per_tensor,
+            per_tensor_dense: opts.per_tensor_dense,
+            float_io: opts.float_io,
+            keep_float: Vec::new(),
+            int16: Vec::new(),
+            bias_correction: false,
+            equalize: false,
+            choose_corrections: true,
+            adaround: false,
+            weights: crate::WeightBits::Int4,
+        };
+        let (st, _) = crate::quantize::ptq_state(model, calib, &q, Some(&int4_nodes), &|_| {})?;
+        let init = int4_start(&st)?;
+        (st, Some(init))
     };
-    let start = crate::pipeline::training_start(model, calib, opts.calibration, &spec)?;
-    // int4 weights start from AdaRound's rounding; the float model (the teacher, FP32's figure)
-    // stays as it is.
-    let init = if int4_nodes.is_empty() { None } else { Some(int4_start(&start, &spec, calib)?) };
     let ranges = start.ranges;
     let model = &start.model;
     let g = &model.graph;
