@@ -59,5 +59,8 @@ def test_weights_errors_raise_tinyq_error():
         tinyq.quantize(DEMO / "model.onnx", calib=x, weights="int2", progress=False)
     with pytest.raises(tinyq.TinyqError, match="mixed"):
         tinyq.quantize(DEMO / "model.onnx", calib=x, weights="mixed", progress=False)
+    with pytest.raises(tinyq.TinyqError, match="--allow-float does not go with --weights mixed"):
+        tinyq.quantize(DEMO / "model.onnx", calib=x, data=x, y=np.load(DATA)["y"], weights="mixed", max_drop=1,
+                       allow_float=True, progress=False)
     with pytest.raises(tinyq.TinyqError, match="mixed"):
         tinyq.train(DEMO / "model.onnx", x[:32], np.zeros(32, np.int64), epochs=1, weights="mixed", progress=False)
