@@ -168,6 +168,28 @@ def test_mixed_keeps_the_ends_int8_and_moves_sensitive_layers_back_until_the_bud
         np.testing.assert_array_equal(mine, ref)
 
 
+def test_mixed_refusal_names_what_would_help(run_tinyq, tmp_path):
+    """Labelled with the FP32 model's own outputs, FP32 scores an RMSE of 0: no choice of weights
+    meets --max-drop 0, not even int8 weights in every layer."""
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    data = fixture / "mnist_test_200.npz"
+    x = np.load(data)["x"][:64]
+    np.savez(tmp_path / "x.npz", x=x)
+    assert run_tinyq("run", fixture / "model.onnx", "--data", tmp_path / "x.npz", "-o", tmp_path / "y.npz").returncode == 0
+    np.savez(tmp_path / "own.npz", x=x, y=np.load(tmp_path / "y.npz")["y"])
+    out = tmp_path / "m.tflite"
+    args = ("quantize", fixture / "model.onnx", "--calib", data, "--weights", "mixed", "--data", tmp_path / "own.npz",
+            "--metric", "rmse", "--max-drop", 0, "-o", out)
+    proc = run_tinyq(*args)
+    assert proc.returncode == 1 and not out.exists(), proc.stderr
+    assert "cannot be met with --weights mixed" in proc.stderr and "with int8 weights in every layer" in proc.stderr
+    assert "a larger --max-drop" in proc.stderr and "--weights int8 with --max-drop" in proc.stderr, proc.stderr
+    assert "try --allow-float" not in proc.stderr and "panicked" not in proc.stderr
+    proc = run_tinyq(*args, "--allow-float")
+    assert proc.returncode == 1 and not out.exists()
+    assert "--allow-float does not go with --weights mixed" in proc.stderr, proc.stderr
+
+
 def test_mixed_needs_a_budget(run_tinyq, tmp_path):
     fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
     proc = run_tinyq("quantize", fixture / "model.onnx", "--calib", fixture / "mnist_test_200.npz", "--weights",
@@ -190,7 +212,32 @@ def test_mixed_moves_the_sensitive_layer_back_to_int8(shared_dir, run_tinyq, tmp
     if met:
         assert proc.returncode == 0 and _weight_types(out.read_bytes()) == [9, 9, 9]
     else:
-        assert proc.returncode == 1 and not out.exists() and "cannot be met" in proc.stderr
+        assert proc.returncode == 1 and not out.exists() and "cannot be met with --weights mixed" in proc.stderr
+        assert "--weights int8 with --max-drop" in proc.stderr and "try --allow-float" not in proc.stderr
+
+
+def test_train_int4_starts_from_adarounds_rounding(run_tinyq, tmp_path):
+    """With a learning rate too small to move any weight, `train --weights int4` writes the file it
+    starts from: the very file `quantize --weights int4` writes (AdaRound and the corrections its
+    choice keeps; with min/max ranges, AdaRound alone), not the round-to-nearest one."""
+    fixture = oracle_lib.REPO / "fixtures" / "mnist_dscnn"
+    arrays = np.load(fixture / "mnist_test_200.npz")
+    np.savez(tmp_path / "calib.npz", x=arrays["x_calib"])
+    np.savez(tmp_path / "train.npz", x=arrays["x"][:64], y=arrays["y"][:64])
+    for calibration in (("--calibration", "auto"), ("--calibration", "minmax")):
+        common = ("--calib", tmp_path / "calib.npz", *calibration, "--weights", "int4")
+        files = {}
+        for name, args in {
+            "ptq": ("quantize", fixture / "model.onnx", *common),
+            "nearest": ("quantize", fixture / "model.onnx", *common, "--no-corrections"),
+            "qat": ("train", fixture / "model.onnx", "--data", tmp_path / "train.npz", *common, "--lr", "1e-30",
+                    "--epochs", 1),
+        }.items():
+            proc = run_tinyq(*args, "-o", tmp_path / f"{name}.tflite")
+            assert proc.returncode == 0, proc.stderr
+            files[name] = (tmp_path / f"{name}.tflite").read_bytes()
+        assert files["ptq"] != files["nearest"], calibration
+        assert files["qat"] == files["ptq"], calibration
 
 
 def test_train_int4_writes_int4_weights_that_run_bit_exactly(run_tinyq, tmp_path):

@@ -89,14 +89,16 @@ pub fn quantize(a: &QuantizeArgs) -> Result<()> {
     let model = load(&a.model)?;
     let bars = Bars::default();
     let outcome = match tinyq::jobs::quantize_job(&model, &req, &bars) {
-        Err(TinyqError::BudgetNotMet { report, allow_float }) => {
+        Err(e @ TinyqError::BudgetNotMet { .. }) => {
             bars.end_all();
-            if a.json {
-                println!("{}", json!({ "model": a.model.display().to_string(), "budget": report }));
-            } else {
-                print_budget(&report);
+            if let TinyqError::BudgetNotMet { report, .. } = &e {
+                if a.json {
+                    println!("{}", json!({ "model": a.model.display().to_string(), "budget": report }));
+                } else {
+                    print_budget(report);
+                }
             }
-            return Err(TinyqError::BudgetNotMet { report, allow_float }.into());
+            return Err(e.into());
         }
         other => other?,
     };

@@ -8,12 +8,12 @@ use tinyq::jobs::{DataSpec, LabelledData, TrainRequest, TrainSettings};
 use crate::model::Model;
 use crate::{to_py, Data, PyProgress};
 
-/// Trains `model` with INT8 rounding simulated; returns the INT8 model (named `output`) and the
+/// Trains `model` with INT8 (or int4 weights') rounding simulated; returns the INT8 model (named `output`) and the
 /// report as `tinyq train --json` prints it. With `fp32_out`, also writes the fine-tuned float
 /// model as ONNX.
 #[pyfunction]
 #[pyo3(signature = (model, data, keys, labels, limit, calib, calib_samples, val, val_x, val_y, epochs, batch_size,
-    lr, optimizer, momentum, schedule, loss, temperature, ranges, seed, calibration, per_tensor, io, metric,
+    lr, optimizer, momentum, schedule, loss, temperature, ranges, seed, calibration, per_tensor, weights, io, metric,
     output, fp32_out, progress))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
@@ -40,6 +40,7 @@ pub fn train(
     seed: u64,
     calibration: &str,
     per_tensor: Option<&str>,
+    weights: &str,
     io: &str,
     metric: Option<&str>,
     output: PathBuf,
@@ -49,7 +50,7 @@ pub fn train(
     let settings = TrainSettings {
         calibration,
         per_tensor,
-        weights: None,
+        weights: Some(weights),
         io,
         optimizer,
         momentum,

@@ -38,10 +38,10 @@ pub enum TinyqError {
     Engine(String),
     #[error("{0}")]
     Metric(String),
-    /// The accuracy budget could not be met: the search's report, and whether float layers
-    /// were allowed (for the hint).
-    #[error("{}", crate::jobs::budget_refusal(report, *allow_float))]
-    BudgetNotMet { report: Box<crate::budget::BudgetReport>, allow_float: bool },
+    /// The accuracy budget could not be met: the search's report, whether float layers were
+    /// allowed and whether it was `--weights mixed`'s search (for the hint).
+    #[error("{}", crate::jobs::budget_refusal(report, *allow_float, *mixed))]
+    BudgetNotMet { report: Box<crate::budget::BudgetReport>, allow_float: bool, mixed: bool },
 }
 
 impl TinyqError {

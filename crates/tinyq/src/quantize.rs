@@ -386,6 +386,21 @@ pub(crate) fn quantize_passes_int4(
     int4: Option<&[usize]>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Quantized, TinyqError> {
+    let (st, corrections) = ptq_state(model, calib, opts, int4, progress)?;
+    let graph = st.int8.ok_or_else(|| TinyqError::Model("the pipeline ran no quantize pass".into()))?;
+    let ranges = range_rows(&st.model.graph, &graph, &st.stats, &st.ranges, &st.methods);
+    Ok(Quantized { graph, ranges, auto: st.auto, corrections, passes: st.log })
+}
+
+/// The pipeline's state after [`quantize_passes_int4`]'s passes (the float model it quantized,
+/// possibly equalized, its ranges and the int8 graph), and the corrections chosen.
+pub(crate) fn ptq_state<'a>(
+    model: &Model,
+    calib: &'a BoundInputs,
+    opts: &QuantizeOptions,
+    int4: Option<&[usize]>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(crate::pipeline::PtqState<'a>, Option<crate::choose::CorrectionChoice>), TinyqError> {
     use crate::pipeline::{passes, Pass, PtqState, QuantizeSpec};
     if calib.samples < 2 {
         return Err(TinyqError::Input(format!(
@@ -433,7 +448,5 @@ pub(crate) fn quantize_passes_int4(
         st.run(&passes(opts.calibration, &spec, opts.equalize, &fitted), progress)?;
         (st, None)
     };
-    let graph = st.int8.ok_or_else(|| TinyqError::Model("the pipeline ran no quantize pass".into()))?;
-    let ranges = range_rows(&st.model.graph, &graph, &st.stats, &st.ranges, &st.methods);
-    Ok(Quantized { graph, ranges, auto: st.auto, corrections, passes: st.log })
+    Ok((st, corrections))
 }

@@ -160,6 +160,64 @@ fn better(metric: Metric, a: f64, b: f64) -> bool {
     }
 }
 
+/// The float graph quantization-aware training with int4 weights starts from: the file
+/// `quantize --weights int4` writes (`start`, its pipeline's state: AdaRound's rounding and the
+/// corrections its choice kept), read back into float so that training's rounding gives the
+/// same integers. Each int4 weight is set to its rounded value `q · s` (the largest of each
+/// channel keeps its value, and with it the channel's scale), each bias to `b · s_in · s`.
+fn int4_start(start: &crate::pipeline::PtqState<'_>) -> Result<Graph, TinyqError> {
+    use tinyq_ir::{DType, TensorData};
+    let g = &start.model.graph;
+    let q = start.int8.as_ref().ok_or_else(|| TinyqError::Model("the pipeline ran no quantize pass".into()))?;
+    let mut init = g.clone();
+    for n in g.nodes.iter().filter(|n| n.op.int4_weights_input().is_some()) {
+        let out = &g.tensor(n.outputs[0]).name;
+        let Some(qn) = q.tensors.iter().position(|t| &t.name == out).and_then(|t| q.producer(t)) else { continue };
+        for (slot, keep_largest) in [(1, true), (2, false)] {
+            let (Some(&fw), Some(&qw)) = (n.inputs.get(slot), q.nodes[qn].inputs.get(slot)) else { continue };
+            let qt = q.tensor(qw);
+            let values: Vec<f64> = match (&qt.data, qt.dtype) {
+                (Some(TensorData::I8(v)), DType::I4) => v.iter().map(|&x| x as f64).collect(),
+                (Some(TensorData::I32(v)), DType::I32) if slot == 2 => v.iter().map(|&x| x as f64).collect(),
+                _ => continue,
+            };
+            let Some(p) = &qt.qparams else { continue };
+            let Some(TensorData::F32(w)) = &mut init.tensors[fw].data else { continue };
+            if g.consumers(fw).len() != 1 || w.len() != values.len() || p.scale.is_empty() {
+                continue;
+            }
+            set_dequantized(w, &values, &p.scale, p.axis.unwrap_or(0), &qt.shape, keep_largest);
+        }
+    }
+    Ok(init)
+}
+
+/// `w[i] = values[i] · scale[channel of i]` (channels along `axis` of `shape`; one scale: one
+/// channel), leaving each channel's largest `|w|` as it is when `keep_largest`.
+fn set_dequantized(w: &mut [f32], values: &[f64], scale: &[f32], axis: usize, shape: &[usize], keep_largest: bool) {
+    let (channels, inner) = if scale.len() == 1 || shape.len() <= axis {
+        (1, w.len())
+    } else {
+        (shape[axis], shape[axis + 1..].iter().product::<usize>())
+    };
+    let channel = |i: usize| (i / inner.max(1)) % channels.max(1);
+    let mut largest = vec![None::<usize>; channels.max(1)];
+    if keep_largest {
+        for (i, v) in w.iter().enumerate() {
+            let c = &mut largest[channel(i)];
+            if c.is_none_or(|j| v.abs() > w[j].abs()) {
+                *c = Some(i);
+            }
+        }
+    }
+    for (i, (v, &r)) in w.iter_mut().zip(values).enumerate() {
+        let c = channel(i);
+        if largest[c] != Some(i) {
+            *v = (r * scale[c.min(scale.len() - 1)] as f64) as f32;
+        }
+    }
+}
+
 /// Fine-tunes `model` on `data` with quantization simulated and returns the int8 graph to
 /// export, the fine-tuned float graph and the report.
 pub fn train(
@@ -197,13 +255,35 @@ pub fn train(
     }
     // With `auto` calibration, equalization where PTQ's choice keeps it (the float function is
     // the same; training starts from the equalized weights).
-    let spec = crate::pipeline::QuantizeSpec {
-        per_tensor: opts.per_tensor,
-        per_tensor_dense: opts.per_tensor_dense,
-        float_io: opts.float_io,
-        ..Default::default()
+    let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
+    let (start, init) = if int4_nodes.is_empty() {
+        let spec = crate::pipeline::QuantizeSpec {
+            per_tensor: opts.per_tensor,
+            per_tensor_dense: opts.per_tensor_dense,
+            float_io: opts.float_io,
+            ..Default::default()
+        };
+        (crate::pipeline::training_start(model, calib, opts.calibration, &spec)?, None)
+    } else {
+        // int4 weights start where `quantize --weights int4` ends; the float model (the teacher,
+        // FP32's figure) stays as it is.
+        let q = crate::QuantizeOptions {
+            calibration: opts.calibration,
+            per_tensor: opts.per_tensor,
+            per_tensor_dense: opts.per_tensor_dense,
+            float_io: opts.float_io,
+            keep_float: Vec::new(),
+            int16: Vec::new(),
+            bias_correction: false,
+            equalize: false,
+            choose_corrections: true,
+            adaround: false,
+            weights: crate::WeightBits::Int4,
+        };
+        let (st, _) = crate::quantize::ptq_state(model, calib, &q, Some(&int4_nodes), &|_| {})?;
+        let init = int4_start(&st)?;
+        (st, Some(init))
     };
-    let start = crate::pipeline::training_start(model, calib, opts.calibration, &spec)?;
     let ranges = start.ranges;
     let model = &start.model;
     let g = &model.graph;
@@ -256,7 +336,6 @@ pub fn train(
             (loss, LabelData::Teacher(Vec::new()))
         }
     };
-    let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
     let cfg = QatConfig {
         ptq: PtqConfig {
             per_tensor: opts.per_tensor,
@@ -270,7 +349,7 @@ pub fn train(
         optimizer: opts.optimizer,
         loss,
     };
-    let mut trainer = Trainer::new(g, ranges, cfg).map_err(engine_err(model))?;
+    let mut trainer = Trainer::new(init.as_ref().unwrap_or(g), ranges, cfg).map_err(engine_err(model))?;
     let labels = match labels {
         LabelData::Teacher(_) => {
             // The float model's values at the tensor the loss is taken on (its logits).

@@ -66,6 +66,15 @@ fn file_and_arrays_give_the_same_file_and_metrics() {
     assert_eq!(written.graph.inputs.len(), 1);
 }
 
+/// The fixture's inputs labelled with the FP32 model's own outputs (on which FP32 scores an RMSE
+/// of exactly 0).
+fn own_labels(model: &tinyq::Model, file: &DataSource) -> DataSource {
+    let spec = DataSpec { keys: vec!["x".into()], ..DataSpec::new(file.clone()) };
+    let fp32 = tinyq::jobs::run_job(model, &spec, &()).unwrap().arrays.remove(0).1;
+    let x = Dataset::open(&fixture("mnist_test_200.npz"), &LoadOptions::default()).unwrap().array("x").unwrap();
+    DataSource::Arrays { name: "own".into(), arrays: vec![("x".into(), x), ("y".into(), fp32)] }
+}
+
 #[test]
 fn budget_requests_are_checked_and_refused_with_the_report() {
     let model = tinyq::load_model(&fixture("model.onnx")).unwrap();
@@ -82,17 +91,41 @@ fn budget_requests_are_checked_and_refused_with_the_report() {
         tinyq::jobs::quantize_job(&model, &req, &()).unwrap_err()
     };
     assert!(metric_err.to_string().contains("mnist_test_200.npz: labels `y`: 200 label values"), "{metric_err}");
-    let spec = DataSpec { keys: vec!["x".into()], ..DataSpec::new(file.clone()) };
-    let fp32 = tinyq::jobs::run_job(&model, &spec, &()).unwrap().arrays.remove(0).1;
-    let x = Dataset::open(&fixture("mnist_test_200.npz"), &LoadOptions::default()).unwrap().array("x").unwrap();
-    let own = DataSource::Arrays { name: "own".into(), arrays: vec![("x".into(), x), ("y".into(), fp32)] };
+    let own = own_labels(&model, &file);
     let mut req = request(file, Some(own), Some(0.0));
     req.metric = Some(tinyq::Metric::Rmse);
     match tinyq::jobs::quantize_job(&model, &req, &()) {
-        Err(TinyqError::BudgetNotMet { report, allow_float }) => {
-            assert!(!report.met && !allow_float && report.fp32 == 0.0 && report.final_drop > 0.0);
-            let e = TinyqError::BudgetNotMet { report, allow_float };
+        Err(TinyqError::BudgetNotMet { report, allow_float, mixed }) => {
+            assert!(!report.met && !allow_float && !mixed && report.fp32 == 0.0 && report.final_drop > 0.0);
+            let e = TinyqError::BudgetNotMet { report, allow_float, mixed };
             assert!(e.to_string().contains("the budget cannot be met") && e.to_string().contains("--allow-float"));
+        }
+        other => panic!("expected the budget refused, got {:?}", other.map(|o| o.budget)),
+    }
+}
+
+#[test]
+fn mixed_weights_refusal_names_what_would_help() {
+    let model = tinyq::load_model(&fixture("model.onnx")).unwrap();
+    let file = DataSource::file(fixture("mnist_test_200.npz"), LoadOptions::default());
+    let mut req = request(file.clone(), Some(file.clone()), Some(1.0));
+    req.options.weights = tinyq::WeightBits::Mixed;
+    req.budget.as_mut().unwrap().options.allow_float = true;
+    let e = tinyq::jobs::quantize_job(&model, &req, &()).unwrap_err();
+    assert!(e.to_string().contains("--allow-float does not go with --weights mixed"), "{e}");
+    // Labelled with the FP32 model's own outputs, FP32 scores an RMSE of 0: no choice of weights
+    // meets a budget of 0, not even int8 in every layer.
+    let own = own_labels(&model, &file);
+    let mut req = request(file, Some(own), Some(0.0));
+    req.options.weights = tinyq::WeightBits::Mixed;
+    req.metric = Some(tinyq::Metric::Rmse);
+    match tinyq::jobs::quantize_job(&model, &req, &()) {
+        Err(TinyqError::BudgetNotMet { report, allow_float, mixed }) => {
+            assert!(mixed && !allow_float && !report.met && !report.steps.is_empty());
+            let msg = TinyqError::BudgetNotMet { report, allow_float, mixed }.to_string();
+            assert!(msg.contains("with int8 weights in every layer"), "{msg}");
+            assert!(msg.contains("a larger --max-drop") && msg.contains("--weights int8 with --max-drop"), "{msg}");
+            assert!(!msg.contains("try --allow-float"), "{msg}");
         }
         other => panic!("expected the budget refused, got {:?}", other.map(|o| o.budget)),
     }

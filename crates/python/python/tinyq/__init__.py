@@ -222,6 +222,7 @@ def quantize(
     equalize: bool = False,
     corrections: bool = True,
     adaround: bool = False,
+    weights: str = "int8",
     calib_samples: Optional[int] = None,
     max_candidates: int = 24,
     progress: bool = True,
@@ -235,7 +236,10 @@ def quantize(
     ``per_tensor``: True/"all" or "dense". ``int16``: layer names, or "all"/True to run every layer
     that can with int16 activations. ``corrections=False`` is ``--no-corrections`` (by default
     equalization, AdaRound and bias correction are each kept only where they lower the output
-    error on the calibration set); ``adaround`` forces AdaRound. The result's ``.outcome`` holds what ``--json`` reports."""
+    error on the calibration set); ``adaround`` forces AdaRound. ``weights``: "int8", "int4" (conv,
+    depthwise and fully connected weights as TFLite INT4, AdaRound on unless ``corrections=False``)
+    or "mixed" (int4 per layer where ``max_drop`` allows it, as ``--weights mixed``). The result's
+    ``.outcome`` holds what ``--json`` reports."""
     if not isinstance(model, Model):
         model = load(model)
     cdata, ckeys, _ = _data(calib, name="<calib>")
@@ -259,7 +263,7 @@ def quantize(
             raise TinyqError("tune: give its labels as tune_y")
     native, outcome = _tinyq.quantize(
         model._m, cdata, ckeys, calib_samples, calibration, pt, io, bias_correction, equalize,
-        corrections, adaround, list(keep_float), layers16, eval_data, eval_x, eval_y, metric, max_drop, tune_data,
+        corrections, adaround, weights, list(keep_float), layers16, eval_data, eval_x, eval_y, metric, max_drop, tune_data,
         allow_float, search_int16, max_candidates, _int8_name(model), _progress(progress),
     )
     return Model(native, json.loads(outcome))
@@ -338,6 +342,7 @@ def train(
     calib_samples: int = 500,
     calibration: str = "auto",
     per_tensor: Union[bool, str] = False,
+    weights: str = "int8",
     io: str = "int8",
     limit: Optional[int] = None,
     save_fp32: Optional[PathLike] = None,
@@ -347,7 +352,9 @@ def train(
     on labels ``y`` or, with ``distill=True``, by matching the float model's own outputs; the best
     epoch on ``val``/``val_y`` is kept. Returns the INT8 model; its ``.outcome`` is the training
     report (per-epoch rows, FP32 / PTQ / best validation figures). ``save_fp32`` also writes the
-    fine-tuned float model as ONNX. The same seed and options give the same file."""
+    fine-tuned float model as ONNX. ``weights="int4"`` trains with int4 conv, depthwise and fully
+    connected weights simulated as the file stores them. The same seed and options give the same
+    file."""
     if not isinstance(model, Model):
         model = load(model)
     d, keys, label_key = _data(data, None if distill else y, name="<data>")
@@ -365,7 +372,7 @@ def train(
     native, report = _tinyq.train(
         model._m, d, keys, label_key, limit, cdata, calib_samples, vdata, (vkeys or ["x"])[0], vy,
         epochs, batch_size, lr, optimizer, momentum, schedule, loss, temperature, ranges, seed,
-        calibration, pt, io, metric, _int8_name(model),
+        calibration, pt, weights, io, metric, _int8_name(model),
         None if save_fp32 is None else os.fspath(save_fp32), _progress(progress),
     )
     return Model(native, json.loads(report))

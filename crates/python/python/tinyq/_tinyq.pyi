@@ -48,7 +48,7 @@ class DebugReport:
 def quantize(
     model: Model, calib: Data, calib_keys: Sequence[str], calib_limit: Optional[int], calibration: str,
     per_tensor: Optional[str], io: str, bias_correction: bool, equalize: bool,
-    corrections: bool, adaround: bool, keep_float: Sequence[str],
+    corrections: bool, adaround: bool, weights: str, keep_float: Sequence[str],
     int16: Sequence[str], eval: Optional[Data], eval_x: str, eval_y: str, metric: Optional[str],
     max_drop: Optional[float], tune: Optional[Data], allow_float: bool, allow_int16: bool, max_candidates: int,
     output: str, progress: Optional[ProgressCallback],
@@ -59,6 +59,6 @@ def train(
     model: Model, data: Data, keys: Sequence[str], labels: Optional[str], limit: Optional[int],
     calib: Optional[Data], calib_samples: int, val: Optional[Data], val_x: str, val_y: str, epochs: int,
     batch_size: int, lr: Optional[float], optimizer: str, momentum: float, schedule: str, loss: Optional[str],
-    temperature: float, ranges: str, seed: int, calibration: str, per_tensor: Optional[str], io: str,
+    temperature: float, ranges: str, seed: int, calibration: str, per_tensor: Optional[str], weights: str, io: str,
     metric: Optional[str], output: str, fp32_out: Optional[str], progress: Optional[ProgressCallback],
 ) -> Tuple[Model, str]: ...

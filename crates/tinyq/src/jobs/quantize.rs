@@ -94,6 +94,11 @@ impl QuantizeRequest {
             }
             return Ok(());
         };
+        if self.options.weights == crate::WeightBits::Mixed && b.options.allow_float {
+            return Err(TinyqError::Input(
+                "--allow-float does not go with --weights mixed, which chooses between int4 and int8 weights only: use --weights int8 to let layers stay in float".into(),
+            ));
+        }
         if self.options.weights == crate::WeightBits::Int4 {
             return Err(TinyqError::Input(
                 "--weights int4 does not go with --max-drop: use --weights mixed to choose int4 layers under the budget"
@@ -256,24 +261,24 @@ fn within_budget(
         None => (&e.source, eval_ds, eval_inputs),
     };
     let labels = ds.array(&e.y)?;
-    let search = if req.options.weights == crate::WeightBits::Mixed {
-        crate::mixed::quantize_mixed
-    } else {
-        crate::budget::quantize_within_budget
-    };
+    let mixed = req.options.weights == crate::WeightBits::Mixed;
+    let search = if mixed { crate::mixed::quantize_mixed } else { crate::budget::quantize_within_budget };
     let (g, r, report) = search(model, calib, inputs, &labels, req.metric, &req.options, &b.options, progress)
         .map_err(|err| match err {
             TinyqError::Metric(m) => TinyqError::Metric(format!("{}: labels `{}`: {m}", source.path().display(), e.y)),
             other => other,
         })?;
     if !report.met {
-        return Err(TinyqError::BudgetNotMet { report: Box::new(report), allow_float: b.options.allow_float });
+        return Err(TinyqError::BudgetNotMet { report: Box::new(report), allow_float: b.options.allow_float, mixed });
     }
     Ok((g, r, report))
 }
 
 /// Why the budget could not be met, and what might help.
-pub(crate) fn budget_refusal(r: &BudgetReport, allow_float: bool) -> String {
+pub(crate) fn budget_refusal(r: &BudgetReport, allow_float: bool, mixed: bool) -> String {
+    if mixed {
+        return mixed_refusal(r);
+    }
     let hint = if !allow_float {
         "try --allow-float to let the most sensitive layers stay in float, or a larger --max-drop"
     } else if r.calibration_candidates >= r.max_candidates
@@ -285,18 +290,38 @@ pub(crate) fn budget_refusal(r: &BudgetReport, allow_float: bool) -> String {
         "try a larger --max-drop or calibration data closer to the evaluation data"
     };
     format!(
-        "--max-drop {}: the budget cannot be met; the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {} (plain PTQ: {:.2}) after {} step(s) ({} calibration, {} int16-activation, {} float candidate(s) scored); {} — no file written",
+        "--max-drop {}: the budget cannot be met; {} (plain PTQ: {:.2}) after {} step(s) ({} calibration, {} int16-activation, {} float candidate(s) scored); {} — no file written",
         r.max_drop,
-        r.metric.name(),
-        r.final_metric,
-        r.fp32,
-        r.final_drop,
-        r.drop_unit,
+        best_reached(r),
         r.plain_drop,
         r.steps.len(),
         r.calibration_candidates,
         r.int16_candidates,
         r.float_candidates,
         hint
+    )
+}
+
+/// The best metric the search reached and its drop from FP32.
+fn best_reached(r: &BudgetReport) -> String {
+    format!(
+        "the best {} reached is {:.4} against FP32 {:.4}, a drop of {:.2} {}",
+        r.metric.name(),
+        r.final_metric,
+        r.fp32,
+        r.final_drop,
+        r.drop_unit
+    )
+}
+
+/// `--weights mixed` missed the budget: its search ends with int8 weights in every layer, so
+/// neither more int4 nor float layers (which it does not try) would help.
+fn mixed_refusal(r: &BudgetReport) -> String {
+    format!(
+        "--max-drop {}: the budget cannot be met with --weights mixed; with int8 weights in every layer ({} moved back from int4) {} (int4 in every layer but the first and last: {:.2}); try a larger --max-drop, or --weights int8 with --max-drop, whose search also tries other calibrations, int16 activations and, with --allow-float, float layers — no file written",
+        r.max_drop,
+        r.steps.len(),
+        best_reached(r),
+        r.plain_drop,
     )
 }
