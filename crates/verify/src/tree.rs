@@ -41,7 +41,8 @@ const METHOD_STEMS: &[(&str, &[&str])] = &[
     ("AddMaxPool2D", &["pooling"]),
     ("AddL2Pool2D", &["l2_pool_2d"]),
     ("AddConv2D", &["conv"]),
-    ("AddDepthwiseConv2D", &["depthwise_conv"]),
+    // depthwise_conv_common.cc reads conv_common.cc's tensor indices (`kConvOutputTensor`).
+    ("AddDepthwiseConv2D", &["depthwise_conv", "conv_common"]),
     ("AddTransposeConv", &["transpose_conv"]),
     ("AddRelu", &["activations"]),
     ("AddRelu6", &["activations"]),
@@ -223,7 +224,23 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
-    use super::snake;
+    use super::{snake, Kernels, Tree};
+    use std::path::Path;
+
+    /// A depthwise-only model links: its common file needs the convolution's (with either kernel
+    /// set). Skips when the vendored trees are not beside the repository.
+    #[test]
+    fn depthwise_pulls_in_the_convolution_common_file() {
+        let vendor = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor");
+        for (dir, kernels) in [("tflm-ref", Kernels::Reference), ("tflm-cmsis-nn", Kernels::CmsisNn)] {
+            let Ok(tree) = Tree::open(&vendor.join(dir), kernels) else {
+                eprintln!("skipped: no TFLM tree at {}", vendor.join(dir).display());
+                continue;
+            };
+            let sources = tree.sources_for(&["AddDepthwiseConv2D"]).expect("sources");
+            assert!(sources.iter().any(|p| p.ends_with("kernels/conv_common.cc")), "{dir}: {sources:?}");
+        }
+    }
 
     #[test]
     fn resolver_methods_name_their_kernel_files() {
