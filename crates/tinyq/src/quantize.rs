@@ -71,16 +71,36 @@ impl std::str::FromStr for WeightBits {
 }
 
 /// The layers of `g` whose weights may be int4 under `bits`: none for [`WeightBits::Int8`], else
-/// every conv, depthwise conv and fully connected layer not kept in float or run with int16
-/// activations ([`WeightBits::Mixed`] chooses among them).
+/// every conv, depthwise conv and fully connected layer not kept in float, run with int16
+/// activations or computed differently by some kernel set ([`int4_caveats`]);
+/// [`WeightBits::Mixed`] chooses among them.
 pub fn int4_node_indices(g: &Graph, bits: WeightBits, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
     match bits {
         WeightBits::Int8 => Vec::new(),
         WeightBits::Int4 | WeightBits::Mixed => (0..g.nodes.len())
-            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some())
+            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some() && int4_caveat(g, *k).is_none())
             .filter(|k| !float_nodes.contains(k) && !int16_nodes.contains(k))
             .collect(),
     }
+}
+
+/// Why layer `k` of `g` keeps int8 weights under `--weights int4|mixed` although TFLM takes int4
+/// ([`tinyq_ir::Op::int4_caveat`]).
+fn int4_caveat(g: &Graph, k: usize) -> Option<&'static str> {
+    let n = &g.nodes[k];
+    let shapes: Vec<&[usize]> = n.inputs.iter().map(|&t| g.tensor(t).shape.as_slice()).collect();
+    n.op.int4_caveat(&shapes)
+}
+
+/// One line per layer of `g` that int4 weights would suit but that keeps int8 weights so that
+/// every kernel set computes it alike (empty for [`WeightBits::Int8`]).
+pub fn int4_caveats(g: &Graph, bits: WeightBits) -> Vec<String> {
+    if bits == WeightBits::Int8 {
+        return Vec::new();
+    }
+    (0..g.nodes.len())
+        .filter_map(|k| int4_caveat(g, k).map(|why| format!("layer {} keeps int8 weights: {why}", g.nodes[k].name)))
+        .collect()
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
