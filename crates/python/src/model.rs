@@ -230,6 +230,7 @@ pub fn quantize(
             choose_corrections: corrections,
             adaround,
             weights: parse("weights", weights)?,
+            kernels: None,
             float_io: io == Io::Float,
             keep_float,
             int16,

@@ -39,13 +39,14 @@ pub struct Int4Footprint {
     /// includes them); 0 with CMSIS-NN.
     pub unpack_scratch_largest_bytes: usize,
     pub unpack_scratch_total_bytes: usize,
-    /// Int4 layers some kernel set computes differently from TFLM's reference kernels, each as
-    /// `layer: why` ([`tinyq_ir::Op::int4_caveat`]); `tinyq quantize` keeps such layers int8.
+    /// With CMSIS-NN kernels: the int4 layers they compute differently from TFLM's reference
+    /// kernels, each as `layer: why` ([`tinyq_ir::Op::int4_caveat`]); `tinyq quantize` keeps such
+    /// layers int8 unless told the file is for reference kernels.
     pub caveats: Vec<String>,
 }
 
 /// The int4 weights of `g`'s layers (`None` when there are none).
-fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint]) -> Option<Int4Footprint> {
+fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint], kernels: Kernels) -> Option<Int4Footprint> {
     use tinyq_ir::DType::I4;
     let int4_nodes: Vec<&tinyq_ir::Node> = g
         .nodes
@@ -59,6 +60,7 @@ fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint]) -> Option<Int4
         int4_nodes.iter().filter_map(|n| n.op.int4_weights_input().map(|k| g.tensor(n.inputs[k]))).collect();
     let caveats = int4_nodes
         .iter()
+        .filter(|_| kernels == Kernels::CmsisNn)
         .filter_map(|n| {
             let shapes: Vec<&[usize]> = n.inputs.iter().map(|&t| g.tensor(t).shape.as_slice()).collect();
             n.op.int4_caveat(&shapes).map(|why| format!("{}: {why}", n.name))
@@ -195,7 +197,7 @@ pub fn report_bytes_for(
             },
         })
         .collect::<Vec<_>>();
-    let int4 = int4_footprint(&g, &layers);
+    let int4 = int4_footprint(&g, &layers, kernels);
     let (parameters, _) = g.parameter_count();
     Ok(Report {
         model: path.display().to_string(),

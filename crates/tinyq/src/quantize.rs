@@ -40,6 +40,10 @@ pub struct QuantizeOptions {
     pub adaround: bool,
     /// The width of conv, depthwise conv and fully connected weights.
     pub weights: WeightBits,
+    /// The TFLM kernels the file is for (`None`: any). Int4 layers a kernel set computes
+    /// differently from TFLM's reference kernels ([`int4_caveats`]) keep int8 weights unless
+    /// the file is for the reference kernels only.
+    pub kernels: Option<tinyq_arena::Kernels>,
 }
 
 /// The width of the layers' weights (`--weights`).
@@ -74,11 +78,12 @@ impl std::str::FromStr for WeightBits {
 /// every conv, depthwise conv and fully connected layer not kept in float, run with int16
 /// activations or computed differently by some kernel set ([`int4_caveats`]);
 /// [`WeightBits::Mixed`] chooses among them.
-pub fn int4_node_indices(g: &Graph, bits: WeightBits, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
-    match bits {
+pub fn int4_node_indices(opts: &QuantizeOptions, g: &Graph, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
+    let caveat_free = |k: usize| opts.kernels == Some(tinyq_arena::Kernels::Reference) || int4_caveat(g, k).is_none();
+    match opts.weights {
         WeightBits::Int8 => Vec::new(),
         WeightBits::Int4 | WeightBits::Mixed => (0..g.nodes.len())
-            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some() && int4_caveat(g, *k).is_none())
+            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some() && caveat_free(*k))
             .filter(|k| !float_nodes.contains(k) && !int16_nodes.contains(k))
             .collect(),
     }
@@ -92,10 +97,10 @@ fn int4_caveat(g: &Graph, k: usize) -> Option<&'static str> {
     n.op.int4_caveat(&shapes)
 }
 
-/// One line per layer of `g` that int4 weights would suit but that keeps int8 weights so that
-/// every kernel set computes it alike (empty for [`WeightBits::Int8`]).
-pub fn int4_caveats(g: &Graph, bits: WeightBits) -> Vec<String> {
-    if bits == WeightBits::Int8 {
+/// One line per layer of `g` that int4 weights would suit but that keeps int8 weights under
+/// `opts` so that every kernel set the file is for computes it alike.
+pub fn int4_caveats(g: &Graph, opts: &QuantizeOptions) -> Vec<String> {
+    if opts.weights == WeightBits::Int8 || opts.kernels == Some(tinyq_arena::Kernels::Reference) {
         return Vec::new();
     }
     (0..g.nodes.len())
@@ -433,7 +438,7 @@ pub(crate) fn ptq_state<'a>(
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
     let int4_nodes = match int4 {
         Some(k) => k.to_vec(),
-        None => int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes),
+        None => int4_node_indices(opts, g, &float_nodes, &int16_nodes),
     };
     // AdaRound is on for int4 layers (it matters most at 4 bits) unless corrections are off.
     let adaround = opts.adaround || (!int4_nodes.is_empty() && opts.choose_corrections);
