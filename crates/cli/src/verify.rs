@@ -140,8 +140,7 @@ fn many(a: &VerifyArgs, tflm: &std::path::Path, kernels: tinyq::Kernels) -> Resu
     let mut models = Vec::with_capacity(n);
     for (k, path) in a.model.iter().enumerate() {
         let model = load(path)?;
-        let x: Vec<String> =
-            per_model(&a.x, k, n, "--x")?.map_or(Vec::new(), |x| arrays(x));
+        let x: Vec<String> = per_model(&a.x, k, n, "--x")?.map_or(Vec::new(), |x| arrays(x));
         let inputs = match per_model(&a.data, k, n, "--data")? {
             Some(d) => Some(bind_file(&model, d, &x, &a.load, a.limit)?.1),
             None => None,

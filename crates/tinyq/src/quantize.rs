@@ -78,7 +78,12 @@ impl std::str::FromStr for WeightBits {
 /// every conv, depthwise conv and fully connected layer not kept in float, run with int16
 /// activations or computed differently by some kernel set ([`int4_caveats`]);
 /// [`WeightBits::Mixed`] chooses among them.
-pub fn int4_node_indices(opts: &QuantizeOptions, g: &Graph, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
+pub fn int4_node_indices(
+    opts: &QuantizeOptions,
+    g: &Graph,
+    float_nodes: &[usize],
+    int16_nodes: &[usize],
+) -> Vec<usize> {
     let caveat_free = |k: usize| opts.kernels == Some(tinyq_arena::Kernels::Reference) || int4_caveat(g, k).is_none();
     match opts.weights {
         WeightBits::Int8 => Vec::new(),

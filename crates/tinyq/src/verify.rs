@@ -366,7 +366,8 @@ pub fn verify_many(
             }
         }
         let predicted = predicted_arena(&bytes, kernels).map_err(ctx)?;
-        let data: Vec<u8> = inputs.iter().flat_map(|b| (0..b.samples).flat_map(|i| sample_bytes(&b.sample(i)))).collect();
+        let data: Vec<u8> =
+            inputs.iter().flat_map(|b| (0..b.samples).flat_map(|i| sample_bytes(&b.sample(i)))).collect();
         files.push((bytes.len(), predicted, data));
     }
     methods.sort_unstable();
