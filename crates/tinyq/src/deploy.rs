@@ -61,10 +61,7 @@ fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint], kernels: Kerne
     let caveats = int4_nodes
         .iter()
         .filter(|_| kernels == Kernels::CmsisNn)
-        .filter_map(|n| {
-            let shapes: Vec<&[usize]> = n.inputs.iter().map(|&t| g.tensor(t).shape.as_slice()).collect();
-            n.op.int4_caveat(&shapes).map(|why| format!("{}: {why}", n.name))
-        })
+        .filter_map(|n| crate::quantize::int4_caveat(g, n).map(|why| format!("{}: {why}", n.name)))
         .collect();
     let packed: usize = int4.iter().map(|t| t.size_bytes()).sum();
     let unpacked: usize = int4.iter().map(|t| t.numel()).sum();

@@ -84,7 +84,8 @@ pub fn int4_node_indices(
     float_nodes: &[usize],
     int16_nodes: &[usize],
 ) -> Vec<usize> {
-    let caveat_free = |k: usize| opts.kernels == Some(tinyq_arena::Kernels::Reference) || int4_caveat(g, k).is_none();
+    let caveat_free =
+        |k: usize| opts.kernels == Some(tinyq_arena::Kernels::Reference) || int4_caveat(g, &g.nodes[k]).is_none();
     match opts.weights {
         WeightBits::Int8 => Vec::new(),
         WeightBits::Int4 | WeightBits::Mixed => (0..g.nodes.len())
@@ -94,10 +95,9 @@ pub fn int4_node_indices(
     }
 }
 
-/// Why layer `k` of `g` keeps int8 weights under `--weights int4|mixed` although TFLM takes int4
+/// Why layer `n` of `g` keeps int8 weights under `--weights int4|mixed` although TFLM takes int4
 /// ([`tinyq_ir::Op::int4_caveat`]).
-fn int4_caveat(g: &Graph, k: usize) -> Option<&'static str> {
-    let n = &g.nodes[k];
+pub(crate) fn int4_caveat(g: &Graph, n: &tinyq_ir::Node) -> Option<&'static str> {
     let shapes: Vec<&[usize]> = n.inputs.iter().map(|&t| g.tensor(t).shape.as_slice()).collect();
     n.op.int4_caveat(&shapes)
 }
@@ -108,8 +108,9 @@ pub fn int4_caveats(g: &Graph, opts: &QuantizeOptions) -> Vec<String> {
     if opts.weights == WeightBits::Int8 || opts.kernels == Some(tinyq_arena::Kernels::Reference) {
         return Vec::new();
     }
-    (0..g.nodes.len())
-        .filter_map(|k| int4_caveat(g, k).map(|why| format!("layer {} keeps int8 weights: {why}", g.nodes[k].name)))
+    g.nodes
+        .iter()
+        .filter_map(|n| int4_caveat(g, n).map(|why| format!("layer {} keeps int8 weights: {why}", n.name)))
         .collect()
 }
 
