@@ -60,6 +60,7 @@ CAVEAT_CASES = [
     (5, 1, 2, "VALID", True),
     (6, 2, 2, "SAME_UPPER", True),
     (5, 1, 1, "SAME_UPPER", True),
+    (7, 2, 1, [0, 1, 2, 3], False),  # explicit pads: a PAD, then a VALID layer on the padded input
 ]
 
 
@@ -71,8 +72,9 @@ def _depthwise(path, channels, multiplier, dilation, auto_pad, seed):
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 0.5, (channels * multiplier, 1, 3, 3)).astype(np.float32)
     b = rng.normal(0, 0.1, channels * multiplier).astype(np.float32)
+    pads = {"pads": auto_pad} if isinstance(auto_pad, list) else {"auto_pad": auto_pad}
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=channels, kernel_shape=[3, 3],
-                            dilations=[dilation, dilation], auto_pad=auto_pad)
+                            dilations=[dilation, dilation], **pads)
     graph = helper.make_graph([node], "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 9, 9])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])

@@ -79,17 +79,17 @@ impl DepthwiseConv2D {
     /// multiplier, the batch and both dilations are 1. With an even channel count that path
     /// indexes each weight directly; with an odd one it follows the packed nibbles with running
     /// counters ([`super::s4::odd_channel_reads_right`] replays them against TFLM's packing).
-    /// Explicit padding is written as a PAD before a VALID layer.
+    /// Explicit padding is written as a PAD before a VALID layer on the padded input.
     pub fn int4_alike_on_cmsis_nn(&self, x: &[usize], w: &[usize]) -> bool {
         let c = &self.conv;
         let ([n, h, wd, ch], [_, kh, kw, _]) = (x, w) else { return true };
         if ch % 2 == 0 || (self.depth_multiplier == 1 && *n == 1 && c.dilation == [1, 1]) {
             return true;
         }
-        let (input, k) = ([*h, *wd], [*kh, *kw]);
-        let padding = match c.padding.canonical(input, k, c.stride, c.dilation) {
-            Padding::Same => Padding::Same,
-            _ => Padding::Valid,
+        let k = [*kh, *kw];
+        let (input, padding) = match c.padding.canonical([*h, *wd], k, c.stride, c.dilation) {
+            Padding::Explicit { top, bottom, left, right } => ([h + top + bottom, wd + left + right], Padding::Valid),
+            same_or_valid => ([*h, *wd], same_or_valid),
         };
         let axes: Result<Vec<_>, _> =
             (0..2).map(|d| padding.resolve(d, input[d], k[d], c.stride[d], c.dilation[d])).collect();

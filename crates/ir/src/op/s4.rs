@@ -111,8 +111,12 @@ mod tests {
         assert!(layer(3, [1, 1], Padding::Same).int4_alike_on_cmsis_nn(&[1, 9, 9, 3], &[1, 1, 1, 9]));
         // Batches above 1 take the generic path too.
         assert!(!layer(1, [1, 1], Padding::Same).int4_alike_on_cmsis_nn(&[2, 9, 9, 5], &[1, 3, 3, 5]));
-        // Explicit padding is written as a PAD before a VALID layer: no window is cut.
+        // Explicit padding is written as a PAD before a VALID layer: no window is cut, but a
+        // multiplier above 1 still miscounts, also where the unpadded input is smaller than the
+        // window.
         let explicit = Padding::Explicit { top: 3, bottom: 0, left: 1, right: 0 };
         assert!(layer(1, [2, 2], explicit).int4_alike_on_cmsis_nn(&[1, 9, 9, 5], &[1, 3, 3, 5]));
+        let explicit = Padding::Explicit { top: 0, bottom: 2, left: 3, right: 6 };
+        assert!(!layer(2, [1, 2], explicit).int4_alike_on_cmsis_nn(&[1, 1, 10, 7], &[1, 3, 4, 14]));
     }
 }
