@@ -64,3 +64,12 @@ def test_weights_errors_raise_tinyq_error():
                        allow_float=True, progress=False)
     with pytest.raises(tinyq.TinyqError, match="mixed"):
         tinyq.train(DEMO / "model.onnx", x[:32], np.zeros(32, np.int64), epochs=1, weights="mixed", progress=False)
+
+
+def test_quantize_kernels_is_the_clis_flag(cli, tmp_path):
+    cli("quantize", DEMO / "model.onnx", "--calib", DATA, "--weights", "int4", "--kernels", "reference",
+        "-o", tmp_path / "cli.tflite")
+    got = tinyq.quantize(DEMO / "model.onnx", calib=DATA, weights="int4", kernels="reference", progress=False)
+    assert got.to_bytes() == (tmp_path / "cli.tflite").read_bytes()
+    with pytest.raises(tinyq.TinyqError, match="cmsis-nn"):
+        tinyq.quantize(DEMO / "model.onnx", calib=DATA, weights="int4", kernels="arm", progress=False)

@@ -233,6 +233,11 @@ pub struct QuantizeArgs {
     /// sensitive back to int8, as the debugger ranks them, until the drop is within the budget).
     #[arg(long, default_value = "int8", value_name = "int8|int4|mixed")]
     pub weights: String,
+    /// The TFLM kernels the file is for: reference or cmsis-nn. Without it, int4 layers some
+    /// kernel set computes differently from TFLM's reference kernels keep int8 weights (a
+    /// warning names them); with `reference`, every such layer may be int4.
+    #[arg(long, value_name = "reference|cmsis-nn")]
+    pub kernels: Option<String>,
     /// One weight scale per tensor instead of per output channel: `--per-tensor` (or
     /// `--per-tensor=all`) for every layer, `--per-tensor=dense` for fully-connected layers only
     /// (convolutions stay per channel).

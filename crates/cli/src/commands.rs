@@ -421,6 +421,9 @@ fn report(model: Option<&Path>, pointer_width: usize, o: &ReportOpts, list: bool
                 render::bytes(i.weight_bytes),
                 render::bytes(i.flash_saved_bytes)
             );
+            for c in &i.caveats {
+                println!("warning: int4 layer {c}");
+            }
         }
         if let Some(b) = limits.board {
             println!("{}: {} SRAM, {} flash", b.name, render::bytes(b.sram_bytes), render::bytes(b.flash_bytes));

@@ -6,7 +6,7 @@ use tinyq::jobs::{BudgetRequest, DataSource, DataSpec, Io, LabelledData, PerTens
 use tinyq::TinyqError;
 
 use crate::args::QuantizeArgs;
-use crate::commands::{load, load_options, parse_metric, same_file, Bars};
+use crate::commands::{load, load_options, parse_kernels, parse_metric, same_file, Bars};
 use crate::output::Staged;
 use crate::render;
 
@@ -38,6 +38,7 @@ fn request(a: &QuantizeArgs) -> Result<QuantizeRequest> {
             choose_corrections: !a.no_corrections,
             adaround: a.adaround,
             weights: a.weights.parse().map_err(|e| anyhow!("--weights {}: {e}", a.weights))?,
+            kernels: a.kernels.as_deref().map(parse_kernels).transpose()?,
             float_io: io == Io::Float,
             keep_float: a.keep_float.clone(),
             int16: a.int16.clone(),

@@ -12,7 +12,9 @@ use crate::render;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The model (.tflite); with --arena-only, any number of models.
+    /// The model (.tflite). Several models are checked with one runner image that reads each
+    /// model from a file: the arena of each and, with --data, its outputs (no sizes, no
+    /// instruction counts, no exported main.cpp).
     #[arg(required = true)]
     pub model: Vec<PathBuf>,
     /// Only the arena: the smallest arena each model needs on the target against tinyq's
@@ -21,10 +23,12 @@ pub struct VerifyArgs {
     pub arena_only: bool,
     /// Samples to run on the target and compare with tinyq (any format `--data` takes
     /// elsewhere). Without it only the arena, the sizes and one inference on zeros are measured.
+    /// With several models: once for all of them, or once per model in their order.
     #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Array(s) holding the inputs, comma-separated in model-input order.
-    #[arg(long = "x", value_delimiter = ',')]
+    pub data: Vec<PathBuf>,
+    /// Array(s) holding the inputs, comma-separated in model-input order. With several models:
+    /// once for all of them, or once per model in their order (empty for the data's default).
+    #[arg(long = "x")]
     pub x: Vec<String>,
     /// Use only the first N samples.
     #[arg(long)]
@@ -71,11 +75,8 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             if kernels == tinyq::Kernels::CmsisNn { " OPTIMIZED_KERNEL_DIR=cmsis_nn" } else { "" }
         );
     };
-    if a.arena_only {
-        return arena_only(a, tflm, kernels);
-    }
-    if a.model.len() != 1 {
-        bail!("verify takes one model (several only with --arena-only)");
+    if a.arena_only || a.model.len() > 1 {
+        return many(a, tflm, kernels);
     }
     let model_path = &a.model[0];
     let board = a
@@ -87,10 +88,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         })
         .transpose()?;
     let model = load(model_path)?;
-    let inputs = match &a.data {
-        Some(d) => Some(bind_file(&model, d, &a.x, &a.load, a.limit)?.1),
-        None => None,
-    };
+    let inputs = one_model_inputs(a, &model)?;
     let opts = tinyq::VerifyOptions {
         tflm: tflm.clone(),
         kernels,
@@ -110,9 +108,47 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     Ok(if outputs_ok && arena_ok && r.main_cpp_ran { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn arena_only(a: &VerifyArgs, tflm: &std::path::Path, kernels: tinyq::Kernels) -> Result<ExitCode> {
-    let checks = tinyq::verify_arenas(&a.model, tflm, kernels, a.timeout)?;
-    let short = checks.iter().filter(|c| c.minimum.is_none_or(|m| m > c.predicted) || !c.predicted_works).count();
+/// The samples `--data` and `--x` give the one model verified.
+fn one_model_inputs(a: &VerifyArgs, model: &tinyq::Model) -> Result<Option<tinyq::BoundInputs>> {
+    if a.data.len() > 1 {
+        bail!("--data is given {} times for one model", a.data.len());
+    }
+    let x: Vec<String> = a.x.iter().flat_map(|x| arrays(x)).collect();
+    Ok(match a.data.first() {
+        Some(d) => Some(bind_file(model, d, &x, &a.load, a.limit)?.1),
+        None => None,
+    })
+}
+
+/// The array names of one `--x` (comma-separated; empty: the data's default).
+fn arrays(x: &str) -> Vec<String> {
+    x.split(',').filter(|a| !a.is_empty()).map(String::from).collect()
+}
+
+/// `--data` or `--x` for the `k`-th of several models: the one given for all, or its own.
+fn per_model<'a, T>(given: &'a [T], k: usize, models: usize, flag: &str) -> Result<Option<&'a T>> {
+    match given.len() {
+        0 => Ok(None),
+        1 => Ok(given.first()),
+        n if n == models => Ok(given.get(k)),
+        n => bail!("{flag} is given {n} times for {models} models: give it once for all or once per model"),
+    }
+}
+
+fn many(a: &VerifyArgs, tflm: &std::path::Path, kernels: tinyq::Kernels) -> Result<ExitCode> {
+    let n = a.model.len();
+    let mut models = Vec::with_capacity(n);
+    for (k, path) in a.model.iter().enumerate() {
+        let model = load(path)?;
+        let x: Vec<String> = per_model(&a.x, k, n, "--x")?.map_or(Vec::new(), |x| arrays(x));
+        let inputs = match per_model(&a.data, k, n, "--data")? {
+            Some(d) => Some(bind_file(&model, d, &x, &a.load, a.limit)?.1),
+            None => None,
+        };
+        models.push((model, inputs));
+    }
+    let checks = tinyq::verify_many(&models, tflm, kernels, a.timeout)?;
+    let failed = checks.iter().filter(|c| !c.passed()).count();
     if a.json {
         println!("{}", serde_json::to_string(&checks)?);
     } else {
@@ -125,12 +161,25 @@ fn arena_only(a: &VerifyArgs, tflm: &std::path::Path, kernels: tinyq::Kernels) -
                     Some(m) => format!("+{}", c.predicted - m),
                     None => c.error.clone().unwrap_or_default(),
                 };
-                vec![c.model.clone(), c.predicted.to_string(), c.minimum.map_or("-".into(), |m| m.to_string()), verdict]
+                let outputs = c.outputs.as_ref().map_or("-".into(), |o| {
+                    if o.mismatches == 0 {
+                        format!("{} samples equal", o.samples)
+                    } else {
+                        format!("{} of {} elements differ", o.mismatches, o.elements)
+                    }
+                });
+                vec![
+                    c.model.clone(),
+                    c.predicted.to_string(),
+                    c.minimum.map_or("-".into(), |m| m.to_string()),
+                    verdict,
+                    outputs,
+                ]
             })
             .collect();
-        println!("{}", render::table(&["model", "predicted", "needed on cortex-m4", ""], rows));
+        println!("{}", render::table(&["model", "predicted", "needed on cortex-m4", "", "outputs"], rows));
     }
-    Ok(if short == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn print_report(r: &tinyq::VerifyReport) {
@@ -248,10 +297,7 @@ fn no_interpreter(a: &VerifyArgs) -> Result<ExitCode> {
         }
     };
     let model = load(&a.model[0])?;
-    let inputs = match &a.data {
-        Some(d) => Some(bind_file(&model, d, &a.x, &a.load, a.limit)?.1),
-        None => None,
-    };
+    let inputs = one_model_inputs(a, &model)?;
     let r = tinyq::verify_no_interpreter(&model, inputs.as_ref(), cmsis_nn.as_deref(), a.timeout)?;
     let bytes = std::fs::read(&a.model[0]).with_context(|| a.model[0].display().to_string())?;
     tinyq::save_measured_c(&bytes, &r)?;

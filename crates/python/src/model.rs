@@ -184,7 +184,7 @@ fn kernels_of(s: &str) -> PyResult<tinyq::Kernels> {
 /// the outcome as `tinyq quantize --json` prints it.
 #[pyfunction]
 #[pyo3(signature = (model, calib, calib_keys, calib_limit, calibration, per_tensor, io, bias_correction, equalize,
-    corrections, adaround, weights, keep_float, int16, eval, eval_x, eval_y, metric, max_drop, tune, allow_float, allow_int16, max_candidates,
+    corrections, adaround, weights, kernels, keep_float, int16, eval, eval_x, eval_y, metric, max_drop, tune, allow_float, allow_int16, max_candidates,
     output, progress))]
 #[allow(clippy::too_many_arguments)]
 pub fn quantize(
@@ -201,6 +201,7 @@ pub fn quantize(
     corrections: bool,
     adaround: bool,
     weights: &str,
+    kernels: Option<&str>,
     keep_float: Vec<String>,
     int16: Vec<String>,
     eval: Option<PyRef<'_, Data>>,
@@ -230,6 +231,7 @@ pub fn quantize(
             choose_corrections: corrections,
             adaround,
             weights: parse("weights", weights)?,
+            kernels: kernels.map(kernels_of).transpose()?,
             float_io: io == Io::Float,
             keep_float,
             int16,

@@ -39,20 +39,30 @@ pub struct Int4Footprint {
     /// includes them); 0 with CMSIS-NN.
     pub unpack_scratch_largest_bytes: usize,
     pub unpack_scratch_total_bytes: usize,
+    /// With CMSIS-NN kernels: the int4 layers they compute differently from TFLM's reference
+    /// kernels, each as `layer: why` ([`tinyq_ir::Op::int4_caveat`]); `tinyq quantize` keeps such
+    /// layers int8 unless told the file is for reference kernels.
+    pub caveats: Vec<String>,
 }
 
 /// The int4 weights of `g`'s layers (`None` when there are none).
-fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint]) -> Option<Int4Footprint> {
-    let int4: Vec<&tinyq_ir::Tensor> = g
+fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint], kernels: Kernels) -> Option<Int4Footprint> {
+    use tinyq_ir::DType::I4;
+    let int4_nodes: Vec<&tinyq_ir::Node> = g
         .nodes
         .iter()
-        .filter_map(|n| n.op.int4_weights_input().and_then(|k| n.inputs.get(k)))
-        .map(|&t| g.tensor(t))
-        .filter(|t| t.dtype == tinyq_ir::DType::I4)
+        .filter(|n| n.op.int4_weights_input().and_then(|k| n.inputs.get(k)).is_some_and(|&t| g.tensor(t).dtype == I4))
         .collect();
-    if int4.is_empty() {
+    if int4_nodes.is_empty() {
         return None;
     }
+    let int4: Vec<&tinyq_ir::Tensor> =
+        int4_nodes.iter().filter_map(|n| n.op.int4_weights_input().map(|k| g.tensor(n.inputs[k]))).collect();
+    let caveats = int4_nodes
+        .iter()
+        .filter(|_| kernels == Kernels::CmsisNn)
+        .filter_map(|n| crate::quantize::int4_caveat(g, n).map(|why| format!("{}: {why}", n.name)))
+        .collect();
     let packed: usize = int4.iter().map(|t| t.size_bytes()).sum();
     let unpacked: usize = int4.iter().map(|t| t.numel()).sum();
     Some(Int4Footprint {
@@ -61,6 +71,7 @@ fn int4_footprint(g: &tinyq_ir::Graph, layers: &[LayerFootprint]) -> Option<Int4
         flash_saved_bytes: (unpacked - packed) as u64,
         unpack_scratch_largest_bytes: layers.iter().map(|l| l.unpack_scratch_bytes).max().unwrap_or(0),
         unpack_scratch_total_bytes: layers.iter().map(|l| l.unpack_scratch_bytes).sum(),
+        caveats,
     })
 }
 
@@ -183,7 +194,7 @@ pub fn report_bytes_for(
             },
         })
         .collect::<Vec<_>>();
-    let int4 = int4_footprint(&g, &layers);
+    let int4 = int4_footprint(&g, &layers, kernels);
     let (parameters, _) = g.parameter_count();
     Ok(Report {
         model: path.display().to_string(),

@@ -61,7 +61,7 @@ pub use tinyq_tflite as tflite;
 pub use tinyq_train::{Loss, OptimizerKind, RangeMode, Schedule};
 pub use train::{distill_loss, train, EpochRow, Supervision, TrainOptions, TrainProgress, TrainReport, Validation};
 pub use verify::{
-    load_measured, predicted_arena, save_measured, verify, verify_arenas, ArenaCheck, OutputComparison, VerifyOptions,
+    load_measured, predicted_arena, save_measured, verify, verify_many, ArenaCheck, OutputComparison, VerifyOptions,
     VerifyReport, CORTEX_M4_CPI_ESTIMATE,
 };
 pub use verify_c::{load_measured_c, save_measured_c, verify_no_interpreter, CVerifyReport};

@@ -62,7 +62,7 @@ pub fn quantize_mixed(
     let g = &model.graph;
     let float_nodes = float_node_indices(g, &opts.keep_float)?;
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
-    let int4 = candidates(g, int4_node_indices(g, WeightBits::Mixed, &float_nodes, &int16_nodes));
+    let int4 = candidates(g, int4_node_indices(opts, g, &float_nodes, &int16_nodes));
     let scorer = Scorer::new(model, eval, labels, metric)?;
     let opts = QuantizeOptions { weights: WeightBits::Int8, ..opts.clone() };
     let build = |layers: &[usize], float_io: bool| {

@@ -40,6 +40,10 @@ pub struct QuantizeOptions {
     pub adaround: bool,
     /// The width of conv, depthwise conv and fully connected weights.
     pub weights: WeightBits,
+    /// The TFLM kernels the file is for (`None`: any). Int4 layers a kernel set computes
+    /// differently from TFLM's reference kernels ([`int4_caveats`]) keep int8 weights unless
+    /// the file is for the reference kernels only.
+    pub kernels: Option<tinyq_arena::Kernels>,
 }
 
 /// The width of the layers' weights (`--weights`).
@@ -71,16 +75,43 @@ impl std::str::FromStr for WeightBits {
 }
 
 /// The layers of `g` whose weights may be int4 under `bits`: none for [`WeightBits::Int8`], else
-/// every conv, depthwise conv and fully connected layer not kept in float or run with int16
-/// activations ([`WeightBits::Mixed`] chooses among them).
-pub fn int4_node_indices(g: &Graph, bits: WeightBits, float_nodes: &[usize], int16_nodes: &[usize]) -> Vec<usize> {
-    match bits {
+/// every conv, depthwise conv and fully connected layer not kept in float, run with int16
+/// activations or computed differently by some kernel set ([`int4_caveats`]);
+/// [`WeightBits::Mixed`] chooses among them.
+pub fn int4_node_indices(
+    opts: &QuantizeOptions,
+    g: &Graph,
+    float_nodes: &[usize],
+    int16_nodes: &[usize],
+) -> Vec<usize> {
+    let caveat_free =
+        |k: usize| opts.kernels == Some(tinyq_arena::Kernels::Reference) || int4_caveat(g, &g.nodes[k]).is_none();
+    match opts.weights {
         WeightBits::Int8 => Vec::new(),
         WeightBits::Int4 | WeightBits::Mixed => (0..g.nodes.len())
-            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some())
+            .filter(|k| g.nodes[*k].op.int4_weights_input().is_some() && caveat_free(*k))
             .filter(|k| !float_nodes.contains(k) && !int16_nodes.contains(k))
             .collect(),
     }
+}
+
+/// Why layer `n` of `g` keeps int8 weights under `--weights int4|mixed` although TFLM takes int4
+/// ([`tinyq_ir::Op::int4_caveat`]).
+pub(crate) fn int4_caveat(g: &Graph, n: &tinyq_ir::Node) -> Option<&'static str> {
+    let shapes: Vec<&[usize]> = n.inputs.iter().map(|&t| g.tensor(t).shape.as_slice()).collect();
+    n.op.int4_caveat(&shapes)
+}
+
+/// One line per layer of `g` that int4 weights would suit but that keeps int8 weights under
+/// `opts` so that every kernel set the file is for computes it alike.
+pub fn int4_caveats(g: &Graph, opts: &QuantizeOptions) -> Vec<String> {
+    if opts.weights == WeightBits::Int8 || opts.kernels == Some(tinyq_arena::Kernels::Reference) {
+        return Vec::new();
+    }
+    g.nodes
+        .iter()
+        .filter_map(|n| int4_caveat(g, n).map(|why| format!("layer {} keeps int8 weights: {why}", n.name)))
+        .collect()
 }
 
 /// Indices of the nodes named in `names` (by node or output tensor name) to run with int16
@@ -413,7 +444,7 @@ pub(crate) fn ptq_state<'a>(
     let int16_nodes = int16_node_indices(g, &opts.int16, &float_nodes)?;
     let int4_nodes = match int4 {
         Some(k) => k.to_vec(),
-        None => int4_node_indices(g, opts.weights, &float_nodes, &int16_nodes),
+        None => int4_node_indices(opts, g, &float_nodes, &int16_nodes),
     };
     // AdaRound is on for int4 layers (it matters most at 4 bits) unless corrections are off.
     let adaround = opts.adaround || (!int4_nodes.is_empty() && opts.choose_corrections);

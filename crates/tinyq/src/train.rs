@@ -254,8 +254,23 @@ pub fn train(
         return Err(input(format!("calibration needs at least 2 samples, got {}", calib.samples)));
     }
     // With `auto` calibration, equalization where PTQ's choice keeps it (the float function is
-    // the same; training starts from the equalized weights).
-    let int4_nodes = crate::quantize::int4_node_indices(g, opts.weights, &[], &[]);
+    // the same; training starts from the equalized weights). int4 weights start where
+    // `quantize --weights int4` ends; the float model (the teacher, FP32's figure) stays as it is.
+    let q = crate::QuantizeOptions {
+        calibration: opts.calibration,
+        per_tensor: opts.per_tensor,
+        per_tensor_dense: opts.per_tensor_dense,
+        float_io: opts.float_io,
+        keep_float: Vec::new(),
+        int16: Vec::new(),
+        bias_correction: false,
+        equalize: false,
+        choose_corrections: true,
+        adaround: false,
+        weights: opts.weights,
+        kernels: None,
+    };
+    let int4_nodes = crate::quantize::int4_node_indices(&q, g, &[], &[]);
     let (start, init) = if int4_nodes.is_empty() {
         let spec = crate::pipeline::QuantizeSpec {
             per_tensor: opts.per_tensor,
@@ -265,21 +280,6 @@ pub fn train(
         };
         (crate::pipeline::training_start(model, calib, opts.calibration, &spec)?, None)
     } else {
-        // int4 weights start where `quantize --weights int4` ends; the float model (the teacher,
-        // FP32's figure) stays as it is.
-        let q = crate::QuantizeOptions {
-            calibration: opts.calibration,
-            per_tensor: opts.per_tensor,
-            per_tensor_dense: opts.per_tensor_dense,
-            float_io: opts.float_io,
-            keep_float: Vec::new(),
-            int16: Vec::new(),
-            bias_correction: false,
-            equalize: false,
-            choose_corrections: true,
-            adaround: false,
-            weights: crate::WeightBits::Int4,
-        };
         let (st, _) = crate::quantize::ptq_state(model, calib, &q, Some(&int4_nodes), &|_| {})?;
         let init = int4_start(&st)?;
         (st, Some(init))

@@ -319,7 +319,7 @@ pub fn load_measured(model_bytes: &[u8], kernels: Kernels) -> Option<VerifyRepor
     serde_json::from_str(&text).ok()
 }
 
-/// One model's arena on the target against tinyq's prediction.
+/// One model's arena on the target against tinyq's prediction and, given samples, its outputs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ArenaCheck {
     pub model: String,
@@ -329,13 +329,27 @@ pub struct ArenaCheck {
     pub minimum: Option<usize>,
     /// `AllocateTensors` + `Invoke` with exactly the prediction.
     pub predicted_works: bool,
+    /// With samples: the target's outputs (run with the predicted arena) against tinyq's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<OutputComparison>,
     pub error: Option<String>,
 }
 
-/// The arenas of many models on the Cortex-M4: one runner image (registering every operator
-/// the models use, the model read from a host file) serves them all.
-pub fn verify_arenas(
-    models: &[PathBuf],
+impl ArenaCheck {
+    /// The arena is large enough, works as predicted, and every output compared is equal.
+    pub fn passed(&self) -> bool {
+        self.error.is_none()
+            && self.minimum.is_some_and(|m| m <= self.predicted)
+            && self.predicted_works
+            && self.outputs.as_ref().is_none_or(|o| o.mismatches == 0)
+    }
+}
+
+/// Many models on the Cortex-M4 with one runner image (registering every operator the models
+/// use, each model read from a host file): each model's arena against the prediction and, for
+/// a model given samples, its outputs against tinyq's engine.
+pub fn verify_many(
+    models: &[(Model, Option<BoundInputs>)],
     tflm: &Path,
     kernels: Kernels,
     timeout_s: u64,
@@ -343,39 +357,61 @@ pub fn verify_arenas(
     let session = Session::new(tflm, kernels).map_err(target_err)?;
     let mut files = Vec::new();
     let mut methods: Vec<&'static str> = Vec::new();
-    for m in models {
-        let bytes = std::fs::read(m).map_err(|e| TinyqError::Input(format!("{}: {e}", m.display())))?;
-        for method in
-            tinyq_verify::resolver_methods(&bytes).map_err(|e| TinyqError::Model(format!("{}: {e}", m.display())))?
-        {
+    for (m, inputs) in models {
+        let ctx = |e: String| TinyqError::Model(format!("{}: {e}", m.path.display()));
+        let bytes = std::fs::read(&m.path).map_err(|e| TinyqError::Input(format!("{}: {e}", m.path.display())))?;
+        for method in tinyq_verify::resolver_methods(&bytes).map_err(|e| ctx(e.to_string()))? {
             if !methods.contains(&method) {
                 methods.push(method);
             }
         }
-        let predicted =
-            predicted_arena(&bytes, kernels).map_err(|e| TinyqError::Model(format!("{}: {e}", m.display())))?;
-        files.push((m, bytes, predicted));
+        let predicted = predicted_arena(&bytes, kernels).map_err(ctx)?;
+        let data: Vec<u8> =
+            inputs.iter().flat_map(|b| (0..b.samples).flat_map(|i| sample_bytes(&b.sample(i)))).collect();
+        files.push((bytes.len(), predicted, data));
     }
     methods.sort_unstable();
-    let largest_model = files.iter().map(|f| f.1.len()).max().unwrap_or(0);
-    let largest_arena = files.iter().map(|f| f.2).max().unwrap_or(0);
+    let largest_model = files.iter().map(|f| f.0).max().unwrap_or(0);
+    // Room for bisection above each prediction and, at the top, each model's samples.
+    let capacity = files.iter().map(|f| (f.1 * 2).max(f.1 + f.2.len() + 64 * 1024)).max().unwrap_or(0);
     let image = session
-        .file_runner(&methods, (largest_arena * 2).max(256 * 1024), largest_model.next_power_of_two().max(64 * 1024))
+        .file_runner(&methods, capacity.max(256 * 1024), largest_model.next_power_of_two().max(64 * 1024))
         .map_err(target_err)?;
     let timeout = Duration::from_secs(timeout_s);
+    let probe_timeout = timeout.min(Duration::from_secs(10));
+    let data_path = image.elf.with_file_name(format!("inputs-{}.bin", std::process::id()));
     let mut out = Vec::new();
-    for (path, _, predicted) in &files {
+    for ((model, inputs), (_, predicted, data)) in models.iter().zip(&files) {
+        let path = &model.path;
         let model_arg = path.canonicalize().unwrap_or_else(|_| path.to_path_buf()).display().to_string();
-        let probe_timeout = timeout.min(Duration::from_secs(10));
-        let min = tinyq_verify::minimum_arena(&session.tools, &image, *predicted, Some(&model_arg), probe_timeout);
-        let works = tinyq_verify::arena_fits(&session.tools, &image, *predicted, true, Some(&model_arg), timeout);
-        let error = min.as_ref().err().or(works.as_ref().err()).map(|e| e.to_string());
+        let tools = &session.tools;
+        let min = tinyq_verify::minimum_arena(tools, &image, *predicted, Some(&model_arg), probe_timeout);
+        let works = tinyq_verify::arena_fits(tools, &image, *predicted, true, Some(&model_arg), timeout);
+        let outputs = match inputs {
+            Some(b) => {
+                let io = |e: std::io::Error| TinyqError::Input(format!("{}: {e}", data_path.display()));
+                std::fs::write(&data_path, data).map_err(io)?;
+                let args = ["run".to_string(), predicted.to_string(), data_path.display().to_string(), model_arg];
+                let log = tinyq_verify::run(tools, &image, &args, None, timeout);
+                let _ = std::fs::remove_file(&data_path);
+                match log.map_err(target_err)? {
+                    log if log.status == 0 => {
+                        let ours = crate::run_samples(model, b, &|_| {})?;
+                        Ok(Some(compare(model, &ours, &target_outputs(&log))))
+                    }
+                    log => Err(format!("on the Cortex-M4: {}", log.error().unwrap_or("the run failed"))),
+                }
+            }
+            None => Ok(None),
+        };
+        let error = min.as_ref().err().or(works.as_ref().err()).map(|e| e.to_string()).or(outputs.clone().err());
         out.push(ArenaCheck {
             model: path.display().to_string(),
             kernels: kernels.name().into(),
             predicted: *predicted,
             minimum: min.ok(),
             predicted_works: works.unwrap_or(false),
+            outputs: outputs.ok().flatten(),
             error,
         });
     }

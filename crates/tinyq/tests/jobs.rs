@@ -26,6 +26,7 @@ fn request(calib: DataSource, eval: Option<DataSource>, max_drop: Option<f64>) -
             choose_corrections: false,
             adaround: false,
             weights: tinyq::WeightBits::Int8,
+            kernels: None,
         },
         eval: eval.map(|source| LabelledData { source, x: "x".into(), y: "y".into() }),
         metric: None,

@@ -71,6 +71,34 @@ impl DepthwiseConv2D {
     }
 }
 
+impl DepthwiseConv2D {
+    /// Whether CMSIS-NN's int4 depthwise kernel computes this layer as TFLM's reference kernel
+    /// does, for input shape `x` (`[N, H, W, C]`) and weights shape `w` (`[1, KH, KW, C·M]`).
+    ///
+    /// `arm_depthwise_conv_wrapper_s4` takes the generic `arm_depthwise_conv_s4` unless the depth
+    /// multiplier, the batch and both dilations are 1. With an even channel count that path
+    /// indexes each weight directly; with an odd one it follows the packed nibbles with running
+    /// counters ([`super::s4::odd_channel_reads_right`] replays them against TFLM's packing).
+    /// Explicit padding is written as a PAD before a VALID layer on the padded input.
+    pub fn int4_alike_on_cmsis_nn(&self, x: &[usize], w: &[usize]) -> bool {
+        let c = &self.conv;
+        let ([n, h, wd, ch], [_, kh, kw, _]) = (x, w) else { return true };
+        if ch % 2 == 0 || (self.depth_multiplier == 1 && *n == 1 && c.dilation == [1, 1]) {
+            return true;
+        }
+        let k = [*kh, *kw];
+        let (input, padding) = match c.padding.canonical([*h, *wd], k, c.stride, c.dilation) {
+            Padding::Explicit { top, bottom, left, right } => ([h + top + bottom, wd + left + right], Padding::Valid),
+            same_or_valid => ([*h, *wd], same_or_valid),
+        };
+        let axes: Result<Vec<_>, _> =
+            (0..2).map(|d| padding.resolve(d, input[d], k[d], c.stride[d], c.dilation[d])).collect();
+        let Ok(axes) = axes else { return true };
+        let geometry = super::s4::Geometry { input, kernel: k, stride: c.stride, dilation: c.dilation };
+        super::s4::odd_channel_reads_right(&geometry, [axes[0], axes[1]], *ch, self.depth_multiplier)
+    }
+}
+
 pub(crate) fn check_bias(bias: Option<&[usize]>, channels: usize) -> Result<(), String> {
     match bias {
         Some(b) if b != [channels] => Err(format!("bias has shape {b:?}, expected [{channels}]")),

@@ -12,6 +12,7 @@ mod data_movement;
 mod fully_connected;
 mod pool;
 mod reduce;
+mod s4;
 
 pub use activation::{Clip, LeakyRelu, Softmax};
 pub use binary::{broadcast_shapes, Binary};
@@ -386,6 +387,20 @@ impl Op {
     /// CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int8 activations).
     pub fn int4_weights_input(&self) -> Option<usize> {
         self.weights().filter(|_| self.facts().int4).map(|w| w.input)
+    }
+
+    /// Why this layer's weights, though TFLM takes them as int4, are better kept int8 so that
+    /// every kernel set computes the layer alike (`inputs`: its input shapes); `None` when int4
+    /// runs the same everywhere.
+    pub fn int4_caveat(&self, inputs: &[&[usize]]) -> Option<&'static str> {
+        match (self, inputs) {
+            (Op::DepthwiseConv2D(p), [x, w, ..]) if !p.int4_alike_on_cmsis_nn(x, w) => Some(
+                "CMSIS-NN's int4 depthwise kernel reads wrong weights for an odd channel count with a depth \
+                 multiplier or dilation above 1 when SAME padding cuts the window, so it would differ from \
+                 TFLM's reference kernel",
+            ),
+            _ => None,
+        }
     }
 
     /// Output shapes from input shapes; the error says what does not fit.

@@ -223,6 +223,7 @@ def quantize(
     corrections: bool = True,
     adaround: bool = False,
     weights: str = "int8",
+    kernels: Optional[str] = None,
     calib_samples: Optional[int] = None,
     max_candidates: int = 24,
     progress: bool = True,
@@ -238,7 +239,9 @@ def quantize(
     equalization, AdaRound and bias correction are each kept only where they lower the output
     error on the calibration set); ``adaround`` forces AdaRound. ``weights``: "int8", "int4" (conv,
     depthwise and fully connected weights as TFLite INT4, AdaRound on unless ``corrections=False``)
-    or "mixed" (int4 per layer where ``max_drop`` allows it, as ``--weights mixed``). The result's
+    or "mixed" (int4 per layer where ``max_drop`` allows it, as ``--weights mixed``). ``kernels``:
+    the TFLM kernels the file is for, "reference" or "cmsis-nn" (as ``--kernels``: by default int4
+    layers CMSIS-NN would compute differently keep int8 weights). The result's
     ``.outcome`` holds what ``--json`` reports."""
     if not isinstance(model, Model):
         model = load(model)
@@ -263,7 +266,7 @@ def quantize(
             raise TinyqError("tune: give its labels as tune_y")
     native, outcome = _tinyq.quantize(
         model._m, cdata, ckeys, calib_samples, calibration, pt, io, bias_correction, equalize,
-        corrections, adaround, weights, list(keep_float), layers16, eval_data, eval_x, eval_y, metric, max_drop, tune_data,
+        corrections, adaround, weights, kernels, list(keep_float), layers16, eval_data, eval_x, eval_y, metric, max_drop, tune_data,
         allow_float, search_int16, max_candidates, _int8_name(model), _progress(progress),
     )
     return Model(native, json.loads(outcome))

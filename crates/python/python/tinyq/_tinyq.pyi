@@ -48,7 +48,7 @@ class DebugReport:
 def quantize(
     model: Model, calib: Data, calib_keys: Sequence[str], calib_limit: Optional[int], calibration: str,
     per_tensor: Optional[str], io: str, bias_correction: bool, equalize: bool,
-    corrections: bool, adaround: bool, weights: str, keep_float: Sequence[str],
+    corrections: bool, adaround: bool, weights: str, kernels: Optional[str], keep_float: Sequence[str],
     int16: Sequence[str], eval: Optional[Data], eval_x: str, eval_y: str, metric: Optional[str],
     max_drop: Optional[float], tune: Optional[Data], allow_float: bool, allow_int16: bool, max_candidates: int,
     output: str, progress: Optional[ProgressCallback],

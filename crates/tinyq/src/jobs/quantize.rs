@@ -172,7 +172,8 @@ pub fn quantize_job(
         }
         None => None,
     };
-    let warnings = crate::calibration_warnings(&model.graph, &calib, eval.as_ref().map(|e| &e.2));
+    let mut warnings = crate::calibration_warnings(&model.graph, &calib, eval.as_ref().map(|e| &e.2));
+    warnings.extend(crate::quantize::int4_caveats(&model.graph, &req.options));
     progress.begin("calibrate", calib.samples);
     let start = Instant::now();
     let advance = |n: usize| progress.advance(n);
