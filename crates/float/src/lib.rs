@@ -1,10 +1,12 @@
 //! The float engine: evaluates an IR graph in f32, one sample at a time.
 //!
 //! It is the numeric oracle of tinyq (calibration statistics, FP32 metrics, the reference that
-//! quantized results are compared with), so it follows the ONNX/TFLite float semantics plainly:
-//! im2col + `gemm` for convolutions and dense layers, straightforward loops elsewhere. Parallelism
-//! is across samples (the caller's rayon loop), never inside a kernel, so results do not depend
-//! on the thread count.
+//! quantized results are compared with), so it follows the ONNX/TFLite float semantics plainly.
+//! Convolutions, depthwise convolutions and dense layers run register-tiled kernels (bias and
+//! fused activation included, AVX-512 / AVX2 / portable chosen at run time, see [`with_isa`]);
+//! grouped convolutions run im2col + `gemm`; straightforward loops elsewhere. Parallelism is
+//! across samples (the caller's rayon loop), never inside a kernel, so results do not depend on
+//! the thread count.
 //!
 //! Every tensor of a run is kept in [`Activations`] (indexed by tensor id) and can be watched
 //! through the observer hook: calibration reads them, and a backward pass can walk them in
@@ -12,6 +14,8 @@
 
 pub mod backward;
 mod ops;
+
+pub use ops::tiled::{with_isa, Isa};
 
 use tinyq_ir::{numel, DType, FusedActivation, Graph, Node, Op, TensorId};
 

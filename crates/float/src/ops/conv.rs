@@ -1,5 +1,7 @@
-//! Convolutions over NHWC: im2col per group followed by one GEMM, or the input itself for
-//! pointwise convolutions; depthwise as a direct loop (no GEMM shape fits it).
+//! Convolutions over NHWC. One group, and depthwise with multiplier 1 over whole tiles of
+//! channels, run the register-tiled kernels of [`super::tiled`]; grouped convolutions run im2col
+//! per group followed by one GEMM (or the input itself when pointwise), other depthwise
+//! convolutions a direct loop.
 
 use tinyq_ir::op::{Conv2D, DepthwiseConv2D};
 
@@ -59,6 +61,9 @@ pub fn conv2d(
 ) {
     let g = geom(xs, ws, p, os);
     let cin_g = ws[3];
+    if cin_g == g.ic {
+        return super::tiled::conv2d(x, &g, p, w, bias, out);
+    }
     let groups = g.ic / cin_g;
     let cout_g = g.oc / groups;
     let k = g.kh * g.kw * cin_g;
@@ -120,7 +125,7 @@ fn conv2d_with(
 
 /// The im2col rows of group `grp`: per output pixel, the `kh × kw × cin_g` input values its
 /// kernel covers (zeros where it covers padding), in the weights' `(ky, kx, c)` order.
-fn im2col(xb: &[f32], g: &Geom, p: &Conv2D, grp: usize, cin_g: usize, patch: &mut [f32]) {
+pub(crate) fn im2col(xb: &[f32], g: &Geom, p: &Conv2D, grp: usize, cin_g: usize, patch: &mut [f32]) {
     let k = g.kh * g.kw * cin_g;
     // With one group and no dilation, a kernel row inside the image is one contiguous run of
     // `kw × ic` input values: one copy instead of `kw`.
@@ -166,6 +171,9 @@ pub fn depthwise_conv2d(
 ) {
     let g = geom(xs, ws, &p.conv, os);
     let m = p.depth_multiplier;
+    if m == 1 && super::tiled::depthwise_conv2d(x, &g, &p.conv, w, bias, out) {
+        return;
+    }
     for b in 0..g.n {
         for oy in 0..g.oh {
             for ox in 0..g.ow {

@@ -1,0 +1,472 @@
+//! Register-tiled kernels for the ops that carry the multiply-adds: convolution with one group,
+//! depthwise convolution without a depth multiplier, and the dense layer.
+//!
+//! A convolution is computed directly from its input, without an im2col patch: for a block of
+//! `P` output pixels, an indirection table holds where each pixel's input lies for every kernel
+//! tap (or a row of zeros where the tap covers padding), and the weights are packed once per
+//! call into tiles of [`L`] output channels. The `P` tiles of accumulators stay in registers
+//! across the whole reduction; the bias is their initial value and the fused activation is
+//! applied as they are stored. Inputs with few channels (the first layer of most models) go
+//! through a small im2col patch first, so the reduction runs over `kh·kw·ic` values in one
+//! stretch.
+//!
+//! Each kernel is one generic function over a [`Tile`], compiled three times: for AVX-512 and for
+//! AVX2 (both with fused multiply-add, chosen at run time) and portably (multiply then add). The
+//! order of the additions is fixed by the code, not by the thread count or the batch; CPUs with
+//! and without FMA round differently, within float rounding.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use tinyq_ir::op::Conv2D;
+use tinyq_ir::FusedActivation;
+
+use super::conv::{source, Geom};
+use super::simd::{Plain, Tile, L};
+
+/// The instruction sets the tiled kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain Rust, multiply then add: every CPU.
+    Portable,
+    /// x86-64 with AVX2 and FMA.
+    Avx2,
+    /// x86-64 with AVX-512F and FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// The best instruction set this CPU has.
+    pub fn detected() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("fma") {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    return Isa::Avx512;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    return Isa::Avx2;
+                }
+            }
+        }
+        Isa::Portable
+    }
+}
+
+thread_local! {
+    /// A lower instruction set this thread's kernels are held to (see [`with_isa`]).
+    static CAP: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with this thread's float kernels held to `isa` (or the detected one if lower), so
+/// that tests and benchmarks can exercise the fallbacks on any CPU.
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    let before = CAP.with(|c| c.replace(Some(isa)));
+    let r = f();
+    CAP.with(|c| c.set(before));
+    r
+}
+
+fn isa() -> Isa {
+    let detected = Isa::detected();
+    CAP.with(|c| c.get()).map_or(detected, |cap| cap.min(detected))
+}
+
+/// The pixel block of each instruction set: as many accumulator tiles as leave registers for the
+/// operands (32 AVX-512 registers, 16 AVX2 ones holding half a tile each).
+fn block() -> usize {
+    match isa() {
+        Isa::Avx512 => 12,
+        Isa::Avx2 => 6,
+        Isa::Portable => 2,
+    }
+}
+
+/// Defines `$name(args)`, which runs `$generic::<T, P>(args)` with the [`Tile`] and pixel block
+/// ([`block`]) of the best instruction set this CPU has.
+macro_rules! multiversion {
+    ($name:ident = $generic:ident ( $($arg:ident : $ty:ty),* )) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use super::simd::{Avx2, Avx512};
+                #[target_feature(enable = "avx512f,fma")]
+                fn avx512($($arg: $ty),*) {
+                    $generic::<Avx512, 12>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    $generic::<Avx2, 6>($($arg),*)
+                }
+                match isa() {
+                    // SAFETY: the CPU has the features these functions enable (checked by `isa`).
+                    Isa::Avx512 => unsafe { avx512($($arg),*) },
+                    Isa::Avx2 => unsafe { avx2($($arg),*) },
+                    Isa::Portable => $generic::<Plain, 2>($($arg),*),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                $generic::<Plain, 2>($($arg),*)
+            }
+        }
+    };
+}
+
+multiversion!(run_gemm_rows = gemm_rows(rows: &Rows, packed: &[f32], bias: &[f32], act: FusedActivation, oc: usize, out: &mut [f32]));
+multiversion!(run_depthwise = depthwise_rows(rows: &Rows, w: &[f32], bias: &[f32], act: FusedActivation, out: &mut [f32]));
+multiversion!(run_dense = dense(x: &[f32], w: &[f32], inner: usize, units: usize, bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32]));
+
+/// Stores `lanes` lanes of `v` at `dst`, clamped to the fused activation's range.
+#[inline(always)]
+fn store<T: Tile>(v: T, act: FusedActivation, dst: &mut [f32]) {
+    let v = if act == FusedActivation::None {
+        v
+    } else {
+        let (lo, hi) = act.range();
+        v.clamp(T::splat(lo), T::splat(hi))
+    };
+    let lanes = dst.len();
+    dst.copy_from_slice(&v.to_array()[..lanes]);
+}
+
+/// Marks a tap that lies in the padding in an indirection table: it reads a row of zeros.
+const PAD: usize = usize::MAX;
+
+/// Everything an indirection table depends on.
+type TableKey = [usize; 13];
+
+thread_local! {
+    /// Each thread's recent indirection tables: a model runs the same few geometries again for
+    /// every sample.
+    static TABLES: RefCell<Vec<(TableKey, Rc<[usize]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many tables a thread keeps (more than the convolutions of a small model).
+const TABLES_KEPT: usize = 64;
+
+/// Where each output pixel reads its input, for blocks of `block` pixels: for each block and
+/// each tap, `block` offsets of input pixels into the image, or [`PAD`] where the tap lies in the
+/// padding and for the pixels past the end of the last block.
+fn indirection(g: &Geom, p: &Conv2D, block: usize) -> Rc<[usize]> {
+    let key = [
+        g.ih,
+        g.iw,
+        g.ic,
+        g.oh,
+        g.ow,
+        g.kh,
+        g.kw,
+        p.stride[0],
+        p.stride[1],
+        p.dilation[0],
+        p.dilation[1],
+        g.pad_top * 65536 + g.pad_left,
+        block,
+    ];
+    TABLES.with(|t| {
+        let mut tables = t.borrow_mut();
+        if let Some((_, table)) = tables.iter().find(|(k, _)| *k == key) {
+            return table.clone();
+        }
+        let (pixels, taps) = (g.oh * g.ow, g.kh * g.kw);
+        let mut ind = vec![PAD; pixels.div_ceil(block) * taps * block];
+        for q in 0..pixels {
+            let (oy, ox) = (q / g.ow, q % g.ow);
+            for t in 0..taps {
+                if let Some((iy, ix)) = source(g, p, oy, ox, t / g.kw, t % g.kw) {
+                    ind[((q / block) * taps + t) * block + q % block] = (iy * g.iw + ix) * g.ic;
+                }
+            }
+        }
+        let table: Rc<[usize]> = ind.into();
+        if tables.len() == TABLES_KEPT {
+            tables.remove(0);
+        }
+        tables.push((key, table.clone()));
+        table
+    })
+}
+
+/// Weights `[oc][k]` (OHWI flattened) as tiles `[oc / L][k][L]`, zero past `oc`, and the bias
+/// padded to whole tiles.
+fn pack(w: &[f32], oc: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+    let tiles = oc.div_ceil(L);
+    let mut packed = vec![0f32; tiles * k * L];
+    for o in 0..oc {
+        let (tile, lane) = (o / L, o % L);
+        for (j, &v) in w[o * k..(o + 1) * k].iter().enumerate() {
+            packed[(tile * k + j) * L + lane] = v;
+        }
+    }
+    let mut b = vec![0f32; tiles * L];
+    if let Some(bias) = bias {
+        b[..oc].copy_from_slice(&bias[..oc]);
+    }
+    (packed, b)
+}
+
+/// Inputs with fewer channels than this are first gathered into an im2col patch.
+const PATCH_BELOW: usize = 8;
+
+/// Conv2D with one group over NHWC, bias and fused activation included.
+pub fn conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let (taps, k) = (g.kh * g.kw, g.kh * g.kw * g.ic);
+    let (packed, b) = pack(w, g.oc, k, bias);
+    let pixels = g.oh * g.ow;
+    let table = indirection(g, p, block());
+    let zeros = vec![0f32; k];
+    let patch_first = g.ic < PATCH_BELOW && taps > 1;
+    let mut patch = if patch_first { vec![0f32; pixels * k] } else { Vec::new() };
+    let rows_of_patch: Vec<usize> = if patch_first { pointwise(pixels, k, block()) } else { Vec::new() };
+    for n in 0..g.n {
+        let image = &x[n * g.ih * g.iw * g.ic..(n + 1) * g.ih * g.iw * g.ic];
+        let o = &mut out[n * pixels * g.oc..(n + 1) * pixels * g.oc];
+        let rows = if patch_first {
+            gather_patch(image, &table, (taps, g.ic, block()), &mut patch);
+            Rows { src: &patch, zeros: &zeros, ind: &rows_of_patch, taps: 1, depth: k }
+        } else {
+            Rows { src: image, zeros: &zeros, ind: &table, taps, depth: g.ic }
+        };
+        run_gemm_rows(&rows, &packed, &b, p.activation, g.oc, o);
+    }
+}
+
+/// The im2col patch of one image from its indirection table: row `q` holds the `taps × ic`
+/// values pixel `q` reads (zeros in the padding). For few channels, so copies are spelled out.
+fn gather_patch(image: &[f32], table: &[usize], (taps, ic, block): (usize, usize, usize), patch: &mut [f32]) {
+    let k = taps * ic;
+    let pixels = patch.len() / k;
+    for (blk, offs) in table.chunks_exact(taps * block).enumerate() {
+        for (t, offs) in offs.chunks_exact(block).enumerate() {
+            for (i, &off) in offs.iter().enumerate() {
+                let q = blk * block + i;
+                if q >= pixels {
+                    break;
+                }
+                let dst = &mut patch[q * k + t * ic..][..ic];
+                if off == PAD {
+                    dst.iter_mut().for_each(|d| *d = 0.0);
+                } else {
+                    copy_few(dst, &image[off..off + ic]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for a handful of values, without a call to `memcpy`.
+#[inline(always)]
+fn copy_few(dst: &mut [f32], src: &[f32]) {
+    match dst.len() {
+        1 => dst[0] = src[0],
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// The indirection of `pixels` consecutive rows of `depth` values (one tap each).
+fn pointwise(pixels: usize, depth: usize, block: usize) -> Vec<usize> {
+    let mut ind: Vec<usize> = (0..pixels).map(|q| q * depth).collect();
+    ind.resize(pixels.div_ceil(block) * block, PAD);
+    ind
+}
+
+/// Input rows of a tiled product: pixel `q`'s tap `t` reads `depth` values of `src` at its
+/// offset in `ind`, or of `zeros` where the offset is [`PAD`].
+struct Rows<'a> {
+    src: &'a [f32],
+    zeros: &'a [f32],
+    ind: &'a [usize],
+    taps: usize,
+    depth: usize,
+}
+
+impl Rows<'_> {
+    /// Checks what the kernels' unchecked reads rely on, for a pixel block of `block`.
+    fn check(&self, pixels: usize, block: usize) {
+        assert_eq!(self.ind.len(), pixels.div_ceil(block) * self.taps * block, "indirection for another block");
+        assert!(self.zeros.len() >= self.depth, "zero row too short");
+        let inside = |&s: &usize| s == PAD || s.checked_add(self.depth).is_some_and(|e| e <= self.src.len());
+        assert!(self.ind.iter().all(inside), "indirection outside the input");
+    }
+
+    /// The start of the row at `off` (checked by [`Self::check`]).
+    #[inline(always)]
+    fn row(&self, off: usize) -> *const f32 {
+        if off == PAD {
+            self.zeros.as_ptr()
+        } else {
+            // SAFETY: `check` asserted off + depth <= src.len().
+            unsafe { self.src.as_ptr().add(off) }
+        }
+    }
+}
+
+/// `out[q][o] = act(bias[o] + Σ_t Σ_c src[ind(q, t) + c] · w[o][t·depth + c])` for every pixel `q`.
+#[inline(always)]
+fn gemm_rows<T: Tile, const P: usize>(
+    rows: &Rows,
+    packed: &[f32],
+    bias: &[f32],
+    act: FusedActivation,
+    oc: usize,
+    out: &mut [f32],
+) {
+    let (taps, depth) = (rows.taps, rows.depth);
+    let k = taps * depth;
+    let pixels = out.len() / oc.max(1);
+    rows.check(pixels, P);
+    assert!(packed.len() == oc.div_ceil(L) * k * L && bias.len() == oc.div_ceil(L) * L);
+    for (blk, ind) in rows.ind.chunks_exact(taps * P).enumerate() {
+        let q0 = blk * P;
+        let count = P.min(pixels - q0);
+        for (tile, w) in packed.chunks_exact(k * L).enumerate() {
+            // SAFETY: the bias holds whole tiles (asserted above).
+            let mut acc = [unsafe { T::load(bias.as_ptr().add(tile * L)) }; P];
+            for (t, offs) in ind.chunks_exact(P).enumerate() {
+                let xs: [*const f32; P] = std::array::from_fn(|p| rows.row(offs[p]));
+                let wt = w[t * depth * L..(t + 1) * depth * L].as_ptr();
+                for c in 0..depth {
+                    // SAFETY: c < depth: one whole tile of `wt`, one value of each input row
+                    // (`check` above).
+                    let wv = unsafe { T::load(wt.add(c * L)) };
+                    for (a, x) in acc.iter_mut().zip(xs) {
+                        *a = T::mul_add(T::splat(unsafe { *x.add(c) }), wv, *a);
+                    }
+                }
+            }
+            let lanes = L.min(oc - tile * L);
+            for (p, &a) in acc.iter().enumerate().take(count) {
+                store(a, act, &mut out[(q0 + p) * oc + tile * L..][..lanes]);
+            }
+        }
+    }
+}
+
+/// DepthwiseConv2D with depth multiplier 1 and a multiple of [`L`] channels, bias and fused
+/// activation included. Returns false (computing nothing) for other shapes.
+pub fn depthwise_conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) -> bool {
+    if g.ic != g.oc || !g.oc.is_multiple_of(L) {
+        return false;
+    }
+    let zeros = vec![0f32; g.oc];
+    let b = bias.unwrap_or(&zeros);
+    let pixels = g.oh * g.ow;
+    let table = indirection(g, p, block());
+    for n in 0..g.n {
+        let image = &x[n * g.ih * g.iw * g.ic..(n + 1) * g.ih * g.iw * g.ic];
+        let o = &mut out[n * pixels * g.oc..(n + 1) * pixels * g.oc];
+        let rows = Rows { src: image, zeros: &zeros, ind: &table, taps: g.kh * g.kw, depth: g.ic };
+        run_depthwise(&rows, w, b, p.activation, o);
+    }
+    true
+}
+
+/// `out[q][c] = act(bias[c] + Σ_t src[ind(q, t) + c] · w[t][c])`, channels in tiles of [`L`].
+#[inline(always)]
+fn depthwise_rows<T: Tile, const P: usize>(
+    rows: &Rows,
+    w: &[f32],
+    bias: &[f32],
+    act: FusedActivation,
+    out: &mut [f32],
+) {
+    let (taps, ch) = (rows.taps, rows.depth);
+    let pixels = out.len() / ch;
+    rows.check(pixels, P);
+    assert!(ch.is_multiple_of(L) && w.len() == taps * ch && bias.len() == ch);
+    for (blk, ind) in rows.ind.chunks_exact(taps * P).enumerate() {
+        let q0 = blk * P;
+        let count = P.min(pixels - q0);
+        for c0 in (0..ch).step_by(L) {
+            // SAFETY (loads): c0 + L <= ch, the length of the bias, of each weight row and of
+            // each input row (asserted above).
+            let mut acc = [unsafe { T::load(bias.as_ptr().add(c0)) }; P];
+            for (t, offs) in ind.chunks_exact(P).enumerate() {
+                let wv = unsafe { T::load(w.as_ptr().add(t * ch + c0)) };
+                for (a, &off) in acc.iter_mut().zip(offs) {
+                    *a = T::mul_add(unsafe { T::load(rows.row(off).add(c0)) }, wv, *a);
+                }
+            }
+            for (p, &a) in acc.iter().enumerate().take(count) {
+                store(a, act, &mut out[(q0 + p) * ch + c0..][..L]);
+            }
+        }
+    }
+}
+
+/// Dense layer `out[r][o] = act(bias[o] + Σ_i x[r][i] · w[o][i])`: per row, a few units' dot
+/// products at a time (the kernel's block) over lanes of `L` inputs, the lanes summed in a fixed order.
+pub fn fully_connected(
+    x: &[f32],
+    w: &[f32],
+    (units, inner): (usize, usize),
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) {
+    if inner == 0 {
+        // No inputs: every row is the bias.
+        out.iter_mut().enumerate().for_each(|(i, o)| *o = bias.map_or(0.0, |b| b[i % units]));
+        super::apply_activation(out, act);
+        return;
+    }
+    run_dense(x, &w[..units * inner], inner, units, bias, act, out);
+}
+
+#[inline(always)]
+fn dense<T: Tile, const P: usize>(
+    x: &[f32],
+    w: &[f32],
+    inner: usize,
+    units: usize,
+    bias: Option<&[f32]>,
+    act: FusedActivation,
+    out: &mut [f32],
+) {
+    let full = inner / L * L;
+    assert!(w.len() == units * inner && x.len().is_multiple_of(inner.max(1)));
+    for (xr, or) in x.chunks_exact(inner.max(1)).zip(out.chunks_exact_mut(units.max(1))) {
+        for u0 in (0..units).step_by(P) {
+            let n = P.min(units - u0);
+            let mut acc = [T::splat(0.0); P];
+            for i in (0..full).step_by(L) {
+                // SAFETY: i + L <= full <= inner, inside the row of x and of each unit's weights.
+                let xv = unsafe { T::load(xr.as_ptr().add(i)) };
+                for (u, a) in acc.iter_mut().enumerate().take(n) {
+                    *a = T::mul_add(xv, unsafe { T::load(w.as_ptr().add((u0 + u) * inner + i)) }, *a);
+                }
+            }
+            for (u, a) in acc.iter().enumerate().take(n) {
+                let row = &w[(u0 + u) * inner..(u0 + u + 1) * inner];
+                let mut s = sum_lanes(a.to_array());
+                for i in full..inner {
+                    s += xr[i] * row[i];
+                }
+                let v = s + bias.map_or(0.0, |b| b[u0 + u]);
+                or[u0 + u] = if act == FusedActivation::None {
+                    v
+                } else {
+                    let (lo, hi) = act.range();
+                    v.max(lo).min(hi)
+                };
+            }
+        }
+    }
+}
+
+/// Pairwise sum of one accumulator's lanes.
+#[inline(always)]
+fn sum_lanes(mut v: [f32; L]) -> f32 {
+    let mut n = L;
+    while n > 1 {
+        n /= 2;
+        for l in 0..n {
+            v[l] += v[l + n];
+        }
+    }
+    v[0]
+}
