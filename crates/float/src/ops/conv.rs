@@ -5,6 +5,7 @@
 
 use tinyq_ir::op::{Conv2D, DepthwiseConv2D};
 
+use super::tiled::Packed;
 use super::{apply_activation, matmul};
 
 /// Resolved geometry of one convolution (shared with the backward pass).
@@ -48,21 +49,27 @@ pub(crate) fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: 
     (iy < g.ih && ix < g.iw).then_some((iy, ix))
 }
 
+/// Whether [`conv2d`] runs the tiled kernel (and so can use weights packed ahead).
+pub fn is_tiled(xs: &[usize], ws: &[usize]) -> bool {
+    ws[3] == xs[3]
+}
+
+/// `packed`: the weights and bias packed ahead for the tiled kernel ([`is_tiled`]), if they are.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
     xs: &[usize],
-    w: &[f32],
-    ws: &[usize],
+    (w, ws): (&[f32], &[usize]),
     bias: Option<&[f32]>,
+    packed: Option<&Packed>,
     p: &Conv2D,
     os: &[usize],
     out: &mut [f32],
 ) {
     let g = geom(xs, ws, p, os);
     let cin_g = ws[3];
-    if cin_g == g.ic {
-        return super::tiled::conv2d(x, &g, p, w, bias, out);
+    if is_tiled(xs, ws) {
+        return super::tiled::conv2d(x, &g, p, w, bias, packed, out);
     }
     let groups = g.ic / cin_g;
     let cout_g = g.oc / groups;

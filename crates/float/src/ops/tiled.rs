@@ -139,16 +139,31 @@ type TableKey = [usize; 13];
 thread_local! {
     /// Each thread's recent indirection tables: a model runs the same few geometries again for
     /// every sample.
-    static TABLES: RefCell<Vec<(TableKey, Rc<[usize]>)>> = const { RefCell::new(Vec::new()) };
+    static TABLES: RefCell<Vec<(TableKey, Table)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// How many tables a thread keeps (more than the convolutions of a small model).
 const TABLES_KEPT: usize = 64;
 
 /// Where each output pixel reads its input, for blocks of `block` pixels: for each block and
-/// each tap, `block` offsets of input pixels into the image, or [`PAD`] where the tap lies in the
+/// each tap, `block` offsets of rows of `depth` values, or [`PAD`] where the tap lies in the
 /// padding and for the pixels past the end of the last block.
-fn indirection(g: &Geom, p: &Conv2D, block: usize) -> Rc<[usize]> {
+#[derive(Clone)]
+struct Table {
+    ind: Rc<[usize]>,
+    /// One past the last value any row reads (`offset + depth`, at most).
+    end: usize,
+}
+
+impl Table {
+    fn new(ind: Vec<usize>, depth: usize) -> Table {
+        let end = ind.iter().filter(|&&o| o != PAD).map(|&o| o + depth).max().unwrap_or(0);
+        Table { ind: ind.into(), end }
+    }
+}
+
+/// The [`Table`] of a convolution's input pixels (rows of `ic` values of one image).
+fn indirection(g: &Geom, p: &Conv2D, block: usize) -> Table {
     let key = [
         g.ih,
         g.iw,
@@ -179,7 +194,7 @@ fn indirection(g: &Geom, p: &Conv2D, block: usize) -> Rc<[usize]> {
                 }
             }
         }
-        let table: Rc<[usize]> = ind.into();
+        let table = Table::new(ind, g.ic);
         if tables.len() == TABLES_KEPT {
             tables.remove(0);
         }
@@ -188,47 +203,62 @@ fn indirection(g: &Geom, p: &Conv2D, block: usize) -> Rc<[usize]> {
     })
 }
 
-/// Weights `[oc][k]` (OHWI flattened) as tiles `[oc / L][k][L]`, zero past `oc`, and the bias
-/// padded to whole tiles.
-fn pack(w: &[f32], oc: usize, k: usize, bias: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
-    let tiles = oc.div_ceil(L);
-    let mut packed = vec![0f32; tiles * k * L];
-    for o in 0..oc {
-        let (tile, lane) = (o / L, o % L);
-        for (j, &v) in w[o * k..(o + 1) * k].iter().enumerate() {
-            packed[(tile * k + j) * L + lane] = v;
+/// A convolution's weights `[oc][k]` (OHWI flattened) as tiles `[oc / L][k][L]`, zero past
+/// `oc`, and its bias padded to whole tiles.
+pub struct Packed {
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Packed {
+    pub fn new(w: &[f32], oc: usize, k: usize, bias: Option<&[f32]>) -> Packed {
+        let tiles = oc.div_ceil(L);
+        let mut packed = vec![0f32; tiles * k * L];
+        for (tile, dst) in packed.chunks_exact_mut(k * L).enumerate() {
+            for lane in 0..L.min(oc - tile * L) {
+                let row = &w[(tile * L + lane) * k..][..k];
+                dst.iter_mut().skip(lane).step_by(L).zip(row).for_each(|(d, &v)| *d = v);
+            }
         }
+        let mut b = vec![0f32; tiles * L];
+        if let Some(bias) = bias {
+            b[..oc].copy_from_slice(&bias[..oc]);
+        }
+        Packed { w: packed, bias: b }
     }
-    let mut b = vec![0f32; tiles * L];
-    if let Some(bias) = bias {
-        b[..oc].copy_from_slice(&bias[..oc]);
-    }
-    (packed, b)
 }
 
 /// Inputs with fewer channels than this are first gathered into an im2col patch.
 const PATCH_BELOW: usize = 8;
 
-/// Conv2D with one group over NHWC, bias and fused activation included.
-pub fn conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+/// Conv2D with one group over NHWC, bias and fused activation included, from weights packed
+/// once ([`Packed`]) or packed here.
+pub fn conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option<&[f32]>, packed: Option<&Packed>, out: &mut [f32]) {
     let (taps, k) = (g.kh * g.kw, g.kh * g.kw * g.ic);
-    let (packed, b) = pack(w, g.oc, k, bias);
+    let here;
+    let packed = match packed {
+        Some(packed) => packed,
+        None => {
+            here = Packed::new(w, g.oc, k, bias);
+            &here
+        }
+    };
     let pixels = g.oh * g.ow;
     let table = indirection(g, p, block());
     let zeros = vec![0f32; k];
     let patch_first = g.ic < PATCH_BELOW && taps > 1;
     let mut patch = if patch_first { vec![0f32; pixels * k] } else { Vec::new() };
-    let rows_of_patch: Vec<usize> = if patch_first { pointwise(pixels, k, block()) } else { Vec::new() };
+    let rows_of_patch = if patch_first { pointwise(pixels, k, block()) } else { Table::new(Vec::new(), 0) };
     for n in 0..g.n {
         let image = &x[n * g.ih * g.iw * g.ic..(n + 1) * g.ih * g.iw * g.ic];
         let o = &mut out[n * pixels * g.oc..(n + 1) * pixels * g.oc];
         let rows = if patch_first {
-            gather_patch(image, &table, (taps, g.ic, block()), &mut patch);
-            Rows { src: &patch, zeros: &zeros, ind: &rows_of_patch, taps: 1, depth: k }
+            gather_patch(image, &table.ind, (taps, g.ic, block()), &mut patch);
+            Rows { src: &patch, zeros: &zeros, table: &rows_of_patch, taps: 1, depth: k }
         } else {
-            Rows { src: image, zeros: &zeros, ind: &table, taps, depth: g.ic }
+            Rows { src: image, zeros: &zeros, table: &table, taps, depth: g.ic }
         };
-        run_gemm_rows(&rows, &packed, &b, p.activation, g.oc, o);
+        run_gemm_rows(&rows, &packed.w, &packed.bias, p.activation, g.oc, o);
     }
 }
 
@@ -268,29 +298,30 @@ fn copy_few(dst: &mut [f32], src: &[f32]) {
 }
 
 /// The indirection of `pixels` consecutive rows of `depth` values (one tap each).
-fn pointwise(pixels: usize, depth: usize, block: usize) -> Vec<usize> {
+fn pointwise(pixels: usize, depth: usize, block: usize) -> Table {
     let mut ind: Vec<usize> = (0..pixels).map(|q| q * depth).collect();
     ind.resize(pixels.div_ceil(block) * block, PAD);
-    ind
+    Table::new(ind, depth)
 }
 
 /// Input rows of a tiled product: pixel `q`'s tap `t` reads `depth` values of `src` at its
-/// offset in `ind`, or of `zeros` where the offset is [`PAD`].
+/// offset in the table, or of `zeros` where the offset is [`PAD`].
 struct Rows<'a> {
     src: &'a [f32],
     zeros: &'a [f32],
-    ind: &'a [usize],
+    table: &'a Table,
     taps: usize,
     depth: usize,
 }
 
 impl Rows<'_> {
-    /// Checks what the kernels' unchecked reads rely on, for a pixel block of `block`.
-    fn check(&self, pixels: usize, block: usize) {
-        assert_eq!(self.ind.len(), pixels.div_ceil(block) * self.taps * block, "indirection for another block");
+    /// Checks what the kernels' unchecked reads rely on, for a pixel block of `block`; returns
+    /// the table's offsets.
+    fn check(&self, pixels: usize, block: usize) -> &[usize] {
+        assert_eq!(self.table.ind.len(), pixels.div_ceil(block) * self.taps * block, "table for another block");
         assert!(self.zeros.len() >= self.depth, "zero row too short");
-        let inside = |&s: &usize| s == PAD || s.checked_add(self.depth).is_some_and(|e| e <= self.src.len());
-        assert!(self.ind.iter().all(inside), "indirection outside the input");
+        assert!(self.table.end <= self.src.len(), "indirection outside the input");
+        &self.table.ind
     }
 
     /// The start of the row at `off` (checked by [`Self::check`]).
@@ -299,7 +330,7 @@ impl Rows<'_> {
         if off == PAD {
             self.zeros.as_ptr()
         } else {
-            // SAFETY: `check` asserted off + depth <= src.len().
+            // SAFETY: `check` asserted off + depth <= table.end <= src.len().
             unsafe { self.src.as_ptr().add(off) }
         }
     }
@@ -318,9 +349,9 @@ fn gemm_rows<T: Tile, const P: usize>(
     let (taps, depth) = (rows.taps, rows.depth);
     let k = taps * depth;
     let pixels = out.len() / oc.max(1);
-    rows.check(pixels, P);
+    let table = rows.check(pixels, P);
     assert!(packed.len() == oc.div_ceil(L) * k * L && bias.len() == oc.div_ceil(L) * L);
-    for (blk, ind) in rows.ind.chunks_exact(taps * P).enumerate() {
+    for (blk, ind) in table.chunks_exact(taps * P).enumerate() {
         let q0 = blk * P;
         let count = P.min(pixels - q0);
         for (tile, w) in packed.chunks_exact(k * L).enumerate() {
@@ -359,7 +390,7 @@ pub fn depthwise_conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option
     for n in 0..g.n {
         let image = &x[n * g.ih * g.iw * g.ic..(n + 1) * g.ih * g.iw * g.ic];
         let o = &mut out[n * pixels * g.oc..(n + 1) * pixels * g.oc];
-        let rows = Rows { src: image, zeros: &zeros, ind: &table, taps: g.kh * g.kw, depth: g.ic };
+        let rows = Rows { src: image, zeros: &zeros, table: &table, taps: g.kh * g.kw, depth: g.ic };
         run_depthwise(&rows, w, b, p.activation, o);
     }
     true
@@ -376,9 +407,9 @@ fn depthwise_rows<T: Tile, const P: usize>(
 ) {
     let (taps, ch) = (rows.taps, rows.depth);
     let pixels = out.len() / ch;
-    rows.check(pixels, P);
+    let table = rows.check(pixels, P);
     assert!(ch.is_multiple_of(L) && w.len() == taps * ch && bias.len() == ch);
-    for (blk, ind) in rows.ind.chunks_exact(taps * P).enumerate() {
+    for (blk, ind) in table.chunks_exact(taps * P).enumerate() {
         let q0 = blk * P;
         let count = P.min(pixels - q0);
         for c0 in (0..ch).step_by(L) {
