@@ -132,7 +132,7 @@ fn conv2d_with(
 
 /// The im2col rows of group `grp`: per output pixel, the `kh × kw × cin_g` input values its
 /// kernel covers (zeros where it covers padding), in the weights' `(ky, kx, c)` order.
-pub(crate) fn im2col(xb: &[f32], g: &Geom, p: &Conv2D, grp: usize, cin_g: usize, patch: &mut [f32]) {
+fn im2col(xb: &[f32], g: &Geom, p: &Conv2D, grp: usize, cin_g: usize, patch: &mut [f32]) {
     let k = g.kh * g.kw * cin_g;
     // With one group and no dilation, a kernel row inside the image is one contiguous run of
     // `kw × ic` input values: one copy instead of `kw`.

@@ -19,6 +19,11 @@ pub trait Tile: Copy {
     /// `max(lo)` then `min(hi)`, lane by lane, as [`super::apply_activation`] clamps.
     fn clamp(self, lo: Self, hi: Self) -> Self;
     fn to_array(self) -> [f32; L];
+    /// Stores the 16 values at `p`.
+    ///
+    /// # Safety
+    /// `p..p + 16` must be writable, and the CPU must have the implementation's features.
+    unsafe fn store(self, p: *mut f32);
 }
 
 /// The portable tile: multiply then add, the compiler's own vectorization.
@@ -46,6 +51,11 @@ impl Tile for Plain {
     #[inline(always)]
     fn to_array(self) -> [f32; L] {
         self.0
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable values.
+        unsafe { std::ptr::write_unaligned(p as *mut [f32; L], self.0) }
     }
 }
 
@@ -93,6 +103,10 @@ mod x86 {
             unsafe { _mm512_storeu_ps(a.as_mut_ptr(), self.0) };
             a
         }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
     }
 
     impl Tile for Avx2 {
@@ -122,6 +136,13 @@ mod x86 {
                 _mm256_storeu_ps(a.as_mut_ptr().add(8), self.1);
             }
             a
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe {
+                _mm256_storeu_ps(p, self.0);
+                _mm256_storeu_ps(p.add(8), self.1);
+            }
         }
     }
 }

@@ -3,12 +3,10 @@
 //!
 //! A convolution is computed directly from its input, without an im2col patch: for a block of
 //! `P` output pixels, an indirection table holds where each pixel's input lies for every kernel
-//! tap (or a row of zeros where the tap covers padding), and the weights are packed once per
-//! call into tiles of [`L`] output channels. The `P` tiles of accumulators stay in registers
+//! tap (or a row of zeros where the tap covers padding), and the weights are packed into tiles
+//! of [`L`] output channels (once per plan when they are constants). The `P` tiles of accumulators stay in registers
 //! across the whole reduction; the bias is their initial value and the fused activation is
-//! applied as they are stored. Inputs with few channels (the first layer of most models) go
-//! through a small im2col patch first, so the reduction runs over `kh·kw·ic` values in one
-//! stretch.
+//! applied as they are stored.
 //!
 //! Each kernel is one generic function over a [`Tile`], compiled three times: for AVX-512 and for
 //! AVX2 (both with fused multiply-add, chosen at run time) and portably (multiply then add). The
@@ -117,7 +115,8 @@ multiversion!(run_gemm_rows = gemm_rows(rows: &Rows, packed: &[f32], bias: &[f32
 multiversion!(run_depthwise = depthwise_rows(rows: &Rows, w: &[f32], bias: &[f32], act: FusedActivation, out: &mut [f32]));
 multiversion!(run_dense = dense(x: &[f32], w: &[f32], inner: usize, units: usize, bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32]));
 
-/// Stores `lanes` lanes of `v` at `dst`, clamped to the fused activation's range.
+/// Stores the first `dst.len()` (at most [`L`]) lanes of `v` at `dst`, clamped to the fused
+/// activation's range.
 #[inline(always)]
 fn store<T: Tile>(v: T, act: FusedActivation, dst: &mut [f32]) {
     let v = if act == FusedActivation::None {
@@ -126,8 +125,12 @@ fn store<T: Tile>(v: T, act: FusedActivation, dst: &mut [f32]) {
         let (lo, hi) = act.range();
         v.clamp(T::splat(lo), T::splat(hi))
     };
-    let lanes = dst.len();
-    dst.copy_from_slice(&v.to_array()[..lanes]);
+    if dst.len() == L {
+        // SAFETY: dst holds L values.
+        unsafe { v.store(dst.as_mut_ptr()) }
+    } else {
+        dst.iter_mut().zip(v.to_array()).for_each(|(d, x)| *d = x);
+    }
 }
 
 /// Marks a tap that lies in the padding in an indirection table: it reads a row of zeros.
@@ -228,12 +231,17 @@ impl Packed {
     }
 }
 
-/// Inputs with fewer channels than this are first gathered into an im2col patch.
-const PATCH_BELOW: usize = 8;
-
 /// Conv2D with one group over NHWC, bias and fused activation included, from weights packed
 /// once ([`Packed`]) or packed here.
-pub fn conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option<&[f32]>, packed: Option<&Packed>, out: &mut [f32]) {
+pub fn conv2d(
+    x: &[f32],
+    g: &Geom,
+    p: &Conv2D,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    packed: Option<&Packed>,
+    out: &mut [f32],
+) {
     let (taps, k) = (g.kh * g.kw, g.kh * g.kw * g.ic);
     let here;
     let packed = match packed {
@@ -245,63 +253,13 @@ pub fn conv2d(x: &[f32], g: &Geom, p: &Conv2D, w: &[f32], bias: Option<&[f32]>, 
     };
     let pixels = g.oh * g.ow;
     let table = indirection(g, p, block());
-    let zeros = vec![0f32; k];
-    let patch_first = g.ic < PATCH_BELOW && taps > 1;
-    let mut patch = if patch_first { vec![0f32; pixels * k] } else { Vec::new() };
-    let rows_of_patch = if patch_first { pointwise(pixels, k, block()) } else { Table::new(Vec::new(), 0) };
+    let zeros = vec![0f32; g.ic];
     for n in 0..g.n {
         let image = &x[n * g.ih * g.iw * g.ic..(n + 1) * g.ih * g.iw * g.ic];
         let o = &mut out[n * pixels * g.oc..(n + 1) * pixels * g.oc];
-        let rows = if patch_first {
-            gather_patch(image, &table.ind, (taps, g.ic, block()), &mut patch);
-            Rows { src: &patch, zeros: &zeros, table: &rows_of_patch, taps: 1, depth: k }
-        } else {
-            Rows { src: image, zeros: &zeros, table: &table, taps, depth: g.ic }
-        };
+        let rows = Rows { src: image, zeros: &zeros, table: &table, taps, depth: g.ic };
         run_gemm_rows(&rows, &packed.w, &packed.bias, p.activation, g.oc, o);
     }
-}
-
-/// The im2col patch of one image from its indirection table: row `q` holds the `taps × ic`
-/// values pixel `q` reads (zeros in the padding). For few channels, so copies are spelled out.
-fn gather_patch(image: &[f32], table: &[usize], (taps, ic, block): (usize, usize, usize), patch: &mut [f32]) {
-    let k = taps * ic;
-    let pixels = patch.len() / k;
-    for (blk, offs) in table.chunks_exact(taps * block).enumerate() {
-        for (t, offs) in offs.chunks_exact(block).enumerate() {
-            for (i, &off) in offs.iter().enumerate() {
-                let q = blk * block + i;
-                if q >= pixels {
-                    break;
-                }
-                let dst = &mut patch[q * k + t * ic..][..ic];
-                if off == PAD {
-                    dst.iter_mut().for_each(|d| *d = 0.0);
-                } else {
-                    copy_few(dst, &image[off..off + ic]);
-                }
-            }
-        }
-    }
-}
-
-/// `dst.copy_from_slice(src)` for a handful of values, without a call to `memcpy`.
-#[inline(always)]
-fn copy_few(dst: &mut [f32], src: &[f32]) {
-    match dst.len() {
-        1 => dst[0] = src[0],
-        2 => dst[..2].copy_from_slice(&src[..2]),
-        3 => dst[..3].copy_from_slice(&src[..3]),
-        4 => dst[..4].copy_from_slice(&src[..4]),
-        _ => dst.copy_from_slice(src),
-    }
-}
-
-/// The indirection of `pixels` consecutive rows of `depth` values (one tap each).
-fn pointwise(pixels: usize, depth: usize, block: usize) -> Table {
-    let mut ind: Vec<usize> = (0..pixels).map(|q| q * depth).collect();
-    ind.resize(pixels.div_ceil(block) * block, PAD);
-    Table::new(ind, depth)
 }
 
 /// Input rows of a tiled product: pixel `q`'s tap `t` reads `depth` values of `src` at its
