@@ -299,3 +299,53 @@ fn tiled_kernels_keep_nan_semantics() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Max and average pooling over whole tiles of channels (the tiled path), with padding that
+    /// is never counted, under every instruction set.
+    #[test]
+    fn tiled_pool_matches_direct_loops(
+        h in 1usize..9, w in 1usize..9, tiles in 1usize..3, k in 1usize..4, stride in 1usize..3,
+        same in any::<bool>(), max in any::<bool>(), act in any::<u8>(), seed in any::<u64>(),
+    ) {
+        let c = 16 * tiles;
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let p = Pool2D { filter: [k, k], stride: [stride; 2], padding, activation: activation(act) };
+        let x = values(h * w * c, seed);
+        let op = if max { Op::MaxPool2D(p) } else { Op::AvgPool2D(p) };
+        let Some(g) = single(op, vec![1, h, w, c], vec![]) else { return Ok(()) };
+        let os = g.tensors[g.outputs[0]].shape.clone();
+        let top = padding.resolve(0, h, k, stride, 1).unwrap().pad_before as isize;
+        let left = padding.resolve(1, w, k, stride, 1).unwrap().pad_before as isize;
+        let (lo, hi) = activation(act).range();
+        let mut want = vec![0f32; os[1] * os[2] * c];
+        for oy in 0..os[1] {
+            for ox in 0..os[2] {
+                for ch in 0..c {
+                    let (mut acc, mut n) = (if max { f32::NEG_INFINITY } else { 0.0 }, 0);
+                    for ky in 0..k as isize {
+                        for kx in 0..k as isize {
+                            let (iy, ix) = ((oy * stride) as isize + ky - top, (ox * stride) as isize + kx - left);
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                let v = x[(iy as usize * w + ix as usize) * c + ch];
+                                acc = if max { acc.max(v) } else { acc + v };
+                                n += 1;
+                            }
+                        }
+                    }
+                    if !max && n > 0 {
+                        acc /= n as f32;
+                    }
+                    want[(oy * os[2] + ox) * c + ch] = acc.max(lo).min(hi);
+                }
+            }
+        }
+        let plan = Plan::new(&g).unwrap();
+        for isa in isas() {
+            let got = with_isa(isa, || plan.run(&[&x]).unwrap().remove(0));
+            prop_assert_eq!(&got, &want, "{:?}", isa);
+        }
+    }
+}

@@ -16,6 +16,10 @@ pub trait Tile: Copy {
     fn splat(x: f32) -> Self;
     /// `a · b + c` (one rounding where the implementation fuses, two otherwise).
     fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    fn add(a: Self, b: Self) -> Self;
+    fn div(a: Self, b: Self) -> Self;
+    /// `f32::max(self, v)` lane by lane, for a `self` that holds no NaN (a running maximum).
+    fn max_with(self, v: Self) -> Self;
     /// `max(lo)` then `min(hi)`, lane by lane, as [`super::apply_activation`] clamps.
     fn clamp(self, lo: Self, hi: Self) -> Self;
     fn to_array(self) -> [f32; L];
@@ -43,6 +47,18 @@ impl Tile for Plain {
     #[inline(always)]
     fn mul_add(a: Self, b: Self, c: Self) -> Self {
         Plain(std::array::from_fn(|l| a.0[l] * b.0[l] + c.0[l]))
+    }
+    #[inline(always)]
+    fn add(a: Self, b: Self) -> Self {
+        Plain(std::array::from_fn(|l| a.0[l] + b.0[l]))
+    }
+    #[inline(always)]
+    fn div(a: Self, b: Self) -> Self {
+        Plain(std::array::from_fn(|l| a.0[l] / b.0[l]))
+    }
+    #[inline(always)]
+    fn max_with(self, v: Self) -> Self {
+        Plain(std::array::from_fn(|l| self.0[l].max(v.0[l])))
     }
     #[inline(always)]
     fn clamp(self, lo: Self, hi: Self) -> Self {
@@ -92,6 +108,19 @@ mod x86 {
             unsafe { Avx512(_mm512_fmadd_ps(a.0, b.0, c.0)) }
         }
         #[inline(always)]
+        fn add(a: Self, b: Self) -> Self {
+            unsafe { Avx512(_mm512_add_ps(a.0, b.0)) }
+        }
+        #[inline(always)]
+        fn div(a: Self, b: Self) -> Self {
+            unsafe { Avx512(_mm512_div_ps(a.0, b.0)) }
+        }
+        #[inline(always)]
+        fn max_with(self, v: Self) -> Self {
+            // Where v is NaN the intrinsic returns its second operand, the running maximum.
+            unsafe { Avx512(_mm512_max_ps(v.0, self.0)) }
+        }
+        #[inline(always)]
         fn clamp(self, lo: Self, hi: Self) -> Self {
             // The intrinsics return their second operand where either is NaN, as f32::max/min
             // return the operand that is not NaN.
@@ -121,6 +150,18 @@ mod x86 {
         #[inline(always)]
         fn mul_add(a: Self, b: Self, c: Self) -> Self {
             unsafe { Avx2(_mm256_fmadd_ps(a.0, b.0, c.0), _mm256_fmadd_ps(a.1, b.1, c.1)) }
+        }
+        #[inline(always)]
+        fn add(a: Self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_add_ps(a.0, b.0), _mm256_add_ps(a.1, b.1)) }
+        }
+        #[inline(always)]
+        fn div(a: Self, b: Self) -> Self {
+            unsafe { Avx2(_mm256_div_ps(a.0, b.0), _mm256_div_ps(a.1, b.1)) }
+        }
+        #[inline(always)]
+        fn max_with(self, v: Self) -> Self {
+            unsafe { Avx2(_mm256_max_ps(v.0, self.0), _mm256_max_ps(v.1, self.1)) }
         }
         #[inline(always)]
         fn clamp(self, lo: Self, hi: Self) -> Self {

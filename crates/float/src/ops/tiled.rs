@@ -113,6 +113,7 @@ macro_rules! multiversion {
 
 multiversion!(run_gemm_rows = gemm_rows(rows: &Rows, packed: &[f32], bias: &[f32], act: FusedActivation, oc: usize, out: &mut [f32]));
 multiversion!(run_depthwise = depthwise_rows(rows: &Rows, w: &[f32], bias: &[f32], act: FusedActivation, out: &mut [f32]));
+multiversion!(run_pool = pool_rows(x: &[f32], w: &PoolWindow, max: bool, act: FusedActivation, out: &mut [f32]));
 multiversion!(run_dense = dense(x: &[f32], w: &[f32], inner: usize, units: usize, bias: Option<&[f32]>, act: FusedActivation, out: &mut [f32]));
 
 /// Stores the first `dst.len()` (at most [`L`]) lanes of `v` at `dst`, clamped to the fused
@@ -382,6 +383,65 @@ fn depthwise_rows<T: Tile, const P: usize>(
             }
             for (p, &a) in acc.iter().enumerate().take(count) {
                 store(a, act, &mut out[(q0 + p) * ch + c0..][..L]);
+            }
+        }
+    }
+}
+
+/// A pooling window's geometry over NHWC.
+pub struct PoolWindow {
+    /// Input batch, height, width, channels.
+    pub input: [usize; 4],
+    /// Output height and width.
+    pub output: [usize; 2],
+    pub filter: [usize; 2],
+    pub stride: [usize; 2],
+    /// Padding before the first row and column.
+    pub pad: [usize; 2],
+}
+
+/// Max or average pooling over a multiple of [`L`] channels, padding never counted, fused
+/// activation included. Returns false (computing nothing) for other channel counts.
+pub fn pool(x: &[f32], w: &PoolWindow, max: bool, act: FusedActivation, out: &mut [f32]) -> bool {
+    if !w.input[3].is_multiple_of(L) {
+        return false;
+    }
+    run_pool(x, w, max, act, out);
+    true
+}
+
+/// One output pixel at a time, its channels in tiles: the maximum (or the mean) over the input
+/// pixels under the window, in row-major order.
+#[inline(always)]
+fn pool_rows<T: Tile, const P: usize>(x: &[f32], w: &PoolWindow, max: bool, act: FusedActivation, out: &mut [f32]) {
+    let [n, ih, iw, c] = w.input;
+    let [oh, ow] = w.output;
+    assert!(x.len() == n * ih * iw * c && out.len() == n * oh * ow * c && c.is_multiple_of(L));
+    let span = |o: usize, axis: usize, size: usize| {
+        let start = (o * w.stride[axis]) as isize - w.pad[axis] as isize;
+        start.max(0) as usize..((start + w.filter[axis] as isize).min(size as isize)).max(0) as usize
+    };
+    for b in 0..n {
+        for oy in 0..oh {
+            let ys = span(oy, 0, ih);
+            for ox in 0..ow {
+                let xs = span(ox, 1, iw);
+                let count = ys.len() * xs.len();
+                let o = &mut out[((b * oh + oy) * ow + ox) * c..][..c];
+                for c0 in (0..c).step_by(L) {
+                    let mut acc = T::splat(if max { f32::NEG_INFINITY } else { 0.0 });
+                    for iy in ys.clone() {
+                        for ix in xs.clone() {
+                            // SAFETY: iy < ih, ix < iw and c0 + L <= c: inside x (asserted above).
+                            let v = unsafe { T::load(x.as_ptr().add(((b * ih + iy) * iw + ix) * c + c0)) };
+                            acc = if max { acc.max_with(v) } else { T::add(acc, v) };
+                        }
+                    }
+                    if !max && count > 0 {
+                        acc = T::div(acc, T::splat(count as f32));
+                    }
+                    store(acc, act, &mut o[c0..c0 + L]);
+                }
             }
         }
     }
