@@ -152,15 +152,43 @@ impl Requant {
             let q = (multiply_by_quantized_multiplier(acc, m, shift) as i64 + zp).clamp(-128, 127);
             (q - zp) as f32 * grid.scale
         };
-        if let ([per_unit], [m]) = (&self.acc_per_unit[..], &self.multiplier[..]) {
-            return x.iter().map(|&v| one(v, *per_unit, *m)).collect();
-        }
-        let mut out = Vec::with_capacity(x.len());
-        for row in x.chunks_exact(self.acc_per_unit.len()) {
-            out.extend(row.iter().zip(&self.acc_per_unit).zip(&self.multiplier).map(|((&v, &u), &m)| one(v, u, m)));
-        }
+        let mut out = vec![0f32; x.len()];
+        wide(
+            #[inline(always)]
+            || {
+                if let ([per_unit], [m]) = (&self.acc_per_unit[..], &self.multiplier[..]) {
+                    for (o, &v) in out.iter_mut().zip(x) {
+                        *o = one(v, *per_unit, *m);
+                    }
+                    return;
+                }
+                let channels = self.acc_per_unit.len();
+                for (orow, row) in out.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+                    for (((o, &v), &u), &m) in orow.iter_mut().zip(row).zip(&self.acc_per_unit).zip(&self.multiplier) {
+                        *o = one(v, u, m);
+                    }
+                }
+            },
+        );
         out
     }
+}
+
+/// Runs `f` compiled for AVX-512 (F and DQ) where the CPU has it: the per-element rounding loops
+/// of fake quantization vectorize there (f64 ↔ i64 conversions, 64-bit multiplies); elsewhere as
+/// built. The arithmetic is the same integer and f64 arithmetic either way.
+#[inline(always)]
+fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+        #[target_feature(enable = "avx512f,avx512dq")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU has the features `run` is compiled for (checked just above).
+        return unsafe { run(f) };
+    }
+    f()
 }
 
 /// Rounding half away from zero (`f64::round`) without a libm call on the hot path; exact for
@@ -189,7 +217,18 @@ impl Tape {
     fn set(&mut self, t: TensorId, v: Vec<f32>, snap: &Snapshot) {
         match (snap.grids[t], &snap.requants[t]) {
             (Some(grid), Some(r)) => self.post[t] = Some(r.apply(&v, grid)),
-            (Some(grid), None) => self.post[t] = Some(v.iter().map(|&x| grid.apply(x)).collect()),
+            (Some(grid), None) => {
+                let mut post = vec![0f32; v.len()];
+                wide(
+                    #[inline(always)]
+                    || {
+                        for (p, &x) in post.iter_mut().zip(&v) {
+                            *p = grid.apply(x);
+                        }
+                    },
+                );
+                self.post[t] = Some(post);
+            }
             _ => {}
         }
         self.pre[t] = Some(v);
