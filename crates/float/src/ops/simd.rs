@@ -8,6 +8,8 @@ pub const L: usize = 16;
 
 /// Sixteen f32 lanes and the few operations the kernels need.
 pub trait Tile: Copy {
+    /// Whether a kernel can keep two tiles of accumulators per pixel of its block in registers.
+    const PAIRS: bool = false;
     /// Loads 16 values from `p`.
     ///
     /// # Safety
@@ -95,6 +97,7 @@ mod x86 {
     // `#[target_feature]` function that the CPU was checked to support; loads read 16 values the
     // caller guarantees.
     impl Tile for Avx512 {
+        const PAIRS: bool = true;
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
             unsafe { Avx512(_mm512_loadu_ps(p)) }

@@ -5,7 +5,7 @@
 //! `P` output pixels, an indirection table holds where each pixel's input lies for every kernel
 //! tap (or a row of zeros where the tap covers padding), and the weights are packed into tiles
 //! of [`L`] output channels (once per plan when they are constants). The `P` tiles of accumulators stay in registers
-//! across the whole reduction; the bias is their initial value and the fused activation is
+//! across the whole reduction; the bias is added and the fused activation
 //! applied as they are stored.
 //!
 //! Each kernel is one generic function over a [`Tile`], compiled three times: for AVX-512 and for
@@ -296,6 +296,8 @@ impl Rows<'_> {
 }
 
 /// `out[q][o] = act(bias[o] + Σ_t Σ_c src[ind(q, t) + c] · w[o][t·depth + c])` for every pixel `q`.
+/// Where the instruction set has the registers ([`Tile::PAIRS`]), two tiles of output channels
+/// share each input value loaded.
 #[inline(always)]
 fn gemm_rows<T: Tile, const P: usize>(
     rows: &Rows,
@@ -309,29 +311,63 @@ fn gemm_rows<T: Tile, const P: usize>(
     let k = taps * depth;
     let pixels = out.len() / oc.max(1);
     let table = rows.check(pixels, P);
-    assert!(packed.len() == oc.div_ceil(L) * k * L && bias.len() == oc.div_ceil(L) * L);
+    let tiles = oc.div_ceil(L);
+    assert!(packed.len() == tiles * k * L && bias.len() == tiles * L);
+    let pairs = if T::PAIRS { tiles / 2 } else { 0 };
     for (blk, ind) in table.chunks_exact(taps * P).enumerate() {
-        let q0 = blk * P;
-        let count = P.min(pixels - q0);
-        for (tile, w) in packed.chunks_exact(k * L).enumerate() {
-            // SAFETY: the bias holds whole tiles (asserted above).
-            let mut acc = [unsafe { T::load(bias.as_ptr().add(tile * L)) }; P];
-            for (t, offs) in ind.chunks_exact(P).enumerate() {
-                let xs: [*const f32; P] = std::array::from_fn(|p| rows.row(offs[p]));
-                let wt = w[t * depth * L..(t + 1) * depth * L].as_ptr();
-                for c in 0..depth {
-                    // SAFETY: c < depth: one whole tile of `wt`, one value of each input row
-                    // (`check` above).
-                    let wv = unsafe { T::load(wt.add(c * L)) };
-                    for (a, x) in acc.iter_mut().zip(xs) {
-                        *a = T::mul_add(T::splat(unsafe { *x.add(c) }), wv, *a);
-                    }
+        let block = Block { rows, ind, q0: blk * P, count: P.min(pixels - blk * P), act, oc };
+        for pair in 0..pairs {
+            tiles_of::<T, P, 2>(&block, packed, bias, 2 * pair, &mut *out);
+        }
+        for tile in 2 * pairs..tiles {
+            tiles_of::<T, P, 1>(&block, packed, bias, tile, &mut *out);
+        }
+    }
+}
+
+/// One block of output pixels of [`gemm_rows`].
+struct Block<'a> {
+    rows: &'a Rows<'a>,
+    /// The block's part of the table: `P` offsets per tap.
+    ind: &'a [usize],
+    q0: usize,
+    count: usize,
+    act: FusedActivation,
+    oc: usize,
+}
+
+/// Tiles `first..first + N` of output channels for one block of `P` pixels: `P × N` accumulators.
+#[inline(always)]
+fn tiles_of<T: Tile, const P: usize, const N: usize>(
+    b: &Block,
+    packed: &[f32],
+    bias: &[f32],
+    first: usize,
+    out: &mut [f32],
+) {
+    let (taps, depth) = (b.rows.taps, b.rows.depth);
+    let k = taps * depth;
+    // SAFETY (loads): the bias and the packed weights hold whole tiles (asserted by the caller),
+    // first + N <= tiles, and c < depth; the input rows hold `depth` values (`check`).
+    let w: [*const f32; N] = std::array::from_fn(|n| packed[(first + n) * k * L..(first + n + 1) * k * L].as_ptr());
+    let mut acc = [[T::splat(0.0); N]; P];
+    for (t, offs) in b.ind.chunks_exact(P).enumerate() {
+        let xs: [*const f32; P] = std::array::from_fn(|p| b.rows.row(offs[p]));
+        for c in 0..depth {
+            let wv: [T; N] = std::array::from_fn(|n| unsafe { T::load(w[n].add((t * depth + c) * L)) });
+            for (a, x) in acc.iter_mut().zip(xs) {
+                let xv = T::splat(unsafe { *x.add(c) });
+                for (a, &wv) in a.iter_mut().zip(&wv) {
+                    *a = T::mul_add(xv, wv, *a);
                 }
             }
-            let lanes = L.min(oc - tile * L);
-            for (p, &a) in acc.iter().enumerate().take(count) {
-                store(a, act, &mut out[(q0 + p) * oc + tile * L..][..lanes]);
-            }
+        }
+    }
+    for (n, tile) in (first..first + N).enumerate() {
+        let lanes = L.min(b.oc - tile * L);
+        let bias = unsafe { T::load(bias.as_ptr().add(tile * L)) };
+        for (p, a) in acc.iter().enumerate().take(b.count) {
+            store(T::add(a[n], bias), b.act, &mut out[(b.q0 + p) * b.oc + tile * L..][..lanes]);
         }
     }
 }
@@ -374,15 +410,16 @@ fn depthwise_rows<T: Tile, const P: usize>(
         for c0 in (0..ch).step_by(L) {
             // SAFETY (loads): c0 + L <= ch, the length of the bias, of each weight row and of
             // each input row (asserted above).
-            let mut acc = [unsafe { T::load(bias.as_ptr().add(c0)) }; P];
+            let mut acc = [T::splat(0.0); P];
             for (t, offs) in ind.chunks_exact(P).enumerate() {
                 let wv = unsafe { T::load(w.as_ptr().add(t * ch + c0)) };
                 for (a, &off) in acc.iter_mut().zip(offs) {
                     *a = T::mul_add(unsafe { T::load(rows.row(off).add(c0)) }, wv, *a);
                 }
             }
+            let b = unsafe { T::load(bias.as_ptr().add(c0)) };
             for (p, &a) in acc.iter().enumerate().take(count) {
-                store(a, act, &mut out[(q0 + p) * ch + c0..][..L]);
+                store(T::add(a, b), act, &mut out[(q0 + p) * ch + c0..][..L]);
             }
         }
     }
