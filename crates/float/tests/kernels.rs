@@ -349,3 +349,45 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Mean, sum and max over any set of axes (one contiguous run or not) against loops over the
+    /// input in order, f64 sums: equal to the bit.
+    #[test]
+    fn reductions_match_direct_loops(
+        shape in proptest::collection::vec(1usize..5, 1..5), mask in any::<u8>(), which in 0u8..3,
+        keep in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let axes: Vec<usize> = (0..shape.len()).filter(|a| mask >> a & 1 == 1).collect();
+        if axes.is_empty() {
+            return Ok(());
+        }
+        let p = tinyq_ir::op::Mean { axes: axes.clone(), keep_dims: keep };
+        let op = match which { 0 => Op::Mean(p), 1 => Op::ReduceSum(p), _ => Op::ReduceMax(p) };
+        let x = values(shape.iter().product(), seed);
+        let Some(g) = single(op, shape.clone(), vec![]) else { return Ok(()) };
+        let got = Plan::new(&g).unwrap().run(&[&x]).unwrap().remove(0);
+        // The output index of each input element: its coordinates with the reduced ones dropped.
+        let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+        let n_out: usize = kept.iter().map(|&a| shape[a]).product();
+        let (mut sum, mut max, mut count) = (vec![0f64; n_out], vec![f32::NEG_INFINITY; n_out], vec![0usize; n_out]);
+        for (i, &v) in x.iter().enumerate() {
+            let mut rest = i;
+            let mut coord = vec![0usize; shape.len()];
+            for a in (0..shape.len()).rev() {
+                coord[a] = rest % shape[a];
+                rest /= shape[a];
+            }
+            let o = kept.iter().fold(0, |o, &a| o * shape[a] + coord[a]);
+            sum[o] += v as f64;
+            if v > max[o] {
+                max[o] = v;
+            }
+            count[o] += 1;
+        }
+        let want: Vec<f32> = (0..n_out)
+            .map(|o| match which { 0 => (sum[o] / count[o] as f64) as f32, 1 => sum[o] as f32, _ => max[o] })
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
