@@ -404,17 +404,20 @@ fn depthwise_rows<T: Tile, const P: usize>(
     let pixels = out.len() / ch;
     let table = rows.check(pixels, P);
     assert!(ch.is_multiple_of(L) && w.len() == taps * ch && bias.len() == ch);
+    // The block's input rows, resolved once for all its channel tiles.
+    let mut starts: Vec<*const f32> = vec![std::ptr::null(); taps * P];
     for (blk, ind) in table.chunks_exact(taps * P).enumerate() {
         let q0 = blk * P;
         let count = P.min(pixels - q0);
+        starts.iter_mut().zip(ind).for_each(|(s, &off)| *s = rows.row(off));
         for c0 in (0..ch).step_by(L) {
             // SAFETY (loads): c0 + L <= ch, the length of the bias, of each weight row and of
             // each input row (asserted above).
             let mut acc = [T::splat(0.0); P];
-            for (t, offs) in ind.chunks_exact(P).enumerate() {
+            for (t, xs) in starts.chunks_exact(P).enumerate() {
                 let wv = unsafe { T::load(w.as_ptr().add(t * ch + c0)) };
-                for (a, &off) in acc.iter_mut().zip(offs) {
-                    *a = T::mul_add(unsafe { T::load(rows.row(off).add(c0)) }, wv, *a);
+                for (a, &x) in acc.iter_mut().zip(xs) {
+                    *a = T::mul_add(unsafe { T::load(x.add(c0)) }, wv, *a);
                 }
             }
             let b = unsafe { T::load(bias.as_ptr().add(c0)) };
