@@ -194,6 +194,17 @@ fn isas() -> Vec<Isa> {
     [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|&i| i <= Isa::detected()).collect()
 }
 
+/// Runs the one-input graph `g` on `x` under every instruction set and checks the output is
+/// [`close`] to `want`.
+fn close_under_every_isa(g: &Graph, x: &[f32], want: &[f32]) -> Result<(), TestCaseError> {
+    let plan = Plan::new(g).unwrap();
+    for isa in isas() {
+        let got = with_isa(isa, || plan.run(&[x]).unwrap().remove(0));
+        prop_assert!(close(&got, want), "{isa:?}\n{got:?}\n{want:?}");
+    }
+    Ok(())
+}
+
 fn activation(k: u8) -> FusedActivation {
     [FusedActivation::None, FusedActivation::Relu, FusedActivation::Relu6][k as usize % 3]
 }
@@ -217,11 +228,7 @@ proptest! {
         let (lo, hi) = activation(act).range();
         let want: Vec<f32> = conv_direct(&x, [h, w, c], &wt, [oc, kh, kw, c], &b, stride, dil, [pads[0], pads[2]], [os[1], os[2]], false)
             .into_iter().map(|v| v.max(lo).min(hi)).collect();
-        let plan = Plan::new(&g).unwrap();
-        for isa in isas() {
-            let got = with_isa(isa, || plan.run(&[&x]).unwrap().remove(0));
-            prop_assert!(close(&got, &want), "{isa:?}\n{got:?}\n{want:?}");
-        }
+        close_under_every_isa(&g, &x, &want)?;
     }
 
     /// Depthwise over whole tiles of channels (the tiled path), under every instruction set.
@@ -242,11 +249,7 @@ proptest! {
         let (lo, hi) = activation(act).range();
         let want: Vec<f32> = conv_direct(&x, [h, w, c], &wt, [c, k, k, 1], &b, stride, 1, [pt, pl], [os[1], os[2]], true)
             .into_iter().map(|v| v.max(lo).min(hi)).collect();
-        let plan = Plan::new(&g).unwrap();
-        for isa in isas() {
-            let got = with_isa(isa, || plan.run(&[&x]).unwrap().remove(0));
-            prop_assert!(close(&got, &want), "{isa:?}\n{got:?}\n{want:?}");
-        }
+        close_under_every_isa(&g, &x, &want)?;
     }
 
     /// Dense layers: inputs shorter and longer than a tile, units in and across blocks, several
@@ -271,11 +274,7 @@ proptest! {
                 (dot + if bias { b[u] } else { 0.0 }).max(lo).min(hi)
             })
             .collect();
-        let plan = Plan::new(&g).unwrap();
-        for isa in isas() {
-            let got = with_isa(isa, || plan.run(&[&x]).unwrap().remove(0));
-            prop_assert!(close(&got, &want), "{isa:?}\n{got:?}\n{want:?}");
-        }
+        close_under_every_isa(&g, &x, &want)?;
     }
 }
 
