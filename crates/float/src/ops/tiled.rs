@@ -138,7 +138,7 @@ fn store<T: Tile>(v: T, act: FusedActivation, dst: &mut [f32]) {
 const PAD: usize = usize::MAX;
 
 /// Everything an indirection table depends on.
-type TableKey = [usize; 13];
+type TableKey = [usize; 14];
 
 thread_local! {
     /// Each thread's recent indirection tables: a model runs the same few geometries again for
@@ -180,7 +180,8 @@ fn indirection(g: &Geom, p: &Conv2D, block: usize) -> Table {
         p.stride[1],
         p.dilation[0],
         p.dilation[1],
-        g.pad_top * 65536 + g.pad_left,
+        g.pad_top,
+        g.pad_left,
         block,
     ];
     TABLES.with(|t| {
