@@ -1,11 +1,11 @@
 //! Register-tiled kernels for the ops that carry the multiply-adds: convolution with one group,
-//! depthwise convolution without a depth multiplier, and the dense layer.
+//! depthwise convolution without a depth multiplier, the dense layer, and pooling.
 //!
 //! A convolution is computed directly from its input, without an im2col patch: for a block of
 //! `P` output pixels, an indirection table holds where each pixel's input lies for every kernel
 //! tap (or a row of zeros where the tap covers padding), and the weights are packed into tiles
-//! of [`L`] output channels (once per plan when they are constants). The `P` tiles of accumulators stay in registers
-//! across the whole reduction; the bias is added and the fused activation
+//! of [`L`] output channels (once per plan when they are constants). The block's accumulators
+//! stay in registers across the whole reduction; the bias is added and the fused activation
 //! applied as they are stored.
 //!
 //! Each kernel is one generic function over a [`Tile`], compiled three times: for AVX-512 and for
@@ -59,10 +59,15 @@ thread_local! {
 /// Runs `f` with this thread's float kernels held to `isa` (or the detected one if lower), so
 /// that tests and benchmarks can exercise the fallbacks on any CPU.
 pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
-    let before = CAP.with(|c| c.replace(Some(isa)));
-    let r = f();
-    CAP.with(|c| c.set(before));
-    r
+    /// Puts the previous cap back, also when `f` panics.
+    struct Restore(Option<Isa>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CAP.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CAP.with(|c| c.replace(Some(isa))));
+    f()
 }
 
 fn isa() -> Isa {
