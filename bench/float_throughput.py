@@ -5,6 +5,7 @@ Prints ONE JSON object on stdout; progress and notes go to stderr. Nothing here 
 the numbers are for reading, and speed is never a test criterion.
 
     .venv/bin/python bench/float_throughput.py [--repeat 3] [--models kws_dscnn,hello_world] [--out FILE]
+        [--threads 1] [--baseline-bin OLD_TINYQ]
 
 See bench/README.md for what each number means.
 """
@@ -216,12 +217,15 @@ def bench_model(binary: Path, m: dict, args, threads: int) -> dict:
     ortb = OrtBench(m, threads, args.limit, args.ort_batch)
     for _ in range(args.warmup):  # page cache for model + data, CPU clocks
         tinyq_once(binary, m, threads, args.limit)
-    tq_sps, tq_wall, b1, bb, last = [], [], [], [], None
+    tq_sps, tq_wall, b1, bb, base_sps, last = [], [], [], [], [], None
     ort_metric = ort_batched_metric = None
     for _ in range(args.repeat):
         last, wall = tinyq_once(binary, m, threads, args.limit)
         tq_sps.append(float(last["samples_per_second"]))
         tq_wall.append(wall)
+        if args.baseline_bin:
+            base, _ = tinyq_once(args.baseline_bin, m, threads, args.limit)
+            base_sps.append(float(base["samples_per_second"]))
         sps, ort_metric = ortb.timed(batched=False)
         b1.append(sps)
         if ortb.dynamic:
@@ -235,6 +239,7 @@ def bench_model(binary: Path, m: dict, args, threads: int) -> dict:
     r["process_s_best"], r["process_s_median"] = summary(tq_wall, higher_is_better=False)
     r["b1_best"], r["b1_median"] = summary(b1, higher_is_better=True)
     r["batched_best"], r["batched_median"] = summary(bb, higher_is_better=True) if bb else (None, None)
+    r["baseline_best"], r["baseline_median"] = summary(base_sps, higher_is_better=True) if base_sps else (None, None)
     return r
 
 
@@ -255,6 +260,8 @@ def main() -> int:
                     help="split the onnxruntime batched measurement into chunks of N (default: one call)")
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help=f"shared models folder (default {DEFAULT_SHARED})")
     ap.add_argument("--build", action="store_true", help="run cargo build --release first")
+    ap.add_argument("--baseline-bin", type=Path, default=None,
+                    help="another tinyq binary (e.g. an older build) timed in the same rounds: before/after in one run")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     args = ap.parse_args()
     if args.repeat < 1:
@@ -293,7 +300,10 @@ def main() -> int:
 
     binary = tinyq_binary(args.build)
     ver = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout.strip()
-    result["tinyq"] = {"bin": str(binary), "version": ver, "RAYON_NUM_THREADS": threads}
+    result["tinyq"] = {"bin": str(binary), "version": ver, "RAYON_NUM_THREADS": threads,
+                       "baseline_bin": str(args.baseline_bin) if args.baseline_bin else None}
+    if args.baseline_bin and not args.baseline_bin.exists():
+        sys.exit(f"--baseline-bin {args.baseline_bin} does not exist")
 
     models, skipped = discover(args.shared, wanted)
     result["skipped"] += skipped
@@ -344,6 +354,12 @@ def main() -> int:
             "ort_value": r["ort_metric"][1],
             "ort_batched_value": r["ort_batched_metric"][1] if r["ort_batched_metric"] else None,
         }
+        if r["baseline_best"] is not None:
+            entry["baseline_samples_per_s"] = rounded(r["baseline_best"])
+            entry["baseline_samples_per_s_median"] = rounded(r["baseline_median"])
+            entry["baseline_ratio_vs_ort_batch1"] = rounded(ratio(r["baseline_best"], r["b1_best"]))
+            entry["speedup_vs_baseline"] = rounded(ratio(r["sps_best"], r["baseline_best"]))
+            note(f"   baseline engine {r['baseline_best']:.0f} samples/s: tinyq {entry['speedup_vs_baseline']}x of it")
         if r["batched_best"] is None:
             entry["note"] = "batch dim fixed at 1 in the graph: onnxruntime measured at batch 1 only"
         result["models"].append(entry)

@@ -1,10 +1,12 @@
 //! The float engine: evaluates an IR graph in f32, one sample at a time.
 //!
 //! It is the numeric oracle of tinyq (calibration statistics, FP32 metrics, the reference that
-//! quantized results are compared with), so it follows the ONNX/TFLite float semantics plainly:
-//! im2col + `gemm` for convolutions and dense layers, straightforward loops elsewhere. Parallelism
-//! is across samples (the caller's rayon loop), never inside a kernel, so results do not depend
-//! on the thread count.
+//! quantized results are compared with), so it follows the ONNX/TFLite float semantics plainly.
+//! Convolutions, depthwise convolutions and dense layers run register-tiled kernels (bias and
+//! fused activation included, AVX-512 / AVX2 / portable chosen at run time, see [`with_isa`]);
+//! grouped convolutions run im2col + `gemm`; straightforward loops elsewhere. Parallelism is
+//! across samples (the caller's rayon loop), never inside a kernel, so results do not depend on
+//! the thread count.
 //!
 //! Every tensor of a run is kept in [`Activations`] (indexed by tensor id) and can be watched
 //! through the observer hook: calibration reads them, and a backward pass can walk them in
@@ -12,6 +14,8 @@
 
 pub mod backward;
 mod ops;
+
+pub use ops::tiled::{with_isa, Isa};
 
 use tinyq_ir::{numel, DType, FusedActivation, Graph, Node, Op, TensorId};
 
@@ -33,7 +37,23 @@ pub struct Plan {
     graph: Graph,
     /// f32 copy of every constant, by tensor id.
     consts: Vec<Option<Vec<f32>>>,
+    /// Weights packed once for the tiled kernels, by node index (convolutions with constant
+    /// weights and bias).
+    packed: Vec<Option<ops::tiled::Packed>>,
+    /// Index of the last node reading each tensor (`usize::MAX` for graph outputs and tensors
+    /// nothing reads), by tensor id.
+    last_use: Vec<usize>,
+    /// Which graph input each tensor is, by tensor id.
+    input_of: Vec<Option<usize>>,
 }
+
+thread_local! {
+    /// Buffers of finished tensors, reused by the next node and the next sample of [`Plan::run`].
+    static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many buffers a thread's pool keeps between runs.
+const POOL_KEPT: usize = 32;
 
 /// All tensors computed for one sample (constants excluded), by tensor id.
 pub struct Activations {
@@ -67,8 +87,16 @@ impl Plan {
                 }
             }
         }
-        let consts = graph.tensors.iter().map(|t| t.f32_data()).collect();
-        Ok(Plan { graph: graph.clone(), consts })
+        let consts: Vec<Option<Vec<f32>>> = graph.tensors.iter().map(|t| t.f32_data()).collect();
+        let packed = graph.nodes.iter().map(|n| pack_weights(graph, &consts, n)).collect();
+        let mut last_use = vec![usize::MAX; graph.tensors.len()];
+        for (i, n) in graph.nodes.iter().enumerate() {
+            n.inputs.iter().for_each(|&t| last_use[t] = i);
+        }
+        graph.outputs.iter().for_each(|&t| last_use[t] = usize::MAX);
+        let mut input_of = vec![None; graph.tensors.len()];
+        graph.inputs.iter().enumerate().for_each(|(k, &t)| input_of[t] = Some(k));
+        Ok(Plan { graph: graph.clone(), consts, packed, last_use, input_of })
     }
 
     pub fn graph(&self) -> &Graph {
@@ -76,23 +104,56 @@ impl Plan {
     }
 
     /// Runs one sample and returns the graph outputs.
+    ///
+    /// Unlike [`Self::run_observed`] it keeps a tensor only until its last reader has run, and
+    /// takes the buffers of computed tensors from a per-thread pool that outlives the call, so a
+    /// loop over samples allocates little more than its outputs.
     pub fn run(&self, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>, FloatError> {
-        let acts = self.run_observed(inputs, &mut |_, _| {})?;
-        Ok(self.graph.outputs.iter().map(|&o| self.value(&acts, o).to_vec()).collect())
+        let g = &self.graph;
+        self.check_inputs(inputs)?;
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let mut values: Vec<Option<Vec<f32>>> = vec![None; g.tensors.len()];
+            for (i, (node, packed)) in g.nodes.iter().zip(&self.packed).enumerate() {
+                let out = {
+                    let args: Vec<&[f32]> = node
+                        .inputs
+                        .iter()
+                        .map(|&t| match self.input_of[t] {
+                            Some(k) => inputs[k],
+                            None => values[t].as_deref().or(self.consts[t].as_deref()).expect("topological order"),
+                        })
+                        .collect();
+                    let buf = pool.pop().unwrap_or_default();
+                    self.eval_into(node, &args, packed.as_ref(), buf)
+                };
+                values[node.outputs[0]] = Some(out);
+                for &t in &node.inputs {
+                    if self.last_use[t] == i {
+                        pool.extend(values[t].take());
+                    }
+                }
+            }
+            let outputs = g
+                .outputs
+                .iter()
+                .map(|&o| match (self.input_of[o], values[o].take()) {
+                    (_, Some(v)) => v,
+                    (Some(k), None) => inputs[k].to_vec(),
+                    (None, None) => self.consts[o].clone().unwrap_or_default(),
+                })
+                .collect();
+            pool.extend(values.into_iter().flatten());
+            pool.truncate(POOL_KEPT);
+            Ok(outputs)
+        })
     }
 
-    /// Runs one sample, calling `observe` on every input and computed tensor in execution order,
-    /// and returns all of them.
-    pub fn run_observed(
-        &self,
-        inputs: &[&[f32]],
-        observe: &mut dyn FnMut(TensorId, &[f32]),
-    ) -> Result<Activations, FloatError> {
+    fn check_inputs(&self, inputs: &[&[f32]]) -> Result<(), FloatError> {
         let g = &self.graph;
         if inputs.len() != g.inputs.len() {
             return Err(FloatError::InputCount { expected: g.inputs.len(), got: inputs.len() });
         }
-        let mut values: Vec<Option<Vec<f32>>> = vec![None; g.tensors.len()];
         for (&id, data) in g.inputs.iter().zip(inputs) {
             let t = g.tensor(id);
             if data.len() != t.numel() {
@@ -103,17 +164,32 @@ impl Plan {
                     got: data.len(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Runs one sample, calling `observe` on every input and computed tensor in execution order,
+    /// and returns all of them.
+    pub fn run_observed(
+        &self,
+        inputs: &[&[f32]],
+        observe: &mut dyn FnMut(TensorId, &[f32]),
+    ) -> Result<Activations, FloatError> {
+        let g = &self.graph;
+        self.check_inputs(inputs)?;
+        let mut values: Vec<Option<Vec<f32>>> = vec![None; g.tensors.len()];
+        for (&id, data) in g.inputs.iter().zip(inputs) {
             observe(id, data);
             values[id] = Some(data.to_vec());
         }
-        for node in &g.nodes {
+        for (node, packed) in g.nodes.iter().zip(&self.packed) {
             let out = {
                 let args: Vec<&[f32]> = node
                     .inputs
                     .iter()
                     .map(|&i| values[i].as_deref().or(self.consts[i].as_deref()).expect("topological order"))
                     .collect();
-                self.eval_node(node, &args)
+                self.eval(node, &args, packed.as_ref())
             };
             observe(node.outputs[0], &out);
             values[node.outputs[0]] = Some(out);
@@ -130,13 +206,24 @@ impl Plan {
     /// in the node's input order). Training uses it to run a graph whose weights change between
     /// steps.
     pub fn eval_node(&self, node: &Node, x: &[&[f32]]) -> Vec<f32> {
+        self.eval(node, x, None)
+    }
+
+    /// [`Self::eval_node`] with the node's weights packed ahead, if they are.
+    fn eval(&self, node: &Node, x: &[&[f32]], packed: Option<&ops::tiled::Packed>) -> Vec<f32> {
+        self.eval_into(node, x, packed, Vec::new())
+    }
+
+    /// [`Self::eval`] into `out`'s memory.
+    fn eval_into(&self, node: &Node, x: &[&[f32]], packed: Option<&ops::tiled::Packed>, mut out: Vec<f32>) -> Vec<f32> {
         let g = &self.graph;
         let shape = |k: usize| &g.tensor(node.inputs[k]).shape[..];
         let out_shape = &g.tensor(node.outputs[0]).shape[..];
-        let mut out = vec![0f32; numel(out_shape)];
+        out.clear();
+        out.resize(numel(out_shape), 0.0);
         match &node.op {
             Op::Conv2D(p) => {
-                ops::conv::conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out)
+                ops::conv::conv2d(x[0], shape(0), (x[1], shape(1)), x.get(2).copied(), packed, p, out_shape, &mut out)
             }
             Op::DepthwiseConv2D(p) => {
                 ops::conv::depthwise_conv2d(x[0], shape(0), x[1], shape(1), x.get(2).copied(), p, out_shape, &mut out)
@@ -190,4 +277,19 @@ impl Plan {
         }
         out
     }
+}
+
+/// The tiled kernel's packing of a convolution's weights and bias, when both are constants.
+fn pack_weights(g: &Graph, consts: &[Option<Vec<f32>>], n: &Node) -> Option<ops::tiled::Packed> {
+    let Op::Conv2D(_) = n.op else { return None };
+    let (xs, ws) = (&g.tensor(n.inputs[0]).shape, &g.tensor(n.inputs[1]).shape);
+    if !ops::conv::is_tiled(xs, ws) {
+        return None;
+    }
+    let w = consts[n.inputs[1]].as_deref()?;
+    let bias = match n.inputs.get(2) {
+        Some(&b) => Some(consts[b].as_deref()?),
+        None => None,
+    };
+    Some(ops::tiled::Packed::new(w, ws[0], ws[1..].iter().product(), bias))
 }

@@ -314,3 +314,31 @@ fn cancelling_kinks_are_looked_at_with_a_shorter_step() {
     let op = Op::DepthwiseConv2D(DepthwiseConv2D { conv, depth_multiplier: 2 });
     check(op, vec![vec![2, 5, 5, 3], vec![1, 2, 2, 6]], None, 14402214552336456934, &[1.0]).unwrap();
 }
+
+proptest! {
+    /// One row of a dense layer: the weight gradient is exactly the outer product `go ⊗ x`, the
+    /// bias gradient `go`, and the input gradient the sum over units in order, as the sums over
+    /// rows give with one term.
+    #[test]
+    fn dense_one_row_is_exact(inner in 1usize..40, units in 1usize..20, zeros in any::<u32>(), seed: u64) {
+        let (x, w) = (values(inner, seed, 1.0), values(units * inner, seed ^ 1, 1.0));
+        let go: Vec<f32> = values(units, seed ^ 2, 1.0)
+            .into_iter()
+            .enumerate()
+            .map(|(o, g)| if zeros >> (o % 32) & 1 == 1 { 0.0 } else { g })
+            .collect();
+        let op = Op::FullyConnected(FullyConnected { activation: FusedActivation::None, keep_num_dims: false });
+        let out = vec![0f32; units];
+        let grads = backward(&op, &[&x, &w, &vec![0f32; units]], &[&[1, inner], &[units, inner], &[units]], &out, &[1, units], &go);
+        let mut dx = vec![0f32; inner];
+        for o in 0..units {
+            if go[o] != 0.0 {
+                (0..inner).for_each(|i| dx[i] += go[o] * w[o * inner + i]);
+            }
+        }
+        let dw: Vec<f32> = (0..units * inner).map(|j| if go[j / inner] == 0.0 { 0.0 } else { go[j / inner] * x[j % inner] }).collect();
+        prop_assert_eq!(&grads[0], &dx);
+        prop_assert_eq!(&grads[1], &dw);
+        prop_assert_eq!(&grads[2], &go);
+    }
+}

@@ -13,6 +13,7 @@
 //! A step is parallel over samples in fixed chunks whose gradients are summed in order, so the
 //! result does not depend on the thread count.
 
+mod fake_quant;
 pub mod loss;
 pub mod optim;
 mod rng;
@@ -21,10 +22,10 @@ pub use loss::{argmax, loss_and_grad, Loss, Target};
 pub use optim::{Optimizer, OptimizerKind, Schedule};
 pub use rng::shuffled;
 
+use fake_quant::{straight_through, wide, Grid, Requant};
 use rayon::prelude::*;
 use tinyq_float::{backward::backward, Plan};
 use tinyq_ir::{DType, Graph, Op, Tensor, TensorData, TensorId};
-use tinyq_kernels::fixedpoint::{multiply_by_quantized_multiplier, quantize_multiplier};
 use tinyq_quant::{output_rule, quantize_graph, OutputRule, PtqConfig, QuantError};
 
 /// Samples per parallel work item; the sum over a batch is taken chunk by chunk in order.
@@ -95,81 +96,6 @@ pub struct Checkpoint {
     ranges: Vec<Option<(f32, f32)>>,
 }
 
-/// An activation's int8 grid.
-#[derive(Clone, Copy, Debug)]
-struct Grid {
-    scale: f32,
-    zero_point: i32,
-}
-
-impl Grid {
-    fn lo(self) -> f32 {
-        (-128 - self.zero_point) as f32 * self.scale
-    }
-
-    fn hi(self) -> f32 {
-        (127 - self.zero_point) as f32 * self.scale
-    }
-
-    fn apply(self, x: f32) -> f32 {
-        let q = (round_half_away((x / self.scale) as f64) as f32 + self.zero_point as f32).clamp(-128.0, 127.0);
-        (q - self.zero_point as f32) * self.scale
-    }
-}
-
-/// How an int8 conv, depthwise conv or dense layer rounds its int32 accumulator to its output,
-/// as the integer kernels (and TFLM) do: per output channel (the last axis), a fixed-point
-/// multiplier and shift, rounded twice. Simulating this rather than `round(x / scale)` matters
-/// where a value sits within a hair of a rounding tie: on a constant image background a whole
-/// channel can sit there and flip together.
-#[derive(Clone, Debug)]
-struct Requant {
-    /// Accumulator units per real unit, per channel (`1 / (input_scale × weight_scale[c])`).
-    acc_per_unit: Vec<f64>,
-    multiplier: Vec<(i32, i32)>,
-}
-
-impl Requant {
-    fn new(input_scale: f32, weight_scales: &[f32], output_scale: f32) -> Option<Requant> {
-        let eff = |s: f32| input_scale as f64 * s as f64 / output_scale as f64;
-        let multiplier = weight_scales
-            .iter()
-            .map(|&s| quantize_multiplier(eff(s)).ok().map(|q| (q.multiplier, q.shift)))
-            .collect::<Option<Vec<_>>>()?;
-        Some(Requant {
-            acc_per_unit: weight_scales.iter().map(|&s| 1.0 / (input_scale as f64 * s as f64)).collect(),
-            multiplier,
-        })
-    }
-
-    /// `x` (the layer's float result from int8-grid operands, fused activation applied) on the
-    /// output grid, rounded the integer kernels' way.
-    fn apply(&self, x: &[f32], grid: Grid) -> Vec<f32> {
-        let zp = grid.zero_point as i64;
-        let one = |v: f32, per_unit: f64, (m, shift): (i32, i32)| {
-            // The value is a whole number of accumulator units up to float error.
-            let acc = round_half_away(v as f64 * per_unit).clamp(i32::MIN as f64, i32::MAX as f64) as i32;
-            let q = (multiply_by_quantized_multiplier(acc, m, shift) as i64 + zp).clamp(-128, 127);
-            (q - zp) as f32 * grid.scale
-        };
-        if let ([per_unit], [m]) = (&self.acc_per_unit[..], &self.multiplier[..]) {
-            return x.iter().map(|&v| one(v, *per_unit, *m)).collect();
-        }
-        let mut out = Vec::with_capacity(x.len());
-        for row in x.chunks_exact(self.acc_per_unit.len()) {
-            out.extend(row.iter().zip(&self.acc_per_unit).zip(&self.multiplier).map(|((&v, &u), &m)| one(v, u, m)));
-        }
-        out
-    }
-}
-
-/// Rounding half away from zero (`f64::round`) without a libm call on the hot path; exact for
-/// values that came from f32 and for any |x| < 2^52.
-#[inline]
-fn round_half_away(x: f64) -> f64 {
-    (x + 0.5f64.copysign(x)) as i64 as f64
-}
-
 /// What one step's forward passes use: constants as the int8 graph means them, the grid of
 /// every int8 activation, and the integer rounding of layers with an accumulator.
 struct Snapshot {
@@ -189,7 +115,18 @@ impl Tape {
     fn set(&mut self, t: TensorId, v: Vec<f32>, snap: &Snapshot) {
         match (snap.grids[t], &snap.requants[t]) {
             (Some(grid), Some(r)) => self.post[t] = Some(r.apply(&v, grid)),
-            (Some(grid), None) => self.post[t] = Some(v.iter().map(|&x| grid.apply(x)).collect()),
+            (Some(grid), None) => {
+                let mut post = vec![0f32; v.len()];
+                wide(
+                    #[inline(always)]
+                    || {
+                        for (p, &x) in post.iter_mut().zip(&v) {
+                            *p = grid.apply(x);
+                        }
+                    },
+                );
+                self.post[t] = Some(post);
+            }
             _ => {}
         }
         self.pre[t] = Some(v);
@@ -583,28 +520,4 @@ impl Trainer {
         }
         Ok(total.stats)
     }
-}
-
-/// Passes `grad` straight through the rounding of `pre` to `grid` (zeroing it where the value
-/// was clamped) and returns the gradient w.r.t. the range's ends: a clamped value's gradient
-/// goes to the end it was clamped to; an in-range value moves with the step size
-/// (`d q / d scale = round(x/s) − x/s`, the scale being `(hi − lo)/255`).
-fn straight_through(grad: &mut [f32], pre: &[f32], grid: Grid) -> [f64; 2] {
-    let (lo, hi) = (grid.lo(), grid.hi());
-    let (mut dlo, mut dhi) = (0f64, 0f64);
-    for (g, &x) in grad.iter_mut().zip(pre) {
-        if x < lo {
-            dlo += *g as f64;
-            *g = 0.0;
-        } else if x > hi {
-            dhi += *g as f64;
-            *g = 0.0;
-        } else {
-            let u = (x / grid.scale) as f64;
-            let d = *g as f64 * (round_half_away(u) - u) / 255.0;
-            dhi += d;
-            dlo -= d;
-        }
-    }
-    [dlo, dhi]
 }

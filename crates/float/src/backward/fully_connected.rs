@@ -5,6 +5,9 @@
 pub fn fully_connected(x: &[f32], w: &[f32], ws: &[usize], has_bias: bool, go: &[f32]) -> Vec<Vec<f32>> {
     let (units, inner) = (ws[0], ws[1]);
     let rows = x.len() / inner.max(1);
+    if rows == 1 {
+        return one_row(x, w, (units, inner), has_bias, go);
+    }
     let mut dx = vec![0f32; x.len()];
     let mut dw = vec![0f64; w.len()];
     let mut db = vec![0f64; units];
@@ -28,6 +31,27 @@ pub fn fully_connected(x: &[f32], w: &[f32], ws: &[usize], has_bias: bool, go: &
     let mut grads = vec![dx, dw.into_iter().map(|v| v as f32).collect()];
     if has_bias {
         grads.push(db.into_iter().map(|v| v as f32).collect());
+    }
+    grads
+}
+
+/// [`fully_connected`] for one row, where the sums over rows have one term: the weight gradient
+/// is the outer product `go ⊗ x` in f32 (the same values the f64 sum of one product gives), and
+/// the input gradient is summed over units in the same order.
+fn one_row(x: &[f32], w: &[f32], (units, inner): (usize, usize), has_bias: bool, go: &[f32]) -> Vec<Vec<f32>> {
+    let mut dx = vec![0f32; inner];
+    let mut dw = vec![0f32; w.len()];
+    for (o, &gv) in go.iter().enumerate().take(units) {
+        if gv == 0.0 {
+            continue;
+        }
+        let (wr, dwr) = (&w[o * inner..(o + 1) * inner], &mut dw[o * inner..(o + 1) * inner]);
+        dx.iter_mut().zip(wr).for_each(|(d, &v)| *d += gv * v);
+        dwr.iter_mut().zip(x).for_each(|(d, &v)| *d = gv * v);
+    }
+    let mut grads = vec![dx, dw];
+    if has_bias {
+        grads.push(go[..units].iter().map(|&g| if g == 0.0 { 0.0 } else { g }).collect());
     }
     grads
 }

@@ -1,8 +1,11 @@
-//! Convolutions over NHWC: im2col per group followed by one GEMM, or the input itself for
-//! pointwise convolutions; depthwise as a direct loop (no GEMM shape fits it).
+//! Convolutions over NHWC. One group, and depthwise with multiplier 1 over whole tiles of
+//! channels, run the register-tiled kernels of [`super::tiled`]; grouped convolutions run im2col
+//! per group followed by one GEMM (or the input itself when pointwise), other depthwise
+//! convolutions a direct loop.
 
 use tinyq_ir::op::{Conv2D, DepthwiseConv2D};
 
+use super::tiled::Packed;
 use super::{apply_activation, matmul};
 
 /// Resolved geometry of one convolution (shared with the backward pass).
@@ -46,19 +49,28 @@ pub(crate) fn source(g: &Geom, p: &Conv2D, oy: usize, ox: usize, ky: usize, kx: 
     (iy < g.ih && ix < g.iw).then_some((iy, ix))
 }
 
+/// Whether [`conv2d`] runs the tiled kernel (and so can use weights packed ahead).
+pub fn is_tiled(xs: &[usize], ws: &[usize]) -> bool {
+    ws[3] == xs[3]
+}
+
+/// `packed`: the weights and bias packed ahead for the tiled kernel ([`is_tiled`]), if they are.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
     xs: &[usize],
-    w: &[f32],
-    ws: &[usize],
+    (w, ws): (&[f32], &[usize]),
     bias: Option<&[f32]>,
+    packed: Option<&Packed>,
     p: &Conv2D,
     os: &[usize],
     out: &mut [f32],
 ) {
     let g = geom(xs, ws, p, os);
     let cin_g = ws[3];
+    if is_tiled(xs, ws) {
+        return super::tiled::conv2d(x, &g, p, w, bias, packed, out);
+    }
     let groups = g.ic / cin_g;
     let cout_g = g.oc / groups;
     let k = g.kh * g.kw * cin_g;
@@ -166,6 +178,9 @@ pub fn depthwise_conv2d(
 ) {
     let g = geom(xs, ws, &p.conv, os);
     let m = p.depth_multiplier;
+    if m == 1 && super::tiled::depthwise_conv2d(x, &g, &p.conv, w, bias, out) {
+        return;
+    }
     for b in 0..g.n {
         for oy in 0..g.oh {
             for ox in 0..g.ow {

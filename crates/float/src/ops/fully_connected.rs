@@ -2,8 +2,6 @@
 
 use tinyq_ir::FusedActivation;
 
-use super::{apply_activation, conv::add_bias, matmul};
-
 pub fn fully_connected(
     x: &[f32],
     w: &[f32],
@@ -12,9 +10,5 @@ pub fn fully_connected(
     act: FusedActivation,
     out: &mut [f32],
 ) {
-    let (units, inner) = (ws[0], ws[1]);
-    let rows = x.len() / inner;
-    matmul(rows, units, inner, out, units, x, inner, 1, w, 1, inner);
-    add_bias(out, bias, units);
-    apply_activation(out, act);
+    super::tiled::fully_connected(x, w, (ws[0], ws[1]), bias, act, out);
 }

@@ -7,6 +7,8 @@ pub mod data_movement;
 pub mod fully_connected;
 pub mod pool;
 pub mod reduce;
+mod simd;
+pub(crate) mod tiled;
 
 use tinyq_ir::FusedActivation;
 

@@ -4,12 +4,18 @@
 use tinyq_ir::op::Pool2D;
 
 use super::apply_activation;
+use super::tiled::{self, PoolWindow};
 
 fn pool(x: &[f32], s: &[usize], p: &Pool2D, so: &[usize], out: &mut [f32], max: bool) {
     let (n, ih, iw, c) = (s[0], s[1], s[2], s[3]);
     let (oh, ow) = (so[1], so[2]);
     let top = p.padding.resolve(0, ih, p.filter[0], p.stride[0], 1).expect("validated").pad_before;
     let left = p.padding.resolve(1, iw, p.filter[1], p.stride[1], 1).expect("validated").pad_before;
+    let window =
+        PoolWindow { input: [n, ih, iw, c], output: [oh, ow], filter: p.filter, stride: p.stride, pad: [top, left] };
+    if tiled::pool(x, &window, max, p.activation, out) {
+        return;
+    }
     for b in 0..n {
         for oy in 0..oh {
             for ox in 0..ow {
