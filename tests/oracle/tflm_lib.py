@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -54,6 +54,8 @@ KINDS = (
     "abs",
     "reduce_sum",
     "batch_norm",
+    "max",
+    "min",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -608,6 +610,44 @@ def _build_reduce_sum(rng):
     return _build_reduce(rng, "ReduceSum", [[2, 3], [1], [2], [3], [-1], [1, 2, 3], [0, 1]], 0.5, 13, 11)
 
 
+def _build_extremum(rng, op):
+    """ONNX Max/Min (TFLite MAXIMUM/MINIMUM) in the forms exporters write: two activations or an
+    activation and a constant (broadcast either way), a clamp against a scalar (`max(x, 0)`,
+    `min(x, 6)`), one operand from a Sigmoid (fixed int8 parameters, so the int8 graph requantizes
+    it onto the shared scale), or three inputs (opset 8's variadic form)."""
+    from onnx import helper
+
+    form = str(rng.choice(["binary", "scalar", "sigmoid", "three"], p=[0.55, 0.15, 0.15, 0.15]))
+    if form == "binary":
+        nodes, inputs, inits, opset, params = _build_binary(rng, op)
+        params["form"] = form
+        return nodes, inputs, inits, opset, params
+    shape = _nchw(rng)
+    params = dict(form=form, x=shape)
+    if form == "scalar":
+        bound = float(rng.choice([0.0, 6.0, -1.0, 1.0])) * (1 if rng.random() < 0.7 else _logu(rng, 0.1, 10.0))
+        params["bound"] = bound
+        ins = ["c", "a"] if rng.random() < 0.3 else ["a", "c"]
+        return ([helper.make_node(op, ins, ["y"])], [("a", shape)],
+                [_init("c", np.array([bound], np.float32))], 13, params)
+    other, bmode = _broadcast_shape(rng, shape)
+    params["other"], params["broadcast"] = other, bmode
+    if form == "sigmoid":
+        nodes = [helper.make_node("Sigmoid", ["b"], ["s"]), helper.make_node(op, ["a", "s"], ["y"])]
+        return nodes, [("a", shape), ("b", other)], [], 13, params
+    third, _ = _broadcast_shape(rng, shape)
+    params["third"] = third
+    return [helper.make_node(op, ["a", "b", "c"], ["y"])], [("a", shape), ("b", other), ("c", third)], [], 13, params
+
+
+def _build_max(rng):
+    return _build_extremum(rng, "Max")
+
+
+def _build_min(rng):
+    return _build_extremum(rng, "Min")
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -632,6 +672,8 @@ BUILDERS = {
     "abs": _build_abs,
     "reduce_sum": _build_reduce_sum,
     "batch_norm": _build_batch_norm,
+    "max": _build_max,
+    "min": _build_min,
 }
 assert tuple(BUILDERS) == KINDS
 

@@ -454,6 +454,11 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             // PreluPrepare: input, alpha, output; the resize's input, size, output; TransposeContext.
             f.prepare_temps = vec![In(0), In(1), Out(0)];
         }
+        op::MAXIMUM | op::MINIMUM => {
+            // maximum_minimum.cc registers neither Init nor Prepare, and ParseMaximum/ParseMinimum
+            // allocate no builtin data: nothing is planned for them.
+            f.prepare_temps = vec![];
+        }
         op::STRIDED_SLICE => {
             f.builtin_data = Some((24, 4));
             f.op_data = Some(84); // StridedSliceParams

@@ -153,6 +153,26 @@ impl Plan {
             Op::Mul(p) => {
                 ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a * b, &mut out)
             }
+            Op::Maximum => ops::binary::binary(
+                x[0],
+                shape(0),
+                x[1],
+                shape(1),
+                out_shape,
+                FusedActivation::None,
+                f32::max,
+                &mut out,
+            ),
+            Op::Minimum => ops::binary::binary(
+                x[0],
+                shape(0),
+                x[1],
+                shape(1),
+                out_shape,
+                FusedActivation::None,
+                f32::min,
+                &mut out,
+            ),
             Op::Concat(p) => {
                 let shapes: Vec<&[usize]> = (0..x.len()).map(shape).collect();
                 ops::data_movement::concat(x, &shapes, p.axis, p.activation, &mut out)

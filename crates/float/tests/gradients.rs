@@ -197,6 +197,19 @@ proptest! {
         check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
     }
 
+    /// Max and Min of two inputs broadcast against each other (the gradient to the one taken).
+    #[test]
+    fn maximum_minimum(dims in prop::collection::vec(1usize..4, 1..4), ma in prop::collection::vec(any::<bool>(), 4),
+                       mb in prop::collection::vec(any::<bool>(), 4), drop_a in 0usize..3, drop_b in 0usize..3,
+                       max: bool, seed: u64) {
+        let bcast = |mask: &[bool], drop: usize| -> Vec<usize> {
+            let s: Vec<usize> = dims.iter().zip(mask).map(|(&d, &m)| if m { 1 } else { d }).collect();
+            s[drop.min(s.len() - 1)..].to_vec()
+        };
+        let op = if max { Op::Maximum } else { Op::Minimum };
+        check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
+    }
+
     /// PRelu: the data at full shape, the slope broadcasting to it (per channel, per row, one).
     #[test]
     fn prelu(dims in prop::collection::vec(1usize..4, 1..4), ms in prop::collection::vec(any::<bool>(), 4),

@@ -52,6 +52,7 @@ pub mod hard_swish;
 pub mod leaky_relu;
 pub mod logistic;
 pub mod max_pool;
+pub mod maximum_minimum;
 pub mod mean;
 pub mod mul;
 pub mod pad;

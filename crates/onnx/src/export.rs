@@ -646,6 +646,8 @@ impl<'g> Exporter<'g> {
             Op::Add(b) => self.binary(n, "Add", b.activation),
             Op::Sub(b) => self.binary(n, "Sub", b.activation),
             Op::Mul(b) => self.binary(n, "Mul", b.activation),
+            Op::Maximum => self.binary(n, "Max", FusedActivation::None),
+            Op::Minimum => self.binary(n, "Min", FusedActivation::None),
             Op::Concat(c) => self.concat(n, c),
             Op::Reshape => {
                 self.reshape_of[n.outputs[0]] = Some(n.inputs[0]);

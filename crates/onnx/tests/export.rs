@@ -438,6 +438,8 @@ fn binary_ops_with_broadcast_constants_and_tensors() {
         Op::Add(Binary::default()),
         Op::Sub(Binary { activation: FusedActivation::Relu }),
         Op::Mul(Binary { activation: FusedActivation::Relu6 }),
+        Op::Maximum,
+        Op::Minimum,
     ]
     .into_iter()
     .enumerate()

@@ -92,9 +92,9 @@ builtins! {
     52 BIDIRECTIONAL_SEQUENCE_LSTM - -;
     53 CAST "AddCast" -;
     54 PRELU "AddPrelu" 1;
-    55 MAXIMUM "AddMaximum" -;
+    55 MAXIMUM "AddMaximum" 4;
     56 ARG_MAX "AddArgMax" -;
-    57 MINIMUM "AddMinimum" -;
+    57 MINIMUM "AddMinimum" 4;
     58 LESS "AddLess" -;
     59 NEG "AddNeg" -;
     60 PADV2 "AddPadV2" 5;

@@ -72,6 +72,9 @@ pub(crate) const ELU_V: Versions = v(1, 1);
 pub(crate) const ABS_V: Versions = v(1, 2);
 pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
 pub(crate) const SUM_V: Versions = v(1, 2);
+pub(crate) const MAXIMUM_MINIMUM_V: Versions = v(1, 2);
+/// MAXIMUM and MINIMUM whose inputs broadcast at a rank above 4.
+pub(crate) const MAXIMUM_MINIMUM_5D_V: i32 = 3;
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V: i32 = 3;
@@ -97,6 +100,7 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (SUM, 1) => "1.10.0",
         (SUM, 2) => "1.15.0",
         (ABS, 1) => "1.13.0",
+        (MAXIMUM | MINIMUM, MAXIMUM_MINIMUM_5D_V) => "2.3.0",
         (ABS, 2) => "2.4.0",
         (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
         (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
@@ -301,6 +305,17 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
             ex(SUM, ver(SUM_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
         }
+        Op::Maximum | Op::Minimum => {
+            let code = if n.op == Op::Maximum { MAXIMUM } else { MINIMUM };
+            let b = input(1)?;
+            let version = if x.shape != b.shape && x.shape.len().max(b.shape.len()) > 4 {
+                MAXIMUM_MINIMUM_5D_V
+            } else {
+                ver(MAXIMUM_MINIMUM_V)
+            };
+            let o = Opt::MaximumMinimumOptions(Box::new(tfl::Unused {}));
+            ex(code, version, Some(o), tensors())
+        }
         Op::Relu => ex(RELU, ver(RELU_V), None, tensors()),
         Op::Relu6 => ex(RELU6, ver(RELU6_V), None, tensors()),
         Op::Clip(Clip { min, max }) => match (*min, *max) {
@@ -485,6 +500,8 @@ pub(crate) fn import_op(
             };
             (op, 1)
         }
+        MAXIMUM => (Op::Maximum, 2),
+        MINIMUM => (Op::Minimum, 2),
         RELU => (Op::Relu, 1),
         RELU6 => (Op::Relu6, 1),
         RELU_N1_TO_1 => (Op::Clip(Clip { min: -1.0, max: 1.0 }), 1),

@@ -118,6 +118,8 @@ fn fp32_graph() -> Graph {
     let k = b.f32_const("k", &[8]);
     let prod = b.f("mul", Op::Mul(Binary::default()), &[sum, k]);
     let diff = b.f("sub", Op::Sub(Binary::default()), &[prod, m]);
+    let diff = b.f("maximum", Op::Maximum, &[diff, m]);
+    let diff = b.f("minimum", Op::Minimum, &[k, diff]);
     let cat = b.f("concat", Op::Concat(Concat { axis: 3, activation: FusedActivation::None }), &[diff, m]);
     let tr = b.f("transpose", Op::Transpose(Transpose { perm: vec![0, 3, 1, 2] }), &[cat]);
     let pd = b.f("pad", Op::Pad(Pad { pads: vec![[0, 0], [0, 0], [1, 2], [0, 1]], value: 0.0 }), &[tr]);

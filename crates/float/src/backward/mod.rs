@@ -61,6 +61,8 @@ pub fn backward(
         Op::Add(p) => binary::add(s[0], s[1], output_shape, &masked(p.activation)),
         Op::Sub(p) => binary::sub(s[0], s[1], output_shape, &masked(p.activation)),
         Op::Mul(p) => binary::mul(x[0], s[0], x[1], s[1], output_shape, &masked(p.activation)),
+        Op::Maximum => binary::extremum(x[0], s[0], x[1], s[1], output_shape, go, |a, b| a > b),
+        Op::Minimum => binary::extremum(x[0], s[0], x[1], s[1], output_shape, go, |a, b| a < b),
         Op::Concat(p) => data_movement::concat(s, p.axis, &masked(p.activation)),
         Op::Reshape => vec![go.to_vec()],
         Op::Transpose(p) => vec![data_movement::transpose(s[0], &p.perm, go)],

@@ -14,6 +14,7 @@ pub(crate) mod quantize;
 pub(crate) mod reduce;
 
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, QParams, Tensor, TensorData, TensorId};
+use tinyq_kernels::maximum_minimum::MaximumMinimum;
 use tinyq_kernels::{KernelError, QParamsS8};
 
 use crate::{Int8Error, TensorValue};
@@ -90,6 +91,8 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::Add(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Add, p, wide)?,
         Op::Sub(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Sub, p, wide)?,
         Op::Mul(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Mul, p, wide)?,
+        Op::Maximum => binary::prepare_maximum_minimum(&ctx, MaximumMinimum::Maximum)?,
+        Op::Minimum => binary::prepare_maximum_minimum(&ctx, MaximumMinimum::Minimum)?,
         Op::Concat(p) => data_movement::prepare_concat(&ctx, p, wide)?,
         Op::Reshape => data_movement::prepare_reshape(&ctx, wide)?,
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,

@@ -158,6 +158,12 @@ pub enum Op {
     ReduceMax(Mean),
     /// The sum over `axes` (the same parameters as [`Mean`]): ONNX `ReduceSum`, TFLite `SUM`.
     ReduceSum(Mean),
+    /// Inputs: `a`, `b` (broadcast against each other). The larger of the two: ONNX `Max` (two
+    /// inputs), TFLite `MAXIMUM`.
+    Maximum,
+    /// Inputs: `a`, `b` (broadcast against each other). The smaller of the two: ONNX `Min` (two
+    /// inputs), TFLite `MINIMUM`.
+    Minimum,
     Relu,
     Relu6,
     Clip(Clip),
@@ -214,11 +220,14 @@ struct Facts {
     /// Whether TFLM takes the weights as int4 (with int8 activations).
     int4: bool,
     converts_dtype: bool,
+    /// Whether TFLM's int8 kernel reads its inputs as if they had the output's scale and zero
+    /// point (it copies or compares stored values).
+    shares_qparams: bool,
 }
 
 impl Facts {
     const fn op(name: &'static str) -> Facts {
-        Facts { name, weights: None, int4: false, converts_dtype: false }
+        Facts { name, weights: None, int4: false, converts_dtype: false, shares_qparams: false }
     }
     const fn weights(self, channel_axis: usize, rank: usize) -> Facts {
         Facts { weights: Some((channel_axis, rank)), ..self }
@@ -228,6 +237,9 @@ impl Facts {
     }
     const fn converts_dtype(self) -> Facts {
         Facts { converts_dtype: true, ..self }
+    }
+    const fn shares_qparams(self) -> Facts {
+        Facts { shares_qparams: true, ..self }
     }
 }
 
@@ -248,6 +260,8 @@ macro_rules! fused_activation {
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
+            | Op::Maximum
+            | Op::Minimum
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -267,7 +281,7 @@ macro_rules! fused_activation {
 
 impl Op {
     /// One row per op: its name, its weights' channel axis and rank, whether they may be int4,
-    /// whether it changes a tensor's type.
+    /// whether it changes a tensor's type, whether its int8 inputs share the output's parameters.
     fn facts(&self) -> Facts {
         let f = Facts::op;
         match self {
@@ -277,7 +291,7 @@ impl Op {
             Op::Add(_) => f("Add"),
             Op::Sub(_) => f("Sub"),
             Op::Mul(_) => f("Mul"),
-            Op::Concat(_) => f("Concat"),
+            Op::Concat(_) => f("Concat").shares_qparams(),
             Op::Reshape => f("Reshape"),
             Op::Transpose(_) => f("Transpose"),
             Op::Pad(_) => f("Pad"),
@@ -287,6 +301,8 @@ impl Op {
             Op::Mean(_) => f("Mean"),
             Op::ReduceMax(_) => f("ReduceMax"),
             Op::ReduceSum(_) => f("ReduceSum"),
+            Op::Maximum => f("Maximum").shares_qparams(),
+            Op::Minimum => f("Minimum").shares_qparams(),
             Op::Relu => f("Relu"),
             Op::Relu6 => f("Relu6"),
             Op::Clip(_) => f("Clip"),
@@ -324,6 +340,13 @@ impl Op {
         self.facts().converts_dtype
     }
 
+    /// Whether the int8 op needs its inputs quantized with its output's scale and zero point:
+    /// TFLM's CONCATENATION copies stored values (its Prepare refuses other parameters), MAXIMUM
+    /// and MINIMUM compare them (with no check).
+    pub fn shares_qparams(&self) -> bool {
+        self.facts().shares_qparams
+    }
+
     /// The sliding window, for ops that have one.
     pub fn window_mut(&mut self) -> Option<Window<'_>> {
         fn conv(p: &mut Conv2D) -> Window<'_> {
@@ -356,6 +379,8 @@ impl Op {
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
+            | Op::Maximum
+            | Op::Minimum
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -413,7 +438,7 @@ impl Op {
                 need(2)?;
                 p.output_shape(inputs[0], inputs[1], inputs.get(2).copied())?
             }
-            Op::Add(_) | Op::Sub(_) | Op::Mul(_) => {
+            Op::Add(_) | Op::Sub(_) | Op::Mul(_) | Op::Maximum | Op::Minimum => {
                 need(2)?;
                 broadcast_shapes(inputs[0], inputs[1])?
             }
