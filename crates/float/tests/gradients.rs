@@ -210,6 +210,24 @@ proptest! {
         check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
     }
 
+    /// Strided slices in either direction, with TFLite's masks (shrunk axes leave the output).
+    #[test]
+    fn strided_slice(dims in prop::collection::vec(1usize..5, 1..5), begin in prop::collection::vec(-5i32..5, 4),
+                     end in prop::collection::vec(-5i32..6, 4), strides in prop::collection::vec(prop::sample::select(vec![-2, -1, 1, 1, 2, 3]), 4),
+                     masks in prop::array::uniform3(0u32..16), seed: u64) {
+        let r = dims.len();
+        let t = tinyq_ir::op::StridedSliceTflite {
+            begin: begin[..r].to_vec(),
+            end: end[..r].to_vec(),
+            strides: strides[..r].to_vec(),
+            begin_mask: masks[0],
+            end_mask: masks[1],
+            shrink_axis_mask: masks[2] & ((1 << r) - 1),
+        };
+        let Ok(p) = tinyq_ir::op::StridedSlice::from_tflite(&dims, &t) else { return Ok(()) };
+        check(Op::StridedSlice(p), vec![dims], None, seed, &[1.0])?;
+    }
+
     /// PRelu: the data at full shape, the slope broadcasting to it (per channel, per row, one).
     #[test]
     fn prelu(dims in prop::collection::vec(1usize..4, 1..4), ms in prop::collection::vec(any::<bool>(), 4),

@@ -124,6 +124,7 @@ fn kind(step: &ops::Step) -> StepKind<'_> {
         Kernel::PRelu(_) => StepKind::Other("PRELU"),
         Kernel::ResizeNearest(_) => StepKind::Other("RESIZE_NEAREST_NEIGHBOR"),
         Kernel::ReduceMax(_) => StepKind::Other("REDUCE_MAX"),
+        Kernel::StridedSlice(_) => StepKind::Other("STRIDED_SLICE"),
         Kernel::Dequantize(_) => StepKind::Other("DEQUANTIZE"),
         Kernel::FloatConv(_)
         | Kernel::FloatFullyConnected(_)

@@ -64,6 +64,7 @@ pub mod requantize;
 pub mod reshape;
 pub mod resize_nearest_neighbor;
 pub mod softmax;
+pub mod strided_slice;
 pub mod sub;
 pub mod tanh;
 pub mod transpose;

@@ -654,6 +654,7 @@ impl<'g> Exporter<'g> {
                 Ok(())
             }
             Op::Transpose(t) => self.transpose(n, t),
+            Op::StridedSlice(p) => self.strided_slice(n, p),
             Op::Pad(p) => self.pad(n, p),
             Op::ResizeNearest(r) => self.resize_nearest(n, r),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
@@ -885,6 +886,41 @@ impl<'g> Exporter<'g> {
             perm,
             FusedActivation::None,
         )
+    }
+
+    /// ONNX Slice (opset 10+: starts, ends, axes, steps as inputs) in the input's stored layout,
+    /// then a Squeeze of the shrunk axes. A stop of −1 going backwards (down to index 0) is
+    /// written as `−(size + 1)`, which ONNX clamps to before the first element.
+    fn strided_slice(&mut self, n: &Node, p: &tinyq_ir::op::StridedSlice) -> Result<(), String> {
+        let x = n.inputs[0];
+        let perm = self.primary(x);
+        let data = self.get(x, &perm)?;
+        let shape = &self.g.tensors[x].shape;
+        let ends: Vec<i64> =
+            perm.iter().map(|&a| if p.end[a] < 0 { -(shape[a] as i64) - 1 } else { p.end[a] }).collect();
+        let starts: Vec<i64> = perm.iter().map(|&a| p.begin[a]).collect();
+        let steps: Vec<i64> = perm.iter().map(|&a| p.strides[a]).collect();
+        let base = self.base_name(n.outputs[0]);
+        let axes: Vec<i64> = (0..perm.len() as i64).collect();
+        let inputs = vec![
+            data,
+            self.int_const(&format!("{base}/starts"), &starts),
+            self.int_const(&format!("{base}/ends"), &ends),
+            self.int_const(&format!("{base}/axes"), &axes),
+            self.int_const(&format!("{base}/steps"), &steps),
+        ];
+        let shrunk = |a: usize| p.shrink_axis_mask & (1 << a) != 0;
+        if p.shrink_axis_mask == 0 {
+            return self.write_op(n, "Slice", inputs, vec![], perm, FusedActivation::None);
+        }
+        let sliced = format!("{base}/sliced");
+        self.emit("Slice", &format!("{}/slice", n.name), inputs, sliced.clone(), vec![]);
+        let squeezed: Vec<i64> = (0..perm.len()).filter(|&k| shrunk(perm[k])).map(|k| k as i64).collect();
+        let out_perm =
+            perm.iter().filter(|&&a| !shrunk(a)).map(|&a| a - (0..a).filter(|&r| shrunk(r)).count()).collect();
+        // Every opset written (14+) takes Squeeze's axes as an input.
+        let axes = self.int_const(&format!("{base}/squeeze_axes"), &squeezed);
+        self.write_op(n, "Squeeze", vec![sliced, axes], vec![], out_perm, FusedActivation::None)
     }
 
     /// Resize (opset 11+: X, roi, scales, sizes) in NCHW with the coordinate mode and rounding that

@@ -484,6 +484,33 @@ fn prelu_slopes_round_trip() {
     }
 }
 
+/// Strided slices (forwards, backwards down to index 0, a shrunk axis) written as ONNX Slice
+/// (and Squeeze) in the layout the input is stored in, and read back.
+#[test]
+fn strided_slices_round_trip() {
+    for (begin, end, strides, shrink) in [
+        ([0, 1, 0, 0], [1, 4, 5, 3], [1, 2, 1, 1], 0),
+        ([0, 3, 4, 2], [1, -5, -6, -4], [1, -1, -2, -1], 0),
+        ([0, 0, 2, 0], [1, 4, 3, 3], [1, 1, 1, 1], 4),
+    ] {
+        let t = tinyq_ir::op::StridedSliceTflite {
+            begin: begin.to_vec(),
+            end: end.to_vec(),
+            strides: strides.to_vec(),
+            begin_mask: 0,
+            end_mask: 0,
+            shrink_axis_mask: shrink,
+        };
+        let p = tinyq_ir::op::StridedSlice::from_tflite(&[1, 4, 5, 3], &t).unwrap();
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let y = b.op("slice", Op::StridedSlice(p), &[c]);
+        let g = b.output(&[y]);
+        round_trip(&g);
+    }
+}
+
 /// Nearest resize in each TFLite coordinate mode, written as ONNX Resize and read back.
 #[test]
 fn nearest_resize_round_trips() {

@@ -11,7 +11,7 @@ use tfl::BuiltinOptions as Opt;
 use tfl::BuiltinOptionsRef as OptRef;
 use tinyq_ir::op::{
     Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, ResizeNearest,
-    Softmax, Transpose,
+    Softmax, StridedSlice, StridedSliceTflite, Transpose,
 };
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, Tensor, TensorData, TensorId};
 
@@ -72,6 +72,9 @@ pub(crate) const ELU_V: Versions = v(1, 1);
 pub(crate) const ABS_V: Versions = v(1, 2);
 pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
 pub(crate) const SUM_V: Versions = v(1, 2);
+pub(crate) const STRIDED_SLICE_V: Versions = v(1, 2);
+/// STRIDED_SLICE of an input of rank above 4.
+pub(crate) const STRIDED_SLICE_5D_V: i32 = 4;
 pub(crate) const MAXIMUM_MINIMUM_V: Versions = v(1, 2);
 /// MAXIMUM and MINIMUM whose inputs broadcast at a rank above 4.
 pub(crate) const MAXIMUM_MINIMUM_5D_V: i32 = 3;
@@ -93,7 +96,8 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
     match (code, version) {
         (CONV_2D | DEPTHWISE_CONV_2D | ADD | FULLY_CONNECTED | CONCATENATION | MAX_POOL_2D | AVERAGE_POOL_2D, 1)
         | (MUL | PAD | RESHAPE | SOFTMAX | RELU | RELU6 | RELU_N1_TO_1, 1) => "1.5.0",
-        (SUB | TRANSPOSE | MEAN, 1) => "1.6.0",
+        (SUB | TRANSPOSE | MEAN | STRIDED_SLICE, 1) => "1.6.0",
+        (STRIDED_SLICE, STRIDED_SLICE_5D_V) => "2.2.0",
         (PADV2, 1) => "1.9.0",
         (PRELU, 1) => "1.8.0",
         (REDUCE_MAX, 1) => "1.11.0",
@@ -242,6 +246,22 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 Some(Opt::TransposeOptions(Box::new(tfl::TransposeOptions {}))),
                 data_then(vec![perm_t]),
             )
+        }
+        Op::StridedSlice(p) => {
+            let t = p.tflite()?;
+            let r = t.begin.len();
+            let o = tfl::StridedSliceOptions {
+                end_mask: t.end_mask as i32,
+                shrink_axis_mask: t.shrink_axis_mask as i32,
+                ..Default::default()
+            };
+            let operands = vec![
+                i32_const("begin", vec![r], t.begin),
+                i32_const("end", vec![r], t.end),
+                i32_const("strides", vec![r], t.strides),
+            ];
+            let version = if r > 4 { STRIDED_SLICE_5D_V } else { ver(STRIDED_SLICE_V) };
+            ex(STRIDED_SLICE, version, Some(Opt::StridedSliceOptions(Box::new(o))), data_then(operands))
         }
         Op::Pad(p) => {
             let flat = p.pads.iter().flatten().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
@@ -451,6 +471,27 @@ pub(crate) fn import_op(
                 .map(|&p| usize::try_from(p).map_err(|_| format!("perm entry {p}")))
                 .collect::<Result<_, _>>()?;
             (Op::Transpose(Transpose { perm }), 1)
+        }
+        STRIDED_SLICE => {
+            let Some(OptRef::StridedSliceOptions(o)) = opts else { return Err(no_options("StridedSliceOptions")) };
+            if s(o.ellipsis_mask())? != 0 || s(o.new_axis_mask())? != 0 || s(o.offset())? {
+                return Err("STRIDED_SLICE with an ellipsis, new axes or offset is not supported".into());
+            }
+            let ints = |k: usize, what: &str| -> Result<Vec<i32>, String> {
+                const_ints(input(k)?, what)?
+                    .iter()
+                    .map(|&v| i32::try_from(v).map_err(|_| format!("{what} {v}")))
+                    .collect()
+            };
+            let p = StridedSliceTflite {
+                begin: ints(1, "begin")?,
+                end: ints(2, "end")?,
+                strides: ints(3, "strides")?,
+                begin_mask: s(o.begin_mask())? as u32,
+                end_mask: s(o.end_mask())? as u32,
+                shrink_axis_mask: s(o.shrink_axis_mask())? as u32,
+            };
+            (Op::StridedSlice(StridedSlice::from_tflite(&input(0)?.shape, &p)?), 1)
         }
         PAD | PADV2 => {
             let flat = const_ints(input(1)?, "paddings")?;

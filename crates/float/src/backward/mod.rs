@@ -66,6 +66,7 @@ pub fn backward(
         Op::Concat(p) => data_movement::concat(s, p.axis, &masked(p.activation)),
         Op::Reshape => vec![go.to_vec()],
         Op::Transpose(p) => vec![data_movement::transpose(s[0], &p.perm, go)],
+        Op::StridedSlice(p) => vec![data_movement::strided_slice(s[0], p, go)],
         Op::Pad(p) => vec![data_movement::pad(s[0], &p.pads, output_shape, go)],
         Op::ResizeNearest(p) => vec![data_movement::resize_nearest(s[0], p, go)],
         Op::MaxPool2D(p) => vec![pool::max_pool(x[0], s[0], p, output_shape, &masked(p.activation))],

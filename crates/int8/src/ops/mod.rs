@@ -44,6 +44,7 @@ pub(crate) enum Kernel {
     Reshape,
     Reshape16,
     Transpose(data_movement::Transpose),
+    StridedSlice(tinyq_kernels::strided_slice::StridedSliceParams),
     ResizeNearest(tinyq_kernels::resize_nearest_neighbor::ResizeNearestParams),
     Pad(data_movement::Pad<i8>),
     Pad16(data_movement::Pad<i16>),
@@ -96,6 +97,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::Concat(p) => data_movement::prepare_concat(&ctx, p, wide)?,
         Op::Reshape => data_movement::prepare_reshape(&ctx, wide)?,
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
+        Op::StridedSlice(p) => data_movement::prepare_strided_slice(&ctx, p)?,
         Op::Pad(p) => data_movement::prepare_pad(&ctx, p, wide)?,
         Op::ResizeNearest(p) => data_movement::prepare_resize_nearest(&ctx, p)?,
         Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p, wide)?,
@@ -143,6 +145,7 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
         Kernel::Reshape16 => tinyq_kernels::reshape::reshape(s16(args[0]), s16_mut(out)),
         Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::StridedSlice(p) => tinyq_kernels::strided_slice::strided_slice(p, s8(args[0]), s8_mut(out)),
         Kernel::ResizeNearest(p) => {
             tinyq_kernels::resize_nearest_neighbor::resize_nearest_neighbor(p, s8(args[0]), s8_mut(out))
         }
@@ -179,7 +182,7 @@ impl Kernel {
             Kernel::Concat(_) | Kernel::Concat16(_) | Kernel::Transpose(_) | Kernel::Pad(_) | Kernel::Pad16(_) => false,
             Kernel::Pool(k) | Kernel::Pool16(k) => k.fast,
             Kernel::Mean(_) | Kernel::Mean16(_) | Kernel::ReduceMax(_) => false,
-            Kernel::PRelu(_) | Kernel::ResizeNearest(_) => false,
+            Kernel::PRelu(_) | Kernel::ResizeNearest(_) | Kernel::StridedSlice(_) => false,
             Kernel::FloatConv(_) | Kernel::FloatFullyConnected(_) | Kernel::FloatPad(_) | Kernel::FloatTranspose(_) => {
                 false
             }

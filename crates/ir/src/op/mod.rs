@@ -16,7 +16,7 @@ mod reduce;
 pub use activation::{Clip, LeakyRelu, Softmax};
 pub use binary::{broadcast_shapes, Binary};
 pub use conv::{Conv2D, DepthwiseConv2D};
-pub use data_movement::{Concat, Pad, ResizeNearest, Transpose};
+pub use data_movement::{Concat, Pad, ResizeNearest, StridedSlice, StridedSliceTflite, Transpose};
 pub use fully_connected::FullyConnected;
 pub use pool::Pool2D;
 pub use reduce::Mean;
@@ -148,6 +148,7 @@ pub enum Op {
     /// import as Reshape: with static shapes they are the same op).
     Reshape,
     Transpose(Transpose),
+    StridedSlice(StridedSlice),
     Pad(Pad),
     ResizeNearest(ResizeNearest),
     MaxPool2D(Pool2D),
@@ -255,6 +256,7 @@ macro_rules! fused_activation {
             Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some($($borrow)+ p.activation),
             Op::Reshape
             | Op::Transpose(_)
+            | Op::StridedSlice(_)
             | Op::Pad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
@@ -294,6 +296,7 @@ impl Op {
             Op::Concat(_) => f("Concat").shares_qparams(),
             Op::Reshape => f("Reshape"),
             Op::Transpose(_) => f("Transpose"),
+            Op::StridedSlice(_) => f("StridedSlice"),
             Op::Pad(_) => f("Pad"),
             Op::ResizeNearest(_) => f("ResizeNearest"),
             Op::MaxPool2D(_) => f("MaxPool2D"),
@@ -374,6 +377,7 @@ impl Op {
             | Op::Concat(_)
             | Op::Reshape
             | Op::Transpose(_)
+            | Op::StridedSlice(_)
             | Op::Pad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
@@ -455,6 +459,10 @@ impl Op {
                 p.output_shape(inputs[0])?
             }
             Op::Pad(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::StridedSlice(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }

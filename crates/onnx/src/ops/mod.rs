@@ -16,6 +16,7 @@ use crate::proto::{AttributeProto, NodeProto};
 mod dense;
 mod elementwise;
 mod shape;
+mod slice;
 mod spatial;
 
 use dense::*;
@@ -90,6 +91,7 @@ table! {
     "Sigmoid" 7 => |i, c| unary(i, c, Op::Sigmoid),
     "Slice" 7 => slice,
     "Softmax" 7 => softmax,
+    "Split" 7 => slice::split,
     "Squeeze" 7 => |i, c| squeeze_unsqueeze(i, c, false),
     "Sub" 7 => |i, c| binary(i, c, BinKind::Sub),
     "Tanh" 7 => |i, c| unary(i, c, Op::Tanh),

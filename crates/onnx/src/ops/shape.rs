@@ -49,7 +49,7 @@ pub(super) fn shape(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 
 pub(super) fn gather(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     if !c.all_const(imp) {
-        return Err("Gather is supported on constants only (shape computations)".into());
+        return super::slice::gather_tensor(imp, c);
     }
     let data = c.const_input(imp, 0)?.ok_or("missing data")?;
     let idx = c.const_input(imp, 1)?.ok_or("missing indices")?;
@@ -61,7 +61,7 @@ pub(super) fn gather(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 
 pub(super) fn slice(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     if !c.all_const(imp) {
-        return Err("Slice is supported on constants only (shape computations)".into());
+        return super::slice::slice_tensor(imp, c);
     }
     let data = c.const_input(imp, 0)?.ok_or("missing data")?;
     let rank = data.shape.len();

@@ -63,6 +63,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape
         | Op::Transpose(_)
+        | Op::StridedSlice(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
@@ -99,6 +100,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Maximum
         | Op::Minimum
         | Op::Concat(_)
+        | Op::StridedSlice(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
@@ -129,6 +131,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Reshape
         | Op::Concat(_) => true,
         Op::Transpose(_)
+        | Op::StridedSlice(_)
         | Op::Sub(_)
         | Op::Mul(_)
         | Op::Relu
