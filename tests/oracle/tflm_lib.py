@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather, log_softmax) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -59,6 +59,7 @@ KINDS = (
     "slice",
     "split",
     "gather",
+    "log_softmax",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -765,6 +766,24 @@ def _build_gather(rng):
             [_init("idx", idx)], 13, params)
 
 
+def _build_log_softmax(rng):
+    """ONNX LogSoftmax over the last axis (opset 13), over the channels of an NCHW tensor (stored
+    last in NHWC), or opset 11's form on a [1, F] vector, as classifier heads export it."""
+    from onnx import helper
+
+    form = str(rng.choice(["last", "channels", "opset11"], p=[0.5, 0.3, 0.2]))
+    if form == "channels":
+        shape = _nchw(rng, hmax=6)
+        shape[1] = max(shape[1], 2)
+        return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], [("x", shape)], [], 13, dict(x=shape, form=form)
+    if form == "opset11":
+        shape = [1, int(rng.integers(2, 65))]
+        return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], [("x", shape)], [], 11, dict(x=shape, form=form)
+    shape = _elementwise_shape(rng)
+    shape[-1] = max(shape[-1], 2)
+    return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)], [("x", shape)], [], 13, dict(x=shape, form=form)
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -794,6 +813,7 @@ BUILDERS = {
     "slice": _build_slice,
     "split": _build_split,
     "gather": _build_gather,
+    "log_softmax": _build_log_softmax,
 }
 assert tuple(BUILDERS) == KINDS
 

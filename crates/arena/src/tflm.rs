@@ -417,6 +417,14 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(32); // OpDataQuantizeReference / DequantizeOpData
             f.prepare_temps = vec![In(0), Out(0)];
         }
+        op::LOG_SOFTMAX => {
+            // CalculateOpData: the input and output, then (int8 only) LogSoftmaxOpData (five
+            // int32, two size_t) from AllocatePersistentBuffer; no builtin data.
+            f.prepare_temps = vec![In(0), Out(0)];
+            if in_type == Some(INT8) {
+                f.prepare_persistent = vec![align_up(20, p) + 2 * p];
+            }
+        }
         op::LOGISTIC => {
             f.op_data = Some(16); // OpDataLogistic
             f.prepare_temps = vec![In(0), Out(0)];

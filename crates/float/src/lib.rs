@@ -209,6 +209,7 @@ impl Plan {
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
             Op::Softmax(p) => ops::activation::softmax(x[0], *shape(0).last().unwrap_or(&1), p.beta, &mut out),
+            Op::LogSoftmax => ops::activation::log_softmax(x[0], *shape(0).last().unwrap_or(&1), &mut out),
             Op::Quantize | Op::Dequantize => unreachable!("refused by Plan::new"),
         }
         out

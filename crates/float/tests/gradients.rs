@@ -302,11 +302,11 @@ proptest! {
 }
 
 proptest! {
-    // Ten ops share this test: 10 × 40 cases.
-    #![proptest_config(ProptestConfig { cases: 400, ..config() })]
+    // Eleven ops share this test (Softmax drawn twice as often): 12 × 40 cases.
+    #![proptest_config(ProptestConfig { cases: 480, ..config() })]
 
     #[test]
-    fn elementwise(dims in prop::collection::vec(1usize..5, 1..4), which in 0u8..11, lo in -2f32..0.0, hi in 0f32..2.0,
+    fn elementwise(dims in prop::collection::vec(1usize..5, 1..4), which in 0u8..12, lo in -2f32..0.0, hi in 0f32..2.0,
                    alpha in -0.5f32..1.5, seed: u64) {
         let (op, scale) = match which {
             0 => (Op::Relu, 1.0),
@@ -318,6 +318,7 @@ proptest! {
             6 => (Op::HardSwish, 5.0),
             7 => (Op::Elu, 3.0),
             8 => (Op::Abs, 2.0),
+            9 => (Op::LogSoftmax, 2.0),
             _ => (Op::Softmax(Softmax { beta: alpha + 0.6 }), 2.0),
         };
         check(op, vec![dims], None, seed, &[scale])?;

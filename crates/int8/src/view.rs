@@ -112,6 +112,7 @@ fn kind(step: &ops::Step) -> StepKind<'_> {
         Kernel::Transpose(t) => StepKind::Transpose(t.params()),
         Kernel::Pad(p) => StepKind::Pad { params: p.params(), value: p.value() },
         Kernel::Activation(Activation::Softmax(p)) => StepKind::Softmax(p),
+        Kernel::Activation(Activation::LogSoftmax(_)) => StepKind::Other("LOG_SOFTMAX"),
         Kernel::Activation(_) | Kernel::Quantize(Quantize::Requantize(_)) => StepKind::Table(table(step)),
         Kernel::Quantize(_) => StepKind::Other("QUANTIZE (to or from a float or int16 tensor)"),
         Kernel::Conv2D16(_) | Kernel::DepthwiseConv2D16(_) | Kernel::FullyConnected16(_) => {

@@ -50,6 +50,7 @@ pub mod fast;
 pub mod fully_connected;
 pub mod hard_swish;
 pub mod leaky_relu;
+pub mod log_softmax;
 pub mod logistic;
 pub mod max_pool;
 pub mod maximum_minimum;

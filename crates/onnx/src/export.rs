@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use prost::Message;
-use tinyq_ir::op::{Concat, Conv2D, FullyConnected, Mean, Pad, Pool2D, Softmax, Transpose};
+use tinyq_ir::op::{Concat, Conv2D, FullyConnected, Mean, Pad, Pool2D, Transpose};
 use tinyq_ir::{numel, DType, FusedActivation, Graph, Node, Op, Padding, TensorData, TensorId};
 
 use crate::constfold::transpose_index;
@@ -672,7 +672,8 @@ impl<'g> Exporter<'g> {
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),
-            Op::Softmax(s) => self.softmax(n, s),
+            Op::Softmax(s) => self.softmax(n, s.beta, "Softmax"),
+            Op::LogSoftmax => self.softmax(n, 1.0, "LogSoftmax"),
             Op::Quantize | Op::Dequantize => {
                 Err("the graph is quantized; only float models can be written as ONNX".into())
             }
@@ -1000,19 +1001,20 @@ impl<'g> Exporter<'g> {
         self.unary(n, "Clip", bounds, vec![])
     }
 
-    fn softmax(&mut self, n: &Node, s: &Softmax) -> Result<(), String> {
+    /// Softmax or LogSoftmax (`op_type`) along the IR's last axis.
+    fn softmax(&mut self, n: &Node, beta: f32, op_type: &str) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
         let rank = perm.len();
         let axis = perm.iter().position(|&a| a == rank - 1).ok_or("softmax of a scalar")?;
         let mut data = self.get(x, &perm)?;
-        if s.beta != 1.0 {
+        if beta != 1.0 {
             let scaled = self.claim(&format!("{data}/beta"));
-            let beta = self.scalar(s.beta);
+            let beta = self.scalar(beta);
             self.emit("Mul", &format!("{}/beta", n.name), vec![data, beta], scaled.clone(), vec![]);
             data = scaled;
         }
-        self.write_op(n, "Softmax", vec![data], vec![attr_int("axis", axis as i64)], perm, FusedActivation::None)
+        self.write_op(n, op_type, vec![data], vec![attr_int("axis", axis as i64)], perm, FusedActivation::None)
     }
 
     /// Graph outputs in the IR layout under their own names, and the graph proto.

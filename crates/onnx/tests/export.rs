@@ -417,6 +417,7 @@ fn activations() {
         Op::Tanh,
         Op::HardSwish,
         Op::Abs,
+        Op::LogSoftmax,
         Op::Softmax(Softmax { beta: 1.0 }),
         Op::Softmax(Softmax { beta: 0.5 }),
     ];

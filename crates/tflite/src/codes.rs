@@ -87,7 +87,7 @@ builtins! {
     47 EXP "AddExp" -;
     48 TOPK_V2 - -;
     49 SPLIT "AddSplit" -;
-    50 LOG_SOFTMAX "AddLogSoftmax" -;
+    50 LOG_SOFTMAX "AddLogSoftmax" 2;
     51 DELEGATE - -;
     52 BIDIRECTIONAL_SEQUENCE_LSTM - -;
     53 CAST "AddCast" -;

@@ -85,6 +85,7 @@ pub(crate) const LOGISTIC_V: Versions = v(1, 2);
 pub(crate) const TANH_V: Versions = v(1, 2);
 pub(crate) const HARD_SWISH_V: Versions = v(1, 1);
 pub(crate) const SOFTMAX_V: Versions = v(1, 2);
+pub(crate) const LOG_SOFTMAX_V: Versions = v(1, 2);
 /// QUANTIZE: float → int8 is version 1, int8 → int8 (requantize) version 2.
 pub(crate) const QUANTIZE_V: Versions = v(1, 2);
 /// DEQUANTIZE: int8 input is version 2, float16 input version 3.
@@ -365,6 +366,9 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             Some(Opt::SoftmaxOptions(Box::new(tfl::SoftmaxOptions { beta: p.beta }))),
             tensors(),
         ),
+        Op::LogSoftmax => {
+            ex(LOG_SOFTMAX, ver(LOG_SOFTMAX_V), Some(Opt::LogSoftmaxOptions(Box::new(tfl::Unused {}))), tensors())
+        }
         Op::Quantize => {
             ex(QUANTIZE, ver(QUANTIZE_V), Some(Opt::QuantizeOptions(Box::new(tfl::QuantizeOptions {}))), tensors())
         }
@@ -566,6 +570,7 @@ pub(crate) fn import_op(
             };
             (Op::Softmax(Softmax { beta }), 1)
         }
+        LOG_SOFTMAX => (Op::LogSoftmax, 1),
         QUANTIZE => (Op::Quantize, 1),
         DEQUANTIZE => (Op::Dequantize, 1),
         _ => return Ok(None),

@@ -169,6 +169,7 @@ fn fp32_graph() -> Graph {
         ("hswish", Op::HardSwish),
         ("abs", Op::Abs),
         ("softmax", Op::Softmax(Softmax { beta: 0.5 })),
+        ("log_softmax", Op::LogSoftmax),
     ] {
         t = b.f(name, op, &[t]);
     }

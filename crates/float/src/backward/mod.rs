@@ -85,6 +85,7 @@ pub fn backward(
         Op::Tanh => vec![activation::tanh(output, go)],
         Op::HardSwish => vec![activation::hard_swish(x[0], go)],
         Op::Softmax(p) => vec![activation::softmax(output, *s[0].last().unwrap_or(&1), p.beta, go)],
+        Op::LogSoftmax => vec![activation::log_softmax(output, *s[0].last().unwrap_or(&1), go)],
         Op::Quantize | Op::Dequantize => panic!("{} has no float gradient", op.name()),
     }
 }

@@ -116,6 +116,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::Tanh => activation::prepare_tanh(&ctx)?,
         Op::HardSwish => activation::prepare_hard_swish(&ctx)?,
         Op::Softmax(p) => activation::prepare_softmax(&ctx, p)?,
+        Op::LogSoftmax => activation::prepare_log_softmax(&ctx)?,
         Op::Quantize => quantize::prepare_quantize(&ctx)?,
         Op::Dequantize => quantize::prepare_dequantize(&ctx)?,
     };

@@ -180,6 +180,8 @@ pub enum Op {
     Tanh,
     HardSwish,
     Softmax(Softmax),
+    /// `x − log Σ exp(x)` along the last axis: ONNX `LogSoftmax`, TFLite `LOG_SOFTMAX`.
+    LogSoftmax,
     /// Float (or int) → quantized; the output tensor's qparams say how.
     Quantize,
     /// Quantized → float with the input tensor's qparams.
@@ -275,6 +277,7 @@ macro_rules! fused_activation {
             | Op::Tanh
             | Op::HardSwish
             | Op::Softmax(_)
+            | Op::LogSoftmax
             | Op::Quantize
             | Op::Dequantize => None,
         }
@@ -317,6 +320,7 @@ impl Op {
             Op::Tanh => f("Tanh"),
             Op::HardSwish => f("HardSwish"),
             Op::Softmax(_) => f("Softmax"),
+            Op::LogSoftmax => f("LogSoftmax"),
             Op::Quantize => f("Quantize").converts_dtype(),
             Op::Dequantize => f("Dequantize").converts_dtype(),
         }
@@ -396,6 +400,7 @@ impl Op {
             | Op::Tanh
             | Op::HardSwish
             | Op::Softmax(_)
+            | Op::LogSoftmax
             | Op::Quantize
             | Op::Dequantize => return None,
         })
@@ -485,7 +490,7 @@ impl Op {
                 }
                 inputs[0].to_vec()
             }
-            Op::Softmax(_) => {
+            Op::Softmax(_) | Op::LogSoftmax => {
                 need(1)?;
                 if inputs[0].is_empty() {
                     return Err("softmax needs at least one axis".into());

@@ -215,18 +215,18 @@ pub(super) fn clip(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     unary(imp, c, op)
 }
 
-pub(super) fn softmax(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+/// Softmax or LogSoftmax (`op`) along `axis`.
+pub(super) fn softmax(imp: &mut Importer, c: &Ctx, op: Op) -> Result<(), String> {
     let v = c.input(imp, 0)?;
     let s = imp.shape(&v);
     let rank = s.len();
     let axis = constfold::axis(c.int("axis", if imp.opset >= 13 { -1 } else { 1 }), rank)?;
-    let op = Op::Softmax(Softmax { beta: 1.0 });
     let out = c.out(0)?;
     let result = if imp.opset < 13 {
         // Softmax-1/11: over the flattened trailing block from `axis`.
         let x = imp.identity(&v)?;
         let x2 = imp.reshape(x, vec![s[..axis].iter().product(), s[axis..].iter().product()], &format!("{out}/2d"))?;
-        let y = imp.emit(op, vec![x2], &format!("{out}/softmax"), None)?;
+        let y = imp.emit(op, vec![x2], &format!("{out}/{}", c.node.op_type.to_ascii_lowercase()), None)?;
         imp.reshape(y, s.clone(), out)?
     } else if let Value::Tensor { id, layout: Layout::Perm(p) } = &v {
         if p.last() == Some(&axis) {

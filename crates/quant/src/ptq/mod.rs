@@ -70,6 +70,8 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_) => OutputRule::SameAsInput,
         Op::Softmax(_) | Op::Sigmoid => OutputRule::Fixed(1.0 / 256.0, -128),
+        // LOG_SOFTMAX's outputs lie in (−16, 0]: TFLM requires (16/256, 127).
+        Op::LogSoftmax => OutputRule::Fixed(16.0 / 256.0, 127),
         Op::Tanh => OutputRule::Fixed(1.0 / 128.0, 0),
         Op::Clip(c) => return Err(format!("Clip({}, {}) has no int8 TFLite kernel", c.min, c.max)),
         Op::Quantize | Op::Dequantize => return Err("the graph is already quantized".into()),
@@ -108,6 +110,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Softmax(_)
+        | Op::LogSoftmax
         | Op::Sigmoid
         | Op::Tanh
         | Op::Clip(_)
@@ -148,6 +151,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::ReduceMax(_)
         | Op::ReduceSum(_)
         | Op::Softmax(_)
+        | Op::LogSoftmax
         | Op::Sigmoid
         | Op::Tanh
         | Op::Clip(_)
