@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather, log_softmax) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather, log_softmax, mirror_pad) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -60,6 +60,7 @@ KINDS = (
     "split",
     "gather",
     "log_softmax",
+    "mirror_pad",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -784,6 +785,26 @@ def _build_log_softmax(rng):
     return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)], [("x", shape)], [], 13, dict(x=shape, form=form)
 
 
+def _build_mirror_pad(rng):
+    """ONNX Pad with mode reflect (PyTorch's ReflectionPad1d/2d export it): pads of up to
+    `dim - 1` on height and width (NCHW) or the length ([1, C, L]), now and then the channels."""
+    from onnx import helper
+
+    shape = _nchw(rng) if rng.random() < 0.75 else [1, int(rng.integers(1, 9)), int(rng.integers(2, 25))]
+    rank = len(shape)
+    for a in range(2, rank):
+        shape[a] = max(shape[a], 2)
+    pads = [0] * (2 * rank)
+    for a in range(2, rank):
+        pads[a], pads[a + rank] = int(rng.integers(0, shape[a])), int(rng.integers(0, shape[a]))
+    if shape[1] > 1 and rng.random() < 0.2:
+        pads[1], pads[1 + rank] = int(rng.integers(0, shape[1])), int(rng.integers(0, shape[1]))
+    if not any(pads):
+        pads[rank - 1] = 1
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect")
+    return [node], [("x", shape)], [_init("pads", np.array(pads, np.int64))], 13, dict(x=shape, pads=pads)
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -814,6 +835,7 @@ BUILDERS = {
     "split": _build_split,
     "gather": _build_gather,
     "log_softmax": _build_log_softmax,
+    "mirror_pad": _build_mirror_pad,
 }
 assert tuple(BUILDERS) == KINDS
 

@@ -462,6 +462,13 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             // PreluPrepare: input, alpha, output; the resize's input, size, output; TransposeContext.
             f.prepare_temps = vec![In(0), In(1), Out(0)];
         }
+        op::MIRROR_PAD => {
+            f.builtin_data = Some(layout(&[s.en()])); // TfLiteMirrorPaddingParams
+            f.op_data = Some(20); // OpDataMirrorPad: five int
+            f.prepare_temps = vec![In(0), In(1), Out(0)];
+            let rank = input.map_or(0, |s| s.len());
+            f.scratch = vec![4 * rank, 4 * rank];
+        }
         op::MAXIMUM | op::MINIMUM => {
             // maximum_minimum.cc registers neither Init nor Prepare, and ParseMaximum/ParseMinimum
             // allocate no builtin data: nothing is planned for them.

@@ -182,6 +182,9 @@ impl Plan {
             Op::StridedSlice(p) => {
                 p.source_indices(shape(0)).into_iter().zip(out.iter_mut()).for_each(|(i, o)| *o = x[0][i])
             }
+            Op::MirrorPad(p) => {
+                p.source_indices(shape(0)).into_iter().zip(out.iter_mut()).for_each(|(i, o)| *o = x[0][i])
+            }
             Op::Pad(p) => ops::data_movement::pad(x[0], shape(0), &p.pads, p.value, out_shape, &mut out),
             Op::ResizeNearest(p) => ops::data_movement::resize_nearest(x[0], shape(0), p, &mut out),
             Op::MaxPool2D(p) => ops::pool::max_pool(x[0], shape(0), p, out_shape, &mut out),

@@ -228,6 +228,15 @@ proptest! {
         check(Op::StridedSlice(p), vec![dims], None, seed, &[1.0])?;
     }
 
+    /// Mirror padding (reflect: up to dim − 1 per side; symmetric: up to dim).
+    #[test]
+    fn mirror_pad(dims in prop::collection::vec(1usize..5, 1..4), raw in prop::collection::vec((0usize..5, 0usize..5), 3),
+                  reflect: bool, seed: u64) {
+        let cap = |d: usize| if reflect { d - 1 } else { d };
+        let pads = dims.iter().zip(&raw).map(|(&d, &(a, b))| [a % (cap(d) + 1), b % (cap(d) + 1)]).collect();
+        check(Op::MirrorPad(tinyq_ir::op::MirrorPad { pads, reflect }), vec![dims], None, seed, &[1.0])?;
+    }
+
     /// PRelu: the data at full shape, the slope broadcasting to it (per channel, per row, one).
     #[test]
     fn prelu(dims in prop::collection::vec(1usize..4, 1..4), ms in prop::collection::vec(any::<bool>(), 4),

@@ -126,6 +126,7 @@ fn kind(step: &ops::Step) -> StepKind<'_> {
         Kernel::ResizeNearest(_) => StepKind::Other("RESIZE_NEAREST_NEIGHBOR"),
         Kernel::ReduceMax(_) => StepKind::Other("REDUCE_MAX"),
         Kernel::StridedSlice(_) => StepKind::Other("STRIDED_SLICE"),
+        Kernel::MirrorPad(_) => StepKind::Other("MIRROR_PAD"),
         Kernel::Dequantize(_) => StepKind::Other("DEQUANTIZE"),
         Kernel::FloatConv(_)
         | Kernel::FloatFullyConnected(_)

@@ -55,6 +55,7 @@ pub mod logistic;
 pub mod max_pool;
 pub mod maximum_minimum;
 pub mod mean;
+pub mod mirror_pad;
 pub mod mul;
 pub mod pad;
 pub mod pooling;

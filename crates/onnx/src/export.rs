@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use prost::Message;
-use tinyq_ir::op::{Concat, Conv2D, FullyConnected, Mean, Pad, Pool2D, Transpose};
+use tinyq_ir::op::{Concat, Conv2D, FullyConnected, Mean, Pool2D, Transpose};
 use tinyq_ir::{numel, DType, FusedActivation, Graph, Node, Op, Padding, TensorData, TensorId};
 
 use crate::constfold::transpose_index;
@@ -655,7 +655,9 @@ impl<'g> Exporter<'g> {
             }
             Op::Transpose(t) => self.transpose(n, t),
             Op::StridedSlice(p) => self.strided_slice(n, p),
-            Op::Pad(p) => self.pad(n, p),
+            Op::Pad(p) => self.pad(n, &p.pads, "constant", Some(p.value)),
+            Op::MirrorPad(p) if p.reflect => self.pad(n, &p.pads, "reflect", None),
+            Op::MirrorPad(_) => Err("a symmetric MIRROR_PAD (the edge repeated) has no ONNX Pad mode".into()),
             Op::ResizeNearest(r) => self.resize_nearest(n, r),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
@@ -870,23 +872,18 @@ impl<'g> Exporter<'g> {
         Ok(())
     }
 
-    fn pad(&mut self, n: &Node, p: &Pad) -> Result<(), String> {
+    /// Pad in `mode` (`constant` with `value`, or `reflect`).
+    fn pad(&mut self, n: &Node, pads: &[[usize; 2]], mode: &str, value: Option<f32>) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
-        let begins = perm.iter().map(|&a| p.pads[a][0] as i64);
-        let ends = perm.iter().map(|&a| p.pads[a][1] as i64);
+        let begins = perm.iter().map(|&a| pads[a][0] as i64);
+        let ends = perm.iter().map(|&a| pads[a][1] as i64);
         let pads: Vec<i64> = begins.chain(ends).collect();
         let data = self.get(x, &perm)?;
         let pads = self.int_const(&format!("{}/pads", self.base_name(n.outputs[0])), &pads);
-        let value = self.scalar(p.value);
-        self.write_op(
-            n,
-            "Pad",
-            vec![data, pads, value],
-            vec![attr_string("mode", "constant")],
-            perm,
-            FusedActivation::None,
-        )
+        let mut inputs = vec![data, pads];
+        inputs.extend(value.map(|v| self.scalar(v)));
+        self.write_op(n, "Pad", inputs, vec![attr_string("mode", mode)], perm, FusedActivation::None)
     }
 
     /// ONNX Slice (opset 10+: starts, ends, axes, steps as inputs) in the input's stored layout,

@@ -512,6 +512,19 @@ fn strided_slices_round_trip() {
     }
 }
 
+/// A reflected pad (MIRROR_PAD REFLECT) written as ONNX Pad mode reflect and read back.
+#[test]
+fn reflect_pad_round_trips() {
+    let mut b = Ir::new();
+    let x = b.input("x", &[1, 4, 5, 3]);
+    let c = b.conv("conv", x, 3, [3, 3], same());
+    let p = tinyq_ir::op::MirrorPad { pads: vec![[0, 0], [1, 2], [3, 0], [0, 0]], reflect: true };
+    let y = b.op("reflect", Op::MirrorPad(p), &[c]);
+    let z = b.conv("after", y, 2, [1, 1], same());
+    let g = b.output(&[z]);
+    round_trip(&g);
+}
+
 /// Nearest resize in each TFLite coordinate mode, written as ONNX Resize and read back.
 #[test]
 fn nearest_resize_round_trips() {

@@ -137,7 +137,7 @@ builtins! {
     97 RESIZE_NEAREST_NEIGHBOR "AddResizeNearestNeighbor" 4;
     98 LEAKY_RELU "AddLeakyRelu" 2;
     99 SQUARED_DIFFERENCE "AddSquaredDifference" -;
-    100 MIRROR_PAD "AddMirrorPad" -;
+    100 MIRROR_PAD "AddMirrorPad" 3;
     101 ABS "AddAbs" 5;
     102 SPLIT_V "AddSplitV" -;
     103 UNIQUE - -;

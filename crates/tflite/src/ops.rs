@@ -10,8 +10,8 @@ use crate::generated as tfl;
 use tfl::BuiltinOptions as Opt;
 use tfl::BuiltinOptionsRef as OptRef;
 use tinyq_ir::op::{
-    Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, ResizeNearest,
-    Softmax, StridedSlice, StridedSliceTflite, Transpose,
+    Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, MirrorPad, Pad, Pool2D,
+    ResizeNearest, Softmax, StridedSlice, StridedSliceTflite, Transpose,
 };
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, Tensor, TensorData, TensorId};
 
@@ -53,6 +53,7 @@ pub(crate) const RESHAPE_V: Versions = v(1, 1);
 pub(crate) const TRANSPOSE_V: Versions = v(1, 2);
 pub(crate) const PAD_V: Versions = v(1, 2);
 pub(crate) const PADV2_V: Versions = v(1, 2);
+pub(crate) const MIRROR_PAD_V: Versions = v(1, 2);
 /// PAD and PADV2 with int16 input (rank ≤ 4).
 pub(crate) const PAD_16_V: i32 = 3;
 pub(crate) const MAX_POOL_2D_V: Versions = v(1, 2);
@@ -280,6 +281,13 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 )
             }
         }
+        Op::MirrorPad(p) => {
+            let flat = p.pads.iter().flatten().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let pads_t = i32_const("paddings", vec![p.pads.len(), 2], flat);
+            let mode = if p.reflect { tfl::MirrorPadMode::Reflect } else { tfl::MirrorPadMode::Symmetric };
+            let o = Opt::MirrorPadOptions(Box::new(tfl::MirrorPadOptions { mode }));
+            ex(MIRROR_PAD, ver(MIRROR_PAD_V), Some(o), data_then(vec![pads_t]))
+        }
         Op::ResizeNearest(p) => {
             let size = p.size.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
             let size_t = i32_const("size", vec![2], size);
@@ -505,6 +513,18 @@ pub(crate) fn import_op(
             let pads = flat.chunks(2).map(|c| [c[0] as usize, c[1] as usize]).collect();
             let value = if code == PADV2 { pad_value_in(input(2)?, outs.first().copied())? } else { 0.0 };
             (Op::Pad(Pad { pads, value }), 1)
+        }
+        MIRROR_PAD => {
+            let flat = const_ints(input(1)?, "paddings")?;
+            if flat.len() != 2 * rank()? || flat.iter().any(|&p| p < 0) {
+                return Err(format!("paddings {flat:?} are not [rank, 2] non-negative values"));
+            }
+            let reflect = match opts {
+                Some(OptRef::MirrorPadOptions(o)) => s(o.mode())? == tfl::MirrorPadMode::Reflect,
+                _ => true,
+            };
+            let pads = flat.chunks(2).map(|c| [c[0] as usize, c[1] as usize]).collect();
+            (Op::MirrorPad(MirrorPad { pads, reflect }), 1)
         }
         RESIZE_NEAREST_NEIGHBOR => {
             let (align_corners, half_pixel_centers) = match opts {

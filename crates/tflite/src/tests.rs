@@ -170,6 +170,8 @@ fn fp32_graph() -> Graph {
         ("abs", Op::Abs),
         ("softmax", Op::Softmax(Softmax { beta: 0.5 })),
         ("log_softmax", Op::LogSoftmax),
+        ("reflect", Op::MirrorPad(MirrorPad { pads: vec![[0, 0], [2, 3]], reflect: true })),
+        ("symmetric", Op::MirrorPad(MirrorPad { pads: vec![[0, 0], [1, 0]], reflect: false })),
     ] {
         t = b.f(name, op, &[t]);
     }

@@ -80,9 +80,10 @@ pub fn resize_nearest(s: &[usize], p: &tinyq_ir::op::ResizeNearest, go: &[f32]) 
     g
 }
 
-/// STRIDED_SLICE: each output gradient back to the element it was copied from; the rest 0.
-pub fn strided_slice(sx: &[usize], p: &tinyq_ir::op::StridedSlice, go: &[f32]) -> Vec<f32> {
+/// STRIDED_SLICE, MIRROR_PAD: each output gradient back to the input element it was copied from
+/// (`sources`, in output order), summed where several outputs read one element; the rest 0.
+pub fn gather_back(sx: &[usize], sources: &[usize], go: &[f32]) -> Vec<f32> {
     let mut dx = vec![0f32; sx.iter().product()];
-    p.source_indices(sx).into_iter().zip(go).for_each(|(i, &g)| dx[i] += g);
+    sources.iter().zip(go).for_each(|(&i, &g)| dx[i] += g);
     dx
 }

@@ -1,14 +1,16 @@
-//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, STRIDED_SLICE, PAD and
+//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, STRIDED_SLICE, PAD, MIRROR_PAD and
 //! RESIZE_NEAREST_NEIGHBOR, and the int16
 //! CONCATENATION, RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
 //! any difference rather than silently reinterpreting values (TFLM checks it for CONCATENATION
 //! only). Kernels:
-//! `tinyq_kernels::{concatenation, reshape, transpose, strided_slice, pad, resize_nearest_neighbor}`.
+//! `tinyq_kernels::{concatenation, reshape, transpose, strided_slice, pad, mirror_pad,
+//! resize_nearest_neighbor}`.
 
 use tinyq_ir::{op, FusedActivation};
 use tinyq_kernels::concatenation::{
     check_concatenation_qparams_s8, concatenation, prepare_concatenation, ConcatenationParams,
 };
+use tinyq_kernels::mirror_pad::prepare_mirror_pad as prepare_mirror_pad_s8;
 use tinyq_kernels::pad::{pad, prepare_pad as prepare_pad_s8, PadParams};
 use tinyq_kernels::reshape::prepare_reshape as prepare_reshape_s8;
 use tinyq_kernels::resize_nearest_neighbor::prepare_resize_nearest_neighbor;
@@ -96,6 +98,14 @@ pub(crate) fn prepare_strided_slice(ctx: &Ctx<'_>, p: &op::StridedSlice) -> Resu
     };
     let params = prepare_strided_slice_s8(&ctx.input(0)?.shape, operands).map_err(ctx.kernel_err())?;
     Ok((Kernel::StridedSlice(params), vec![ctx.input_id(0)]))
+}
+
+/// MIRROR_PAD copies stored values: the output keeps the input's parameters.
+pub(crate) fn prepare_mirror_pad(ctx: &Ctx<'_>, p: &op::MirrorPad) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let params = prepare_mirror_pad_s8(&ctx.input(0)?.shape, &p.pads, p.reflect).map_err(ctx.kernel_err())?;
+    Ok((Kernel::MirrorPad(params), vec![ctx.input_id(0)]))
 }
 
 /// PAD fills with the output zero point (int8) or 0 (int16, `wide`); PADV2's real `value` is

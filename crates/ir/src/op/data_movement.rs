@@ -254,3 +254,67 @@ impl StridedSlice {
         out
     }
 }
+
+/// Inputs: data. Padding that mirrors the input at each edge, `pads[i] = [before, after]`:
+/// ONNX `Pad` with `mode = reflect` (the edge itself not repeated, `reflect`) and TFLite's
+/// `MIRROR_PAD` (`REFLECT`, or `SYMMETRIC`: the edge repeated). A reflected pad is at most
+/// `dim − 1`, a symmetric one at most `dim`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MirrorPad {
+    pub pads: Vec<[usize; 2]>,
+    pub reflect: bool,
+}
+
+impl MirrorPad {
+    pub fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>, String> {
+        if self.pads.len() != x.len() {
+            return Err(format!("{} pad pairs for rank {}", self.pads.len(), x.len()));
+        }
+        let offset = usize::from(self.reflect);
+        for (i, (&d, p)) in x.iter().zip(&self.pads).enumerate() {
+            if p[0].max(p[1]) + offset > d {
+                let mode = if self.reflect { "reflected" } else { "symmetric" };
+                return Err(format!("axis {i} of size {d} cannot take a {mode} pad of {p:?}"));
+            }
+        }
+        Ok(x.iter().zip(&self.pads).map(|(d, p)| d + p[0] + p[1]).collect())
+    }
+
+    /// The input index along one axis of size `size` for output index `o`.
+    pub fn source(&self, axis: usize, o: usize, size: usize) -> usize {
+        let offset = usize::from(self.reflect);
+        let before = self.pads[axis][0];
+        if o < before {
+            before - o - 1 + offset
+        } else if o - before >= size {
+            let beyond = o - before - size;
+            size - 1 - offset - beyond
+        } else {
+            o - before
+        }
+    }
+
+    /// The flat input index of every output element, in output order.
+    pub fn source_indices(&self, x: &[usize]) -> Vec<usize> {
+        let out: Vec<usize> = x.iter().zip(&self.pads).map(|(d, p)| d + p[0] + p[1]).collect();
+        let r = x.len();
+        let mut strides = vec![1usize; r];
+        for i in (0..r.saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * x[i + 1];
+        }
+        let total: usize = out.iter().product();
+        let mut pos = vec![0usize; r];
+        let mut v = Vec::with_capacity(total);
+        for _ in 0..total {
+            v.push((0..r).map(|i| self.source(i, pos[i], x[i]) * strides[i]).sum());
+            for ax in (0..r).rev() {
+                pos[ax] += 1;
+                if pos[ax] < out[ax] {
+                    break;
+                }
+                pos[ax] = 0;
+            }
+        }
+        v
+    }
+}

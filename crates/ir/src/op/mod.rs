@@ -16,7 +16,7 @@ mod reduce;
 pub use activation::{Clip, LeakyRelu, Softmax};
 pub use binary::{broadcast_shapes, Binary};
 pub use conv::{Conv2D, DepthwiseConv2D};
-pub use data_movement::{Concat, Pad, ResizeNearest, StridedSlice, StridedSliceTflite, Transpose};
+pub use data_movement::{Concat, MirrorPad, Pad, ResizeNearest, StridedSlice, StridedSliceTflite, Transpose};
 pub use fully_connected::FullyConnected;
 pub use pool::Pool2D;
 pub use reduce::Mean;
@@ -150,6 +150,7 @@ pub enum Op {
     Transpose(Transpose),
     StridedSlice(StridedSlice),
     Pad(Pad),
+    MirrorPad(MirrorPad),
     ResizeNearest(ResizeNearest),
     MaxPool2D(Pool2D),
     AvgPool2D(Pool2D),
@@ -260,6 +261,7 @@ macro_rules! fused_activation {
             | Op::Transpose(_)
             | Op::StridedSlice(_)
             | Op::Pad(_)
+            | Op::MirrorPad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
@@ -301,6 +303,7 @@ impl Op {
             Op::Transpose(_) => f("Transpose"),
             Op::StridedSlice(_) => f("StridedSlice"),
             Op::Pad(_) => f("Pad"),
+            Op::MirrorPad(_) => f("MirrorPad"),
             Op::ResizeNearest(_) => f("ResizeNearest"),
             Op::MaxPool2D(_) => f("MaxPool2D"),
             Op::AvgPool2D(_) => f("AvgPool2D"),
@@ -383,6 +386,7 @@ impl Op {
             | Op::Transpose(_)
             | Op::StridedSlice(_)
             | Op::Pad(_)
+            | Op::MirrorPad(_)
             | Op::ResizeNearest(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
@@ -468,6 +472,10 @@ impl Op {
                 p.output_shape(inputs[0])?
             }
             Op::StridedSlice(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::MirrorPad(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }

@@ -256,8 +256,8 @@ pub(super) fn pad(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let x = c.input(imp, 0)?;
     let rank = imp.shape(&x).len();
     let mode = c.string("mode").unwrap_or_else(|| "constant".into());
-    if mode != "constant" {
-        return Err(format!("Pad mode `{mode}` is not supported (constant only)"));
+    if mode != "constant" && mode != "reflect" {
+        return Err(format!("Pad mode `{mode}` is not supported (constant and reflect only)"));
     }
     let (pads, value, axes) = if imp.opset >= 11 {
         let pads = c.const_input(imp, 1)?.ok_or("pads are missing")?.data.to_i64();
@@ -284,7 +284,12 @@ pub(super) fn pad(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         other => (imp.identity(other)?, identity(rank)),
     };
     let stored = perm.iter().map(|&a| semantic[a]).collect();
-    let id = imp.emit(Op::Pad(Pad { pads: stored, value }), vec![xi], c.out(0)?, None)?;
+    let op = if mode == "reflect" {
+        Op::MirrorPad(irop::MirrorPad { pads: stored, reflect: true })
+    } else {
+        Op::Pad(Pad { pads: stored, value })
+    };
+    let id = imp.emit(op, vec![xi], c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
     Ok(())
 }

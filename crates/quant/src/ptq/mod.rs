@@ -64,6 +64,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         Op::Reshape
         | Op::Transpose(_)
         | Op::StridedSlice(_)
+        | Op::MirrorPad(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
@@ -103,6 +104,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Minimum
         | Op::Concat(_)
         | Op::StridedSlice(_)
+        | Op::MirrorPad(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
         | Op::ReduceMax(_)
@@ -135,6 +137,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Concat(_) => true,
         Op::Transpose(_)
         | Op::StridedSlice(_)
+        | Op::MirrorPad(_)
         | Op::Sub(_)
         | Op::Mul(_)
         | Op::Relu
