@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather, log_softmax, mirror_pad) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather, log_softmax, mirror_pad, resize_bilinear) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -61,6 +61,7 @@ KINDS = (
     "gather",
     "log_softmax",
     "mirror_pad",
+    "resize_bilinear",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -805,6 +806,39 @@ def _build_mirror_pad(rng):
     return [node], [("x", shape)], [_init("pads", np.array(pads, np.int64))], 13, dict(x=shape, pads=pads)
 
 
+def _build_resize_bilinear(rng):
+    """Linear Resize in PyTorch's form (`pytorch_half_pixel` + scales, `align_corners=False`),
+    half-pixel, align-corners and asymmetric coordinates with sizes, downsampling by a whole
+    factor, any output size, or opset-9 Upsample (linear, asymmetric)."""
+    from onnx import helper
+
+    shape = _nchw(rng, hmax=8)
+    form = str(rng.choice(["torch", "half_pixel", "align_corners", "asymmetric", "down", "upsample", "any"],
+                          p=[0.25, 0.2, 0.15, 0.1, 0.1, 0.1, 0.1]))
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    shape[2], shape[3] = max(shape[2], 2), max(shape[3], 2)
+    out = [shape[0], shape[1], shape[2] * fh, shape[3] * fw]
+    if form == "down":
+        shape[2], shape[3] = shape[2] * fh, shape[3] * fw
+        out = [shape[0], shape[1], shape[2] // fh, shape[3] // fw]
+    if form == "any":  # any output size (sizes), half-pixel or align-corners positions
+        out = [shape[0], shape[1], int(rng.integers(1, 17)), int(rng.integers(1, 17))]
+    params = dict(x=shape, out=out, form=form)
+    if form == "upsample":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        return [helper.make_node("Upsample", ["x", "scales"], ["y"], mode="linear")], [("x", shape)], [scales], 9, params
+    if form == "torch":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear",
+                                coordinate_transformation_mode="pytorch_half_pixel")
+        return [node], [("x", shape)], [scales], 13, params
+    coord = {"half_pixel": "half_pixel", "align_corners": "align_corners", "asymmetric": "asymmetric",
+             "down": "half_pixel", "any": str(rng.choice(["half_pixel", "align_corners"]))}[form]
+    sizes = _init("sizes", np.array(out, np.int64))
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear", coordinate_transformation_mode=coord)
+    return [node], [("x", shape)], [sizes], 13, params
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -836,6 +870,7 @@ BUILDERS = {
     "gather": _build_gather,
     "log_softmax": _build_log_softmax,
     "mirror_pad": _build_mirror_pad,
+    "resize_bilinear": _build_resize_bilinear,
 }
 assert tuple(BUILDERS) == KINDS
 

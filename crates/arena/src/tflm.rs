@@ -453,10 +453,11 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(8); // Relu6OpData
             f.prepare_temps = vec![In(0)]; // Relu6Prepare reads the input only
         }
-        op::PRELU | op::RESIZE_NEAREST_NEIGHBOR | op::TRANSPOSE => {
+        op::PRELU | op::RESIZE_NEAREST_NEIGHBOR | op::RESIZE_BILINEAR | op::TRANSPOSE => {
             match code {
-                op::PRELU => f.op_data = Some(28),                            // PreluParams
-                op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
+                op::PRELU => f.op_data = Some(28), // PreluParams
+                // TfLiteResizeNearestNeighborParams, TfLiteResizeBilinearParams: two bools.
+                op::RESIZE_NEAREST_NEIGHBOR | op::RESIZE_BILINEAR => f.builtin_data = Some((2, 1)),
                 _ => {}
             }
             // PreluPrepare: input, alpha, output; the resize's input, size, output; TransposeContext.

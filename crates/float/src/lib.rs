@@ -187,6 +187,7 @@ impl Plan {
             }
             Op::Pad(p) => ops::data_movement::pad(x[0], shape(0), &p.pads, p.value, out_shape, &mut out),
             Op::ResizeNearest(p) => ops::data_movement::resize_nearest(x[0], shape(0), p, &mut out),
+            Op::ResizeBilinear(p) => ops::data_movement::resize_bilinear(x[0], shape(0), p, &mut out),
             Op::MaxPool2D(p) => ops::pool::max_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::AvgPool2D(p) => ops::pool::average_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::Mean(p) => ops::reduce::mean(x[0], shape(0), &p.axes, &mut out),

@@ -254,6 +254,15 @@ proptest! {
         check(Op::ResizeNearest(p), vec![vec![n, h, w, c]], None, seed, &[1.0])?;
     }
 
+    /// Bilinear resize, up or down by any size, in the three TFLite coordinate modes (linear in
+    /// the input: the weights are the gradient).
+    #[test]
+    fn resize_bilinear(n in 1usize..3, h in 1usize..5, w in 1usize..5, c in 1usize..3, oh in 1usize..8, ow in 1usize..8,
+                       mode in 0u8..3, seed: u64) {
+        let p = tinyq_ir::op::ResizeNearest { size: [oh, ow], align_corners: mode == 1, half_pixel_centers: mode == 2 };
+        check(Op::ResizeBilinear(p), vec![vec![n, h, w, c]], None, seed, &[1.0])?;
+    }
+
     #[test]
     fn reduce_max(dims in prop::collection::vec(1usize..4, 1..5), axes_mask in prop::collection::vec(any::<bool>(), 5), keep: bool, seed: u64) {
         let axes: Vec<usize> = (0..dims.len()).filter(|&i| axes_mask[i]).collect();

@@ -127,6 +127,7 @@ fn kind(step: &ops::Step) -> StepKind<'_> {
         Kernel::ReduceMax(_) => StepKind::Other("REDUCE_MAX"),
         Kernel::StridedSlice(_) => StepKind::Other("STRIDED_SLICE"),
         Kernel::MirrorPad(_) => StepKind::Other("MIRROR_PAD"),
+        Kernel::ResizeBilinear(_) => StepKind::Other("RESIZE_BILINEAR"),
         Kernel::Dequantize(_) => StepKind::Other("DEQUANTIZE"),
         Kernel::FloatConv(_)
         | Kernel::FloatFullyConnected(_)

@@ -64,6 +64,7 @@ pub mod quantize;
 pub mod reduce_max;
 pub mod requantize;
 pub mod reshape;
+pub mod resize_bilinear;
 pub mod resize_nearest_neighbor;
 pub mod softmax;
 pub mod strided_slice;

@@ -658,7 +658,8 @@ impl<'g> Exporter<'g> {
             Op::Pad(p) => self.pad(n, &p.pads, "constant", Some(p.value)),
             Op::MirrorPad(p) if p.reflect => self.pad(n, &p.pads, "reflect", None),
             Op::MirrorPad(_) => Err("a symmetric MIRROR_PAD (the edge repeated) has no ONNX Pad mode".into()),
-            Op::ResizeNearest(r) => self.resize_nearest(n, r),
+            Op::ResizeNearest(r) => self.resize_nearest(n, r, false),
+            Op::ResizeBilinear(r) => self.resize_nearest(n, r, true),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
             Op::Mean(m) => self.reduce(n, m, "ReduceMean", 18),
@@ -922,14 +923,15 @@ impl<'g> Exporter<'g> {
     }
 
     /// Resize (opset 11+: X, roi, scales, sizes) in NCHW with the coordinate mode and rounding that
-    /// give TFLite's source indices.
-    fn resize_nearest(&mut self, n: &Node, r: &tinyq_ir::op::ResizeNearest) -> Result<(), String> {
-        let (coord, rounding) = match (r.align_corners, r.half_pixel_centers) {
-            (false, false) => ("asymmetric", "floor"),
-            (false, true) => ("tf_half_pixel_for_nn", "floor"),
-            (true, false) => ("align_corners", "round_prefer_ceil"),
-            (true, true) => {
-                return Err("a nearest resize with both align_corners and half_pixel_centers has no ONNX form".into())
+    /// give TFLite's source indices (nearest), or its interpolation positions (`linear`).
+    fn resize_nearest(&mut self, n: &Node, r: &tinyq_ir::op::ResizeNearest, linear: bool) -> Result<(), String> {
+        let (coord, rounding) = match (r.align_corners, r.half_pixel_centers, linear) {
+            (false, false, _) => ("asymmetric", "floor"),
+            (false, true, false) => ("tf_half_pixel_for_nn", "floor"),
+            (false, true, true) => ("half_pixel", "floor"),
+            (true, false, _) => ("align_corners", "round_prefer_ceil"),
+            (true, true, _) => {
+                return Err("a resize with both align_corners and half_pixel_centers has no ONNX form".into())
             }
         };
         let x = n.inputs[0];
@@ -937,11 +939,13 @@ impl<'g> Exporter<'g> {
         let data = self.get(x, &NCHW)?;
         let sizes = [xs[0] as i64, xs[3] as i64, r.size[0] as i64, r.size[1] as i64];
         let sizes = self.int_const(&format!("{}/sizes", self.base_name(n.outputs[0])), &sizes);
-        let attrs = vec![
-            attr_string("mode", "nearest"),
+        let mut attrs = vec![
+            attr_string("mode", if linear { "linear" } else { "nearest" }),
             attr_string("coordinate_transformation_mode", coord),
-            attr_string("nearest_mode", rounding),
         ];
+        if !linear {
+            attrs.push(attr_string("nearest_mode", rounding));
+        }
         self.write_op(
             n,
             "Resize",

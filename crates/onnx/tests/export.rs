@@ -512,6 +512,22 @@ fn strided_slices_round_trip() {
     }
 }
 
+/// Bilinear resize in each TFLite coordinate mode, written as ONNX Resize linear and read back.
+#[test]
+fn bilinear_resize_round_trips() {
+    for (align_corners, half_pixel_centers, size) in
+        [(false, false, [8, 10]), (false, true, [8, 10]), (true, false, [7, 9])]
+    {
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let p = tinyq_ir::op::ResizeNearest { size, align_corners, half_pixel_centers };
+        let y = b.op("up", Op::ResizeBilinear(p), &[c]);
+        let g = b.output(&[y]);
+        round_trip(&g);
+    }
+}
+
 /// A reflected pad (MIRROR_PAD REFLECT) written as ONNX Pad mode reflect and read back.
 #[test]
 fn reflect_pad_round_trips() {

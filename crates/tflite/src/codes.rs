@@ -60,7 +60,7 @@ builtins! {
     20 RELU_N1_TO_1 - 1;
     21 RELU6 "AddRelu6" 3;
     22 RESHAPE "AddReshape" 1;
-    23 RESIZE_BILINEAR "AddResizeBilinear" -;
+    23 RESIZE_BILINEAR "AddResizeBilinear" 4;
     24 RNN - -;
     25 SOFTMAX "AddSoftmax" 3;
     26 SPACE_TO_DEPTH "AddSpaceToDepth" -;

@@ -80,6 +80,9 @@ pub(crate) const MAXIMUM_MINIMUM_V: Versions = v(1, 2);
 /// MAXIMUM and MINIMUM whose inputs broadcast at a rank above 4.
 pub(crate) const MAXIMUM_MINIMUM_5D_V: i32 = 3;
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
+pub(crate) const RESIZE_BILINEAR_V: Versions = v(1, 2);
+/// RESIZE_BILINEAR with `half_pixel_centers`.
+pub(crate) const RESIZE_BILINEAR_HALF_PIXEL_V: i32 = 3;
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V: i32 = 3;
 pub(crate) const LOGISTIC_V: Versions = v(1, 2);
@@ -109,6 +112,7 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
         (MAXIMUM | MINIMUM, MAXIMUM_MINIMUM_5D_V) => "2.3.0",
         (ABS, 2) => "2.4.0",
         (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
+        (RESIZE_BILINEAR, RESIZE_BILINEAR_HALF_PIXEL_V) => "2.2.0",
         (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
         (FULLY_CONNECTED, FULLY_CONNECTED_KEEP_DIMS_V) => "2.0.0",
@@ -306,6 +310,14 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 Some(Opt::ResizeNearestNeighborOptions(Box::new(o))),
                 data_then(vec![size_t]),
             )
+        }
+        Op::ResizeBilinear(p) => {
+            let size = p.size.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let o =
+                tfl::ResizeBilinearOptions { align_corners: p.align_corners, half_pixel_centers: p.half_pixel_centers };
+            let version = if p.half_pixel_centers { RESIZE_BILINEAR_HALF_PIXEL_V } else { ver(RESIZE_BILINEAR_V) };
+            let size_t = i32_const("size", vec![2], size);
+            ex(RESIZE_BILINEAR, version, Some(Opt::ResizeBilinearOptions(Box::new(o))), data_then(vec![size_t]))
         }
         Op::MaxPool2D(p) => {
             let version = if wide { POOL_16_V } else { ver(MAX_POOL_2D_V) };
@@ -526,16 +538,18 @@ pub(crate) fn import_op(
             let pads = flat.chunks(2).map(|c| [c[0] as usize, c[1] as usize]).collect();
             (Op::MirrorPad(MirrorPad { pads, reflect }), 1)
         }
-        RESIZE_NEAREST_NEIGHBOR => {
+        RESIZE_NEAREST_NEIGHBOR | RESIZE_BILINEAR => {
             let (align_corners, half_pixel_centers) = match opts {
                 Some(OptRef::ResizeNearestNeighborOptions(o)) => (s(o.align_corners())?, s(o.half_pixel_centers())?),
+                Some(OptRef::ResizeBilinearOptions(o)) => (s(o.align_corners())?, s(o.half_pixel_centers())?),
                 _ => (false, false),
             };
             let size = const_ints(input(1)?, "size")?;
             let &[h, w] = size.as_slice() else { return Err(format!("size {size:?} is not [height, width]")) };
             let dim =
                 |d: i64| usize::try_from(d).ok().filter(|&d| d > 0).ok_or(format!("size {size:?} is not positive"));
-            (Op::ResizeNearest(ResizeNearest { size: [dim(h)?, dim(w)?], align_corners, half_pixel_centers }), 1)
+            let p = ResizeNearest { size: [dim(h)?, dim(w)?], align_corners, half_pixel_centers };
+            (if code == RESIZE_BILINEAR { Op::ResizeBilinear(p) } else { Op::ResizeNearest(p) }, 1)
         }
         MAX_POOL_2D | AVERAGE_POOL_2D => {
             let Some(OptRef::Pool2DOptions(o)) = opts else { return Err(no_options("Pool2DOptions")) };

@@ -125,6 +125,8 @@ fn fp32_graph() -> Graph {
         }),
         &[c, dw, dwb],
     );
+    let bilinear = ResizeNearest { size: [8, 8], align_corners: false, half_pixel_centers: true };
+    let d = b.f("bilinear", Op::ResizeBilinear(bilinear), &[d]);
     let m = b.f("maxpool", Op::MaxPool2D(pool(2, Padding::Valid)), &[d]);
     let a = b.f("avgpool", Op::AvgPool2D(pool(3, Padding::Same)), &[d]);
     let sum = b.f("add", Op::Add(Binary { activation: FusedActivation::ReluN1To1 }), &[m, a]);

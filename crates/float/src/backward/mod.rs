@@ -70,6 +70,7 @@ pub fn backward(
         Op::MirrorPad(p) => vec![data_movement::gather_back(s[0], &p.source_indices(s[0]), go)],
         Op::Pad(p) => vec![data_movement::pad(s[0], &p.pads, output_shape, go)],
         Op::ResizeNearest(p) => vec![data_movement::resize_nearest(s[0], p, go)],
+        Op::ResizeBilinear(p) => vec![data_movement::resize_bilinear(s[0], p, go)],
         Op::MaxPool2D(p) => vec![pool::max_pool(x[0], s[0], p, output_shape, &masked(p.activation))],
         Op::AvgPool2D(p) => vec![pool::average_pool(s[0], p, output_shape, &masked(p.activation))],
         Op::Mean(p) => vec![reduce::mean(s[0], &p.axes, go)],

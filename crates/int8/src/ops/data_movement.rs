@@ -1,10 +1,11 @@
-//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, STRIDED_SLICE, PAD, MIRROR_PAD and
+//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, STRIDED_SLICE, PAD, MIRROR_PAD,
+//! RESIZE_BILINEAR and
 //! RESIZE_NEAREST_NEIGHBOR, and the int16
 //! CONCATENATION, RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
 //! any difference rather than silently reinterpreting values (TFLM checks it for CONCATENATION
 //! only). Kernels:
 //! `tinyq_kernels::{concatenation, reshape, transpose, strided_slice, pad, mirror_pad,
-//! resize_nearest_neighbor}`.
+//! resize_nearest_neighbor, resize_bilinear}`.
 
 use tinyq_ir::{op, FusedActivation};
 use tinyq_kernels::concatenation::{
@@ -13,6 +14,7 @@ use tinyq_kernels::concatenation::{
 use tinyq_kernels::mirror_pad::prepare_mirror_pad as prepare_mirror_pad_s8;
 use tinyq_kernels::pad::{pad, prepare_pad as prepare_pad_s8, PadParams};
 use tinyq_kernels::reshape::prepare_reshape as prepare_reshape_s8;
+use tinyq_kernels::resize_bilinear::prepare_resize_bilinear as prepare_resize_bilinear_s8;
 use tinyq_kernels::resize_nearest_neighbor::prepare_resize_nearest_neighbor;
 use tinyq_kernels::strided_slice::{prepare_strided_slice as prepare_strided_slice_s8, StridedSliceOperands};
 use tinyq_kernels::transpose::{prepare_transpose as prepare_transpose_s8, transpose, TransposeParams};
@@ -98,6 +100,15 @@ pub(crate) fn prepare_strided_slice(ctx: &Ctx<'_>, p: &op::StridedSlice) -> Resu
     };
     let params = prepare_strided_slice_s8(&ctx.input(0)?.shape, operands).map_err(ctx.kernel_err())?;
     Ok((Kernel::StridedSlice(params), vec![ctx.input_id(0)]))
+}
+
+/// RESIZE_BILINEAR interpolates stored values: the output keeps the input's parameters.
+pub(crate) fn prepare_resize_bilinear(ctx: &Ctx<'_>, p: &op::ResizeNearest) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let params = prepare_resize_bilinear_s8(&ctx.input(0)?.shape, p.size, p.align_corners, p.half_pixel_centers)
+        .map_err(ctx.kernel_err())?;
+    Ok((Kernel::ResizeBilinear(params), vec![ctx.input_id(0)]))
 }
 
 /// MIRROR_PAD copies stored values: the output keeps the input's parameters.

@@ -46,6 +46,7 @@ pub(crate) enum Kernel {
     Transpose(data_movement::Transpose),
     StridedSlice(tinyq_kernels::strided_slice::StridedSliceParams),
     MirrorPad(tinyq_kernels::mirror_pad::MirrorPadParams),
+    ResizeBilinear(tinyq_kernels::resize_bilinear::ResizeBilinearParams),
     ResizeNearest(tinyq_kernels::resize_nearest_neighbor::ResizeNearestParams),
     Pad(data_movement::Pad<i8>),
     Pad16(data_movement::Pad<i16>),
@@ -100,6 +101,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
         Op::StridedSlice(p) => data_movement::prepare_strided_slice(&ctx, p)?,
         Op::MirrorPad(p) => data_movement::prepare_mirror_pad(&ctx, p)?,
+        Op::ResizeBilinear(p) => data_movement::prepare_resize_bilinear(&ctx, p)?,
         Op::Pad(p) => data_movement::prepare_pad(&ctx, p, wide)?,
         Op::ResizeNearest(p) => data_movement::prepare_resize_nearest(&ctx, p)?,
         Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p, wide)?,
@@ -150,6 +152,7 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
         Kernel::StridedSlice(p) => tinyq_kernels::strided_slice::strided_slice(p, s8(args[0]), s8_mut(out)),
         Kernel::MirrorPad(p) => tinyq_kernels::mirror_pad::mirror_pad(p, s8(args[0]), s8_mut(out)),
+        Kernel::ResizeBilinear(p) => tinyq_kernels::resize_bilinear::resize_bilinear_s8(p, s8(args[0]), s8_mut(out)),
         Kernel::ResizeNearest(p) => {
             tinyq_kernels::resize_nearest_neighbor::resize_nearest_neighbor(p, s8(args[0]), s8_mut(out))
         }
@@ -186,7 +189,11 @@ impl Kernel {
             Kernel::Concat(_) | Kernel::Concat16(_) | Kernel::Transpose(_) | Kernel::Pad(_) | Kernel::Pad16(_) => false,
             Kernel::Pool(k) | Kernel::Pool16(k) => k.fast,
             Kernel::Mean(_) | Kernel::Mean16(_) | Kernel::ReduceMax(_) => false,
-            Kernel::PRelu(_) | Kernel::ResizeNearest(_) | Kernel::StridedSlice(_) | Kernel::MirrorPad(_) => false,
+            Kernel::PRelu(_)
+            | Kernel::ResizeNearest(_)
+            | Kernel::StridedSlice(_)
+            | Kernel::MirrorPad(_)
+            | Kernel::ResizeBilinear(_) => false,
             Kernel::FloatConv(_) | Kernel::FloatFullyConnected(_) | Kernel::FloatPad(_) | Kernel::FloatTranspose(_) => {
                 false
             }

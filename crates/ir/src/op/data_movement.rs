@@ -86,6 +86,23 @@ impl ResizeNearest {
         Ok(vec![x[0], self.size[0], self.size[1], x[3]])
     }
 
+    /// The two source indices along one axis for output index `o` and the weight of the second,
+    /// as TFLite's float `ComputeInterpolationValues` (`reference/resize_bilinear.h`) computes
+    /// them in float32: `scale = in / out` (`(in − 1) / (out − 1)` with `align_corners`), the
+    /// position `o · scale` (`(o + 0.5) · scale − 0.5` with `half_pixel_centers`), its floor
+    /// (at least 0) and ceiling (at most `in − 1`).
+    pub fn bilinear_taps(&self, o: usize, input: usize, output: usize) -> (usize, usize, f32) {
+        let scale = if self.align_corners && output > 1 {
+            (input as f32 - 1.0) / (output as f32 - 1.0)
+        } else {
+            input as f32 / output as f32
+        };
+        let v = if self.half_pixel_centers { (o as f32 + 0.5) * scale - 0.5 } else { o as f32 * scale };
+        let lo = (v.floor() as i64).max(0);
+        let hi = (v.ceil() as i64).min(input as i64 - 1);
+        (lo as usize, hi as usize, v - lo as f32)
+    }
+
     /// The source index along one axis for output index `o` (TFLite `GetNearestNeighbor`).
     pub fn source(&self, o: usize, input: usize, output: usize) -> usize {
         let scale = if self.align_corners && output > 1 {

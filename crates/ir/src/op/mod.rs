@@ -152,6 +152,10 @@ pub enum Op {
     Pad(Pad),
     MirrorPad(MirrorPad),
     ResizeNearest(ResizeNearest),
+    /// Bilinear resize of `x [N, H, W, C]` with the same parameters as [`ResizeNearest`] (see
+    /// [`ResizeNearest::bilinear_taps`]): ONNX `Resize`/`Upsample` mode linear, TFLite
+    /// `RESIZE_BILINEAR`.
+    ResizeBilinear(ResizeNearest),
     MaxPool2D(Pool2D),
     AvgPool2D(Pool2D),
     Mean(Mean),
@@ -263,6 +267,7 @@ macro_rules! fused_activation {
             | Op::Pad(_)
             | Op::MirrorPad(_)
             | Op::ResizeNearest(_)
+            | Op::ResizeBilinear(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
@@ -305,6 +310,7 @@ impl Op {
             Op::Pad(_) => f("Pad"),
             Op::MirrorPad(_) => f("MirrorPad"),
             Op::ResizeNearest(_) => f("ResizeNearest"),
+            Op::ResizeBilinear(_) => f("ResizeBilinear"),
             Op::MaxPool2D(_) => f("MaxPool2D"),
             Op::AvgPool2D(_) => f("AvgPool2D"),
             Op::Mean(_) => f("Mean"),
@@ -388,6 +394,7 @@ impl Op {
             | Op::Pad(_)
             | Op::MirrorPad(_)
             | Op::ResizeNearest(_)
+            | Op::ResizeBilinear(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
@@ -479,7 +486,7 @@ impl Op {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
-            Op::ResizeNearest(p) => {
+            Op::ResizeNearest(p) | Op::ResizeBilinear(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }

@@ -67,6 +67,7 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::MirrorPad(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ResizeBilinear(_)
         | Op::ReduceMax(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_) => OutputRule::SameAsInput,
@@ -107,6 +108,7 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::MirrorPad(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ResizeBilinear(_)
         | Op::ReduceMax(_)
         | Op::ReduceSum(_)
         | Op::MaxPool2D(_)
@@ -151,6 +153,7 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Minimum
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ResizeBilinear(_)
         | Op::ReduceMax(_)
         | Op::ReduceSum(_)
         | Op::Softmax(_)
