@@ -56,10 +56,11 @@ fn resolve(start: i64, end: i64, step: i64, d: i64) -> Result<AxisSlice, String>
     Ok(if step > 0 { (s.clamp(0, d), e.clamp(0, d), step) } else { (s.clamp(0, d - 1), e.clamp(-1, d - 1), step) })
 }
 
-pub(super) fn slice_tensor(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
-    let x = c.input(imp, 0)?;
-    let shape = imp.shape(&x);
-    let rank = shape.len();
+/// Slice's starts, ends, axes (resolved against `rank`) and steps: inputs from opset 10,
+/// attributes before; one of each per axis. The constant-folding Slice reads them here too.
+pub(super) type SliceParams = (Vec<i64>, Vec<i64>, Vec<usize>, Vec<i64>);
+
+pub(super) fn slice_params(imp: &Importer, c: &Ctx, rank: usize) -> Result<SliceParams, String> {
     let (starts, ends, axes, steps) = if imp.opset >= 10 {
         let get = |i| -> Result<Option<Vec<i64>>, String> { Ok(c.const_input(imp, i)?.map(|c| c.data.to_i64())) };
         (get(1)?.ok_or("missing starts")?, get(2)?.ok_or("missing ends")?, get(3)?, get(4)?)
@@ -72,14 +73,17 @@ pub(super) fn slice_tensor(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     };
     let steps = steps.unwrap_or_else(|| vec![1; axes.len()]);
     if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
-        return Err(format!(
-            "{} starts, {} ends, {} steps for {} axes",
-            starts.len(),
-            ends.len(),
-            steps.len(),
-            axes.len()
-        ));
+        let n = (starts.len(), ends.len(), steps.len(), axes.len());
+        return Err(format!("{} starts, {} ends, {} steps for {} axes", n.0, n.1, n.2, n.3));
     }
+    Ok((starts, ends, axes, steps))
+}
+
+pub(super) fn slice_tensor(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+    let x = c.input(imp, 0)?;
+    let shape = imp.shape(&x);
+    let rank = shape.len();
+    let (starts, ends, axes, steps) = slice_params(imp, c, rank)?;
     let mut per_axis = vec![None; rank];
     for (k, &a) in axes.iter().enumerate() {
         per_axis[a] = Some(resolve(starts[k], ends[k], steps[k], shape[a] as i64)?);
