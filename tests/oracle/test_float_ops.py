@@ -20,7 +20,7 @@ from test_max_drop import ok
 CASES = 40
 REL = 1e-5
 # op kinds whose float kernel is checked here (kinds of tflm_lib)
-KINDS = ("prelu", "resize", "reduce_max", "elu", "abs", "reduce_sum", "batch_norm")
+KINDS = ("prelu", "resize", "reduce_max", "elu", "abs", "reduce_sum", "batch_norm", "max", "min", "slice", "split", "gather", "log_softmax", "mirror_pad", "resize_bilinear")
 
 
 def onnxruntime_run(model, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Every case is a tiny FP32 ONNX model holding one op under test (conv, depthwise conv, fully
 connected, add, mul, max/average pool, mean, softmax, logistic, tanh, hardswish, concat, pad,
-reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
+reshape, prelu, resize, reduce_max, elu, abs, reduce_sum, batch_norm, max, min, slice, split, gather, log_softmax, mirror_pad, resize_bilinear) with random shapes, strides, paddings, dilations, weights and data ranges. It is built
 from a seeded RNG, so a case id always names the same model.
 
 Pipeline of one case (the driver in the test module runs all cases in bulk):
@@ -54,6 +54,14 @@ KINDS = (
     "abs",
     "reduce_sum",
     "batch_norm",
+    "max",
+    "min",
+    "slice",
+    "split",
+    "gather",
+    "log_softmax",
+    "mirror_pad",
+    "resize_bilinear",
 )
 
 BASE_SEED = int(os.environ.get("TINYQ_TFLM_SEED", "20261127"))
@@ -608,6 +616,229 @@ def _build_reduce_sum(rng):
     return _build_reduce(rng, "ReduceSum", [[2, 3], [1], [2], [3], [-1], [1, 2, 3], [0, 1]], 0.5, 13, 11)
 
 
+def _build_extremum(rng, op):
+    """ONNX Max/Min (TFLite MAXIMUM/MINIMUM) in the forms exporters write: two activations or an
+    activation and a constant (broadcast either way), a clamp against a scalar (`max(x, 0)`,
+    `min(x, 6)`), one operand from a Sigmoid (fixed int8 parameters, so the int8 graph requantizes
+    it onto the shared scale), or three inputs (opset 8's variadic form)."""
+    from onnx import helper
+
+    form = str(rng.choice(["binary", "scalar", "sigmoid", "three"], p=[0.55, 0.15, 0.15, 0.15]))
+    if form == "binary":
+        nodes, inputs, inits, opset, params = _build_binary(rng, op)
+        params["form"] = form
+        return nodes, inputs, inits, opset, params
+    shape = _nchw(rng)
+    params = dict(form=form, x=shape)
+    if form == "scalar":
+        bound = float(rng.choice([0.0, 6.0, -1.0, 1.0])) * (1 if rng.random() < 0.7 else _logu(rng, 0.1, 10.0))
+        params["bound"] = bound
+        ins = ["c", "a"] if rng.random() < 0.3 else ["a", "c"]
+        return ([helper.make_node(op, ins, ["y"])], [("a", shape)],
+                [_init("c", np.array([bound], np.float32))], 13, params)
+    other, bmode = _broadcast_shape(rng, shape)
+    params["other"], params["broadcast"] = other, bmode
+    if form == "sigmoid":
+        nodes = [helper.make_node("Sigmoid", ["b"], ["s"]), helper.make_node(op, ["a", "s"], ["y"])]
+        return nodes, [("a", shape), ("b", other)], [], 13, params
+    third, _ = _broadcast_shape(rng, shape)
+    params["third"] = third
+    return [helper.make_node(op, ["a", "b", "c"], ["y"])], [("a", shape), ("b", other), ("c", third)], [], 13, params
+
+
+def _build_max(rng):
+    return _build_extremum(rng, "Max")
+
+
+def _build_min(rng):
+    return _build_extremum(rng, "Min")
+
+
+def _data_shape(rng):
+    """NCHW mostly; now and then a [1, C, L] sequence (Conv1d) or a [1, F] feature vector."""
+    kind = str(rng.choice(["nchw", "ncl", "nf"], p=[0.7, 0.2, 0.1]))
+    if kind == "nchw":
+        return _nchw(rng)
+    if kind == "ncl":
+        return [1, int(rng.integers(1, 9)), int(rng.integers(1, 25))]
+    return [1, int(rng.integers(1, 49))]
+
+
+def _build_slice(rng):
+    """ONNX Slice on an activation (opset 13: starts/ends/axes/steps inputs, axes and steps
+    sometimes left out; opset 9: attributes), with negative and out-of-range indices, INT64 ends
+    and steps of either sign."""
+    from onnx import helper
+
+    shape = _data_shape(rng)
+    rank = len(shape)
+    axes = sorted(int(a) for a in rng.choice(range(1, rank), size=int(rng.integers(1, rank)), replace=False))
+    old = bool(rng.random() < 0.15)
+    starts, ends, steps = [], [], []
+    for a in axes:
+        d = shape[a]
+        step = 1 if old else int(rng.choice([1, 1, 2, 3, -1, -2]))
+        lo = int(rng.integers(0, d))
+        hi = int(rng.integers(lo + 1, d + 1))
+        if step > 0:
+            s, e = lo, hi
+            if rng.random() < 0.2:
+                e = int(np.iinfo(np.int64).max)
+        else:
+            s, e = hi - 1, lo - 1
+            if e < 0:  # down to the first element: an end before it (-1 would be the last)
+                e = -d - 5 if rng.random() < 0.5 else int(np.iinfo(np.int64).min)
+        if rng.random() < 0.25:
+            s = s - d if s < d else s
+        if e >= 0 and e <= d and rng.random() < 0.2 and e - d < 0:
+            e = e - d if (e - d) != 0 else e
+        starts.append(s)
+        ends.append(e)
+        steps.append(step)
+    params = dict(x=shape, axes=axes, starts=starts, ends=ends, steps=steps, old=old)
+    if old:
+        node = helper.make_node("Slice", ["x"], ["y"], starts=starts, ends=ends, axes=axes)
+        return [node], [("x", shape)], [], 9, params
+    inits = [_init("starts", np.array(starts, np.int64)), _init("ends", np.array(ends, np.int64))]
+    ins = ["x", "starts", "ends"]
+    full = axes == list(range(len(axes))) and all(st == 1 for st in steps)
+    if not (full and rng.random() < 0.5):
+        inits.append(_init("axes", np.array(axes, np.int64)))
+        ins.append("axes")
+        if any(st != 1 for st in steps) or rng.random() < 0.5:
+            inits.append(_init("steps", np.array(steps, np.int64)))
+            ins.append("steps")
+    return [helper.make_node("Slice", ins, ["y"])], [("x", shape)], inits, 13, params
+
+
+def _build_split(rng):
+    """ONNX Split of an activation (sizes as opset 13's input, opset 11's attribute, or equal
+    parts); one of its outputs is the model's."""
+    from onnx import helper
+
+    shape = _data_shape(rng)
+    rank = len(shape)
+    axis = int(rng.integers(1, rank))
+    d = shape[axis]
+    if d < 2:
+        shape[axis] = d = int(rng.integers(2, 9))
+    n = int(rng.integers(2, min(d, 4) + 1))
+    form = str(rng.choice(["input", "attribute", "equal"]))
+    if form == "equal":
+        shape[axis] = d = d - d % n
+        sizes = [d // n] * n
+    else:
+        cuts = sorted(int(c) for c in rng.choice(range(1, d), size=n - 1, replace=False))
+        sizes = [b - a for a, b in zip([0] + cuts, cuts + [d])]
+    k = int(rng.integers(0, n))
+    outs = [f"part{i}" if i != k else "y" for i in range(n)]
+    neg = bool(rng.random() < 0.3)
+    attrs = dict(axis=axis - rank if neg else axis)
+    params = dict(x=shape, axis=axis, sizes=sizes, taken=k, form=form)
+    if form == "input":
+        return ([helper.make_node("Split", ["x", "split"], outs, **attrs)], [("x", shape)],
+                [_init("split", np.array(sizes, np.int64))], 13, params)
+    if form == "attribute":
+        return [helper.make_node("Split", ["x"], outs, split=sizes, **attrs)], [("x", shape)], [], 11, params
+    return [helper.make_node("Split", ["x"], outs, **attrs)], [("x", shape)], [], 13, params
+
+
+def _build_gather(rng):
+    """ONNX Gather of an activation on constant indices: one index (the axis goes away, as
+    `x[:, 3]` exports) or an evenly spaced run (`x[:, 1:7:2]`, reversed runs, negative indices)."""
+    from onnx import helper
+
+    shape = _data_shape(rng)
+    rank = len(shape)
+    axis = int(rng.integers(1, rank))
+    d = shape[axis]
+    if rng.random() < 0.5:
+        i = int(rng.integers(0, d))
+        idx = np.array(i - d if rng.random() < 0.3 else i, np.int64)
+    else:
+        step = int(rng.choice([1, 1, 2, -1]))
+        count = int(rng.integers(1, max(1, (d - 1) // abs(step) + 1) + 1))
+        first = int(rng.integers(0, d - (count - 1) * abs(step)))
+        run = [first + k * abs(step) for k in range(count)]
+        idx = np.array(run[::-1] if step < 0 else run, np.int64)
+        if rng.random() < 0.2:
+            idx = idx - d
+    params = dict(x=shape, axis=axis, indices=idx.tolist())
+    return ([helper.make_node("Gather", ["x", "idx"], ["y"], axis=axis)], [("x", shape)],
+            [_init("idx", idx)], 13, params)
+
+
+def _build_log_softmax(rng):
+    """ONNX LogSoftmax over the last axis (opset 13), over the channels of an NCHW tensor (stored
+    last in NHWC), or opset 11's form on a [1, F] vector, as classifier heads export it."""
+    from onnx import helper
+
+    form = str(rng.choice(["last", "channels", "opset11"], p=[0.5, 0.3, 0.2]))
+    if form == "channels":
+        shape = _nchw(rng, hmax=6)
+        shape[1] = max(shape[1], 2)
+        return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], [("x", shape)], [], 13, dict(x=shape, form=form)
+    if form == "opset11":
+        shape = [1, int(rng.integers(2, 65))]
+        return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], [("x", shape)], [], 11, dict(x=shape, form=form)
+    shape = _elementwise_shape(rng)
+    shape[-1] = max(shape[-1], 2)
+    return [helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)], [("x", shape)], [], 13, dict(x=shape, form=form)
+
+
+def _build_mirror_pad(rng):
+    """ONNX Pad with mode reflect (PyTorch's ReflectionPad1d/2d export it): pads of up to
+    `dim - 1` on height and width (NCHW) or the length ([1, C, L]), now and then the channels."""
+    from onnx import helper
+
+    shape = _nchw(rng) if rng.random() < 0.75 else [1, int(rng.integers(1, 9)), int(rng.integers(2, 25))]
+    rank = len(shape)
+    for a in range(2, rank):
+        shape[a] = max(shape[a], 2)
+    pads = [0] * (2 * rank)
+    for a in range(2, rank):
+        pads[a], pads[a + rank] = int(rng.integers(0, shape[a])), int(rng.integers(0, shape[a]))
+    if shape[1] > 1 and rng.random() < 0.2:
+        pads[1], pads[1 + rank] = int(rng.integers(0, shape[1])), int(rng.integers(0, shape[1]))
+    if not any(pads):
+        pads[rank - 1] = 1
+    node = helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect")
+    return [node], [("x", shape)], [_init("pads", np.array(pads, np.int64))], 13, dict(x=shape, pads=pads)
+
+
+def _build_resize_bilinear(rng):
+    """Linear Resize in PyTorch's form (`pytorch_half_pixel` + scales, `align_corners=False`),
+    half-pixel, align-corners and asymmetric coordinates with sizes, downsampling by a whole
+    factor, any output size, or opset-9 Upsample (linear, asymmetric)."""
+    from onnx import helper
+
+    shape = _nchw(rng, hmax=8)
+    form = str(rng.choice(["torch", "half_pixel", "align_corners", "asymmetric", "down", "upsample", "any"],
+                          p=[0.25, 0.2, 0.15, 0.1, 0.1, 0.1, 0.1]))
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    shape[2], shape[3] = max(shape[2], 2), max(shape[3], 2)
+    out = [shape[0], shape[1], shape[2] * fh, shape[3] * fw]
+    if form == "down":
+        shape[2], shape[3] = shape[2] * fh, shape[3] * fw
+        out = [shape[0], shape[1], shape[2] // fh, shape[3] // fw]
+    if form == "any":  # any output size (sizes), half-pixel or align-corners positions
+        out = [shape[0], shape[1], int(rng.integers(1, 17)), int(rng.integers(1, 17))]
+    params = dict(x=shape, out=out, form=form)
+    if form == "upsample":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        return [helper.make_node("Upsample", ["x", "scales"], ["y"], mode="linear")], [("x", shape)], [scales], 9, params
+    if form == "torch":
+        scales = _init("scales", np.array([1, 1, fh, fw], np.float32))
+        node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear",
+                                coordinate_transformation_mode="pytorch_half_pixel")
+        return [node], [("x", shape)], [scales], 13, params
+    coord = {"half_pixel": "half_pixel", "align_corners": "align_corners", "asymmetric": "asymmetric",
+             "down": "half_pixel", "any": str(rng.choice(["half_pixel", "align_corners"]))}[form]
+    sizes = _init("sizes", np.array(out, np.int64))
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear", coordinate_transformation_mode=coord)
+    return [node], [("x", shape)], [sizes], 13, params
+
+
 BUILDERS = {
     "conv": _build_conv,
     "depthwise_conv": _build_depthwise_conv,
@@ -632,6 +863,14 @@ BUILDERS = {
     "abs": _build_abs,
     "reduce_sum": _build_reduce_sum,
     "batch_norm": _build_batch_norm,
+    "max": _build_max,
+    "min": _build_min,
+    "slice": _build_slice,
+    "split": _build_split,
+    "gather": _build_gather,
+    "log_softmax": _build_log_softmax,
+    "mirror_pad": _build_mirror_pad,
+    "resize_bilinear": _build_resize_bilinear,
 }
 assert tuple(BUILDERS) == KINDS
 

@@ -417,6 +417,14 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(32); // OpDataQuantizeReference / DequantizeOpData
             f.prepare_temps = vec![In(0), Out(0)];
         }
+        op::LOG_SOFTMAX => {
+            // CalculateOpData: the input and output, then (int8 only) LogSoftmaxOpData (five
+            // int32, two size_t) from AllocatePersistentBuffer; no builtin data.
+            f.prepare_temps = vec![In(0), Out(0)];
+            if in_type == Some(INT8) {
+                f.prepare_persistent = vec![align_up(20, p) + 2 * p];
+            }
+        }
         op::LOGISTIC => {
             f.op_data = Some(16); // OpDataLogistic
             f.prepare_temps = vec![In(0), Out(0)];
@@ -445,14 +453,27 @@ pub fn op_footprint(code: i32, s: &Sizes, sh: &OpShapes) -> OpFootprint {
             f.op_data = Some(8); // Relu6OpData
             f.prepare_temps = vec![In(0)]; // Relu6Prepare reads the input only
         }
-        op::PRELU | op::RESIZE_NEAREST_NEIGHBOR | op::TRANSPOSE => {
+        op::PRELU | op::RESIZE_NEAREST_NEIGHBOR | op::RESIZE_BILINEAR | op::TRANSPOSE => {
             match code {
-                op::PRELU => f.op_data = Some(28),                            // PreluParams
-                op::RESIZE_NEAREST_NEIGHBOR => f.builtin_data = Some((2, 1)), // TfLiteResizeNearestNeighborParams
+                op::PRELU => f.op_data = Some(28), // PreluParams
+                // TfLiteResizeNearestNeighborParams, TfLiteResizeBilinearParams: two bools.
+                op::RESIZE_NEAREST_NEIGHBOR | op::RESIZE_BILINEAR => f.builtin_data = Some((2, 1)),
                 _ => {}
             }
             // PreluPrepare: input, alpha, output; the resize's input, size, output; TransposeContext.
             f.prepare_temps = vec![In(0), In(1), Out(0)];
+        }
+        op::MIRROR_PAD => {
+            f.builtin_data = Some(layout(&[s.en()])); // TfLiteMirrorPaddingParams
+            f.op_data = Some(20); // OpDataMirrorPad: five int
+            f.prepare_temps = vec![In(0), In(1), Out(0)];
+            let rank = input.map_or(0, |s| s.len());
+            f.scratch = vec![4 * rank, 4 * rank];
+        }
+        op::MAXIMUM | op::MINIMUM => {
+            // maximum_minimum.cc registers neither Init nor Prepare, and ParseMaximum/ParseMinimum
+            // allocate no builtin data: nothing is planned for them.
+            f.prepare_temps = vec![];
         }
         op::STRIDED_SLICE => {
             f.builtin_data = Some((24, 4));

@@ -240,14 +240,41 @@ impl Plan {
             Op::Mul(p) => {
                 ops::binary::binary(x[0], shape(0), x[1], shape(1), out_shape, p.activation, |a, b| a * b, &mut out)
             }
+            Op::Maximum => ops::binary::binary(
+                x[0],
+                shape(0),
+                x[1],
+                shape(1),
+                out_shape,
+                FusedActivation::None,
+                f32::max,
+                &mut out,
+            ),
+            Op::Minimum => ops::binary::binary(
+                x[0],
+                shape(0),
+                x[1],
+                shape(1),
+                out_shape,
+                FusedActivation::None,
+                f32::min,
+                &mut out,
+            ),
             Op::Concat(p) => {
                 let shapes: Vec<&[usize]> = (0..x.len()).map(shape).collect();
                 ops::data_movement::concat(x, &shapes, p.axis, p.activation, &mut out)
             }
             Op::Reshape => out.copy_from_slice(x[0]),
             Op::Transpose(p) => ops::data_movement::transpose(x[0], shape(0), &p.perm, &mut out),
+            Op::StridedSlice(p) => {
+                p.source_indices(shape(0)).into_iter().zip(out.iter_mut()).for_each(|(i, o)| *o = x[0][i])
+            }
+            Op::MirrorPad(p) => {
+                p.source_indices(shape(0)).into_iter().zip(out.iter_mut()).for_each(|(i, o)| *o = x[0][i])
+            }
             Op::Pad(p) => ops::data_movement::pad(x[0], shape(0), &p.pads, p.value, out_shape, &mut out),
             Op::ResizeNearest(p) => ops::data_movement::resize_nearest(x[0], shape(0), p, &mut out),
+            Op::ResizeBilinear(p) => ops::data_movement::resize_bilinear(x[0], shape(0), p, &mut out),
             Op::MaxPool2D(p) => ops::pool::max_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::AvgPool2D(p) => ops::pool::average_pool(x[0], shape(0), p, out_shape, &mut out),
             Op::Mean(p) => ops::reduce::mean(x[0], shape(0), &p.axes, &mut out),
@@ -273,6 +300,7 @@ impl Plan {
             Op::Tanh => ops::activation::map(x[0], &mut out, f32::tanh),
             Op::HardSwish => ops::activation::map(x[0], &mut out, |v| v * (v + 3.0).clamp(0.0, 6.0) / 6.0),
             Op::Softmax(p) => ops::activation::softmax(x[0], *shape(0).last().unwrap_or(&1), p.beta, &mut out),
+            Op::LogSoftmax => ops::activation::log_softmax(x[0], *shape(0).last().unwrap_or(&1), &mut out),
             Op::Quantize | Op::Dequantize => unreachable!("refused by Plan::new"),
         }
         out

@@ -197,6 +197,46 @@ proptest! {
         check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
     }
 
+    /// Max and Min of two inputs broadcast against each other (the gradient to the one taken).
+    #[test]
+    fn maximum_minimum(dims in prop::collection::vec(1usize..4, 1..4), ma in prop::collection::vec(any::<bool>(), 4),
+                       mb in prop::collection::vec(any::<bool>(), 4), drop_a in 0usize..3, drop_b in 0usize..3,
+                       max: bool, seed: u64) {
+        let bcast = |mask: &[bool], drop: usize| -> Vec<usize> {
+            let s: Vec<usize> = dims.iter().zip(mask).map(|(&d, &m)| if m { 1 } else { d }).collect();
+            s[drop.min(s.len() - 1)..].to_vec()
+        };
+        let op = if max { Op::Maximum } else { Op::Minimum };
+        check(op, vec![bcast(&ma, drop_a), bcast(&mb, drop_b)], None, seed, &[1.0])?;
+    }
+
+    /// Strided slices in either direction, with TFLite's masks (shrunk axes leave the output).
+    #[test]
+    fn strided_slice(dims in prop::collection::vec(1usize..5, 1..5), begin in prop::collection::vec(-5i32..5, 4),
+                     end in prop::collection::vec(-5i32..6, 4), strides in prop::collection::vec(prop::sample::select(vec![-2, -1, 1, 1, 2, 3]), 4),
+                     masks in prop::array::uniform3(0u32..16), seed: u64) {
+        let r = dims.len();
+        let t = tinyq_ir::op::StridedSliceTflite {
+            begin: begin[..r].to_vec(),
+            end: end[..r].to_vec(),
+            strides: strides[..r].to_vec(),
+            begin_mask: masks[0],
+            end_mask: masks[1],
+            shrink_axis_mask: masks[2] & ((1 << r) - 1),
+        };
+        let Ok(p) = tinyq_ir::op::StridedSlice::from_tflite(&dims, &t) else { return Ok(()) };
+        check(Op::StridedSlice(p), vec![dims], None, seed, &[1.0])?;
+    }
+
+    /// Mirror padding (reflect: up to dim − 1 per side; symmetric: up to dim).
+    #[test]
+    fn mirror_pad(dims in prop::collection::vec(1usize..5, 1..4), raw in prop::collection::vec((0usize..5, 0usize..5), 3),
+                  reflect: bool, seed: u64) {
+        let cap = |d: usize| if reflect { d - 1 } else { d };
+        let pads = dims.iter().zip(&raw).map(|(&d, &(a, b))| [a % (cap(d) + 1), b % (cap(d) + 1)]).collect();
+        check(Op::MirrorPad(tinyq_ir::op::MirrorPad { pads, reflect }), vec![dims], None, seed, &[1.0])?;
+    }
+
     /// PRelu: the data at full shape, the slope broadcasting to it (per channel, per row, one).
     #[test]
     fn prelu(dims in prop::collection::vec(1usize..4, 1..4), ms in prop::collection::vec(any::<bool>(), 4),
@@ -212,6 +252,15 @@ proptest! {
                       mode in 0u8..3, seed: u64) {
         let p = tinyq_ir::op::ResizeNearest { size: [oh, ow], align_corners: mode == 1, half_pixel_centers: mode == 2 };
         check(Op::ResizeNearest(p), vec![vec![n, h, w, c]], None, seed, &[1.0])?;
+    }
+
+    /// Bilinear resize, up or down by any size, in the three TFLite coordinate modes (linear in
+    /// the input: the weights are the gradient).
+    #[test]
+    fn resize_bilinear(n in 1usize..3, h in 1usize..5, w in 1usize..5, c in 1usize..3, oh in 1usize..8, ow in 1usize..8,
+                       mode in 0u8..3, seed: u64) {
+        let p = tinyq_ir::op::ResizeNearest { size: [oh, ow], align_corners: mode == 1, half_pixel_centers: mode == 2 };
+        check(Op::ResizeBilinear(p), vec![vec![n, h, w, c]], None, seed, &[1.0])?;
     }
 
     #[test]
@@ -271,11 +320,11 @@ proptest! {
 }
 
 proptest! {
-    // Ten ops share this test: 10 × 40 cases.
-    #![proptest_config(ProptestConfig { cases: 400, ..config() })]
+    // Eleven ops share this test (Softmax drawn twice as often): 12 × 40 cases.
+    #![proptest_config(ProptestConfig { cases: 480, ..config() })]
 
     #[test]
-    fn elementwise(dims in prop::collection::vec(1usize..5, 1..4), which in 0u8..11, lo in -2f32..0.0, hi in 0f32..2.0,
+    fn elementwise(dims in prop::collection::vec(1usize..5, 1..4), which in 0u8..12, lo in -2f32..0.0, hi in 0f32..2.0,
                    alpha in -0.5f32..1.5, seed: u64) {
         let (op, scale) = match which {
             0 => (Op::Relu, 1.0),
@@ -287,6 +336,7 @@ proptest! {
             6 => (Op::HardSwish, 5.0),
             7 => (Op::Elu, 3.0),
             8 => (Op::Abs, 2.0),
+            9 => (Op::LogSoftmax, 2.0),
             _ => (Op::Softmax(Softmax { beta: alpha + 0.6 }), 2.0),
         };
         check(op, vec![dims], None, seed, &[scale])?;

@@ -112,6 +112,7 @@ fn kind(step: &ops::Step) -> StepKind<'_> {
         Kernel::Transpose(t) => StepKind::Transpose(t.params()),
         Kernel::Pad(p) => StepKind::Pad { params: p.params(), value: p.value() },
         Kernel::Activation(Activation::Softmax(p)) => StepKind::Softmax(p),
+        Kernel::Activation(Activation::LogSoftmax(_)) => StepKind::Other("LOG_SOFTMAX"),
         Kernel::Activation(_) | Kernel::Quantize(Quantize::Requantize(_)) => StepKind::Table(table(step)),
         Kernel::Quantize(_) => StepKind::Other("QUANTIZE (to or from a float or int16 tensor)"),
         Kernel::Conv2D16(_) | Kernel::DepthwiseConv2D16(_) | Kernel::FullyConnected16(_) => {
@@ -124,6 +125,9 @@ fn kind(step: &ops::Step) -> StepKind<'_> {
         Kernel::PRelu(_) => StepKind::Other("PRELU"),
         Kernel::ResizeNearest(_) => StepKind::Other("RESIZE_NEAREST_NEIGHBOR"),
         Kernel::ReduceMax(_) => StepKind::Other("REDUCE_MAX"),
+        Kernel::StridedSlice(_) => StepKind::Other("STRIDED_SLICE"),
+        Kernel::MirrorPad(_) => StepKind::Other("MIRROR_PAD"),
+        Kernel::ResizeBilinear(_) => StepKind::Other("RESIZE_BILINEAR"),
         Kernel::Dequantize(_) => StepKind::Other("DEQUANTIZE"),
         Kernel::FloatConv(_)
         | Kernel::FloatFullyConnected(_)

@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use prost::Message;
-use tinyq_ir::op::{Concat, Conv2D, FullyConnected, Mean, Pad, Pool2D, Softmax, Transpose};
+use tinyq_ir::op::{Concat, Conv2D, FullyConnected, Mean, Pool2D, Transpose};
 use tinyq_ir::{numel, DType, FusedActivation, Graph, Node, Op, Padding, TensorData, TensorId};
 
 use crate::constfold::transpose_index;
@@ -646,14 +646,20 @@ impl<'g> Exporter<'g> {
             Op::Add(b) => self.binary(n, "Add", b.activation),
             Op::Sub(b) => self.binary(n, "Sub", b.activation),
             Op::Mul(b) => self.binary(n, "Mul", b.activation),
+            Op::Maximum => self.binary(n, "Max", FusedActivation::None),
+            Op::Minimum => self.binary(n, "Min", FusedActivation::None),
             Op::Concat(c) => self.concat(n, c),
             Op::Reshape => {
                 self.reshape_of[n.outputs[0]] = Some(n.inputs[0]);
                 Ok(())
             }
             Op::Transpose(t) => self.transpose(n, t),
-            Op::Pad(p) => self.pad(n, p),
-            Op::ResizeNearest(r) => self.resize_nearest(n, r),
+            Op::StridedSlice(p) => self.strided_slice(n, p),
+            Op::Pad(p) => self.pad(n, &p.pads, "constant", Some(p.value)),
+            Op::MirrorPad(p) if p.reflect => self.pad(n, &p.pads, "reflect", None),
+            Op::MirrorPad(_) => Err("a symmetric MIRROR_PAD (the edge repeated) has no ONNX Pad mode".into()),
+            Op::ResizeNearest(r) => self.resize_nearest(n, r, false),
+            Op::ResizeBilinear(r) => self.resize_nearest(n, r, true),
             Op::MaxPool2D(p) => self.pool(n, p, "MaxPool"),
             Op::AvgPool2D(p) => self.pool(n, p, "AveragePool"),
             Op::Mean(m) => self.reduce(n, m, "ReduceMean", 18),
@@ -669,7 +675,8 @@ impl<'g> Exporter<'g> {
             Op::Sigmoid => self.unary(n, "Sigmoid", vec![], vec![]),
             Op::Tanh => self.unary(n, "Tanh", vec![], vec![]),
             Op::HardSwish => self.unary(n, "HardSwish", vec![], vec![]),
-            Op::Softmax(s) => self.softmax(n, s),
+            Op::Softmax(s) => self.softmax(n, s.beta, "Softmax"),
+            Op::LogSoftmax => self.softmax(n, 1.0, "LogSoftmax"),
             Op::Quantize | Op::Dequantize => {
                 Err("the graph is quantized; only float models can be written as ONNX".into())
             }
@@ -866,34 +873,65 @@ impl<'g> Exporter<'g> {
         Ok(())
     }
 
-    fn pad(&mut self, n: &Node, p: &Pad) -> Result<(), String> {
+    /// Pad in `mode` (`constant` with `value`, or `reflect`).
+    fn pad(&mut self, n: &Node, pads: &[[usize; 2]], mode: &str, value: Option<f32>) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
-        let begins = perm.iter().map(|&a| p.pads[a][0] as i64);
-        let ends = perm.iter().map(|&a| p.pads[a][1] as i64);
+        let begins = perm.iter().map(|&a| pads[a][0] as i64);
+        let ends = perm.iter().map(|&a| pads[a][1] as i64);
         let pads: Vec<i64> = begins.chain(ends).collect();
         let data = self.get(x, &perm)?;
         let pads = self.int_const(&format!("{}/pads", self.base_name(n.outputs[0])), &pads);
-        let value = self.scalar(p.value);
-        self.write_op(
-            n,
-            "Pad",
-            vec![data, pads, value],
-            vec![attr_string("mode", "constant")],
-            perm,
-            FusedActivation::None,
-        )
+        let mut inputs = vec![data, pads];
+        inputs.extend(value.map(|v| self.scalar(v)));
+        self.write_op(n, "Pad", inputs, vec![attr_string("mode", mode)], perm, FusedActivation::None)
+    }
+
+    /// ONNX Slice (opset 10+: starts, ends, axes, steps as inputs) in the input's stored layout,
+    /// then a Squeeze of the shrunk axes. A stop of −1 going backwards (down to index 0) is
+    /// written as `−(size + 1)`, which ONNX clamps to before the first element.
+    fn strided_slice(&mut self, n: &Node, p: &tinyq_ir::op::StridedSlice) -> Result<(), String> {
+        let x = n.inputs[0];
+        let perm = self.primary(x);
+        let data = self.get(x, &perm)?;
+        let shape = &self.g.tensors[x].shape;
+        let ends: Vec<i64> =
+            perm.iter().map(|&a| if p.end[a] < 0 { -(shape[a] as i64) - 1 } else { p.end[a] }).collect();
+        let starts: Vec<i64> = perm.iter().map(|&a| p.begin[a]).collect();
+        let steps: Vec<i64> = perm.iter().map(|&a| p.strides[a]).collect();
+        let base = self.base_name(n.outputs[0]);
+        let axes: Vec<i64> = (0..perm.len() as i64).collect();
+        let inputs = vec![
+            data,
+            self.int_const(&format!("{base}/starts"), &starts),
+            self.int_const(&format!("{base}/ends"), &ends),
+            self.int_const(&format!("{base}/axes"), &axes),
+            self.int_const(&format!("{base}/steps"), &steps),
+        ];
+        let shrunk = |a: usize| p.shrink_axis_mask & (1 << a) != 0;
+        if p.shrink_axis_mask == 0 {
+            return self.write_op(n, "Slice", inputs, vec![], perm, FusedActivation::None);
+        }
+        let sliced = format!("{base}/sliced");
+        self.emit("Slice", &format!("{}/slice", n.name), inputs, sliced.clone(), vec![]);
+        let squeezed: Vec<i64> = (0..perm.len()).filter(|&k| shrunk(perm[k])).map(|k| k as i64).collect();
+        let out_perm =
+            perm.iter().filter(|&&a| !shrunk(a)).map(|&a| a - (0..a).filter(|&r| shrunk(r)).count()).collect();
+        // Every opset written (14+) takes Squeeze's axes as an input.
+        let axes = self.int_const(&format!("{base}/squeeze_axes"), &squeezed);
+        self.write_op(n, "Squeeze", vec![sliced, axes], vec![], out_perm, FusedActivation::None)
     }
 
     /// Resize (opset 11+: X, roi, scales, sizes) in NCHW with the coordinate mode and rounding that
-    /// give TFLite's source indices.
-    fn resize_nearest(&mut self, n: &Node, r: &tinyq_ir::op::ResizeNearest) -> Result<(), String> {
-        let (coord, rounding) = match (r.align_corners, r.half_pixel_centers) {
-            (false, false) => ("asymmetric", "floor"),
-            (false, true) => ("tf_half_pixel_for_nn", "floor"),
-            (true, false) => ("align_corners", "round_prefer_ceil"),
-            (true, true) => {
-                return Err("a nearest resize with both align_corners and half_pixel_centers has no ONNX form".into())
+    /// give TFLite's source indices (nearest), or its interpolation positions (`linear`).
+    fn resize_nearest(&mut self, n: &Node, r: &tinyq_ir::op::ResizeNearest, linear: bool) -> Result<(), String> {
+        let (coord, rounding) = match (r.align_corners, r.half_pixel_centers, linear) {
+            (false, false, _) => ("asymmetric", "floor"),
+            (false, true, false) => ("tf_half_pixel_for_nn", "floor"),
+            (false, true, true) => ("half_pixel", "floor"),
+            (true, false, _) => ("align_corners", "round_prefer_ceil"),
+            (true, true, _) => {
+                return Err("a resize with both align_corners and half_pixel_centers has no ONNX form".into())
             }
         };
         let x = n.inputs[0];
@@ -901,11 +939,13 @@ impl<'g> Exporter<'g> {
         let data = self.get(x, &NCHW)?;
         let sizes = [xs[0] as i64, xs[3] as i64, r.size[0] as i64, r.size[1] as i64];
         let sizes = self.int_const(&format!("{}/sizes", self.base_name(n.outputs[0])), &sizes);
-        let attrs = vec![
-            attr_string("mode", "nearest"),
+        let mut attrs = vec![
+            attr_string("mode", if linear { "linear" } else { "nearest" }),
             attr_string("coordinate_transformation_mode", coord),
-            attr_string("nearest_mode", rounding),
         ];
+        if !linear {
+            attrs.push(attr_string("nearest_mode", rounding));
+        }
         self.write_op(
             n,
             "Resize",
@@ -962,19 +1002,20 @@ impl<'g> Exporter<'g> {
         self.unary(n, "Clip", bounds, vec![])
     }
 
-    fn softmax(&mut self, n: &Node, s: &Softmax) -> Result<(), String> {
+    /// Softmax or LogSoftmax (`op_type`) along the IR's last axis.
+    fn softmax(&mut self, n: &Node, beta: f32, op_type: &str) -> Result<(), String> {
         let x = n.inputs[0];
         let perm = self.primary(x);
         let rank = perm.len();
         let axis = perm.iter().position(|&a| a == rank - 1).ok_or("softmax of a scalar")?;
         let mut data = self.get(x, &perm)?;
-        if s.beta != 1.0 {
+        if beta != 1.0 {
             let scaled = self.claim(&format!("{data}/beta"));
-            let beta = self.scalar(s.beta);
+            let beta = self.scalar(beta);
             self.emit("Mul", &format!("{}/beta", n.name), vec![data, beta], scaled.clone(), vec![]);
             data = scaled;
         }
-        self.write_op(n, "Softmax", vec![data], vec![attr_int("axis", axis as i64)], perm, FusedActivation::None)
+        self.write_op(n, op_type, vec![data], vec![attr_int("axis", axis as i64)], perm, FusedActivation::None)
     }
 
     /// Graph outputs in the IR layout under their own names, and the graph proto.

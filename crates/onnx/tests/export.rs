@@ -417,6 +417,7 @@ fn activations() {
         Op::Tanh,
         Op::HardSwish,
         Op::Abs,
+        Op::LogSoftmax,
         Op::Softmax(Softmax { beta: 1.0 }),
         Op::Softmax(Softmax { beta: 0.5 }),
     ];
@@ -438,6 +439,8 @@ fn binary_ops_with_broadcast_constants_and_tensors() {
         Op::Add(Binary::default()),
         Op::Sub(Binary { activation: FusedActivation::Relu }),
         Op::Mul(Binary { activation: FusedActivation::Relu6 }),
+        Op::Maximum,
+        Op::Minimum,
     ]
     .into_iter()
     .enumerate()
@@ -480,6 +483,62 @@ fn prelu_slopes_round_trip() {
         let g = b.output(&[z]);
         round_trip(&g);
     }
+}
+
+/// Strided slices (forwards, backwards down to index 0, a shrunk axis) written as ONNX Slice
+/// (and Squeeze) in the layout the input is stored in, and read back.
+#[test]
+fn strided_slices_round_trip() {
+    for (begin, end, strides, shrink) in [
+        ([0, 1, 0, 0], [1, 4, 5, 3], [1, 2, 1, 1], 0),
+        ([0, 3, 4, 2], [1, -5, -6, -4], [1, -1, -2, -1], 0),
+        ([0, 0, 2, 0], [1, 4, 3, 3], [1, 1, 1, 1], 4),
+    ] {
+        let t = tinyq_ir::op::StridedSliceTflite {
+            begin: begin.to_vec(),
+            end: end.to_vec(),
+            strides: strides.to_vec(),
+            begin_mask: 0,
+            end_mask: 0,
+            shrink_axis_mask: shrink,
+        };
+        let p = tinyq_ir::op::StridedSlice::from_tflite(&[1, 4, 5, 3], &t).unwrap();
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let y = b.op("slice", Op::StridedSlice(p), &[c]);
+        let g = b.output(&[y]);
+        round_trip(&g);
+    }
+}
+
+/// Bilinear resize in each TFLite coordinate mode, written as ONNX Resize linear and read back.
+#[test]
+fn bilinear_resize_round_trips() {
+    for (align_corners, half_pixel_centers, size) in
+        [(false, false, [8, 10]), (false, true, [8, 10]), (true, false, [7, 9])]
+    {
+        let mut b = Ir::new();
+        let x = b.input("x", &[1, 4, 5, 3]);
+        let c = b.conv("conv", x, 3, [3, 3], same());
+        let p = tinyq_ir::op::ResizeNearest { size, align_corners, half_pixel_centers };
+        let y = b.op("up", Op::ResizeBilinear(p), &[c]);
+        let g = b.output(&[y]);
+        round_trip(&g);
+    }
+}
+
+/// A reflected pad (MIRROR_PAD REFLECT) written as ONNX Pad mode reflect and read back.
+#[test]
+fn reflect_pad_round_trips() {
+    let mut b = Ir::new();
+    let x = b.input("x", &[1, 4, 5, 3]);
+    let c = b.conv("conv", x, 3, [3, 3], same());
+    let p = tinyq_ir::op::MirrorPad { pads: vec![[0, 0], [1, 2], [3, 0], [0, 0]], reflect: true };
+    let y = b.op("reflect", Op::MirrorPad(p), &[c]);
+    let z = b.conv("after", y, 2, [1, 1], same());
+    let g = b.output(&[z]);
+    round_trip(&g);
 }
 
 /// Nearest resize in each TFLite coordinate mode, written as ONNX Resize and read back.

@@ -60,7 +60,7 @@ builtins! {
     20 RELU_N1_TO_1 - 1;
     21 RELU6 "AddRelu6" 3;
     22 RESHAPE "AddReshape" 1;
-    23 RESIZE_BILINEAR "AddResizeBilinear" -;
+    23 RESIZE_BILINEAR "AddResizeBilinear" 4;
     24 RNN - -;
     25 SOFTMAX "AddSoftmax" 3;
     26 SPACE_TO_DEPTH "AddSpaceToDepth" -;
@@ -87,14 +87,14 @@ builtins! {
     47 EXP "AddExp" -;
     48 TOPK_V2 - -;
     49 SPLIT "AddSplit" -;
-    50 LOG_SOFTMAX "AddLogSoftmax" -;
+    50 LOG_SOFTMAX "AddLogSoftmax" 2;
     51 DELEGATE - -;
     52 BIDIRECTIONAL_SEQUENCE_LSTM - -;
     53 CAST "AddCast" -;
     54 PRELU "AddPrelu" 1;
-    55 MAXIMUM "AddMaximum" -;
+    55 MAXIMUM "AddMaximum" 4;
     56 ARG_MAX "AddArgMax" -;
-    57 MINIMUM "AddMinimum" -;
+    57 MINIMUM "AddMinimum" 4;
     58 LESS "AddLess" -;
     59 NEG "AddNeg" -;
     60 PADV2 "AddPadV2" 5;
@@ -137,7 +137,7 @@ builtins! {
     97 RESIZE_NEAREST_NEIGHBOR "AddResizeNearestNeighbor" 4;
     98 LEAKY_RELU "AddLeakyRelu" 2;
     99 SQUARED_DIFFERENCE "AddSquaredDifference" -;
-    100 MIRROR_PAD "AddMirrorPad" -;
+    100 MIRROR_PAD "AddMirrorPad" 3;
     101 ABS "AddAbs" 5;
     102 SPLIT_V "AddSplitV" -;
     103 UNIQUE - -;

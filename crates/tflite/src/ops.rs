@@ -10,8 +10,8 @@ use crate::generated as tfl;
 use tfl::BuiltinOptions as Opt;
 use tfl::BuiltinOptionsRef as OptRef;
 use tinyq_ir::op::{
-    Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, Pad, Pool2D, ResizeNearest,
-    Softmax, Transpose,
+    Binary, Clip, Concat, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Mean, MirrorPad, Pad, Pool2D,
+    ResizeNearest, Softmax, StridedSlice, StridedSliceTflite, Transpose,
 };
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, Tensor, TensorData, TensorId};
 
@@ -53,6 +53,7 @@ pub(crate) const RESHAPE_V: Versions = v(1, 1);
 pub(crate) const TRANSPOSE_V: Versions = v(1, 2);
 pub(crate) const PAD_V: Versions = v(1, 2);
 pub(crate) const PADV2_V: Versions = v(1, 2);
+pub(crate) const MIRROR_PAD_V: Versions = v(1, 2);
 /// PAD and PADV2 with int16 input (rank ≤ 4).
 pub(crate) const PAD_16_V: i32 = 3;
 pub(crate) const MAX_POOL_2D_V: Versions = v(1, 2);
@@ -72,13 +73,23 @@ pub(crate) const ELU_V: Versions = v(1, 1);
 pub(crate) const ABS_V: Versions = v(1, 2);
 pub(crate) const REDUCE_MAX_V: Versions = v(1, 2);
 pub(crate) const SUM_V: Versions = v(1, 2);
+pub(crate) const STRIDED_SLICE_V: Versions = v(1, 2);
+/// STRIDED_SLICE of an input of rank above 4.
+pub(crate) const STRIDED_SLICE_5D_V: i32 = 4;
+pub(crate) const MAXIMUM_MINIMUM_V: Versions = v(1, 2);
+/// MAXIMUM and MINIMUM whose inputs broadcast at a rank above 4.
+pub(crate) const MAXIMUM_MINIMUM_5D_V: i32 = 3;
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_V: Versions = v(1, 2);
+pub(crate) const RESIZE_BILINEAR_V: Versions = v(1, 2);
+/// RESIZE_BILINEAR with `half_pixel_centers`.
+pub(crate) const RESIZE_BILINEAR_HALF_PIXEL_V: i32 = 3;
 /// RESIZE_NEAREST_NEIGHBOR with `half_pixel_centers`.
 pub(crate) const RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V: i32 = 3;
 pub(crate) const LOGISTIC_V: Versions = v(1, 2);
 pub(crate) const TANH_V: Versions = v(1, 2);
 pub(crate) const HARD_SWISH_V: Versions = v(1, 1);
 pub(crate) const SOFTMAX_V: Versions = v(1, 2);
+pub(crate) const LOG_SOFTMAX_V: Versions = v(1, 2);
 /// QUANTIZE: float → int8 is version 1, int8 → int8 (requantize) version 2.
 pub(crate) const QUANTIZE_V: Versions = v(1, 2);
 /// DEQUANTIZE: int8 input is version 2, float16 input version 3.
@@ -90,15 +101,18 @@ pub(crate) fn min_runtime_version(code: i32, version: i32) -> &'static str {
     match (code, version) {
         (CONV_2D | DEPTHWISE_CONV_2D | ADD | FULLY_CONNECTED | CONCATENATION | MAX_POOL_2D | AVERAGE_POOL_2D, 1)
         | (MUL | PAD | RESHAPE | SOFTMAX | RELU | RELU6 | RELU_N1_TO_1, 1) => "1.5.0",
-        (SUB | TRANSPOSE | MEAN, 1) => "1.6.0",
+        (SUB | TRANSPOSE | MEAN | STRIDED_SLICE, 1) => "1.6.0",
+        (STRIDED_SLICE, STRIDED_SLICE_5D_V) => "2.2.0",
         (PADV2, 1) => "1.9.0",
         (PRELU, 1) => "1.8.0",
         (REDUCE_MAX, 1) => "1.11.0",
         (SUM, 1) => "1.10.0",
         (SUM, 2) => "1.15.0",
         (ABS, 1) => "1.13.0",
+        (MAXIMUM | MINIMUM, MAXIMUM_MINIMUM_5D_V) => "2.3.0",
         (ABS, 2) => "2.4.0",
         (RESIZE_NEAREST_NEIGHBOR, 1) => "1.13.1",
+        (RESIZE_BILINEAR, RESIZE_BILINEAR_HALF_PIXEL_V) => "2.2.0",
         (RESIZE_NEAREST_NEIGHBOR, RESIZE_NEAREST_NEIGHBOR_HALF_PIXEL_V) => "2.3.0",
         (LEAKY_RELU | DEQUANTIZE, 1) => "1.13.1",
         (FULLY_CONNECTED, FULLY_CONNECTED_KEEP_DIMS_V) => "2.0.0",
@@ -239,6 +253,22 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 data_then(vec![perm_t]),
             )
         }
+        Op::StridedSlice(p) => {
+            let t = p.tflite()?;
+            let r = t.begin.len();
+            let o = tfl::StridedSliceOptions {
+                end_mask: t.end_mask as i32,
+                shrink_axis_mask: t.shrink_axis_mask as i32,
+                ..Default::default()
+            };
+            let operands = vec![
+                i32_const("begin", vec![r], t.begin),
+                i32_const("end", vec![r], t.end),
+                i32_const("strides", vec![r], t.strides),
+            ];
+            let version = if r > 4 { STRIDED_SLICE_5D_V } else { ver(STRIDED_SLICE_V) };
+            ex(STRIDED_SLICE, version, Some(Opt::StridedSliceOptions(Box::new(o))), data_then(operands))
+        }
         Op::Pad(p) => {
             let flat = p.pads.iter().flatten().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
             let pads_t = i32_const("paddings", vec![p.pads.len(), 2], flat);
@@ -254,6 +284,13 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                     data_then(vec![pads_t, value_t]),
                 )
             }
+        }
+        Op::MirrorPad(p) => {
+            let flat = p.pads.iter().flatten().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let pads_t = i32_const("paddings", vec![p.pads.len(), 2], flat);
+            let mode = if p.reflect { tfl::MirrorPadMode::Reflect } else { tfl::MirrorPadMode::Symmetric };
+            let o = Opt::MirrorPadOptions(Box::new(tfl::MirrorPadOptions { mode }));
+            ex(MIRROR_PAD, ver(MIRROR_PAD_V), Some(o), data_then(vec![pads_t]))
         }
         Op::ResizeNearest(p) => {
             let size = p.size.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
@@ -273,6 +310,14 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
                 Some(Opt::ResizeNearestNeighborOptions(Box::new(o))),
                 data_then(vec![size_t]),
             )
+        }
+        Op::ResizeBilinear(p) => {
+            let size = p.size.iter().map(|&d| dim(d)).collect::<Result<Vec<_>, _>>()?;
+            let o =
+                tfl::ResizeBilinearOptions { align_corners: p.align_corners, half_pixel_centers: p.half_pixel_centers };
+            let version = if p.half_pixel_centers { RESIZE_BILINEAR_HALF_PIXEL_V } else { ver(RESIZE_BILINEAR_V) };
+            let size_t = i32_const("size", vec![2], size);
+            ex(RESIZE_BILINEAR, version, Some(Opt::ResizeBilinearOptions(Box::new(o))), data_then(vec![size_t]))
         }
         Op::MaxPool2D(p) => {
             let version = if wide { POOL_16_V } else { ver(MAX_POOL_2D_V) };
@@ -300,6 +345,17 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             let axes_t = i32_const("axes", vec![axes.len()], axes);
             let o = tfl::ReducerOptions { keep_dims: p.keep_dims };
             ex(SUM, ver(SUM_V), Some(Opt::ReducerOptions(Box::new(o))), data_then(vec![axes_t]))
+        }
+        Op::Maximum | Op::Minimum => {
+            let code = if n.op == Op::Maximum { MAXIMUM } else { MINIMUM };
+            let b = input(1)?;
+            let version = if x.shape != b.shape && x.shape.len().max(b.shape.len()) > 4 {
+                MAXIMUM_MINIMUM_5D_V
+            } else {
+                ver(MAXIMUM_MINIMUM_V)
+            };
+            let o = Opt::MaximumMinimumOptions(Box::new(tfl::Unused {}));
+            ex(code, version, Some(o), tensors())
         }
         Op::Relu => ex(RELU, ver(RELU_V), None, tensors()),
         Op::Relu6 => ex(RELU6, ver(RELU6_V), None, tensors()),
@@ -330,6 +386,9 @@ pub(crate) fn export_op(g: &Graph, n: &Node) -> Result<Exported, String> {
             Some(Opt::SoftmaxOptions(Box::new(tfl::SoftmaxOptions { beta: p.beta }))),
             tensors(),
         ),
+        Op::LogSoftmax => {
+            ex(LOG_SOFTMAX, ver(LOG_SOFTMAX_V), Some(Opt::LogSoftmaxOptions(Box::new(tfl::Unused {}))), tensors())
+        }
         Op::Quantize => {
             ex(QUANTIZE, ver(QUANTIZE_V), Some(Opt::QuantizeOptions(Box::new(tfl::QuantizeOptions {}))), tensors())
         }
@@ -437,6 +496,27 @@ pub(crate) fn import_op(
                 .collect::<Result<_, _>>()?;
             (Op::Transpose(Transpose { perm }), 1)
         }
+        STRIDED_SLICE => {
+            let Some(OptRef::StridedSliceOptions(o)) = opts else { return Err(no_options("StridedSliceOptions")) };
+            if s(o.ellipsis_mask())? != 0 || s(o.new_axis_mask())? != 0 || s(o.offset())? {
+                return Err("STRIDED_SLICE with an ellipsis, new axes or offset is not supported".into());
+            }
+            let ints = |k: usize, what: &str| -> Result<Vec<i32>, String> {
+                const_ints(input(k)?, what)?
+                    .iter()
+                    .map(|&v| i32::try_from(v).map_err(|_| format!("{what} {v}")))
+                    .collect()
+            };
+            let p = StridedSliceTflite {
+                begin: ints(1, "begin")?,
+                end: ints(2, "end")?,
+                strides: ints(3, "strides")?,
+                begin_mask: s(o.begin_mask())? as u32,
+                end_mask: s(o.end_mask())? as u32,
+                shrink_axis_mask: s(o.shrink_axis_mask())? as u32,
+            };
+            (Op::StridedSlice(StridedSlice::from_tflite(&input(0)?.shape, &p)?), 1)
+        }
         PAD | PADV2 => {
             let flat = const_ints(input(1)?, "paddings")?;
             if flat.len() != 2 * rank()? || flat.iter().any(|&p| p < 0) {
@@ -446,16 +526,30 @@ pub(crate) fn import_op(
             let value = if code == PADV2 { pad_value_in(input(2)?, outs.first().copied())? } else { 0.0 };
             (Op::Pad(Pad { pads, value }), 1)
         }
-        RESIZE_NEAREST_NEIGHBOR => {
+        MIRROR_PAD => {
+            let flat = const_ints(input(1)?, "paddings")?;
+            if flat.len() != 2 * rank()? || flat.iter().any(|&p| p < 0) {
+                return Err(format!("paddings {flat:?} are not [rank, 2] non-negative values"));
+            }
+            let reflect = match opts {
+                Some(OptRef::MirrorPadOptions(o)) => s(o.mode())? == tfl::MirrorPadMode::Reflect,
+                _ => true,
+            };
+            let pads = flat.chunks(2).map(|c| [c[0] as usize, c[1] as usize]).collect();
+            (Op::MirrorPad(MirrorPad { pads, reflect }), 1)
+        }
+        RESIZE_NEAREST_NEIGHBOR | RESIZE_BILINEAR => {
             let (align_corners, half_pixel_centers) = match opts {
                 Some(OptRef::ResizeNearestNeighborOptions(o)) => (s(o.align_corners())?, s(o.half_pixel_centers())?),
+                Some(OptRef::ResizeBilinearOptions(o)) => (s(o.align_corners())?, s(o.half_pixel_centers())?),
                 _ => (false, false),
             };
             let size = const_ints(input(1)?, "size")?;
             let &[h, w] = size.as_slice() else { return Err(format!("size {size:?} is not [height, width]")) };
             let dim =
                 |d: i64| usize::try_from(d).ok().filter(|&d| d > 0).ok_or(format!("size {size:?} is not positive"));
-            (Op::ResizeNearest(ResizeNearest { size: [dim(h)?, dim(w)?], align_corners, half_pixel_centers }), 1)
+            let p = ResizeNearest { size: [dim(h)?, dim(w)?], align_corners, half_pixel_centers };
+            (if code == RESIZE_BILINEAR { Op::ResizeBilinear(p) } else { Op::ResizeNearest(p) }, 1)
         }
         MAX_POOL_2D | AVERAGE_POOL_2D => {
             let Some(OptRef::Pool2DOptions(o)) = opts else { return Err(no_options("Pool2DOptions")) };
@@ -485,6 +579,8 @@ pub(crate) fn import_op(
             };
             (op, 1)
         }
+        MAXIMUM => (Op::Maximum, 2),
+        MINIMUM => (Op::Minimum, 2),
         RELU => (Op::Relu, 1),
         RELU6 => (Op::Relu6, 1),
         RELU_N1_TO_1 => (Op::Clip(Clip { min: -1.0, max: 1.0 }), 1),
@@ -508,6 +604,7 @@ pub(crate) fn import_op(
             };
             (Op::Softmax(Softmax { beta }), 1)
         }
+        LOG_SOFTMAX => (Op::LogSoftmax, 1),
         QUANTIZE => (Op::Quantize, 1),
         DEQUANTIZE => (Op::Dequantize, 1),
         _ => return Ok(None),

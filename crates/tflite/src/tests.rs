@@ -96,6 +96,19 @@ fn per_tensor(scale: f32, zp: i32) -> Option<QParams> {
     Some(QParams { scale: vec![scale], zero_point: vec![zp], axis: None })
 }
 
+/// A STRIDED_SLICE of `x` from TFLite operands without masks.
+fn slice_of(x: &[usize], begin: [i32; 4], end: [i32; 4], strides: [i32; 4]) -> tinyq_ir::op::StridedSlice {
+    let t = tinyq_ir::op::StridedSliceTflite {
+        begin: begin.to_vec(),
+        end: end.to_vec(),
+        strides: strides.to_vec(),
+        begin_mask: 0,
+        end_mask: 0,
+        shrink_axis_mask: 0,
+    };
+    tinyq_ir::op::StridedSlice::from_tflite(x, &t).unwrap()
+}
+
 fn fp32_graph() -> Graph {
     let mut b = B::new();
     let x = b.input("x", &[1, 8, 8, 3], DType::F32, None);
@@ -112,13 +125,22 @@ fn fp32_graph() -> Graph {
         }),
         &[c, dw, dwb],
     );
+    let bilinear = ResizeNearest { size: [8, 8], align_corners: false, half_pixel_centers: true };
+    let d = b.f("bilinear", Op::ResizeBilinear(bilinear), &[d]);
     let m = b.f("maxpool", Op::MaxPool2D(pool(2, Padding::Valid)), &[d]);
     let a = b.f("avgpool", Op::AvgPool2D(pool(3, Padding::Same)), &[d]);
     let sum = b.f("add", Op::Add(Binary { activation: FusedActivation::ReluN1To1 }), &[m, a]);
     let k = b.f32_const("k", &[8]);
     let prod = b.f("mul", Op::Mul(Binary::default()), &[sum, k]);
     let diff = b.f("sub", Op::Sub(Binary::default()), &[prod, m]);
+    let diff = b.f("maximum", Op::Maximum, &[diff, m]);
+    let diff = b.f("minimum", Op::Minimum, &[k, diff]);
     let cat = b.f("concat", Op::Concat(Concat { axis: 3, activation: FusedActivation::None }), &[diff, m]);
+    let cat = b.f(
+        "strided_slice",
+        Op::StridedSlice(slice_of(&[1, 4, 4, 16], [0, 0, 0, 15], [1, 4, 4, -17], [1, 1, 1, -1])),
+        &[cat],
+    );
     let tr = b.f("transpose", Op::Transpose(Transpose { perm: vec![0, 3, 1, 2] }), &[cat]);
     let pd = b.f("pad", Op::Pad(Pad { pads: vec![[0, 0], [0, 0], [1, 2], [0, 1]], value: 0.0 }), &[tr]);
     let pd2 = b.f("padv2", Op::Pad(Pad { pads: vec![[0, 0], [1, 0], [0, 0], [0, 0]], value: -2.5 }), &[pd]);
@@ -149,6 +171,9 @@ fn fp32_graph() -> Graph {
         ("hswish", Op::HardSwish),
         ("abs", Op::Abs),
         ("softmax", Op::Softmax(Softmax { beta: 0.5 })),
+        ("log_softmax", Op::LogSoftmax),
+        ("reflect", Op::MirrorPad(MirrorPad { pads: vec![[0, 0], [2, 3]], reflect: true })),
+        ("symmetric", Op::MirrorPad(MirrorPad { pads: vec![[0, 0], [1, 0]], reflect: false })),
     ] {
         t = b.f(name, op, &[t]);
     }

@@ -52,6 +52,19 @@ pub fn softmax(output: &[f32], inner: usize, beta: f32, go: &[f32]) -> Vec<f32> 
     dx
 }
 
+/// LogSoftmax from its output `y`: `g − exp(y) · Σ g` per row.
+pub fn log_softmax(output: &[f32], inner: usize, go: &[f32]) -> Vec<f32> {
+    let inner = inner.max(1);
+    let mut dx = vec![0f32; output.len()];
+    for ((ys, gs), ds) in output.chunks_exact(inner).zip(go.chunks_exact(inner)).zip(dx.chunks_exact_mut(inner)) {
+        let total: f64 = gs.iter().map(|&g| g as f64).sum();
+        for ((d, &y), &g) in ds.iter_mut().zip(ys).zip(gs) {
+            *d = (g as f64 - (y as f64).exp() * total) as f32;
+        }
+    }
+    dx
+}
+
 /// ELU (alpha 1): 1 for `x ≥ 0`, `exp(x)` below.
 pub fn elu(x: &[f32], go: &[f32]) -> Vec<f32> {
     x.iter().zip(go).map(|(&v, &g)| if v < 0.0 { g * v.exp() } else { g }).collect()

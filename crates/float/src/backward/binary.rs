@@ -81,3 +81,31 @@ pub fn prelu(x: &[f32], sx: &[usize], slope: &[f32], ss: &[usize], so: &[usize],
     });
     vec![dx, ds]
 }
+
+/// Max/Min: the gradient goes to the input `wins` picks (`a` when `wins(a, b)`, `b` when
+/// `wins(b, a)`), split in half on a tie as PyTorch's `maximum`/`minimum` do; reduced over the
+/// axes each input broadcasts on.
+pub fn extremum(
+    a: &[f32],
+    sa: &[usize],
+    b: &[f32],
+    sb: &[usize],
+    so: &[usize],
+    go: &[f32],
+    wins: fn(f32, f32) -> bool,
+) -> Vec<Vec<f32>> {
+    let (mut da, mut db) = (zeros(sa), zeros(sb));
+    walk(sa, sb, so, |o, ia, ib| {
+        let (x, y) = (a[ia], b[ib]);
+        let (ga, gb) = if wins(x, y) {
+            (go[o], 0.0)
+        } else if wins(y, x) {
+            (0.0, go[o])
+        } else {
+            (go[o] / 2.0, go[o] / 2.0)
+        };
+        da[ia] += ga;
+        db[ib] += gb;
+    });
+    vec![da, db]
+}

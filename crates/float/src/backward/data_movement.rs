@@ -79,3 +79,18 @@ pub fn resize_nearest(s: &[usize], p: &tinyq_ir::op::ResizeNearest, go: &[f32]) 
     }
     g
 }
+
+/// RESIZE_BILINEAR: each output gradient back to its four taps with their weights.
+pub fn resize_bilinear(s: &[usize], p: &tinyq_ir::op::ResizeNearest, go: &[f32]) -> Vec<f32> {
+    let mut g = vec![0f32; s.iter().product()];
+    crate::ops::data_movement::for_each_bilinear_tap(s, p, |o, taps| taps.iter().for_each(|&(i, w)| g[i] += go[o] * w));
+    g
+}
+
+/// STRIDED_SLICE, MIRROR_PAD: each output gradient back to the input element it was copied from
+/// (`sources`, in output order), summed where several outputs read one element; the rest 0.
+pub fn gather_back(sx: &[usize], sources: &[usize], go: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0f32; sx.iter().product()];
+    sources.iter().zip(go).for_each(|(&i, &g)| dx[i] += g);
+    dx
+}

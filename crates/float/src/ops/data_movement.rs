@@ -88,3 +88,45 @@ pub fn resize_nearest_sources(s: &[usize], p: &tinyq_ir::op::ResizeNearest) -> V
 pub fn resize_nearest(x: &[f32], s: &[usize], p: &tinyq_ir::op::ResizeNearest, out: &mut [f32]) {
     out.iter_mut().zip(resize_nearest_sources(s, p)).for_each(|(o, i)| *o = x[i]);
 }
+
+/// RESIZE_BILINEAR as TFLite's float reference: the four taps of [`ResizeNearest::bilinear_taps`]
+/// weighted `(1 − dy)(1 − dx)`, `dy(1 − dx)`, `(1 − dy)dx`, `dy·dx`, summed in that order.
+///
+/// [`ResizeNearest::bilinear_taps`]: tinyq_ir::op::ResizeNearest::bilinear_taps
+pub fn resize_bilinear(x: &[f32], s: &[usize], p: &tinyq_ir::op::ResizeNearest, out: &mut [f32]) {
+    for_each_bilinear_tap(s, p, |o, taps| {
+        out[o] = taps.iter().map(|&(i, w)| x[i] * w).fold(0.0, |acc, v| acc + v);
+    });
+}
+
+/// Calls `f(output index, [(input index, weight); 4])` for every output element.
+pub fn for_each_bilinear_tap(
+    s: &[usize],
+    p: &tinyq_ir::op::ResizeNearest,
+    mut f: impl FnMut(usize, [(usize, f32); 4]),
+) {
+    let (n, h, w, c) = (s[0], s[1], s[2], s[3]);
+    let [oh, ow] = p.size;
+    let mut o = 0;
+    for b in 0..n {
+        for y in 0..oh {
+            let (y0, y1, dy) = p.bilinear_taps(y, h, oh);
+            for xo in 0..ow {
+                let (x0, x1, dx) = p.bilinear_taps(xo, w, ow);
+                let at = |yy: usize, xx: usize, k: usize| ((b * h + yy) * w + xx) * c + k;
+                for k in 0..c {
+                    f(
+                        o,
+                        [
+                            (at(y0, x0, k), (1.0 - dy) * (1.0 - dx)),
+                            (at(y1, x0, k), dy * (1.0 - dx)),
+                            (at(y0, x1, k), (1.0 - dy) * dx),
+                            (at(y1, x1, k), dy * dx),
+                        ],
+                    );
+                    o += 1;
+                }
+            }
+        }
+    }
+}

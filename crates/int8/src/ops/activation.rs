@@ -13,6 +13,7 @@ use tinyq_kernels::abs::{abs_s8, prepare_abs_s8, AbsParams};
 use tinyq_kernels::elu::{elu_s8, prepare_elu_s8, EluParams};
 use tinyq_kernels::hard_swish::{hard_swish_s8, prepare_hard_swish_s8, HardSwishParams};
 use tinyq_kernels::leaky_relu::{leaky_relu_s8, prepare_leaky_relu_s8, LeakyReluParams};
+use tinyq_kernels::log_softmax::{log_softmax_s8, prepare_log_softmax_s8, LogSoftmaxParams};
 use tinyq_kernels::logistic::{logistic_s8, prepare_logistic_s8, LogisticParams};
 use tinyq_kernels::requantize::{prepare_requantize_s8, requantize_s8, RequantizeParams};
 use tinyq_kernels::softmax::{prepare_softmax_s8, softmax_s8, SoftmaxParams};
@@ -31,6 +32,7 @@ pub(crate) enum Activation {
     Elu(Box<EluParams>),
     Abs(AbsParams),
     Softmax(SoftmaxParams),
+    LogSoftmax(LogSoftmaxParams),
 }
 
 fn unary(ctx: &Ctx<'_>) -> Result<(QParamsS8, QParamsS8), Int8Error> {
@@ -129,6 +131,13 @@ pub(crate) fn prepare_softmax(ctx: &Ctx<'_>, p: &op::Softmax) -> Result<Prepared
     done(ctx, Activation::Softmax(params))
 }
 
+pub(crate) fn prepare_log_softmax(ctx: &Ctx<'_>) -> Result<Prepared, Int8Error> {
+    let (input, output) = unary(ctx)?;
+    let depth = ctx.input(0)?.shape.last().copied().unwrap_or(1);
+    let params = prepare_log_softmax_s8(input, output, depth).map_err(ctx.kernel_err())?;
+    done(ctx, Activation::LogSoftmax(params))
+}
+
 impl Activation {
     pub fn eval(&self, input: &[i8], output: &mut [i8]) {
         match self {
@@ -143,6 +152,7 @@ impl Activation {
             Activation::Elu(p) => elu_s8(p, input, output),
             Activation::Abs(p) => abs_s8(p, input, output),
             Activation::Softmax(p) => softmax_s8(p, input, output),
+            Activation::LogSoftmax(p) => log_softmax_s8(p, input, output),
         }
     }
 }

@@ -1,13 +1,14 @@
-//! ADD, SUB and MUL of two int8 tensors, and ADD of two int16 tensors, with numpy broadcasting.
-//! Kernels: `tinyq_kernels::add`, `sub`, `mul` (TFLM `reference_integer_ops::AddFunc`/
-//! `MulElementwise`, `reference_ops::AddGeneralParamScale` for int16, and their 6-D broadcast
-//! variants). Same-shaped inputs take the elementwise path, as in TFLM. SUB and MUL of int16
+//! ADD, SUB, MUL, MAXIMUM and MINIMUM of two int8 tensors, and ADD of two int16 tensors, with
+//! numpy broadcasting. Kernels: `tinyq_kernels::add`, `sub`, `mul`, `maximum_minimum` (TFLM
+//! `reference_integer_ops::AddFunc`/`MulElementwise`, `reference_ops::AddGeneralParamScale` for
+//! int16, `MaximumMinimumBroadcastSlow`, and their broadcast variants). Same-shaped inputs take the elementwise path, as in TFLM. SUB and MUL of int16
 //! tensors are refused. An elementwise int8 ADD runs `tinyq_kernels::fast::add::AddFast`
 //! (bit-identical) unless the plan runs the reference kernels.
 
 use tinyq_ir::{op, Tensor};
 use tinyq_kernels::add::{add, broadcast_add, prepare_add, AddParams};
 use tinyq_kernels::fast::add::AddFast;
+use tinyq_kernels::maximum_minimum::{broadcast_maximum_minimum_s8, maximum_minimum_s8, MaximumMinimum};
 use tinyq_kernels::mul::{broadcast_mul_s8, mul_s8, prepare_mul, MulParams};
 use tinyq_kernels::prelu::{prelu_s8, prepare_prelu_s8, PreluParams};
 use tinyq_kernels::sub::{broadcast_sub_s8, prepare_sub, sub_s8};
@@ -42,6 +43,7 @@ enum Params {
     Add(AddParams),
     Sub(AddParams),
     Mul(MulParams),
+    MaximumMinimum(MaximumMinimum),
 }
 
 /// An int8 ADD, SUB or MUL, or (`wide`) an int16 ADD; int16 SUB and MUL are refused.
@@ -76,6 +78,19 @@ pub(crate) fn prepare_binary(
         Kernel::Binary(Binary { params, broadcast, fast })
     };
     Ok((kernel, vec![ctx.input_id(0), ctx.input_id(1)]))
+}
+
+/// An int8 MAXIMUM or MINIMUM. TFLM has no Prepare for them and compares stored values, whatever
+/// the tensors' parameters say; quantization gives the inputs and the output the same ones.
+pub(crate) fn prepare_maximum_minimum(ctx: &Ctx<'_>, which: MaximumMinimum) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(2..=2)?;
+    let (a, b, out) = (ctx.input(0)?, ctx.input(1)?, ctx.output());
+    ctx.s8(a)?;
+    ctx.s8(b)?;
+    ctx.s8(out)?;
+    let broadcast = broadcast_shapes(ctx, a, b, out)?;
+    let kernel = Binary { params: Params::MaximumMinimum(which), broadcast, fast: None };
+    Ok((Kernel::Binary(kernel), vec![ctx.input_id(0), ctx.input_id(1)]))
 }
 
 /// `None` when both inputs have the output's shape (TFLM's elementwise path), else the broadcast
@@ -143,6 +158,8 @@ impl Binary {
             (Params::Sub(p), Some(s)) => broadcast_sub_s8(p, s, a, b, output),
             (Params::Mul(p), None) => mul_s8(p, a, b, output),
             (Params::Mul(p), Some(s)) => broadcast_mul_s8(p, s, a, b, output),
+            (Params::MaximumMinimum(w), None) => maximum_minimum_s8(*w, a, b, output),
+            (Params::MaximumMinimum(w), Some(s)) => broadcast_maximum_minimum_s8(*w, s, a, b, output),
         }
     }
 }
@@ -154,6 +171,8 @@ impl Binary {
             Params::Add(params) => crate::StepKind::Add { params, broadcast },
             Params::Sub(params) => crate::StepKind::Sub { params, broadcast },
             Params::Mul(params) => crate::StepKind::Mul { params, broadcast },
+            Params::MaximumMinimum(MaximumMinimum::Maximum) => crate::StepKind::Other("MAXIMUM"),
+            Params::MaximumMinimum(MaximumMinimum::Minimum) => crate::StepKind::Other("MINIMUM"),
         }
     }
 }

@@ -1,17 +1,22 @@
-//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, PAD and
+//! Ops that only move int8 values: CONCATENATION, RESHAPE, TRANSPOSE, STRIDED_SLICE, PAD, MIRROR_PAD,
+//! RESIZE_BILINEAR and
 //! RESIZE_NEAREST_NEIGHBOR, and the int16
 //! CONCATENATION, RESHAPE and PAD (PADV2). Under the int8 spec they keep their input's scale and zero point; this refuses
 //! any difference rather than silently reinterpreting values (TFLM checks it for CONCATENATION
 //! only). Kernels:
-//! `tinyq_kernels::{concatenation, reshape, transpose, pad, resize_nearest_neighbor}`.
+//! `tinyq_kernels::{concatenation, reshape, transpose, strided_slice, pad, mirror_pad,
+//! resize_nearest_neighbor, resize_bilinear}`.
 
 use tinyq_ir::{op, FusedActivation};
 use tinyq_kernels::concatenation::{
     check_concatenation_qparams_s8, concatenation, prepare_concatenation, ConcatenationParams,
 };
+use tinyq_kernels::mirror_pad::prepare_mirror_pad as prepare_mirror_pad_s8;
 use tinyq_kernels::pad::{pad, prepare_pad as prepare_pad_s8, PadParams};
 use tinyq_kernels::reshape::prepare_reshape as prepare_reshape_s8;
+use tinyq_kernels::resize_bilinear::prepare_resize_bilinear as prepare_resize_bilinear_s8;
 use tinyq_kernels::resize_nearest_neighbor::prepare_resize_nearest_neighbor;
+use tinyq_kernels::strided_slice::{prepare_strided_slice as prepare_strided_slice_s8, StridedSliceOperands};
 use tinyq_kernels::transpose::{prepare_transpose as prepare_transpose_s8, transpose, TransposeParams};
 
 use super::{Ctx, Kernel, Prepared};
@@ -78,6 +83,40 @@ pub(crate) fn prepare_transpose(ctx: &Ctx<'_>, p: &op::Transpose) -> Result<Prep
     let params = prepare_transpose_s8(&ctx.input(0)?.shape, &p.perm).map_err(ctx.kernel_err())?;
     ctx.check_output_shape(params.output_shape.as_slice())?;
     Ok((Kernel::Transpose(Transpose { params }), vec![ctx.input_id(0)]))
+}
+
+/// STRIDED_SLICE with the operands the `.tflite` writer stores for the slice.
+pub(crate) fn prepare_strided_slice(ctx: &Ctx<'_>, p: &op::StridedSlice) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let t = p.tflite().map_err(|e| ctx.err(e))?;
+    let operands = StridedSliceOperands {
+        begin: &t.begin,
+        end: &t.end,
+        strides: &t.strides,
+        begin_mask: t.begin_mask,
+        end_mask: t.end_mask,
+        shrink_axis_mask: t.shrink_axis_mask,
+    };
+    let params = prepare_strided_slice_s8(&ctx.input(0)?.shape, operands).map_err(ctx.kernel_err())?;
+    Ok((Kernel::StridedSlice(params), vec![ctx.input_id(0)]))
+}
+
+/// RESIZE_BILINEAR interpolates stored values: the output keeps the input's parameters.
+pub(crate) fn prepare_resize_bilinear(ctx: &Ctx<'_>, p: &op::ResizeNearest) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let params = prepare_resize_bilinear_s8(&ctx.input(0)?.shape, p.size, p.align_corners, p.half_pixel_centers)
+        .map_err(ctx.kernel_err())?;
+    Ok((Kernel::ResizeBilinear(params), vec![ctx.input_id(0)]))
+}
+
+/// MIRROR_PAD copies stored values: the output keeps the input's parameters.
+pub(crate) fn prepare_mirror_pad(ctx: &Ctx<'_>, p: &op::MirrorPad) -> Result<Prepared, Int8Error> {
+    ctx.expect_inputs(1..=1)?;
+    ctx.same_qparams_s8()?;
+    let params = prepare_mirror_pad_s8(&ctx.input(0)?.shape, &p.pads, p.reflect).map_err(ctx.kernel_err())?;
+    Ok((Kernel::MirrorPad(params), vec![ctx.input_id(0)]))
 }
 
 /// PAD fills with the output zero point (int8) or 0 (int16, `wide`); PADV2's real `value` is

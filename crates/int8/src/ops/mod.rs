@@ -14,6 +14,7 @@ pub(crate) mod quantize;
 pub(crate) mod reduce;
 
 use tinyq_ir::{DType, FusedActivation, Graph, Node, Op, Padding, QParams, Tensor, TensorData, TensorId};
+use tinyq_kernels::maximum_minimum::MaximumMinimum;
 use tinyq_kernels::{KernelError, QParamsS8};
 
 use crate::{Int8Error, TensorValue};
@@ -43,6 +44,9 @@ pub(crate) enum Kernel {
     Reshape,
     Reshape16,
     Transpose(data_movement::Transpose),
+    StridedSlice(tinyq_kernels::strided_slice::StridedSliceParams),
+    MirrorPad(tinyq_kernels::mirror_pad::MirrorPadParams),
+    ResizeBilinear(tinyq_kernels::resize_bilinear::ResizeBilinearParams),
     ResizeNearest(tinyq_kernels::resize_nearest_neighbor::ResizeNearestParams),
     Pad(data_movement::Pad<i8>),
     Pad16(data_movement::Pad<i16>),
@@ -90,9 +94,14 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::Add(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Add, p, wide)?,
         Op::Sub(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Sub, p, wide)?,
         Op::Mul(p) => binary::prepare_binary(&ctx, binary::BinaryOp::Mul, p, wide)?,
+        Op::Maximum => binary::prepare_maximum_minimum(&ctx, MaximumMinimum::Maximum)?,
+        Op::Minimum => binary::prepare_maximum_minimum(&ctx, MaximumMinimum::Minimum)?,
         Op::Concat(p) => data_movement::prepare_concat(&ctx, p, wide)?,
         Op::Reshape => data_movement::prepare_reshape(&ctx, wide)?,
         Op::Transpose(p) => data_movement::prepare_transpose(&ctx, p)?,
+        Op::StridedSlice(p) => data_movement::prepare_strided_slice(&ctx, p)?,
+        Op::MirrorPad(p) => data_movement::prepare_mirror_pad(&ctx, p)?,
+        Op::ResizeBilinear(p) => data_movement::prepare_resize_bilinear(&ctx, p)?,
         Op::Pad(p) => data_movement::prepare_pad(&ctx, p, wide)?,
         Op::ResizeNearest(p) => data_movement::prepare_resize_nearest(&ctx, p)?,
         Op::MaxPool2D(p) => pool::prepare_pool(&ctx, pool::PoolKind::Max, p, wide)?,
@@ -111,6 +120,7 @@ pub(crate) fn prepare(graph: &Graph, index: usize, kernels: crate::Kernels) -> R
         Op::Tanh => activation::prepare_tanh(&ctx)?,
         Op::HardSwish => activation::prepare_hard_swish(&ctx)?,
         Op::Softmax(p) => activation::prepare_softmax(&ctx, p)?,
+        Op::LogSoftmax => activation::prepare_log_softmax(&ctx)?,
         Op::Quantize => quantize::prepare_quantize(&ctx)?,
         Op::Dequantize => quantize::prepare_dequantize(&ctx)?,
     };
@@ -140,6 +150,9 @@ pub(crate) fn eval(step: &Step, args: &[&TensorValue], out: &mut TensorValue) {
         Kernel::Reshape => tinyq_kernels::reshape::reshape(s8(args[0]), s8_mut(out)),
         Kernel::Reshape16 => tinyq_kernels::reshape::reshape(s16(args[0]), s16_mut(out)),
         Kernel::Transpose(k) => k.eval(s8(args[0]), s8_mut(out)),
+        Kernel::StridedSlice(p) => tinyq_kernels::strided_slice::strided_slice(p, s8(args[0]), s8_mut(out)),
+        Kernel::MirrorPad(p) => tinyq_kernels::mirror_pad::mirror_pad(p, s8(args[0]), s8_mut(out)),
+        Kernel::ResizeBilinear(p) => tinyq_kernels::resize_bilinear::resize_bilinear_s8(p, s8(args[0]), s8_mut(out)),
         Kernel::ResizeNearest(p) => {
             tinyq_kernels::resize_nearest_neighbor::resize_nearest_neighbor(p, s8(args[0]), s8_mut(out))
         }
@@ -176,7 +189,11 @@ impl Kernel {
             Kernel::Concat(_) | Kernel::Concat16(_) | Kernel::Transpose(_) | Kernel::Pad(_) | Kernel::Pad16(_) => false,
             Kernel::Pool(k) | Kernel::Pool16(k) => k.fast,
             Kernel::Mean(_) | Kernel::Mean16(_) | Kernel::ReduceMax(_) => false,
-            Kernel::PRelu(_) | Kernel::ResizeNearest(_) => false,
+            Kernel::PRelu(_)
+            | Kernel::ResizeNearest(_)
+            | Kernel::StridedSlice(_)
+            | Kernel::MirrorPad(_)
+            | Kernel::ResizeBilinear(_) => false,
             Kernel::FloatConv(_) | Kernel::FloatFullyConnected(_) | Kernel::FloatPad(_) | Kernel::FloatTranspose(_) => {
                 false
             }

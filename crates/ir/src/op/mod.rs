@@ -17,7 +17,7 @@ mod s4;
 pub use activation::{Clip, LeakyRelu, Softmax};
 pub use binary::{broadcast_shapes, Binary};
 pub use conv::{Conv2D, DepthwiseConv2D};
-pub use data_movement::{Concat, Pad, ResizeNearest, Transpose};
+pub use data_movement::{Concat, MirrorPad, Pad, ResizeNearest, StridedSlice, StridedSliceTflite, Transpose};
 pub use fully_connected::FullyConnected;
 pub use pool::Pool2D;
 pub use reduce::Mean;
@@ -149,8 +149,14 @@ pub enum Op {
     /// import as Reshape: with static shapes they are the same op).
     Reshape,
     Transpose(Transpose),
+    StridedSlice(StridedSlice),
     Pad(Pad),
+    MirrorPad(MirrorPad),
     ResizeNearest(ResizeNearest),
+    /// Bilinear resize of `x [N, H, W, C]` with the same parameters as [`ResizeNearest`] (see
+    /// [`ResizeNearest::bilinear_taps`]): ONNX `Resize`/`Upsample` mode linear, TFLite
+    /// `RESIZE_BILINEAR`.
+    ResizeBilinear(ResizeNearest),
     MaxPool2D(Pool2D),
     AvgPool2D(Pool2D),
     Mean(Mean),
@@ -159,6 +165,12 @@ pub enum Op {
     ReduceMax(Mean),
     /// The sum over `axes` (the same parameters as [`Mean`]): ONNX `ReduceSum`, TFLite `SUM`.
     ReduceSum(Mean),
+    /// Inputs: `a`, `b` (broadcast against each other). The larger of the two: ONNX `Max` (two
+    /// inputs), TFLite `MAXIMUM`.
+    Maximum,
+    /// Inputs: `a`, `b` (broadcast against each other). The smaller of the two: ONNX `Min` (two
+    /// inputs), TFLite `MINIMUM`.
+    Minimum,
     Relu,
     Relu6,
     Clip(Clip),
@@ -174,6 +186,8 @@ pub enum Op {
     Tanh,
     HardSwish,
     Softmax(Softmax),
+    /// `x − log Σ exp(x)` along the last axis: ONNX `LogSoftmax`, TFLite `LOG_SOFTMAX`.
+    LogSoftmax,
     /// Float (or int) → quantized; the output tensor's qparams say how.
     Quantize,
     /// Quantized → float with the input tensor's qparams.
@@ -215,11 +229,14 @@ struct Facts {
     /// Whether TFLM takes the weights as int4 (with int8 activations).
     int4: bool,
     converts_dtype: bool,
+    /// Whether TFLM's int8 kernel reads its inputs as if they had the output's scale and zero
+    /// point (it copies or compares stored values).
+    shares_qparams: bool,
 }
 
 impl Facts {
     const fn op(name: &'static str) -> Facts {
-        Facts { name, weights: None, int4: false, converts_dtype: false }
+        Facts { name, weights: None, int4: false, converts_dtype: false, shares_qparams: false }
     }
     const fn weights(self, channel_axis: usize, rank: usize) -> Facts {
         Facts { weights: Some((channel_axis, rank)), ..self }
@@ -229,6 +246,9 @@ impl Facts {
     }
     const fn converts_dtype(self) -> Facts {
         Facts { converts_dtype: true, ..self }
+    }
+    const fn shares_qparams(self) -> Facts {
+        Facts { shares_qparams: true, ..self }
     }
 }
 
@@ -244,11 +264,16 @@ macro_rules! fused_activation {
             Op::MaxPool2D(p) | Op::AvgPool2D(p) => Some($($borrow)+ p.activation),
             Op::Reshape
             | Op::Transpose(_)
+            | Op::StridedSlice(_)
             | Op::Pad(_)
+            | Op::MirrorPad(_)
             | Op::ResizeNearest(_)
+            | Op::ResizeBilinear(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
+            | Op::Maximum
+            | Op::Minimum
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -260,6 +285,7 @@ macro_rules! fused_activation {
             | Op::Tanh
             | Op::HardSwish
             | Op::Softmax(_)
+            | Op::LogSoftmax
             | Op::Quantize
             | Op::Dequantize => None,
         }
@@ -268,7 +294,7 @@ macro_rules! fused_activation {
 
 impl Op {
     /// One row per op: its name, its weights' channel axis and rank, whether they may be int4,
-    /// whether it changes a tensor's type.
+    /// whether it changes a tensor's type, whether its int8 inputs share the output's parameters.
     fn facts(&self) -> Facts {
         let f = Facts::op;
         match self {
@@ -278,16 +304,21 @@ impl Op {
             Op::Add(_) => f("Add"),
             Op::Sub(_) => f("Sub"),
             Op::Mul(_) => f("Mul"),
-            Op::Concat(_) => f("Concat"),
+            Op::Concat(_) => f("Concat").shares_qparams(),
             Op::Reshape => f("Reshape"),
             Op::Transpose(_) => f("Transpose"),
+            Op::StridedSlice(_) => f("StridedSlice"),
             Op::Pad(_) => f("Pad"),
+            Op::MirrorPad(_) => f("MirrorPad"),
             Op::ResizeNearest(_) => f("ResizeNearest"),
+            Op::ResizeBilinear(_) => f("ResizeBilinear"),
             Op::MaxPool2D(_) => f("MaxPool2D"),
             Op::AvgPool2D(_) => f("AvgPool2D"),
             Op::Mean(_) => f("Mean"),
             Op::ReduceMax(_) => f("ReduceMax"),
             Op::ReduceSum(_) => f("ReduceSum"),
+            Op::Maximum => f("Maximum").shares_qparams(),
+            Op::Minimum => f("Minimum").shares_qparams(),
             Op::Relu => f("Relu"),
             Op::Relu6 => f("Relu6"),
             Op::Clip(_) => f("Clip"),
@@ -299,6 +330,7 @@ impl Op {
             Op::Tanh => f("Tanh"),
             Op::HardSwish => f("HardSwish"),
             Op::Softmax(_) => f("Softmax"),
+            Op::LogSoftmax => f("LogSoftmax"),
             Op::Quantize => f("Quantize").converts_dtype(),
             Op::Dequantize => f("Dequantize").converts_dtype(),
         }
@@ -323,6 +355,13 @@ impl Op {
     /// quantized graphs.
     pub fn converts_dtype(&self) -> bool {
         self.facts().converts_dtype
+    }
+
+    /// Whether the int8 op needs its inputs quantized with its output's scale and zero point:
+    /// TFLM's CONCATENATION copies stored values (its Prepare refuses other parameters), MAXIMUM
+    /// and MINIMUM compare them (with no check).
+    pub fn shares_qparams(&self) -> bool {
+        self.facts().shares_qparams
     }
 
     /// The sliding window, for ops that have one.
@@ -352,11 +391,16 @@ impl Op {
             | Op::Concat(_)
             | Op::Reshape
             | Op::Transpose(_)
+            | Op::StridedSlice(_)
             | Op::Pad(_)
+            | Op::MirrorPad(_)
             | Op::ResizeNearest(_)
+            | Op::ResizeBilinear(_)
             | Op::Mean(_)
             | Op::ReduceMax(_)
             | Op::ReduceSum(_)
+            | Op::Maximum
+            | Op::Minimum
             | Op::Relu
             | Op::Relu6
             | Op::Clip(_)
@@ -368,6 +412,7 @@ impl Op {
             | Op::Tanh
             | Op::HardSwish
             | Op::Softmax(_)
+            | Op::LogSoftmax
             | Op::Quantize
             | Op::Dequantize => return None,
         })
@@ -428,7 +473,7 @@ impl Op {
                 need(2)?;
                 p.output_shape(inputs[0], inputs[1], inputs.get(2).copied())?
             }
-            Op::Add(_) | Op::Sub(_) | Op::Mul(_) => {
+            Op::Add(_) | Op::Sub(_) | Op::Mul(_) | Op::Maximum | Op::Minimum => {
                 need(2)?;
                 broadcast_shapes(inputs[0], inputs[1])?
             }
@@ -448,7 +493,15 @@ impl Op {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
-            Op::ResizeNearest(p) => {
+            Op::StridedSlice(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::MirrorPad(p) => {
+                need(1)?;
+                p.output_shape(inputs[0])?
+            }
+            Op::ResizeNearest(p) | Op::ResizeBilinear(p) => {
                 need(1)?;
                 p.output_shape(inputs[0])?
             }
@@ -467,7 +520,7 @@ impl Op {
                 }
                 inputs[0].to_vec()
             }
-            Op::Softmax(_) => {
+            Op::Softmax(_) | Op::LogSoftmax => {
                 need(1)?;
                 if inputs[0].is_empty() {
                     return Err("softmax needs at least one axis".into());

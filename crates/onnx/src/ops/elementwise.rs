@@ -11,6 +11,8 @@ pub(super) enum BinKind {
     Div,
     /// `a ≥ 0 ? a : b·a`, `b` the slope broadcast to `a`.
     PRelu,
+    Max,
+    Min,
 }
 
 pub(super) fn binary(imp: &mut Importer, c: &Ctx, kind: BinKind) -> Result<(), String> {
@@ -28,6 +30,8 @@ pub(super) fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKin
         BinKind::Mul => |x, y| x * y,
         BinKind::Div => |x, y| x / y,
         BinKind::PRelu => |x, y| if x >= 0.0 { x } else { x * y },
+        BinKind::Max => f64::max,
+        BinKind::Min => f64::min,
     };
     let (a, b, kind) = match (a, b, kind) {
         (Value::Const(x), Value::Const(y), BinKind::Div) if x.is_int() && y.is_int() => {
@@ -47,6 +51,8 @@ pub(super) fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKin
         BinKind::Sub => Op::Sub(Binary::default()),
         BinKind::Mul | BinKind::Div => Op::Mul(Binary::default()),
         BinKind::PRelu => Op::PRelu,
+        BinKind::Max => Op::Maximum,
+        BinKind::Min => Op::Minimum,
     };
     let (sa, sb) = (imp.shape(&a), imp.shape(&b));
     let rank = sa.len().max(sb.len());
@@ -90,6 +96,19 @@ pub(super) fn binary_values(imp: &mut Importer, a: Value, b: Value, kind: BinKin
     let ib = place(imp, &b, &sb)?;
     let id = imp.emit(op, vec![ia, ib], out, None)?;
     Ok(Value::Tensor { id, layout })
+}
+
+/// ONNX `Max`/`Min` (opset 8+: any number of inputs, broadcast together): one input is its own
+/// value, more fold left into a chain of two-input MAXIMUM/MINIMUM.
+pub(super) fn extremum(imp: &mut Importer, c: &Ctx, kind: BinKind) -> Result<(), String> {
+    let n = c.node.input.len();
+    let mut acc = c.input(imp, 0)?;
+    for k in 1..n {
+        let out = if k + 1 == n { c.out(0)?.to_string() } else { format!("{}/{k}", c.out(0)?) };
+        acc = binary_values(imp, acc, c.input(imp, k)?, kind, &out)?;
+    }
+    imp.set(c.out(0)?, acc);
+    Ok(())
 }
 
 pub(super) fn unary(imp: &mut Importer, c: &Ctx, op: Op) -> Result<(), String> {
@@ -196,18 +215,18 @@ pub(super) fn clip(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     unary(imp, c, op)
 }
 
-pub(super) fn softmax(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
+/// Softmax or LogSoftmax (`op`) along `axis`.
+pub(super) fn softmax(imp: &mut Importer, c: &Ctx, op: Op) -> Result<(), String> {
     let v = c.input(imp, 0)?;
     let s = imp.shape(&v);
     let rank = s.len();
     let axis = constfold::axis(c.int("axis", if imp.opset >= 13 { -1 } else { 1 }), rank)?;
-    let op = Op::Softmax(Softmax { beta: 1.0 });
     let out = c.out(0)?;
     let result = if imp.opset < 13 {
         // Softmax-1/11: over the flattened trailing block from `axis`.
         let x = imp.identity(&v)?;
         let x2 = imp.reshape(x, vec![s[..axis].iter().product(), s[axis..].iter().product()], &format!("{out}/2d"))?;
-        let y = imp.emit(op, vec![x2], &format!("{out}/softmax"), None)?;
+        let y = imp.emit(op, vec![x2], &format!("{out}/{}", c.node.op_type.to_ascii_lowercase()), None)?;
         imp.reshape(y, s.clone(), out)?
     } else if let Value::Tensor { id, layout: Layout::Perm(p) } = &v {
         if p.last() == Some(&axis) {

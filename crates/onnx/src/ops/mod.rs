@@ -16,6 +16,7 @@ use crate::proto::{AttributeProto, NodeProto};
 mod dense;
 mod elementwise;
 mod shape;
+mod slice;
 mod spatial;
 
 use dense::*;
@@ -73,8 +74,11 @@ table! {
     "HardSwish" 14 => |i, c| unary(i, c, Op::HardSwish),
     "Identity" 7 => identity_op,
     "LeakyRelu" 7 => |i, c| { let alpha = c.float("alpha", 0.01); unary(i, c, Op::LeakyRelu(LeakyRelu { alpha })) },
+    "LogSoftmax" 7 => |i, c| softmax(i, c, Op::LogSoftmax),
     "MatMul" 7 => matmul,
+    "Max" 8 => |i, c| extremum(i, c, BinKind::Max),
     "MaxPool" 7 => |i, c| pool(i, c, true),
+    "Min" 8 => |i, c| extremum(i, c, BinKind::Min),
     "Mul" 7 => |i, c| binary(i, c, BinKind::Mul),
     "Pad" 7 => pad,
     "PRelu" 7 => |i, c| binary(i, c, BinKind::PRelu),
@@ -87,7 +91,8 @@ table! {
     "Shape" 7 => shape,
     "Sigmoid" 7 => |i, c| unary(i, c, Op::Sigmoid),
     "Slice" 7 => slice,
-    "Softmax" 7 => softmax,
+    "Softmax" 7 => |i, c| softmax(i, c, Op::Softmax(Softmax { beta: 1.0 })),
+    "Split" 7 => slice::split,
     "Squeeze" 7 => |i, c| squeeze_unsqueeze(i, c, false),
     "Sub" 7 => |i, c| binary(i, c, BinKind::Sub),
     "Tanh" 7 => |i, c| unary(i, c, Op::Tanh),

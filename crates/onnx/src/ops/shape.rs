@@ -49,7 +49,7 @@ pub(super) fn shape(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 
 pub(super) fn gather(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     if !c.all_const(imp) {
-        return Err("Gather is supported on constants only (shape computations)".into());
+        return super::slice::gather_tensor(imp, c);
     }
     let data = c.const_input(imp, 0)?.ok_or("missing data")?;
     let idx = c.const_input(imp, 1)?.ok_or("missing indices")?;
@@ -61,21 +61,10 @@ pub(super) fn gather(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
 
 pub(super) fn slice(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     if !c.all_const(imp) {
-        return Err("Slice is supported on constants only (shape computations)".into());
+        return super::slice::slice_tensor(imp, c);
     }
     let data = c.const_input(imp, 0)?.ok_or("missing data")?;
-    let rank = data.shape.len();
-    let (starts, ends, axes, steps) = if imp.opset >= 10 {
-        let get = |i| -> Result<Option<Vec<i64>>, String> { Ok(c.const_input(imp, i)?.map(|c| c.data.to_i64())) };
-        (get(1)?.ok_or("missing starts")?, get(2)?.ok_or("missing ends")?, get(3)?, get(4)?)
-    } else {
-        (c.ints("starts").ok_or("missing starts")?, c.ints("ends").ok_or("missing ends")?, c.ints("axes"), None)
-    };
-    let axes: Vec<usize> = match axes {
-        Some(a) => a.iter().map(|&x| constfold::axis(x, rank)).collect::<Result<_, _>>()?,
-        None => (0..starts.len()).collect(),
-    };
-    let steps = steps.unwrap_or_else(|| vec![1; axes.len()]);
+    let (starts, ends, axes, steps) = super::slice::slice_params(imp, c, data.shape.len())?;
     let out = constfold::slice(&data, &starts, &ends, &axes, &steps)?;
     imp.set(c.out(0)?, Value::Const(out));
     Ok(())

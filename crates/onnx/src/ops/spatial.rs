@@ -256,8 +256,8 @@ pub(super) fn pad(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let x = c.input(imp, 0)?;
     let rank = imp.shape(&x).len();
     let mode = c.string("mode").unwrap_or_else(|| "constant".into());
-    if mode != "constant" {
-        return Err(format!("Pad mode `{mode}` is not supported (constant only)"));
+    if mode != "constant" && mode != "reflect" {
+        return Err(format!("Pad mode `{mode}` is not supported (constant and reflect only)"));
     }
     let (pads, value, axes) = if imp.opset >= 11 {
         let pads = c.const_input(imp, 1)?.ok_or("pads are missing")?.data.to_i64();
@@ -284,16 +284,24 @@ pub(super) fn pad(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         other => (imp.identity(other)?, identity(rank)),
     };
     let stored = perm.iter().map(|&a| semantic[a]).collect();
-    let id = imp.emit(Op::Pad(Pad { pads: stored, value }), vec![xi], c.out(0)?, None)?;
+    let op = if mode == "reflect" {
+        Op::MirrorPad(irop::MirrorPad { pads: stored, reflect: true })
+    } else {
+        Op::Pad(Pad { pads: stored, value })
+    };
+    let id = imp.emit(op, vec![xi], c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(perm) });
     Ok(())
 }
 
-/// Resize / Upsample in nearest mode → RESIZE_NEAREST_NEIGHBOR, for the coordinate modes and
+/// Resize / Upsample in linear mode → RESIZE_BILINEAR (coordinate modes `asymmetric`,
+/// `half_pixel`, `pytorch_half_pixel`, `align_corners`), and in nearest mode →
+/// RESIZE_NEAREST_NEIGHBOR, for the coordinate modes and
 /// roundings that pick TFLite's source pixels: `asymmetric` + `floor` (PyTorch's `nearest`,
 /// Upsample), `half_pixel` + `round_prefer_ceil` or `tf_half_pixel_for_nn` + `floor`
 /// (`half_pixel_centers`), `align_corners` + `round_prefer_ceil`. Height and width change by a
-/// whole factor (up or down), so `x / scale` and TFLite's `x · (in / out)` are the same float.
+/// whole factor (up or down), so `x / scale` and TFLite's `x · (in / out)` are the same float;
+/// a linear resize may take any size (its weights move by a float's last bit at most).
 pub(super) fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
     let x = c.input(imp, 0)?;
     let xs = imp.shape(&x);
@@ -301,8 +309,12 @@ pub(super) fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         return Err(format!("{} of a rank-{} input is not supported (4-D NCHW only)", c.node.op_type, xs.len()));
     }
     let mode = c.string("mode").unwrap_or_else(|| "nearest".into());
-    if mode != "nearest" {
-        return Err(format!("mode `{mode}` is not supported (nearest only)"));
+    let linear = matches!(mode.as_str(), "linear" | "bilinear");
+    if mode != "nearest" && !linear {
+        return Err(format!("mode `{mode}` is not supported (nearest and linear only)"));
+    }
+    if c.int("antialias", 0) != 0 {
+        return Err("antialias is not supported".into());
     }
     let upsample = c.node.op_type == "Upsample";
     if c.attr("axes").is_some() || c.string("keep_aspect_ratio_policy").is_some_and(|p| p != "stretch") {
@@ -323,7 +335,8 @@ pub(super) fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         return Err(format!("resizes {xs:?} to {out:?}; only height and width may change"));
     }
     let whole = |i: usize, o: usize| o.is_multiple_of(i) || i.is_multiple_of(o);
-    if !whole(xs[2], out[2]) || !whole(xs[3], out[3]) {
+    // A nearest pick can flip on the last bit of `x / scale`; a linear weight only moves by it.
+    if !linear && (!whole(xs[2], out[2]) || !whole(xs[3], out[3])) {
         return Err(format!("resizing {:?} to {:?} is not by a whole factor; not supported", &xs[2..], &out[2..]));
     }
     let coord = if upsample || imp.opset < 11 {
@@ -337,6 +350,14 @@ pub(super) fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         c.string("nearest_mode").unwrap_or_else(|| "round_prefer_floor".into())
     };
     let (align_corners, half_pixel_centers) = match (coord.as_str(), rounding.as_str()) {
+        // Linear: TFLite's positions for these modes; the rounding does not apply.
+        ("asymmetric", _) if linear => (false, false),
+        ("half_pixel", _) if linear => (false, true),
+        ("pytorch_half_pixel", _) if linear && out[2] > 1 && out[3] > 1 => (false, true),
+        ("align_corners", _) if linear => (true, false),
+        (cm, _) if linear => {
+            return Err(format!("coordinate_transformation_mode `{cm}` of a linear resize has no TFLite equivalent"))
+        }
         ("asymmetric", "floor") => (false, false),
         ("half_pixel", "round_prefer_ceil") | ("tf_half_pixel_for_nn", "floor") => (false, true),
         ("pytorch_half_pixel", "round_prefer_ceil") if out[2] > 1 && out[3] > 1 => (false, true),
@@ -348,7 +369,8 @@ pub(super) fn resize(imp: &mut Importer, c: &Ctx) -> Result<(), String> {
         }
     };
     let xi = imp.stored_as(&x, &channels_last(4))?;
-    let op = Op::ResizeNearest(irop::ResizeNearest { size: [out[2], out[3]], align_corners, half_pixel_centers });
+    let p = irop::ResizeNearest { size: [out[2], out[3]], align_corners, half_pixel_centers };
+    let op = if linear { Op::ResizeBilinear(p) } else { Op::ResizeNearest(p) };
     let id = imp.emit(op, vec![xi], c.out(0)?, None)?;
     imp.set(c.out(0)?, Value::Tensor { id, layout: Layout::Perm(channels_last(4)) });
     Ok(())

@@ -2,11 +2,11 @@
 //! following the TFLite int8 spec op by op (see `docs/numerics.md`).
 //!
 //! [`quantize_graph_mixed`] runs named steps in order: mark the layers kept in float or run
-//! with int16 activations (`mark_nodes`), put CONCATENATION's operands on one range
-//! (`concat_ranges`), set every activation's parameters by its op's rule
+//! with int16 activations (`mark_nodes`), put the operands of CONCATENATION, MAXIMUM and MINIMUM
+//! on one range (`concat_ranges`), set every activation's parameters by its op's rule
 //! (`activation_params`), quantize weights, biases and constant operands
 //! (`weights::quantize_constants`), rewrite the 16x8 layers (`wide::to_16x8`), the float layers
-//! and float edges (`float`), requantize CONCATENATION inputs, and check every scale.
+//! and float edges (`float`), requantize the inputs of those ops, and check every scale.
 
 use tinyq_ir::{DType, Graph, Node, Op, QParams, TensorData, TensorId};
 
@@ -58,15 +58,22 @@ pub fn output_rule(op: &Op) -> Result<OutputRule, String> {
         | Op::Elu
         | Op::Abs
         | Op::HardSwish
+        | Op::Maximum
+        | Op::Minimum
         | Op::Concat(_) => OutputRule::Own,
         Op::Reshape
         | Op::Transpose(_)
+        | Op::StridedSlice(_)
+        | Op::MirrorPad(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ResizeBilinear(_)
         | Op::ReduceMax(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_) => OutputRule::SameAsInput,
         Op::Softmax(_) | Op::Sigmoid => OutputRule::Fixed(1.0 / 256.0, -128),
+        // LOG_SOFTMAX's outputs lie in (−16, 0]: TFLM requires (16/256, 127).
+        Op::LogSoftmax => OutputRule::Fixed(16.0 / 256.0, 127),
         Op::Tanh => OutputRule::Fixed(1.0 / 128.0, 0),
         Op::Clip(c) => return Err(format!("Clip({}, {}) has no int8 TFLite kernel", c.min, c.max)),
         Op::Quantize | Op::Dequantize => return Err("the graph is already quantized".into()),
@@ -94,14 +101,20 @@ pub fn can_keep_in_float(op: &Op) -> bool {
         | Op::Elu
         | Op::Abs
         | Op::HardSwish
+        | Op::Maximum
+        | Op::Minimum
         | Op::Concat(_)
+        | Op::StridedSlice(_)
+        | Op::MirrorPad(_)
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ResizeBilinear(_)
         | Op::ReduceMax(_)
         | Op::ReduceSum(_)
         | Op::MaxPool2D(_)
         | Op::AvgPool2D(_)
         | Op::Softmax(_)
+        | Op::LogSoftmax
         | Op::Sigmoid
         | Op::Tanh
         | Op::Clip(_)
@@ -125,6 +138,8 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Reshape
         | Op::Concat(_) => true,
         Op::Transpose(_)
+        | Op::StridedSlice(_)
+        | Op::MirrorPad(_)
         | Op::Sub(_)
         | Op::Mul(_)
         | Op::Relu
@@ -134,11 +149,15 @@ pub fn can_run_16x8(op: &Op) -> bool {
         | Op::Elu
         | Op::Abs
         | Op::HardSwish
+        | Op::Maximum
+        | Op::Minimum
         | Op::Pad(_)
         | Op::ResizeNearest(_)
+        | Op::ResizeBilinear(_)
         | Op::ReduceMax(_)
         | Op::ReduceSum(_)
         | Op::Softmax(_)
+        | Op::LogSoftmax
         | Op::Sigmoid
         | Op::Tanh
         | Op::Clip(_)
@@ -235,13 +254,14 @@ fn mark_nodes(g: &Graph, picked: &[usize], allowed: fn(&Op) -> bool, refusal: &s
     Ok(marked)
 }
 
-/// `ranges` for every tensor, with CONCATENATION's inputs and output on one scale: the union of
-/// their ranges.
+/// `ranges` for every tensor, with the activation inputs and the output of each op that shares
+/// its parameters ([`Op::shares_qparams`]: CONCATENATION, MAXIMUM, MINIMUM) on one scale: the
+/// union of their ranges.
 fn concat_ranges(g: &Graph, ranges: &[Option<(f32, f32)>]) -> Vec<Option<(f32, f32)>> {
     let mut ranges: Vec<Option<(f32, f32)>> = ranges.to_vec();
     ranges.resize(g.tensors.len(), None);
     for n in &g.nodes {
-        if let Op::Concat(_) = n.op {
+        if n.op.shares_qparams() {
             let ids: Vec<TensorId> =
                 n.inputs.iter().chain(&n.outputs).copied().filter(|&t| !g.tensor(t).is_constant()).collect();
             let union =

@@ -37,7 +37,7 @@ pub(super) fn quantize_constants(
             Op::Pad(p) if p.value != 0.0 => {
                 return Err(node_err(n, format!("padding with {} cannot be expressed in int8 (only 0)", p.value)))
             }
-            _ => operand_constants(q, g, n)?,
+            _ => operand_constants(q, g, n, act)?,
         }
     }
     Ok(())
@@ -102,12 +102,18 @@ fn layer_weights(
     Ok(())
 }
 
-/// Constant operands of element-wise ops: their own asymmetric int8 parameters.
-fn operand_constants(q: &mut Graph, g: &Graph, n: &Node) -> Result<(), QuantError> {
+/// Constant operands of element-wise ops: their own asymmetric int8 parameters, or the output's
+/// for an op whose inputs share them ([`Op::shares_qparams`]; values beyond the output's range
+/// saturate, which MAXIMUM and MINIMUM do not tell apart from the range's end).
+fn operand_constants(q: &mut Graph, g: &Graph, n: &Node, act: &[Option<ActivationQParams>]) -> Result<(), QuantError> {
+    let shared = act[n.outputs[0]].filter(|_| n.op.shares_qparams());
     for &c in n.inputs.iter().filter(|&&c| g.tensor(c).is_constant()) {
         let v = g.const_f32(c).unwrap_or_default();
         let (lo, hi) = v.iter().fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
-        let p = tensor_qparams(g, c, (lo, hi))?;
+        let p = match shared {
+            Some(p) => p,
+            None => tensor_qparams(g, c, (lo, hi))?,
+        };
         let data = v.iter().map(|&x| ((x / p.scale).round() as i32 + p.zero_point).clamp(-128, 127) as i8).collect();
         let ct = &mut q.tensors[c];
         ct.data = Some(TensorData::I8(data));

@@ -9957,10 +9957,391 @@ mod root {
             }
         }
 
+        /// The enum `MirrorPadMode` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Enum `MirrorPadMode` in the file `schema/tflite_subset.fbs:148`
+        #[derive(
+            Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize,
+        )]
+        #[repr(i8)]
+        pub enum MirrorPadMode {
+            /// The variant `REFLECT` in the enum `MirrorPadMode`
+            Reflect = 0,
+
+            /// The variant `SYMMETRIC` in the enum `MirrorPadMode`
+            Symmetric = 1,
+        }
+
+        impl MirrorPadMode {
+            /// Array containing all valid variants of MirrorPadMode
+            pub const ENUM_VALUES: [Self; 2] = [Self::Reflect, Self::Symmetric];
+        }
+
+        impl ::core::convert::TryFrom<i8> for MirrorPadMode {
+            type Error = ::planus::errors::UnknownEnumTagKind;
+            #[inline]
+            fn try_from(value: i8) -> ::core::result::Result<Self, ::planus::errors::UnknownEnumTagKind> {
+                #[allow(clippy::match_single_binding)]
+                match value {
+                    0 => ::core::result::Result::Ok(MirrorPadMode::Reflect),
+                    1 => ::core::result::Result::Ok(MirrorPadMode::Symmetric),
+
+                    _ => ::core::result::Result::Err(::planus::errors::UnknownEnumTagKind { tag: value as i128 }),
+                }
+            }
+        }
+
+        impl ::core::convert::From<MirrorPadMode> for i8 {
+            #[inline]
+            fn from(value: MirrorPadMode) -> Self {
+                value as i8
+            }
+        }
+
+        /// # Safety
+        /// The Planus compiler correctly calculates `ALIGNMENT` and `SIZE`.
+        unsafe impl ::planus::Primitive for MirrorPadMode {
+            const ALIGNMENT: usize = 1;
+            const SIZE: usize = 1;
+        }
+
+        impl ::planus::WriteAsPrimitive<MirrorPadMode> for MirrorPadMode {
+            #[inline]
+            fn write<const N: usize>(&self, cursor: ::planus::Cursor<'_, N>, buffer_position: u32) {
+                (*self as i8).write(cursor, buffer_position);
+            }
+        }
+
+        impl ::planus::WriteAs<MirrorPadMode> for MirrorPadMode {
+            type Prepared = Self;
+
+            #[inline]
+            fn prepare(&self, _builder: &mut ::planus::Builder) -> MirrorPadMode {
+                *self
+            }
+        }
+
+        impl ::planus::WriteAsDefault<MirrorPadMode, MirrorPadMode> for MirrorPadMode {
+            type Prepared = Self;
+
+            #[inline]
+            fn prepare(
+                &self,
+                _builder: &mut ::planus::Builder,
+                default: &MirrorPadMode,
+            ) -> ::core::option::Option<MirrorPadMode> {
+                if self == default {
+                    ::core::option::Option::None
+                } else {
+                    ::core::option::Option::Some(*self)
+                }
+            }
+        }
+
+        impl ::planus::WriteAsOptional<MirrorPadMode> for MirrorPadMode {
+            type Prepared = Self;
+
+            #[inline]
+            fn prepare(&self, _builder: &mut ::planus::Builder) -> ::core::option::Option<MirrorPadMode> {
+                ::core::option::Option::Some(*self)
+            }
+        }
+
+        impl<'buf> ::planus::TableRead<'buf> for MirrorPadMode {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'buf>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                let n: i8 = ::planus::TableRead::from_buffer(buffer, offset)?;
+                ::core::result::Result::Ok(::core::convert::TryInto::try_into(n)?)
+            }
+        }
+
+        impl<'buf> ::planus::VectorReadInner<'buf> for MirrorPadMode {
+            type Error = ::planus::errors::UnknownEnumTag;
+            const STRIDE: usize = 1;
+            #[inline]
+            unsafe fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'buf>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::UnknownEnumTag> {
+                let value = unsafe { *buffer.buffer.get_unchecked(offset) as i8 };
+                let value: ::core::result::Result<Self, _> = ::core::convert::TryInto::try_into(value);
+                value.map_err(|error_kind| {
+                    error_kind.with_error_location("MirrorPadMode", "VectorRead::from_buffer", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<MirrorPadMode> for MirrorPadMode {
+            const STRIDE: usize = 1;
+
+            type Value = Self;
+
+            #[inline]
+            fn prepare(&self, _builder: &mut ::planus::Builder) -> Self {
+                *self
+            }
+
+            #[inline]
+            unsafe fn write_values(values: &[Self], bytes: *mut ::core::mem::MaybeUninit<u8>, buffer_position: u32) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 1];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - i as u32,
+                    );
+                }
+            }
+        }
+
+        /// The table `MirrorPadOptions` in the namespace `tflite`
+        ///
+        /// Generated from these locations:
+        /// * Table `MirrorPadOptions` in the file `schema/tflite_subset.fbs:149`
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub struct MirrorPadOptions {
+            /// The field `mode` in the table `MirrorPadOptions`
+            pub mode: self::MirrorPadMode,
+        }
+
+        #[allow(clippy::derivable_impls)]
+        impl ::core::default::Default for MirrorPadOptions {
+            fn default() -> Self {
+                Self { mode: self::MirrorPadMode::Reflect }
+            }
+        }
+
+        impl MirrorPadOptions {
+            /// Creates a [MirrorPadOptionsBuilder] for serializing an instance of this table.
+            #[inline]
+            pub fn builder() -> MirrorPadOptionsBuilder<()> {
+                MirrorPadOptionsBuilder(())
+            }
+
+            #[allow(clippy::too_many_arguments)]
+            pub fn create(
+                builder: &mut ::planus::Builder,
+                field_mode: impl ::planus::WriteAsDefault<self::MirrorPadMode, self::MirrorPadMode>,
+            ) -> ::planus::Offset<Self> {
+                let prepared_mode = field_mode.prepare(builder, &self::MirrorPadMode::Reflect);
+
+                let mut table_writer: ::planus::table_writer::TableWriter<6> = ::core::default::Default::default();
+                if prepared_mode.is_some() {
+                    table_writer.write_entry::<self::MirrorPadMode>(0);
+                }
+
+                unsafe {
+                    table_writer.finish(builder, |object_writer| {
+                        if let ::core::option::Option::Some(prepared_mode) = prepared_mode {
+                            object_writer.write::<_, _, 1>(&prepared_mode);
+                        }
+                    });
+                }
+                builder.current_offset()
+            }
+        }
+
+        impl ::planus::WriteAs<::planus::Offset<MirrorPadOptions>> for MirrorPadOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<MirrorPadOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl ::planus::WriteAsOptional<::planus::Offset<MirrorPadOptions>> for MirrorPadOptions {
+            type Prepared = ::planus::Offset<Self>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<MirrorPadOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl ::planus::WriteAsOffset<MirrorPadOptions> for MirrorPadOptions {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<MirrorPadOptions> {
+                MirrorPadOptions::create(builder, self.mode)
+            }
+        }
+
+        /// Builder for serializing an instance of the [MirrorPadOptions] type.
+        ///
+        /// Can be created using the [MirrorPadOptions::builder] method.
+        #[derive(Debug)]
+        #[must_use]
+        pub struct MirrorPadOptionsBuilder<State>(State);
+
+        impl MirrorPadOptionsBuilder<()> {
+            /// Setter for the [`mode` field](MirrorPadOptions#structfield.mode).
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn mode<T0>(self, value: T0) -> MirrorPadOptionsBuilder<(T0,)>
+            where
+                T0: ::planus::WriteAsDefault<self::MirrorPadMode, self::MirrorPadMode>,
+            {
+                MirrorPadOptionsBuilder((value,))
+            }
+
+            /// Sets the [`mode` field](MirrorPadOptions#structfield.mode) to the default value.
+            #[inline]
+            #[allow(clippy::type_complexity)]
+            pub fn mode_as_default(self) -> MirrorPadOptionsBuilder<(::planus::DefaultValue,)> {
+                self.mode(::planus::DefaultValue)
+            }
+        }
+
+        impl<T0> MirrorPadOptionsBuilder<(T0,)> {
+            /// Finish writing the builder to get an [Offset](::planus::Offset) to a serialized [MirrorPadOptions].
+            #[inline]
+            pub fn finish(self, builder: &mut ::planus::Builder) -> ::planus::Offset<MirrorPadOptions>
+            where
+                Self: ::planus::WriteAsOffset<MirrorPadOptions>,
+            {
+                ::planus::WriteAsOffset::prepare(&self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<self::MirrorPadMode, self::MirrorPadMode>>
+            ::planus::WriteAs<::planus::Offset<MirrorPadOptions>> for MirrorPadOptionsBuilder<(T0,)>
+        {
+            type Prepared = ::planus::Offset<MirrorPadOptions>;
+
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<MirrorPadOptions> {
+                ::planus::WriteAsOffset::prepare(self, builder)
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<self::MirrorPadMode, self::MirrorPadMode>>
+            ::planus::WriteAsOptional<::planus::Offset<MirrorPadOptions>> for MirrorPadOptionsBuilder<(T0,)>
+        {
+            type Prepared = ::planus::Offset<MirrorPadOptions>;
+
+            #[inline]
+            fn prepare(
+                &self,
+                builder: &mut ::planus::Builder,
+            ) -> ::core::option::Option<::planus::Offset<MirrorPadOptions>> {
+                ::core::option::Option::Some(::planus::WriteAsOffset::prepare(self, builder))
+            }
+        }
+
+        impl<T0: ::planus::WriteAsDefault<self::MirrorPadMode, self::MirrorPadMode>>
+            ::planus::WriteAsOffset<MirrorPadOptions> for MirrorPadOptionsBuilder<(T0,)>
+        {
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<MirrorPadOptions> {
+                let (v0,) = &self.0;
+                MirrorPadOptions::create(builder, v0)
+            }
+        }
+
+        /// Reference to a deserialized [MirrorPadOptions].
+        #[derive(Copy, Clone)]
+        pub struct MirrorPadOptionsRef<'a>(#[allow(dead_code)] ::planus::table_reader::Table<'a>);
+
+        impl<'a> MirrorPadOptionsRef<'a> {
+            /// Getter for the [`mode` field](MirrorPadOptions#structfield.mode).
+            #[inline]
+            pub fn mode(&self) -> ::planus::Result<self::MirrorPadMode> {
+                ::core::result::Result::Ok(
+                    self.0.access(0, "MirrorPadOptions", "mode")?.unwrap_or(self::MirrorPadMode::Reflect),
+                )
+            }
+        }
+
+        impl<'a> ::core::fmt::Debug for MirrorPadOptionsRef<'a> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let mut f = f.debug_struct("MirrorPadOptionsRef");
+                f.field("mode", &self.mode());
+                f.finish()
+            }
+        }
+
+        impl<'a> ::core::convert::TryFrom<MirrorPadOptionsRef<'a>> for MirrorPadOptions {
+            type Error = ::planus::Error;
+
+            #[allow(unreachable_code)]
+            fn try_from(value: MirrorPadOptionsRef<'a>) -> ::planus::Result<Self> {
+                ::core::result::Result::Ok(Self { mode: ::core::convert::TryInto::try_into(value.mode()?)? })
+            }
+        }
+
+        impl<'a> ::planus::TableRead<'a> for MirrorPadOptionsRef<'a> {
+            #[inline]
+            fn from_buffer(
+                buffer: ::planus::SliceWithStartOffset<'a>,
+                offset: usize,
+            ) -> ::core::result::Result<Self, ::planus::errors::ErrorKind> {
+                ::core::result::Result::Ok(Self(::planus::table_reader::Table::from_buffer(buffer, offset)?))
+            }
+        }
+
+        impl<'a> ::planus::VectorReadInner<'a> for MirrorPadOptionsRef<'a> {
+            type Error = ::planus::Error;
+            const STRIDE: usize = 4;
+
+            unsafe fn from_buffer(buffer: ::planus::SliceWithStartOffset<'a>, offset: usize) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(buffer, offset).map_err(|error_kind| {
+                    error_kind.with_error_location("[MirrorPadOptionsRef]", "get", buffer.offset_from_start)
+                })
+            }
+        }
+
+        /// # Safety
+        /// The planus compiler generates implementations that initialize
+        /// the bytes in `write_values`.
+        unsafe impl ::planus::VectorWrite<::planus::Offset<MirrorPadOptions>> for MirrorPadOptions {
+            type Value = ::planus::Offset<MirrorPadOptions>;
+            const STRIDE: usize = 4;
+            #[inline]
+            fn prepare(&self, builder: &mut ::planus::Builder) -> Self::Value {
+                ::planus::WriteAs::prepare(self, builder)
+            }
+
+            #[inline]
+            unsafe fn write_values(
+                values: &[::planus::Offset<MirrorPadOptions>],
+                bytes: *mut ::core::mem::MaybeUninit<u8>,
+                buffer_position: u32,
+            ) {
+                let bytes = bytes as *mut [::core::mem::MaybeUninit<u8>; 4];
+                for (i, v) in ::core::iter::Iterator::enumerate(values.iter()) {
+                    ::planus::WriteAsPrimitive::write(
+                        v,
+                        ::planus::Cursor::new(unsafe { &mut *bytes.add(i) }),
+                        buffer_position - (Self::STRIDE * i) as u32,
+                    );
+                }
+            }
+        }
+
+        impl<'a> ::planus::ReadAsRoot<'a> for MirrorPadOptionsRef<'a> {
+            fn read_as_root(slice: &'a [u8]) -> ::planus::Result<Self> {
+                ::planus::TableRead::from_buffer(
+                    ::planus::SliceWithStartOffset { buffer: slice, offset_from_start: 0 },
+                    0,
+                )
+                .map_err(|error_kind| error_kind.with_error_location("[MirrorPadOptionsRef]", "read_as_root", 0))
+            }
+        }
+
         /// The union `BuiltinOptions` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Union `BuiltinOptions` in the file `schema/tflite_subset.fbs:150`
+        /// * Union `BuiltinOptions` in the file `schema/tflite_subset.fbs:152`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub enum BuiltinOptions {
             /// The variant of type `Conv2DOptions` in the union `BuiltinOptions`
@@ -10191,8 +10572,8 @@ mod root {
             /// The variant `SquaredDifferenceOptions` in the union `BuiltinOptions`
             SquaredDifferenceOptions(::planus::alloc::boxed::Box<self::Unused>),
 
-            /// The variant `MirrorPadOptions` in the union `BuiltinOptions`
-            MirrorPadOptions(::planus::alloc::boxed::Box<self::Unused>),
+            /// The variant of type `MirrorPadOptions` in the union `BuiltinOptions`
+            MirrorPadOptions(::planus::alloc::boxed::Box<self::MirrorPadOptions>),
 
             /// The variant `AbsOptions` in the union `BuiltinOptions`
             AbsOptions(::planus::alloc::boxed::Box<self::Unused>),
@@ -10855,7 +11236,7 @@ mod root {
             #[inline]
             pub fn create_mirror_pad_options(
                 builder: &mut ::planus::Builder,
-                value: impl ::planus::WriteAsOffset<self::Unused>,
+                value: impl ::planus::WriteAsOffset<self::MirrorPadOptions>,
             ) -> ::planus::UnionOffset<Self> {
                 ::planus::UnionOffset::new(77, value.prepare(builder).downcast())
             }
@@ -11805,7 +12186,7 @@ mod root {
             #[inline]
             pub fn mirror_pad_options<T>(self, value: T) -> BuiltinOptionsBuilder<::planus::Initialized<77, T>>
             where
-                T: ::planus::WriteAsOffset<self::Unused>,
+                T: ::planus::WriteAsOffset<self::MirrorPadOptions>,
             {
                 BuiltinOptionsBuilder(::planus::Initialized(value))
             }
@@ -13622,7 +14003,7 @@ mod root {
         }
         impl<T> ::planus::WriteAsUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<77, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::MirrorPadOptions>,
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::UnionOffset<BuiltinOptions> {
@@ -13632,7 +14013,7 @@ mod root {
 
         impl<T> ::planus::WriteAsOptionalUnion<BuiltinOptions> for BuiltinOptionsBuilder<::planus::Initialized<77, T>>
         where
-            T: ::planus::WriteAsOffset<self::Unused>,
+            T: ::planus::WriteAsOffset<self::MirrorPadOptions>,
         {
             #[inline]
             fn prepare(
@@ -14030,7 +14411,7 @@ mod root {
             ResizeNearestNeighborOptions(self::ResizeNearestNeighborOptionsRef<'a>),
             LeakyReluOptions(self::LeakyReluOptionsRef<'a>),
             SquaredDifferenceOptions(self::UnusedRef<'a>),
-            MirrorPadOptions(self::UnusedRef<'a>),
+            MirrorPadOptions(self::MirrorPadOptionsRef<'a>),
             AbsOptions(self::UnusedRef<'a>),
             SplitVOptions(self::UnusedRef<'a>),
             UniqueOptions(self::UnusedRef<'a>),
@@ -14802,7 +15183,7 @@ mod root {
         /// The table `OperatorCode` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `OperatorCode` in the file `schema/tflite_subset.fbs:245`
+        /// * Table `OperatorCode` in the file `schema/tflite_subset.fbs:247`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct OperatorCode {
             /// The field `deprecated_builtin_code` in the table `OperatorCode`
@@ -15180,7 +15561,7 @@ mod root {
         /// The enum `CustomOptionsFormat` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Enum `CustomOptionsFormat` in the file `schema/tflite_subset.fbs:252`
+        /// * Enum `CustomOptionsFormat` in the file `schema/tflite_subset.fbs:254`
         #[derive(
             Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize,
         )]
@@ -15324,7 +15705,7 @@ mod root {
         /// The table `Operator` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Operator` in the file `schema/tflite_subset.fbs:254`
+        /// * Table `Operator` in the file `schema/tflite_subset.fbs:256`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Operator {
             /// The field `opcode_index` in the table `Operator`
@@ -15923,7 +16304,7 @@ mod root {
         /// The table `SubGraph` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `SubGraph` in the file `schema/tflite_subset.fbs:265`
+        /// * Table `SubGraph` in the file `schema/tflite_subset.fbs:267`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct SubGraph {
             /// The field `tensors` in the table `SubGraph`
@@ -16359,7 +16740,7 @@ mod root {
         /// The table `Buffer` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Buffer` in the file `schema/tflite_subset.fbs:274`
+        /// * Table `Buffer` in the file `schema/tflite_subset.fbs:276`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Buffer {
             /// The field `data` in the table `Buffer`
@@ -16677,7 +17058,7 @@ mod root {
         /// The table `Metadata` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Metadata` in the file `schema/tflite_subset.fbs:280`
+        /// * Table `Metadata` in the file `schema/tflite_subset.fbs:282`
         #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Metadata {
             /// The field `name` in the table `Metadata`
@@ -16954,7 +17335,7 @@ mod root {
         /// The table `Model` in the namespace `tflite`
         ///
         /// Generated from these locations:
-        /// * Table `Model` in the file `schema/tflite_subset.fbs:285`
+        /// * Table `Model` in the file `schema/tflite_subset.fbs:287`
         #[derive(Clone, Debug, PartialEq, PartialOrd, ::serde::Serialize, ::serde::Deserialize)]
         pub struct Model {
             /// The field `version` in the table `Model`
