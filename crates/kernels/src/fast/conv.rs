@@ -9,7 +9,9 @@
 //!
 //! On [`Isa::Avx512Vnni`] the filter is packed in bytes instead and the image holds bytes
 //! (`x ^ 0x80`, the border the byte whose `x + input_offset` is 0) for the VNNI GEMM
-//! ([`super::vnni`]), with the offset's share of every sum folded into the bias.
+//! ([`super::vnni`]), with the offset's share of every sum folded into the bias. Without groups
+//! and with dilation 1 along the width, a patch is `filter_height` runs of
+//! `filter_width · in_depth` bytes in the image, and the GEMM reads them there (no copies).
 
 use super::gemm::{gemm_rows, PackedB, MR};
 use super::patches::PaddedImage;
@@ -18,6 +20,9 @@ use super::vnni::{self, PackedQ};
 use super::Isa;
 use crate::conv::ConvPerChannelParams;
 use crate::fixedpoint::Rounding;
+
+/// Bytes after the image that the indirect GEMM may read (a run's padding to a whole quad).
+const RUN_SLACK: usize = 3;
 
 /// The bias a group's output stage adds, from the group's index and its slice of the bias.
 type GroupBias<'a> = dyn Fn(usize, Option<&[i32]>) -> Option<Vec<i32>> + 'a;
@@ -36,8 +41,10 @@ pub struct ConvFast {
 enum Gemms {
     /// int16 operands ([`super::gemm`]).
     Wide(Vec<(PackedB, OutputStage)>),
-    /// Bytes ([`super::vnni`]); padding taps are `pad`.
-    Bytes { groups: Vec<(PackedQ, OutputStage)>, pad: u8 },
+    /// Bytes ([`super::vnni`]); padding taps are `pad`. With `offsets` (where each filter row's
+    /// run starts, from a pixel's origin in the image), one group read in the image; without,
+    /// patches copied out of it.
+    Bytes { groups: Vec<(PackedQ, OutputStage)>, pad: u8, offsets: Option<Vec<usize>> },
 }
 
 impl ConvFast {
@@ -80,14 +87,18 @@ impl ConvFast {
                 .collect::<Option<Vec<_>>>()
         };
         let weight = |g: usize, k: usize, n: usize| filter[(g * per_group + n) * depth + k];
+        let image = PaddedImage::new(params);
         let gemms = match vnni::pad_byte(params.input_offset).filter(|_| isa == Isa::Avx512Vnni) {
             Some(pad) => {
+                let indirect = groups == 1 && params.dilation_width == 1;
+                let (runs, run) = if indirect { (filter_height, depth / filter_height) } else { (1, depth) };
                 let filters: Vec<PackedQ> =
-                    (0..groups).map(|g| PackedQ::new(depth, per_group, |k, n| weight(g, k, n))).collect();
+                    (0..groups).map(|g| PackedQ::runs(runs, run, per_group, |k, n| weight(g, k, n))).collect();
                 let stages = stages(&|g| filters[g].padded_n(), &|g, bias| {
                     Some(filters[g].folded_bias(bias, params.input_offset))
                 })?;
-                Gemms::Bytes { groups: filters.into_iter().zip(stages).collect(), pad }
+                let offsets = indirect.then(|| (0..runs).map(|y| y * params.dilation_height * image.line()).collect());
+                Gemms::Bytes { groups: filters.into_iter().zip(stages).collect(), pad, offsets }
             }
             None => {
                 let filters: Vec<PackedB> =
@@ -96,7 +107,7 @@ impl ConvFast {
                 Gemms::Wide(filters.into_iter().zip(stages).collect())
             }
         };
-        Some(ConvFast { params: *params, isa, gemms, image: PaddedImage::new(params) })
+        Some(ConvFast { params: *params, isa, gemms, image })
     }
 
     pub fn params(&self) -> &ConvPerChannelParams {
@@ -112,6 +123,7 @@ impl ConvFast {
     pub fn scratch_len(&self) -> usize {
         match &self.gemms {
             Gemms::Wide(groups) => self.image.len() + MR * groups[0].0.kp,
+            Gemms::Bytes { offsets: Some(_), .. } => (self.image.len() + RUN_SLACK).div_ceil(2),
             Gemms::Bytes { groups, .. } => (self.image.len() + vnni::MR * groups[0].0.k4).div_ceil(2),
         }
     }
@@ -130,12 +142,56 @@ impl ConvFast {
                     gemm_rows(self.isa, &groups[g].0, &groups[g].1, a, n, out, out_depth)
                 });
             }
-            Gemms::Bytes { groups, pad } => {
+            Gemms::Bytes { groups, pad, offsets: Some(offsets) } => {
+                let image = &mut vnni::as_bytes(scratch)[..self.image.len() + RUN_SLACK];
+                self.eval_indirect(&groups[0], *pad, offsets, input, image, output);
+            }
+            Gemms::Bytes { groups, pad, offsets: None } => {
                 let rows = Rows { pad: *pad, len: groups[0].0.k4, count: vnni::MR };
                 let scratch = vnni::as_bytes(scratch);
                 self.eval_with(rows, vnni::to_byte, input, scratch, output, |g, a, n, out| {
-                    vnni::gemm_rows(&groups[g].0, &groups[g].1, a, n, out, out_depth)
+                    let rows = vnni::Rows::contiguous(a, groups[g].0.k4, n);
+                    // SAFETY: `Gemms::Bytes` is only built on `Isa::Avx512Vnni`, after detection.
+                    unsafe { vnni::gemm_rows(&groups[g].0, &groups[g].1, &rows, out, out_depth) }
                 });
+            }
+        }
+    }
+
+    /// [`ConvFast::eval`] of the indirect byte GEMM, one sample at a time: the sample's padded
+    /// image, then [`vnni::MR`] output pixels at a time multiplied where their patches lie.
+    fn eval_indirect(
+        &self,
+        (filter, stage): &(PackedQ, OutputStage),
+        pad: u8,
+        offsets: &[usize],
+        input: &[i8],
+        image: &mut [u8],
+        output: &mut [i8],
+    ) {
+        let p = &self.params;
+        let out_depth = p.filter_shape[0];
+        let [_, out_height, out_width, _] = p.output_shape;
+        let pixels = out_height * out_width;
+        let sample = p.input_shape[1..].iter().product::<usize>();
+        assert!(sample > 0 && input.len().is_multiple_of(sample));
+        assert_eq!(output.len(), input.len() / sample * pixels * out_depth);
+        for (x, y) in input.chunks_exact(sample).zip(output.chunks_exact_mut(pixels * out_depth)) {
+            self.image.fill(x, vnni::to_byte, pad, &mut image[..self.image.len()]);
+            let (mut out_y, mut out_x) = (0, 0);
+            for first in (0..pixels).step_by(vnni::MR) {
+                let count = vnni::MR.min(pixels - first);
+                let mut starts = [0; vnni::MR];
+                for start in &mut starts[..count] {
+                    *start = self.image.origin(out_y, out_x);
+                    out_x += 1;
+                    if out_x == out_width {
+                        (out_x, out_y) = (0, out_y + 1);
+                    }
+                }
+                let rows = vnni::Rows { a: image, starts, count, offsets };
+                // SAFETY: `Gemms::Bytes` is only built on `Isa::Avx512Vnni`, after detection.
+                unsafe { vnni::gemm_rows(filter, stage, &rows, &mut y[first * out_depth..], out_depth) };
             }
         }
     }

@@ -159,7 +159,9 @@ impl FullyConnectedFast {
                             *d = vnni::to_byte(x);
                         }
                     }
-                    vnni::gemm_rows(b, &self.stage, scratch, n, &mut output[first * units..], units);
+                    let rows = vnni::Rows::contiguous(scratch, b.k4, n);
+                    // SAFETY: `Weights::Bytes` is only built on `Isa::Avx512Vnni`, after detection.
+                    unsafe { vnni::gemm_rows(b, &self.stage, &rows, &mut output[first * units..], units) };
                 }
             }
         }
