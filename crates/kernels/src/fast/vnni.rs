@@ -190,6 +190,33 @@ mod avx512 {
         }
     }
 
+    /// `acc` plus one run: `quads` quads of each row `x[r]` times `quads` vectors of each block
+    /// `w[c]`.
+    ///
+    /// # Safety
+    /// AVX-512 VNNI available; the reads are in bounds.
+    #[inline(always)]
+    unsafe fn run<const R: usize, const C: usize>(
+        mut acc: [[__m512i; C]; R],
+        x: [*const i32; R],
+        w: [*const __m512i; C],
+        quads: usize,
+    ) -> [[__m512i; C]; R] {
+        for q in 0..quads {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let wv: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(w[c].add(q)));
+                for r in 0..R {
+                    let xv = _mm512_set1_epi32(x[r].add(q).read_unaligned());
+                    for c in 0..C {
+                        acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], xv, wv[c]);
+                    }
+                }
+            }
+        }
+        acc
+    }
+
     /// `R` rows by `C` column blocks from block `block0`.
     ///
     /// # Safety
@@ -212,16 +239,8 @@ mod avx512 {
             // SAFETY: every run of every row is inside `a.a` (the caller's contract); each block
             // holds `segments · quads` vectors, `quads` per run.
             unsafe {
-                let x_ptr: [*const i32; R] = std::array::from_fn(|r| base.add(a.starts[r] + offset) as *const i32);
-                for q in 0..quads {
-                    let wv: [__m512i; C] = std::array::from_fn(|c| _mm512_loadu_si512(w[c].add(q)));
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let x = _mm512_set1_epi32(x_ptr[r].add(q).read_unaligned());
-                        for (acc, &wv) in acc.iter_mut().zip(&wv) {
-                            *acc = _mm512_dpbusd_epi32(*acc, x, wv);
-                        }
-                    }
-                }
+                let x: [*const i32; R] = std::array::from_fn(|r| base.add(a.starts[r] + offset) as *const i32);
+                acc = run(acc, x, w, quads);
                 w = w.map(|w| w.add(quads));
             }
         }
