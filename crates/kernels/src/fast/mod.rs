@@ -30,6 +30,7 @@
 pub mod add;
 pub mod conv;
 pub mod depthwise_conv;
+mod depthwise_vnni;
 pub mod fully_connected;
 mod gemm;
 pub mod mean;
