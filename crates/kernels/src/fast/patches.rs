@@ -63,20 +63,6 @@ impl PaddedImage {
         }
     }
 
-    /// Whether output pixel `i`'s patch is row `i` of the image as it is (a 1x1 conv with stride
-    /// 1, no padding, no groups, and a depth that is a whole number of quads, so also of pairs).
-    pub fn is_direct(&self) -> bool {
-        let p = &self.p;
-        p.filter_shape[1] == 1
-            && p.filter_shape[2] == 1
-            && p.stride_height == 1
-            && p.stride_width == 1
-            && p.padding_values.height == 0
-            && p.padding_values.width == 0
-            && p.filter_shape[3] == p.input_shape[3]
-            && p.input_shape[3].is_multiple_of(4)
-    }
-
     /// Values in one image row.
     pub fn line(&self) -> usize {
         self.width * self.p.input_shape[3]

@@ -19,6 +19,7 @@
 //! row (an indirect GEMM, no copies). A run's padding reads up to 3 bytes past its end; they
 //! multiply zero weights, so their values never matter, only that they are in `a`.
 
+pub(crate) use super::gemm::Rows;
 use super::stage::OutputStage;
 
 /// Columns per packed block (one 512-bit vector of int32).
@@ -106,22 +107,6 @@ pub(crate) fn as_bytes(scratch: &mut [i16]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr() as *mut u8, scratch.len() * 2) }
 }
 
-/// Up to [`MR`] rows of the left-hand matrix, in bytes: row `r`'s run `s` starts at
-/// `a[starts[r] + offsets[s]]` (`offsets` has one entry per run of the packed matrix).
-pub(crate) struct Rows<'a> {
-    pub a: &'a [u8],
-    pub starts: [usize; MR],
-    pub count: usize,
-    pub offsets: &'a [usize],
-}
-
-impl<'a> Rows<'a> {
-    /// `count` contiguous rows of `len` bytes from the start of `a` (one run each).
-    pub fn contiguous(a: &'a [u8], len: usize, count: usize) -> Rows<'a> {
-        Rows { a, starts: std::array::from_fn(|r| r * len), count, offsets: &[0] }
-    }
-}
-
 /// Rows `0..rows.count` of `stage(a · b)`, row `r` of the result to `out[r · out_stride..][..b.n]`.
 /// The stage's bias must be [`PackedQ::folded_bias`].
 ///
@@ -131,12 +116,9 @@ impl<'a> Rows<'a> {
 /// # Safety
 /// The CPU has AVX-512 VNNI (callers get here only through [`super::Isa::Avx512Vnni`], which
 /// [`super::Isa::checked`] returns only then).
-pub(crate) unsafe fn gemm_rows(b: &PackedQ, stage: &OutputStage, rows: &Rows, out: &mut [i8], out_stride: usize) {
-    let count = rows.count;
-    assert!((1..=MR).contains(&count) && rows.offsets.len() == b.segments);
-    let last = rows.offsets.iter().max().copied().unwrap_or(0) + b.run_bytes();
-    assert!(rows.starts[..count].iter().all(|&s| s + last <= rows.a.len()));
-    assert!(out.len() >= (count - 1) * out_stride + b.n && stage.bias.len() >= b.padded_n());
+pub(crate) unsafe fn gemm_rows(b: &PackedQ, stage: &OutputStage, rows: &Rows<u8>, out: &mut [i8], out_stride: usize) {
+    rows.check(b.segments, b.run_bytes(), MR);
+    assert!(out.len() >= (rows.count - 1) * out_stride + b.n && stage.bias.len() >= b.padded_n());
     #[cfg(target_arch = "x86_64")]
     {
         debug_assert!(super::Isa::detect() == super::Isa::Avx512Vnni);
@@ -159,7 +141,7 @@ mod avx512 {
     /// AVX-512 VNNI available; every run of `rows` is inside `rows.a`; `out` has room for
     /// `rows.count` rows.
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn gemm(b: &PackedQ, stage: &OutputStage, a: &Rows, out: &mut [i8], out_stride: usize) {
+    pub unsafe fn gemm(b: &PackedQ, stage: &OutputStage, a: &Rows<u8>, out: &mut [i8], out_stride: usize) {
         let rows = a.count;
         let blocks = b.n.div_ceil(NB);
         let mut block = 0;
@@ -226,7 +208,7 @@ mod avx512 {
     unsafe fn kernel<const R: usize, const C: usize>(
         b: &PackedQ,
         stage: &OutputStage,
-        a: &Rows,
+        a: &Rows<u8>,
         block0: usize,
         out: &mut [i8],
         out_stride: usize,
