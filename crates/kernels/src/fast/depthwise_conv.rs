@@ -33,7 +33,7 @@ pub struct DepthwiseConvFast {
     filter: Vec<i16>,
     stage: OutputStage,
     /// The byte form, on [`Isa::Avx512Vnni`] when it covers the params.
-    bytes: Option<DepthwiseBytes>,
+    bytes: Option<Box<DepthwiseBytes>>,
 }
 
 impl DepthwiseConvFast {
@@ -71,7 +71,7 @@ impl DepthwiseConvFast {
         )?;
         let isa = isa.checked();
         let bytes = (isa == Isa::Avx512Vnni)
-            .then(|| DepthwiseBytes::new(params, output_multiplier, output_shift, filter, bias))
+            .then(|| DepthwiseBytes::new(params, output_multiplier, output_shift, filter, bias).map(Box::new))
             .flatten();
         Some(DepthwiseConvFast { params: *params, isa, padded, filter: packed, stage, bytes })
     }
