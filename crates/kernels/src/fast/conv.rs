@@ -20,8 +20,9 @@ use super::Isa;
 use crate::conv::ConvPerChannelParams;
 use crate::fixedpoint::Rounding;
 
-/// Bytes after the image that the indirect GEMM may read (a run's padding to a whole quad).
-const RUN_SLACK: usize = 3;
+/// Bytes after the image that the indirect GEMM may read (a run's padding to a whole pair of
+/// quads).
+const RUN_SLACK: usize = 7;
 
 /// The bias a group's output stage adds, from the group's index and its slice of the bias.
 type GroupBias<'a> = dyn Fn(usize, Option<&[i32]>) -> Option<Vec<i32>> + 'a;
@@ -192,18 +193,22 @@ impl ConvFast {
         assert_eq!(output.len(), input.len() / sample * pixels * out_depth);
         for (x, y) in input.chunks_exact(sample).zip(output.chunks_exact_mut(pixels * out_depth)) {
             self.image.fill(x, convert, pad, &mut image[..self.image.len()]);
-            let (mut out_y, mut out_x) = (0, 0);
+            // One `Rows`, updated in place (copies of its starts cost more than the GEMM of a
+            // thin layer).
+            let mut rows = Rows { a: &*image, starts: [0; vnni::MR], count: 0, offsets };
+            let (mut out_y, mut out_x, mut origin) = (0, 0, 0);
+            let (step_x, step_y) = (self.image.origin(0, 1), self.image.origin(1, 0));
             for first in (0..pixels).step_by(count) {
-                let rows = count.min(pixels - first);
-                let mut starts = [0; vnni::MR];
-                for start in &mut starts[..rows] {
-                    *start = self.image.origin(out_y, out_x);
+                rows.count = count.min(pixels - first);
+                for start in &mut rows.starts[..rows.count] {
+                    *start = origin + out_x * step_x;
                     out_x += 1;
                     if out_x == out_width {
                         (out_x, out_y) = (0, out_y + 1);
+                        origin = out_y * step_y;
                     }
                 }
-                gemm(&Rows { a: image, starts, count: rows, offsets }, &mut y[first * out_depth..]);
+                gemm(&rows, &mut y[first * out_depth..]);
             }
         }
     }

@@ -16,8 +16,14 @@
 //! [`NB`] columns' 4 bytes side by side: one 64-byte vector per quad. The rows of `a` need not be
 //! contiguous: row `r`'s run `s` is read at `starts[r] + offsets[s]` ([`Rows`]), so a conv
 //! multiplies its filter with the patches where they lie in the padded image, one run per filter
-//! row (an indirect GEMM, no copies). A run's padding reads up to 3 bytes past its end; they
+//! row (an indirect GEMM, no copies). A run's padding reads up to 7 bytes past its end; they
 //! multiply zero weights, so their values never matter, only that they are in `a`.
+//!
+//! A matrix of at most [`NB`] columns is packed in pairs of quads instead (runs padded to a
+//! multiple of 8): one 64-byte vector holds 8 columns' quads `2p` and `2p + 1` side by side, so
+//! one 8-byte broadcast of a row feeds two `vpdpbusd` (instead of one 4-byte broadcast per
+//! `vpdpbusd`, which left a thin layer bound by loads); the two halves of each column's sum are
+//! added before the output stage.
 
 pub(crate) use super::gemm::Rows;
 use super::stage::OutputStage;
@@ -36,6 +42,8 @@ pub(crate) struct PackedQ {
     /// Depth runs, and quads per run.
     segments: usize,
     run_quads: usize,
+    /// Packed in pairs of quads (at most [`NB`] columns; see the module docs).
+    paired: bool,
     data: Vec<i8>,
     /// `Σ_k b[k][n]` per column.
     column_sums: Vec<i32>,
@@ -49,7 +57,8 @@ impl PackedQ {
 
     /// Packs `b[k][n] = value(k, n)` for a depth of `segments` runs of `run` values.
     pub fn runs(segments: usize, run: usize, n: usize, value: impl Fn(usize, usize) -> i8) -> PackedQ {
-        let run4 = run.next_multiple_of(4);
+        let paired = n <= NB;
+        let run4 = run.next_multiple_of(if paired { 8 } else { 4 });
         let k4 = segments * run4;
         let blocks = n.div_ceil(NB);
         let mut data = vec![0i8; blocks * k4 * NB];
@@ -59,11 +68,18 @@ impl PackedQ {
             for kk in 0..segments * run {
                 let w = value(kk, col);
                 let at = kk / run * run4 + kk % run;
-                data[(block * k4 / 4 + at / 4) * 4 * NB + lane * 4 + at % 4] = w;
+                let (quad, byte) = (at / 4, at % 4);
+                let index = if paired {
+                    let (vector, lane) = (2 * (quad / 2) + lane / 8, (lane % 8) * 2 + quad % 2);
+                    vector * 4 * NB + lane * 4 + byte
+                } else {
+                    (block * k4 / 4 + quad) * 4 * NB + lane * 4 + byte
+                };
+                data[index] = w;
                 *sum += w as i32;
             }
         }
-        PackedQ { k4, n, segments, run_quads: run4 / 4, data, column_sums }
+        PackedQ { k4, n, segments, run_quads: run4 / 4, paired, data, column_sums }
     }
 
     /// The bytes one run of a row spans (its length padded to a multiple of 4).
@@ -143,6 +159,22 @@ mod avx512 {
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
     pub unsafe fn gemm(b: &PackedQ, stage: &OutputStage, a: &Rows<u8>, out: &mut [i8], out_stride: usize) {
         let rows = a.count;
+        if b.paired {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                match rows {
+                    1 => paired::<1>(b, stage, a, out, out_stride),
+                    2 => paired::<2>(b, stage, a, out, out_stride),
+                    3 => paired::<3>(b, stage, a, out, out_stride),
+                    4 => paired::<4>(b, stage, a, out, out_stride),
+                    5 => paired::<5>(b, stage, a, out, out_stride),
+                    6 => paired::<6>(b, stage, a, out, out_stride),
+                    7 => paired::<7>(b, stage, a, out, out_stride),
+                    _ => paired::<8>(b, stage, a, out, out_stride),
+                }
+            }
+            return;
+        }
         let blocks = b.n.div_ceil(NB);
         let mut block = 0;
         while block < blocks {
@@ -169,6 +201,51 @@ mod avx512 {
                 }
             }
             block += c;
+        }
+    }
+
+    /// `R` rows of a matrix packed in pairs of quads (one block).
+    ///
+    /// # Safety
+    /// As [`gemm`], with `a.count = R` and `b.paired`.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vnni")]
+    unsafe fn paired<const R: usize>(
+        b: &PackedQ,
+        stage: &OutputStage,
+        a: &Rows<u8>,
+        out: &mut [i8],
+        out_stride: usize,
+    ) {
+        let pairs = b.run_quads / 2;
+        let mut w = b.block(0) as *const __m512i;
+        let base = a.a.as_ptr();
+        let mut acc = [[_mm512_setzero_si512(); 2]; R];
+        for &offset in a.offsets {
+            // SAFETY: every run of every row is inside `a.a` (the caller's contract); the block
+            // holds `segments · pairs` pairs of vectors, `pairs` per run.
+            unsafe {
+                let x: [*const i64; R] = std::array::from_fn(|r| base.add(a.starts[r] + offset) as *const i64);
+                for p in 0..pairs {
+                    let (w0, w1) = (_mm512_loadu_si512(w.add(2 * p)), _mm512_loadu_si512(w.add(2 * p + 1)));
+                    for r in 0..R {
+                        let xv = _mm512_set1_epi64(x[r].add(p).read_unaligned());
+                        acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xv, w0);
+                        acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], xv, w1);
+                    }
+                }
+                w = w.add(2 * pairs);
+            }
+        }
+        // Lane 2j of `acc[r][v]` holds column 8v + j's sum over the even quads, lane 2j + 1 over
+        // the odd ones.
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        for (r, [lo, hi]) in acc.iter().enumerate() {
+            let sum =
+                _mm512_add_epi32(_mm512_permutex2var_epi32(*lo, even, *hi), _mm512_permutex2var_epi32(*lo, odd, *hi));
+            // SAFETY: the stage is padded to a whole block; the row has `b.n` bytes.
+            unsafe { vstage::store16(vstage::apply16(stage, 0, sum), out.as_mut_ptr().add(r * out_stride), b.n) };
         }
     }
 
