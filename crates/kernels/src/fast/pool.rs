@@ -47,6 +47,19 @@ fn samples<'a, T>(
 /// # Panics
 /// If `input` is not whole samples or `output` does not match.
 pub fn max_pool<T: QuantizedInt>(isa: Isa, params: &PoolParams, input: &[T], output: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<i8>()
+        && params.input_shape[3].is_multiple_of(16)
+        && isa.checked() != Isa::Portable
+    {
+        // SAFETY: `T` is `i8` (same size and layout); `checked` returns AVX2 or above only when
+        // the CPU has AVX2.
+        return unsafe {
+            let input = std::slice::from_raw_parts(input.as_ptr() as *const i8, input.len());
+            let output = std::slice::from_raw_parts_mut(output.as_mut_ptr() as *mut i8, output.len());
+            max_pool_i8_avx2(params, input, output)
+        };
+    }
     match isa.checked() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `checked` returns AVX2 or above only when the CPU has AVX2.
@@ -65,6 +78,48 @@ pub fn average_pool<T: QuantizedInt>(isa: Isa, params: &PoolParams, input: &[T],
         // SAFETY: `checked` returns AVX2 or above only when the CPU has AVX2.
         Isa::Avx2 | Isa::Avx512Vnni => unsafe { average_pool_avx2(params, input, output) },
         _ => average_pool_body(params, input, output),
+    }
+}
+
+/// [`max_pool_body`] for int8 with a depth that is a whole number of 16-byte vectors, written
+/// with AVX2 intrinsics: each vector's maximum over the window in a register.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_pool_i8_avx2(params: &PoolParams, input: &[i8], output: &mut [i8]) {
+    use std::arch::x86_64::*;
+    let [_, _, in_width, depth] = params.input_shape;
+    let out_width = params.output_shape[2];
+    assert!(depth.is_multiple_of(16));
+    let (min, max) = (
+        _mm_set1_epi8(params.quantized_activation_min.clamp(-128, 127) as i8),
+        _mm_set1_epi8(params.quantized_activation_max.clamp(-128, 127) as i8),
+    );
+    for (x, y) in samples(params, input, output) {
+        for (out_y, line) in y.chunks_exact_mut(out_width * depth).enumerate() {
+            let ys = window(params, out_y, 0).0;
+            for (out_x, out) in line.chunks_exact_mut(depth).enumerate() {
+                let xs = window(params, out_y, out_x).1;
+                for c in (0..depth).step_by(16) {
+                    let mut acc = _mm_set1_epi8(i8::MIN);
+                    for in_y in ys.clone() {
+                        let row = &x[(in_y * in_width + xs.start) * depth + c..];
+                        for tap in 0..xs.len() {
+                            // SAFETY: the window lies in the image, so each tap's 16 channels
+                            // from `c` lie in `row`.
+                            acc = _mm_max_epi8(acc, unsafe {
+                                _mm_loadu_si128(row[tap * depth..][..16].as_ptr() as *const __m128i)
+                            });
+                        }
+                    }
+                    let v = _mm_min_epi8(_mm_max_epi8(acc, min), max);
+                    // SAFETY: `c + 16 ≤ depth`, the pixel's length.
+                    unsafe { _mm_storeu_si128(out[c..c + 16].as_mut_ptr() as *mut __m128i, v) };
+                }
+            }
+        }
     }
 }
 
