@@ -10,7 +10,8 @@
 //! vector (taps beyond the filter width have weight 0). Every tap the reference skips reads a
 //! border byte, which adds 0 once the offset's share, `(128 - input_offset) · Σ w`, is taken out
 //! of the bias at prepare; sums wrap modulo 2^32 like the reference's, and the output stage is
-//! [`super::stage`]'s.
+//! [`super::stage`]'s. When the stride along the width divides `4d`, `Q` holds only the columns
+//! a quad starts at (every `stride`-th one).
 
 use super::stage::OutputStage;
 use super::vnni;
@@ -31,10 +32,12 @@ pub(crate) struct DepthwiseBytes {
     /// `[filter_height][quads][channels][4]`.
     filter: Vec<i8>,
     stage: OutputStage,
-    /// The padded image's and the quad image's sizes: `(height, width of P, width of Q)`.
+    /// The padded image's and the quad image's sizes: `(height, width of P, width of Q)`, and
+    /// the columns of `P` between two of `Q`.
     height: usize,
     width: usize,
     quad_width: usize,
+    column_step: usize,
 }
 
 impl DepthwiseBytes {
@@ -82,9 +85,22 @@ impl DepthwiseBytes {
             p.stride_height,
             (filter_height - 1) * p.dilation_height,
         ));
-        let quad_width = extent(out_width, p.stride_width, 4 * (quads - 1) * p.dilation_width);
-        let width = (p.padding_values.width + in_width).max(quad_width + 3 * p.dilation_width);
-        Some(DepthwiseBytes { p: *p, pad, channels, quads, filter: packed, stage, height, width, quad_width })
+        let (d, stride) = (p.dilation_width, p.stride_width);
+        let column_step = if (4 * d).is_multiple_of(stride) { stride } else { 1 };
+        let quad_width = extent(out_width, stride / column_step, 4 * (quads - 1) * d / column_step);
+        let width = (p.padding_values.width + in_width).max((quad_width - 1) * column_step + 3 * d + 1);
+        Some(DepthwiseBytes {
+            p: *p,
+            pad,
+            channels,
+            quads,
+            filter: packed,
+            stage,
+            height,
+            width,
+            quad_width,
+            column_step,
+        })
     }
 
     /// Bytes of scratch: the padded image, then the quad image.
@@ -140,7 +156,8 @@ mod avx512 {
     use super::super::stage::avx512 as vstage;
     use super::{DepthwiseBytes, LANES};
 
-    /// `Q[y][x][c] = (P[y][x][c], P[y][x + d][c], P[y][x + 2d][c], P[y][x + 3d][c])`.
+    /// `Q[y][x][c] = (P[y][x'][c], P[y][x' + d][c], P[y][x' + 2d][c], P[y][x' + 3d][c])` with
+    /// `x' = x · column_step`.
     ///
     /// # Safety
     /// AVX2 available; `image` is `P`, `quads` has room for `Q`.
@@ -150,10 +167,10 @@ mod avx512 {
         assert!(image.len() >= k.height * k.width * c && quads.len() >= k.height * k.quad_width * c * 4);
         for y in 0..k.height {
             for x in 0..k.quad_width {
-                let src = image[(y * k.width + x) * c..].as_ptr();
+                let src = image[(y * k.width + x * k.column_step) * c..].as_ptr();
                 let dst = quads[(y * k.quad_width + x) * c * 4..].as_mut_ptr();
                 for c0 in (0..c).step_by(LANES) {
-                    // SAFETY: `x + 3d < width` (see `new`), `c0 + 16 ≤ c`; the quad row has `4c` bytes.
+                    // SAFETY: `x · column_step + 3d < width` (see `new`), `c0 + 16 ≤ c`; the quad row has `4c` bytes.
                     unsafe {
                         let load = |t: usize| _mm_loadu_si128(src.add(t * d * c + c0) as *const __m128i);
                         let (a, b, e, f) = (load(0), load(1), load(2), load(3));
@@ -183,7 +200,7 @@ mod avx512 {
         for out_y in 0..out_height {
             for out_x in 0..out_width {
                 let dst = out.as_mut_ptr().wrapping_add((out_y * out_width + out_x) * out_depth);
-                let origin = out_y * p.stride_height * line + out_x * p.stride_width * k.channels * 4;
+                let origin = out_y * p.stride_height * line + out_x * p.stride_width / k.column_step * k.channels * 4;
                 let mut c0 = 0;
                 while c0 < out_depth {
                     let blocks = (out_depth - c0).div_ceil(LANES).min(4);
@@ -214,7 +231,7 @@ mod avx512 {
         let (filter_height, out_depth) = (p.filter_shape[1], p.output_shape[3]);
         let line = k.quad_width * k.channels * 4;
         let (row_step, quad_step, filter_step) =
-            (p.dilation_height * line, 4 * p.dilation_width * k.channels * 4, k.channels * 4);
+            (p.dilation_height * line, 4 * p.dilation_width / k.column_step * k.channels * 4, k.channels * 4);
         let mut acc = [_mm512_setzero_si512(); B];
         // SAFETY: the quad image covers every quad of every output pixel (`new`); the filter is
         // `[fy][j][channels][4]`.
