@@ -187,7 +187,7 @@ impl Kernel {
             Kernel::Activation(_) | Kernel::Quantize(_) | Kernel::Dequantize(_) => true,
             Kernel::Conv2D16(_) | Kernel::DepthwiseConv2D16(_) | Kernel::FullyConnected16(_) => false,
             Kernel::Concat(_) | Kernel::Concat16(_) | Kernel::Transpose(_) | Kernel::Pad(_) | Kernel::Pad16(_) => false,
-            Kernel::Pool(k) | Kernel::Pool16(k) => k.fast,
+            Kernel::Pool(k) | Kernel::Pool16(k) => k.fast.is_some(),
             Kernel::Mean(_) | Kernel::Mean16(_) | Kernel::ReduceMax(_) => false,
             Kernel::PRelu(_)
             | Kernel::ResizeNearest(_)

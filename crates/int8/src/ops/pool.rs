@@ -22,8 +22,9 @@ pub(crate) enum PoolKind {
 pub(crate) struct Pool {
     kind: PoolKind,
     params: PoolParams,
-    /// The fast kernels, which also take many samples per call.
-    pub fast: bool,
+    /// The fast kernels' path, which also take many samples per call; `None` for the reference
+    /// kernels.
+    pub fast: Option<tinyq_kernels::fast::Isa>,
 }
 
 /// An int8 pool, or an int16 one (`wide`: input and output int16 with the same scale, zero
@@ -39,7 +40,7 @@ pub(crate) fn prepare_pool(ctx: &Ctx<'_>, kind: PoolKind, p: &op::Pool2D, wide: 
     }
     .map_err(ctx.kernel_err())?;
     ctx.check_output_shape(&params.output_shape)?;
-    let pool = Pool { kind, params, fast: ctx.kernels != crate::Kernels::Reference };
+    let pool = Pool { kind, params, fast: super::fast::isa(ctx.kernels) };
     Ok((if wide { Kernel::Pool16(pool) } else { Kernel::Pool(pool) }, vec![ctx.input_id(0)]))
 }
 
@@ -58,10 +59,10 @@ impl Pool {
     pub fn eval<T: QuantizedInt>(&self, input: &[T], output: &mut [T]) {
         use tinyq_kernels::fast::pool as fast;
         match (self.kind, self.fast) {
-            (PoolKind::Max, true) => fast::max_pool(&self.params, input, output),
-            (PoolKind::Average, true) => fast::average_pool(&self.params, input, output),
-            (PoolKind::Max, false) => max_pool(&self.params, input, output),
-            (PoolKind::Average, false) => average_pool(&self.params, input, output),
+            (PoolKind::Max, Some(isa)) => fast::max_pool(isa, &self.params, input, output),
+            (PoolKind::Average, Some(isa)) => fast::average_pool(isa, &self.params, input, output),
+            (PoolKind::Max, None) => max_pool(&self.params, input, output),
+            (PoolKind::Average, None) => average_pool(&self.params, input, output),
         }
     }
 }

@@ -7,8 +7,11 @@
 //! `vpmullw` of the widened input and the filter (packed once as int16; the product of two
 //! operands of at most 9 bits and 8 bits fits in int16 exactly), sign-extended into int32
 //! accumulators. Out-of-image taps are skipped, as in the reference. On
-//! [`Isa::Avx512Vnni`] the same on 32 channels at a time, with the 16-lane output stage.
+//! [`Isa::Avx512Vnni`] with an int8 input zero point, four taps per `vpdpbusd` lane instead
+//! ([`super::depthwise_vnni`]); otherwise there the same as AVX2 on 32 channels at a time, with the
+//! 16-lane output stage.
 
+use super::depthwise_vnni::DepthwiseBytes;
 use super::stage::OutputStage;
 use super::Isa;
 use crate::depthwise_conv::DepthwiseConvPerChannelParams;
@@ -29,6 +32,8 @@ pub struct DepthwiseConvFast {
     /// `[KH · KW][padded]`.
     filter: Vec<i16>,
     stage: OutputStage,
+    /// The byte form, on [`Isa::Avx512Vnni`] when it covers the params.
+    bytes: Option<Box<DepthwiseBytes>>,
 }
 
 impl DepthwiseConvFast {
@@ -64,7 +69,11 @@ impl DepthwiseConvFast {
             params.quantized_activation_min,
             params.quantized_activation_max,
         )?;
-        Some(DepthwiseConvFast { params: *params, isa: isa.checked(), padded, filter: packed, stage })
+        let isa = isa.checked();
+        let bytes = (isa == Isa::Avx512Vnni)
+            .then(|| DepthwiseBytes::new(params, output_multiplier, output_shift, filter, bias).map(Box::new))
+            .flatten();
+        Some(DepthwiseConvFast { params: *params, isa, padded, filter: packed, stage, bytes })
     }
 
     pub fn params(&self) -> &DepthwiseConvPerChannelParams {
@@ -77,6 +86,9 @@ impl DepthwiseConvFast {
 
     /// The int16 scratch [`DepthwiseConvFast::eval`] needs: one widened sample.
     pub fn scratch_len(&self) -> usize {
+        if let Some(bytes) = &self.bytes {
+            return bytes.scratch_bytes().div_ceil(2);
+        }
         let [_, in_height, in_width, _] = self.params.input_shape;
         in_height * in_width * self.padded
     }
@@ -94,6 +106,15 @@ impl DepthwiseConvFast {
         let batches = input.len() / sample;
         let out_sample = out_height * out_width * out_depth;
         assert_eq!(output.len(), batches * out_sample);
+        if let Some(bytes) = &self.bytes {
+            let scratch = &mut super::vnni::as_bytes(scratch)[..bytes.scratch_bytes()];
+            for (x, out) in input.chunks_exact(sample).zip(output.chunks_exact_mut(out_sample)) {
+                // SAFETY: `bytes` is only built on `Isa::Avx512Vnni`, after detection; the sizes
+                // were checked above.
+                unsafe { bytes.sample(x, scratch, out) };
+            }
+            return;
+        }
         let wide = &mut scratch[..self.scratch_len()];
         for (x, out) in input.chunks_exact(sample).zip(output.chunks_exact_mut(out_sample)) {
             for (pixel, dst) in x.chunks_exact(in_depth).zip(wide.chunks_exact_mut(self.padded)) {

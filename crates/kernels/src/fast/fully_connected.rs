@@ -4,7 +4,7 @@
 //! int16 `x + input_offset`, with the packed weights; on [`Isa::Avx512Vnni`], when the weights
 //! (`w + weights_offset`) are int8, the byte GEMM of [`super::vnni`] on the rows as bytes.
 
-use super::gemm::{gemm_rows, PackedB, MR};
+use super::gemm::{gemm_rows, PackedB, Rows, MR};
 use super::stage::OutputStage;
 use super::vnni::{self, PackedQ};
 use super::Isa;
@@ -147,7 +147,8 @@ impl FullyConnectedFast {
                         }
                         row[depth..].fill(0);
                     }
-                    gemm_rows(self.isa, b, &self.stage, scratch, n, &mut output[first * units..], units);
+                    let rows = Rows::contiguous(&scratch[..], b.kp, n);
+                    gemm_rows(self.isa, b, &self.stage, &rows, &mut output[first * units..], units);
                 }
             }
             Weights::Bytes(b) => {
@@ -159,7 +160,9 @@ impl FullyConnectedFast {
                             *d = vnni::to_byte(x);
                         }
                     }
-                    vnni::gemm_rows(b, &self.stage, scratch, n, &mut output[first * units..], units);
+                    let rows = vnni::Rows::contiguous(scratch, b.k4, n);
+                    // SAFETY: `Weights::Bytes` is only built on `Isa::Avx512Vnni`, after detection.
+                    unsafe { vnni::gemm_rows(b, &self.stage, &rows, &mut output[first * units..], units) };
                 }
             }
         }

@@ -14,8 +14,8 @@
 //!   the same integer steps ([`stage`]).
 //!
 //! x86-64 uses AVX2 when the CPU has it (checked at run time with `is_x86_feature_detected!`),
-//! and for the GEMM of conv and fully connected AVX-512 VNNI when it has that too (int8 operands,
-//! `vpdpbusd`; [`vnni`]); every other target, and x86-64 without AVX2, runs the portable loops,
+//! and for the GEMM of conv and fully connected and for depthwise conv AVX-512 VNNI when it has
+//! that too (int8 operands, `vpdpbusd`; [`vnni`], `depthwise_vnni`); every other target, and x86-64 without AVX2, runs the portable loops,
 //! plain Rust written for the compiler to vectorise. [`Isa`] names the path; tests run every path
 //! the CPU has against the reference.
 //!
@@ -30,6 +30,7 @@
 pub mod add;
 pub mod conv;
 pub mod depthwise_conv;
+mod depthwise_vnni;
 pub mod fully_connected;
 mod gemm;
 pub mod mean;

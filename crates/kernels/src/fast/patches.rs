@@ -63,18 +63,16 @@ impl PaddedImage {
         }
     }
 
-    /// Whether output pixel `i`'s patch is row `i` of the image as it is (a 1x1 conv with stride
-    /// 1, no padding, no groups, and a depth that is a whole number of quads, so also of pairs).
-    pub fn is_direct(&self) -> bool {
+    /// Values in one image row.
+    pub fn line(&self) -> usize {
+        self.width * self.p.input_shape[3]
+    }
+
+    /// Where the first tap of output pixel `(out_y, out_x)` lies in the image (its channel 0).
+    #[inline]
+    pub fn origin(&self, out_y: usize, out_x: usize) -> usize {
         let p = &self.p;
-        p.filter_shape[1] == 1
-            && p.filter_shape[2] == 1
-            && p.stride_height == 1
-            && p.stride_width == 1
-            && p.padding_values.height == 0
-            && p.padding_values.width == 0
-            && p.filter_shape[3] == p.input_shape[3]
-            && p.input_shape[3].is_multiple_of(4)
+        out_y * p.stride_height * self.line() + out_x * p.stride_width * p.input_shape[3]
     }
 
     /// The patch of output pixel `(out_y, out_x)`, channels `channel0..` of each tap, into `row`
@@ -84,8 +82,8 @@ impl PaddedImage {
         let p = &self.p;
         let depth = p.input_shape[3];
         let [_, _, filter_width, filter_in_depth] = p.filter_shape;
-        let line = self.width * depth;
-        let origin = out_y * p.stride_height * line + out_x * p.stride_width * depth + channel0;
+        let line = self.line();
+        let origin = self.origin(out_y, out_x) + channel0;
         let tap_row = filter_width * filter_in_depth;
         for (filter_y, taps) in row.chunks_exact_mut(tap_row).enumerate() {
             let start = origin + filter_y * p.dilation_height * line;
